@@ -1,0 +1,152 @@
+//! The HTTP edge: routers of each resource merged, with tracing, request ids, timeouts, body limits,
+//! CORS and one JSON error shape for every failure (including unknown routes and layer errors).
+
+pub mod appstore;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod offers;
+pub mod openapi;
+
+use std::any::Any;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any as CorsAny, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::{Level, Span};
+
+use crate::state::AppState;
+use error::{ApiError, ErrorBody, code_for_status};
+
+/// Builds the whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let server = &state.config.server;
+    let body_limit = server.body_limit_bytes;
+    let timeout = server.request_timeout;
+    Router::new()
+        .merge(health::router())
+        .merge(appstore::router())
+        .merge(offers::router())
+        .merge(openapi::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(json_error_bodies))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(cors())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(make_span)
+                .on_request(())
+                .on_response(on_response)
+                .on_failure(()),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// CORS as the original: any origin, the usual methods and headers.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(CorsAny)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers(CorsAny)
+        .max_age(Duration::from_secs(3600))
+}
+
+fn make_span(request: &Request<Body>) -> Span {
+    let path = request.extensions().get::<MatchedPath>().map_or_else(
+        || request.uri().path().to_owned(),
+        |p| p.as_str().to_owned(),
+    );
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    // Health checks poll every few seconds: keep them out of the default log.
+    if path == "/health" {
+        tracing::debug_span!("request", method = %request.method(), path, request_id)
+    } else {
+        tracing::info_span!("request", method = %request.method(), path, request_id)
+    }
+}
+
+fn on_response(response: &Response, latency: Duration, span: &Span) {
+    let status = response.status().as_u16();
+    let latency_ms = latency.as_millis();
+    if span.metadata().is_some_and(|m| *m.level() == Level::DEBUG) {
+        tracing::debug!(status, latency_ms, "response");
+    } else {
+        tracing::info!(status, latency_ms, "response");
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "No such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed on this route",
+    )
+}
+
+fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+}
+
+/// Gives error responses produced outside handlers (timeouts, layers) the JSON error shape.
+async fn json_error_bodies(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let message = status
+        .canonical_reason()
+        .unwrap_or("Request failed")
+        .to_owned();
+    let body = ErrorBody {
+        error: message,
+        code: code_for_status(status).to_owned(),
+    };
+    let mut out = (status, axum::Json(body)).into_response();
+    for (name, value) in response.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    if status == StatusCode::REQUEST_TIMEOUT {
+        out.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    out
+}

@@ -1,0 +1,89 @@
+//! `GET /v1/openapi.json`: the OpenAPI 3.1 document of every route (kept complete by a test that
+//! compares it with the routes registered in `src/api`).
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::extract::AppJson;
+use crate::state::AppState;
+
+/// The document as checked in.
+pub const DOCUMENT: &str = include_str!("openapi.json");
+
+async fn openapi(State(state): State<AppState>) -> Result<AppJson<Value>, ApiError> {
+    let mut doc: Value =
+        serde_json::from_str(DOCUMENT).map_err(|e| ApiError::Internal(e.into()))?;
+    doc["servers"] = serde_json::json!([{ "url": state.config.server.public_base_url }]);
+    Ok(AppJson(doc))
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/openapi.json", get(openapi))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `.route("<path>", <method>(…))` in src/api is documented with that method.
+    #[test]
+    fn every_route_is_documented() {
+        let doc: Value = serde_json::from_str(DOCUMENT).unwrap();
+        let paths = doc["paths"].as_object().unwrap();
+        let mut missing = Vec::new();
+        let mut checked = 0;
+        for entry in walk(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src/api"
+        ))) {
+            let text = std::fs::read_to_string(&entry).unwrap();
+            // Test routers are not part of the API.
+            let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            for chunk in flat.split(".route(\"").skip(1) {
+                let Some((path, rest)) = chunk.split_once('"') else {
+                    continue;
+                };
+                let openapi_path = path.to_owned();
+                // The methods chained on this route: `get(h).post(h)`.
+                let call = rest.trim_start_matches([',', ' ']);
+                let call = call.split(".route(").next().unwrap_or(call);
+                for method in ["get", "post", "put", "delete", "patch"] {
+                    if call.starts_with(&format!("{method}("))
+                        || call.contains(&format!(").{method}("))
+                    {
+                        checked += 1;
+                        if paths
+                            .get(&openapi_path)
+                            .and_then(|p| p.get(method))
+                            .is_none()
+                        {
+                            missing.push(format!("{} {openapi_path}", method.to_uppercase()));
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked >= 5, "found only {checked} routes");
+        assert!(
+            missing.is_empty(),
+            "routes missing from src/api/openapi.json: {missing:?}"
+        );
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+        out
+    }
+}

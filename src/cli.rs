@@ -1,0 +1,100 @@
+//! The `vendor-server` command line. Each subcommand prints what a person needs and exits non-zero
+//! with one clear line on failure.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::startup::Application;
+use crate::{db, shutdown, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vendor-server",
+    version,
+    about = "Sell cloud resources on the OfficeX appstore for stablecoins"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server and background jobs (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Exit 0 if URL answers 2xx within 5 s (for container health checks).
+    Healthcheck {
+        /// e.g. http://localhost:3001/health
+        url: String,
+    },
+}
+
+/// Parses arguments, runs the command, maps failure to exit code 1 with one message on stderr.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "vendor-server failed");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let config = load_config()?;
+            let _telemetry = telemetry::init(&config.server);
+            let app = Application::build(config).await?;
+            let token = CancellationToken::new();
+            tokio::spawn(shutdown::cancel_on_signal(token.clone()));
+            app.run_until_stopped(token).await
+        }
+        Command::Migrate => {
+            let config = load_config()?;
+            let pool = db::connect(&config.database).await?;
+            db::migrate(&pool).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Healthcheck { url } => healthcheck(&url).await,
+    }
+}
+
+fn load_config() -> anyhow::Result<Config> {
+    Config::from_env().context("invalid configuration")
+}
+
+async fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let response = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("{url} did not answer"))?;
+    let status = response.status();
+    anyhow::ensure!(status.is_success(), "{url} answered {status}");
+    println!("ok: {url} answered {status}");
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! PostgreSQL: the connection pool and migrations.
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::{DatabaseConfig, redact_url};
+
+/// The embedded migrations (`migrations/`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// Connects and checks the database answers. Waits are bounded: a pool that cannot hand out a
+/// connection within `acquire_timeout` fails the request (503) instead of hanging.
+pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
+    let url = config.url.expose_secret();
+    let options: PgConnectOptions = url.parse().with_context(|| {
+        format!(
+            "DATABASE_URL {} is not a valid PostgreSQL URL",
+            redact_url(url)
+        )
+    })?;
+    let pool = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .test_before_acquire(true)
+        .connect_with(options)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot connect to the database at {} (DATABASE_URL)",
+                redact_url(url)
+            )
+        })?;
+    Ok(pool)
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    MIGRATOR
+        .run(pool)
+        .await
+        .context("database migration failed")
+}

@@ -1,0 +1,4 @@
+//! Domain newtypes shared by every layer: prefixed identifiers and exact money amounts.
+
+pub mod ids;
+pub mod money;

@@ -1,0 +1,24 @@
+//! vendor-server: sell cloud resources on the OfficeX appstore for stablecoins.
+
+/// The HTTP edge: routers, extractors, the JSON error shape.
+pub mod api;
+/// Offers and curated appstore lists from the offers file.
+pub mod catalog;
+/// Operator command line (`serve`, `migrate`, `healthcheck`, …).
+pub mod cli;
+/// Typed configuration from the environment.
+pub mod config;
+/// Connection pool and migrations.
+pub mod db;
+/// Newtypes: prefixed ids, exact money.
+pub mod domain;
+/// Background job wiring.
+pub mod jobs;
+/// Graceful shutdown on signals.
+pub mod shutdown;
+/// The startup seam shared by `main` and tests.
+pub mod startup;
+/// Shared handles for handlers and jobs.
+pub mod state;
+/// Logging, tracing and Sentry.
+pub mod telemetry;

@@ -1,0 +1,26 @@
+//! `AppState`: cheap, cloneable handles every handler and job shares.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use crate::config::Config;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    /// Outbound HTTP (webhooks, upstream APIs); pooled connections.
+    pub http: reqwest::Client,
+}
+
+impl AppState {
+    pub fn new(pool: PgPool, config: Arc<Config>) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("vendor-server/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(60))
+            .build()?;
+        Ok(Self { pool, config, http })
+    }
+}

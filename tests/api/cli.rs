@@ -1,0 +1,110 @@
+//! The binary itself: configuration failures give one clear line and a non-zero exit.
+
+use std::process::{Command, Output};
+
+use sqlx::PgPool;
+
+use crate::helpers::{ROOT, spawn_app};
+
+/// Runs the binary in an empty directory (no `.env`) with only the given variables.
+fn run(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let dir = std::env::temp_dir().join(format!("vendor-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_vendor-server"))
+        .args(args)
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap()
+}
+
+#[track_caller]
+fn assert_clear_failure(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains(needle), "stderr lacks {needle:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert!(
+        !stderr.contains("RUST_BACKTRACE"),
+        "backtrace hint: {stderr}"
+    );
+}
+
+#[test]
+fn missing_database_url_is_a_clear_error() {
+    let out = run(&["serve"], &[]);
+    assert_clear_failure(&out, "DATABASE_URL is not set");
+}
+
+#[test]
+fn malformed_variable_is_a_clear_error() {
+    let out = run(
+        &[],
+        &[
+            ("DATABASE_URL", "postgres://x@127.0.0.1/x"),
+            ("PORT", "99999"),
+        ],
+    );
+    assert_clear_failure(&out, "PORT is invalid");
+}
+
+#[test]
+fn unreachable_database_is_a_clear_error_without_the_password() {
+    let out = run(
+        &["migrate"],
+        &[
+            ("DATABASE_URL", "postgres://user:hunter2@127.0.0.1:1/db"),
+            ("DATABASE_ACQUIRE_TIMEOUT_SECS", "2"),
+        ],
+    );
+    assert_clear_failure(&out, "cannot connect to the database");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
+}
+
+#[test]
+fn missing_offers_file_is_a_clear_error() {
+    let db = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let out = run(
+        &["serve"],
+        &[
+            ("DATABASE_URL", &db),
+            ("OFFERS_FILE", "/nonexistent/offers.toml"),
+            ("PORT", "0"),
+        ],
+    );
+    assert_clear_failure(&out, "OFFERS_FILE");
+}
+
+#[sqlx::test]
+async fn healthcheck_subcommand_reports_status(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let url = app.url("/health");
+    let out = tokio::task::spawn_blocking(move || run(&["healthcheck", &url], &[]))
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bad = app.url("/nope");
+    let out = tokio::task::spawn_blocking(move || run(&["healthcheck", &bad], &[]))
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn example_env_file_is_a_valid_configuration() {
+    let text = std::fs::read_to_string(format!("{ROOT}/.env.example")).unwrap();
+    let vars = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    vendor_server::config::Config::from_vars(&vars).expect(".env.example must load");
+}
