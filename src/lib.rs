@@ -2,6 +2,8 @@
 
 /// The HTTP edge: routers, extractors, the JSON error shape.
 pub mod api;
+/// Purchases, balances and the ledger.
+pub mod billing;
 /// Offers and curated appstore lists from the offers file.
 pub mod catalog;
 /// Operator command line (`serve`, `migrate`, `healthcheck`, …).

@@ -1,0 +1,111 @@
+//! Purchase rows: creation (with their keys) and key checks.
+
+use secrecy::SecretString;
+use sqlx::{PgConnection, PgPool};
+
+use super::keys::{self, KeyKind};
+use super::{BillingError, PurchaseStatus};
+use crate::domain::ids::PurchaseId;
+
+/// What finalize knows when it creates a purchase.
+#[derive(Debug, Clone, Default)]
+pub struct NewPurchase {
+    pub offer_id: String,
+    pub title: String,
+    pub customer_email: Option<String>,
+    pub customer_user_id: Option<String>,
+    pub customer_org_id: Option<String>,
+    pub customer_org_host: Option<String>,
+    pub officex_purchase_id: Option<String>,
+    pub tracer: Option<String>,
+}
+
+/// A new purchase and its two keys, shown once.
+pub struct CreatedPurchase {
+    pub id: PurchaseId,
+    pub customer_key: SecretString,
+    pub vendor_key: SecretString,
+}
+
+/// Inserts a purchase in `provisioning` with zero balance, inside the caller's transaction.
+pub async fn create(
+    conn: &mut PgConnection,
+    new: &NewPurchase,
+) -> Result<CreatedPurchase, BillingError> {
+    let id = PurchaseId::new();
+    let customer = keys::generate(KeyKind::Customer);
+    let vendor = keys::generate(KeyKind::Vendor);
+    sqlx::query!(
+        "insert into purchase (purchase_id, offer_id, status, title, customer_email, customer_user_id,
+             customer_org_id, customer_org_host, officex_purchase_id, tracer,
+             customer_key_hash, customer_key_prefix, vendor_key_hash, vendor_key_prefix)
+         values ($1, $2, 'provisioning', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+        id.0,
+        new.offer_id,
+        new.title,
+        new.customer_email,
+        new.customer_user_id,
+        new.customer_org_id,
+        new.customer_org_host,
+        new.officex_purchase_id,
+        new.tracer,
+        customer.hash,
+        customer.display_prefix,
+        vendor.hash,
+        vendor.display_prefix,
+    )
+    .execute(conn)
+    .await?;
+    Ok(CreatedPurchase {
+        id,
+        customer_key: customer.secret,
+        vendor_key: vendor.secret,
+    })
+}
+
+/// Whether `key` is the purchase's key of `kind`. Unknown purchases and wrong keys look the same.
+pub async fn key_matches(
+    pool: &PgPool,
+    id: PurchaseId,
+    kind: KeyKind,
+    key: &str,
+) -> Result<bool, BillingError> {
+    let row = sqlx::query!(
+        "select customer_key_hash, vendor_key_hash from purchase where purchase_id = $1",
+        id.0
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(match (row, kind) {
+        (Some(r), KeyKind::Customer) => keys::matches(key, &r.customer_key_hash),
+        (Some(r), KeyKind::Vendor) => keys::matches(key, &r.vendor_key_hash),
+        _ => false,
+    })
+}
+
+/// Moves a purchase to a status set outside the balance (provisioning done, failed, deleted).
+/// Returns the previous status.
+pub async fn set_status(
+    conn: &mut PgConnection,
+    id: PurchaseId,
+    status: PurchaseStatus,
+) -> Result<PurchaseStatus, BillingError> {
+    let row = sqlx::query!(
+        "select status from purchase where purchase_id = $1 for update",
+        id.0
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(BillingError::PurchaseNotFound)?;
+    let before = PurchaseStatus::parse(&row.status).ok_or(BillingError::PurchaseNotFound)?;
+    if before != status {
+        sqlx::query!(
+            "update purchase set status = $2, status_changed_at = now() where purchase_id = $1",
+            id.0,
+            status.as_str()
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(before)
+}
