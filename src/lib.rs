@@ -16,6 +16,8 @@ pub mod db;
 pub mod domain;
 /// Background job wiring.
 pub mod jobs;
+/// Notifications outbox (webhooks, email, OfficeX updates, alerts).
+pub mod notify;
 /// Graceful shutdown on signals.
 pub mod shutdown;
 /// The startup seam shared by `main` and tests.
