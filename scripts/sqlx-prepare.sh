@@ -4,7 +4,7 @@
 # `--check` fails if the committed .sqlx/ differs from what the queries need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-url="$(scripts/schema-db.sh vendor_server_schema)"
+url="$(scripts/schema-db.sh "${SCHEMA_DB:-vendor_server_schema}")"
 out=".sqlx"
 [ "${1:-}" = "--check" ] && out="$(mktemp -d)"
 rm -rf "$out/"query-*.json 2>/dev/null || true

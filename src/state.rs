@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::config::Config;
+use crate::providers::Providers;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -12,6 +13,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Outbound HTTP (webhooks, upstream APIs); pooled connections.
     pub http: reqwest::Client,
+    /// Resource providers by offer `provider` kind.
+    pub providers: Providers,
 }
 
 impl AppState {
@@ -21,6 +24,11 @@ impl AppState {
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(60))
             .build()?;
-        Ok(Self { pool, config, http })
+        Ok(Self {
+            pool,
+            config,
+            http,
+            providers: Providers::default(),
+        })
     }
 }

@@ -1,0 +1,91 @@
+//! Resources a customer buys, behind one trait. The offer's `provider` names the implementation; a new
+//! kind of resource is one new module registered in [`Providers::from_config`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+use crate::catalog::Offer;
+use crate::domain::ids::PurchaseId;
+
+/// Provider failures. `retryable` ones are retried with backoff; the purchase stays creditable.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{0} is not configured on this server")]
+    NotConfigured(&'static str),
+    #[error("temporary failure: {0}")]
+    Retryable(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// What provisioning needs to know.
+#[derive(Debug, Clone)]
+pub struct ProvisionRequest {
+    pub purchase_id: PurchaseId,
+    pub offer: Offer,
+    pub customer_email: Option<String>,
+}
+
+/// What provisioning delivered. Secrets go to the customer once (the receipt) and are never stored
+/// in plain text; `state` is the non-secret resource state kept with the purchase.
+#[derive(Debug, Clone, Default)]
+pub struct Delivered {
+    /// One line for the receipt (`S3 bucket officex-… in us-east-1`).
+    pub description: String,
+    /// The URL the customer opens to use the resource (gift card redeem URL, customer page); may hold
+    /// a secret (the S3 gift card does).
+    pub redeem_url: Option<SecretString>,
+    /// A code/key shown once (the Gemini gateway key).
+    pub redeem_code: Option<SecretString>,
+    /// Non-secret state needed to suspend/resume/delete later (bucket, IAM user, key id …).
+    pub state: serde_json::Value,
+}
+
+/// A resource's lifecycle.
+#[async_trait]
+pub trait ResourceProvider: Send + Sync {
+    /// The offer `provider` value this implements (`s3`, `gemini`).
+    fn kind(&self) -> &'static str;
+    /// Creates the resource. Must clean up after itself on failure (nothing half-made is left).
+    async fn provision(&self, request: &ProvisionRequest) -> Result<Delivered, ProviderError>;
+    /// Stops use, keeps data (credentials disabled).
+    async fn suspend(
+        &self,
+        purchase_id: PurchaseId,
+        state: &serde_json::Value,
+    ) -> Result<(), ProviderError>;
+    /// Undoes `suspend`.
+    async fn resume(
+        &self,
+        purchase_id: PurchaseId,
+        state: &serde_json::Value,
+    ) -> Result<(), ProviderError>;
+    /// Removes the resource and its data. Safe to run again after a crash halfway.
+    async fn delete(
+        &self,
+        purchase_id: PurchaseId,
+        state: &serde_json::Value,
+    ) -> Result<(), ProviderError>;
+}
+
+/// The configured providers by kind.
+#[derive(Clone, Default)]
+pub struct Providers(HashMap<&'static str, Arc<dyn ResourceProvider>>);
+
+impl Providers {
+    /// Registers (or replaces) a provider.
+    pub fn insert(&mut self, provider: Arc<dyn ResourceProvider>) {
+        self.0.insert(provider.kind(), provider);
+    }
+
+    /// The provider for an offer's `provider` value.
+    pub fn get(&self, kind: &str) -> Result<Arc<dyn ResourceProvider>, ProviderError> {
+        self.0
+            .get(kind)
+            .cloned()
+            .ok_or(ProviderError::NotConfigured("this offer's provider"))
+    }
+}
