@@ -24,6 +24,17 @@ create table purchase
     vendor_key_hash             bytea       not null unique,
     vendor_key_prefix           text        not null,
     tracer                      text,
+    -- The provider's resource: non-secret state (bucket, IAM user, key id …) and where it stands.
+    -- Provisioning is retried with backoff (provision_attempts, next_provision_at) until ready.
+    resource_state              jsonb       not null default '{}',
+    resource_status             text        not null default 'none'
+        check (resource_status in ('none', 'provisioning', 'ready', 'suspended', 'deleted', 'failed')),
+    provision_attempts          integer     not null default 0,
+    next_provision_at           timestamptz,
+    last_provision_error        text,
+    -- Set by the deposit watcher while a deposit to the purchase's address is seen but not yet
+    -- confirmed ("a topup is pending": resources are never deleted then); cleared when credited.
+    pending_deposit_at          timestamptz,
     status_changed_at           timestamptz not null default now(),
     last_credit_at              timestamptz,
     created_at                  timestamptz not null default now(),
