@@ -99,12 +99,33 @@ async fn healthcheck_subcommand_reports_status(pool: PgPool) {
 
 #[test]
 fn example_env_file_is_a_valid_configuration() {
-    let text = std::fs::read_to_string(format!("{ROOT}/.env.example")).unwrap();
-    let vars = text
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
+    // Parsed exactly as the server reads `.env`.
+    let vars = dotenvy::from_path_iter(format!("{ROOT}/.env.example"))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     vendor_server::config::Config::from_vars(&vars).expect(".env.example must load");
+}
+
+#[test]
+fn copied_example_env_runs_the_cli() {
+    // `cp .env.example .env` then any command reads it without complaint (migrate fails only on the
+    // database, proving the file itself parsed).
+    let dir = std::env::temp_dir().join(format!("vendor-env-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(format!("{ROOT}/.env.example")).unwrap();
+    let text = text.replace("127.0.0.1:5432", "127.0.0.1:1");
+    std::fs::write(dir.join(".env"), text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vendor-server"))
+        .arg("migrate")
+        .current_dir(&dir)
+        .env_clear()
+        .env("DATABASE_ACQUIRE_TIMEOUT_SECS", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot connect to the database"),
+        "{stderr}"
+    );
 }
