@@ -5,6 +5,7 @@ pub mod appstore;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod offers;
 pub mod openapi;
 
@@ -36,9 +37,11 @@ pub fn router(state: AppState) -> Router {
         .merge(appstore::router())
         .merge(offers::router())
         .merge(openapi::router())
+        .merge(metrics::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(json_error_bodies))
+        .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TimeoutLayer::with_status_code(

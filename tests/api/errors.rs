@@ -68,3 +68,43 @@ async fn graceful_shutdown_stops_the_server(pool: PgPool) {
     let server = tokio::time::timeout(std::time::Duration::from_secs(10), &mut app.server).await;
     assert!(matches!(server, Ok(Ok(Ok(())))), "{server:?}");
 }
+
+#[sqlx::test]
+async fn metrics_count_requests_by_route(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.get("/v1/offer/aws-s3-storage-giftcard").await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("http_requests_total")
+            && l.contains(r#"path="/v1/offer/{offer_id}""#)
+            && l.contains(r#"status="200""#)),
+        "{text}"
+    );
+}
+
+#[sqlx::test]
+async fn metrics_need_the_admin_token_when_set(pool: PgPool) {
+    let token = "admin-token-for-tests-0123";
+    let app = crate::helpers::spawn_app_with(pool, &[("ADMIN_TOKEN", token)]).await;
+    assert_error(
+        &app.get("/metrics").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let response = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
