@@ -5,3 +5,4 @@ mod appstore;
 mod cli;
 mod errors;
 mod helpers;
+mod outage;
