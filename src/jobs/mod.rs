@@ -25,7 +25,7 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
         let state = state.clone();
         set.spawn(run_loop(
             "officex_records",
-            shutdown.clone(),
+            shutdown.child_token(),
             crate::officex::worker::IDLE,
             crate::officex::worker::ON_ERROR,
             move || {

@@ -503,6 +503,21 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn names_resolving_to_private_addresses_need_an_exact_entry() {
+        use reqwest::dns::Resolve;
+        let name = || "localhost".parse::<reqwest::dns::Name>().unwrap();
+        let wildcard = PublicOnlyResolver {
+            allow: allow(&["*"]),
+        };
+        assert!(wildcard.resolve(name()).await.is_err());
+        let exact = PublicOnlyResolver {
+            allow: allow(&["localhost"]),
+        };
+        let addrs: Vec<SocketAddr> = exact.resolve(name()).await.unwrap().collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+    }
+
     #[test]
     fn non_public_addresses() {
         for ip in [

@@ -108,7 +108,7 @@ mod tests {
         public
             .verify_signature(signed.as_bytes(), &decoded.signature)
             .unwrap();
-        assert_eq!(format!("{token:?}").contains(token.expose_secret()), false);
+        assert!(!format!("{token:?}").contains(token.expose_secret()));
     }
 
     #[test]

@@ -222,13 +222,10 @@ fn classify(attempt: &Attempt, created_at: DateTime<Utc>, now: DateTime<Utc>) ->
         }
         Attempt::Sent(result) => result,
     };
-    let error = match result {
-        Ok(_) => {
-            return Delivery::Delivered {
-                http_status: Some(200),
-            };
-        }
-        Err(e) => e,
+    let Err(error) = result else {
+        return Delivery::Delivered {
+            http_status: Some(200),
+        };
     };
     let message = error.to_string();
     match error {
