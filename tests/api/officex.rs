@@ -393,6 +393,31 @@ async fn a_failed_call_is_retried_without_a_duplicate_effect(pool: PgPool) {
 }
 
 #[sqlx::test]
+async fn rows_of_one_purchase_collapse_into_one_call(pool: PgPool) {
+    let drive = StandInDrive::start().await;
+    let app = spawn(pool.clone()).await;
+    let bought = buy(&pool, &drive.host(), true).await;
+    drive.create_record(&bought.officex_id, &vendor().user_id());
+    // Finalize also announcing the provisioning → active change: two rows, one current state.
+    let mut conn = pool.acquire().await.unwrap();
+    notify::enqueue(
+        &mut conn,
+        Channel::Officex,
+        "purchase.status_changed",
+        Some(bought.id),
+        &json!({}),
+        None,
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    assert_eq!(drain(&app).await, 2);
+    assert_eq!(drive.accepted().len(), 1);
+    let rows = officex_rows(&pool, bought.id).await;
+    assert!(rows.iter().all(|r| r.0 == "delivered"), "{rows:?}");
+}
+
+#[sqlx::test]
 async fn a_record_not_created_yet_is_retried_until_it_exists(pool: PgPool) {
     let drive = StandInDrive::start().await;
     let app = spawn(pool.clone()).await;
