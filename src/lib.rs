@@ -18,6 +18,8 @@ pub mod domain;
 pub mod jobs;
 /// Notifications outbox (webhooks, email, OfficeX updates, alerts).
 pub mod notify;
+/// OfficeX purchase records: vendor identity, SIGNATURE tokens, drive client, update worker.
+pub mod officex;
 /// Resources customers buy (S3 buckets, Gemini gateway keys) behind one trait.
 pub mod providers;
 /// Graceful shutdown on signals.

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::CatalogFile;
 use crate::config::Config;
 use crate::state::AppState;
-use crate::{api, db, jobs};
+use crate::{api, db, jobs, officex};
 
 pub struct Application {
     listener: TcpListener,
@@ -36,12 +36,15 @@ impl Application {
         listener: TcpListener,
     ) -> anyhow::Result<Self> {
         let catalog = CatalogFile::load(&config.offers_file).context("OFFERS_FILE")?;
+        // The vendor identity and VENDOR_ID are checked before anything else starts.
+        let officex = officex::from_config(&config)?;
         db::migrate(&pool).await?;
         catalog
             .sync(&pool)
             .await
             .context("syncing the offers file to the database")?;
-        let state = AppState::new(pool, Arc::new(config))?;
+        let mut state = AppState::new(pool, Arc::new(config))?;
+        state.officex = officex;
         Ok(Self { listener, state })
     }
 

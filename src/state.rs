@@ -5,6 +5,7 @@ use std::sync::Arc;
 use sqlx::PgPool;
 
 use crate::config::Config;
+use crate::officex::OfficexClient;
 use crate::providers::Providers;
 
 #[derive(Clone)]
@@ -15,6 +16,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Resource providers by offer `provider` kind.
     pub providers: Providers,
+    /// Customers' OfficeX purchase records; `None` when no vendor identity is configured (off).
+    pub officex: Option<Arc<dyn OfficexClient>>,
 }
 
 impl AppState {
@@ -29,6 +32,7 @@ impl AppState {
             config,
             http,
             providers: Providers::default(),
+            officex: None,
         })
     }
 }

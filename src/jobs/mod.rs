@@ -19,8 +19,22 @@ pub enum Outcome {
 }
 
 /// Starts every background job; each stops when `shutdown` is cancelled.
-pub fn spawn_all(_state: &AppState, _shutdown: CancellationToken) -> JoinSet<()> {
-    JoinSet::new()
+pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    {
+        let state = state.clone();
+        set.spawn(run_loop(
+            "officex_records",
+            shutdown.child_token(),
+            crate::officex::worker::IDLE,
+            crate::officex::worker::ON_ERROR,
+            move || {
+                let state = state.clone();
+                async move { crate::officex::worker::run_once(&state).await }
+            },
+        ));
+    }
+    set
 }
 
 /// Runs `pass` in a loop until cancelled: again at once after work, after `idle` when idle, and after

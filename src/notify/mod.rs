@@ -130,6 +130,11 @@ pub enum Delivery {
         http_status: Option<i32>,
         error: String,
     },
+    /// Nothing to deliver (e.g. the feature is off or the row does not apply): completes as
+    /// `skipped`, with `reason` recorded, never retried and no alert.
+    Skipped {
+        reason: String,
+    },
 }
 
 /// Retry schedule in seconds, applied with ±20 % jitter; after the last step the row fails.
@@ -150,6 +155,7 @@ pub async fn record(
             http_status, error, ..
         }
         | Delivery::GiveUp { http_status, error } => (false, *http_status, Some(error.as_str())),
+        Delivery::Skipped { reason } => (true, None, Some(reason.as_str())),
     };
     let duration_ms = i32::try_from(duration.as_millis()).unwrap_or(i32::MAX);
     let mut tx = pool.begin().await?;
@@ -167,6 +173,7 @@ pub async fn record(
     let (status, delay_secs) = match outcome {
         Delivery::Delivered { .. } => ("delivered", 0.0),
         Delivery::GiveUp { .. } => ("failed", 0.0),
+        Delivery::Skipped { .. } => ("skipped", 0.0),
         Delivery::Retry { retry_after, .. } => match RETRY_SCHEDULE_SECS.get(step) {
             None => ("failed", 0.0),
             Some(base) => {

@@ -5,4 +5,6 @@ mod appstore;
 mod cli;
 mod errors;
 mod helpers;
+mod officex;
+mod officex_drive;
 mod outage;
