@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::CatalogFile;
 use crate::config::Config;
 use crate::state::AppState;
-use crate::{api, db, jobs};
+use crate::{api, db, jobs, providers};
 
 pub struct Application {
     listener: TcpListener,
@@ -41,7 +41,8 @@ impl Application {
             .sync(&pool)
             .await
             .context("syncing the offers file to the database")?;
-        let state = AppState::new(pool, Arc::new(config))?;
+        let mut state = AppState::new(pool, Arc::new(config))?;
+        state.providers = providers::Providers::from_config(&state.config, &state.pool).await;
         Ok(Self { listener, state })
     }
 

@@ -6,6 +6,7 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::providers::Providers;
+use crate::providers::gemini::Gateway;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,6 +16,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Resource providers by offer `provider` kind.
     pub providers: Providers,
+    /// The Gemini gateway's upstream client, vendor keys and rate limiter (`None`: gateway off).
+    pub gemini: Option<Arc<Gateway>>,
 }
 
 impl AppState {
@@ -24,11 +27,18 @@ impl AppState {
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(60))
             .build()?;
+        let gemini = config
+            .gemini
+            .as_ref()
+            .filter(|g| !g.api_keys.is_empty())
+            .map(|g| Gateway::new(g).map(Arc::new))
+            .transpose()?;
         Ok(Self {
             pool,
             config,
             http,
             providers: Providers::default(),
+            gemini,
         })
     }
 }
