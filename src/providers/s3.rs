@@ -566,10 +566,12 @@ impl S3Provider {
         )))
     }
 
-    /// Access first (no new writes), then the data and the bucket.
+    /// Access first (no new writes), then the data and the bucket. The bucket is attempted even
+    /// when IAM fails (the suspended key cannot write anyway); the first error is returned.
     async fn remove_all(&self, bucket: &str, user: &str) -> Result<(), ProviderError> {
-        self.delete_user(user).await?;
-        self.delete_bucket(bucket).await
+        let user_removed = self.delete_user(user).await;
+        let bucket_removed = self.delete_bucket(bucket).await;
+        user_removed.and(bucket_removed)
     }
 }
 

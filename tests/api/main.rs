@@ -5,3 +5,5 @@ mod appstore;
 mod cli;
 mod errors;
 mod helpers;
+mod moto;
+mod s3;
