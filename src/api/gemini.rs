@@ -304,7 +304,13 @@ async fn call_model_inner(
     }
     if action == Action::Stream {
         return Ok(stream_metered(
-            state, gateway, upstream, purchase_id, model, prices, limits,
+            state,
+            gateway,
+            upstream,
+            purchase_id,
+            model,
+            prices,
+            limits,
         ));
     }
 
@@ -416,7 +422,10 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1beta/models", get(list_models))
-        .route("/v1beta/models/{model_action}", get(get_model).post(call_model))
+        .route(
+            "/v1beta/models/{model_action}",
+            get(get_model).post(call_model),
+        )
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panic_response))
 }

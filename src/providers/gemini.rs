@@ -182,7 +182,10 @@ impl Estimate {
             .get("generationConfig")
             .or_else(|| body.get("generation_config"));
         let max_output_tokens = config
-            .and_then(|c| c.get("maxOutputTokens").or_else(|| c.get("max_output_tokens")))
+            .and_then(|c| {
+                c.get("maxOutputTokens")
+                    .or_else(|| c.get("max_output_tokens"))
+            })
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(0);
         Self {
@@ -426,8 +429,7 @@ impl Gateway {
                 .send()
                 .await
                 .map_err(|e| GatewayError::UpstreamUnavailable(e.without_url()))?;
-            if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS
-                && attempt + 1 < attempts
+            if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS && attempt + 1 < attempts
             {
                 tracing::warn!(attempt, "upstream key rate-limited; trying the next key");
                 continue;
@@ -582,11 +584,8 @@ impl Metered {
         let posted = match self.post_once(pool, self.entry(reference)).await {
             // An upstream that repeats a response id for a different call is still charged.
             Err(GatewayError::Billing(BillingError::ReferenceConflict(_))) => {
-                self.post_once(
-                    pool,
-                    self.entry(format!("gemini:req:{}", Uuid::new_v4())),
-                )
-                .await?
+                self.post_once(pool, self.entry(format!("gemini:req:{}", Uuid::new_v4())))
+                    .await?
             }
             other => other?,
         };
@@ -817,7 +816,11 @@ impl GeminiProvider {
         Ok(updated.rows_affected() > 0)
     }
 
-    async fn has_key_in(&self, purchase_id: PurchaseId, status: &str) -> Result<bool, ProviderError> {
+    async fn has_key_in(
+        &self,
+        purchase_id: PurchaseId,
+        status: &str,
+    ) -> Result<bool, ProviderError> {
         sqlx::query_scalar!(
             r#"select exists(select 1 from gateway_key where purchase_id = $1 and status = $2) as "exists!""#,
             purchase_id.0,
@@ -891,7 +894,9 @@ impl ResourceProvider for GeminiProvider {
         purchase_id: PurchaseId,
         _state: &serde_json::Value,
     ) -> Result<(), ProviderError> {
-        if self.set_key_status(purchase_id, "active", "disabled").await?
+        if self
+            .set_key_status(purchase_id, "active", "disabled")
+            .await?
             || self.has_key_in(purchase_id, "disabled").await?
         {
             Ok(())
@@ -908,7 +913,9 @@ impl ResourceProvider for GeminiProvider {
         purchase_id: PurchaseId,
         _state: &serde_json::Value,
     ) -> Result<(), ProviderError> {
-        if self.set_key_status(purchase_id, "disabled", "active").await?
+        if self
+            .set_key_status(purchase_id, "disabled", "active")
+            .await?
             || self.has_key_in(purchase_id, "active").await?
         {
             Ok(())
@@ -925,7 +932,8 @@ impl ResourceProvider for GeminiProvider {
         purchase_id: PurchaseId,
         _state: &serde_json::Value,
     ) -> Result<(), ProviderError> {
-        self.set_key_status(purchase_id, "active", "revoked").await?;
+        self.set_key_status(purchase_id, "active", "revoked")
+            .await?;
         self.set_key_status(purchase_id, "disabled", "revoked")
             .await?;
         Ok(())
@@ -1028,8 +1036,8 @@ mod tests {
 
     #[test]
     fn offer_settings_parse_and_reject_bad_prices() {
-        let offers = crate::catalog::CatalogFile::parse(include_str!("../../config/offers.toml"))
-            .unwrap();
+        let offers =
+            crate::catalog::CatalogFile::parse(include_str!("../../config/offers.toml")).unwrap();
         let gemini = offers
             .offers
             .iter()
@@ -1098,7 +1106,8 @@ mod tests {
     #[test]
     fn splitter_reads_sse_and_json_array_streams_in_any_chunking() {
         let sse = "data: {\"a\":1,\"s\":\"}{\\\"\"}\r\n\r\ndata: {\"usageMetadata\":{\"promptTokenCount\":3}}\r\n\r\n";
-        let array = "[{\"a\":1,\"s\":\"}{\\\"\"}\n,\r\n{\"usageMetadata\":{\"promptTokenCount\":3}}\n]";
+        let array =
+            "[{\"a\":1,\"s\":\"}{\\\"\"}\n,\r\n{\"usageMetadata\":{\"promptTokenCount\":3}}\n]";
         for text in [sse, array] {
             for size in [1, 2, 7, text.len()] {
                 let mut splitter = JsonObjectSplitter::default();
@@ -1124,7 +1133,11 @@ mod tests {
             balance: UsdMicros(balance),
             settings: json!({}),
         };
-        assert!(access("active", PurchaseStatus::Low, 1).check_usable().is_ok());
+        assert!(
+            access("active", PurchaseStatus::Low, 1)
+                .check_usable()
+                .is_ok()
+        );
         assert!(matches!(
             access("revoked", PurchaseStatus::Active, 1).check_usable(),
             Err(GatewayError::InvalidKey)
@@ -1146,9 +1159,11 @@ mod tests {
         let a = access("active", PurchaseStatus::Active, 100);
         assert!(a.check_balance(UsdMicros(100)).is_ok());
         assert!(a.check_balance(UsdMicros(101)).is_err());
-        assert!(access("active", PurchaseStatus::Active, 0)
-            .check_balance(UsdMicros(0))
-            .is_err());
+        assert!(
+            access("active", PurchaseStatus::Active, 0)
+                .check_balance(UsdMicros(0))
+                .is_err()
+        );
     }
 
     #[test]

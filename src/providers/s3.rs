@@ -205,8 +205,8 @@ pub struct S3Provider {
 impl S3Provider {
     /// Clients from the SDK's own configuration chain (env, profile, instance role) for `config.aws`.
     pub async fn from_config(aws: &AwsConfig, config: &Config) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new(aws.region.clone()));
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(aws.region.clone()));
         if let Some(url) = &aws.endpoint_url {
             loader = loader.endpoint_url(url);
         }
@@ -265,7 +265,12 @@ impl S3Provider {
         self.s3
             .put_bucket_tagging()
             .bucket(bucket)
-            .tagging(Tagging::builder().tag_set(tag).build().map_err(build_error)?)
+            .tagging(
+                Tagging::builder()
+                    .tag_set(tag)
+                    .build()
+                    .map_err(build_error)?,
+            )
             .send()
             .await
             .map_err(|e| classify("PutBucketTagging", e))?;
@@ -354,7 +359,7 @@ impl S3Provider {
             bucket: bucket.clone(),
             region: region.clone(),
             iam_user: names.iam_user.clone(),
-            access_key_id: auth.access_key.clone(),
+            access_key_id: auth.access_key,
             policy_name: names.policy_name.clone(),
         };
         Ok(Delivered {
@@ -403,7 +408,11 @@ impl S3Provider {
     }
 
     /// Sets every access key of the user to `status`.
-    async fn set_keys_status(&self, state: &S3State, status: StatusType) -> Result<(), ProviderError> {
+    async fn set_keys_status(
+        &self,
+        state: &S3State,
+        status: StatusType,
+    ) -> Result<(), ProviderError> {
         let mut ids = self.access_key_ids(&state.iam_user).await?;
         if ids.is_empty() {
             return Err(ProviderError::Permanent(format!(
@@ -472,10 +481,7 @@ impl S3Provider {
                     Err(e) => return Err(classify("ListObjectVersions", e)),
                 };
                 let mut ids = Vec::new();
-                let versions = listed
-                    .versions()
-                    .iter()
-                    .map(|v| (v.key(), v.version_id()));
+                let versions = listed.versions().iter().map(|v| (v.key(), v.version_id()));
                 let markers = listed
                     .delete_markers()
                     .iter()

@@ -4,6 +4,7 @@
 mod appstore;
 mod cli;
 mod errors;
+mod gemini;
 mod helpers;
 mod moto;
 mod s3;

@@ -92,16 +92,19 @@ impl Moto {
         assert!(response.status().is_success());
     }
 
-    pub fn sdk_config(&self, region: &str, access_key: &str, secret: &str) -> aws_config::SdkConfig {
+    pub fn sdk_config(
+        &self,
+        region: &str,
+        access_key: &str,
+        secret: &str,
+    ) -> aws_config::SdkConfig {
         aws_config::SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region.to_owned()))
             .endpoint_url(&self.url)
-            .credentials_provider(
-                aws_sdk_s3::config::SharedCredentialsProvider::new(Credentials::new(
-                    access_key, secret, None, None, "test",
-                )),
-            )
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(
+                Credentials::new(access_key, secret, None, None, "test"),
+            ))
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(2))
             .build()
     }

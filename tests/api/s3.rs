@@ -371,7 +371,11 @@ async fn gift_card_credentials_reach_their_bucket_and_nothing_else() {
         .await
         .unwrap_err();
     // (moto's IAM error body is not the SDK's format: check the status.)
-    assert_eq!(e.raw_response().map(|r| r.status().as_u16()), Some(403), "{e:?}");
+    assert_eq!(
+        e.raw_response().map(|r| r.status().as_u16()),
+        Some(403),
+        "{e:?}"
+    );
 
     // Deletion with the vendor's (enforced) credentials removes it all.
     provider.delete(id, &delivered.state).await.unwrap();
@@ -572,7 +576,10 @@ async fn failed_provisioning_cleans_up_and_says_whether_to_retry() {
         aws_sdk_iam::Client::new(&dead_sdk),
         settings(&moto, REGION),
     );
-    let err = provider.provision(&request(PurchaseId::new())).await.unwrap_err();
+    let err = provider
+        .provision(&request(PurchaseId::new()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, ProviderError::Retryable(_)), "{err:?}");
 
     // Refused at the last step (no right to create access keys): not retryable, and the bucket,
@@ -590,7 +597,9 @@ async fn failed_provisioning_cleans_up_and_says_whether_to_retry() {
     let id = PurchaseId::new();
     let err = provider.provision(&request(id)).await.unwrap_err();
     match &err {
-        ProviderError::Permanent(message) => assert!(message.contains("CreateAccessKey"), "{message}"),
+        ProviderError::Permanent(message) => {
+            assert!(message.contains("CreateAccessKey"), "{message}")
+        }
         other => panic!("{other:?}"),
     }
     let names = Names::for_purchase("officex-", id).unwrap();
