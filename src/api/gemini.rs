@@ -246,9 +246,9 @@ async fn call_model_inner(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, GatewayError> {
     let Path(model_action) = path.map_err(|e| GatewayError::InvalidArgument(e.body_text()))?;
-    let (model, action) = model_action
-        .split_once(':')
-        .ok_or_else(|| GatewayError::UnknownMethod(String::new()))?;
+    let (model, action) = model_action.split_once(':').ok_or_else(|| {
+        GatewayError::UnknownMethod("(none: expected <model>:<method>)".to_owned())
+    })?;
     let action = Action::parse(action)?;
     let query = query_pairs(uri)?;
     let Caller {

@@ -647,6 +647,11 @@ impl ResourceProvider for S3Provider {
         purchase_id: PurchaseId,
         state: &serde_json::Value,
     ) -> Result<(), ProviderError> {
+        if state.as_object().is_some_and(serde_json::Map::is_empty) {
+            // Provisioning never delivered (it cleans up after itself): nothing to remove.
+            tracing::warn!(%purchase_id, "no S3 resource recorded for this purchase; nothing to delete");
+            return Ok(());
+        }
         let state = parse_state(state)?;
         self.remove_all(&state.bucket, &state.iam_user).await?;
         tracing::info!(%purchase_id, bucket = %state.bucket, "S3 bucket deleted");
