@@ -199,6 +199,7 @@ impl GoogleError {
             402 => "FAILED_PRECONDITION",
             403 => "PERMISSION_DENIED",
             404 => "NOT_FOUND",
+            405 => "UNIMPLEMENTED",
             409 => "ABORTED",
             429 => "RESOURCE_EXHAUSTED",
             501 => "UNIMPLEMENTED",

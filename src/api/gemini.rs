@@ -408,6 +408,13 @@ fn stream_metered(
     response
 }
 
+async fn method_not_allowed() -> GoogleError {
+    GoogleError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed: use GET for models and POST for their methods.",
+    )
+}
+
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("Gemini gateway handler panicked");
     GoogleError::new(
@@ -426,6 +433,7 @@ pub fn router() -> Router<AppState> {
             "/v1beta/models/{model_action}",
             get(get_model).post(call_model),
         )
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panic_response))
 }

@@ -568,6 +568,16 @@ async fn bad_keys_models_and_bodies_get_googles_errors_without_reaching_upstream
     )
     .await;
     assert_google_error(&got, 404, "NOT_FOUND");
+    let got = json_of(
+        app.client
+            .put(app.url("/v1beta/models"))
+            .header("x-goog-api-key", &bought.key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_google_error(&got, 405, "UNIMPLEMENTED");
     assert!(standin.seen().is_empty(), "{:?}", standin.seen());
     assert!(usage_entries(&app.state.pool, bought.id).await.is_empty());
 }
