@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::CatalogFile;
 use crate::config::Config;
 use crate::state::AppState;
-use crate::{api, db, jobs, officex};
+use crate::{api, db, jobs, officex, providers};
 
 pub struct Application {
     listener: TcpListener,
@@ -45,6 +45,7 @@ impl Application {
             .context("syncing the offers file to the database")?;
         let mut state = AppState::new(pool, Arc::new(config))?;
         state.officex = officex;
+        state.providers = providers::Providers::from_config(&state.config, &state.pool).await;
         Ok(Self { listener, state })
     }
 

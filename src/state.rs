@@ -7,6 +7,7 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::officex::OfficexClient;
 use crate::providers::Providers;
+use crate::providers::gemini::Gateway;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,6 +19,8 @@ pub struct AppState {
     pub providers: Providers,
     /// Customers' OfficeX purchase records; `None` when no vendor identity is configured (off).
     pub officex: Option<Arc<dyn OfficexClient>>,
+    /// The Gemini gateway's upstream client, vendor keys and rate limiter (`None`: gateway off).
+    pub gemini: Option<Arc<Gateway>>,
 }
 
 impl AppState {
@@ -27,12 +30,19 @@ impl AppState {
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(60))
             .build()?;
+        let gemini = config
+            .gemini
+            .as_ref()
+            .filter(|g| !g.api_keys.is_empty())
+            .map(|g| Gateway::new(g).map(Arc::new))
+            .transpose()?;
         Ok(Self {
             pool,
             config,
             http,
             providers: Providers::default(),
             officex: None,
+            gemini,
         })
     }
 }

@@ -173,6 +173,110 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
     }
 }
 
+/// The Gemini gateway's error body: Google's own shape `{"error": {"code", "message", "status"}}`
+/// (SPEC §9), so Google SDKs understand it. `status` is Google's canonical status name.
+#[derive(Debug)]
+pub struct GoogleError {
+    pub status: StatusCode,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl GoogleError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// Google's status name for an HTTP status (402 has none at Google: a precondition failed).
+    pub fn status_name(status: StatusCode) -> &'static str {
+        match status.as_u16() {
+            400 | 413 => "INVALID_ARGUMENT",
+            401 => "UNAUTHENTICATED",
+            402 => "FAILED_PRECONDITION",
+            403 => "PERMISSION_DENIED",
+            404 => "NOT_FOUND",
+            405 => "UNIMPLEMENTED",
+            409 => "ABORTED",
+            429 => "RESOURCE_EXHAUSTED",
+            501 => "UNIMPLEMENTED",
+            503 => "UNAVAILABLE",
+            504 => "DEADLINE_EXCEEDED",
+            _ => "INTERNAL",
+        }
+    }
+}
+
+impl From<crate::providers::gemini::GatewayError> for GoogleError {
+    fn from(e: crate::providers::gemini::GatewayError) -> Self {
+        use crate::providers::gemini::GatewayError as G;
+        let status = match &e {
+            G::MissingKey => StatusCode::UNAUTHORIZED,
+            G::InvalidKey => StatusCode::FORBIDDEN,
+            G::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
+            G::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            G::UnknownModel { .. } | G::UnknownMethod(_) => StatusCode::NOT_FOUND,
+            G::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            G::NotConfigured | G::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            G::Db(db) if is_unavailable(db) => StatusCode::SERVICE_UNAVAILABLE,
+            G::Billing(crate::billing::BillingError::Db(db)) if is_unavailable(db) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            G::Misconfigured(_) | G::Billing(_) | G::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = ?e, "Gemini gateway internal error");
+            "Internal error encountered.".to_owned()
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(error = %e, "Gemini gateway unavailable");
+            match &e {
+                G::Db(_) | G::Billing(_) => {
+                    "The service is currently unavailable; retry shortly.".to_owned()
+                }
+                other => other.to_string(),
+            }
+        } else {
+            e.to_string()
+        };
+        let retry_after_secs = match e {
+            G::RateLimited {
+                retry_after_secs, ..
+            } => Some(retry_after_secs),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(5),
+            _ => None,
+        };
+        Self {
+            status,
+            message,
+            retry_after_secs,
+        }
+    }
+}
+
+impl IntoResponse for GoogleError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": {
+                "code": self.status.as_u16(),
+                "message": self.message,
+                "status": Self::status_name(self.status),
+            }
+        });
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs
+            && let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

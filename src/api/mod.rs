@@ -4,6 +4,7 @@
 pub mod appstore;
 pub mod error;
 pub mod extract;
+pub mod gemini;
 pub mod health;
 pub mod metrics;
 pub mod offers;
@@ -48,6 +49,9 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        // The Gemini gateway answers in Google's error shape and streams for minutes: it brings its
+        // own body limit and panic handler, outside the JSON-error and timeout layers above.
+        .merge(gemini::router())
         .layer(cors())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(

@@ -1,13 +1,18 @@
 //! Resources a customer buys, behind one trait. The offer's `provider` names the implementation; a new
 //! kind of resource is one new module registered in [`Providers::from_config`].
 
+pub mod gemini;
+pub mod s3;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
+use sqlx::PgPool;
 
 use crate::catalog::Offer;
+use crate::config::Config;
 use crate::domain::ids::PurchaseId;
 
 /// Provider failures. `retryable` ones are retried with backoff; the purchase stays creditable.
@@ -27,6 +32,9 @@ pub struct ProvisionRequest {
     pub purchase_id: PurchaseId,
     pub offer: Offer,
     pub customer_email: Option<String>,
+    /// The customer page the receipt links to (absolute, credentials in the fragment). The S3 gift
+    /// card carries it as `billing_url` and `endpoint`.
+    pub customer_url: String,
 }
 
 /// What provisioning delivered. Secrets go to the customer once (the receipt) and are never stored
@@ -76,6 +84,33 @@ pub trait ResourceProvider: Send + Sync {
 pub struct Providers(HashMap<&'static str, Arc<dyn ResourceProvider>>);
 
 impl Providers {
+    /// The providers whose services are configured: S3 when `AWS_REGION` is set, Gemini when
+    /// `GEMINI_API_KEY` is; each missing one is off with one warning.
+    pub async fn from_config(config: &Config, pool: &PgPool) -> Self {
+        let mut providers = Self::default();
+        match &config.aws {
+            Some(aws) => {
+                providers.insert(Arc::new(s3::S3Provider::from_config(aws, config).await));
+            }
+            None => tracing::warn!("AWS_REGION is not set: the S3 storage offer is off"),
+        }
+        match &config.gemini {
+            Some(gemini) if !gemini.api_keys.is_empty() => {
+                providers.insert(Arc::new(gemini::GeminiProvider::new(
+                    pool.clone(),
+                    config.server.public_base_url.clone(),
+                )));
+            }
+            _ => tracing::warn!("GEMINI_API_KEY is not set: the Gemini gateway offer is off"),
+        }
+        providers
+    }
+
+    /// Whether a provider of this kind is registered.
+    pub fn has(&self, kind: &str) -> bool {
+        self.0.contains_key(kind)
+    }
+
     /// Registers (or replaces) a provider.
     pub fn insert(&mut self, provider: Arc<dyn ResourceProvider>) {
         self.0.insert(provider.kind(), provider);

@@ -4,7 +4,10 @@
 mod appstore;
 mod cli;
 mod errors;
+mod gemini;
 mod helpers;
+mod moto;
 mod officex;
 mod officex_drive;
 mod outage;
+mod s3;

@@ -1,0 +1,1035 @@
+//! The Gemini gateway against a local stand-in for Google's Gemini API that speaks its wire format
+//! (JSON and SSE responses, `usageMetadata`, Google error bodies) and checks it only ever sees the
+//! vendor's key. Customers call the gateway exactly as a Gemini client configured with this
+//! server's base URL and their key would.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use vendor_server::billing::ledger::{self, EntryKind, NewEntry};
+use vendor_server::billing::purchases::{self, NewPurchase};
+use vendor_server::catalog;
+use vendor_server::domain::ids::PurchaseId;
+use vendor_server::domain::money::UsdMicros;
+use vendor_server::providers::ProvisionRequest;
+use vendor_server::providers::gemini::{ModelPrices, StreamMeter};
+
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+
+const VENDOR_KEYS: [&str; 2] = ["vendor-upstream-key-1", "vendor-upstream-key-2"];
+
+/// What the stand-in received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    query: String,
+    key: Option<String>,
+    body: Value,
+}
+
+#[derive(Clone, Default)]
+struct StandIn {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    counter: Arc<AtomicUsize>,
+    /// SSE streams send their first chunk, then wait for this.
+    release: Arc<Notify>,
+}
+
+impl StandIn {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn google_error(code: u16, status: &str, message: &str) -> Response {
+    (
+        StatusCode::from_u16(code).unwrap(),
+        axum::Json(json!({"error": {"code": code, "message": message, "status": status}})),
+    )
+        .into_response()
+}
+
+fn usage(prompt: u64, cached: u64, candidates: u64, thoughts: u64) -> Value {
+    let mut u = json!({
+        "promptTokenCount": prompt,
+        "candidatesTokenCount": candidates,
+        "totalTokenCount": prompt + candidates + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}]
+    });
+    if cached > 0 {
+        u["cachedContentTokenCount"] = json!(cached);
+    }
+    if thoughts > 0 {
+        u["thoughtsTokenCount"] = json!(thoughts);
+    }
+    u
+}
+
+fn response(n: usize, model: &str, text: &str, usage: Value, finished: bool) -> Value {
+    let mut candidate =
+        json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
+    if finished {
+        candidate["finishReason"] = json!("STOP");
+    }
+    json!({
+        "candidates": [candidate],
+        "usageMetadata": usage,
+        "modelVersion": model,
+        "responseId": format!("resp-{n}")
+    })
+}
+
+/// The usage the stand-in reports per model (flash: 960 µUSD; pro: 7212.5 → 7213 µUSD).
+fn usage_for(model: &str) -> Value {
+    if model == "gemini-2.5-pro" {
+        usage(1234, 0, 567, 0)
+    } else {
+        usage(1000, 400, 200, 100)
+    }
+}
+
+fn stream_chunks(n: usize, model: &str) -> Vec<Value> {
+    vec![
+        response(n, model, "Hel", usage(1000, 0, 1, 0), false),
+        response(n, model, "lo", usage(1000, 0, 40, 0), false),
+        response(n, model, "!", usage_for(model), true),
+    ]
+}
+
+fn sse(chunks: &[Value]) -> Vec<String> {
+    chunks
+        .iter()
+        .map(|c| format!("data: {c}\r\n\r\n"))
+        .collect()
+}
+
+async fn standin_call(
+    State(s): State<StandIn>,
+    Path(model_action): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let key = headers
+        .get("x-goog-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let query = uri.query().unwrap_or_default().to_owned();
+    s.seen.lock().unwrap().push(Seen {
+        method: "POST".into(),
+        path: uri.path().to_owned(),
+        query: query.clone(),
+        key: key.clone(),
+        body: body.clone(),
+    });
+    if !key.as_deref().is_some_and(|k| VENDOR_KEYS.contains(&k)) {
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "API key not valid. Please pass a valid API key.",
+        );
+    }
+    let text = body.to_string();
+    if text.contains("QUOTA_ALL")
+        || text.contains("QUOTA_KEY1") && key.as_deref() == Some(VENDOR_KEYS[0])
+    {
+        return google_error(
+            429,
+            "RESOURCE_EXHAUSTED",
+            "You exceeded your current quota, please check your plan and billing details.",
+        );
+    }
+    if text.contains("FAIL500") {
+        return google_error(
+            500,
+            "INTERNAL",
+            "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+        );
+    }
+    if text.contains("FAIL400") {
+        return google_error(
+            400,
+            "INVALID_ARGUMENT",
+            "* GenerateContentRequest.contents[0].parts: contents.parts must not be empty.\n",
+        );
+    }
+    let (model, action) = model_action.split_once(':').unwrap();
+    let n = s.counter.fetch_add(1, Ordering::SeqCst);
+    match action {
+        "generateContent" => {
+            axum::Json(response(n, model, "Hello!", usage_for(model), true)).into_response()
+        }
+        "countTokens" => axum::Json(json!({"totalTokens": 42})).into_response(),
+        "streamGenerateContent" if query.contains("alt=sse") => {
+            let events = sse(&stream_chunks(n, model));
+            let release = s.release;
+            let breaks = text.contains("BREAK");
+            let first = events[0].clone();
+            let rest = events[1..].concat();
+            let stream =
+                futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(first)) })
+                    .chain(futures::stream::once(async move {
+                        release.notified().await;
+                        if breaks {
+                            return Err(std::io::Error::other("upstream connection reset"));
+                        }
+                        Ok(Bytes::from(rest))
+                    }));
+            (
+                [("content-type", "text/event-stream")],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
+        "streamGenerateContent" => {
+            let chunks: Vec<String> = stream_chunks(n, model)
+                .iter()
+                .map(Value::to_string)
+                .collect();
+            let array = format!("[{}]", chunks.join("\n,\r\n"));
+            ([("content-type", "application/json")], array).into_response()
+        }
+        other => google_error(404, "NOT_FOUND", &format!("unknown method {other}")),
+    }
+}
+
+async fn standin_models(State(s): State<StandIn>, uri: Uri, headers: HeaderMap) -> Response {
+    let key = headers
+        .get("x-goog-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    s.seen.lock().unwrap().push(Seen {
+        method: "GET".into(),
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        key,
+        body: Value::Null,
+    });
+    let models: Vec<Value> = [
+        "gemini-2.5-flash",
+        "gemini-2.5-pro",
+        "gemini-2.0-flash",
+        "gemini-1.0-ultra",
+    ]
+    .iter()
+    .map(|m| json!({"name": format!("models/{m}"), "displayName": m, "inputTokenLimit": 1_048_576, "supportedGenerationMethods": ["generateContent", "countTokens"]}))
+    .collect();
+    axum::Json(json!({"models": models, "nextPageToken": "page-2"})).into_response()
+}
+
+async fn standin_model(Path(model): Path<String>) -> Response {
+    axum::Json(json!({"name": format!("models/{model}"), "inputTokenLimit": 1_048_576}))
+        .into_response()
+}
+
+async fn start_standin() -> (StandIn, String) {
+    let s = StandIn::default();
+    let app = Router::new()
+        .route("/v1beta/models", get(standin_models))
+        .route(
+            "/v1beta/models/{model_action}",
+            get(standin_model).post(standin_call),
+        )
+        .with_state(s.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (s, url)
+}
+
+async fn gateway_app(pool: PgPool) -> (TestApp, StandIn) {
+    let (standin, url) = start_standin().await;
+    let app = spawn_app_with(
+        pool,
+        &[
+            ("GEMINI_API_KEY", &VENDOR_KEYS.join(",")),
+            ("GEMINI_UPSTREAM_URL", &url),
+        ],
+    )
+    .await;
+    (app, standin)
+}
+
+/// A Gemini purchase as finalize leaves it: created, provisioned (gateway key), credited, active.
+struct Bought {
+    id: PurchaseId,
+    key: String,
+    customer_key: String,
+    state: Value,
+}
+
+async fn buy(app: &TestApp, deposit: i64) -> Bought {
+    let pool = &app.state.pool;
+    let mut conn = pool.acquire().await.unwrap();
+    let created = purchases::create(
+        &mut conn,
+        &NewPurchase {
+            offer_id: "gemini-api-gateway".into(),
+            title: "Gemini API Key".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let offer = catalog::find_offer(pool, "gemini-api-gateway")
+        .await
+        .unwrap()
+        .unwrap();
+    let provider = app.state.providers.get("gemini").unwrap();
+    let delivered = provider
+        .provision(&ProvisionRequest {
+            purchase_id: created.id,
+            offer,
+            customer_email: None,
+            customer_url: app.url("/v1/dashboard/purchase"),
+        })
+        .await
+        .unwrap();
+    assert!(delivered.description.contains(&app.base_url));
+    let mut tx = pool.begin().await.unwrap();
+    ledger::post(
+        &mut tx,
+        created.id,
+        &NewEntry::new(EntryKind::Deposit, UsdMicros(deposit)).reference("deposit:test"),
+    )
+    .await
+    .unwrap();
+    ledger::activate(&mut tx, created.id).await.unwrap();
+    tx.commit().await.unwrap();
+    Bought {
+        id: created.id,
+        key: delivered.redeem_code.unwrap().expose_secret().to_owned(),
+        customer_key: created.customer_key.expose_secret().to_owned(),
+        state: delivered.state,
+    }
+}
+
+async fn balance(pool: &PgPool, id: PurchaseId) -> i64 {
+    sqlx::query_scalar("select balance_micros from purchase where purchase_id = $1")
+        .bind(id.0)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// (amount, usage_amount, unit, reference) of the purchase's usage entries, oldest first.
+async fn usage_entries(
+    pool: &PgPool,
+    id: PurchaseId,
+) -> Vec<(i64, Option<String>, Option<String>, Option<String>)> {
+    sqlx::query_as(
+        "select amount_micros, usage_amount::text, usage_unit, reference from ledger_entry
+         where purchase_id = $1 and kind = 'usage' order by entry_id",
+    )
+    .bind(id.0)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+fn prompt(text: &str) -> Value {
+    json!({"contents": [{"role": "user", "parts": [{"text": text}]}]})
+}
+
+/// How a Gemini client sends its key.
+#[derive(Clone, Copy)]
+enum KeyIn {
+    Header,
+    Query,
+}
+
+async fn call(
+    app: &TestApp,
+    key: &str,
+    key_in: KeyIn,
+    model_action: &str,
+    body: &Value,
+) -> reqwest::Response {
+    let url = app.url(&format!("/v1beta/models/{model_action}"));
+    let request = match key_in {
+        KeyIn::Header => app.client.post(url).header("x-goog-api-key", key),
+        KeyIn::Query => {
+            let sep = if url.contains('?') { '&' } else { '?' };
+            app.client.post(format!("{url}{sep}key={key}"))
+        }
+    };
+    request.json(body).send().await.unwrap()
+}
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = response.bytes().await.unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// Google's error shape with this status.
+#[track_caller]
+fn assert_google_error(got: &(StatusCode, Value), code: u16, status: &str) {
+    assert_eq!(got.0.as_u16(), code, "{}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "{}", got.1);
+    assert_eq!(got.1["error"]["status"], status, "{}", got.1);
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        got.1
+    );
+}
+
+#[sqlx::test]
+async fn a_standard_gemini_client_gets_answers_and_is_debited_exactly(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let bought = buy(&app, 10_000_000).await;
+    let pool = &app.state.pool;
+
+    let body = prompt("Say hello");
+    let got = json_of(
+        call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:generateContent",
+            &body,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(
+        got.1,
+        response(
+            0,
+            "gemini-2.5-flash",
+            "Hello!",
+            usage_for("gemini-2.5-flash"),
+            true
+        )
+    );
+    let got = json_of(
+        call(
+            &app,
+            &bought.key,
+            KeyIn::Query,
+            "gemini-2.5-pro:generateContent",
+            &body,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1["responseId"], "resp-1");
+
+    // 600 × 0.30 + 400 × 0.075 + 300 × 2.50 = 960 µUSD; 1234 × 1.25 + 567 × 10 = 7212.5 → 7213.
+    assert_eq!(
+        usage_entries(pool, bought.id).await,
+        [
+            (
+                -960,
+                Some("1300".into()),
+                Some("tokens".into()),
+                Some("gemini:resp-0".into())
+            ),
+            (
+                -7213,
+                Some("1801".into()),
+                Some("tokens".into()),
+                Some("gemini:resp-1".into())
+            ),
+        ]
+    );
+    assert_eq!(balance(pool, bought.id).await, 10_000_000 - 960 - 7213);
+
+    // Upstream saw the vendor's keys in turn, never the customer's, and the body unchanged.
+    let seen = standin.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0].path,
+        "/v1beta/models/gemini-2.5-flash:generateContent"
+    );
+    assert_eq!(
+        seen[1].path,
+        "/v1beta/models/gemini-2.5-pro:generateContent"
+    );
+    let keys: HashSet<_> = seen.iter().filter_map(|s| s.key.clone()).collect();
+    assert_eq!(keys, VENDOR_KEYS.iter().map(|k| (*k).to_owned()).collect());
+    for s in &seen {
+        assert!(!s.query.contains("key="), "{s:?}");
+        assert_eq!(s.body, body);
+    }
+
+    // Concurrent calls: every debit lands, none twice.
+    let before = balance(pool, bought.id).await;
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            call(
+                &app,
+                &bought.key,
+                KeyIn::Header,
+                "gemini-2.5-flash:generateContent",
+                &body,
+            )
+        })
+        .collect();
+    for response in futures::future::join_all(calls).await {
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(balance(pool, bought.id).await, before - 20 * 960);
+    let mut conn = pool.acquire().await.unwrap();
+    let (b, sum) = ledger::balance_and_ledger_sum(&mut conn, bought.id)
+        .await
+        .unwrap();
+    assert_eq!(b, sum);
+    assert_eq!(usage_entries(pool, bought.id).await.len(), 22);
+}
+
+#[sqlx::test]
+async fn bad_keys_models_and_bodies_get_googles_errors_without_reaching_upstream(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let bought = buy(&app, 10_000_000).await;
+    let body = prompt("hi");
+    let flash = "gemini-2.5-flash:generateContent";
+
+    let missing = app
+        .client
+        .post(app.url(&format!("/v1beta/models/{flash}")))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_google_error(&json_of(missing).await, 401, "UNAUTHENTICATED");
+    for wrong in [
+        "vsg_not-a-real-key",
+        "AIzaSyWhatever",
+        bought.customer_key.as_str(),
+    ] {
+        let got = json_of(call(&app, wrong, KeyIn::Header, flash, &body).await).await;
+        assert_google_error(&got, 403, "PERMISSION_DENIED");
+    }
+    let got = json_of(
+        call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-1.0-ultra:generateContent",
+            &body,
+        )
+        .await,
+    )
+    .await;
+    assert_google_error(&got, 404, "NOT_FOUND");
+    let got = json_of(
+        call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:embedContent",
+            &body,
+        )
+        .await,
+    )
+    .await;
+    assert_google_error(&got, 404, "NOT_FOUND");
+    let got = json_of(
+        app.client
+            .post(app.url(&format!("/v1beta/models/{flash}")))
+            .header("x-goog-api-key", &bought.key)
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_google_error(&got, 400, "INVALID_ARGUMENT");
+    let got = json_of(
+        app.client
+            .get(app.url("/v1beta/models/gemini-1.0-ultra"))
+            .header("x-goog-api-key", &bought.key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_google_error(&got, 404, "NOT_FOUND");
+    let got = json_of(
+        app.client
+            .put(app.url("/v1beta/models"))
+            .header("x-goog-api-key", &bought.key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_google_error(&got, 405, "UNIMPLEMENTED");
+    assert!(standin.seen().is_empty(), "{:?}", standin.seen());
+    assert!(usage_entries(&app.state.pool, bought.id).await.is_empty());
+}
+
+#[sqlx::test]
+async fn suspended_or_empty_purchases_get_402_and_deleted_keys_403(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let bought = buy(&app, 1_000_000).await;
+    let pool = &app.state.pool;
+    let provider = app.state.providers.get("gemini").unwrap();
+    let flash = "gemini-2.5-flash:generateContent";
+    let body = prompt("hi");
+    let key_status = || async {
+        sqlx::query_scalar::<_, String>("select status from gateway_key where purchase_id = $1")
+            .bind(bought.id.0)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    };
+
+    // Provider suspension disables the key.
+    provider.suspend(bought.id, &bought.state).await.unwrap();
+    assert_eq!(key_status().await, "disabled");
+    let got = json_of(call(&app, &bought.key, KeyIn::Header, flash, &body).await).await;
+    assert_google_error(&got, 402, "FAILED_PRECONDITION");
+    provider.resume(bought.id, &bought.state).await.unwrap();
+    assert_eq!(key_status().await, "active");
+    let got = json_of(call(&app, &bought.key, KeyIn::Header, flash, &body).await).await;
+    assert_eq!(got.0, StatusCode::OK);
+
+    // A request the balance cannot cover is refused before it costs anything.
+    let big = json!({
+        "contents": [{"role": "user", "parts": [{"text": "write a book"}]}],
+        "generationConfig": {"maxOutputTokens": 1_000_000}
+    });
+    let calls = standin.seen().len();
+    let got = json_of(
+        call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-2.5-pro:generateContent",
+            &big,
+        )
+        .await,
+    )
+    .await;
+    assert_google_error(&got, 402, "FAILED_PRECONDITION");
+    assert_eq!(standin.seen().len(), calls);
+
+    // The balance used up: the purchase is suspended by its triggers.
+    let left = balance(pool, bought.id).await;
+    let mut tx = pool.begin().await.unwrap();
+    let posted = ledger::post(
+        &mut tx,
+        bought.id,
+        &NewEntry::new(EntryKind::Usage, UsdMicros(-left)),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(posted.status_after.as_str(), "suspended");
+    let got = json_of(call(&app, &bought.key, KeyIn::Query, flash, &body).await).await;
+    assert_google_error(&got, 402, "FAILED_PRECONDITION");
+
+    // A topup restores access.
+    let mut tx = pool.begin().await.unwrap();
+    ledger::post(
+        &mut tx,
+        bought.id,
+        &NewEntry::new(EntryKind::Deposit, UsdMicros(5_000_000)).reference("deposit:topup"),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let got = json_of(call(&app, &bought.key, KeyIn::Header, flash, &body).await).await;
+    assert_eq!(got.0, StatusCode::OK);
+
+    // Deletion revokes the key for good.
+    provider.delete(bought.id, &bought.state).await.unwrap();
+    provider.delete(bought.id, &bought.state).await.unwrap();
+    assert_eq!(key_status().await, "revoked");
+    let got = json_of(call(&app, &bought.key, KeyIn::Header, flash, &body).await).await;
+    assert_google_error(&got, 403, "PERMISSION_DENIED");
+    assert!(provider.resume(bought.id, &bought.state).await.is_err());
+}
+
+#[sqlx::test]
+async fn upstream_errors_pass_through_and_are_not_charged(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let bought = buy(&app, 10_000_000).await;
+    for (trigger, status) in [("FAIL500", 500u16), ("FAIL400", 400)] {
+        let response = call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:generateContent",
+            &prompt(trigger),
+        )
+        .await;
+        assert_eq!(response.status().as_u16(), status);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], status);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(if status == 500 {
+                    "internal error has occurred"
+                } else {
+                    "contents.parts must not be empty"
+                }),
+            "{body}"
+        );
+    }
+    assert_eq!(standin.seen().len(), 2);
+    assert!(usage_entries(&app.state.pool, bought.id).await.is_empty());
+    assert_eq!(balance(&app.state.pool, bought.id).await, 10_000_000);
+
+    // Every vendor key over its quota: Google's 429 passes through, free.
+    let got = json_of(
+        call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:generateContent",
+            &prompt("QUOTA_ALL"),
+        )
+        .await,
+    )
+    .await;
+    assert_google_error(&got, 429, "RESOURCE_EXHAUSTED");
+    assert!(usage_entries(&app.state.pool, bought.id).await.is_empty());
+
+    // One vendor key over its quota: the call moves on to the next key and succeeds.
+    for _ in 0..2 {
+        let response = call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:generateContent",
+            &prompt("QUOTA_KEY1"),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let retried = standin
+        .seen()
+        .iter()
+        .filter(|s| s.body == prompt("QUOTA_KEY1") && s.key.as_deref() == Some(VENDOR_KEYS[0]))
+        .count();
+    assert!(retried >= 1, "key 1 was never tried");
+    assert_eq!(usage_entries(&app.state.pool, bought.id).await.len(), 2);
+}
+
+#[sqlx::test]
+async fn streams_pass_through_as_they_arrive_and_are_metered_once(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let bought = buy(&app, 10_000_000).await;
+    let pool = &app.state.pool;
+
+    let mut response = call(
+        &app,
+        &bought.key,
+        KeyIn::Header,
+        "gemini-2.5-flash:streamGenerateContent?alt=sse",
+        &prompt("stream please"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    // The first event arrives while upstream still holds the rest back.
+    let first = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+        .await
+        .expect("the first chunk was not passed through before the stream ended")
+        .unwrap()
+        .unwrap();
+    let mut received = first.to_vec();
+    assert!(String::from_utf8_lossy(&first).starts_with("data: "));
+    assert!(usage_entries(pool, bought.id).await.is_empty());
+    standin.release.notify_one();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        received.extend_from_slice(&chunk);
+    }
+    assert_eq!(
+        String::from_utf8(received).unwrap(),
+        sse(&stream_chunks(0, "gemini-2.5-flash")).concat()
+    );
+    assert_eq!(
+        usage_entries(pool, bought.id).await,
+        [(
+            -960,
+            Some("1300".into()),
+            Some("tokens".into()),
+            Some("gemini:resp-0".into())
+        )]
+    );
+    let seen = standin.seen();
+    assert_eq!(seen[0].query, "alt=sse");
+    assert!(VENDOR_KEYS.contains(&seen[0].key.as_deref().unwrap()));
+
+    // Without alt=sse Google streams a JSON array; metered once as well. The key may come in ?key=.
+    let response = call(
+        &app,
+        &bought.key,
+        KeyIn::Query,
+        "gemini-2.5-pro:streamGenerateContent",
+        &prompt("stream please"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let array: Value = response.json().await.unwrap();
+    assert_eq!(array.as_array().unwrap().len(), 3);
+    let entries = usage_entries(pool, bought.id).await;
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1].0, -7213);
+    assert_eq!(balance(pool, bought.id).await, 10_000_000 - 960 - 7213);
+}
+
+#[sqlx::test]
+async fn an_interrupted_stream_is_metered_from_what_was_seen(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let bought = buy(&app, 10_000_000).await;
+    let pool = &app.state.pool;
+
+    // Upstream breaks off after its first event (1000 prompt + 1 output token: 302.5 → 303 µUSD).
+    let mut response = call(
+        &app,
+        &bought.key,
+        KeyIn::Header,
+        "gemini-2.5-flash:streamGenerateContent?alt=sse",
+        &prompt("BREAK"),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let first = tokio::time::timeout(Duration::from_secs(10), response.chunk())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("Hel"));
+    standin.release.notify_one();
+    let mut failed = false;
+    loop {
+        match response.chunk().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(_) => {
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "the customer sees the stream break");
+    assert_eq!(wait_for_usage(pool, bought.id, 1).await[0].0, -303);
+
+    // A client leaving early: the meter is dropped mid-stream and posts in the background.
+    let other = buy(&app, 10_000_000).await;
+    let prices = ModelPrices {
+        input: UsdMicros(300_000),
+        output: UsdMicros(2_500_000),
+        cached_input: None,
+    };
+    let mut meter = StreamMeter::new(
+        pool.clone(),
+        other.id,
+        "gemini-2.5-flash".into(),
+        prices,
+        Box::new(|_| {}),
+    );
+    meter.observe(format!("data: {}\r\n\r\n", response_for_drop()).as_bytes());
+    drop(meter);
+    assert_eq!(wait_for_usage(pool, other.id, 1).await[0].0, -50_000);
+}
+
+fn response_for_drop() -> Value {
+    // 100_000 prompt tokens × 0.30 + 8_000 output × 2.50 = 30_000 + 20_000 µUSD.
+    response(
+        9,
+        "gemini-2.5-flash",
+        "par",
+        usage(100_000, 0, 8_000, 0),
+        false,
+    )
+}
+
+/// Background posts: polls (bounded) until the purchase has `n` usage entries.
+async fn wait_for_usage(
+    pool: &PgPool,
+    id: PurchaseId,
+    n: usize,
+) -> Vec<(i64, Option<String>, Option<String>, Option<String>)> {
+    for _ in 0..250 {
+        let entries = usage_entries(pool, id).await;
+        if entries.len() >= n {
+            assert_eq!(entries.len(), n);
+            return entries;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("usage was not posted within 5 s");
+}
+
+#[sqlx::test]
+async fn count_tokens_is_free_and_the_model_list_is_the_offers(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let bought = buy(&app, 10_000_000).await;
+    let got = json_of(
+        call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:countTokens",
+            &prompt("count me"),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(got, (StatusCode::OK, json!({"totalTokens": 42})));
+    assert!(usage_entries(&app.state.pool, bought.id).await.is_empty());
+
+    let listed = json_of(
+        app.client
+            .get(app.url(&format!("/v1beta/models?key={}", bought.key)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(listed.0, StatusCode::OK);
+    let names: Vec<&str> = listed.1["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "models/gemini-2.5-flash",
+            "models/gemini-2.5-pro",
+            "models/gemini-2.0-flash"
+        ]
+    );
+    assert!(listed.1.get("nextPageToken").is_none());
+    let one = json_of(
+        app.client
+            .get(app.url("/v1beta/models/gemini-2.5-pro"))
+            .header("x-goog-api-key", &bought.key)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(one.0, StatusCode::OK);
+    assert_eq!(one.1["name"], "models/gemini-2.5-pro");
+    assert!(
+        standin
+            .seen()
+            .iter()
+            .all(|s| VENDOR_KEYS.contains(&s.key.as_deref().unwrap_or_default()))
+    );
+    assert_eq!(standin.seen()[1].method, "GET");
+}
+
+#[sqlx::test]
+async fn per_purchase_limits_answer_429_with_retry_after(pool: PgPool) {
+    let (app, _standin) = gateway_app(pool).await;
+    let pool = &app.state.pool;
+    sqlx::query(
+        r#"update offer set settings = settings || '{"requests_per_minute": 2, "tokens_per_minute": 100000}'::jsonb
+           where offer_id = 'gemini-api-gateway'"#,
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let a = buy(&app, 10_000_000).await;
+    let b = buy(&app, 10_000_000).await;
+    let flash = "gemini-2.5-flash:generateContent";
+    let body = prompt("hi");
+    for _ in 0..2 {
+        let response = call(&app, &a.key, KeyIn::Header, flash, &body).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let response = call(&app, &a.key, KeyIn::Header, flash, &body).await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    assert_google_error(&json_of(response).await, 429, "RESOURCE_EXHAUSTED");
+    // Another purchase has its own budget.
+    let response = call(&app, &b.key, KeyIn::Header, flash, &body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(usage_entries(pool, a.id).await.len(), 2);
+
+    // Tokens per minute: one call of 1300 tokens uses up a budget of 1000.
+    sqlx::query(
+        r#"update offer set settings = settings || '{"requests_per_minute": 100, "tokens_per_minute": 1000}'::jsonb
+           where offer_id = 'gemini-api-gateway'"#,
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let c = buy(&app, 10_000_000).await;
+    let response = call(&app, &c.key, KeyIn::Header, flash, &body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let got = json_of(call(&app, &c.key, KeyIn::Header, flash, &body).await).await;
+    assert_google_error(&got, 429, "RESOURCE_EXHAUSTED");
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("tokens")
+    );
+}
+
+#[sqlx::test]
+async fn providers_and_the_gateway_follow_the_configuration(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    assert!(!app.state.providers.has("gemini") && !app.state.providers.has("s3"));
+    assert!(app.state.gemini.is_none());
+    let got = json_of(
+        call(
+            &app,
+            "vsg_x",
+            KeyIn::Header,
+            "gemini-2.5-flash:generateContent",
+            &prompt("hi"),
+        )
+        .await,
+    )
+    .await;
+    assert_google_error(&got, 503, "UNAVAILABLE");
+    drop(app);
+
+    let app = spawn_app_with(
+        pool,
+        &[
+            ("GEMINI_API_KEY", "k1"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+        ],
+    )
+    .await;
+    assert!(app.state.providers.has("gemini") && app.state.providers.has("s3"));
+    // The gateway is documented.
+    let (status, doc) = app.get("/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["paths"]["/v1beta/models/{model_action}"]["post"].is_object());
+}
