@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::chain::Chains;
 use crate::config::Config;
 use crate::providers::Providers;
 
@@ -15,6 +16,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Resource providers by offer `provider` kind.
     pub providers: Providers,
+    /// Configured chains, deposit keys and the gas wallet.
+    pub chains: Arc<Chains>,
 }
 
 impl AppState {
@@ -24,11 +27,13 @@ impl AppState {
             .connect_timeout(std::time::Duration::from_secs(10))
             .timeout(std::time::Duration::from_secs(60))
             .build()?;
+        let chains = Arc::new(Chains::from_config(&config)?);
         Ok(Self {
             pool,
             config,
             http,
             providers: Providers::default(),
+            chains,
         })
     }
 }
