@@ -19,8 +19,44 @@ pub enum Outcome {
 }
 
 /// Starts every background job; each stops when `shutdown` is cancelled.
-pub fn spawn_all(_state: &AppState, _shutdown: CancellationToken) -> JoinSet<()> {
-    JoinSet::new()
+pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    {
+        let s = state.clone();
+        set.spawn(run_loop(
+            "deposit_watcher",
+            shutdown.clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(15),
+            move || {
+                let s = s.clone();
+                async move { crate::chain::watcher::run_once(&s).await }
+            },
+        ));
+        let s = state.clone();
+        set.spawn(run_loop(
+            "sweeper",
+            shutdown.clone(),
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+            move || {
+                let s = s.clone();
+                async move { crate::chain::sweeper::run_once(&s).await }
+            },
+        ));
+        let s = state.clone();
+        set.spawn(run_loop(
+            "provision_retry",
+            shutdown.clone(),
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+            move || {
+                let s = s.clone();
+                async move { crate::checkout::provision::run_once(&s).await }
+            },
+        ));
+    }
+    set
 }
 
 /// Runs `pass` in a loop until cancelled: again at once after work, after `idle` when idle, and after

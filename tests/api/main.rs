@@ -2,6 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod appstore;
+mod chain;
+mod checkout;
 mod cli;
 mod errors;
 mod helpers;
+mod sweeps;
