@@ -227,6 +227,16 @@ async fn replay(
     let purchase_id = checkout
         .purchase_id
         .ok_or_else(|| CheckoutError::Internal("replay of an unfinalized checkout".into()))?;
+    // A replay racing the first call waits for the same provisioning the first call waits for.
+    let started = std::time::Instant::now();
+    while resource_status(state, purchase_id).await? == "provisioning"
+        && started.elapsed() < state.config.checkout.provision_wait
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let checkout = &super::find(&state.pool, checkout.session)
+        .await?
+        .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
     let same_caller = checkout.officex_purchase_id.as_deref() == Some(officex_purchase_id);
     let sealed = checkout
         .receipt_sealed
@@ -254,14 +264,17 @@ async fn replay(
     })
 }
 
-async fn resource_ready(state: &AppState, purchase_id: PurchaseId) -> Result<bool, sqlx::Error> {
-    let status = sqlx::query_scalar!(
+async fn resource_status(state: &AppState, purchase_id: PurchaseId) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar!(
         "select resource_status from purchase where purchase_id = $1",
         purchase_id.0
     )
     .fetch_one(&state.pool)
-    .await?;
-    Ok(status == "ready")
+    .await
+}
+
+async fn resource_ready(state: &AppState, purchase_id: PurchaseId) -> Result<bool, sqlx::Error> {
+    Ok(resource_status(state, purchase_id).await? == "ready")
 }
 
 /// The receipt for a finalized checkout. With `customer_key`, the customer links carry it in the URL

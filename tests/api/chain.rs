@@ -169,7 +169,19 @@ impl Anvil {
             tx["to"] = json!(to);
         }
         let hash = self.rpc("eth_sendTransaction", json!([tx])).await;
-        let receipt = self.rpc("eth_getTransactionReceipt", json!([hash])).await;
+        self.receipt(&hash).await
+    }
+
+    /// The receipt of a mined transaction (anvil mines right after the send returns).
+    pub async fn receipt(&self, hash: &Value) -> Value {
+        let mut receipt = Value::Null;
+        for _ in 0..200 {
+            receipt = self.rpc("eth_getTransactionReceipt", json!([hash])).await;
+            if !receipt.is_null() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         assert_eq!(receipt["status"], "0x1", "transaction failed: {receipt}");
         receipt
     }
