@@ -139,7 +139,15 @@ async fn sweeps(pending: bool, action: Option<SweepsAction>) -> anyhow::Result<(
     }
     println!(
         "{:>6}  {:>8}  {:<5}  {:<42}  {:>20}  {:<8}  {:<6}  {:<9}  {:<66}  note",
-        "id", "chain", "token", "deposit address", "amount (units)", "method", "step", "status", "tx"
+        "id",
+        "chain",
+        "token",
+        "deposit address",
+        "amount (units)",
+        "method",
+        "step",
+        "status",
+        "tx"
     );
     for r in rows {
         let note = match (&r.last_error, &r.dust_wei) {

@@ -83,8 +83,8 @@ impl Application {
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
         shutdown.cancel();
         if let Some(mut jobs) = jobs {
             while let Some(result) = jobs.join_next().await {

@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -14,7 +15,6 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::Html;
 use axum::routing::{get, post};
-use axum::Extension;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
@@ -200,7 +200,10 @@ async fn initiate(
     }
     let email = text("email", body.email, 320)?;
     if email.as_deref().is_some_and(|e| !e.contains('@')) {
-        return Err(ApiError::bad_request("invalid_body", "email is not an email address"));
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "email is not an email address",
+        ));
     }
     let input = InitiateInput {
         flow_id: required("checkout_flow_id", body.checkout_flow_id, 200)?,
@@ -453,7 +456,10 @@ fn presented_key(headers: &HeaderMap, query: &AuthQuery) -> Result<String, ApiEr
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|v| !v.is_empty());
     bearer
@@ -505,7 +511,10 @@ fn usd_number(amount: UsdMicros) -> f64 {
 
 fn topup_message(report: &checkout::TopupReport) -> String {
     let pending = if report.pending.0 > 0 {
-        format!(" {} USD is waiting for block confirmations and will be credited automatically.", report.pending)
+        format!(
+            " {} USD is waiting for block confirmations and will be credited automatically.",
+            report.pending
+        )
     } else {
         String::new()
     };
@@ -672,7 +681,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/checkout/validate", post(validate))
         .route("/v1/checkout/finalize", post(finalize_route))
         .route("/v1/checkout/topup", post(topup))
-        .route("/v1/purchase/{purchase_id}/verify-topup", post(verify_topup))
+        .route(
+            "/v1/purchase/{purchase_id}/verify-topup",
+            post(verify_topup),
+        )
         .route("/v1/dashboard/customer", get(customer_page))
         .layer(Extension(Arc::new(RateLimiter::default())))
 }

@@ -163,7 +163,9 @@ impl From<crate::checkout::CheckoutError> for ApiError {
         use crate::chain::ChainError;
         use crate::checkout::CheckoutError as E;
         match e {
-            E::FlowNotFound => Self::not_found("checkout_flow_not_found", "Checkout flow not found"),
+            E::FlowNotFound => {
+                Self::not_found("checkout_flow_not_found", "Checkout flow not found")
+            }
             E::NotConfigured(m) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "payments_not_configured",
@@ -174,7 +176,9 @@ impl From<crate::checkout::CheckoutError> for ApiError {
             E::Chain(ChainError::Rpc { chain, .. }) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "chain_unavailable",
-                format!("The {chain} node cannot be reached right now; nothing was changed, retry shortly."),
+                format!(
+                    "The {chain} node cannot be reached right now; nothing was changed, retry shortly."
+                ),
             ),
             E::Chain(other) => Self::Internal(other.into()),
             E::Billing(crate::billing::BillingError::Db(e)) | E::Db(e) => e.into(),

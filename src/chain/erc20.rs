@@ -136,7 +136,7 @@ pub async fn eip712_domain(
 }
 
 /// Token balances of many owners in few round trips: Multicall3 `aggregate3` of `balanceOf`, `chunk`
-/// calls per `eth_call`, every `eth_call` of the set sent in one JSON-RPC batch. Used to pre-filter
+/// calls per `eth_call`, sent in JSON-RPC batches of four. Used to pre-filter
 /// and to measure; deposits themselves are only ever taken from Transfer logs.
 pub async fn multicall_balances(
     chain: &ChainClient,
@@ -145,30 +145,37 @@ pub async fn multicall_balances(
     block: BlockId,
     chunk: usize,
 ) -> Result<Vec<U256>, ChainError> {
-    let mut batch = chain.rpc().new_batch();
-    let mut waiters = Vec::new();
-    for part in owners.chunks(chunk.max(1)) {
-        let calls = part
-            .iter()
-            .map(|owner| IMulticall3::Call3 {
-                target: token,
-                allowFailure: true,
-                callData: IERC20::balanceOfCall { owner: *owner }.abi_encode().into(),
-            })
-            .collect();
-        let data = IMulticall3::aggregate3Call { calls }.abi_encode();
-        let request = TransactionRequest::default()
-            .to(chain.config.multicall3)
-            .input(TransactionInput::new(data.into()));
-        let waiter = batch
-            .add_call::<_, Bytes>("eth_call", &(request, block))
-            .map_err(|e| chain.rpc_error(e))?;
-        waiters.push(waiter);
+    // Large eth_call payloads: at most 4 per HTTP batch (nodes cap request bodies).
+    let parts: Vec<&[Address]> = owners.chunks(chunk.max(1)).collect();
+    let mut replies = Vec::with_capacity(parts.len());
+    for group in parts.chunks(4) {
+        let mut batch = chain.rpc().new_batch();
+        let mut waiters = Vec::new();
+        for part in group {
+            let calls = part
+                .iter()
+                .map(|owner| IMulticall3::Call3 {
+                    target: token,
+                    allowFailure: true,
+                    callData: IERC20::balanceOfCall { owner: *owner }.abi_encode().into(),
+                })
+                .collect();
+            let data = IMulticall3::aggregate3Call { calls }.abi_encode();
+            let request = TransactionRequest::default()
+                .to(chain.config.multicall3)
+                .input(TransactionInput::new(data.into()));
+            let waiter = batch
+                .add_call::<_, Bytes>("eth_call", &(request, block))
+                .map_err(|e| chain.rpc_error(e))?;
+            waiters.push(waiter);
+        }
+        batch.send().await.map_err(|e| chain.rpc_error(e))?;
+        for waiter in waiters {
+            replies.push(waiter.await.map_err(|e| chain.rpc_error(e))?);
+        }
     }
-    batch.send().await.map_err(|e| chain.rpc_error(e))?;
     let mut out = Vec::with_capacity(owners.len());
-    for waiter in waiters {
-        let bytes = waiter.await.map_err(|e| chain.rpc_error(e))?;
+    for bytes in replies {
         let results = IMulticall3::aggregate3Call::abi_decode_returns(&bytes)
             .map_err(|e| chain.rpc_error(format!("aggregate3 returned garbage: {e}")))?;
         for result in results {

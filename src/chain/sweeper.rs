@@ -113,7 +113,10 @@ async fn plan(state: &AppState, chain: &ChainClient, safe: u64) -> Result<usize,
     .await?;
     let mut planned = 0;
     for g in groups {
-        let (Ok(token_address), Ok(owner)) = (g.token_address.parse::<Address>(), g.deposit_address.parse::<Address>()) else {
+        let (Ok(token_address), Ok(owner)) = (
+            g.token_address.parse::<Address>(),
+            g.deposit_address.parse::<Address>(),
+        ) else {
             continue;
         };
         let Some(token) = chain.token_by_address(token_address) else {
@@ -203,7 +206,10 @@ async fn load(pool: &PgPool, sweep_id: i64) -> Result<SweepRow, ChainError> {
     Ok(SweepRow {
         sweep_id: r.sweep_id,
         token: r.token_address.parse().map_err(|_| bad("token"))?,
-        deposit: r.deposit_address.parse().map_err(|_| bad("deposit address"))?,
+        deposit: r
+            .deposit_address
+            .parse()
+            .map_err(|_| bad("deposit address"))?,
         deposit_index: u32::try_from(r.deposit_index).map_err(|_| bad("index"))?,
         treasury: r.treasury_address.parse().map_err(|_| bad("treasury"))?,
         amount: from_numeric(&r.amount_units).ok_or_else(|| bad("amount"))?,
@@ -218,7 +224,12 @@ async fn load(pool: &PgPool, sweep_id: i64) -> Result<SweepRow, ChainError> {
 }
 
 /// Moves one sweep one step on. Returns whether anything changed.
-async fn advance(state: &AppState, chain: &ChainClient, sweep_id: i64, safe: u64) -> Result<bool, ChainError> {
+async fn advance(
+    state: &AppState,
+    chain: &ChainClient,
+    sweep_id: i64,
+    safe: u64,
+) -> Result<bool, ChainError> {
     let sweep = load(&state.pool, sweep_id).await?;
     match sweep.status.as_str() {
         "planned" => sign(state, chain, &sweep).await,
@@ -276,7 +287,13 @@ async fn fees(chain: &ChainClient) -> Result<(u128, u128), ChainError> {
     Ok((estimate.max_fee_per_gas, estimate.max_priority_fee_per_gas))
 }
 
-async fn estimate(chain: &ChainClient, from: Address, to: Address, input: &Bytes, value: U256) -> Result<u64, ChainError> {
+async fn estimate(
+    chain: &ChainClient,
+    from: Address,
+    to: Address,
+    input: &Bytes,
+    value: U256,
+) -> Result<u64, ChainError> {
     let request = TransactionRequest::default()
         .from(from)
         .to(to)
@@ -293,10 +310,9 @@ async fn estimate(chain: &ChainClient, from: Address, to: Address, input: &Bytes
 /// Signs the current step and stores it (nonce allocated under the signer's row lock).
 async fn sign(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> Result<bool, ChainError> {
     let keys = state.chains.keys()?;
-    let gas = state
-        .chains
-        .gas()
-        .ok_or_else(|| ChainError::NotConfigured("VENDOR_GAS_TANK_PRIVATE_KEY is not set".into()))?;
+    let gas = state.chains.gas().ok_or_else(|| {
+        ChainError::NotConfigured("VENDOR_GAS_TANK_PRIVATE_KEY is not set".into())
+    })?;
     let depositor = keys.signer(sweep.deposit_index)?;
     if depositor.address() != sweep.deposit {
         return Err(ChainError::Wallet(format!(
@@ -307,9 +323,12 @@ async fn sign(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> Result
     let (max_fee, priority) = fees(chain).await?;
     match (sweep.method.as_str(), sweep.step.as_str()) {
         ("eip3009", _) => {
-            let token = chain
-                .token_by_address(sweep.token)
-                .ok_or_else(|| ChainError::Invalid(format!("sweep {}: token no longer configured", sweep.sweep_id)))?;
+            let token = chain.token_by_address(sweep.token).ok_or_else(|| {
+                ChainError::Invalid(format!(
+                    "sweep {}: token no longer configured",
+                    sweep.sweep_id
+                ))
+            })?;
             let domain = erc20::eip712_domain(chain, token).await?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -348,14 +367,26 @@ async fn sign(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> Result
                 return Ok(false);
             }
             store_gas_wallet_tx(state, chain, sweep, &gas.signer, |nonce| {
-                sign_tx(&gas.signer, chain.id(), nonce, sweep.token, U256::ZERO, input.clone(), gas_limit, (max_fee, priority))
+                sign_tx(
+                    &gas.signer,
+                    chain.id(),
+                    nonce,
+                    sweep.token,
+                    U256::ZERO,
+                    input.clone(),
+                    gas_limit,
+                    (max_fee, priority),
+                )
             })
             .await
         }
         (_, "topup") => {
-            let input: Bytes = IERC20::transferCall { to: sweep.treasury, value: sweep.amount }
-                .abi_encode()
-                .into();
+            let input: Bytes = IERC20::transferCall {
+                to: sweep.treasury,
+                value: sweep.amount,
+            }
+            .abi_encode()
+            .into();
             let gas_limit = estimate(chain, sweep.deposit, sweep.token, &input, U256::ZERO).await?;
             let need = U256::from(gas_limit) * U256::from(max_fee);
             let have = chain
@@ -386,15 +417,27 @@ async fn sign(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> Result
             .execute(&state.pool)
             .await?;
             store_gas_wallet_tx(state, chain, sweep, &gas.signer, |nonce| {
-                sign_tx(&gas.signer, chain.id(), nonce, sweep.deposit, value, Bytes::new(), TRANSFER_GAS, (max_fee, priority))
+                sign_tx(
+                    &gas.signer,
+                    chain.id(),
+                    nonce,
+                    sweep.deposit,
+                    value,
+                    Bytes::new(),
+                    TRANSFER_GAS,
+                    (max_fee, priority),
+                )
             })
             .await
         }
         _ => {
             // transfer() signed by the deposit key, paid with the ETH the top-up left there.
-            let input: Bytes = IERC20::transferCall { to: sweep.treasury, value: sweep.amount }
-                .abi_encode()
-                .into();
+            let input: Bytes = IERC20::transferCall {
+                to: sweep.treasury,
+                value: sweep.amount,
+            }
+            .abi_encode()
+            .into();
             let gas_limit = estimate(chain, sweep.deposit, sweep.token, &input, U256::ZERO).await?;
             let have = chain
                 .provider
@@ -402,7 +445,8 @@ async fn sign(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> Result
                 .await
                 .map_err(|e| chain.rpc_error(e))?;
             // Never ask for more than the address holds (the fee market may have moved).
-            let affordable = u128::try_from(have / U256::from(gas_limit.max(1))).unwrap_or(u128::MAX);
+            let affordable =
+                u128::try_from(have / U256::from(gas_limit.max(1))).unwrap_or(u128::MAX);
             if affordable == 0 {
                 sqlx::query!(
                     "update sweep set step = 'topup' where sweep_id = $1 and status = 'planned'",
@@ -419,7 +463,16 @@ async fn sign(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> Result
                 .pending()
                 .await
                 .map_err(|e| chain.rpc_error(e))?;
-            let signed = sign_tx(&depositor, chain.id(), chain_nonce, sweep.token, U256::ZERO, input, gas_limit, (max_fee, priority))?;
+            let signed = sign_tx(
+                &depositor,
+                chain.id(),
+                chain_nonce,
+                sweep.token,
+                U256::ZERO,
+                input,
+                gas_limit,
+                (max_fee, priority),
+            )?;
             let mut tx = state.pool.begin().await?;
             // One signer per deposit address at a time (two tokens on one address).
             sqlx::query!(
@@ -428,7 +481,8 @@ async fn sign(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> Result
             )
             .execute(&mut *tx)
             .await?;
-            let stored = store_signed(&mut tx, sweep.sweep_id, sweep.deposit, chain_nonce, &signed).await?;
+            let stored =
+                store_signed(&mut tx, sweep.sweep_id, sweep.deposit, chain_nonce, &signed).await?;
             tx.commit().await?;
             Ok(stored)
         }
@@ -507,7 +561,12 @@ async fn store_signed(
 }
 
 /// Whether the gas wallet can pay `cost`; if not, raises `gas.low` once per episode and the sweep waits.
-async fn gas_available(state: &AppState, chain: &ChainClient, gas: Address, cost: U256) -> Result<bool, ChainError> {
+async fn gas_available(
+    state: &AppState,
+    chain: &ChainClient,
+    gas: Address,
+    cost: U256,
+) -> Result<bool, ChainError> {
     let balance = chain
         .provider
         .get_balance(gas)
@@ -561,8 +620,24 @@ async fn gas_available(state: &AppState, chain: &ChainClient, gas: Address, cost
             ),
         });
         let key = format!("gas.low:{}:{}", chain.id(), since.timestamp());
-        notify::enqueue(&mut tx, Channel::Webhook, "gas.low", None, &data, Some(&format!("webhook:{key}"))).await?;
-        notify::enqueue(&mut tx, Channel::Alert, "gas.low", None, &data, Some(&format!("alert:{key}"))).await?;
+        notify::enqueue(
+            &mut tx,
+            Channel::Webhook,
+            "gas.low",
+            None,
+            &data,
+            Some(&format!("webhook:{key}")),
+        )
+        .await?;
+        notify::enqueue(
+            &mut tx,
+            Channel::Alert,
+            "gas.low",
+            None,
+            &data,
+            Some(&format!("alert:{key}")),
+        )
+        .await?;
         tracing::error!(chain = chain.name(), %gas, %balance, %cost, "gas wallet too low; sweeps wait");
     }
     tx.commit().await?;
@@ -570,9 +645,21 @@ async fn gas_available(state: &AppState, chain: &ChainClient, gas: Address, cost
 }
 
 /// Sends a signed transaction: reconciles by hash, then by nonce, then sends the stored bytes.
-async fn broadcast(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> Result<bool, ChainError> {
-    let (Some(hash), Some(raw), Some(from), Some(nonce)) = (sweep.tx_hash, sweep.raw_tx.as_ref(), sweep.from_address, sweep.nonce) else {
-        return Err(ChainError::Invalid(format!("sweep {} is signed without a transaction", sweep.sweep_id)));
+async fn broadcast(
+    state: &AppState,
+    chain: &ChainClient,
+    sweep: &SweepRow,
+) -> Result<bool, ChainError> {
+    let (Some(hash), Some(raw), Some(from), Some(nonce)) = (
+        sweep.tx_hash,
+        sweep.raw_tx.as_ref(),
+        sweep.from_address,
+        sweep.nonce,
+    ) else {
+        return Err(ChainError::Invalid(format!(
+            "sweep {} is signed without a transaction",
+            sweep.sweep_id
+        )));
     };
     let known = chain
         .provider
@@ -616,9 +703,17 @@ async fn broadcast(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> R
 }
 
 /// Waits for the receipt at `head - confirmations`; finishes the step or fails the sweep.
-async fn settle(state: &AppState, chain: &ChainClient, sweep: &SweepRow, safe: u64) -> Result<bool, ChainError> {
+async fn settle(
+    state: &AppState,
+    chain: &ChainClient,
+    sweep: &SweepRow,
+    safe: u64,
+) -> Result<bool, ChainError> {
     let Some(hash) = sweep.tx_hash else {
-        return Err(ChainError::Invalid(format!("sweep {} is broadcast without a hash", sweep.sweep_id)));
+        return Err(ChainError::Invalid(format!(
+            "sweep {} is broadcast without a hash",
+            sweep.sweep_id
+        )));
     };
     let receipt = chain
         .provider
@@ -698,9 +793,13 @@ async fn settle(state: &AppState, chain: &ChainClient, sweep: &SweepRow, safe: u
         .fetch_one(&mut *tx)
         .await?;
         if let Some(purchase) = purchase {
-            crate::checkout::credit::charge_sweep_fees(&mut tx, state, crate::domain::ids::PurchaseId(purchase))
-                .await
-                .map_err(|e| ChainError::Invalid(e.to_string()))?;
+            crate::checkout::credit::charge_sweep_fees(
+                &mut tx,
+                state,
+                crate::domain::ids::PurchaseId(purchase),
+            )
+            .await
+            .map_err(|e| ChainError::Invalid(e.to_string()))?;
         }
     }
     tx.commit().await?;
@@ -713,7 +812,12 @@ async fn settle(state: &AppState, chain: &ChainClient, sweep: &SweepRow, safe: u
 
 /// Marks a sweep failed and tells the vendor (webhook and alert). The funds stay on the deposit
 /// address; `vendor-server sweeps retry ID` plans it again.
-async fn fail(state: &AppState, chain: &ChainClient, sweep: &SweepRow, error: &str) -> Result<(), ChainError> {
+async fn fail(
+    state: &AppState,
+    chain: &ChainClient,
+    sweep: &SweepRow,
+    error: &str,
+) -> Result<(), ChainError> {
     let mut tx = state.pool.begin().await?;
     sqlx::query!(
         "update sweep set status = 'failed', last_error = $2 where sweep_id = $1",
@@ -732,9 +836,29 @@ async fn fail(state: &AppState, chain: &ChainClient, sweep: &SweepRow, error: &s
         "error": error,
         "message": format!("Sweep {} from {} failed: {error}. The funds stay on the deposit address; run `vendor-server sweeps retry {}` after fixing the cause.", sweep.sweep_id, sweep.deposit, sweep.sweep_id),
     });
-    let key = format!("sweep.failed:{}:{}", sweep.sweep_id, sweep.tx_hash.map(|h| h.to_string()).unwrap_or_default());
-    notify::enqueue(&mut tx, Channel::Webhook, "sweep.failed", None, &data, Some(&format!("webhook:{key}"))).await?;
-    notify::enqueue(&mut tx, Channel::Alert, "sweep.failed", None, &data, Some(&format!("alert:{key}"))).await?;
+    let key = format!(
+        "sweep.failed:{}:{}",
+        sweep.sweep_id,
+        sweep.tx_hash.map(|h| h.to_string()).unwrap_or_default()
+    );
+    notify::enqueue(
+        &mut tx,
+        Channel::Webhook,
+        "sweep.failed",
+        None,
+        &data,
+        Some(&format!("webhook:{key}")),
+    )
+    .await?;
+    notify::enqueue(
+        &mut tx,
+        Channel::Alert,
+        "sweep.failed",
+        None,
+        &data,
+        Some(&format!("alert:{key}")),
+    )
+    .await?;
     tx.commit().await?;
     tracing::error!(sweep_id = sweep.sweep_id, error, "sweep failed");
     Ok(())
@@ -773,7 +897,11 @@ pub struct SweepSummary {
 }
 
 /// Sweeps, newest first (only unfinished ones with `pending`).
-pub async fn list(pool: &PgPool, pending: bool, limit: i64) -> Result<Vec<SweepSummary>, sqlx::Error> {
+pub async fn list(
+    pool: &PgPool,
+    pending: bool,
+    limit: i64,
+) -> Result<Vec<SweepSummary>, sqlx::Error> {
     let rows = sqlx::query!(
         "select sweep_id, chain_id, token_symbol, deposit_address, amount_units, method, step, status, tx_hash,
                 dust_wei, last_error, created_at

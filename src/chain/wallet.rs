@@ -55,8 +55,12 @@ impl DepositKeys {
     /// From a BIP-39 English phrase (checksum verified).
     pub fn from_phrase(phrase: &str) -> Result<Self, ChainError> {
         let normalized = normalize(phrase);
-        let mnemonic = Mnemonic::<English>::new_from_phrase(&normalized)
-            .map_err(|_| ChainError::Wallet("DEPOSIT_MNEMONIC is not a valid BIP-39 English phrase (word list or checksum)".into()))?;
+        let mnemonic = Mnemonic::<English>::new_from_phrase(&normalized).map_err(|_| {
+            ChainError::Wallet(
+                "DEPOSIT_MNEMONIC is not a valid BIP-39 English phrase (word list or checksum)"
+                    .into(),
+            )
+        })?;
         let account = mnemonic
             .derive_key(ACCOUNT_PATH, None)
             .map_err(|_| ChainError::Wallet("cannot derive the deposit account key".into()))?;
@@ -212,7 +216,9 @@ mod tests {
     #[test]
     fn invalid_phrases_and_dev_keys_are_refused() {
         assert!(DepositKeys::from_phrase("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon").is_err());
-        assert!(is_dev_mnemonic("  TEST test test test test test test test test test test junk "));
+        assert!(is_dev_mnemonic(
+            "  TEST test test test test test test test test test test junk "
+        ));
         let debug = format!("{:?}", DepositKeys::from_phrase(DEV_MNEMONIC).unwrap());
         assert_eq!(debug, "DepositKeys(***)");
     }

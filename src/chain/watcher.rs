@@ -74,7 +74,9 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
             Err(e) => return Err(e.into()),
         }
     }
-    work += crate::checkout::credit::credit_ready(state, None).await?.len();
+    work += crate::checkout::credit::credit_ready(state, None)
+        .await?
+        .len();
     update_pending_markers(&state.pool).await?;
     crate::checkout::receipt::erase_expired(&state.pool).await?;
     if work == 0 && !failures.is_empty() {
@@ -90,7 +92,11 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
 /// Scans one chain for `scope`'s addresses. Reads the head before the address list, so a checkout
 /// created after the list was read cannot have been paid in a block the pass treats as scanned.
 #[tracing::instrument(skip_all, fields(chain = chain.name()), err)]
-pub async fn scan(pool: &PgPool, chain: &ChainClient, scope: Scope) -> Result<ScanReport, ChainError> {
+pub async fn scan(
+    pool: &PgPool,
+    chain: &ChainClient,
+    scope: Scope,
+) -> Result<ScanReport, ChainError> {
     let head = chain.head().await?;
     let safe = chain.safe_block(head);
     let chain_id = i64::try_from(chain.id()).map_err(|_| ChainError::Invalid("chain id".into()))?;
@@ -260,7 +266,10 @@ pub async fn scan(pool: &PgPool, chain: &ChainClient, scope: Scope) -> Result<Sc
                 "deposit.reorged",
                 purchase,
                 &payload,
-                Some(&format!("deposit.reorged:{}:{}", row.deposit_id, row.block_number)),
+                Some(&format!(
+                    "deposit.reorged:{}:{}",
+                    row.deposit_id, row.block_number
+                )),
             )
             .await?;
         }
@@ -280,7 +289,10 @@ pub async fn scan(pool: &PgPool, chain: &ChainClient, scope: Scope) -> Result<Sc
 
 /// Watched addresses and their checkout sessions: open or late-payment-window checkouts and
 /// finalized purchases that still exist.
-async fn watched_addresses(pool: &PgPool, scope: Scope) -> Result<HashMap<Address, Uuid>, ChainError> {
+async fn watched_addresses(
+    pool: &PgPool,
+    scope: Scope,
+) -> Result<HashMap<Address, Uuid>, ChainError> {
     let rows = match scope {
         Scope::All => {
             sqlx::query!(

@@ -106,7 +106,14 @@ pub async fn credit_deposit(
         .await?;
     }
     if posted.status_changed() {
-        status_changed(conn, purchase_id, posted.status_before, posted.status_after, posted.entry_id).await?;
+        status_changed(
+            conn,
+            purchase_id,
+            posted.status_before,
+            posted.status_after,
+            posted.entry_id,
+        )
+        .await?;
     }
     Ok(Some(Credited {
         deposit_id,
@@ -131,7 +138,10 @@ pub async fn status_changed(
         "status": after.as_str(),
         "officex_status": after.officex(),
     });
-    let key = format!("purchase.status_changed:{purchase_id}:{cause}:{}", after.as_str());
+    let key = format!(
+        "purchase.status_changed:{purchase_id}:{cause}:{}",
+        after.as_str()
+    );
     notify::enqueue(
         conn,
         Channel::Webhook,
@@ -179,7 +189,8 @@ pub async fn credit_ready(
         for row in rows {
             after = row.deposit_id;
             let mut tx = state.pool.begin().await?;
-            let credited = credit_deposit(&mut tx, row.deposit_id, PurchaseId(row.purchase_id), true).await?;
+            let credited =
+                credit_deposit(&mut tx, row.deposit_id, PurchaseId(row.purchase_id), true).await?;
             charge_sweep_fees(&mut tx, state, PurchaseId(row.purchase_id)).await?;
             tx.commit().await?;
             if let Some(c) = credited {
@@ -226,7 +237,14 @@ pub async fn charge_sweep_fees(
             .description(format!("Sweep fee (sweep {})", s.sweep_id));
         let posted = ledger::post(conn, purchase_id, &entry).await?;
         if posted.status_changed() {
-            status_changed(conn, purchase_id, posted.status_before, posted.status_after, posted.entry_id).await?;
+            status_changed(
+                conn,
+                purchase_id,
+                posted.status_before,
+                posted.status_after,
+                posted.entry_id,
+            )
+            .await?;
         }
         charged += 1;
     }

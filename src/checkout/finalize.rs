@@ -33,7 +33,10 @@ pub struct FinalizeInput {
 /// The result of finalize.
 #[derive(Debug, Clone)]
 pub enum Finalized {
-    Done { message: String, receipt: Box<Receipt> },
+    Done {
+        message: String,
+        receipt: Box<Receipt>,
+    },
     /// A business refusal (`success:false`); nothing changed and the funds stay creditable.
     Refused { message: String },
 }
@@ -44,7 +47,9 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
         .await?
         .ok_or(CheckoutError::FlowNotFound)?;
     let Some(session) = input.session else {
-        return Err(CheckoutError::Invalid("checkout_session_id is required".into()));
+        return Err(CheckoutError::Invalid(
+            "checkout_session_id is required".into(),
+        ));
     };
     let Some(checkout) = super::find(&state.pool, session).await? else {
         return Ok(Finalized::Refused {
@@ -56,9 +61,10 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
             "checkout_session_id belongs to another offer's checkout flow".into(),
         ));
     }
-    let cipher = ReceiptCipher::new(state.config.data_encryption_key.as_ref().ok_or_else(|| {
-        CheckoutError::NotConfigured("DATA_ENCRYPTION_KEY is not set".into())
-    })?)?;
+    let cipher =
+        ReceiptCipher::new(state.config.data_encryption_key.as_ref().ok_or_else(|| {
+            CheckoutError::NotConfigured("DATA_ENCRYPTION_KEY is not set".into())
+        })?)?;
     if checkout.purchase_id.is_some() {
         return replay(state, &cipher, &checkout, &input.officex_purchase_id).await;
     }
@@ -70,7 +76,10 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
             return Err(failure.into());
         }
         let pending = if found.pending.0 > 0 {
-            format!(" {} USD more is waiting for block confirmations; try again shortly.", found.pending)
+            format!(
+                " {} USD more is waiting for block confirmations; try again shortly.",
+                found.pending
+            )
         } else {
             String::new()
         };
@@ -102,7 +111,10 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
             customer_email: checkout.customer_email.clone(),
             customer_user_id: input.user_id.clone().or(checkout.customer_user_id.clone()),
             customer_org_id: input.org_id.clone().or(checkout.customer_org_id.clone()),
-            customer_org_host: input.org_host.clone().or(checkout.customer_org_host.clone()),
+            customer_org_host: input
+                .org_host
+                .clone()
+                .or(checkout.customer_org_host.clone()),
             officex_purchase_id: Some(input.officex_purchase_id.clone()),
             tracer: input.tracer.clone().or(checkout.tracer.clone()),
         },
@@ -139,7 +151,15 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
         ..checkout
     };
     let key = created.customer_key.expose_secret();
-    let full = build_receipt(state, &offer, &checkout, purchase_id, Some(key), None, false);
+    let full = build_receipt(
+        state,
+        &offer,
+        &checkout,
+        purchase_id,
+        Some(key),
+        None,
+        false,
+    );
     let public = build_receipt(state, &offer, &checkout, purchase_id, None, None, false);
     let sealed = cipher.seal(&full, &session.to_string())?;
     sqlx::query!(
@@ -248,7 +268,9 @@ async fn replay(
         None => {
             let offer = catalog::find_offer(&state.pool, &checkout.offer_id)
                 .await?
-                .ok_or_else(|| CheckoutError::Internal("offer of a finalized checkout is gone".into()))?;
+                .ok_or_else(|| {
+                    CheckoutError::Internal("offer of a finalized checkout is gone".into())
+                })?;
             let ready = resource_ready(state, purchase_id).await?;
             build_receipt(state, &offer, checkout, purchase_id, None, None, ready)
         }
@@ -292,7 +314,9 @@ pub fn build_receipt(
     let config = &state.config;
     let page = config.public_url("/v1/dashboard/customer");
     let link = match customer_key {
-        Some(key) => format!("{page}#vendor_purchase_id={purchase_id}&customer_billing_api_key={key}"),
+        Some(key) => {
+            format!("{page}#vendor_purchase_id={purchase_id}&customer_billing_api_key={key}")
+        }
         None => format!("{page}#vendor_purchase_id={purchase_id}"),
     };
     let redeem_url = delivered
@@ -358,13 +382,22 @@ pub fn disclaimer(state: &AppState, checkout: &Checkout) -> String {
         .chains
         .iter()
         .map(|c| {
-            let tokens: Vec<String> = c.config.tokens.iter().map(|t| t.symbol.to_uppercase()).collect();
+            let tokens: Vec<String> = c
+                .config
+                .tokens
+                .iter()
+                .map(|t| t.symbol.to_uppercase())
+                .collect();
             format!("{} on {}", tokens.join("/"), c.name())
         })
         .collect();
     format!(
         "Only send {} to {}. Deposits count after block confirmations; other tokens are not credited automatically.",
-        if accepted.is_empty() { "supported stablecoins".to_owned() } else { accepted.join(", ") },
+        if accepted.is_empty() {
+            "supported stablecoins".to_owned()
+        } else {
+            accepted.join(", ")
+        },
         checkout.deposit_address
     )
 }

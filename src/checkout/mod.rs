@@ -243,7 +243,10 @@ pub async fn totals(
 }
 
 /// Scans every chain for one checkout's address; returns the RPC failures (nothing else changed).
-pub async fn scan_checkout(state: &AppState, session: CheckoutSessionId) -> Result<Vec<ChainError>, CheckoutError> {
+pub async fn scan_checkout(
+    state: &AppState,
+    session: CheckoutSessionId,
+) -> Result<Vec<ChainError>, CheckoutError> {
     let mut failures = Vec::new();
     for chain in state.chains.iter() {
         match watcher::scan(&state.pool, chain, Scope::Checkout(session.0)).await {
@@ -299,7 +302,10 @@ pub async fn validate(
     }
     let explorer = explorer_link(state, &checkout);
     let pending_note = if totals.pending.0 > 0 {
-        format!(" {} USD more is waiting for block confirmations.", totals.pending)
+        format!(
+            " {} USD more is waiting for block confirmations.",
+            totals.pending
+        )
     } else {
         String::new()
     };
@@ -399,7 +405,7 @@ pub async fn topup(state: &AppState, checkout: Checkout) -> Result<TopupReport, 
 
 /// Parses a session id from the wire.
 pub fn parse_session(text: &str) -> Result<CheckoutSessionId, CheckoutError> {
-    text.trim()
-        .parse()
-        .map_err(|_| CheckoutError::Invalid("checkout_session_id must look like CheckoutSessionID_<uuid>".into()))
+    text.trim().parse().map_err(|_| {
+        CheckoutError::Invalid("checkout_session_id must look like CheckoutSessionID_<uuid>".into())
+    })
 }

@@ -28,7 +28,10 @@ const BATCH_SIZE: i64 = 10;
 pub enum Attempt {
     Ready,
     /// Failed; retried at the next step of the schedule (or given up: `retry = false`).
-    Failed { error: String, retry: bool },
+    Failed {
+        error: String,
+        retry: bool,
+    },
 }
 
 /// Runs one provisioning attempt for a purchase whose lease the caller holds, and records it.
@@ -40,12 +43,17 @@ pub async fn attempt(state: &AppState, purchase_id: PurchaseId) -> Result<Attemp
     )
     .fetch_optional(&state.pool)
     .await?
-    .ok_or(CheckoutError::Billing(crate::billing::BillingError::PurchaseNotFound))?;
+    .ok_or(CheckoutError::Billing(
+        crate::billing::BillingError::PurchaseNotFound,
+    ))?;
     if row.resource_status == "ready" {
         return Ok(Attempt::Ready);
     }
     let result = match catalog::find_offer(&state.pool, &row.offer_id).await? {
-        None => Err(ProviderError::Permanent(format!("offer {} is no longer active", row.offer_id))),
+        None => Err(ProviderError::Permanent(format!(
+            "offer {} is no longer active",
+            row.offer_id
+        ))),
         Some(offer) => match state.providers.get(&offer.provider) {
             Err(e) => Err(e),
             Ok(provider) => {
@@ -107,7 +115,9 @@ async fn record_ready(
             .as_deref()
             .and_then(|sealed| cipher.open(sealed, &aad));
         {
-            let customer_key = previous.as_ref().and_then(|r| r.customer_billing_api_key.clone());
+            let customer_key = previous
+                .as_ref()
+                .and_then(|r| r.customer_billing_api_key.clone());
             let full = finalize::build_receipt(
                 state,
                 &offer,
@@ -117,7 +127,8 @@ async fn record_ready(
                 Some(delivered),
                 true,
             );
-            let public = finalize::build_receipt(state, &offer, &checkout, purchase_id, None, None, true);
+            let public =
+                finalize::build_receipt(state, &offer, &checkout, purchase_id, None, None, true);
             let sealed = cipher.seal(&full, &aad)?;
             sqlx::query!(
                 "update checkout set receipt_sealed = $2, receipt_public = $3,
@@ -125,7 +136,8 @@ async fn record_ready(
                  where checkout_session_id = $1",
                 checkout.session.0,
                 sealed,
-                serde_json::to_value(&public).map_err(|e| CheckoutError::Internal(e.to_string()))?,
+                serde_json::to_value(&public)
+                    .map_err(|e| CheckoutError::Internal(e.to_string()))?,
                 i32::try_from(super::receipt::SEALED_FOR_HOURS).unwrap_or(24),
             )
             .execute(&mut *tx)

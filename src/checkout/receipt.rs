@@ -63,7 +63,8 @@ impl ReceiptCipher {
 
     /// `nonce || ciphertext` of the JSON, authenticated with `aad`.
     pub fn seal(&self, receipt: &Receipt, aad: &str) -> Result<Vec<u8>, CheckoutError> {
-        let plain = serde_json::to_vec(receipt).map_err(|e| CheckoutError::Internal(e.to_string()))?;
+        let plain =
+            serde_json::to_vec(receipt).map_err(|e| CheckoutError::Internal(e.to_string()))?;
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
         let sealed = self
             .cipher

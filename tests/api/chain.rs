@@ -191,7 +191,11 @@ impl Anvil {
         let receipt = self
             .send_from_dev(None, hex::decode(code.trim_start_matches("0x")).unwrap())
             .await;
-        receipt["contractAddress"].as_str().unwrap().parse().unwrap()
+        receipt["contractAddress"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     /// Mints `amount` token units to `to` (one block).
@@ -210,7 +214,8 @@ impl Anvil {
     }
 
     pub async fn mine(&self, blocks: u64) {
-        self.rpc("anvil_mine", json!([format!("0x{blocks:x}")])).await;
+        self.rpc("anvil_mine", json!([format!("0x{blocks:x}")]))
+            .await;
     }
 
     pub async fn head(&self) -> u64 {
@@ -357,7 +362,10 @@ pub fn chain_vars(anvil: &Anvil, wallets: &Wallets) -> Vec<(String, String)> {
             "VENDOR_GAS_TANK_PRIVATE_KEY".into(),
             format!("0x{}", hex::encode(wallets.gas.to_bytes())),
         ),
-        ("VENDOR_TREASURY_ADDRESS".into(), wallets.treasury.to_string()),
+        (
+            "VENDOR_TREASURY_ADDRESS".into(),
+            wallets.treasury.to_string(),
+        ),
         ("FINALIZE_PROVISION_WAIT_SECS".into(), "10".into()),
     ]
 }
@@ -371,7 +379,11 @@ pub async fn spawn_pay_app(
     extra: &[(&str, &str)],
 ) -> TestApp {
     let mut vars: Vec<(String, String)> = chain_vars(anvil, wallets);
-    vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     spawn_with_providers(pool, &pairs, providers).await
 }

@@ -27,12 +27,20 @@ pub struct Pay {
 }
 
 /// anvil + an app on it; the gas wallet is funded with 10 ETH unless `unfunded_gas`.
-pub async fn setup_with(pool: PgPool, extra: &[(&str, &str)], gemini_failures: usize, unfunded_gas: bool) -> Pay {
+pub async fn setup_with(
+    pool: PgPool,
+    extra: &[(&str, &str)],
+    gemini_failures: usize,
+    unfunded_gas: bool,
+) -> Pay {
     let anvil = Anvil::start().await;
     let wallets = Wallets::random();
     if !unfunded_gas {
         anvil
-            .set_eth(wallets.gas.address(), U256::from(10u64).pow(U256::from(19u64)))
+            .set_eth(
+                wallets.gas.address(),
+                U256::from(10u64).pow(U256::from(19u64)),
+            )
             .await;
     }
     let gemini = TestProvider::new("gemini", gemini_failures);
@@ -55,7 +63,10 @@ impl Pay {
     pub async fn initiate(&self, flow: &str) -> (String, Address) {
         let (status, body) = self
             .app
-            .post("/v1/checkout/initiate", &json!({"checkout_flow_id": flow, "email": "c@example.com"}))
+            .post(
+                "/v1/checkout/initiate",
+                &json!({"checkout_flow_id": flow, "email": "c@example.com"}),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let address: Address = body["crypto_checkout"]["receiving_address"]
@@ -63,7 +74,10 @@ impl Pay {
             .unwrap()
             .parse()
             .unwrap();
-        (body["checkout_session_id"].as_str().unwrap().to_owned(), address)
+        (
+            body["checkout_session_id"].as_str().unwrap().to_owned(),
+            address,
+        )
     }
 
     pub async fn validate(&self, flow: &str, session: &str) -> Value {
@@ -123,11 +137,15 @@ impl Pay {
     }
 
     pub async fn scalar_i64(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.app.state.pool).await.unwrap()
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.app.state.pool)
+            .await
+            .unwrap()
     }
 
     pub async fn balance(&self) -> i64 {
-        self.scalar_i64("select coalesce(sum(balance_micros), 0)::bigint from purchase").await
+        self.scalar_i64("select coalesce(sum(balance_micros), 0)::bigint from purchase")
+            .await
     }
 
     pub async fn outbox(&self, channel: &str, event: &str) -> i64 {
@@ -145,29 +163,52 @@ async fn full_usdc_flow_credits_once_and_sweeps_by_eip3009_relay(pool: PgPool) {
     let p = setup(pool).await;
     let (status, init) = p
         .app
-        .post("/v1/checkout/initiate", &json!({"checkout_flow_id": GEMINI_USDC, "tracer": "TracerID_x"}))
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": GEMINI_USDC, "tracer": "TracerID_x"}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{init}");
     assert_eq!(init["checkout_pattern"], "CRYPTO_WALLET_TOPUP");
-    assert_eq!(init["validation_endpoint"], p.app.url("/v1/checkout/validate"));
-    assert_eq!(init["finalization_endpoint"], p.app.url("/v1/checkout/finalize"));
+    assert_eq!(
+        init["validation_endpoint"],
+        p.app.url("/v1/checkout/validate")
+    );
+    assert_eq!(
+        init["finalization_endpoint"],
+        p.app.url("/v1/checkout/finalize")
+    );
     assert_eq!(init["tracer"], "TracerID_x");
     let cc = &init["crypto_checkout"];
     assert_eq!(cc["token_address"], p.anvil.usdc.to_checksum(None));
-    assert_eq!((cc["token_symbol"].as_str(), cc["token_decimals"].as_u64()), (Some("USDC"), Some(6)));
+    assert_eq!(
+        (cc["token_symbol"].as_str(), cc["token_decimals"].as_u64()),
+        (Some("USDC"), Some(6))
+    );
     assert_eq!(cc["minimum_amount_decimals"], 1.0);
-    assert_eq!((cc["chain"].as_str(), cc["chain_id"].as_u64()), (Some("anvil"), Some(31337)));
+    assert_eq!(
+        (cc["chain"].as_str(), cc["chain_id"].as_u64()),
+        (Some("anvil"), Some(31337))
+    );
     assert_eq!(cc["accepted"][0]["tokens"].as_array().unwrap().len(), 2);
     let session = init["checkout_session_id"].as_str().unwrap().to_owned();
     let address: Address = cc["receiving_address"].as_str().unwrap().parse().unwrap();
     // Derived at the first index of the sequence; nothing secret stored.
-    assert_eq!(address, wallet::derive_address(&p.wallets.mnemonic, 0).unwrap());
+    assert_eq!(
+        address,
+        wallet::derive_address(&p.wallets.mnemonic, 0).unwrap()
+    );
 
     let tx = p.anvil.mint(p.anvil.usdc, address, 5_000_000).await;
     let v = p.validate(GEMINI_USDC, &session).await;
     assert_eq!(v["success"], false, "{v}");
     assert_eq!(v["pending_balance_usd"], "5.000000");
-    assert!(v["message"].as_str().unwrap().contains("Insufficient funds"));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("Insufficient funds")
+    );
     p.anvil.mine(2).await;
     let v = p.validate(GEMINI_USDC, &session).await;
     assert_eq!(v["success"], true, "{v}");
@@ -192,11 +233,15 @@ async fn full_usdc_flow_credits_once_and_sweeps_by_eip3009_relay(pool: PgPool) {
     assert_eq!(r["checkout_session_id"], session.as_str());
 
     assert_eq!(p.balance().await, 5_000_000);
-    let reference: String = sqlx::query_scalar("select reference from ledger_entry where kind = 'deposit'")
-        .fetch_one(&p.app.state.pool)
-        .await
-        .unwrap();
-    assert!(reference.starts_with(&format!("deposit:31337:{tx}:")), "{reference}");
+    let reference: String =
+        sqlx::query_scalar("select reference from ledger_entry where kind = 'deposit'")
+            .fetch_one(&p.app.state.pool)
+            .await
+            .unwrap();
+    assert!(
+        reference.starts_with(&format!("deposit:31337:{tx}:")),
+        "{reference}"
+    );
     let status: String = sqlx::query_scalar("select status from purchase")
         .fetch_one(&p.app.state.pool)
         .await
@@ -219,8 +264,16 @@ async fn full_usdc_flow_credits_once_and_sweeps_by_eip3009_relay(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(sweep, ("eip3009".to_owned(), "confirmed".to_owned()));
-    assert_eq!(p.anvil.token_balance(p.anvil.usdc, p.wallets.treasury).await, U256::from(5_000_000u64));
-    assert_eq!(p.anvil.token_balance(p.anvil.usdc, address).await, U256::ZERO);
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdc, p.wallets.treasury)
+            .await,
+        U256::from(5_000_000u64)
+    );
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, address).await,
+        U256::ZERO
+    );
     // No gas was ever sent to the deposit address; it never sent a transaction itself.
     assert_eq!(p.anvil.eth_balance(address).await, U256::ZERO);
     assert_eq!(p.anvil.nonce(address).await, 0);
@@ -249,18 +302,39 @@ async fn usdt_sweep_tops_up_exact_gas_then_transfers_and_every_token_counts(pool
     .await
     .unwrap();
     assert_eq!(rows.len(), 2);
-    assert_eq!((rows[0].1.as_str(), rows[0].2.as_str()), ("eip3009", "confirmed"));
-    assert_eq!((rows[1].0.as_str(), rows[1].1.as_str(), rows[1].2.as_str()), ("usdt", "transfer", "confirmed"));
+    assert_eq!(
+        (rows[0].1.as_str(), rows[0].2.as_str()),
+        ("eip3009", "confirmed")
+    );
+    assert_eq!(
+        (rows[1].0.as_str(), rows[1].1.as_str(), rows[1].2.as_str()),
+        ("usdt", "transfer", "confirmed")
+    );
     assert!(rows[1].3.is_some(), "USDT needs a gas top-up");
-    assert_eq!(p.anvil.token_balance(p.anvil.usdt, p.wallets.treasury).await, U256::from(3_000_000u64));
-    assert_eq!(p.anvil.token_balance(p.anvil.usdc, p.wallets.treasury).await, U256::from(1_500_000u64));
-    assert_eq!(p.anvil.nonce(address).await, 1, "one transfer from the deposit address");
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdt, p.wallets.treasury)
+            .await,
+        U256::from(3_000_000u64)
+    );
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdc, p.wallets.treasury)
+            .await,
+        U256::from(1_500_000u64)
+    );
+    assert_eq!(
+        p.anvil.nonce(address).await,
+        1,
+        "one transfer from the deposit address"
+    );
     // The top-up was estimated: what is left is reported dust, a fraction of the top-up.
-    let (topup, dust): (String, String) =
-        sqlx::query_as("select topup_wei::text, dust_wei::text from sweep where method = 'transfer'")
-            .fetch_one(&p.app.state.pool)
-            .await
-            .unwrap();
+    let (topup, dust): (String, String) = sqlx::query_as(
+        "select topup_wei::text, dust_wei::text from sweep where method = 'transfer'",
+    )
+    .fetch_one(&p.app.state.pool)
+    .await
+    .unwrap();
     let (topup, dust): (U256, U256) = (topup.parse().unwrap(), dust.parse().unwrap());
     assert_eq!(p.anvil.eth_balance(address).await, dust);
     assert!(dust < topup, "dust {dust} vs top-up {topup}");
@@ -310,8 +384,16 @@ async fn finalize_is_idempotent_and_replays_secrets_only_to_the_same_purchase(po
     let other = p.finalize(GEMINI_USDC, &session, "PurchaseID_other").await;
     assert_eq!(other["success"], true);
     let r = &other["receipt"];
-    assert!(r.get("customer_billing_api_key").is_none() && r.get("redeem_code").is_none(), "{r}");
-    assert!(!r["billing_url"].as_str().unwrap().contains("customer_billing_api_key"));
+    assert!(
+        r.get("customer_billing_api_key").is_none() && r.get("redeem_code").is_none(),
+        "{r}"
+    );
+    assert!(
+        !r["billing_url"]
+            .as_str()
+            .unwrap()
+            .contains("customer_billing_api_key")
+    );
     assert_eq!(r["vendor_purchase_id"], a["receipt"]["vendor_purchase_id"]);
 
     assert_eq!(p.scalar_i64("select count(*) from purchase").await, 1);
@@ -331,13 +413,23 @@ async fn topup_credits_each_deposit_exactly_once(pool: PgPool) {
     p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
     p.anvil.mine(2).await;
     let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_t").await;
-    let key = f["receipt"]["customer_billing_api_key"].as_str().unwrap().to_owned();
-    let purchase = f["receipt"]["vendor_purchase_id"].as_str().unwrap().to_owned();
+    let key = f["receipt"]["customer_billing_api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let purchase = f["receipt"]["vendor_purchase_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // A new deposit, seen but unconfirmed: the purchase is marked "topup pending".
     p.anvil.mint(p.anvil.usdc, address, 3_000_000).await;
     p.watch().await;
-    assert_eq!(p.scalar_i64("select count(*) from purchase where pending_deposit_at is not null").await, 1);
+    assert_eq!(
+        p.scalar_i64("select count(*) from purchase where pending_deposit_at is not null")
+            .await,
+        1
+    );
     p.anvil.mine(2).await;
 
     let body = json!({"checkout_session_id": session, "sweep_tokens": []});
@@ -353,16 +445,31 @@ async fn topup_credits_each_deposit_exactly_once(pool: PgPool) {
     for r in [&t1, &t2, &t3, &v] {
         assert_eq!(r.0, StatusCode::OK, "{}", r.1);
     }
-    let credited_by_topup = [&t1, &t2, &t3].iter().filter(|r| r.1["success"] == true).count();
+    let credited_by_topup = [&t1, &t2, &t3]
+        .iter()
+        .filter(|r| r.1["success"] == true)
+        .count();
     let credited_by_verify = usize::from(v.1.get("topup_amount").is_some());
-    assert_eq!(credited_by_topup + credited_by_verify, 1, "{t1:?} {t2:?} {t3:?} {v:?}");
+    assert_eq!(
+        credited_by_topup + credited_by_verify,
+        1,
+        "{t1:?} {t2:?} {t3:?} {v:?}"
+    );
     for r in [&t1, &t2, &t3] {
         assert_eq!(r.1["updatedValue"], 5.0);
     }
     p.watch().await;
     assert_eq!(p.balance().await, 5_000_000);
-    assert_eq!(p.scalar_i64("select count(*) from ledger_entry where kind = 'deposit'").await, 2);
-    assert_eq!(p.scalar_i64("select count(*) from purchase where pending_deposit_at is not null").await, 0);
+    assert_eq!(
+        p.scalar_i64("select count(*) from ledger_entry where kind = 'deposit'")
+            .await,
+        2
+    );
+    assert_eq!(
+        p.scalar_i64("select count(*) from purchase where pending_deposit_at is not null")
+            .await,
+        0
+    );
 
     // Nothing new: the reference's "nothing to credit" shape.
     let (status, nothing) = p.app.post_auth(&verify, &key, &json!({})).await;
@@ -387,7 +494,12 @@ async fn under_the_minimum_finalize_refuses_and_nothing_is_lost(pool: PgPool) {
     p.anvil.mine(2).await;
     let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_u").await;
     assert_eq!(f["success"], false, "{f}");
-    assert!(f["message"].as_str().unwrap().contains("Insufficient funds. Found: 0.500000 USD confirmed, Required: 1.000000 USD"));
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("Insufficient funds. Found: 0.500000 USD confirmed, Required: 1.000000 USD")
+    );
     assert_eq!(f["receipt"]["checkout_session_id"], session.as_str());
     assert_eq!(f["receipt"]["checkout_flow_id"], GEMINI_USDC);
     assert!(f["receipt"]["vendor_disclaimer"].is_string());
@@ -408,9 +520,17 @@ async fn a_payment_after_expiry_is_still_detected_and_creditable(pool: PgPool) {
     p.anvil.mine(2).await;
     // The watcher finds it without anyone calling validate.
     assert!(matches!(p.watch().await, Outcome::Processed(_)));
-    assert_eq!(p.scalar_i64("select count(*) from deposit where status = 'confirmed'").await, 1);
+    assert_eq!(
+        p.scalar_i64("select count(*) from deposit where status = 'confirmed'")
+            .await,
+        1
+    );
     let v = p.validate(GEMINI_USDC, &session).await;
-    assert_eq!((v["success"].as_bool(), v["expired"].as_bool()), (Some(true), Some(true)), "{v}");
+    assert_eq!(
+        (v["success"].as_bool(), v["expired"].as_bool()),
+        (Some(true), Some(true)),
+        "{v}"
+    );
     let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_late").await;
     assert_eq!(f["success"], true, "{f}");
     assert_eq!(p.balance().await, 1_000_000);
@@ -431,10 +551,18 @@ async fn a_reorged_credited_deposit_raises_an_alert_and_is_never_credited_twice(
     p.anvil.revert(before_payment).await;
     p.anvil.mine(6).await;
     p.watch().await;
-    assert_eq!(p.scalar_i64("select count(*) from deposit where status = 'reorged'").await, 1);
+    assert_eq!(
+        p.scalar_i64("select count(*) from deposit where status = 'reorged'")
+            .await,
+        1
+    );
     assert_eq!(p.outbox("alert", "deposit.reorged").await, 1);
     p.watch().await;
-    assert_eq!(p.outbox("alert", "deposit.reorged").await, 1, "one alert per reorg");
+    assert_eq!(
+        p.outbox("alert", "deposit.reorged").await,
+        1,
+        "one alert per reorg"
+    );
     assert_eq!(p.balance().await, 4_000_000);
     assert_eq!(p.scalar_i64("select count(*) from ledger_entry").await, 1);
 
@@ -442,11 +570,19 @@ async fn a_reorged_credited_deposit_raises_an_alert_and_is_never_credited_twice(
     let snap = p.anvil.snapshot().await;
     p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
     p.watch().await;
-    assert_eq!(p.scalar_i64("select count(*) from deposit where status = 'pending'").await, 1);
+    assert_eq!(
+        p.scalar_i64("select count(*) from deposit where status = 'pending'")
+            .await,
+        1
+    );
     p.anvil.revert(snap).await;
     p.anvil.mine(4).await;
     p.watch().await;
-    assert_eq!(p.scalar_i64("select count(*) from deposit where status = 'pending'").await, 0);
+    assert_eq!(
+        p.scalar_i64("select count(*) from deposit where status = 'pending'")
+            .await,
+        0
+    );
     assert_eq!(p.balance().await, 4_000_000);
     assert_eq!(p.scalar_i64("select count(*) from ledger_entry").await, 1);
 }
@@ -469,12 +605,19 @@ async fn provisioning_failures_answer_awaiting_and_are_retried(pool: PgPool) {
     assert_eq!((status.as_str(), attempts), ("failed", 1));
     // Credit is intact whatever the provider did.
     assert_eq!(p.balance().await, 3_000_000);
-    assert_eq!(provision::run_once(&p.app.state).await.unwrap(), Outcome::Idle, "backoff not due yet");
+    assert_eq!(
+        provision::run_once(&p.app.state).await.unwrap(),
+        Outcome::Idle,
+        "backoff not due yet"
+    );
     sqlx::query("update purchase set next_provision_at = now()")
         .execute(&p.app.state.pool)
         .await
         .unwrap();
-    assert_eq!(provision::run_once(&p.app.state).await.unwrap(), Outcome::Processed(1));
+    assert_eq!(
+        provision::run_once(&p.app.state).await.unwrap(),
+        Outcome::Processed(1)
+    );
     let status: String = sqlx::query_scalar("select status from purchase")
         .fetch_one(&p.app.state.pool)
         .await
@@ -482,51 +625,89 @@ async fn provisioning_failures_answer_awaiting_and_are_retried(pool: PgPool) {
     assert_eq!(status, "active");
     let replay = p.finalize(GEMINI_USDC, &session, "PurchaseID_p").await;
     assert_eq!(replay["receipt"]["status"], "RUNNING");
-    assert!(replay["receipt"]["redeem_code"].as_str().unwrap().starts_with("gk_secret_"));
-    assert_eq!(replay["receipt"]["customer_billing_api_key"], f["receipt"]["customer_billing_api_key"]);
+    assert!(
+        replay["receipt"]["redeem_code"]
+            .as_str()
+            .unwrap()
+            .starts_with("gk_secret_")
+    );
+    assert_eq!(
+        replay["receipt"]["customer_billing_api_key"],
+        f["receipt"]["customer_billing_api_key"]
+    );
 }
 
 #[sqlx::test]
 async fn bad_inputs_are_4xx_json(pool: PgPool) {
     let p = setup_with(pool, &[("CHECKOUT_RATE_LIMIT_PER_MINUTE", "5")], 0, false).await;
     let app = &p.app;
-    let got = app.post_raw("/v1/checkout/initiate", "application/json", b"{".to_vec()).await;
+    let got = app
+        .post_raw("/v1/checkout/initiate", "application/json", b"{".to_vec())
+        .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "malformed_json");
     let got = app.post("/v1/checkout/initiate", &json!({})).await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_body");
-    let got = app.post("/v1/checkout/initiate", &json!({"checkout_flow_id": "nope"})).await;
+    let got = app
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": "nope"}),
+        )
+        .await;
     assert_error(&got, StatusCode::NOT_FOUND, "checkout_flow_not_found");
     let got = app
-        .post("/v1/checkout/initiate", &json!({"checkout_flow_id": GEMINI_USDC, "email": "nope"}))
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": GEMINI_USDC, "email": "nope"}),
+        )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_body");
 
     let got = app
-        .post("/v1/checkout/validate", &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": "x"}))
+        .post(
+            "/v1/checkout/validate",
+            &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": "x"}),
+        )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
     let unknown = "CheckoutSessionID_00000000-0000-4000-8000-000000000000";
     let v = p.validate(GEMINI_USDC, unknown).await;
     assert_eq!(v["success"], false);
-    assert!(v["message"].as_str().unwrap().starts_with("Wallet not found"));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Wallet not found")
+    );
     let got = app
-        .post("/v1/checkout/finalize", &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": unknown}))
+        .post(
+            "/v1/checkout/finalize",
+            &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": unknown}),
+        )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_body");
     let f = p.finalize(GEMINI_USDC, unknown, "PurchaseID_x").await;
     assert_eq!(f["success"], false);
     let got = app
-        .post("/v1/checkout/finalize", &json!({"checkout_flow_id": 5, "checkout_session_id": unknown}))
+        .post(
+            "/v1/checkout/finalize",
+            &json!({"checkout_flow_id": 5, "checkout_session_id": unknown}),
+        )
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_body");
 
     let body = json!({"checkout_session_id": unknown});
     let no_key = app.post("/v1/checkout/topup", &body).await;
     assert_error(&no_key, StatusCode::UNAUTHORIZED, "unauthorized");
-    let unknown_session = app.post_auth("/v1/checkout/topup", "vsc_wrong", &body).await;
+    let unknown_session = app
+        .post_auth("/v1/checkout/topup", "vsc_wrong", &body)
+        .await;
     assert_error(&unknown_session, StatusCode::UNAUTHORIZED, "unauthorized");
     let bad = app
-        .post_auth("/v1/checkout/topup", "vsc_wrong", &json!({"checkout_session_id": "garbage"}))
+        .post_auth(
+            "/v1/checkout/topup",
+            "vsc_wrong",
+            &json!({"checkout_session_id": "garbage"}),
+        )
         .await;
     assert_eq!(bad, unknown_session, "same 401 whatever is wrong");
     let got = app
@@ -550,7 +731,11 @@ async fn bad_inputs_are_4xx_json(pool: PgPool) {
     let purchase = f["receipt"]["vendor_purchase_id"].as_str().unwrap();
     let key = f["receipt"]["customer_billing_api_key"].as_str().unwrap();
     let wrong = app
-        .post_auth("/v1/checkout/topup", "vsc_wrong", &json!({"checkout_session_id": session}))
+        .post_auth(
+            "/v1/checkout/topup",
+            "vsc_wrong",
+            &json!({"checkout_session_id": session}),
+        )
         .await;
     assert_eq!(wrong, unknown_session);
     let got = app
@@ -562,19 +747,38 @@ async fn bad_inputs_are_4xx_json(pool: PgPool) {
         .await;
     assert_error(&got, StatusCode::BAD_REQUEST, "invalid_body");
     let got = app
-        .post_raw(&format!("/v1/purchase/{purchase}/verify-topup?auth={key}"), "application/json", Vec::new())
+        .post_raw(
+            &format!("/v1/purchase/{purchase}/verify-topup?auth={key}"),
+            "application/json",
+            Vec::new(),
+        )
         .await;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
     assert_eq!(got.1["min_target_balance_for_topup"], 0.0);
 
     // Four initiates so far (invalid ones count too); the fifth passes, the sixth is limited.
-    let got = app.post("/v1/checkout/initiate", &json!({"checkout_flow_id": GEMINI_USDC})).await;
+    let got = app
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": GEMINI_USDC}),
+        )
+        .await;
     assert_eq!(got.0, StatusCode::OK);
-    let got = app.post("/v1/checkout/initiate", &json!({"checkout_flow_id": GEMINI_USDC})).await;
+    let got = app
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": GEMINI_USDC}),
+        )
+        .await;
     assert_error(&got, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
 
     let (status, page) = {
-        let r = app.client.get(app.url("/v1/dashboard/customer")).send().await.unwrap();
+        let r = app
+            .client
+            .get(app.url("/v1/dashboard/customer"))
+            .send()
+            .await
+            .unwrap();
         (r.status(), r.text().await.unwrap())
     };
     assert_eq!(status, StatusCode::OK);
@@ -597,17 +801,27 @@ async fn an_unreachable_rpc_node_is_a_clear_retryable_error_without_state_change
     }
     drop(anvil);
     let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let app = crate::chain::spawn_with_providers(pool, &pairs, &[TestProvider::new("gemini", 0)]).await;
+    let app =
+        crate::chain::spawn_with_providers(pool, &pairs, &[TestProvider::new("gemini", 0)]).await;
     let (status, init) = app
-        .post("/v1/checkout/initiate", &json!({"checkout_flow_id": GEMINI_USDC}))
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": GEMINI_USDC}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "initiate needs no RPC: {init}");
     let session = init["checkout_session_id"].as_str().unwrap();
     let got = app
-        .post("/v1/checkout/validate", &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": session}))
+        .post(
+            "/v1/checkout/validate",
+            &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": session}),
+        )
         .await;
     assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable");
-    assert!(!got.1["error"].as_str().unwrap().contains(&dead), "RPC URL leaked");
+    assert!(
+        !got.1["error"].as_str().unwrap().contains(&dead),
+        "RPC URL leaked"
+    );
     let got = app
         .post(
             "/v1/checkout/finalize",
@@ -645,5 +859,8 @@ async fn public_development_keys_are_refused_on_real_chains(pool: PgPool) {
         .await
         .err()
         .expect("must refuse");
-    assert!(format!("{err:#}").contains("public development mnemonic"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("public development mnemonic"),
+        "{err:#}"
+    );
 }

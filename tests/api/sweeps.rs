@@ -16,7 +16,13 @@ async fn paid(p: &Pay, amount: u64) -> Address {
     let (session, address) = p.initiate(GEMINI_USDC).await;
     p.anvil.mint(p.anvil.usdc, address, amount).await;
     p.anvil.mine(2).await;
-    let f = p.finalize(GEMINI_USDC, &session, &format!("PurchaseID_{}", uuid::Uuid::new_v4())).await;
+    let f = p
+        .finalize(
+            GEMINI_USDC,
+            &session,
+            &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
+        )
+        .await;
     assert_eq!(f["success"], true, "{f}");
     address
 }
@@ -38,7 +44,11 @@ async fn a_crash_after_the_intent_commit_is_reconciled_without_a_second_send(poo
     assert_eq!(status, "signed");
     let hash = hash.unwrap();
     let gas = p.wallets.gas.address();
-    assert_eq!(p.anvil.nonce(gas).await, 0, "nothing broadcast before the commit");
+    assert_eq!(
+        p.anvil.nonce(gas).await,
+        0,
+        "nothing broadcast before the commit"
+    );
     let nonce: i64 = sqlx::query_scalar("select next_nonce from gas_wallet")
         .fetch_one(&p.app.state.pool)
         .await
@@ -60,10 +70,25 @@ async fn a_crash_after_the_intent_commit_is_reconciled_without_a_second_send(poo
         p.anvil.mine(2).await;
     }
     let (status, after_hash, _) = sweep_row(&p).await;
-    assert_eq!((status.as_str(), after_hash.as_deref()), ("confirmed", Some(hash.as_str())));
-    assert_eq!(p.anvil.nonce(gas).await, 1, "exactly one transaction from the gas wallet");
-    assert_eq!(p.anvil.token_balance(p.anvil.usdc, p.wallets.treasury).await, U256::from(2_000_000u64));
-    assert_eq!(p.anvil.token_balance(p.anvil.usdc, address).await, U256::ZERO);
+    assert_eq!(
+        (status.as_str(), after_hash.as_deref()),
+        ("confirmed", Some(hash.as_str()))
+    );
+    assert_eq!(
+        p.anvil.nonce(gas).await,
+        1,
+        "exactly one transaction from the gas wallet"
+    );
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdc, p.wallets.treasury)
+            .await,
+        U256::from(2_000_000u64)
+    );
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, address).await,
+        U256::ZERO
+    );
 }
 
 #[sqlx::test]
@@ -76,7 +101,10 @@ async fn a_crash_between_broadcast_and_record_does_not_send_again(pool: PgPool) 
     // The broadcast reached the node but the process died before recording it.
     let sent = p
         .anvil
-        .rpc("eth_sendRawTransaction", json!([format!("0x{}", hex::encode(raw.unwrap()))]))
+        .rpc(
+            "eth_sendRawTransaction",
+            json!([format!("0x{}", hex::encode(raw.unwrap()))]),
+        )
         .await;
     assert_eq!(sent.as_str(), hash.as_deref());
     p.anvil.mine(2).await;
@@ -87,7 +115,12 @@ async fn a_crash_between_broadcast_and_record_does_not_send_again(pool: PgPool) 
     let (status, after, _) = sweep_row(&p).await;
     assert_eq!((status.as_str(), after), ("confirmed".into(), hash));
     assert_eq!(p.anvil.nonce(p.wallets.gas.address()).await, 1);
-    assert_eq!(p.anvil.token_balance(p.anvil.usdc, p.wallets.treasury).await, U256::from(3_000_000u64));
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdc, p.wallets.treasury)
+            .await,
+        U256::from(3_000_000u64)
+    );
     let last_error: Option<String> = sqlx::query_scalar("select last_error from sweep")
         .fetch_one(&p.app.state.pool)
         .await
@@ -110,16 +143,23 @@ async fn low_gas_makes_sweeps_wait_with_one_alert_then_they_proceed(pool: PgPool
     assert_eq!(p.balance().await, 2_000_000);
 
     p.anvil
-        .set_eth(p.wallets.gas.address(), U256::from(10u64).pow(U256::from(18u64)))
+        .set_eth(
+            p.wallets.gas.address(),
+            U256::from(10u64).pow(U256::from(18u64)),
+        )
         .await;
     p.sweep_all().await;
     let (status, _, _) = sweep_row(&p).await;
     assert_eq!(status, "confirmed");
-    assert_eq!(p.anvil.token_balance(p.anvil.usdc, address).await, U256::ZERO);
-    let low: i64 = sqlx::query_scalar("select count(*) from gas_wallet where low_since is not null")
-        .fetch_one(&p.app.state.pool)
-        .await
-        .unwrap();
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, address).await,
+        U256::ZERO
+    );
+    let low: i64 =
+        sqlx::query_scalar("select count(*) from gas_wallet where low_since is not null")
+            .fetch_one(&p.app.state.pool)
+            .await
+            .unwrap();
     assert_eq!(low, 0);
 }
 
@@ -129,11 +169,12 @@ async fn a_sweep_fee_is_its_own_ledger_row(pool: PgPool) {
     paid(&p, 2_000_000).await;
     p.sweep_all().await;
     p.watch().await;
-    let fees: Vec<(i64, String)> =
-        sqlx::query_as("select amount_micros, reference from ledger_entry where kind = 'sweep_fee'")
-            .fetch_all(&p.app.state.pool)
-            .await
-            .unwrap();
+    let fees: Vec<(i64, String)> = sqlx::query_as(
+        "select amount_micros, reference from ledger_entry where kind = 'sweep_fee'",
+    )
+    .fetch_all(&p.app.state.pool)
+    .await
+    .unwrap();
     assert_eq!(fees.len(), 1, "{fees:?}");
     assert_eq!(fees[0].0, -50_000);
     assert_eq!(p.balance().await, 1_950_000);
@@ -171,8 +212,15 @@ async fn cli_lists_sweeps_prints_gas_and_derives_addresses(pool: PgPool) {
     };
     let out = run(&["sweeps"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("confirmed") && stdout.contains("eip3009"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("confirmed") && stdout.contains("eip3009"),
+        "{stdout}"
+    );
     let out = run(&["sweeps", "--pending"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("no pending sweeps"));
     let out = run(&["sweeps", "retry", "1"]);
@@ -180,11 +228,21 @@ async fn cli_lists_sweeps_prints_gas_and_derives_addresses(pool: PgPool) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("only failed sweeps can be retried"));
     let out = run(&["gas"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(&p.wallets.gas.address().to_checksum(None)) && stdout.contains("ETH"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&p.wallets.gas.address().to_checksum(None)) && stdout.contains("ETH"),
+        "{stdout}"
+    );
     let out = run(&["address", "0"]);
     let expected = vendor_server::chain::wallet::derive_address(&p.wallets.mnemonic, 0).unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected.to_checksum(None));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        expected.to_checksum(None)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains(&p.wallets.mnemonic));
 }
@@ -216,7 +274,17 @@ async fn detection_scale_benchmark(pool: PgPool) {
     .await
     .unwrap();
     for (i, a) in addresses.iter().step_by(N / 20).enumerate() {
-        p.anvil.mint(if i % 2 == 0 { p.anvil.usdc } else { p.anvil.usdt }, *a, 1_000_000).await;
+        p.anvil
+            .mint(
+                if i % 2 == 0 {
+                    p.anvil.usdc
+                } else {
+                    p.anvil.usdt
+                },
+                *a,
+                1_000_000,
+            )
+            .await;
     }
     p.anvil.mine(2).await;
     let chains: &Chains = &p.app.state.chains;
@@ -265,13 +333,18 @@ async fn detection_scale_benchmark(pool: PgPool) {
     let mut batch = chain.rpc().new_batch();
     let mut waiters = Vec::new();
     for a in &addresses {
-        let data = alloy::sol_types::SolCall::abi_encode(&vendor_server::chain::erc20::IERC20::balanceOfCall { owner: *a });
+        let data = alloy::sol_types::SolCall::abi_encode(
+            &vendor_server::chain::erc20::IERC20::balanceOfCall { owner: *a },
+        );
         let request = alloy::rpc::types::TransactionRequest::default()
             .to(p.anvil.usdc)
             .input(alloy::rpc::types::TransactionInput::new(data.into()));
         waiters.push(
             batch
-                .add_call::<_, alloy::primitives::Bytes>("eth_call", &(request, alloy::rpc::types::BlockId::latest()))
+                .add_call::<_, alloy::primitives::Bytes>(
+                    "eth_call",
+                    &(request, alloy::rpc::types::BlockId::latest()),
+                )
                 .unwrap(),
         );
     }
@@ -286,7 +359,7 @@ async fn detection_scale_benchmark(pool: PgPool) {
         "detection of {N} watched addresses on anvil (2 tokens):\n\
          - Transfer-log scan (watcher pass, {N}/1000 filters batched): {logs_requests} HTTP round trips, {logs_time:?} (found 20 deposits)\n\
          - same, idle pass: {idle_requests} round trips, {idle_time:?}\n\
-         - Multicall3 aggregate3 balanceOf, 1000 per call, one batch per token: {multicall_requests} round trips, {multicall_time:?}\n\
+         - Multicall3 aggregate3 balanceOf, 1000 per call, batches of 4 calls, 2 tokens: {multicall_requests} round trips, {multicall_time:?}\n\
          - JSON-RPC batch of {N} eth_call balanceOf (one token): {batch_requests} round trip, {batch_time:?}"
     );
     assert!(logs_requests <= 20, "{logs_requests} requests");
