@@ -22,39 +22,29 @@ pub enum Outcome {
 pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
     let mut set = JoinSet::new();
     {
-        let s = state.clone();
-        set.spawn(run_loop(
-            "deposit_watcher",
-            shutdown.clone(),
-            Duration::from_secs(5),
-            Duration::from_secs(15),
-            move || {
-                let s = s.clone();
-                async move { crate::chain::watcher::run_once(&s).await }
-            },
-        ));
-        let s = state.clone();
-        set.spawn(run_loop(
-            "sweeper",
-            shutdown.clone(),
-            Duration::from_secs(10),
-            Duration::from_secs(30),
-            move || {
-                let s = s.clone();
-                async move { crate::chain::sweeper::run_once(&s).await }
-            },
-        ));
-        let s = state.clone();
-        set.spawn(run_loop(
-            "provision_retry",
-            shutdown.clone(),
-            Duration::from_secs(5),
-            Duration::from_secs(30),
-            move || {
-                let s = s.clone();
-                async move { crate::checkout::provision::run_once(&s).await }
-            },
-        ));
+        // Payments: deposit watcher, sweeper, provisioning retries.
+        type Pass = fn(AppState) -> futures::future::BoxFuture<'static, anyhow::Result<Outcome>>;
+        let payments: [(&'static str, u64, u64, Pass); 3] = [
+            ("deposit_watcher", 5, 15, |s| {
+                Box::pin(async move { crate::chain::watcher::run_once(&s).await })
+            }),
+            ("sweeper", 10, 30, |s| {
+                Box::pin(async move { crate::chain::sweeper::run_once(&s).await })
+            }),
+            ("provision_retry", 5, 30, |s| {
+                Box::pin(async move { crate::checkout::provision::run_once(&s).await })
+            }),
+        ];
+        for (name, idle, on_error, pass) in payments {
+            let s = state.clone();
+            set.spawn(run_loop(
+                name,
+                shutdown.clone(),
+                Duration::from_secs(idle),
+                Duration::from_secs(on_error),
+                move || pass(s.clone()),
+            ));
+        }
     }
     set
 }
