@@ -940,6 +940,48 @@ mod tests {
     }
 
     #[test]
+    fn payment_settings_have_defaults_and_are_validated() {
+        let c = Config::from_vars(&vars(&[
+            DB,
+            ("RPC_ENDPOINT", "http://127.0.0.1:8545"),
+            ("CHAIN_ID_DEC", "31337"),
+            ("USDC_ADDRESS", "0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+        ]))
+        .unwrap();
+        let chain = &c.chains[0];
+        assert_eq!(
+            (
+                chain.log_chunk_blocks,
+                chain.reorg_window_blocks,
+                chain.start_block
+            ),
+            (2000, 128, None)
+        );
+        assert_eq!(c.checkout.initiate_per_minute, 20);
+        assert_eq!(c.checkout.provision_wait, Duration::from_secs(30));
+        for (var, value) in [
+            ("CHECKOUT_RATE_LIMIT_PER_MINUTE", "0"),
+            ("FINALIZE_PROVISION_WAIT_SECS", "soon"),
+            ("SWEEP_FEE_USD", "-1"),
+            ("LOG_CHUNK_BLOCKS", "0"),
+        ] {
+            let err = Config::from_vars(&vars(&[
+                DB,
+                ("RPC_ENDPOINT", "http://127.0.0.1:8545"),
+                ("CHAIN_ID_DEC", "31337"),
+                ("USDC_ADDRESS", "0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+                (var, value),
+            ]))
+            .unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with(var) || text.starts_with("CHAINS_FILE"),
+                "{var}: {text}"
+            );
+        }
+    }
+
+    #[test]
     fn redact_url_hides_passwords() {
         assert_eq!(
             redact_url("postgres://u:pw@h:5432/db"),

@@ -339,6 +339,16 @@ async fn usdt_sweep_tops_up_exact_gas_then_transfers_and_every_token_counts(pool
     assert_eq!(p.anvil.eth_balance(address).await, dust);
     assert!(dust < topup, "dust {dust} vs top-up {topup}");
     assert_eq!(p.balance().await, 4_500_000);
+    // Gas per swept deposit (see the README): the relay is one transaction, the other two.
+    let gas: Vec<(String, i64)> =
+        sqlx::query_as("select method, gas_used from sweep order by method")
+            .fetch_all(&p.app.state.pool)
+            .await
+            .unwrap();
+    println!(
+        "gas per sweep: eip3009 relay {} (1 tx, no ETH to the deposit address); top-up 21000 + transfer {} (2 txs, dust {dust} wei left)",
+        gas[0].1, gas[1].1
+    );
 }
 
 #[sqlx::test]
