@@ -34,6 +34,31 @@ pub enum Command {
         /// e.g. http://localhost:3001/health
         url: String,
     },
+    /// Print the deposit address derived from DEPOSIT_MNEMONIC at m/44'/60'/0'/0/INDEX (the same on
+    /// every EVM chain).
+    Address {
+        /// Deposit index (0 to 2147483647).
+        index: u32,
+    },
+    /// List sweeps (newest first), or retry a failed one.
+    Sweeps {
+        /// Only unfinished sweeps.
+        #[arg(long)]
+        pending: bool,
+        #[command(subcommand)]
+        action: Option<SweepsAction>,
+    },
+    /// Gas wallet balance per chain.
+    Gas,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SweepsAction {
+    /// Plan a failed sweep again (after fixing its cause).
+    Retry {
+        /// The sweep id from `vendor-server sweeps`.
+        id: i64,
+    },
 }
 
 /// Parses arguments, runs the command, maps failure to exit code 1 with one message on stderr.
@@ -77,7 +102,101 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck { url } => healthcheck(&url).await,
+        Command::Address { index } => address(index),
+        Command::Sweeps { pending, action } => sweeps(pending, action).await,
+        Command::Gas => gas().await,
     }
+}
+
+fn address(index: u32) -> anyhow::Result<()> {
+    // Only the mnemonic is needed (no database).
+    match dotenvy::dotenv() {
+        Ok(_) => {}
+        Err(e) if e.not_found() => {}
+        Err(e) => anyhow::bail!("invalid .env: {e}"),
+    }
+    let phrase = std::env::var("DEPOSIT_MNEMONIC")
+        .ok()
+        .filter(|p| !p.trim().is_empty())
+        .context("DEPOSIT_MNEMONIC is not set")?;
+    let address = crate::chain::wallet::derive_address(&phrase, index)?;
+    println!("{}", address.to_checksum(None));
+    Ok(())
+}
+
+async fn sweeps(pending: bool, action: Option<SweepsAction>) -> anyhow::Result<()> {
+    let config = load_config()?;
+    let pool = db::connect(&config.database).await?;
+    if let Some(SweepsAction::Retry { id }) = action {
+        crate::chain::sweeper::retry(&pool, id).await?;
+        println!("sweep {id} planned again; the sweeper picks it up on its next pass");
+        return Ok(());
+    }
+    let rows = crate::chain::sweeper::list(&pool, pending, 200).await?;
+    if rows.is_empty() {
+        println!("no {}sweeps", if pending { "pending " } else { "" });
+        return Ok(());
+    }
+    println!(
+        "{:>6}  {:>8}  {:<5}  {:<42}  {:>20}  {:<8}  {:<6}  {:<9}  {:<66}  note",
+        "id",
+        "chain",
+        "token",
+        "deposit address",
+        "amount (units)",
+        "method",
+        "step",
+        "status",
+        "tx"
+    );
+    for r in rows {
+        let note = match (&r.last_error, &r.dust_wei) {
+            (Some(e), _) => format!("error: {e}"),
+            (None, Some(d)) if d != "0" => format!("dust {d} wei"),
+            _ => String::new(),
+        };
+        println!(
+            "{:>6}  {:>8}  {:<5}  {:<42}  {:>20}  {:<8}  {:<6}  {:<9}  {:<66}  {note}",
+            r.sweep_id,
+            r.chain_id,
+            r.token_symbol,
+            r.deposit_address,
+            r.amount_units,
+            r.method,
+            r.step,
+            r.status,
+            r.tx_hash.unwrap_or_default(),
+        );
+    }
+    Ok(())
+}
+
+async fn gas() -> anyhow::Result<()> {
+    let config = load_config()?;
+    let chains = crate::chain::Chains::from_config(&config)?;
+    let gas = chains
+        .gas()
+        .context("VENDOR_GAS_TANK_PRIVATE_KEY is not set")?
+        .address();
+    anyhow::ensure!(chains.iter().next().is_some(), "no chain is configured");
+    let mut failed = 0;
+    for chain in chains.iter() {
+        match crate::chain::sweeper::gas_balance(chain, gas).await {
+            Ok(wei) => println!(
+                "{} (chain {}): {} {} ETH ({wei} wei)",
+                chain.name(),
+                chain.id(),
+                gas.to_checksum(None),
+                crate::chain::format_units(wei, 18)
+            ),
+            Err(e) => {
+                failed += 1;
+                println!("{} (chain {}): {e}", chain.name(), chain.id());
+            }
+        }
+    }
+    anyhow::ensure!(failed == 0, "{failed} chain(s) could not be read");
+    Ok(())
 }
 
 fn load_config() -> anyhow::Result<Config> {

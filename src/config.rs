@@ -157,6 +157,15 @@ pub struct ChainConfig {
     #[serde(default)]
     pub sweep_fee_usd: Option<String>,
     pub tokens: Vec<TokenConfig>,
+    /// Largest block range of one `eth_getLogs` request (RPC providers cap it).
+    #[serde(default = "default_log_chunk_blocks")]
+    pub log_chunk_blocks: u64,
+    /// How many recent blocks each watcher pass rescans to notice reorgs of recorded deposits.
+    #[serde(default = "default_reorg_window_blocks")]
+    pub reorg_window_blocks: u64,
+    /// First block to scan when the chain has no cursor yet (default: a lookback below the head).
+    #[serde(default)]
+    pub start_block: Option<u64>,
 }
 
 impl fmt::Debug for ChainConfig {
@@ -173,6 +182,14 @@ impl fmt::Debug for ChainConfig {
 
 fn default_confirmations() -> u64 {
     2
+}
+
+fn default_log_chunk_blocks() -> u64 {
+    2_000
+}
+
+fn default_reorg_window_blocks() -> u64 {
+    128
 }
 
 /// The canonical Multicall3 deployment address.
@@ -280,6 +297,10 @@ pub struct OfficexConfig {
 pub struct CheckoutConfig {
     pub expiry: Duration,
     pub late_payment_watch: Duration,
+    /// `POST /v1/checkout/initiate` calls allowed per client IP and minute (token bucket).
+    pub initiate_per_minute: u32,
+    /// How long finalize waits for provisioning before answering `AWAITING`.
+    pub provision_wait: Duration,
 }
 
 /// Reads variables from a map (the process environment in production, a literal map in tests).
@@ -538,8 +559,19 @@ impl Config {
                     .trim_end_matches('/')
                     .to_owned(),
                 multicall3: MULTICALL3,
-                sweep_fee_usd: None,
+                sweep_fee_usd: v.get("SWEEP_FEE_USD").map(str::to_owned),
                 tokens,
+                log_chunk_blocks: v.parse_or(
+                    "LOG_CHUNK_BLOCKS",
+                    "a block count",
+                    default_log_chunk_blocks(),
+                )?,
+                reorg_window_blocks: v.parse_or(
+                    "REORG_WINDOW_BLOCKS",
+                    "a block count",
+                    default_reorg_window_blocks(),
+                )?,
+                start_block: v.parse("START_BLOCK", "a block number")?,
             });
         }
         if let Some(path) = v.get("CHAINS_FILE") {
@@ -653,7 +685,24 @@ impl Config {
                 "a number of days",
                 30,
             )?),
+            initiate_per_minute: v.parse_or(
+                "CHECKOUT_RATE_LIMIT_PER_MINUTE",
+                "a number of requests per minute",
+                20,
+            )?,
+            provision_wait: Duration::from_secs(v.parse_or(
+                "FINALIZE_PROVISION_WAIT_SECS",
+                "seconds",
+                30,
+            )?),
         };
+        if checkout.initiate_per_minute == 0 {
+            return Err(ConfigError::invalid(
+                "CHECKOUT_RATE_LIMIT_PER_MINUTE",
+                "at least 1",
+                "0",
+            ));
+        }
 
         let data_encryption_key = v.secret("DATA_ENCRYPTION_KEY");
         if let Some(key) = &data_encryption_key {
@@ -730,6 +779,13 @@ fn validate_chains(chains: &mut [ChainConfig]) -> Result<(), ConfigError> {
                 var,
                 "sweep_fee_usd as a non-negative USD decimal",
                 fee,
+            ));
+        }
+        if chain.log_chunk_blocks == 0 || chain.reorg_window_blocks == 0 {
+            return Err(ConfigError::invalid(
+                var,
+                "log_chunk_blocks and reorg_window_blocks of at least 1",
+                &chain.name,
             ));
         }
         let mut symbols = std::collections::HashSet::new();
@@ -880,6 +936,48 @@ mod tests {
             "admin-token-0123456789",
         ] {
             assert!(!debug.contains(secret), "{secret} leaked: {debug}");
+        }
+    }
+
+    #[test]
+    fn payment_settings_have_defaults_and_are_validated() {
+        let c = Config::from_vars(&vars(&[
+            DB,
+            ("RPC_ENDPOINT", "http://127.0.0.1:8545"),
+            ("CHAIN_ID_DEC", "31337"),
+            ("USDC_ADDRESS", "0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+        ]))
+        .unwrap();
+        let chain = &c.chains[0];
+        assert_eq!(
+            (
+                chain.log_chunk_blocks,
+                chain.reorg_window_blocks,
+                chain.start_block
+            ),
+            (2000, 128, None)
+        );
+        assert_eq!(c.checkout.initiate_per_minute, 20);
+        assert_eq!(c.checkout.provision_wait, Duration::from_secs(30));
+        for (var, value) in [
+            ("CHECKOUT_RATE_LIMIT_PER_MINUTE", "0"),
+            ("FINALIZE_PROVISION_WAIT_SECS", "soon"),
+            ("SWEEP_FEE_USD", "-1"),
+            ("LOG_CHUNK_BLOCKS", "0"),
+        ] {
+            let err = Config::from_vars(&vars(&[
+                DB,
+                ("RPC_ENDPOINT", "http://127.0.0.1:8545"),
+                ("CHAIN_ID_DEC", "31337"),
+                ("USDC_ADDRESS", "0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+                (var, value),
+            ]))
+            .unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.starts_with(var) || text.starts_with("CHAINS_FILE"),
+                "{var}: {text}"
+            );
         }
     }
 

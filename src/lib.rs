@@ -6,6 +6,10 @@ pub mod api;
 pub mod billing;
 /// Offers and curated appstore lists from the offers file.
 pub mod catalog;
+/// On-chain payments: chains, derived deposit keys, the deposit watcher, sweeps.
+pub mod chain;
+/// Checkouts: initiate, validate, finalize, topup, provisioning.
+pub mod checkout;
 /// Operator command line (`serve`, `migrate`, `healthcheck`, …).
 pub mod cli;
 /// Typed configuration from the environment.

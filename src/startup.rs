@@ -63,6 +63,11 @@ impl Application {
         &self.state
     }
 
+    /// The resource providers, to register more before serving (tests inject their own).
+    pub fn providers_mut(&mut self) -> &mut crate::providers::Providers {
+        &mut self.state.providers
+    }
+
     /// Serves until `shutdown` is cancelled, then drains in-flight requests (bounded by the
     /// request timeout) and stops the background jobs.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -78,9 +83,12 @@ impl Application {
             None
         };
         let app = api::router(state);
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .await;
         shutdown.cancel();
         if let Some(mut jobs) = jobs {
             while let Some(result) = jobs.join_next().await {

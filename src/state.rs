@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::chain::Chains;
 use crate::config::Config;
 use crate::officex::OfficexClient;
 use crate::providers::Providers;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub officex: Option<Arc<dyn OfficexClient>>,
     /// The Gemini gateway's upstream client, vendor keys and rate limiter (`None`: gateway off).
     pub gemini: Option<Arc<Gateway>>,
+    /// Configured chains, deposit keys and the gas wallet.
+    pub chains: Arc<Chains>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
             .filter(|g| !g.api_keys.is_empty())
             .map(|g| Gateway::new(g).map(Arc::new))
             .transpose()?;
+        let chains = Arc::new(Chains::from_config(&config)?);
         Ok(Self {
             pool,
             config,
@@ -43,6 +47,7 @@ impl AppState {
             providers: Providers::default(),
             officex: None,
             gemini,
+            chains,
         })
     }
 }

@@ -158,6 +158,36 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+impl From<crate::checkout::CheckoutError> for ApiError {
+    fn from(e: crate::checkout::CheckoutError) -> Self {
+        use crate::chain::ChainError;
+        use crate::checkout::CheckoutError as E;
+        match e {
+            E::FlowNotFound => {
+                Self::not_found("checkout_flow_not_found", "Checkout flow not found")
+            }
+            E::NotConfigured(m) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "payments_not_configured",
+                format!("Payments are not configured on this server: {m}"),
+            ),
+            E::Unauthorized => Self::unauthorized("Unauthorized: Invalid purchase ID or token."),
+            E::Invalid(m) => Self::bad_request("invalid_request", m),
+            E::Chain(ChainError::Rpc { chain, .. }) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "chain_unavailable",
+                format!(
+                    "The {chain} node cannot be reached right now; nothing was changed, retry shortly."
+                ),
+            ),
+            E::Chain(other) => Self::Internal(other.into()),
+            E::Billing(crate::billing::BillingError::Db(e)) | E::Db(e) => e.into(),
+            E::Billing(other) => Self::Internal(other.into()),
+            E::Internal(m) => Self::Internal(anyhow::anyhow!(m)),
+        }
+    }
+}
+
 /// The stable code for a status produced outside a handler (router fallbacks, layers).
 pub fn code_for_status(status: StatusCode) -> &'static str {
     match status {

@@ -2,6 +2,7 @@
 //! CORS and one JSON error shape for every failure (including unknown routes and layer errors).
 
 pub mod appstore;
+pub mod checkout;
 pub mod error;
 pub mod extract;
 pub mod gemini;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .merge(offers::router())
         .merge(openapi::router())
         .merge(metrics::router())
+        .merge(checkout::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(json_error_bodies))

@@ -17,6 +17,7 @@ const BASE: &str = include_str!("openapi/base.json");
 const FRAGMENTS: &[&str] = &[
     include_str!("openapi/appstore.json"),
     include_str!("openapi/gemini.json"),
+    include_str!("openapi/checkout.json"),
 ];
 
 /// The merged document.

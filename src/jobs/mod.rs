@@ -20,21 +20,41 @@ pub enum Outcome {
 
 /// Starts every background job; each stops when `shutdown` is cancelled.
 pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
-    let mut set = JoinSet::new();
-    {
-        let state = state.clone();
-        set.spawn(run_loop(
+    type Pass = fn(AppState) -> futures::future::BoxFuture<'static, anyhow::Result<Outcome>>;
+    // (name, sleep when idle, sleep after an error, one pass)
+    let jobs: [(&'static str, Duration, Duration, Pass); 4] = [
+        ("deposit_watcher", secs(5), secs(15), |s| {
+            Box::pin(async move { crate::chain::watcher::run_once(&s).await })
+        }),
+        ("sweeper", secs(10), secs(30), |s| {
+            Box::pin(async move { crate::chain::sweeper::run_once(&s).await })
+        }),
+        ("provision_retry", secs(5), secs(30), |s| {
+            Box::pin(async move { crate::checkout::provision::run_once(&s).await })
+        }),
+        (
             "officex_records",
-            shutdown.child_token(),
             crate::officex::worker::IDLE,
             crate::officex::worker::ON_ERROR,
-            move || {
-                let state = state.clone();
-                async move { crate::officex::worker::run_once(&state).await }
-            },
+            |s| Box::pin(async move { crate::officex::worker::run_once(&s).await }),
+        ),
+    ];
+    let mut set = JoinSet::new();
+    for (name, idle, on_error, pass) in jobs {
+        let state = state.clone();
+        set.spawn(run_loop(
+            name,
+            shutdown.child_token(),
+            idle,
+            on_error,
+            move || pass(state.clone()),
         ));
     }
     set
+}
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
 }
 
 /// Runs `pass` in a loop until cancelled: again at once after work, after `idle` when idle, and after

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod appstore;
+mod chain;
+mod checkout;
 mod cli;
 mod errors;
 mod gemini;
@@ -11,3 +13,4 @@ mod officex;
 mod officex_drive;
 mod outage;
 mod s3;
+mod sweeps;

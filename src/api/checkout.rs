@@ -1,0 +1,705 @@
+//! Checkout routes, wire-compatible with `@officexapp/types` `vendor.ts`: `initiate` (rate-limited per
+//! client IP), `validate`, `finalize`, `topup` and `verify-topup` (customer key), plus the minimal
+//! customer page the receipts link to.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::Extension;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::Html;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::extract::{AppJson, AppPath, AppQuery};
+use crate::billing::keys::KeyKind;
+use crate::billing::purchases;
+use crate::checkout::finalize::{self, FinalizeInput, Finalized};
+use crate::checkout::receipt::Receipt;
+use crate::checkout::{self, Checkout, CheckoutError, InitiateInput};
+use crate::domain::ids::{PurchaseId, TracerId};
+use crate::domain::money::UsdMicros;
+use crate::state::AppState;
+
+const PATTERN: &str = "CRYPTO_WALLET_TOPUP";
+
+// ---------------------------------------------------------------- input checks
+
+fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
+    let Some(value) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if value.chars().count() > max || value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("{field} must be at most {max} printable characters"),
+        ));
+    }
+    Ok(Some(value))
+}
+
+fn required(field: &str, value: Option<String>, max: usize) -> Result<String, ApiError> {
+    text(field, value, max)?
+        .ok_or_else(|| ApiError::bad_request("invalid_body", format!("{field} is required")))
+}
+
+// ---------------------------------------------------------------- client IP and rate limit
+
+/// The caller's IP: the peer address, or the last `X-Forwarded-For` hop when the peer is a proxy on a
+/// loopback or private address.
+struct ClientIp(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let behind_proxy = peer.is_none_or(|ip| match ip {
+            IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+            IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local(),
+        });
+        let forwarded = behind_proxy
+            .then(|| {
+                parts
+                    .headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.rsplit(',').next())
+                    .and_then(|v| v.trim().parse::<IpAddr>().ok())
+            })
+            .flatten();
+        Ok(Self(forwarded.or(peer)))
+    }
+}
+
+/// In-memory token bucket per client IP (one replica's view; enough to stop a script draining the
+/// deposit index space).
+#[derive(Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<Option<IpAddr>, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// Takes one token; `false` when the caller is over `per_minute` (burst = `per_minute`).
+    fn allow(&self, ip: Option<IpAddr>, per_minute: u32) -> bool {
+        let capacity = f64::from(per_minute);
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return true;
+        };
+        if buckets.len() > 100_000 {
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * capacity / 60.0 < capacity
+            });
+        }
+        let (tokens, at) = buckets.entry(ip).or_insert((capacity, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * capacity / 60.0).min(capacity);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+// ---------------------------------------------------------------- initiate
+
+#[derive(Debug, Deserialize)]
+pub struct InitiateIn {
+    pub checkout_flow_id: Option<String>,
+    pub org_id: Option<String>,
+    pub user_id: Option<String>,
+    pub host: Option<String>,
+    pub tracer: Option<String>,
+    pub email: Option<String>,
+}
+
+/// `IResponseCheckoutInit_Crypto`.
+#[derive(Debug, Serialize)]
+pub struct InitiateOut {
+    pub offer_id: String,
+    pub checkout_flow_id: String,
+    pub checkout_pattern: &'static str,
+    pub checkout_session_id: String,
+    pub vendor_disclaimer: String,
+    pub tracer: String,
+    pub validation_endpoint: String,
+    pub finalization_endpoint: String,
+    pub final_cta: String,
+    pub post_payment: serde_json::Value,
+    pub requirements: Vec<serde_json::Value>,
+    pub crypto_checkout: CryptoCheckout,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CryptoCheckout {
+    pub receiving_address: String,
+    pub token_address: String,
+    pub token_name: String,
+    pub token_symbol: String,
+    pub token_decimals: u8,
+    pub suggested_amount_decimals: f64,
+    pub minimum_amount_decimals: f64,
+    pub maximum_amount_decimals: f64,
+    pub chain: String,
+    pub chain_id: u64,
+    pub chain_explorer_url: String,
+    pub vendor_disclaimer: String,
+    pub checkout_wallet_id: String,
+    /// RFC 3339; the address is still watched for late payments after this.
+    pub expires_at: String,
+    /// Every chain and token the address accepts.
+    pub accepted: Vec<AcceptedChain>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AcceptedChain {
+    pub chain: String,
+    pub chain_id: u64,
+    pub tokens: Vec<AcceptedToken>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AcceptedToken {
+    pub symbol: String,
+    pub address: String,
+    pub decimals: u8,
+}
+
+/// A USD amount in whole tokens at a rate (display only).
+fn in_tokens(amount: UsdMicros, rate: &str) -> f64 {
+    let rate = UsdMicros::parse_decimal(rate).map_or(1_000_000, |r| r.0.max(1));
+    amount.0 as f64 / rate as f64
+}
+
+#[tracing::instrument(skip_all)]
+async fn initiate(
+    State(state): State<AppState>,
+    Extension(limiter): Extension<Arc<RateLimiter>>,
+    ClientIp(ip): ClientIp,
+    AppJson(body): AppJson<InitiateIn>,
+) -> Result<AppJson<InitiateOut>, ApiError> {
+    if !limiter.allow(ip, state.config.checkout.initiate_per_minute) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many checkouts started from this address; try again in a minute.",
+        ));
+    }
+    let email = text("email", body.email, 320)?;
+    if email.as_deref().is_some_and(|e| !e.contains('@')) {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "email is not an email address",
+        ));
+    }
+    let input = InitiateInput {
+        flow_id: required("checkout_flow_id", body.checkout_flow_id, 200)?,
+        tracer: text("tracer", body.tracer, 200)?,
+        email,
+        user_id: text("user_id", body.user_id, 200)?,
+        org_id: text("org_id", body.org_id, 200)?,
+        org_host: text("host", body.host, 500)?,
+    };
+    let (checkout, offer, flow) = checkout::initiate(&state, &input).await?;
+    let chain = state
+        .chains
+        .get(&flow.chain)
+        .ok_or_else(|| ApiError::from(CheckoutError::FlowNotFound))?;
+    let token = chain
+        .token(&flow.token)
+        .ok_or_else(|| ApiError::from(CheckoutError::FlowNotFound))?;
+    let disclaimer = finalize::disclaimer(&state, &checkout);
+    let address: alloy::primitives::Address = checkout
+        .deposit_address
+        .parse()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored address: {e}")))?;
+    let accepted = state
+        .chains
+        .iter()
+        .map(|c| AcceptedChain {
+            chain: c.name().to_owned(),
+            chain_id: c.id(),
+            tokens: c
+                .config
+                .tokens
+                .iter()
+                .map(|t| AcceptedToken {
+                    symbol: t.symbol.to_uppercase(),
+                    address: t.address.to_checksum(None),
+                    decimals: t.decimals,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(AppJson(InitiateOut {
+        offer_id: offer.offer_id.clone(),
+        checkout_flow_id: flow.flow_id.clone(),
+        checkout_pattern: PATTERN,
+        checkout_session_id: checkout.session.to_string(),
+        vendor_disclaimer: disclaimer.clone(),
+        tracer: checkout
+            .tracer
+            .clone()
+            .unwrap_or_else(|| TracerId::new().to_string()),
+        validation_endpoint: state.config.public_url("/v1/checkout/validate"),
+        finalization_endpoint: state.config.public_url("/v1/checkout/finalize"),
+        final_cta: if offer.provider == "s3" {
+            "Claim Giftcard".into()
+        } else {
+            "Get your API key".into()
+        },
+        post_payment: serde_json::json!({}),
+        requirements: Vec::new(),
+        crypto_checkout: CryptoCheckout {
+            receiving_address: address.to_checksum(None),
+            token_address: token.address.to_checksum(None),
+            token_name: token
+                .name
+                .clone()
+                .unwrap_or_else(|| token.symbol.to_uppercase()),
+            token_symbol: token.symbol.to_uppercase(),
+            token_decimals: token.decimals,
+            suggested_amount_decimals: in_tokens(offer.suggested_deposit, &token.usd_rate),
+            minimum_amount_decimals: in_tokens(offer.min_deposit, &token.usd_rate),
+            maximum_amount_decimals: in_tokens(offer.max_deposit, &token.usd_rate),
+            chain: chain.name().to_owned(),
+            chain_id: chain.id(),
+            chain_explorer_url: chain.config.explorer_url.clone(),
+            vendor_disclaimer: disclaimer,
+            checkout_wallet_id: checkout.wallet_id.to_string(),
+            expires_at: checkout.expires_at.to_rfc3339(),
+            accepted,
+        },
+    }))
+}
+
+// ---------------------------------------------------------------- validate
+
+#[derive(Debug, Deserialize)]
+pub struct ValidateIn {
+    pub checkout_flow_id: Option<String>,
+    pub checkout_session_id: Option<String>,
+    pub note: Option<String>,
+    pub tracer: Option<String>,
+}
+
+/// `IResponseCheckoutValidate` plus the amounts.
+#[derive(Debug, Serialize)]
+pub struct ValidateOut {
+    pub success: bool,
+    pub message: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub tracer: Option<String>,
+    pub checkout_session_id: String,
+    pub checkout_flow_id: String,
+    pub vendor_disclaimer: String,
+    pub confirmed_balance_usd: String,
+    pub pending_balance_usd: String,
+    pub minimum_usd: String,
+    pub expired: bool,
+}
+
+#[tracing::instrument(skip_all)]
+async fn validate(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<ValidateIn>,
+) -> Result<AppJson<ValidateOut>, ApiError> {
+    let flow_id = required("checkout_flow_id", body.checkout_flow_id, 200)?;
+    let session_text = required("checkout_session_id", body.checkout_session_id, 200)?;
+    text("note", body.note, 2000)?;
+    let tracer = text("tracer", body.tracer, 200)?;
+    let session = checkout::parse_session(&session_text)?;
+    let v = checkout::validate(&state, &flow_id, session).await?;
+    Ok(AppJson(ValidateOut {
+        success: v.success,
+        vendor_disclaimer: v.message.clone(),
+        message: v.message,
+        kind: PATTERN,
+        tracer,
+        checkout_session_id: session_text,
+        checkout_flow_id: flow_id,
+        confirmed_balance_usd: v.totals.counted().to_string(),
+        pending_balance_usd: v.totals.pending.to_string(),
+        minimum_usd: v.minimum.to_string(),
+        expired: v.expired,
+    }))
+}
+
+// ---------------------------------------------------------------- finalize
+
+#[derive(Debug, Deserialize)]
+pub struct ProxyBuyerData {
+    pub org_id: Option<String>,
+    pub org_host: Option<String>,
+    /// The older name of `org_host`.
+    pub org_endpoint: Option<String>,
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FinalizeIn {
+    pub checkout_flow_id: Option<String>,
+    pub checkout_session_id: Option<String>,
+    pub officex_purchase_id: Option<String>,
+    pub note: Option<String>,
+    pub tracer: Option<String>,
+    pub proxy_buyer_data: Option<ProxyBuyerData>,
+    /// Accepted for compatibility; every configured token is swept.
+    #[allow(dead_code)]
+    pub sweep_tokens: Option<Vec<String>>,
+}
+
+/// The receipt of a refusal: the reference's three fields.
+#[derive(Debug, Serialize)]
+pub struct RefusedReceipt {
+    pub checkout_flow_id: String,
+    pub vendor_disclaimer: String,
+    pub checkout_session_id: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum FinalizeReceipt {
+    Full(Box<Receipt>),
+    Refused(RefusedReceipt),
+}
+
+/// `IResponseCheckoutFinalize`.
+#[derive(Debug, Serialize)]
+pub struct FinalizeOut {
+    pub success: bool,
+    pub message: String,
+    pub tracer: Option<String>,
+    pub receipt: FinalizeReceipt,
+}
+
+#[tracing::instrument(skip_all)]
+async fn finalize_route(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<FinalizeIn>,
+) -> Result<AppJson<FinalizeOut>, ApiError> {
+    let flow_id = required("checkout_flow_id", body.checkout_flow_id, 200)?;
+    let session_text = required("checkout_session_id", body.checkout_session_id, 200)?;
+    let officex_purchase_id = required("officex_purchase_id", body.officex_purchase_id, 200)?;
+    text("note", body.note, 2000)?;
+    let tracer = text("tracer", body.tracer, 200)?;
+    let session = checkout::parse_session(&session_text)?;
+    let proxy = body.proxy_buyer_data;
+    let org_host = match &proxy {
+        Some(p) => text(
+            "proxy_buyer_data.org_host",
+            p.org_host.clone().or(p.org_endpoint.clone()),
+            500,
+        )?,
+        None => None,
+    };
+    let input = FinalizeInput {
+        flow_id: flow_id.clone(),
+        session: Some(session),
+        officex_purchase_id,
+        tracer: tracer.clone(),
+        org_id: text(
+            "proxy_buyer_data.org_id",
+            proxy.as_ref().and_then(|p| p.org_id.clone()),
+            200,
+        )?,
+        org_host,
+        user_id: text(
+            "proxy_buyer_data.user_id",
+            proxy.as_ref().and_then(|p| p.user_id.clone()),
+            200,
+        )?,
+    };
+    Ok(AppJson(match finalize::finalize(&state, &input).await? {
+        Finalized::Done { message, receipt } => FinalizeOut {
+            success: true,
+            message,
+            tracer,
+            receipt: FinalizeReceipt::Full(receipt),
+        },
+        Finalized::Refused { message } => FinalizeOut {
+            success: false,
+            tracer,
+            receipt: FinalizeReceipt::Refused(RefusedReceipt {
+                checkout_flow_id: flow_id,
+                vendor_disclaimer: message.clone(),
+                checkout_session_id: session_text,
+            }),
+            message,
+        },
+    }))
+}
+
+// ---------------------------------------------------------------- topup and verify-topup
+
+#[derive(Debug, Deserialize)]
+pub struct AuthQuery {
+    pub auth: Option<String>,
+}
+
+/// The customer key from `Authorization: Bearer` or `?auth=`.
+fn presented_key(headers: &HeaderMap, query: &AuthQuery) -> Result<String, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    bearer
+        .map(str::to_owned)
+        .or_else(|| query.auth.clone().filter(|a| !a.is_empty()))
+        .ok_or_else(|| ApiError::unauthorized("Unauthorized: Authentication token required."))
+}
+
+/// The same 401 for an unknown purchase and a wrong key.
+fn bad_key() -> ApiError {
+    ApiError::unauthorized("Unauthorized: Invalid purchase ID or token.")
+}
+
+async fn authorize(state: &AppState, purchase_id: PurchaseId, key: &str) -> Result<(), ApiError> {
+    let ok = purchases::key_matches(&state.pool, purchase_id, KeyKind::Customer, key)
+        .await
+        .map_err(CheckoutError::from)?;
+    if ok { Ok(()) } else { Err(bad_key()) }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TopupIn {
+    pub checkout_session_id: Option<String>,
+    pub note: Option<String>,
+    pub tracer: Option<String>,
+    #[allow(dead_code)]
+    pub sweep_tokens: Option<Vec<String>>,
+}
+
+/// `IResponseCheckoutTopup` plus exact amounts.
+#[derive(Debug, Serialize)]
+#[allow(non_snake_case)]
+pub struct TopupOut {
+    pub vendor_disclaimer: String,
+    pub checkout_session_id: String,
+    pub success: bool,
+    pub message: String,
+    pub tracer: Option<String>,
+    /// The purchase's balance in USD (a number, as the types declare).
+    pub updatedValue: f64,
+    pub balance_usd: String,
+    pub credited_usd: String,
+    pub pending_usd: String,
+}
+
+fn usd_number(amount: UsdMicros) -> f64 {
+    amount.0 as f64 / 1_000_000.0
+}
+
+fn topup_message(report: &checkout::TopupReport) -> String {
+    let pending = if report.pending.0 > 0 {
+        format!(
+            " {} USD is waiting for block confirmations and will be credited automatically.",
+            report.pending
+        )
+    } else {
+        String::new()
+    };
+    if report.credited.is_empty() {
+        format!(
+            "No new confirmed deposit to credit. Your balance is {} USD.{pending}",
+            report.balance
+        )
+    } else {
+        format!(
+            "Credited {} USD from {} deposit(s). Your balance is {} USD.{pending}",
+            report.credited_total(),
+            report.credited.len(),
+            report.balance
+        )
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn topup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppQuery(query): AppQuery<AuthQuery>,
+    AppJson(body): AppJson<TopupIn>,
+) -> Result<AppJson<TopupOut>, ApiError> {
+    let key = presented_key(&headers, &query)?;
+    let session_text = required("checkout_session_id", body.checkout_session_id, 200)?;
+    text("note", body.note, 2000)?;
+    let tracer = text("tracer", body.tracer, 200)?;
+    let Ok(session) = checkout::parse_session(&session_text) else {
+        return Err(bad_key());
+    };
+    let found: Option<Checkout> = checkout::find(&state.pool, session).await?;
+    let Some((found, purchase_id)) = found.and_then(|c| c.purchase_id.map(|p| (c, p))) else {
+        return Err(bad_key());
+    };
+    authorize(&state, purchase_id, &key).await?;
+    let report = checkout::topup(&state, found).await?;
+    let message = topup_message(&report);
+    Ok(AppJson(TopupOut {
+        vendor_disclaimer: finalize::disclaimer(&state, &report.checkout),
+        checkout_session_id: session_text,
+        success: !report.credited.is_empty(),
+        message,
+        tracer,
+        updatedValue: usd_number(report.balance),
+        balance_usd: report.balance.to_string(),
+        credited_usd: report.credited_total().to_string(),
+        pending_usd: report.pending.to_string(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct VerifyTopupIn {
+    pub min_target_balance: Option<UsdMicros>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum VerifyTopupOut {
+    Credited {
+        message: String,
+        new_balance: f64,
+        topup_amount: f64,
+    },
+    Nothing {
+        message: String,
+        current_wallet_balance_usd: f64,
+        min_target_balance_for_topup: f64,
+    },
+}
+
+#[tracing::instrument(skip_all)]
+async fn verify_topup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    AppPath(purchase_id): AppPath<String>,
+    AppQuery(query): AppQuery<AuthQuery>,
+    body: Bytes,
+) -> Result<AppJson<VerifyTopupOut>, ApiError> {
+    let key = presented_key(&headers, &query)?;
+    let body: VerifyTopupIn = if body.iter().all(u8::is_ascii_whitespace) {
+        VerifyTopupIn::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid body: {e}")))?
+    };
+    let target = body.min_target_balance.unwrap_or_default();
+    if target.0 < 0 {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "min_target_balance must not be negative",
+        ));
+    }
+    let Ok(purchase_id) = purchase_id.parse::<PurchaseId>() else {
+        return Err(bad_key());
+    };
+    authorize(&state, purchase_id, &key).await?;
+    let found = checkout::find_by_purchase(&state.pool, purchase_id)
+        .await?
+        .ok_or_else(bad_key)?;
+    let report = checkout::topup(&state, found).await?;
+    let message = topup_message(&report);
+    Ok(AppJson(if report.credited.is_empty() {
+        VerifyTopupOut::Nothing {
+            message,
+            current_wallet_balance_usd: usd_number(report.pending),
+            min_target_balance_for_topup: usd_number(target),
+        }
+    } else {
+        VerifyTopupOut::Credited {
+            message,
+            new_balance: usd_number(report.balance),
+            topup_amount: usd_number(report.credited_total()),
+        }
+    }))
+}
+
+// ---------------------------------------------------------------- customer page
+
+const CUSTOMER_PAGE: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="referrer" content="no-referrer"><title>Your purchase</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
+dt{font-weight:600;margin-top:.8rem}dd{margin:0;word-break:break-all}.err{color:#b00}</style></head>
+<body><h1 id="title">Your purchase</h1><p id="state">Loading…</p>
+<dl id="details" hidden><dt>Status</dt><dd id="status"></dd><dt>Balance</dt><dd id="balance"></dd>
+<dt>Top up by sending USDC/USDT to</dt><dd id="address"></dd><dt>Accepted</dt><dd id="accepted"></dd>
+<dt>Purchase</dt><dd id="purchase"></dd></dl>
+<script>
+(function () {
+  var p = new URLSearchParams(location.hash.slice(1));
+  var id = p.get("vendor_purchase_id"), key = p.get("customer_billing_api_key");
+  var say = function (t, bad) { var e = document.getElementById("state"); e.textContent = t; e.className = bad ? "err" : ""; };
+  if (!id || !key) { say("This link is incomplete: it needs #vendor_purchase_id=…&customer_billing_api_key=…", true); return; }
+  fetch("/v1/purchase/" + encodeURIComponent(id), { headers: { Authorization: "Bearer " + key } })
+    .then(function (r) { return r.json().then(function (b) { return [r.ok, b]; }); })
+    .then(function (res) {
+      if (!res[0]) { say(res[1].error || "Could not load the purchase", true); return; }
+      var pu = res[1].purchase || {}, w = res[1].checkout_wallet || {};
+      var set = function (k, v) { document.getElementById(k).textContent = v == null ? "" : String(v); };
+      set("title", pu.title || "Your purchase"); set("status", pu.status); set("balance", (pu.balance_usd || "0") + " USD");
+      set("address", w.evm_address); set("purchase", pu.id);
+      set("accepted", JSON.stringify(w.chains || w.accepted || ""));
+      document.getElementById("details").hidden = false; say("");
+    })
+    .catch(function () { say("Could not reach the server", true); });
+})();
+</script></body></html>"#;
+
+async fn customer_page() -> ([(header::HeaderName, &'static str); 2], Html<&'static str>) {
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        Html(CUSTOMER_PAGE),
+    )
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/checkout/initiate", post(initiate))
+        .route("/v1/checkout/validate", post(validate))
+        .route("/v1/checkout/finalize", post(finalize_route))
+        .route("/v1/checkout/topup", post(topup))
+        .route(
+            "/v1/purchase/{purchase_id}/verify-topup",
+            post(verify_topup),
+        )
+        .route("/v1/dashboard/customer", get(customer_page))
+        .layer(Extension(Arc::new(RateLimiter::default())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bucket_limits_per_ip() {
+        let limiter = RateLimiter::default();
+        let a = Some(IpAddr::from([203, 0, 113, 1]));
+        let b = Some(IpAddr::from([203, 0, 113, 2]));
+        assert!((0..3).all(|_| limiter.allow(a, 3)));
+        assert!(!limiter.allow(a, 3));
+        assert!(limiter.allow(b, 3));
+    }
+}

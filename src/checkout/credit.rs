@@ -1,0 +1,252 @@
+//! Credits: every confirmed deposit becomes exactly one ledger entry on the purchase (reference
+//! `deposit:<chain_id>:<tx>:<log_index>`), whoever asks and however often.
+
+use serde_json::json;
+use sqlx::PgConnection;
+
+use super::CheckoutError;
+use crate::billing::ledger::{self, EntryKind, NewEntry};
+use crate::domain::ids::{CheckoutSessionId, PurchaseId};
+use crate::domain::money::UsdMicros;
+use crate::notify::{self, Channel};
+use crate::state::AppState;
+
+/// Deposits credited per batch.
+const BATCH_SIZE: i64 = 100;
+
+/// One credited deposit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credited {
+    pub deposit_id: i64,
+    pub purchase_id: PurchaseId,
+    pub amount: UsdMicros,
+    pub balance_after: UsdMicros,
+    pub reference: String,
+}
+
+/// Credits one confirmed deposit inside the caller's transaction (locks the deposit row). `None` when
+/// it is not (or no longer) creditable. `officex` also queues an OfficeX record update (finalize
+/// queues its own).
+pub async fn credit_deposit(
+    conn: &mut PgConnection,
+    deposit_id: i64,
+    purchase_id: PurchaseId,
+    officex: bool,
+) -> Result<Option<Credited>, CheckoutError> {
+    let Some(d) = sqlx::query!(
+        "select status, reference, amount_micros, amount_units, token_symbol, chain_id, tx_hash, log_index,
+                block_number, deposit_address
+         from deposit where deposit_id = $1 for update",
+        deposit_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    if d.status != "confirmed" {
+        return Ok(None);
+    }
+    let mut entry = NewEntry::new(EntryKind::Deposit, UsdMicros(d.amount_micros))
+        .reference(d.reference.clone())
+        .description(format!(
+            "Deposit of {} USD in {} (chain {}, tx {})",
+            UsdMicros(d.amount_micros),
+            d.token_symbol.to_uppercase(),
+            d.chain_id,
+            d.tx_hash
+        ));
+    entry.metadata = json!({
+        "chain_id": d.chain_id,
+        "tx_hash": d.tx_hash,
+        "log_index": d.log_index,
+        "block_number": d.block_number,
+        "token": d.token_symbol,
+        "amount_units": d.amount_units.to_string(),
+    });
+    let posted = ledger::post(conn, purchase_id, &entry).await?;
+    sqlx::query!(
+        "update deposit set status = 'credited', purchase_id = $2, ledger_entry_id = $3, credited_at = now()
+         where deposit_id = $1",
+        deposit_id,
+        purchase_id.0,
+        posted.entry_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    let payload = json!({
+        "purchase_id": purchase_id.to_string(),
+        "chain_id": d.chain_id,
+        "tx_hash": d.tx_hash,
+        "log_index": d.log_index,
+        "token": d.token_symbol,
+        "deposit_address": d.deposit_address,
+        "amount_units": d.amount_units.to_string(),
+        "amount_usd": UsdMicros(d.amount_micros).to_string(),
+        "balance_usd": posted.balance_after.to_string(),
+    });
+    notify::enqueue(
+        conn,
+        Channel::Webhook,
+        "deposit.credited",
+        Some(purchase_id),
+        &payload,
+        Some(&format!("webhook:deposit.credited:{}", d.reference)),
+    )
+    .await?;
+    if officex {
+        notify::enqueue(
+            conn,
+            Channel::Officex,
+            "deposit.credited",
+            Some(purchase_id),
+            &json!({}),
+            Some(&format!("officex:deposit.credited:{}", d.reference)),
+        )
+        .await?;
+    }
+    if posted.status_changed() {
+        status_changed(
+            conn,
+            purchase_id,
+            posted.status_before,
+            posted.status_after,
+            posted.entry_id,
+        )
+        .await?;
+    }
+    Ok(Some(Credited {
+        deposit_id,
+        purchase_id,
+        amount: UsdMicros(d.amount_micros),
+        balance_after: posted.balance_after,
+        reference: d.reference,
+    }))
+}
+
+/// Queues `purchase.status_changed` (webhook and OfficeX record) for a status change.
+pub async fn status_changed(
+    conn: &mut PgConnection,
+    purchase_id: PurchaseId,
+    before: crate::billing::PurchaseStatus,
+    after: crate::billing::PurchaseStatus,
+    cause: i64,
+) -> Result<(), sqlx::Error> {
+    let payload = json!({
+        "purchase_id": purchase_id.to_string(),
+        "status_before": before.as_str(),
+        "status": after.as_str(),
+        "officex_status": after.officex(),
+    });
+    let key = format!(
+        "purchase.status_changed:{purchase_id}:{cause}:{}",
+        after.as_str()
+    );
+    notify::enqueue(
+        conn,
+        Channel::Webhook,
+        "purchase.status_changed",
+        Some(purchase_id),
+        &payload,
+        Some(&format!("webhook:{key}")),
+    )
+    .await?;
+    if before.officex() != after.officex() {
+        notify::enqueue(
+            conn,
+            Channel::Officex,
+            "purchase.status_changed",
+            Some(purchase_id),
+            &json!({}),
+            Some(&format!("officex:{key}")),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Credits every confirmed, uncredited deposit of finalized checkouts (all, or one session).
+pub async fn credit_ready(
+    state: &AppState,
+    session: Option<CheckoutSessionId>,
+) -> Result<Vec<Credited>, CheckoutError> {
+    let mut out = Vec::new();
+    let mut after = 0i64;
+    loop {
+        let rows = sqlx::query!(
+            r#"select d.deposit_id, c.purchase_id as "purchase_id!"
+               from deposit d join checkout c using (checkout_session_id)
+               where d.status = 'confirmed' and c.purchase_id is not null and d.deposit_id > $1
+                 and ($2::uuid is null or c.checkout_session_id = $2)
+               order by d.deposit_id limit $3"#,
+            after,
+            session.map(|s| s.0),
+            BATCH_SIZE
+        )
+        .fetch_all(&state.pool)
+        .await?;
+        let count = rows.len();
+        for row in rows {
+            after = row.deposit_id;
+            let mut tx = state.pool.begin().await?;
+            let credited =
+                credit_deposit(&mut tx, row.deposit_id, PurchaseId(row.purchase_id), true).await?;
+            charge_sweep_fees(&mut tx, state, PurchaseId(row.purchase_id)).await?;
+            tx.commit().await?;
+            if let Some(c) = credited {
+                tracing::info!(purchase_id = %c.purchase_id, amount = %c.amount, reference = c.reference, "deposit credited");
+                out.push(c);
+            }
+        }
+        if count < usize::try_from(BATCH_SIZE).unwrap_or(usize::MAX) {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Posts the chain's `sweep_fee_usd` once per confirmed sweep of the purchase's address (its own
+/// ledger row, reference `sweep_fee:<sweep_id>`).
+pub async fn charge_sweep_fees(
+    conn: &mut PgConnection,
+    state: &AppState,
+    purchase_id: PurchaseId,
+) -> Result<usize, CheckoutError> {
+    let sweeps = sqlx::query!(
+        "select s.sweep_id, s.chain_id from sweep s join checkout c using (deposit_address)
+         where c.purchase_id = $1 and s.status = 'confirmed'
+           and not exists (select 1 from ledger_entry l where l.purchase_id = $1
+                           and l.reference = 'sweep_fee:' || s.sweep_id)",
+        purchase_id.0
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut charged = 0;
+    for s in sweeps {
+        let fee = state
+            .chains
+            .by_id(u64::try_from(s.chain_id).unwrap_or_default())
+            .and_then(|c| c.config.sweep_fee_usd.as_deref())
+            .and_then(|f| UsdMicros::parse_decimal(f).ok())
+            .unwrap_or_default();
+        if fee.0 <= 0 {
+            continue;
+        }
+        let entry = NewEntry::new(EntryKind::SweepFee, UsdMicros(-fee.0))
+            .reference(format!("sweep_fee:{}", s.sweep_id))
+            .description(format!("Sweep fee (sweep {})", s.sweep_id));
+        let posted = ledger::post(conn, purchase_id, &entry).await?;
+        if posted.status_changed() {
+            status_changed(
+                conn,
+                purchase_id,
+                posted.status_before,
+                posted.status_after,
+                posted.entry_id,
+            )
+            .await?;
+        }
+        charged += 1;
+    }
+    Ok(charged)
+}

@@ -1,0 +1,406 @@
+//! Finalize: idempotent by `checkout_session_id` and crash-safe. One transaction credits the confirmed
+//! deposits, creates the purchase, queues its notifications and stores the receipt (sealed, with the
+//! customer key); provisioning follows, awaited up to `FINALIZE_PROVISION_WAIT_SECS`, and is retried by a
+//! job when it is not done. Any later call returns the stored receipt (with secrets only to the same
+//! `officex_purchase_id` within 24 hours).
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::receipt::{Receipt, ReceiptCipher, SEALED_FOR_HOURS};
+use super::{Checkout, CheckoutError, credit, provision, totals};
+use crate::billing::purchases::{self, NewPurchase};
+use crate::catalog::{self, Offer};
+use crate::domain::ids::{CheckoutSessionId, PurchaseId};
+use crate::notify::{self, Channel};
+use crate::providers::Delivered;
+use crate::state::AppState;
+
+/// What finalize is told.
+#[derive(Debug, Clone, Default)]
+pub struct FinalizeInput {
+    pub flow_id: String,
+    pub session: Option<CheckoutSessionId>,
+    pub officex_purchase_id: String,
+    pub tracer: Option<String>,
+    pub org_id: Option<String>,
+    pub org_host: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// The result of finalize.
+#[derive(Debug, Clone)]
+pub enum Finalized {
+    Done {
+        message: String,
+        receipt: Box<Receipt>,
+    },
+    /// A business refusal (`success:false`); nothing changed and the funds stay creditable.
+    Refused { message: String },
+}
+
+#[tracing::instrument(skip_all, fields(session = ?input.session), err)]
+pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finalized, CheckoutError> {
+    let (offer, _flow) = catalog::resolve_flow(&state.pool, &state.config.chains, &input.flow_id)
+        .await?
+        .ok_or(CheckoutError::FlowNotFound)?;
+    let Some(session) = input.session else {
+        return Err(CheckoutError::Invalid(
+            "checkout_session_id is required".into(),
+        ));
+    };
+    let Some(checkout) = super::find(&state.pool, session).await? else {
+        return Ok(Finalized::Refused {
+            message: format!("Wallet not found for checkout_session_id={session}"),
+        });
+    };
+    if checkout.offer_id != offer.offer_id {
+        return Err(CheckoutError::Invalid(
+            "checkout_session_id belongs to another offer's checkout flow".into(),
+        ));
+    }
+    let cipher =
+        ReceiptCipher::new(state.config.data_encryption_key.as_ref().ok_or_else(|| {
+            CheckoutError::NotConfigured("DATA_ENCRYPTION_KEY is not set".into())
+        })?)?;
+    if checkout.purchase_id.is_some() {
+        return replay(state, &cipher, &checkout, &input.officex_purchase_id).await;
+    }
+
+    let failures = super::scan_checkout(state, session).await?;
+    let found = totals(&state.pool, session).await?;
+    if found.counted() < offer.min_deposit {
+        if let Some(failure) = failures.into_iter().next() {
+            return Err(failure.into());
+        }
+        let pending = if found.pending.0 > 0 {
+            format!(
+                " {} USD more is waiting for block confirmations; try again shortly.",
+                found.pending
+            )
+        } else {
+            String::new()
+        };
+        return Ok(Finalized::Refused {
+            message: format!(
+                "Insufficient funds. Found: {} USD confirmed, Required: {} USD.{pending} Nothing was charged: send the difference to {} and finalize again; everything received stays credited to this checkout.",
+                found.counted(),
+                offer.min_deposit,
+                super::explorer_link(state, &checkout)
+            ),
+        });
+    }
+
+    // One transaction: the purchase, its credits, its notifications and its receipt.
+    let mut tx = state.pool.begin().await?;
+    let locked = super::checkout_select!("where checkout_session_id = $1 for update", session.0)
+        .fetch_one(&mut *tx)
+        .await?;
+    let checkout = super::checkout_from_row!(locked);
+    if checkout.purchase_id.is_some() {
+        tx.rollback().await?;
+        return replay(state, &cipher, &checkout, &input.officex_purchase_id).await;
+    }
+    let created = purchases::create(
+        &mut tx,
+        &NewPurchase {
+            offer_id: offer.offer_id.clone(),
+            title: offer.title.clone(),
+            customer_email: checkout.customer_email.clone(),
+            customer_user_id: input.user_id.clone().or(checkout.customer_user_id.clone()),
+            customer_org_id: input.org_id.clone().or(checkout.customer_org_id.clone()),
+            customer_org_host: input
+                .org_host
+                .clone()
+                .or(checkout.customer_org_host.clone()),
+            officex_purchase_id: Some(input.officex_purchase_id.clone()),
+            tracer: input.tracer.clone().or(checkout.tracer.clone()),
+        },
+    )
+    .await?;
+    let purchase_id = created.id;
+    let deposits = sqlx::query_scalar!(
+        "select deposit_id from deposit where checkout_session_id = $1 and status = 'confirmed' order by deposit_id",
+        session.0
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut credited = Vec::new();
+    for id in deposits {
+        if let Some(c) = credit::credit_deposit(&mut tx, id, purchase_id, false).await? {
+            credited.push(c);
+        }
+    }
+    credit::charge_sweep_fees(&mut tx, state, purchase_id).await?;
+    let balance = credited.last().map(|c| c.balance_after).unwrap_or_default();
+    // Lease: this request provisions now; the retry job takes over if it does not finish.
+    sqlx::query!(
+        "update purchase set resource_status = 'provisioning',
+             next_provision_at = now() + make_interval(secs => $2)
+         where purchase_id = $1",
+        purchase_id.0,
+        provision::LEASE_SECS
+    )
+    .execute(&mut *tx)
+    .await?;
+    let checkout = Checkout {
+        purchase_id: Some(purchase_id),
+        officex_purchase_id: Some(input.officex_purchase_id.clone()),
+        ..checkout
+    };
+    let key = created.customer_key.expose_secret();
+    let full = build_receipt(
+        state,
+        &offer,
+        &checkout,
+        purchase_id,
+        Some(key),
+        None,
+        false,
+    );
+    let public = build_receipt(state, &offer, &checkout, purchase_id, None, None, false);
+    let sealed = cipher.seal(&full, &session.to_string())?;
+    sqlx::query!(
+        "update checkout set purchase_id = $2, officex_purchase_id = $3, finalized_at = now(),
+             receipt_public = $4, receipt_sealed = $5,
+             receipt_sealed_until = now() + make_interval(hours => $6)
+         where checkout_session_id = $1",
+        session.0,
+        purchase_id.0,
+        input.officex_purchase_id,
+        serde_json::to_value(&public).map_err(|e| CheckoutError::Internal(e.to_string()))?,
+        sealed,
+        i32::try_from(SEALED_FOR_HOURS).unwrap_or(24),
+    )
+    .execute(&mut *tx)
+    .await?;
+    let payload = json!({
+        "purchase_id": purchase_id.to_string(),
+        "offer_id": offer.offer_id,
+        "officex_purchase_id": input.officex_purchase_id,
+        "checkout_session_id": session.to_string(),
+        "balance_usd": balance.to_string(),
+        "deposits_credited": credited.len(),
+    });
+    notify::enqueue(
+        &mut tx,
+        Channel::Webhook,
+        "purchase.created",
+        Some(purchase_id),
+        &payload,
+        Some(&format!("webhook:purchase.created:{purchase_id}")),
+    )
+    .await?;
+    notify::enqueue(
+        &mut tx,
+        Channel::Officex,
+        "purchase.created",
+        Some(purchase_id),
+        &json!({}),
+        Some(&format!("officex:purchase.created:{purchase_id}")),
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(%purchase_id, balance = %balance, "checkout finalized");
+
+    // Provision, waiting a bounded time; the task keeps going (and records its result) if we stop
+    // waiting, and the retry job covers a crash.
+    let task_state = state.clone();
+    let task = tokio::spawn(async move { provision::attempt(&task_state, purchase_id).await });
+    match tokio::time::timeout(state.config.checkout.provision_wait, task).await {
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "recording provisioning failed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "provisioning task failed"),
+        Ok(Ok(Ok(_))) | Err(_) => {}
+    }
+    let checkout = super::find(&state.pool, session)
+        .await?
+        .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
+    let receipt = checkout
+        .receipt_sealed
+        .as_deref()
+        .and_then(|s| cipher.open(s, &session.to_string()))
+        .unwrap_or(full);
+    Ok(Finalized::Done {
+        message: done_message(&receipt),
+        receipt: Box::new(receipt),
+    })
+}
+
+fn done_message(receipt: &Receipt) -> String {
+    if receipt.status == "RUNNING" {
+        "Payment confirmed and your purchase is ready.".into()
+    } else {
+        "Payment confirmed; your purchase is being set up and will be ready shortly.".into()
+    }
+}
+
+/// A finalized checkout again: the sealed receipt for the same `officex_purchase_id` within 24 hours,
+/// else the receipt without secrets. The status is current.
+async fn replay(
+    state: &AppState,
+    cipher: &ReceiptCipher,
+    checkout: &Checkout,
+    officex_purchase_id: &str,
+) -> Result<Finalized, CheckoutError> {
+    let purchase_id = checkout
+        .purchase_id
+        .ok_or_else(|| CheckoutError::Internal("replay of an unfinalized checkout".into()))?;
+    // A replay racing the first call waits for the same provisioning the first call waits for.
+    let started = std::time::Instant::now();
+    while resource_status(state, purchase_id).await? == "provisioning"
+        && started.elapsed() < state.config.checkout.provision_wait
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let checkout = &super::find(&state.pool, checkout.session)
+        .await?
+        .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
+    let same_caller = checkout.officex_purchase_id.as_deref() == Some(officex_purchase_id);
+    let sealed = checkout
+        .receipt_sealed
+        .as_deref()
+        .filter(|_| same_caller)
+        .and_then(|s| cipher.open(s, &checkout.session.to_string()));
+    let mut receipt = match sealed {
+        Some(r) => r,
+        None => {
+            let offer = catalog::find_offer(&state.pool, &checkout.offer_id)
+                .await?
+                .ok_or_else(|| {
+                    CheckoutError::Internal("offer of a finalized checkout is gone".into())
+                })?;
+            let ready = resource_ready(state, purchase_id).await?;
+            build_receipt(state, &offer, checkout, purchase_id, None, None, ready)
+        }
+    };
+    receipt.status = if resource_ready(state, purchase_id).await? {
+        "RUNNING".into()
+    } else {
+        "AWAITING".into()
+    };
+    Ok(Finalized::Done {
+        message: done_message(&receipt),
+        receipt: Box::new(receipt),
+    })
+}
+
+async fn resource_status(state: &AppState, purchase_id: PurchaseId) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar!(
+        "select resource_status from purchase where purchase_id = $1",
+        purchase_id.0
+    )
+    .fetch_one(&state.pool)
+    .await
+}
+
+async fn resource_ready(state: &AppState, purchase_id: PurchaseId) -> Result<bool, sqlx::Error> {
+    Ok(resource_status(state, purchase_id).await? == "ready")
+}
+
+/// The receipt for a finalized checkout. With `customer_key`, the customer links carry it in the URL
+/// fragment; with `delivered`, the provider's secrets are included (gift card as
+/// `skip_to_final_redirect`, a key as `redeem_code`).
+pub fn build_receipt(
+    state: &AppState,
+    offer: &Offer,
+    checkout: &Checkout,
+    purchase_id: PurchaseId,
+    customer_key: Option<&str>,
+    delivered: Option<&Delivered>,
+    ready: bool,
+) -> Receipt {
+    let config = &state.config;
+    let page = config.public_url("/v1/dashboard/customer");
+    let link = match customer_key {
+        Some(key) => {
+            format!("{page}#vendor_purchase_id={purchase_id}&customer_billing_api_key={key}")
+        }
+        None => format!("{page}#vendor_purchase_id={purchase_id}"),
+    };
+    let redeem_url = delivered
+        .and_then(|d| d.redeem_url.as_ref())
+        .map(|u| u.expose_secret().to_owned());
+    let redeem_code = delivered
+        .and_then(|d| d.redeem_code.as_ref())
+        .map(|c| c.expose_secret().to_owned());
+    let about_url = offer
+        .about_url
+        .clone()
+        .unwrap_or_else(|| config.public_url(&format!("/v1/offer/{}", offer.offer_id)));
+    let (skip_to_final_redirect, skip_to_final_cta, vendor_notes) = match &redeem_url {
+        Some(url) => (
+            url.clone(),
+            "View Giftcard".to_owned(),
+            format!("Share giftcard with a friend: {url}"),
+        ),
+        None => (
+            link.clone(),
+            "Open your purchase".to_owned(),
+            format!(
+                "Top up any time by sending USDC or USDT to {} on any supported chain; your balance and usage are on your purchase page.",
+                checkout.deposit_address
+            ),
+        ),
+    };
+    let chain = state.chains.get(&checkout.chain_name);
+    Receipt {
+        vendor_disclaimer: disclaimer(state, checkout),
+        checkout_session_id: checkout.session.to_string(),
+        checkout_flow_id: checkout.flow_id.clone(),
+        skip_to_final_redirect,
+        skip_to_final_cta,
+        vendor_name: config.vendor.name.clone(),
+        vendor_id: config.vendor.id.clone().unwrap_or_default(),
+        status: if ready { "RUNNING" } else { "AWAITING" }.into(),
+        description: delivered
+            .map(|d| d.description.clone())
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| offer.description.clone()),
+        about_url,
+        billing_url: link.clone(),
+        support_url: link.clone(),
+        title: offer.title.clone(),
+        subtitle: format!(
+            "{} | {} top-up wallet",
+            config.vendor.name,
+            chain.map_or(checkout.chain_name.as_str(), |c| c.name())
+        ),
+        pricing: offer.pricing_line.clone(),
+        vendor_notes,
+        redeem_code,
+        delivery_url: Some(link),
+        vendor_purchase_id: purchase_id.to_string(),
+        customer_billing_api_key: customer_key.map(str::to_owned),
+    }
+}
+
+/// The disclaimer shown with a checkout.
+pub fn disclaimer(state: &AppState, checkout: &Checkout) -> String {
+    let accepted: Vec<String> = state
+        .chains
+        .iter()
+        .map(|c| {
+            let tokens: Vec<String> = c
+                .config
+                .tokens
+                .iter()
+                .map(|t| t.symbol.to_uppercase())
+                .collect();
+            format!("{} on {}", tokens.join("/"), c.name())
+        })
+        .collect();
+    format!(
+        "Only send {} to {}. Deposits count after block confirmations; other tokens are not credited automatically.",
+        if accepted.is_empty() {
+            "supported stablecoins".to_owned()
+        } else {
+            accepted.join(", ")
+        },
+        checkout.deposit_address
+    )
+}
+
+/// How long finalize waits for provisioning by default.
+pub const DEFAULT_PROVISION_WAIT: Duration = Duration::from_secs(30);

@@ -1,0 +1,411 @@
+//! Checkouts: a session with its own derived deposit address (initiate), confirmed balance reads
+//! (validate), the purchase it becomes (finalize), later credits (topup) and provisioning.
+
+pub mod credit;
+pub mod finalize;
+pub mod provision;
+pub mod receipt;
+
+use chrono::{DateTime, Utc};
+
+use crate::billing::BillingError;
+use crate::catalog::{self, CheckoutFlow, Offer};
+use crate::chain::watcher::{self, Scope};
+use crate::chain::{ChainError, addr_key};
+use crate::domain::ids::{CheckoutSessionId, CheckoutWalletId, PurchaseId};
+use crate::domain::money::UsdMicros;
+use crate::state::AppState;
+
+/// Checkout failures, mapped to HTTP at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("Checkout flow not found")]
+    FlowNotFound,
+    #[error("payments are not configured on this server: {0}")]
+    NotConfigured(String),
+    #[error("Unauthorized: invalid purchase or key")]
+    Unauthorized,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Chain(ChainError),
+    #[error(transparent)]
+    Billing(#[from] BillingError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<ChainError> for CheckoutError {
+    fn from(e: ChainError) -> Self {
+        match e {
+            ChainError::NotConfigured(m) => Self::NotConfigured(m),
+            ChainError::Db(e) => Self::Db(e),
+            ChainError::Billing(e) => Self::Billing(e),
+            other => Self::Chain(other),
+        }
+    }
+}
+
+/// A stored checkout.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    pub session: CheckoutSessionId,
+    pub wallet_id: CheckoutWalletId,
+    pub flow_id: String,
+    pub offer_id: String,
+    pub chain_name: String,
+    pub token_symbol: String,
+    pub deposit_index: i64,
+    pub deposit_address: String,
+    pub tracer: Option<String>,
+    pub customer_email: Option<String>,
+    pub customer_user_id: Option<String>,
+    pub customer_org_id: Option<String>,
+    pub customer_org_host: Option<String>,
+    pub purchase_id: Option<PurchaseId>,
+    pub officex_purchase_id: Option<String>,
+    pub receipt_public: Option<serde_json::Value>,
+    pub receipt_sealed: Option<Vec<u8>>,
+    pub expires_at: DateTime<Utc>,
+    pub watch_until: DateTime<Utc>,
+}
+
+macro_rules! checkout_select {
+    ($where:literal, $($arg:expr),*) => {
+        sqlx::query!(
+            r#"select checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
+                      token_symbol, deposit_index, deposit_address, tracer, customer_email, customer_user_id,
+                      customer_org_id, customer_org_host, purchase_id, officex_purchase_id, receipt_public,
+                      case when receipt_sealed_until > now() then receipt_sealed end as receipt_sealed,
+                      expires_at, watch_until
+               from checkout "# + $where,
+            $($arg),*
+        )
+    };
+}
+
+macro_rules! checkout_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        $crate::checkout::Checkout {
+            session: $crate::domain::ids::CheckoutSessionId(r.checkout_session_id),
+            wallet_id: $crate::domain::ids::CheckoutWalletId(r.checkout_wallet_id),
+            flow_id: r.checkout_flow_id,
+            offer_id: r.offer_id,
+            chain_name: r.chain_name,
+            token_symbol: r.token_symbol,
+            deposit_index: r.deposit_index,
+            deposit_address: r.deposit_address,
+            tracer: r.tracer,
+            customer_email: r.customer_email,
+            customer_user_id: r.customer_user_id,
+            customer_org_id: r.customer_org_id,
+            customer_org_host: r.customer_org_host,
+            purchase_id: r.purchase_id.map($crate::domain::ids::PurchaseId),
+            officex_purchase_id: r.officex_purchase_id,
+            receipt_public: r.receipt_public,
+            receipt_sealed: r.receipt_sealed,
+            expires_at: r.expires_at,
+            watch_until: r.watch_until,
+        }
+    }};
+}
+pub(crate) use {checkout_from_row, checkout_select};
+
+/// One checkout by session.
+pub async fn find(
+    conn: impl sqlx::PgExecutor<'_>,
+    session: CheckoutSessionId,
+) -> Result<Option<Checkout>, sqlx::Error> {
+    let row = checkout_select!("where checkout_session_id = $1", session.0)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| checkout_from_row!(r)))
+}
+
+/// The checkout a purchase was finalized from.
+pub async fn find_by_purchase(
+    conn: impl sqlx::PgExecutor<'_>,
+    purchase_id: PurchaseId,
+) -> Result<Option<Checkout>, sqlx::Error> {
+    let row = checkout_select!("where purchase_id = $1", purchase_id.0)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| checkout_from_row!(r)))
+}
+
+/// What initiate is told.
+#[derive(Debug, Clone, Default)]
+pub struct InitiateInput {
+    pub flow_id: String,
+    pub tracer: Option<String>,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    pub org_id: Option<String>,
+    pub org_host: Option<String>,
+}
+
+/// Creates a checkout session with the next derived deposit address.
+#[tracing::instrument(skip_all, fields(flow_id = %input.flow_id), err)]
+pub async fn initiate(
+    state: &AppState,
+    input: &InitiateInput,
+) -> Result<(Checkout, Offer, CheckoutFlow), CheckoutError> {
+    let (offer, flow) = catalog::resolve_flow(&state.pool, &state.config.chains, &input.flow_id)
+        .await?
+        .ok_or(CheckoutError::FlowNotFound)?;
+    let keys = state.chains.keys()?;
+    let session = CheckoutSessionId::new();
+    let wallet_id = CheckoutWalletId::new();
+    let expiry = chrono::Duration::from_std(state.config.checkout.expiry)
+        .map_err(|e| CheckoutError::Internal(e.to_string()))?;
+    let watch = chrono::Duration::from_std(state.config.checkout.late_payment_watch)
+        .map_err(|e| CheckoutError::Internal(e.to_string()))?;
+    let now = Utc::now();
+    let mut tx = state.pool.begin().await?;
+    let index: i64 = sqlx::query_scalar!(r#"select nextval('deposit_index_seq') as "index!""#)
+        .fetch_one(&mut *tx)
+        .await?;
+    let child = u32::try_from(index)
+        .map_err(|_| CheckoutError::Internal("deposit index space exhausted".into()))?;
+    let address = addr_key(keys.address(child)?);
+    sqlx::query!(
+        "insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
+             token_symbol, deposit_index, deposit_address, tracer, customer_email, customer_user_id,
+             customer_org_id, customer_org_host, expires_at, watch_until)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        session.0,
+        wallet_id.0,
+        flow.flow_id,
+        offer.offer_id,
+        flow.chain,
+        flow.token,
+        index,
+        address,
+        input.tracer,
+        input.email,
+        input.user_id,
+        input.org_id,
+        input.org_host,
+        now + expiry,
+        now + expiry.max(watch),
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let checkout = find(&state.pool, session)
+        .await?
+        .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
+    tracing::info!(session = %session, index, "checkout initiated");
+    Ok((checkout, offer, flow))
+}
+
+/// Deposit totals of one checkout, by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DepositTotals {
+    pub pending: UsdMicros,
+    pub confirmed: UsdMicros,
+    pub credited: UsdMicros,
+    pub reorged: UsdMicros,
+}
+
+impl DepositTotals {
+    /// Everything confirmed on the address, credited or not.
+    pub fn counted(&self) -> UsdMicros {
+        UsdMicros(self.confirmed.0 + self.credited.0)
+    }
+}
+
+pub async fn totals(
+    conn: impl sqlx::PgExecutor<'_>,
+    session: CheckoutSessionId,
+) -> Result<DepositTotals, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"select status, coalesce(sum(amount_micros), 0)::bigint as "total!"
+           from deposit where checkout_session_id = $1 group by status"#,
+        session.0
+    )
+    .fetch_all(conn)
+    .await?;
+    let mut totals = DepositTotals::default();
+    for r in rows {
+        let amount = UsdMicros(r.total);
+        match r.status.as_str() {
+            "pending" => totals.pending = amount,
+            "confirmed" => totals.confirmed = amount,
+            "credited" => totals.credited = amount,
+            _ => totals.reorged = amount,
+        }
+    }
+    Ok(totals)
+}
+
+/// Scans every chain for one checkout's address; returns the RPC failures (nothing else changed).
+pub async fn scan_checkout(
+    state: &AppState,
+    session: CheckoutSessionId,
+) -> Result<Vec<ChainError>, CheckoutError> {
+    let mut failures = Vec::new();
+    for chain in state.chains.iter() {
+        match watcher::scan(&state.pool, chain, Scope::Checkout(session.0)).await {
+            Ok(_) => {}
+            Err(e @ ChainError::Rpc { .. }) => failures.push(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(failures)
+}
+
+/// The result of `validate`.
+#[derive(Debug, Clone)]
+pub struct Validation {
+    pub success: bool,
+    pub message: String,
+    pub totals: DepositTotals,
+    pub minimum: UsdMicros,
+    pub expired: bool,
+}
+
+/// Reads the checkout's confirmed deposits (scanning its address first).
+#[tracing::instrument(skip_all, fields(session = %session), err)]
+pub async fn validate(
+    state: &AppState,
+    flow_id: &str,
+    session: CheckoutSessionId,
+) -> Result<Validation, CheckoutError> {
+    let (offer, _flow) = catalog::resolve_flow(&state.pool, &state.config.chains, flow_id)
+        .await?
+        .ok_or(CheckoutError::FlowNotFound)?;
+    let Some(checkout) = find(&state.pool, session).await? else {
+        return Ok(Validation {
+            success: false,
+            message: format!("Wallet not found for checkout_session_id={session}"),
+            totals: DepositTotals::default(),
+            minimum: offer.min_deposit,
+            expired: false,
+        });
+    };
+    if checkout.offer_id != offer.offer_id {
+        return Err(CheckoutError::Invalid(
+            "checkout_session_id belongs to another offer's checkout flow".into(),
+        ));
+    }
+    let failures = scan_checkout(state, session).await?;
+    let totals = totals(&state.pool, session).await?;
+    let expired = checkout.purchase_id.is_none() && checkout.expires_at < Utc::now();
+    if totals.counted() < offer.min_deposit
+        && let Some(failure) = failures.into_iter().next()
+    {
+        return Err(failure.into());
+    }
+    let explorer = explorer_link(state, &checkout);
+    let pending_note = if totals.pending.0 > 0 {
+        format!(
+            " {} USD more is waiting for block confirmations.",
+            totals.pending
+        )
+    } else {
+        String::new()
+    };
+    let (success, message) = if checkout.purchase_id.is_some() {
+        (
+            true,
+            format!(
+                "This checkout is already finalized. {} USD was confirmed on its deposit address; new deposits are credited to the purchase automatically.{pending_note}",
+                totals.counted()
+            ),
+        )
+    } else if totals.counted() >= offer.min_deposit {
+        (
+            true,
+            format!(
+                "Payment verified successfully. You currently have {} USD confirmed on your deposit address (minimum {} USD); you can finalize now.{pending_note}",
+                totals.counted(),
+                offer.min_deposit
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "Insufficient funds. Found: {} USD confirmed, Required: {} USD.{pending_note} Verify this on chain explorer: {explorer}{}",
+                totals.counted(),
+                offer.min_deposit,
+                if expired {
+                    " This checkout has expired for display, but payments to its address are still detected and finalize stays possible."
+                } else {
+                    ""
+                }
+            ),
+        )
+    };
+    Ok(Validation {
+        success,
+        message,
+        totals,
+        minimum: offer.min_deposit,
+        expired,
+    })
+}
+
+/// `<explorer>/address/<deposit address>` on the checkout's chain (or the bare address).
+pub fn explorer_link(state: &AppState, checkout: &Checkout) -> String {
+    match state.chains.get(&checkout.chain_name) {
+        Some(chain) if !chain.config.explorer_url.is_empty() => format!(
+            "{}/address/{}",
+            chain.config.explorer_url, checkout.deposit_address
+        ),
+        _ => checkout.deposit_address.clone(),
+    }
+}
+
+/// What a topup did.
+#[derive(Debug, Clone)]
+pub struct TopupReport {
+    pub credited: Vec<credit::Credited>,
+    pub balance: UsdMicros,
+    pub pending: UsdMicros,
+    pub checkout: Checkout,
+}
+
+impl TopupReport {
+    pub fn credited_total(&self) -> UsdMicros {
+        UsdMicros(self.credited.iter().map(|c| c.amount.0).sum())
+    }
+}
+
+/// Scans a finalized checkout's address and credits every new confirmed deposit exactly once.
+#[tracing::instrument(skip_all, fields(session = %checkout.session), err)]
+pub async fn topup(state: &AppState, checkout: Checkout) -> Result<TopupReport, CheckoutError> {
+    let purchase_id = checkout.purchase_id.ok_or(CheckoutError::Unauthorized)?;
+    let failures = scan_checkout(state, checkout.session).await?;
+    let credited = credit::credit_ready(state, Some(checkout.session)).await?;
+    if credited.is_empty()
+        && let Some(failure) = failures.into_iter().next()
+    {
+        return Err(failure.into());
+    }
+    watcher::update_pending_markers(&state.pool).await?;
+    let balance = sqlx::query_scalar!(
+        "select balance_micros from purchase where purchase_id = $1",
+        purchase_id.0
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    let totals = totals(&state.pool, checkout.session).await?;
+    Ok(TopupReport {
+        credited,
+        balance: UsdMicros(balance),
+        pending: totals.pending,
+        checkout,
+    })
+}
+
+/// Parses a session id from the wire.
+pub fn parse_session(text: &str) -> Result<CheckoutSessionId, CheckoutError> {
+    text.trim().parse().map_err(|_| {
+        CheckoutError::Invalid("checkout_session_id must look like CheckoutSessionID_<uuid>".into())
+    })
+}

@@ -1,0 +1,234 @@
+//! Provisioning a purchase's resource through its offer's provider, retried with backoff until it is
+//! ready. A purchase being provisioned holds a lease (`next_provision_at` in the future) so that
+//! finalize, the retry job and other replicas never provision it twice at once. Provider failures never
+//! touch the balance: the credit was committed before provisioning started.
+
+use serde_json::json;
+
+use super::receipt::{Receipt, ReceiptCipher};
+use super::{CheckoutError, credit, finalize};
+use crate::billing::{PurchaseStatus, ledger, purchases};
+use crate::catalog;
+use crate::domain::ids::PurchaseId;
+use crate::jobs::Outcome;
+use crate::notify::{self, Channel};
+use crate::providers::{Delivered, ProviderError, ProvisionRequest};
+use crate::state::AppState;
+
+/// How long a provisioning attempt may hold its purchase before another worker may retry it.
+pub const LEASE_SECS: f64 = 600.0;
+/// Backoff between attempts (seconds); after the last one the purchase stays `failed` and an alert
+/// is raised.
+pub const RETRY_SCHEDULE_SECS: &[u64] = &[10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 43200];
+/// Purchases claimed per retry pass.
+const BATCH_SIZE: i64 = 10;
+
+/// The outcome of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Ready,
+    /// Failed; retried at the next step of the schedule (or given up: `retry = false`).
+    Failed {
+        error: String,
+        retry: bool,
+    },
+}
+
+/// Runs one provisioning attempt for a purchase whose lease the caller holds, and records it.
+#[tracing::instrument(skip_all, fields(purchase_id = %purchase_id))]
+pub async fn attempt(state: &AppState, purchase_id: PurchaseId) -> Result<Attempt, CheckoutError> {
+    let row = sqlx::query!(
+        "select offer_id, customer_email, resource_status from purchase where purchase_id = $1",
+        purchase_id.0
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(CheckoutError::Billing(
+        crate::billing::BillingError::PurchaseNotFound,
+    ))?;
+    if row.resource_status == "ready" {
+        return Ok(Attempt::Ready);
+    }
+    let result = match catalog::find_offer(&state.pool, &row.offer_id).await? {
+        None => Err(ProviderError::Permanent(format!(
+            "offer {} is no longer active",
+            row.offer_id
+        ))),
+        Some(offer) => match state.providers.get(&offer.provider) {
+            Err(e) => Err(e),
+            Ok(provider) => {
+                let request = ProvisionRequest {
+                    purchase_id,
+                    offer,
+                    customer_email: row.customer_email,
+                    // The gift card's billing link: the customer page for this purchase. No key:
+                    // the retry job never has it, and a gift card may be passed on.
+                    customer_url: state.config.public_url(&format!(
+                        "/v1/dashboard/customer#vendor_purchase_id={purchase_id}"
+                    )),
+                };
+                provider.provision(&request).await
+            }
+        },
+    };
+    match result {
+        Ok(delivered) => {
+            record_ready(state, purchase_id, &delivered).await?;
+            Ok(Attempt::Ready)
+        }
+        Err(e) => record_failure(state, purchase_id, &e).await,
+    }
+}
+
+async fn record_ready(
+    state: &AppState,
+    purchase_id: PurchaseId,
+    delivered: &Delivered,
+) -> Result<(), CheckoutError> {
+    let checkout = super::find_by_purchase(&state.pool, purchase_id).await?;
+    let offer = match &checkout {
+        Some(c) => catalog::find_offer(&state.pool, &c.offer_id).await?,
+        None => None,
+    };
+    let mut tx = state.pool.begin().await?;
+    let updated = sqlx::query!(
+        "update purchase set resource_state = $2, resource_status = 'ready', next_provision_at = null,
+             last_provision_error = null
+         where purchase_id = $1 and resource_status <> 'ready'",
+        purchase_id.0,
+        delivered.state
+    )
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 0 {
+        tx.rollback().await?;
+        tracing::warn!("purchase was already provisioned; keeping the first resource");
+        return Ok(());
+    }
+    let (before, after) = ledger::activate(&mut tx, purchase_id).await?;
+    if before != after {
+        credit::status_changed(&mut tx, purchase_id, before, after, 0).await?;
+    }
+    // Deliver the secrets through the sealed receipt (replayed to the same officex_purchase_id for 24 h).
+    if let (Some(checkout), Some(offer), Some(key)) =
+        (checkout, offer, state.config.data_encryption_key.as_ref())
+    {
+        let cipher = ReceiptCipher::new(key)?;
+        let aad = checkout.session.to_string();
+        let previous: Option<Receipt> = checkout
+            .receipt_sealed
+            .as_deref()
+            .and_then(|sealed| cipher.open(sealed, &aad));
+        {
+            let customer_key = previous
+                .as_ref()
+                .and_then(|r| r.customer_billing_api_key.clone());
+            let full = finalize::build_receipt(
+                state,
+                &offer,
+                &checkout,
+                purchase_id,
+                customer_key.as_deref(),
+                Some(delivered),
+                true,
+            );
+            let public =
+                finalize::build_receipt(state, &offer, &checkout, purchase_id, None, None, true);
+            let sealed = cipher.seal(&full, &aad)?;
+            sqlx::query!(
+                "update checkout set receipt_sealed = $2, receipt_public = $3,
+                     receipt_sealed_until = now() + make_interval(hours => $4)
+                 where checkout_session_id = $1",
+                checkout.session.0,
+                sealed,
+                serde_json::to_value(&public)
+                    .map_err(|e| CheckoutError::Internal(e.to_string()))?,
+                i32::try_from(super::receipt::SEALED_FOR_HOURS).unwrap_or(24),
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    tracing::info!("resource provisioned");
+    Ok(())
+}
+
+async fn record_failure(
+    state: &AppState,
+    purchase_id: PurchaseId,
+    error: &ProviderError,
+) -> Result<Attempt, CheckoutError> {
+    let message = error.to_string();
+    let mut tx = state.pool.begin().await?;
+    let attempts: i32 = sqlx::query_scalar!(
+        "update purchase set provision_attempts = provision_attempts + 1, last_provision_error = $2,
+             resource_status = 'failed'
+         where purchase_id = $1 returning provision_attempts",
+        purchase_id.0,
+        message
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let step = usize::try_from(attempts.max(1) - 1).unwrap_or(usize::MAX);
+    let delay = RETRY_SCHEDULE_SECS.get(step).copied();
+    sqlx::query!(
+        "update purchase set next_provision_at = case when $2::float8 is null then null
+                                                     else now() + make_interval(secs => $2) end
+         where purchase_id = $1",
+        purchase_id.0,
+        delay.map(|d| d as f64)
+    )
+    .execute(&mut *tx)
+    .await?;
+    let before = purchases::set_status(&mut tx, purchase_id, PurchaseStatus::Failed).await?;
+    if before != PurchaseStatus::Failed {
+        credit::status_changed(&mut tx, purchase_id, before, PurchaseStatus::Failed, -1).await?;
+    }
+    if delay.is_none() {
+        notify::enqueue(
+            &mut tx,
+            Channel::Alert,
+            "provision.failed",
+            Some(purchase_id),
+            &json!({
+                "message": format!("Provisioning {purchase_id} failed {attempts} times and is no longer retried: {message}. The customer's balance is intact."),
+                "purchase_id": purchase_id.to_string(),
+                "attempts": attempts,
+            }),
+            Some(&format!("provision.failed:{purchase_id}")),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::warn!(attempts, error = %message, retry_in_secs = ?delay, "provisioning failed");
+    Ok(Attempt::Failed {
+        error: message,
+        retry: delay.is_some(),
+    })
+}
+
+/// The retry job: claims purchases whose provisioning is due and runs an attempt for each.
+pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
+    let claimed = sqlx::query_scalar!(
+        "update purchase set next_provision_at = now() + make_interval(secs => $2)
+         where purchase_id in (
+             select purchase_id from purchase
+             where status in ('provisioning', 'failed') and resource_status <> 'ready'
+               and next_provision_at is not null and next_provision_at <= now()
+             order by next_provision_at limit $1
+             for update skip locked)
+         returning purchase_id",
+        BATCH_SIZE,
+        LEASE_SECS
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    if claimed.is_empty() {
+        return Ok(Outcome::Idle);
+    }
+    for id in &claimed {
+        attempt(state, PurchaseId(*id)).await?;
+    }
+    Ok(Outcome::Processed(claimed.len()))
+}

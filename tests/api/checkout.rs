@@ -1,0 +1,876 @@
+//! Checkout and on-chain payments against a real anvil: initiate → pay → validate → finalize → sweep.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use alloy::primitives::{Address, U256};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use vendor_server::chain::{sweeper, wallet, watcher};
+use vendor_server::checkout::provision;
+use vendor_server::jobs::Outcome;
+
+use crate::chain::{Anvil, TestProvider, Wallets, spawn_pay_app};
+use crate::helpers::{TestApp, assert_error};
+
+pub const GEMINI_USDC: &str = "gemini-api-gateway:anvil:usdc";
+pub const GEMINI_USDT: &str = "gemini-api-gateway:anvil:usdt";
+pub const S3_LEGACY: &str = "001_amazon_storage_crypto_wallet_topup_gift_card_only";
+
+pub struct Pay {
+    pub anvil: Anvil,
+    pub wallets: Wallets,
+    pub app: TestApp,
+    pub gemini: Arc<TestProvider>,
+    pub s3: Arc<TestProvider>,
+}
+
+/// anvil + an app on it; the gas wallet is funded with 10 ETH unless `unfunded_gas`.
+pub async fn setup_with(
+    pool: PgPool,
+    extra: &[(&str, &str)],
+    gemini_failures: usize,
+    unfunded_gas: bool,
+) -> Pay {
+    let anvil = Anvil::start().await;
+    let wallets = Wallets::random();
+    if !unfunded_gas {
+        anvil
+            .set_eth(
+                wallets.gas.address(),
+                U256::from(10u64).pow(U256::from(19u64)),
+            )
+            .await;
+    }
+    let gemini = TestProvider::new("gemini", gemini_failures);
+    let s3 = TestProvider::new("s3", 0);
+    let app = spawn_pay_app(pool, &anvil, &wallets, &[gemini.clone(), s3.clone()], extra).await;
+    Pay {
+        anvil,
+        wallets,
+        app,
+        gemini,
+        s3,
+    }
+}
+
+pub async fn setup(pool: PgPool) -> Pay {
+    setup_with(pool, &[], 0, false).await
+}
+
+impl Pay {
+    pub async fn initiate(&self, flow: &str) -> (String, Address) {
+        let (status, body) = self
+            .app
+            .post(
+                "/v1/checkout/initiate",
+                &json!({"checkout_flow_id": flow, "email": "c@example.com"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let address: Address = body["crypto_checkout"]["receiving_address"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        (
+            body["checkout_session_id"].as_str().unwrap().to_owned(),
+            address,
+        )
+    }
+
+    pub async fn validate(&self, flow: &str, session: &str) -> Value {
+        let (status, body) = self
+            .app
+            .post(
+                "/v1/checkout/validate",
+                &json!({"checkout_flow_id": flow, "checkout_session_id": session}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub async fn finalize(&self, flow: &str, session: &str, officex_id: &str) -> Value {
+        let (status, body) = self
+            .app
+            .post(
+                "/v1/checkout/finalize",
+                &json!({
+                    "checkout_flow_id": flow,
+                    "checkout_session_id": session,
+                    "officex_purchase_id": officex_id,
+                    "proxy_buyer_data": {"org_id": "DriveID_abc", "org_endpoint": "https://abc.icp0.io", "user_id": "UserID_u"},
+                    "sweep_tokens": []
+                }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    pub async fn watch(&self) -> Outcome {
+        watcher::run_once(&self.app.state).await.unwrap()
+    }
+
+    /// Runs the sweeper (mining between passes) until no sweep is unfinished.
+    pub async fn sweep_all(&self) {
+        for _ in 0..12 {
+            sweeper::run_once(&self.app.state).await.unwrap();
+            self.anvil.mine(2).await;
+            let open: i64 = sqlx::query_scalar(
+                "select count(*) from sweep where status not in ('confirmed', 'failed')",
+            )
+            .fetch_one(&self.app.state.pool)
+            .await
+            .unwrap();
+            let planned_any: i64 = sqlx::query_scalar("select count(*) from sweep")
+                .fetch_one(&self.app.state.pool)
+                .await
+                .unwrap();
+            if open == 0 && planned_any > 0 {
+                return;
+            }
+        }
+        panic!("sweeps did not finish");
+    }
+
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.app.state.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn balance(&self) -> i64 {
+        self.scalar_i64("select coalesce(sum(balance_micros), 0)::bigint from purchase")
+            .await
+    }
+
+    pub async fn outbox(&self, channel: &str, event: &str) -> i64 {
+        sqlx::query_scalar("select count(*) from outbox where channel = $1 and event_type = $2")
+            .bind(channel)
+            .bind(event)
+            .fetch_one(&self.app.state.pool)
+            .await
+            .unwrap()
+    }
+}
+
+#[sqlx::test]
+async fn full_usdc_flow_credits_once_and_sweeps_by_eip3009_relay(pool: PgPool) {
+    let p = setup(pool).await;
+    let (status, init) = p
+        .app
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": GEMINI_USDC, "tracer": "TracerID_x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{init}");
+    assert_eq!(init["checkout_pattern"], "CRYPTO_WALLET_TOPUP");
+    assert_eq!(
+        init["validation_endpoint"],
+        p.app.url("/v1/checkout/validate")
+    );
+    assert_eq!(
+        init["finalization_endpoint"],
+        p.app.url("/v1/checkout/finalize")
+    );
+    assert_eq!(init["tracer"], "TracerID_x");
+    let cc = &init["crypto_checkout"];
+    assert_eq!(cc["token_address"], p.anvil.usdc.to_checksum(None));
+    assert_eq!(
+        (cc["token_symbol"].as_str(), cc["token_decimals"].as_u64()),
+        (Some("USDC"), Some(6))
+    );
+    assert_eq!(cc["minimum_amount_decimals"], 1.0);
+    assert_eq!(
+        (cc["chain"].as_str(), cc["chain_id"].as_u64()),
+        (Some("anvil"), Some(31337))
+    );
+    assert_eq!(cc["accepted"][0]["tokens"].as_array().unwrap().len(), 2);
+    let session = init["checkout_session_id"].as_str().unwrap().to_owned();
+    let address: Address = cc["receiving_address"].as_str().unwrap().parse().unwrap();
+    // Derived at the first index of the sequence; nothing secret stored.
+    assert_eq!(
+        address,
+        wallet::derive_address(&p.wallets.mnemonic, 0).unwrap()
+    );
+
+    let tx = p.anvil.mint(p.anvil.usdc, address, 5_000_000).await;
+    let v = p.validate(GEMINI_USDC, &session).await;
+    assert_eq!(v["success"], false, "{v}");
+    assert_eq!(v["pending_balance_usd"], "5.000000");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("Insufficient funds")
+    );
+    p.anvil.mine(2).await;
+    let v = p.validate(GEMINI_USDC, &session).await;
+    assert_eq!(v["success"], true, "{v}");
+    assert_eq!(v["confirmed_balance_usd"], "5.000000");
+    assert_eq!(v["type"], "CRYPTO_WALLET_TOPUP");
+
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_one").await;
+    assert_eq!(f["success"], true, "{f}");
+    let r = &f["receipt"];
+    assert_eq!(r["status"], "RUNNING");
+    assert!(r["redeem_code"].as_str().unwrap().starts_with("gk_secret_"));
+    let key = r["customer_billing_api_key"].as_str().unwrap();
+    let purchase = r["vendor_purchase_id"].as_str().unwrap();
+    assert_eq!(
+        r["billing_url"].as_str().unwrap(),
+        p.app.url(&format!(
+            "/v1/dashboard/customer#vendor_purchase_id={purchase}&customer_billing_api_key={key}"
+        ))
+    );
+    assert_eq!(r["skip_to_final_redirect"], r["billing_url"]);
+    assert_eq!(r["delivery_url"], r["billing_url"]);
+    assert_eq!(r["checkout_session_id"], session.as_str());
+
+    assert_eq!(p.balance().await, 5_000_000);
+    let reference: String =
+        sqlx::query_scalar("select reference from ledger_entry where kind = 'deposit'")
+            .fetch_one(&p.app.state.pool)
+            .await
+            .unwrap();
+    assert!(
+        reference.starts_with(&format!("deposit:31337:{tx}:")),
+        "{reference}"
+    );
+    let status: String = sqlx::query_scalar("select status from purchase")
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "active");
+    assert_eq!(p.outbox("webhook", "purchase.created").await, 1);
+    assert_eq!(p.outbox("officex", "purchase.created").await, 1);
+    assert_eq!(p.outbox("webhook", "deposit.credited").await, 1);
+    // Secrets are never stored in plain text.
+    let leaks = p
+        .scalar_i64(&format!(
+            "select count(*) from checkout where receipt_public::text like '%{key}%' or receipt_public::text like '%gk_secret%'"
+        ))
+        .await;
+    assert_eq!(leaks, 0);
+
+    p.sweep_all().await;
+    let sweep: (String, String) = sqlx::query_as("select method, status from sweep")
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(sweep, ("eip3009".to_owned(), "confirmed".to_owned()));
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdc, p.wallets.treasury)
+            .await,
+        U256::from(5_000_000u64)
+    );
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, address).await,
+        U256::ZERO
+    );
+    // No gas was ever sent to the deposit address; it never sent a transaction itself.
+    assert_eq!(p.anvil.eth_balance(address).await, U256::ZERO);
+    assert_eq!(p.anvil.nonce(address).await, 0);
+    assert_eq!(p.anvil.nonce(p.wallets.gas.address()).await, 1);
+    // Credit is untouched by the sweep.
+    assert_eq!(p.balance().await, 5_000_000);
+}
+
+#[sqlx::test]
+async fn usdt_sweep_tops_up_exact_gas_then_transfers_and_every_token_counts(pool: PgPool) {
+    let p = setup(pool).await;
+    let (session, address) = p.initiate(GEMINI_USDT).await;
+    // The address accepts every configured stablecoin.
+    p.anvil.mint(p.anvil.usdt, address, 3_000_000).await;
+    p.anvil.mint(p.anvil.usdc, address, 1_500_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDT, &session, "PurchaseID_t").await;
+    assert_eq!(f["success"], true, "{f}");
+    assert_eq!(p.balance().await, 4_500_000);
+
+    p.sweep_all().await;
+    let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "select token_symbol, method, status, topup_tx_hash from sweep order by token_symbol",
+    )
+    .fetch_all(&p.app.state.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (rows[0].1.as_str(), rows[0].2.as_str()),
+        ("eip3009", "confirmed")
+    );
+    assert_eq!(
+        (rows[1].0.as_str(), rows[1].1.as_str(), rows[1].2.as_str()),
+        ("usdt", "transfer", "confirmed")
+    );
+    assert!(rows[1].3.is_some(), "USDT needs a gas top-up");
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdt, p.wallets.treasury)
+            .await,
+        U256::from(3_000_000u64)
+    );
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdc, p.wallets.treasury)
+            .await,
+        U256::from(1_500_000u64)
+    );
+    assert_eq!(
+        p.anvil.nonce(address).await,
+        1,
+        "one transfer from the deposit address"
+    );
+    // The top-up was estimated: what is left is reported dust, a fraction of the top-up.
+    let (topup, dust): (String, String) = sqlx::query_as(
+        "select topup_wei::text, dust_wei::text from sweep where method = 'transfer'",
+    )
+    .fetch_one(&p.app.state.pool)
+    .await
+    .unwrap();
+    let (topup, dust): (U256, U256) = (topup.parse().unwrap(), dust.parse().unwrap());
+    assert_eq!(p.anvil.eth_balance(address).await, dust);
+    assert!(dust < topup, "dust {dust} vs top-up {topup}");
+    assert_eq!(p.balance().await, 4_500_000);
+    // Gas per swept deposit (see the README): the relay is one transaction, the other two.
+    let gas: Vec<(String, i64)> =
+        sqlx::query_as("select method, gas_used from sweep order by method")
+            .fetch_all(&p.app.state.pool)
+            .await
+            .unwrap();
+    println!(
+        "gas per sweep: eip3009 relay {} (1 tx, no ETH to the deposit address); top-up 21000 + transfer {} (2 txs, dust {dust} wei left)",
+        gas[0].1, gas[1].1
+    );
+}
+
+#[sqlx::test]
+async fn legacy_s3_flow_delivers_the_gift_card_and_accepts_org_endpoint(pool: PgPool) {
+    let p = setup(pool).await;
+    let (session, address) = p.initiate(S3_LEGACY).await;
+    p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(S3_LEGACY, &session, "PurchaseID_s3").await;
+    let r = &f["receipt"];
+    assert!(
+        r["skip_to_final_redirect"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://officex.app/org/current/redeem/disk-giftcard?redeem=secret-"),
+        "{r}"
+    );
+    assert_eq!(r["skip_to_final_cta"], "View Giftcard");
+    assert_eq!(r["status"], "RUNNING");
+    let host: String = sqlx::query_scalar("select customer_org_host from purchase")
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(host, "https://abc.icp0.io");
+    assert_eq!(p.s3.calls.load(Ordering::SeqCst), 1);
+}
+
+#[sqlx::test]
+async fn finalize_is_idempotent_and_replays_secrets_only_to_the_same_purchase(pool: PgPool) {
+    let p = setup(pool).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
+    p.anvil.mine(2).await;
+    // Two concurrent finalizes: one purchase.
+    let (a, b) = tokio::join!(
+        p.finalize(GEMINI_USDC, &session, "PurchaseID_same"),
+        p.finalize(GEMINI_USDC, &session, "PurchaseID_same")
+    );
+    assert_eq!(a["receipt"], b["receipt"]);
+    let again = p.finalize(GEMINI_USDC, &session, "PurchaseID_same").await;
+    assert_eq!(again["receipt"], a["receipt"]);
+    assert!(again["receipt"]["customer_billing_api_key"].is_string());
+    let other = p.finalize(GEMINI_USDC, &session, "PurchaseID_other").await;
+    assert_eq!(other["success"], true);
+    let r = &other["receipt"];
+    assert!(
+        r.get("customer_billing_api_key").is_none() && r.get("redeem_code").is_none(),
+        "{r}"
+    );
+    assert!(
+        !r["billing_url"]
+            .as_str()
+            .unwrap()
+            .contains("customer_billing_api_key")
+    );
+    assert_eq!(r["vendor_purchase_id"], a["receipt"]["vendor_purchase_id"]);
+
+    assert_eq!(p.scalar_i64("select count(*) from purchase").await, 1);
+    assert_eq!(p.scalar_i64("select count(*) from ledger_entry").await, 1);
+    assert_eq!(p.gemini.calls.load(Ordering::SeqCst), 1);
+    p.sweep_all().await;
+    p.finalize(GEMINI_USDC, &session, "PurchaseID_same").await;
+    p.sweep_all().await;
+    assert_eq!(p.scalar_i64("select count(*) from sweep").await, 1);
+    assert_eq!(p.balance().await, 2_000_000);
+}
+
+#[sqlx::test]
+async fn topup_credits_each_deposit_exactly_once(pool: PgPool) {
+    let p = setup(pool).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_t").await;
+    let key = f["receipt"]["customer_billing_api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let purchase = f["receipt"]["vendor_purchase_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A new deposit, seen but unconfirmed: the purchase is marked "topup pending".
+    p.anvil.mint(p.anvil.usdc, address, 3_000_000).await;
+    p.watch().await;
+    assert_eq!(
+        p.scalar_i64("select count(*) from purchase where pending_deposit_at is not null")
+            .await,
+        1
+    );
+    p.anvil.mine(2).await;
+
+    let body = json!({"checkout_session_id": session, "sweep_tokens": []});
+    let verify = format!("/v1/purchase/{purchase}/verify-topup");
+    let by_query = format!("/v1/checkout/topup?auth={key}");
+    let target = json!({"min_target_balance": 1});
+    let (t1, t2, t3, v) = tokio::join!(
+        p.app.post_auth("/v1/checkout/topup", &key, &body),
+        p.app.post_auth("/v1/checkout/topup", &key, &body),
+        p.app.post(&by_query, &body),
+        p.app.post_auth(&verify, &key, &target),
+    );
+    for r in [&t1, &t2, &t3, &v] {
+        assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    }
+    let credited_by_topup = [&t1, &t2, &t3]
+        .iter()
+        .filter(|r| r.1["success"] == true)
+        .count();
+    let credited_by_verify = usize::from(v.1.get("topup_amount").is_some());
+    assert_eq!(
+        credited_by_topup + credited_by_verify,
+        1,
+        "{t1:?} {t2:?} {t3:?} {v:?}"
+    );
+    for r in [&t1, &t2, &t3] {
+        assert_eq!(r.1["updatedValue"], 5.0);
+    }
+    p.watch().await;
+    assert_eq!(p.balance().await, 5_000_000);
+    assert_eq!(
+        p.scalar_i64("select count(*) from ledger_entry where kind = 'deposit'")
+            .await,
+        2
+    );
+    assert_eq!(
+        p.scalar_i64("select count(*) from purchase where pending_deposit_at is not null")
+            .await,
+        0
+    );
+
+    // Nothing new: the reference's "nothing to credit" shape.
+    let (status, nothing) = p.app.post_auth(&verify, &key, &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(nothing["min_target_balance_for_topup"], 0.0, "{nothing}");
+    assert!(nothing.get("current_wallet_balance_usd").is_some());
+
+    // After finalize the watcher credits new deposits by itself (and tells OfficeX).
+    p.anvil.mint(p.anvil.usdt, address, 1_000_000).await;
+    p.anvil.mine(2).await;
+    assert!(matches!(p.watch().await, Outcome::Processed(_)));
+    assert_eq!(p.balance().await, 6_000_000);
+    assert_eq!(p.outbox("officex", "deposit.credited").await, 2);
+    assert_eq!(p.outbox("webhook", "deposit.credited").await, 3);
+}
+
+#[sqlx::test]
+async fn under_the_minimum_finalize_refuses_and_nothing_is_lost(pool: PgPool) {
+    let p = setup(pool).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 500_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_u").await;
+    assert_eq!(f["success"], false, "{f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("Insufficient funds. Found: 0.500000 USD confirmed, Required: 1.000000 USD")
+    );
+    assert_eq!(f["receipt"]["checkout_session_id"], session.as_str());
+    assert_eq!(f["receipt"]["checkout_flow_id"], GEMINI_USDC);
+    assert!(f["receipt"]["vendor_disclaimer"].is_string());
+    assert_eq!(p.scalar_i64("select count(*) from purchase").await, 0);
+
+    p.anvil.mint(p.anvil.usdc, address, 600_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_u").await;
+    assert_eq!(f["success"], true, "{f}");
+    assert_eq!(p.balance().await, 1_100_000);
+}
+
+#[sqlx::test]
+async fn a_payment_after_expiry_is_still_detected_and_creditable(pool: PgPool) {
+    let p = setup_with(pool, &[("CHECKOUT_EXPIRY_HOURS", "0")], 0, false).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
+    p.anvil.mine(2).await;
+    // The watcher finds it without anyone calling validate.
+    assert!(matches!(p.watch().await, Outcome::Processed(_)));
+    assert_eq!(
+        p.scalar_i64("select count(*) from deposit where status = 'confirmed'")
+            .await,
+        1
+    );
+    let v = p.validate(GEMINI_USDC, &session).await;
+    assert_eq!(
+        (v["success"].as_bool(), v["expired"].as_bool()),
+        (Some(true), Some(true)),
+        "{v}"
+    );
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_late").await;
+    assert_eq!(f["success"], true, "{f}");
+    assert_eq!(p.balance().await, 1_000_000);
+}
+
+#[sqlx::test]
+async fn a_reorged_credited_deposit_raises_an_alert_and_is_never_credited_twice(pool: PgPool) {
+    let p = setup(pool).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    let before_payment = p.anvil.snapshot().await;
+    p.anvil.mint(p.anvil.usdc, address, 4_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_r").await;
+    assert_eq!(f["success"], true);
+    assert_eq!(p.balance().await, 4_000_000);
+
+    // The payment's block leaves the chain; a longer chain without it replaces it.
+    p.anvil.revert(before_payment).await;
+    p.anvil.mine(6).await;
+    p.watch().await;
+    assert_eq!(
+        p.scalar_i64("select count(*) from deposit where status = 'reorged'")
+            .await,
+        1
+    );
+    assert_eq!(p.outbox("alert", "deposit.reorged").await, 1);
+    p.watch().await;
+    assert_eq!(
+        p.outbox("alert", "deposit.reorged").await,
+        1,
+        "one alert per reorg"
+    );
+    assert_eq!(p.balance().await, 4_000_000);
+    assert_eq!(p.scalar_i64("select count(*) from ledger_entry").await, 1);
+
+    // A reorg before confirmations: the pending deposit simply disappears.
+    let snap = p.anvil.snapshot().await;
+    p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
+    p.watch().await;
+    assert_eq!(
+        p.scalar_i64("select count(*) from deposit where status = 'pending'")
+            .await,
+        1
+    );
+    p.anvil.revert(snap).await;
+    p.anvil.mine(4).await;
+    p.watch().await;
+    assert_eq!(
+        p.scalar_i64("select count(*) from deposit where status = 'pending'")
+            .await,
+        0
+    );
+    assert_eq!(p.balance().await, 4_000_000);
+    assert_eq!(p.scalar_i64("select count(*) from ledger_entry").await, 1);
+}
+
+#[sqlx::test]
+async fn provisioning_failures_answer_awaiting_and_are_retried(pool: PgPool) {
+    let p = setup_with(pool, &[], 1, false).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 3_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_p").await;
+    assert_eq!(f["success"], true, "{f}");
+    assert_eq!(f["receipt"]["status"], "AWAITING");
+    assert!(f["receipt"]["customer_billing_api_key"].is_string());
+    let (status, attempts): (String, i32) =
+        sqlx::query_as("select status, provision_attempts from purchase")
+            .fetch_one(&p.app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), attempts), ("failed", 1));
+    // Credit is intact whatever the provider did.
+    assert_eq!(p.balance().await, 3_000_000);
+    assert_eq!(
+        provision::run_once(&p.app.state).await.unwrap(),
+        Outcome::Idle,
+        "backoff not due yet"
+    );
+    sqlx::query("update purchase set next_provision_at = now()")
+        .execute(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        provision::run_once(&p.app.state).await.unwrap(),
+        Outcome::Processed(1)
+    );
+    let status: String = sqlx::query_scalar("select status from purchase")
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "active");
+    let replay = p.finalize(GEMINI_USDC, &session, "PurchaseID_p").await;
+    assert_eq!(replay["receipt"]["status"], "RUNNING");
+    assert!(
+        replay["receipt"]["redeem_code"]
+            .as_str()
+            .unwrap()
+            .starts_with("gk_secret_")
+    );
+    assert_eq!(
+        replay["receipt"]["customer_billing_api_key"],
+        f["receipt"]["customer_billing_api_key"]
+    );
+}
+
+#[sqlx::test]
+async fn bad_inputs_are_4xx_json(pool: PgPool) {
+    let p = setup_with(pool, &[("CHECKOUT_RATE_LIMIT_PER_MINUTE", "5")], 0, false).await;
+    let app = &p.app;
+    let got = app
+        .post_raw("/v1/checkout/initiate", "application/json", b"{".to_vec())
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "malformed_json");
+    let got = app.post("/v1/checkout/initiate", &json!({})).await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_body");
+    let got = app
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": "nope"}),
+        )
+        .await;
+    assert_error(&got, StatusCode::NOT_FOUND, "checkout_flow_not_found");
+    let got = app
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": GEMINI_USDC, "email": "nope"}),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_body");
+
+    let got = app
+        .post(
+            "/v1/checkout/validate",
+            &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": "x"}),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_request");
+    let unknown = "CheckoutSessionID_00000000-0000-4000-8000-000000000000";
+    let v = p.validate(GEMINI_USDC, unknown).await;
+    assert_eq!(v["success"], false);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Wallet not found")
+    );
+    let got = app
+        .post(
+            "/v1/checkout/finalize",
+            &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": unknown}),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_body");
+    let f = p.finalize(GEMINI_USDC, unknown, "PurchaseID_x").await;
+    assert_eq!(f["success"], false);
+    let got = app
+        .post(
+            "/v1/checkout/finalize",
+            &json!({"checkout_flow_id": 5, "checkout_session_id": unknown}),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_body");
+
+    let body = json!({"checkout_session_id": unknown});
+    let no_key = app.post("/v1/checkout/topup", &body).await;
+    assert_error(&no_key, StatusCode::UNAUTHORIZED, "unauthorized");
+    let unknown_session = app
+        .post_auth("/v1/checkout/topup", "vsc_wrong", &body)
+        .await;
+    assert_error(&unknown_session, StatusCode::UNAUTHORIZED, "unauthorized");
+    let bad = app
+        .post_auth(
+            "/v1/checkout/topup",
+            "vsc_wrong",
+            &json!({"checkout_session_id": "garbage"}),
+        )
+        .await;
+    assert_eq!(bad, unknown_session, "same 401 whatever is wrong");
+    let got = app
+        .post_auth("/v1/purchase/nope/verify-topup", "vsc_wrong", &json!({}))
+        .await;
+    assert_eq!(got, unknown_session);
+    let got = app
+        .post_auth(
+            "/v1/purchase/CustomerPurchaseID_00000000-0000-4000-8000-000000000000/verify-topup",
+            "vsc_wrong",
+            &json!({"min_target_balance": "1.5"}),
+        )
+        .await;
+    assert_eq!(got, unknown_session);
+
+    // A real purchase, a wrong key: the same 401.
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_k").await;
+    let purchase = f["receipt"]["vendor_purchase_id"].as_str().unwrap();
+    let key = f["receipt"]["customer_billing_api_key"].as_str().unwrap();
+    let wrong = app
+        .post_auth(
+            "/v1/checkout/topup",
+            "vsc_wrong",
+            &json!({"checkout_session_id": session}),
+        )
+        .await;
+    assert_eq!(wrong, unknown_session);
+    let got = app
+        .post_raw(
+            &format!("/v1/purchase/{purchase}/verify-topup?auth={key}"),
+            "application/json",
+            b"{\"min_target_balance\": \"abc\"}".to_vec(),
+        )
+        .await;
+    assert_error(&got, StatusCode::BAD_REQUEST, "invalid_body");
+    let got = app
+        .post_raw(
+            &format!("/v1/purchase/{purchase}/verify-topup?auth={key}"),
+            "application/json",
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1["min_target_balance_for_topup"], 0.0);
+
+    // Four initiates so far (invalid ones count too); the fifth passes, the sixth is limited.
+    let got = app
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": GEMINI_USDC}),
+        )
+        .await;
+    assert_eq!(got.0, StatusCode::OK);
+    let got = app
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": GEMINI_USDC}),
+        )
+        .await;
+    assert_error(&got, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+
+    let (status, page) = {
+        let r = app
+            .client
+            .get(app.url("/v1/dashboard/customer"))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("customer_billing_api_key") && page.contains("/v1/purchase/"));
+}
+
+#[sqlx::test]
+async fn an_unreachable_rpc_node_is_a_clear_retryable_error_without_state_change(pool: PgPool) {
+    let anvil = Anvil::start().await;
+    let wallets = Wallets::random();
+    let dead = format!("http://127.0.0.1:{}", {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    });
+    let mut vars = crate::chain::chain_vars(&anvil, &wallets);
+    for (k, v) in &mut vars {
+        if k == "RPC_ENDPOINT" {
+            v.clone_from(&dead);
+        }
+    }
+    drop(anvil);
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app =
+        crate::chain::spawn_with_providers(pool, &pairs, &[TestProvider::new("gemini", 0)]).await;
+    let (status, init) = app
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": GEMINI_USDC}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "initiate needs no RPC: {init}");
+    let session = init["checkout_session_id"].as_str().unwrap();
+    let got = app
+        .post(
+            "/v1/checkout/validate",
+            &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": session}),
+        )
+        .await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable");
+    assert!(
+        !got.1["error"].as_str().unwrap().contains(&dead),
+        "RPC URL leaked"
+    );
+    let got = app
+        .post(
+            "/v1/checkout/finalize",
+            &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": session, "officex_purchase_id": "PurchaseID_d"}),
+        )
+        .await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable");
+    assert!(watcher::run_once(&app.state).await.is_err());
+    let purchases: i64 = sqlx::query_scalar("select count(*) from purchase")
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap();
+    let cursors: i64 = sqlx::query_scalar("select count(*) from chain_cursor")
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!((purchases, cursors), (0, 0));
+}
+
+#[sqlx::test]
+async fn public_development_keys_are_refused_on_real_chains(pool: PgPool) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let vars = crate::helpers::test_vars(
+        "http://localhost",
+        &[
+            ("RPC_ENDPOINT", "http://127.0.0.1:1"),
+            ("CHAIN_ID_DEC", "8453"),
+            ("USDC_ADDRESS", "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"),
+            ("DEPOSIT_MNEMONIC", wallet::DEV_MNEMONIC),
+            ("DATA_ENCRYPTION_KEY", &"ab".repeat(32)),
+        ],
+    );
+    let config = vendor_server::config::Config::from_vars(&vars).unwrap();
+    let err = vendor_server::startup::Application::build_with(config, pool, listener)
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(
+        format!("{err:#}").contains("public development mnemonic"),
+        "{err:#}"
+    );
+}

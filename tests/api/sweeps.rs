@@ -1,0 +1,366 @@
+//! Sweeps on anvil: exactly once across crashes, waiting (with one alert) when the gas wallet is low,
+//! the CLI, and the detection-scale benchmark.
+
+use std::time::Instant;
+
+use alloy::primitives::{Address, U256};
+use serde_json::json;
+use sqlx::PgPool;
+use vendor_server::chain::{Chains, sweeper, watcher};
+use vendor_server::jobs::Outcome;
+
+use crate::checkout::{GEMINI_USDC, Pay, setup, setup_with};
+
+/// A finalized USDC checkout of `amount` units; returns its deposit address.
+async fn paid(p: &Pay, amount: u64) -> Address {
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, amount).await;
+    p.anvil.mine(2).await;
+    let f = p
+        .finalize(
+            GEMINI_USDC,
+            &session,
+            &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
+        )
+        .await;
+    assert_eq!(f["success"], true, "{f}");
+    address
+}
+
+async fn sweep_row(p: &Pay) -> (String, Option<String>, Option<Vec<u8>>) {
+    sqlx::query_as("select status, tx_hash, raw_tx from sweep")
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test]
+async fn a_crash_after_the_intent_commit_is_reconciled_without_a_second_send(pool: PgPool) {
+    let p = setup(pool).await;
+    let address = paid(&p, 2_000_000).await;
+    // Pass 1 plans and signs (intent and nonce committed); the "crash" is that nothing else runs.
+    sweeper::run_once(&p.app.state).await.unwrap();
+    let (status, hash, raw) = sweep_row(&p).await;
+    assert_eq!(status, "signed");
+    let hash = hash.unwrap();
+    let gas = p.wallets.gas.address();
+    assert_eq!(
+        p.anvil.nonce(gas).await,
+        0,
+        "nothing broadcast before the commit"
+    );
+    let nonce: i64 = sqlx::query_scalar("select next_nonce from gas_wallet")
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(nonce, 1);
+
+    // "Restart": a new process on the same database reconciles and sends the stored bytes once.
+    drop(raw);
+    let restarted = crate::chain::spawn_pay_app(
+        p.app.state.pool.clone(),
+        &p.anvil,
+        &p.wallets,
+        std::slice::from_ref(&p.gemini),
+        &[],
+    )
+    .await;
+    for _ in 0..4 {
+        sweeper::run_once(&restarted.state).await.unwrap();
+        p.anvil.mine(2).await;
+    }
+    let (status, after_hash, _) = sweep_row(&p).await;
+    assert_eq!(
+        (status.as_str(), after_hash.as_deref()),
+        ("confirmed", Some(hash.as_str()))
+    );
+    assert_eq!(
+        p.anvil.nonce(gas).await,
+        1,
+        "exactly one transaction from the gas wallet"
+    );
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdc, p.wallets.treasury)
+            .await,
+        U256::from(2_000_000u64)
+    );
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, address).await,
+        U256::ZERO
+    );
+}
+
+#[sqlx::test]
+async fn a_crash_between_broadcast_and_record_does_not_send_again(pool: PgPool) {
+    let p = setup(pool).await;
+    paid(&p, 3_000_000).await;
+    sweeper::run_once(&p.app.state).await.unwrap();
+    let (status, hash, raw) = sweep_row(&p).await;
+    assert_eq!(status, "signed");
+    // The broadcast reached the node but the process died before recording it.
+    let sent = p
+        .anvil
+        .rpc(
+            "eth_sendRawTransaction",
+            json!([format!("0x{}", hex::encode(raw.unwrap()))]),
+        )
+        .await;
+    assert_eq!(sent.as_str(), hash.as_deref());
+    p.anvil.mine(2).await;
+    for _ in 0..3 {
+        sweeper::run_once(&p.app.state).await.unwrap();
+        p.anvil.mine(2).await;
+    }
+    let (status, after, _) = sweep_row(&p).await;
+    assert_eq!((status.as_str(), after), ("confirmed", hash));
+    assert_eq!(p.anvil.nonce(p.wallets.gas.address()).await, 1);
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdc, p.wallets.treasury)
+            .await,
+        U256::from(3_000_000u64)
+    );
+    let last_error: Option<String> = sqlx::query_scalar("select last_error from sweep")
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(last_error, None);
+}
+
+#[sqlx::test]
+async fn low_gas_makes_sweeps_wait_with_one_alert_then_they_proceed(pool: PgPool) {
+    let p = setup_with(pool, &[], 0, true).await;
+    let address = paid(&p, 2_000_000).await;
+    for _ in 0..3 {
+        sweeper::run_once(&p.app.state).await.unwrap();
+    }
+    let (status, _, _) = sweep_row(&p).await;
+    assert_eq!(status, "planned", "waits instead of failing");
+    assert_eq!(p.outbox("webhook", "gas.low").await, 1);
+    assert_eq!(p.outbox("alert", "gas.low").await, 1);
+    // The customer was credited all the same.
+    assert_eq!(p.balance().await, 2_000_000);
+
+    p.anvil
+        .set_eth(
+            p.wallets.gas.address(),
+            U256::from(10u64).pow(U256::from(18u64)),
+        )
+        .await;
+    p.sweep_all().await;
+    let (status, _, _) = sweep_row(&p).await;
+    assert_eq!(status, "confirmed");
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, address).await,
+        U256::ZERO
+    );
+    let low: i64 =
+        sqlx::query_scalar("select count(*) from gas_wallet where low_since is not null")
+            .fetch_one(&p.app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(low, 0);
+}
+
+#[sqlx::test]
+async fn a_sweep_fee_is_its_own_ledger_row(pool: PgPool) {
+    let p = setup_with(pool, &[("SWEEP_FEE_USD", "0.05")], 0, false).await;
+    paid(&p, 2_000_000).await;
+    p.sweep_all().await;
+    p.watch().await;
+    let fees: Vec<(i64, String)> = sqlx::query_as(
+        "select amount_micros, reference from ledger_entry where kind = 'sweep_fee'",
+    )
+    .fetch_all(&p.app.state.pool)
+    .await
+    .unwrap();
+    assert_eq!(fees.len(), 1, "{fees:?}");
+    assert_eq!(fees[0].0, -50_000);
+    assert_eq!(p.balance().await, 1_950_000);
+}
+
+#[sqlx::test]
+async fn cli_lists_sweeps_prints_gas_and_derives_addresses(pool: PgPool) {
+    let p = setup(pool).await;
+    paid(&p, 1_000_000).await;
+    p.sweep_all().await;
+    let db_url = {
+        let options = p.app.state.pool.connect_options();
+        format!(
+            "postgres://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        )
+    };
+    let vars: Vec<(String, String)> = crate::chain::chain_vars(&p.anvil, &p.wallets)
+        .into_iter()
+        .chain([("DATABASE_URL".to_owned(), db_url)])
+        .collect();
+    let run = |args: &[&str]| {
+        let dir = std::env::temp_dir().join(format!("vendor-cli-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_vendor-server"))
+            .args(args)
+            .current_dir(&dir)
+            .env_clear()
+            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap()
+    };
+    let out = run(&["sweeps"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("confirmed") && stdout.contains("eip3009"),
+        "{stdout}"
+    );
+    let out = run(&["sweeps", "--pending"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no pending sweeps"));
+    let out = run(&["sweeps", "retry", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("only failed sweeps can be retried"));
+    let out = run(&["gas"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&p.wallets.gas.address().to_checksum(None)) && stdout.contains("ETH"),
+        "{stdout}"
+    );
+    let out = run(&["address", "0"]);
+    let expected = vendor_server::chain::wallet::derive_address(&p.wallets.mnemonic, 0).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        expected.to_checksum(None)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains(&p.wallets.mnemonic));
+}
+
+/// Detection at scale (a benchmark, not a timed test): `cargo nextest run --run-ignored only -E
+/// 'test(detection_scale_benchmark)' --no-capture`. Watches 10,000 addresses, pays 20 of them, and
+/// compares one watcher pass (Transfer-log scan, batched) with Multicall3 balance reads and a JSON-RPC
+/// batch of `balanceOf` calls.
+#[ignore = "benchmark; run explicitly"]
+#[sqlx::test]
+async fn detection_scale_benchmark(pool: PgPool) {
+    const N: usize = 10_000;
+    let p = setup(pool).await;
+    let (_, first) = p.initiate(GEMINI_USDC).await;
+    let offer = "gemini-api-gateway";
+    let mut addresses = vec![first];
+    addresses.extend((1..N).map(|_| alloy::signers::local::PrivateKeySigner::random().address()));
+    sqlx::query(
+        "insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
+             token_symbol, deposit_index, deposit_address, expires_at, watch_until)
+         select gen_random_uuid(), gen_random_uuid(), $1, $2, 'anvil', 'usdc', 1000 + i, a, now() + interval '1 day',
+                now() + interval '30 days'
+         from unnest($3::text[]) with ordinality as t(a, i)",
+    )
+    .bind(GEMINI_USDC)
+    .bind(offer)
+    .bind(addresses[1..].iter().map(|a| format!("{a:#x}")).collect::<Vec<_>>())
+    .execute(&p.app.state.pool)
+    .await
+    .unwrap();
+    for (i, a) in addresses.iter().step_by(N / 20).enumerate() {
+        p.anvil
+            .mint(
+                if i % 2 == 0 {
+                    p.anvil.usdc
+                } else {
+                    p.anvil.usdt
+                },
+                *a,
+                1_000_000,
+            )
+            .await;
+    }
+    p.anvil.mine(2).await;
+    let chains: &Chains = &p.app.state.chains;
+    let chain = chains.iter().next().unwrap();
+
+    let before = chain.rpc_requests();
+    let started = Instant::now();
+    let outcome = watcher::run_once(&p.app.state).await.unwrap();
+    let logs_time = started.elapsed();
+    let logs_requests = chain.rpc_requests() - before;
+    let found: i64 = sqlx::query_scalar("select count(*) from deposit")
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(found, 20);
+    assert!(matches!(outcome, Outcome::Processed(_)));
+
+    let before = chain.rpc_requests();
+    let started = Instant::now();
+    let again = watcher::run_once(&p.app.state).await.unwrap();
+    let idle_time = started.elapsed();
+    let idle_requests = chain.rpc_requests() - before;
+    assert_eq!(again, Outcome::Idle);
+
+    let before = chain.rpc_requests();
+    let started = Instant::now();
+    let mut funded = 0;
+    for token in [p.anvil.usdc, p.anvil.usdt] {
+        let balances = vendor_server::chain::erc20::multicall_balances(
+            chain,
+            token,
+            &addresses,
+            alloy::rpc::types::BlockId::latest(),
+            1_000,
+        )
+        .await
+        .unwrap();
+        funded += balances.iter().filter(|b| !b.is_zero()).count();
+    }
+    let multicall_time = started.elapsed();
+    let multicall_requests = chain.rpc_requests() - before;
+    assert_eq!(funded, 20);
+
+    let before = chain.rpc_requests();
+    let started = Instant::now();
+    let mut batch = chain.rpc().new_batch();
+    let mut waiters = Vec::new();
+    for a in &addresses {
+        let data = alloy::sol_types::SolCall::abi_encode(
+            &vendor_server::chain::erc20::IERC20::balanceOfCall { owner: *a },
+        );
+        let request = alloy::rpc::types::TransactionRequest::default()
+            .to(p.anvil.usdc)
+            .input(alloy::rpc::types::TransactionInput::new(data.into()));
+        waiters.push(
+            batch
+                .add_call::<_, alloy::primitives::Bytes>(
+                    "eth_call",
+                    &(request, alloy::rpc::types::BlockId::latest()),
+                )
+                .unwrap(),
+        );
+    }
+    batch.send().await.unwrap();
+    for w in waiters {
+        w.await.unwrap();
+    }
+    let batch_time = started.elapsed();
+    let batch_requests = chain.rpc_requests() - before;
+
+    println!(
+        "detection of {N} watched addresses on anvil (2 tokens):\n\
+         - Transfer-log scan (watcher pass, {N}/1000 filters batched): {logs_requests} HTTP round trips, {logs_time:?} (found 20 deposits)\n\
+         - same, idle pass: {idle_requests} round trips, {idle_time:?}\n\
+         - Multicall3 aggregate3 balanceOf, 1000 per call, batches of 4 calls, 2 tokens: {multicall_requests} round trips, {multicall_time:?}\n\
+         - JSON-RPC batch of {N} eth_call balanceOf (one token): {batch_requests} round trip, {batch_time:?}"
+    );
+    assert!(logs_requests <= 20, "{logs_requests} requests");
+}
