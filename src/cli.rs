@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+
+/// `billing import` / `billing runs`.
+mod billing;
 use crate::startup::Application;
 use crate::{db, shutdown, telemetry};
 
@@ -33,6 +36,11 @@ pub enum Command {
     Healthcheck {
         /// e.g. http://localhost:3001/health
         url: String,
+    },
+    /// Daily cost import of AWS costs (CUR 2.0 / Cost Explorer): run it by hand, list runs.
+    Billing {
+        #[command(subcommand)]
+        command: billing::BillingCommand,
     },
 }
 
@@ -77,6 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck { url } => healthcheck(&url).await,
+        Command::Billing { command } => billing::run(command).await,
     }
 }
 

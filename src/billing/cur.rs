@@ -24,6 +24,7 @@ use super::cost_import::{
     BillingPeriod, CostImportError, CostTotals, Exact, NoProgress, Progress, ReadStats,
 };
 use crate::config::{AwsConfig, BillingConfig};
+use crate::telemetry::spawn_blocking_with_tracing;
 
 /// Key of the purchase tag in the `resource_tags` map (user tag `officex_vendor_purchase_id`).
 pub const TAG_KEY: &str = "user_officex_vendor_purchase_id";
@@ -522,9 +523,7 @@ impl CurSource {
             let part_progress = progress.clone();
             let mut part_totals = std::mem::take(&mut totals);
             let mut part_stats = std::mem::take(stats);
-            let span = tracing::Span::current();
-            let (part_totals, part_stats, result) = tokio::task::spawn_blocking(move || {
-                let _entered = span.enter();
+            let (part_totals, part_stats, result) = spawn_blocking_with_tracing(move || {
                 let reader = SyncIoBridge::new(body);
                 let result = parse_part(
                     reader,

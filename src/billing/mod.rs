@@ -3,6 +3,7 @@
 pub mod cost_explorer;
 pub mod cost_import;
 pub mod cur;
+pub mod cur_sample;
 pub mod keys;
 pub mod ledger;
 pub mod purchases;

@@ -9,6 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 
+/// Daily cost import schedule.
+mod cost_import;
+
 /// What one pass of a job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -19,8 +22,10 @@ pub enum Outcome {
 }
 
 /// Starts every background job; each stops when `shutdown` is cancelled.
-pub fn spawn_all(_state: &AppState, _shutdown: CancellationToken) -> JoinSet<()> {
-    JoinSet::new()
+pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    cost_import::spawn(&mut set, state, shutdown.clone());
+    set
 }
 
 /// Runs `pass` in a loop until cancelled: again at once after work, after `idle` when idle, and after

@@ -3,5 +3,6 @@
 
 mod appstore;
 mod cli;
+mod cost_import;
 mod errors;
 mod helpers;
