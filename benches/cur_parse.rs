@@ -40,9 +40,23 @@ fn generate(path: &str, megabytes: u64) {
         BufWriter::with_capacity(1 << 20, File::create(path).unwrap()),
         Compression::default(),
     );
-    let mut out = SampleWriter::new(Counting { inner: gz, written: 0 }, false, &[]).unwrap();
+    let mut out = SampleWriter::new(
+        Counting {
+            inner: gz,
+            written: 0,
+        },
+        false,
+        &[],
+    )
+    .unwrap();
     let purchases: Vec<String> = (0..1000u32)
-        .map(|i| format!("CustomerPurchaseID_{:08x}-0000-4000-8000-{:012x}", i, u64::from(i) * 7919))
+        .map(|i| {
+            format!(
+                "CustomerPurchaseID_{:08x}-0000-4000-8000-{:012x}",
+                i,
+                u64::from(i) * 7919
+            )
+        })
         .collect();
     let buckets: Vec<String> = (0..1000u32).map(|i| format!("officex-{i:06}")).collect();
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
@@ -84,14 +98,19 @@ fn generate(path: &str, megabytes: u64) {
     let uncompressed = counting.written;
     counting.inner.finish().unwrap().flush().unwrap();
     let compressed = std::fs::metadata(path).unwrap().len();
-    println!("generated {path}: {rows} rows, {uncompressed} bytes uncompressed, {compressed} bytes gzipped");
+    println!(
+        "generated {path}: {rows} rows, {uncompressed} bytes uncompressed, {compressed} bytes gzipped"
+    );
 }
 
 fn parse(path: &str) {
     let compressed = std::fs::metadata(path).unwrap().len();
     // Uncompressed size (not timed as the parse; also gives Rust's own gunzip-only speed).
     let started = Instant::now();
-    let mut gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, File::open(path).unwrap()));
+    let mut gz = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(
+        1 << 20,
+        File::open(path).unwrap(),
+    ));
     let mut buf = vec![0u8; 1 << 20];
     let mut uncompressed = 0u64;
     loop {
@@ -125,8 +144,16 @@ fn parse(path: &str) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["generate", path, mb] => generate(path, mb.parse().expect("MB")),
         ["parse", path] => parse(path),
         [] => {

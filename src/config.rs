@@ -565,7 +565,10 @@ impl Config {
         let aws = v
             .get("AWS_REGION")
             .map(|region| -> Result<AwsConfig, ConfigError> {
-                let credentials = match (v.get("AWS_ACCESS_KEY_ID"), v.secret("AWS_SECRET_ACCESS_KEY")) {
+                let credentials = match (
+                    v.get("AWS_ACCESS_KEY_ID"),
+                    v.secret("AWS_SECRET_ACCESS_KEY"),
+                ) {
                     (Some(id), Some(secret)) => Some(AwsCredentials {
                         access_key_id: id.to_owned(),
                         secret_access_key: secret,
@@ -935,7 +938,10 @@ mod tests {
             ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
         ]))
         .unwrap_err();
-        assert!(err.to_string().starts_with("AWS_SECRET_ACCESS_KEY"), "{err}");
+        assert!(
+            err.to_string().starts_with("AWS_SECRET_ACCESS_KEY"),
+            "{err}"
+        );
     }
 
     #[test]

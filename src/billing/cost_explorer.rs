@@ -3,7 +3,9 @@
 //! goes through the same restatement-safe charging.
 
 use aws_sdk_costexplorer::error::DisplayErrorContext;
-use aws_sdk_costexplorer::types::{DateInterval, Granularity, GroupDefinition, GroupDefinitionType};
+use aws_sdk_costexplorer::types::{
+    DateInterval, Granularity, GroupDefinition, GroupDefinitionType,
+};
 use chrono::NaiveDate;
 
 use super::cost_import::{BillingPeriod, CostImportError, CostTotals, Exact, ReadStats};
@@ -54,9 +56,10 @@ impl CostExplorerSource {
     ) -> Result<CostTotals, CostImportError> {
         let start = period.first_day();
         // End is exclusive; Cost Explorer has nothing after today.
-        let end = period.end().min(today.succ_opt().unwrap_or(today)).max(
-            start.succ_opt().unwrap_or(start),
-        );
+        let end = period
+            .end()
+            .min(today.succ_opt().unwrap_or(today))
+            .max(start.succ_opt().unwrap_or(start));
         let interval = DateInterval::builder()
             .start(start.to_string())
             .end(end.to_string())
@@ -119,7 +122,10 @@ impl CostExplorerSource {
                     totals.add(tag, day, cost, None)?;
                 }
             }
-            token = page.next_page_token().filter(|t| !t.is_empty()).map(str::to_owned);
+            token = page
+                .next_page_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
             if token.is_none() {
                 break;
             }
@@ -139,8 +145,14 @@ mod tests {
 
     #[test]
     fn cost_columns_map_to_metrics() {
-        assert_eq!(metric_for_column("line_item_unblended_cost").unwrap(), "UnblendedCost");
-        assert_eq!(metric_for_column("line_item_blended_cost").unwrap(), "BlendedCost");
+        assert_eq!(
+            metric_for_column("line_item_unblended_cost").unwrap(),
+            "UnblendedCost"
+        );
+        assert_eq!(
+            metric_for_column("line_item_blended_cost").unwrap(),
+            "BlendedCost"
+        );
         assert_eq!(
             metric_for_column("line_item_net_unblended_cost").unwrap(),
             "NetUnblendedCost"

@@ -419,9 +419,10 @@ pub enum CostSource {
 impl CostSource {
     /// Builds the configured source and its AWS client.
     pub async fn from_config(config: &Config) -> Result<Self, CostImportError> {
-        let aws = config.aws.as_ref().ok_or_else(|| {
-            CostImportError::NotConfigured("AWS_REGION is not set".into())
-        })?;
+        let aws = config
+            .aws
+            .as_ref()
+            .ok_or_else(|| CostImportError::NotConfigured("AWS_REGION is not set".into()))?;
         let sdk = sdk_config(aws).await;
         match config.billing.source {
             BillingSource::Cur => Ok(Self::Cur(CurSource::new(&sdk, aws, &config.billing)?)),
@@ -883,7 +884,10 @@ async fn resolve(
         .tags()
         .map(|(tag, _)| (tag, tag.trim().parse::<PurchaseId>().ok()))
         .collect();
-    let candidates: Vec<uuid::Uuid> = parsed.iter().filter_map(|(_, id)| id.map(|i| i.0)).collect();
+    let candidates: Vec<uuid::Uuid> = parsed
+        .iter()
+        .filter_map(|(_, id)| id.map(|i| i.0))
+        .collect();
     let known: BTreeSet<uuid::Uuid> = sqlx::query_scalar!(
         "select purchase_id from purchase where purchase_id = any($1)",
         &candidates
@@ -1019,9 +1023,10 @@ fn plan(
     all.into_iter()
         .map(|day| {
             let total = days.get(&day).cloned().unwrap_or_default();
-            let micros = total.cost.charge_micros(markup_bps).ok_or_else(|| {
-                CostImportError::Overflow(format!("charge of {id} on {day}"))
-            })?;
+            let micros = total
+                .cost
+                .charge_micros(markup_bps)
+                .ok_or_else(|| CostImportError::Overflow(format!("charge of {id} on {day}")))?;
             Ok(Planned {
                 day,
                 before: before.get(&day).copied().unwrap_or_default(),
@@ -1052,7 +1057,10 @@ fn summarize(id: PurchaseId, planned: &[Planned]) -> Result<PurchaseCharge, Cost
             .checked_add(UsdMicros(p.micros))
             .ok_or_else(overflow)?;
         let delta = p.micros.checked_sub(p.before.micros).ok_or_else(overflow)?;
-        charge.delta = charge.delta.checked_add(UsdMicros(delta)).ok_or_else(overflow)?;
+        charge.delta = charge
+            .delta
+            .checked_add(UsdMicros(delta))
+            .ok_or_else(overflow)?;
     }
     Ok(charge)
 }
@@ -1305,8 +1313,22 @@ mod tests {
         assert_eq!(exact("0.100000000000000000000000"), Exact(EXACT_ONE / 10));
         assert_eq!(exact("0.000000000000000001"), Exact(1));
         for bad in [
-            "", " ", "-", ".", "1.2.3", "abc", "NaN", "inf", "1e", "1e+", "1,5", "0x10", "1e99999",
-            "0.0000000000000000001", "1e-19", "99999999999999999999999",
+            "",
+            " ",
+            "-",
+            ".",
+            "1.2.3",
+            "abc",
+            "NaN",
+            "inf",
+            "1e",
+            "1e+",
+            "1,5",
+            "0x10",
+            "1e99999",
+            "0.0000000000000000001",
+            "1e-19",
+            "99999999999999999999999",
         ] {
             assert_eq!(Exact::parse(bad.as_bytes()), None, "{bad:?}");
         }
@@ -1314,11 +1336,21 @@ mod tests {
 
     #[test]
     fn exact_displays_plainly() {
-        for s in ["0", "12", "-1.5", "0.0000004", "0.000000000000000001", "-0.25"] {
+        for s in [
+            "0",
+            "12",
+            "-1.5",
+            "0.0000004",
+            "0.000000000000000001",
+            "-0.25",
+        ] {
             assert_eq!(exact(s).to_string(), s);
         }
         assert_eq!(exact("1.6E-9").to_string(), "0.0000000016");
-        assert_eq!(exact("0.0000004").to_bigdecimal().to_string(), "4E-7".parse::<BigDecimal>().unwrap().to_string());
+        assert_eq!(
+            exact("0.0000004").to_bigdecimal().to_string(),
+            "4E-7".parse::<BigDecimal>().unwrap().to_string()
+        );
     }
 
     #[test]
@@ -1349,7 +1381,9 @@ mod tests {
         assert_eq!(p.previous().to_string(), "2025-12");
         assert_eq!(p.next().to_string(), "2026-02");
         assert_eq!(p.end(), NaiveDate::from_ymd_opt(2026, 2, 1).unwrap());
-        for bad in ["2026-13", "2026-1", "26-01", "2026/01", "", "2026-00", "abcd-ef"] {
+        for bad in [
+            "2026-13", "2026-1", "26-01", "2026/01", "", "2026-00", "abcd-ef",
+        ] {
             assert!(bad.parse::<BillingPeriod>().is_err(), "{bad}");
         }
     }
@@ -1358,11 +1392,19 @@ mod tests {
     fn daily_runs_cover_the_previous_month_for_15_days() {
         let day = |d| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
         let names = |v: Vec<BillingPeriod>| v.iter().map(ToString::to_string).collect::<Vec<_>>();
-        assert_eq!(names(BillingPeriod::to_import(day(1))), ["2026-02", "2026-03"]);
-        assert_eq!(names(BillingPeriod::to_import(day(15))), ["2026-02", "2026-03"]);
+        assert_eq!(
+            names(BillingPeriod::to_import(day(1))),
+            ["2026-02", "2026-03"]
+        );
+        assert_eq!(
+            names(BillingPeriod::to_import(day(15))),
+            ["2026-02", "2026-03"]
+        );
         assert_eq!(names(BillingPeriod::to_import(day(16))), ["2026-03"]);
         assert_eq!(
-            names(BillingPeriod::to_import(NaiveDate::from_ymd_opt(2026, 1, 3).unwrap())),
+            names(BillingPeriod::to_import(
+                NaiveDate::from_ymd_opt(2026, 1, 3).unwrap()
+            )),
             ["2025-12", "2026-01"]
         );
     }
@@ -1372,9 +1414,12 @@ mod tests {
         let d1 = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         let d2 = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
         let mut t = CostTotals::default();
-        t.add("a", d1, exact("0.1"), Some(("GB-Mo", exact("2")))).unwrap();
-        t.add("a", d1, exact("-0.03"), Some(("GB-Mo", exact("1")))).unwrap();
-        t.add("a", d2, exact("1"), Some(("Requests", exact("1000")))).unwrap();
+        t.add("a", d1, exact("0.1"), Some(("GB-Mo", exact("2"))))
+            .unwrap();
+        t.add("a", d1, exact("-0.03"), Some(("GB-Mo", exact("1"))))
+            .unwrap();
+        t.add("a", d2, exact("1"), Some(("Requests", exact("1000"))))
+            .unwrap();
         t.add("b", d1, exact("5"), None).unwrap();
         assert_eq!(t.keys(), 3);
         let a = t.get("a").unwrap();

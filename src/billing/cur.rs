@@ -212,7 +212,9 @@ fn parse_day(field: &[u8]) -> Option<NaiveDate> {
         return None;
     }
     let (date, rest) = f.split_at(10);
-    if !(rest.is_empty() || rest[0] == b'T' || rest[0] == b' ') || date[4] != b'-' || date[7] != b'-'
+    if !(rest.is_empty() || rest[0] == b'T' || rest[0] == b' ')
+        || date[4] != b'-'
+        || date[7] != b'-'
     {
         return None;
     }
@@ -299,7 +301,9 @@ pub fn parse_part<R: Read + Send>(
         let inflater = scope.spawn(move || {
             let mut gz = MultiGzDecoder::new(counting);
             loop {
-                let mut buf = recycle_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+                let mut buf = recycle_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
                 buf.resize(CHUNK, 0);
                 match read_full(&mut gz, &mut buf) {
                     Ok(0) => break,
@@ -330,7 +334,9 @@ pub fn parse_part<R: Read + Send>(
         match inflater.join() {
             Ok(bytes) => stats.bytes += bytes,
             Err(_) => {
-                return Err(CostImportError::Task(format!("{name}: gunzip thread panicked")));
+                return Err(CostImportError::Task(format!(
+                    "{name}: gunzip thread panicked"
+                )));
             }
         }
         parsed
@@ -450,10 +456,20 @@ impl CurSource {
     }
 
     /// The period's manifest; `None` when AWS has not delivered one (yet).
-    pub async fn manifest(&self, period: BillingPeriod) -> Result<Option<Manifest>, CostImportError> {
+    pub async fn manifest(
+        &self,
+        period: BillingPeriod,
+    ) -> Result<Option<Manifest>, CostImportError> {
         let key = self.manifest_key(period);
         let location = format!("s3://{}/{key}", self.bucket);
-        let object = match self.s3.get_object().bucket(&self.bucket).key(&key).send().await {
+        let object = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
             Ok(o) => o,
             Err(e) => {
                 let e = e.into_service_error();
@@ -516,7 +532,10 @@ impl CurSource {
                     )));
                 }
             };
-            progress.file_started(uri, object.content_length.and_then(|n| u64::try_from(n).ok()));
+            progress.file_started(
+                uri,
+                object.content_length.and_then(|n| u64::try_from(n).ok()),
+            );
             let body = object.body.into_async_read();
             let options = self.parse.clone();
             let name = uri.clone();
@@ -581,7 +600,14 @@ pub fn parse_local_part<R: Read + Send>(
 ) -> Result<(CostTotals, ReadStats), CostImportError> {
     let mut totals = CostTotals::default();
     let mut stats = ReadStats::default();
-    parse_part(compressed, "local", options, &mut totals, &mut stats, &NoProgress)?;
+    parse_part(
+        compressed,
+        "local",
+        options,
+        &mut totals,
+        &mut stats,
+        &NoProgress,
+    )?;
     Ok((totals, stats))
 }
 
@@ -628,8 +654,16 @@ mod tests {
         text += &row("2026-03-02", "-0.25", &tag); // a credit
         text += &row("2026-03-02", "3", "{}");
         text += &row("2026-03-02", "3", "");
-        text += &row("2026-03-02", "3", r#"{"user_officex_vendor_purchase_id":""}"#);
-        text += &row("2026-03-03", "2", r#"{"user_officex_vendor_purchase_id":"not-a-purchase"}"#);
+        text += &row(
+            "2026-03-02",
+            "3",
+            r#"{"user_officex_vendor_purchase_id":""}"#,
+        );
+        text += &row(
+            "2026-03-03",
+            "2",
+            r#"{"user_officex_vendor_purchase_id":"not-a-purchase"}"#,
+        );
         let (totals, stats) = parse(&text);
         assert_eq!(stats.rows_read, 8);
         assert_eq!(stats.untagged_rows, 3);
@@ -658,7 +692,10 @@ mod tests {
             cost_column: "line_item_blended_cost".into(),
         };
         let (totals, stats) = parse_local_part(&gz(&text)[..], &options).unwrap();
-        assert_eq!(totals.get(P1).unwrap().days[&day(4)].cost, Exact::parse(b"3").unwrap());
+        assert_eq!(
+            totals.get(P1).unwrap().days[&day(4)].cost,
+            Exact::parse(b"3").unwrap()
+        );
         assert_eq!(stats.untagged_rows, 1);
     }
 
@@ -670,12 +707,20 @@ mod tests {
         text += &row("2026-03-01", "1.2.3", &tag);
         text += &row("2026-13-01", "1", &tag);
         text += "too,few,fields\n";
-        text += &row("2026-03-01", "1", r#"{"user_officex_vendor_purchase_id": broken"#);
+        text += &row(
+            "2026-03-01",
+            "1",
+            r#"{"user_officex_vendor_purchase_id": broken"#,
+        );
         let (totals, stats) = parse(&text);
         assert_eq!(stats.rows_read, 5);
         assert_eq!(stats.error_rows, 4, "{:?}", stats.errors);
         assert!(stats.errors[0].contains("line 3"), "{:?}", stats.errors);
-        assert!(stats.errors[0].contains("line_item_unblended_cost"), "{:?}", stats.errors);
+        assert!(
+            stats.errors[0].contains("line_item_unblended_cost"),
+            "{:?}",
+            stats.errors
+        );
         assert_eq!(totals.get(P1).unwrap().rows, 1);
     }
 
@@ -704,9 +749,14 @@ mod tests {
     fn empty_part_is_fine_and_bom_is_ignored() {
         let (totals, stats) = parse("");
         assert!(totals.is_empty() && stats.rows_read == 0);
-        let text = format!("\u{feff}line_item_usage_start_date,line_item_unblended_cost,resource_tags\n2026-03-02,0.5,\"{{\"\"user_officex_vendor_purchase_id\"\":\"\"{P1}\"\"}}\"\n");
+        let text = format!(
+            "\u{feff}line_item_usage_start_date,line_item_unblended_cost,resource_tags\n2026-03-02,0.5,\"{{\"\"user_officex_vendor_purchase_id\"\":\"\"{P1}\"\"}}\"\n"
+        );
         let (totals, _) = parse(&text);
-        assert_eq!(totals.get(P1).unwrap().days[&day(2)].cost, Exact::parse(b"0.5").unwrap());
+        assert_eq!(
+            totals.get(P1).unwrap().days[&day(2)].cost,
+            Exact::parse(b"0.5").unwrap()
+        );
     }
 
     #[test]
@@ -715,7 +765,10 @@ mod tests {
         let mut data = gz(&format!("{HEADER}\n{}", row("2026-03-01", "1", &tag)));
         data.extend(gz(&row("2026-03-01", "2", &tag)));
         let (totals, _) = parse_local_part(&data[..], &ParseOptions::default()).unwrap();
-        assert_eq!(totals.get(P1).unwrap().days[&day(1)].cost, Exact::parse(b"3").unwrap());
+        assert_eq!(
+            totals.get(P1).unwrap().days[&day(1)].cost,
+            Exact::parse(b"3").unwrap()
+        );
     }
 
     #[test]
@@ -724,7 +777,14 @@ mod tests {
         assert_eq!(parse_day(b"2026-03-01T00:00:00Z"), Some(day(1)));
         assert_eq!(parse_day(b"2026-03-01 00:00:00"), Some(day(1)));
         assert_eq!(parse_day(b"2026-03-01"), Some(day(1)));
-        for bad in [&b""[..], b"2026-3-01", b"2026-02-30", b"20260301", b"2026-03-01X", b"abcd-ef-gh"] {
+        for bad in [
+            &b""[..],
+            b"2026-3-01",
+            b"2026-02-30",
+            b"20260301",
+            b"2026-03-01X",
+            b"abcd-ef-gh",
+        ] {
             assert_eq!(parse_day(bad), None);
         }
     }

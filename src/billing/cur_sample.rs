@@ -250,9 +250,10 @@ impl<W: Write> SampleWriter<W> {
         if self.flat_tag {
             record.push(r.tag.unwrap_or(""));
         }
-        for _ in &self.extra {
-            record.push("extra, \"quoted\" value");
-        }
+        record.extend(std::iter::repeat_n(
+            "extra, \"quoted\" value",
+            self.extra.len(),
+        ));
         self.csv.write_record(&record)?;
         Ok(())
     }

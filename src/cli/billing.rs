@@ -79,7 +79,9 @@ async fn import(state: &AppState, period: BillingPeriod, dry_run: bool) -> anyho
     let report = match result {
         Ok(report) => report,
         Err(CostImportError::Busy) => {
-            anyhow::bail!("another cost import is running (on this or another replica); try again later")
+            anyhow::bail!(
+                "another cost import is running (on this or another replica); try again later"
+            )
         }
         Err(e) => return Err(e.into()),
     };
@@ -101,9 +103,10 @@ async fn import(state: &AppState, period: BillingPeriod, dry_run: bool) -> anyho
 pub fn summary(report: &PeriodReport) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let run = report
-        .run_id
-        .map_or_else(|| "dry run: nothing charged or recorded".to_owned(), |id| format!("run {id}"));
+    let run = report.run_id.map_or_else(
+        || "dry run: nothing charged or recorded".to_owned(),
+        |id| format!("run {id}"),
+    );
     let _ = writeln!(
         out,
         "billing period {} from {} ({run}): {}",
@@ -128,7 +131,12 @@ pub fn summary(report: &PeriodReport) -> String {
         let _ = writeln!(
             out,
             "{:<56} {:>4} {:>20} {:>16} {:>16} {:>16}",
-            "purchase", "days", "aws cost (USD)", "charged (USD)", "this run (USD)", "balance (USD)"
+            "purchase",
+            "days",
+            "aws cost (USD)",
+            "charged (USD)",
+            "this run (USD)",
+            "balance (USD)"
         );
         for p in &report.purchases {
             let _ = writeln!(
@@ -139,11 +147,16 @@ pub fn summary(report: &PeriodReport) -> String {
                 p.aws_cost.to_string(),
                 p.charged.to_string(),
                 p.delta.to_string(),
-                p.balance_after.map_or_else(|| "-".to_owned(), |b| b.to_string()),
+                p.balance_after
+                    .map_or_else(|| "-".to_owned(), |b| b.to_string()),
             );
         }
     }
-    let verb = if report.dry_run { "would charge" } else { "charged" };
+    let verb = if report.dry_run {
+        "would charge"
+    } else {
+        "charged"
+    };
     let _ = writeln!(
         out,
         "{verb} {} USD net over {} purchase(s), {} ledger row(s)",
@@ -204,10 +217,15 @@ async fn runs(state: &AppState, limit: i64) -> anyhow::Result<()> {
             r.error_rows,
             r.purchases_charged,
             r.total_charged.to_string(),
-            r.duration_ms.map_or_else(|| "-".to_owned(), |d| d.to_string()),
+            r.duration_ms
+                .map_or_else(|| "-".to_owned(), |d| d.to_string()),
         );
         if r.status == "failed"
-            && let Some(first) = r.errors.as_array().and_then(|e| e.first()).and_then(|e| e.as_str())
+            && let Some(first) = r
+                .errors
+                .as_array()
+                .and_then(|e| e.first())
+                .and_then(|e| e.as_str())
         {
             println!("       error: {first}");
         }

@@ -9,12 +9,12 @@ use crate::billing::cost_import;
 use crate::state::AppState;
 
 /// Adds the scheduler to `set` when AWS and the billing source are configured; otherwise one warning.
-pub fn spawn(set: &mut JoinSet<()>, state: &AppState, shutdown: CancellationToken) {
+pub fn spawn(set: &mut JoinSet<()>, state: &AppState, shutdown: &CancellationToken) {
     if let Err(e) = cost_import::check_configured(&state.config) {
         tracing::warn!("daily cost import is off: {e}");
         return;
     }
-    set.spawn(schedule(state.clone(), shutdown));
+    set.spawn(schedule(state.clone(), shutdown.clone()));
 }
 
 async fn schedule(state: AppState, shutdown: CancellationToken) {

@@ -24,7 +24,7 @@ pub enum Outcome {
 /// Starts every background job; each stops when `shutdown` is cancelled.
 pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
     let mut set = JoinSet::new();
-    cost_import::spawn(&mut set, state, shutdown.clone());
+    cost_import::spawn(&mut set, state, &shutdown);
     set
 }
 

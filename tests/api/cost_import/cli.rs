@@ -44,7 +44,10 @@ async fn billing_import_and_runs_from_the_command_line(pool: PgPool) {
     let tag = p.to_string();
     env.deliver(
         "2026-03",
-        &[part(&[row(day(2026, 3, 1), "1", Some(&tag)), row(day(2026, 3, 2), "0.5", None)])],
+        &[part(&[
+            row(day(2026, 3, 1), "1", Some(&tag)),
+            row(day(2026, 3, 2), "0.5", None),
+        ])],
     )
     .await;
     let url = database_url(env.pool());
@@ -59,19 +62,35 @@ async fn billing_import_and_runs_from_the_command_line(pool: PgPool) {
         ("BILLING_BUCKET_NAME", BUCKET),
     ];
 
-    let out = cli(&["billing", "import", "--period", "2026-03", "--dry-run"], &vars).await;
+    let out = cli(
+        &["billing", "import", "--period", "2026-03", "--dry-run"],
+        &vars,
+    )
+    .await;
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("dry run: nothing charged or recorded"), "{text}");
+    assert!(
+        text.contains("dry run: nothing charged or recorded"),
+        "{text}"
+    );
     assert!(text.contains(&tag), "{text}");
-    assert!(text.contains("would charge 1.360000 USD net over 1 purchase(s), 0 ledger row(s)"), "{text}");
-    assert!(text.contains("rows 2 (matched 1, unknown tag 0, untagged 1, malformed 0)"), "{text}");
+    assert!(
+        text.contains("would charge 1.360000 USD net over 1 purchase(s), 0 ledger row(s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rows 2 (matched 1, unknown tag 0, untagged 1, malformed 0)"),
+        "{text}"
+    );
     assert_eq!(balance(env.pool(), p).await, 10_000_000);
 
     let out = cli(&["billing", "import", "--period", "2026-03"], &vars).await;
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("charged 1.360000 USD net over 1 purchase(s), 1 ledger row(s)"), "{text}");
+    assert!(
+        text.contains("charged 1.360000 USD net over 1 purchase(s), 1 ledger row(s)"),
+        "{text}"
+    );
     assert!(text.contains("8.640000"), "balance column: {text}");
     assert_eq!(balance(env.pool(), p).await, 10_000_000 - 1_360_000);
 
@@ -90,7 +109,11 @@ async fn billing_import_and_runs_from_the_command_line(pool: PgPool) {
     // No manifest for the period: a clear failure; a malformed period: refused by the parser.
     let out = cli(&["billing", "import", "--period", "2025-01"], &vars).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("no data for 2025-01"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no data for 2025-01"),
+        "{}",
+        stderr(&out)
+    );
     let out = cli(&["billing", "import", "--period", "2026-13"], &vars).await;
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is not YYYY-MM"), "{}", stderr(&out));

@@ -51,12 +51,21 @@ async fn cost_explorer_daily_groups_are_charged_across_pages_and_restated(pool: 
             }
         ]))
         .await;
-    assert_eq!(env.run(day(2026, 3, 20)).await.unwrap(), Outcome::Processed(3));
+    assert_eq!(
+        env.run(day(2026, 3, 20)).await.unwrap(),
+        Outcome::Processed(3)
+    );
     // 1.0000000001 × 1.36 → 1.360000; -0.5 × 1.36 → credit 0.68; 2 × 1.36 = 2.72.
-    assert_eq!(balance(env.pool(), p).await, 10_000_000 - 1_360_000 + 680_000);
+    assert_eq!(
+        balance(env.pool(), p).await,
+        10_000_000 - 1_360_000 + 680_000
+    );
     assert_eq!(balance(env.pool(), q).await, 10_000_000 - 2_720_000);
     let r = &runs(env.pool()).await[0];
-    assert_eq!((r.0.as_str(), r.2, r.3, r.4, r.5), ("succeeded", 5, 3, 1, 1));
+    assert_eq!(
+        (r.0.as_str(), r.2, r.3, r.4, r.5),
+        ("succeeded", 5, 3, 1, 1)
+    );
     let source: (String, i32) = sqlx::query_as("select source, files from cost_import_run")
         .fetch_one(env.pool())
         .await
@@ -64,7 +73,10 @@ async fn cost_explorer_daily_groups_are_charged_across_pages_and_restated(pool: 
     assert_eq!(source, ("cost_explorer".to_owned(), 2));
 
     // The same answer again changes nothing (moto replays it for the same request).
-    assert_eq!(env.run(day(2026, 3, 20)).await.unwrap(), Outcome::Processed(0));
+    assert_eq!(
+        env.run(day(2026, 3, 20)).await.unwrap(),
+        Outcome::Processed(0)
+    );
 
     // Cost Explorer restates March 1st for p higher, drops q.
     env.moto.reset().await;
@@ -77,8 +89,14 @@ async fn cost_explorer_daily_groups_are_charged_across_pages_and_restated(pool: 
             "DimensionValueAttributes": []
         }]))
         .await;
-    assert_eq!(env.run(day(2026, 3, 20)).await.unwrap(), Outcome::Processed(2));
-    assert_eq!(balance(env.pool(), p).await, 10_000_000 - 2_720_000 + 680_000);
+    assert_eq!(
+        env.run(day(2026, 3, 20)).await.unwrap(),
+        Outcome::Processed(2)
+    );
+    assert_eq!(
+        balance(env.pool(), p).await,
+        10_000_000 - 2_720_000 + 680_000
+    );
     assert_eq!(balance(env.pool(), q).await, 10_000_000);
     assert_eq!(cost_rows(env.pool(), p).await.len(), 3);
 }
@@ -94,5 +112,8 @@ async fn cost_explorer_needs_a_mapped_cost_column(pool: PgPool) {
     )
     .await;
     let err = env.run(day(2026, 3, 20)).await.unwrap_err();
-    assert!(format!("{err:#}").contains("no Cost Explorer metric"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("no Cost Explorer metric"),
+        "{err:#}"
+    );
 }

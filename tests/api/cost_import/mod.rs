@@ -9,7 +9,9 @@ use chrono::NaiveDate;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use sqlx::PgPool;
-use vendor_server::billing::cost_import::{self, BillingPeriod, ImportLock, ImportOptions, Trigger};
+use vendor_server::billing::cost_import::{
+    self, BillingPeriod, ImportLock, ImportOptions, Trigger,
+};
 use vendor_server::billing::cur_sample::{COLUMNS, SampleRow, SampleWriter};
 use vendor_server::billing::ledger::{self, EntryKind, NewEntry};
 use vendor_server::billing::purchases::{self, NewPurchase};
@@ -70,7 +72,11 @@ pub fn row<'a>(day: NaiveDate, cost: &'a str, tag: Option<&'a str>) -> SampleRow
         tag,
         usage_amount: "1.5",
         pricing_unit: "GB-Mo",
-        line_item_type: if cost.starts_with('-') { "Credit" } else { "Usage" },
+        line_item_type: if cost.starts_with('-') {
+            "Credit"
+        } else {
+            "Usage"
+        },
         resource_id: "officex-test-bucket",
     }
 }
@@ -137,9 +143,8 @@ impl Env {
             "dataFiles": uris,
             "columns": COLUMNS.iter().map(|c| serde_json::json!({"name": c, "type": "string"})).collect::<Vec<_>>(),
         });
-        let key = format!(
-            "{PREFIX}/{EXPORT}/metadata/BILLING_PERIOD={period}/{EXPORT}-Manifest.json"
-        );
+        let key =
+            format!("{PREFIX}/{EXPORT}/metadata/BILLING_PERIOD={period}/{EXPORT}-Manifest.json");
         self.put(&key, serde_json::to_vec(&manifest).unwrap()).await;
     }
 
@@ -210,7 +215,18 @@ pub async fn balance(pool: &PgPool, id: PurchaseId) -> i64 {
 #[allow(clippy::type_complexity)]
 pub async fn runs(
     pool: &PgPool,
-) -> Vec<(String, String, i64, i64, i64, i64, i64, i32, i64, serde_json::Value)> {
+) -> Vec<(
+    String,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i32,
+    i64,
+    serde_json::Value,
+)> {
     sqlx::query_as(
         "select status, to_char(billing_period, 'YYYY-MM'), rows_read, rows_matched, unknown_tag_rows,
                 untagged_rows, error_rows, purchases_charged, total_charged_micros, errors
@@ -250,7 +266,10 @@ async fn restatement_charges_only_the_difference_and_credits_back(pool: PgPool) 
     // AWS restates day 5 higher (1.50): only the difference is charged.
     env.deliver(
         "2026-03",
-        &[part(&[row(d5, "1.5", Some(&tag)), row(d6, "0.0000004", Some(&tag))])],
+        &[part(&[
+            row(d5, "1.5", Some(&tag)),
+            row(d6, "0.0000004", Some(&tag)),
+        ])],
     )
     .await;
     assert_eq!(env.run(today()).await.unwrap(), Outcome::Processed(1));
@@ -261,7 +280,10 @@ async fn restatement_charges_only_the_difference_and_credits_back(pool: PgPool) 
         "2026-03",
         &[
             part(&[row(d5, "0.25", Some(&tag))]),
-            part(&[row(d5, "0.25", Some(&tag)), row(d6, "0.0000004", Some(&tag))]),
+            part(&[
+                row(d5, "0.25", Some(&tag)),
+                row(d6, "0.0000004", Some(&tag)),
+            ]),
         ],
     )
     .await;
@@ -272,10 +294,30 @@ async fn restatement_charges_only_the_difference_and_credits_back(pool: PgPool) 
     assert_eq!(
         rows,
         vec![
-            (-1_360_000, d5, "cost:2026-03:2026-03-05:1".into(), "1".into()),
-            (-1, d6, "cost:2026-03:2026-03-06:1".into(), "0.0000004".into()),
-            (-680_000, d5, "cost:2026-03:2026-03-05:2".into(), "0.5".into()),
-            (1_360_000, d5, "cost:2026-03:2026-03-05:3".into(), "-1".into()),
+            (
+                -1_360_000,
+                d5,
+                "cost:2026-03:2026-03-05:1".into(),
+                "1".into()
+            ),
+            (
+                -1,
+                d6,
+                "cost:2026-03:2026-03-06:1".into(),
+                "0.0000004".into()
+            ),
+            (
+                -680_000,
+                d5,
+                "cost:2026-03:2026-03-05:2".into(),
+                "0.5".into()
+            ),
+            (
+                1_360_000,
+                d5,
+                "cost:2026-03:2026-03-05:3".into(),
+                "-1".into()
+            ),
         ]
     );
     // Three deliveries' files sit in data/; only the manifest's were read each time.
@@ -318,7 +360,10 @@ async fn a_repeated_run_changes_nothing(pool: PgPool) {
     assert_eq!(cost_rows(env.pool(), p).await.len(), 1);
     let runs = runs(env.pool()).await;
     assert_eq!(runs.len(), 3);
-    assert_eq!((runs[1].0.as_str(), runs[1].7, runs[1].8), ("succeeded", 0, 0));
+    assert_eq!(
+        (runs[1].0.as_str(), runs[1].7, runs[1].8),
+        ("succeeded", 0, 0)
+    );
 }
 
 #[sqlx::test]
@@ -344,7 +389,10 @@ async fn a_malformed_row_fails_the_run_and_charges_nothing(pool: PgPool) {
     let r = &runs[0];
     assert_eq!((r.0.as_str(), r.2, r.6, r.7, r.8), ("failed", 3, 1, 0, 0));
     let errors = r.9.to_string();
-    assert!(errors.contains("line 3") && errors.contains("\\\"1,5\\\""), "{errors}");
+    assert!(
+        errors.contains("line 3") && errors.contains("\\\"1,5\\\""),
+        "{errors}"
+    );
     let charged: i64 = sqlx::query_scalar("select count(*) from cost_charge")
         .fetch_one(env.pool())
         .await
@@ -501,8 +549,11 @@ async fn costs_can_take_the_balance_below_zero(pool: PgPool) {
     let mut env = env(pool, &[]).await;
     let p = purchase(env.pool(), 1).await;
     let tag = p.to_string();
-    env.deliver("2026-03", &[part(&[row(day(2026, 3, 1), "10", Some(&tag))])])
-        .await;
+    env.deliver(
+        "2026-03",
+        &[part(&[row(day(2026, 3, 1), "10", Some(&tag))])],
+    )
+    .await;
     assert_eq!(env.run(today()).await.unwrap(), Outcome::Processed(1));
     assert_eq!(balance(env.pool(), p).await, 1_000_000 - 13_600_000);
     let status: String = sqlx::query_scalar("select status from purchase where purchase_id = $1")
@@ -518,22 +569,40 @@ async fn the_previous_month_is_imported_during_the_first_15_days(pool: PgPool) {
     let mut env = env(pool, &[]).await;
     let p = purchase(env.pool(), 10).await;
     let tag = p.to_string();
-    env.deliver("2026-02", &[part(&[row(day(2026, 2, 28), "1", Some(&tag))])])
-        .await;
+    env.deliver(
+        "2026-02",
+        &[part(&[row(day(2026, 2, 28), "1", Some(&tag))])],
+    )
+    .await;
     env.deliver("2026-03", &[part(&[row(day(2026, 3, 1), "1", Some(&tag))])])
         .await;
-    assert_eq!(env.run(day(2026, 3, 10)).await.unwrap(), Outcome::Processed(2));
+    assert_eq!(
+        env.run(day(2026, 3, 10)).await.unwrap(),
+        Outcome::Processed(2)
+    );
     let periods: Vec<String> = runs(env.pool()).await.into_iter().map(|r| r.1).collect();
     assert_eq!(periods, ["2026-02", "2026-03"]);
 
     // February is restated after the 15th: no longer imported.
-    env.deliver("2026-02", &[part(&[row(day(2026, 2, 28), "3", Some(&tag))])])
-        .await;
-    assert_eq!(env.run(day(2026, 3, 16)).await.unwrap(), Outcome::Processed(0));
+    env.deliver(
+        "2026-02",
+        &[part(&[row(day(2026, 2, 28), "3", Some(&tag))])],
+    )
+    .await;
+    assert_eq!(
+        env.run(day(2026, 3, 16)).await.unwrap(),
+        Outcome::Processed(0)
+    );
     assert_eq!(balance(env.pool(), p).await, 10_000_000 - 2 * 1_360_000);
     // A month start: January and February (January has no manifest: no data, not a failure).
-    assert_eq!(env.run(day(2026, 2, 1)).await.unwrap(), Outcome::Processed(1));
-    assert_eq!(balance(env.pool(), p).await, 10_000_000 - 1_360_000 - 3 * 1_360_000);
+    assert_eq!(
+        env.run(day(2026, 2, 1)).await.unwrap(),
+        Outcome::Processed(1)
+    );
+    assert_eq!(
+        balance(env.pool(), p).await,
+        10_000_000 - 1_360_000 - 3 * 1_360_000
+    );
     let last_two: Vec<(String, String)> = runs(env.pool())
         .await
         .into_iter()
@@ -582,7 +651,10 @@ async fn flat_tag_column_extra_columns_and_a_vanished_day(pool: PgPool) {
     env.deliver(
         "2026-03",
         &[part_with(
-            &[row(day(2026, 3, 1), "1", Some(&tag)), row(day(2026, 3, 2), "2", Some(&tag))],
+            &[
+                row(day(2026, 3, 1), "1", Some(&tag)),
+                row(day(2026, 3, 2), "2", Some(&tag)),
+            ],
             true,
             &["line_item_new_column_from_aws"],
         )],

@@ -12,13 +12,18 @@ pub struct Moto {
 /// `moto_server` from PATH, `$TOOLS_DIR/venv/bin` or `~/.cache/vendor-server-tools/venv/bin`.
 fn find_moto() -> PathBuf {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("moto_server")).collect())
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("moto_server"))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(tools) = std::env::var_os("TOOLS_DIR") {
         candidates.push(PathBuf::from(tools).join("venv/bin/moto_server"));
     }
     if let Some(home) = std::env::var_os("HOME") {
-        candidates.push(PathBuf::from(home).join(".cache/vendor-server-tools/venv/bin/moto_server"));
+        candidates
+            .push(PathBuf::from(home).join(".cache/vendor-server-tools/venv/bin/moto_server"));
     }
     candidates.into_iter().find(|p| p.is_file()).unwrap_or_else(|| {
         panic!(
@@ -61,7 +66,10 @@ impl Moto {
             {
                 return moto;
             }
-            assert!(Instant::now() < deadline, "moto_server did not come up on port {port}");
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not come up on port {port}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
