@@ -144,24 +144,35 @@ fn parse(path: &str) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    match args
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    // Test runners list tests first (`--list`): this target has none to list.
+    if all.iter().any(|a| a == "--list") {
+        return;
+    }
+    let bench = all.iter().any(|a| a == "--bench");
+    let args: Vec<&str> = all
         .iter()
         .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    match args.as_slice() {
         ["generate", path, mb] => generate(path, mb.parse().expect("MB")),
         ["parse", path] => parse(path),
-        [] => {
+        [] if bench => {
             let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/cur-bench-20MB.csv.gz");
             if !std::path::Path::new(path).exists() {
                 generate(path, 20);
             }
             parse(path);
+        }
+        // `cargo test --all-targets`: a 1 MB smoke round.
+        [] => {
+            let path =
+                std::env::temp_dir().join(format!("cur-bench-smoke-{}.csv.gz", std::process::id()));
+            let path = path.to_str().unwrap();
+            generate(path, 1);
+            parse(path);
+            std::fs::remove_file(path).unwrap();
         }
         _ => {
             eprintln!("usage: cur_parse generate FILE MB | cur_parse parse FILE");

@@ -1410,6 +1410,39 @@ mod tests {
     }
 
     #[test]
+    fn the_import_says_what_configuration_it_lacks() {
+        let config = |pairs: &[(&str, &str)]| {
+            let mut vars: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            vars.insert("DATABASE_URL".into(), "postgres://u@localhost/db".into());
+            Config::from_vars(&vars).unwrap()
+        };
+        let err = check_configured(&config(&[])).unwrap_err();
+        assert!(err.to_string().contains("AWS_REGION"), "{err}");
+        let err = check_configured(&config(&[("AWS_REGION", "us-east-1")])).unwrap_err();
+        assert!(err.to_string().contains("BILLING_BUCKET_NAME"), "{err}");
+        check_configured(&config(&[
+            ("AWS_REGION", "us-east-1"),
+            ("BILLING_BUCKET_NAME", "b"),
+        ]))
+        .unwrap();
+        check_configured(&config(&[
+            ("AWS_REGION", "us-east-1"),
+            ("BILLING_SOURCE", "cost_explorer"),
+        ]))
+        .unwrap();
+        let err = check_configured(&config(&[
+            ("AWS_REGION", "us-east-1"),
+            ("BILLING_SOURCE", "cost_explorer"),
+            ("CUR_COST_COLUMN", "line_item_usage_amount"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("no Cost Explorer metric"), "{err}");
+    }
+
+    #[test]
     fn totals_group_by_tag_and_day() {
         let d1 = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
         let d2 = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();

@@ -723,3 +723,30 @@ async fn no_manifest_is_no_data_and_a_missing_bucket_fails(pool: PgPool) {
     let err = other.run(today()).await.unwrap_err();
     assert!(format!("{err:#}").contains("S3"), "{err:#}");
 }
+
+#[sqlx::test]
+async fn the_cron_job_runs_the_import(pool: PgPool) {
+    // Every second; the test waits (bounded) for the scheduler to fire once.
+    let env = env(
+        pool,
+        &[("JOBS_ENABLED", "true"), ("BILLING_CRON", "* * * * * *")],
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let triggers: Vec<String> =
+            sqlx::query_scalar("select trigger from cost_import_run where status <> 'running'")
+                .fetch_all(env.pool())
+                .await
+                .unwrap();
+        if !triggers.is_empty() {
+            assert!(triggers.iter().all(|t| t == "schedule"), "{triggers:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduled import never ran"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
