@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+
+/// `billing import` / `billing runs`.
+mod billing;
 use crate::startup::Application;
 use crate::{db, shutdown, telemetry};
 
@@ -33,6 +36,11 @@ pub enum Command {
     Healthcheck {
         /// e.g. http://localhost:3001/health
         url: String,
+    },
+    /// Daily cost import of AWS costs (CUR 2.0 / Cost Explorer): run it by hand, list runs.
+    Billing {
+        #[command(subcommand)]
+        command: billing::BillingCommand,
     },
     /// Print the deposit address derived from DEPOSIT_MNEMONIC at m/44'/60'/0'/0/INDEX (the same on
     /// every EVM chain).
@@ -105,6 +113,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Address { index } => address(index),
         Command::Sweeps { pending, action } => sweeps(pending, action).await,
         Command::Gas => gas().await,
+        Command::Billing { command } => billing::run(command).await,
     }
 }
 

@@ -239,6 +239,17 @@ pub struct AwsConfig {
     pub region: String,
     /// Emulator or S3-compatible endpoint (`AWS_ENDPOINT_URL`).
     pub endpoint_url: Option<String>,
+    /// Static credentials (`AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY`, optional
+    /// `AWS_SESSION_TOKEN`); `None` = the SDK's default chain (profile, instance role, …).
+    pub credentials: Option<AwsCredentials>,
+}
+
+/// Static AWS credentials from the configuration.
+#[derive(Debug, Clone)]
+pub struct AwsCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+    pub session_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone)]
@@ -586,9 +597,33 @@ impl Config {
         let aws = v
             .get("AWS_REGION")
             .map(|region| -> Result<AwsConfig, ConfigError> {
+                let credentials = match (
+                    v.get("AWS_ACCESS_KEY_ID"),
+                    v.secret("AWS_SECRET_ACCESS_KEY"),
+                ) {
+                    (Some(id), Some(secret)) => Some(AwsCredentials {
+                        access_key_id: id.to_owned(),
+                        secret_access_key: secret,
+                        session_token: v.secret("AWS_SESSION_TOKEN"),
+                    }),
+                    (None, None) => None,
+                    (Some(_), None) => {
+                        return Err(ConfigError::Missing {
+                            var: "AWS_SECRET_ACCESS_KEY".into(),
+                            expected: "the secret of AWS_ACCESS_KEY_ID".into(),
+                        });
+                    }
+                    (None, Some(_)) => {
+                        return Err(ConfigError::Missing {
+                            var: "AWS_ACCESS_KEY_ID".into(),
+                            expected: "the key id of AWS_SECRET_ACCESS_KEY".into(),
+                        });
+                    }
+                };
                 Ok(AwsConfig {
                     region: region.to_owned(),
                     endpoint_url: v.url("AWS_ENDPOINT_URL")?,
+                    credentials,
                 })
             });
         let aws = aws.transpose()?;
@@ -979,6 +1014,32 @@ mod tests {
                 "{var}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn aws_static_credentials_come_in_pairs_and_stay_secret() {
+        let c = Config::from_vars(&vars(&[
+            DB,
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMIsecret"),
+        ]))
+        .unwrap();
+        let creds = c.aws.as_ref().unwrap().credentials.as_ref().unwrap();
+        assert_eq!(creds.access_key_id, "AKIDEXAMPLE");
+        assert!(!format!("{c:?}").contains("wJalrXUtnFEMIsecret"));
+        let c = Config::from_vars(&vars(&[DB, ("AWS_REGION", "us-east-1")])).unwrap();
+        assert!(c.aws.unwrap().credentials.is_none());
+        let err = Config::from_vars(&vars(&[
+            DB,
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("AWS_SECRET_ACCESS_KEY"),
+            "{err}"
+        );
     }
 
     #[test]

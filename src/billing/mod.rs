@@ -1,5 +1,9 @@
 //! Purchases, their prepaid balance and the append-only ledger.
 
+pub mod cost_explorer;
+pub mod cost_import;
+pub mod cur;
+pub mod cur_sample;
 pub mod keys;
 pub mod ledger;
 pub mod purchases;

@@ -9,6 +9,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 
+/// Daily cost import schedule.
+mod cost_import;
+
 /// What one pass of a job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -50,6 +53,7 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
             move || pass(state.clone()),
         ));
     }
+    cost_import::spawn(&mut set, state, &shutdown);
     set
 }
 

@@ -5,6 +5,7 @@ mod appstore;
 mod chain;
 mod checkout;
 mod cli;
+mod cost_import;
 mod errors;
 mod gemini;
 mod helpers;
