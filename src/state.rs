@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::billing::meter::Meter;
 use crate::config::Config;
 use crate::providers::Providers;
 
@@ -15,6 +16,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Resource providers by offer `provider` kind.
     pub providers: Providers,
+    /// meter-usage debits, coalesced into group-committed transactions.
+    pub meter: Meter,
 }
 
 impl AppState {
@@ -25,6 +28,7 @@ impl AppState {
             .timeout(std::time::Duration::from_secs(60))
             .build()?;
         Ok(Self {
+            meter: Meter::new(pool.clone()),
             pool,
             config,
             http,

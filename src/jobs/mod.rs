@@ -19,8 +19,35 @@ pub enum Outcome {
 }
 
 /// Starts every background job; each stops when `shutdown` is cancelled.
-pub fn spawn_all(_state: &AppState, _shutdown: CancellationToken) -> JoinSet<()> {
-    JoinSet::new()
+pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    {
+        let state = state.clone();
+        set.spawn(run_loop(
+            "notify",
+            shutdown.clone(),
+            Duration::from_secs(2),
+            Duration::from_secs(10),
+            move || {
+                let state = state.clone();
+                async move { crate::notify::worker::run_once(&state).await }
+            },
+        ));
+    }
+    {
+        let state = state.clone();
+        set.spawn(run_loop(
+            "lifecycle",
+            shutdown.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            move || {
+                let state = state.clone();
+                async move { crate::billing::lifecycle::run_once(&state).await }
+            },
+        ));
+    }
+    set
 }
 
 /// Runs `pass` in a loop until cancelled: again at once after work, after `idle` when idle, and after
