@@ -14,7 +14,11 @@ use crate::state::AppState;
 
 /// The base document and the per-resource fragments merged into it.
 const BASE: &str = include_str!("openapi/base.json");
-const FRAGMENTS: &[&str] = &[include_str!("openapi/appstore.json")];
+const FRAGMENTS: &[&str] = &[
+    include_str!("openapi/appstore.json"),
+    include_str!("openapi/purchases.json"),
+    include_str!("openapi/metering.json"),
+];
 
 /// The merged document.
 pub fn document() -> Result<Value, serde_json::Error> {
