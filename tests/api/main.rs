@@ -4,4 +4,7 @@
 mod appstore;
 mod cli;
 mod errors;
+mod fixtures;
 mod helpers;
+mod metering;
+mod purchases;
