@@ -6,5 +6,8 @@ mod cli;
 mod errors;
 mod fixtures;
 mod helpers;
+mod lifecycle;
 mod metering;
+mod notify;
 mod purchases;
+mod tokens;
