@@ -122,7 +122,9 @@ async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
         TokensCommand::List => {
             let list = tokens::list(&pool).await.context("cannot list tokens")?;
             if list.is_empty() {
-                println!("no billing tokens (create one with `vendor-server tokens create --label NAME`)");
+                println!(
+                    "no billing tokens (create one with `vendor-server tokens create --label NAME`)"
+                );
             }
             for t in list {
                 let state = t.revoked_at.map_or_else(
@@ -141,11 +143,16 @@ async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
         TokensCommand::Revoke { id } => {
             let t = tokens::revoke(&pool, id).await.map_err(|e| match e {
                 crate::billing::BillingError::TokenNotFound(_) => {
-                    anyhow::anyhow!("no billing token with id {id} (see `vendor-server tokens list`)")
+                    anyhow::anyhow!(
+                        "no billing token with id {id} (see `vendor-server tokens list`)"
+                    )
                 }
                 other => anyhow::Error::from(other).context("cannot revoke the token"),
             })?;
-            println!("revoked billing token {} ({}, label {:?})", t.id, t.display_prefix, t.label);
+            println!(
+                "revoked billing token {} ({}, label {:?})",
+                t.id, t.display_prefix, t.label
+            );
         }
     }
     Ok(())

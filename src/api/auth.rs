@@ -32,7 +32,9 @@ pub fn presented_key(parts: &Parts) -> Option<String> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             let (scheme, key) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| key.trim().to_owned())
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| key.trim().to_owned())
         });
     from_header
         .or_else(|| {

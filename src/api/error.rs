@@ -168,7 +168,9 @@ impl From<crate::billing::BillingError> for ApiError {
             B::Invalid(message) => Self::bad_request("invalid_request", message),
             B::IdempotencyConflict(_) => Self::conflict("idempotency_key_reused", e.to_string()),
             B::TokenNotFound(_) => Self::not_found("token_not_found", e.to_string()),
-            B::Overloaded => Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string()),
+            B::Overloaded => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
+            }
             B::Unavailable(detail) => {
                 tracing::warn!(error = %detail, "database unavailable");
                 Self::new(

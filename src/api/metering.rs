@@ -44,9 +44,8 @@ fn amount(
     field: &str,
     max: UsdMicros,
 ) -> Result<UsdMicros, ApiError> {
-    let value = value.ok_or_else(|| {
-        ApiError::bad_request("missing_field", format!("{field} is required"))
-    })?;
+    let value = value
+        .ok_or_else(|| ApiError::bad_request("missing_field", format!("{field} is required")))?;
     let parsed: UsdMicros = serde_json::from_value(value).map_err(|e| {
         ApiError::bad_request(
             "invalid_amount",
@@ -227,8 +226,10 @@ mod tests {
         assert_eq!(r.metadata, json!({}));
         let r = parse(
             id,
-            body(json!({"purchase_id": id.to_string(), "timestamp": 1_700_000_000_000_i64,
-                        "usage_amount": "2", "usage_unit": "GB", "billed_amount": 3})),
+            body(
+                json!({"purchase_id": id.to_string(), "timestamp": 1_700_000_000_000_i64,
+                        "usage_amount": "2", "usage_unit": "GB", "billed_amount": 3}),
+            ),
         )
         .unwrap();
         assert_eq!(r.timestamp.unwrap().timestamp(), 1_700_000_000);
@@ -244,14 +245,26 @@ mod tests {
             ("billed_amount", json!("NaN"), "invalid_amount"),
             ("billed_amount", json!("1.0000001"), "invalid_amount"),
             ("billed_amount", json!("1e3"), "invalid_amount"),
-            ("billed_amount", json!("99999999999999999999"), "invalid_amount"),
+            (
+                "billed_amount",
+                json!("99999999999999999999"),
+                "invalid_amount",
+            ),
             ("billed_amount", json!("1000000001"), "invalid_amount"),
             ("billed_amount", json!(true), "invalid_amount"),
             ("billed_amount", serde_json::Value::Null, "missing_field"),
             ("usage_amount", json!("abc"), "invalid_amount"),
             ("usage_unit", json!(""), "missing_field"),
-            ("purchase_id", json!(PurchaseId::new().to_string()), "purchase_mismatch"),
-            ("purchase_id", json!("CustomerPurchaseID_nope"), "purchase_mismatch"),
+            (
+                "purchase_id",
+                json!(PurchaseId::new().to_string()),
+                "purchase_mismatch",
+            ),
+            (
+                "purchase_id",
+                json!("CustomerPurchaseID_nope"),
+                "purchase_mismatch",
+            ),
             ("timestamp", json!("yesterday"), "invalid_timestamp"),
             ("metadata", json!([1]), "invalid_body"),
         ] {

@@ -245,7 +245,10 @@ async fn validate_auth(
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/purchase/{id}", get(get_purchase))
-        .route("/v1/purchase/{id}/historical-billing", post(historical_billing))
+        .route(
+            "/v1/purchase/{id}/historical-billing",
+            post(historical_billing),
+        )
         .route("/v1/purchase/{id}/validate-auth", post(validate_auth))
 }
 
@@ -290,6 +293,11 @@ mod tests {
         );
         assert_eq!(all.accepts.len(), 2);
         let json = serde_json::to_value(&all).unwrap();
-        assert!(json["checkout_session_id"].as_str().unwrap().starts_with("CheckoutSessionID_"));
+        assert!(
+            json["checkout_session_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("CheckoutSessionID_")
+        );
     }
 }

@@ -108,7 +108,8 @@ pub struct Bucket {
 }
 
 fn amount_text(d: &BigDecimal) -> String {
-    d.with_scale_round(6, RoundingMode::HalfUp).to_plain_string()
+    d.with_scale_round(6, RoundingMode::HalfUp)
+        .to_plain_string()
 }
 
 /// The buckets of `purchase_id`, ascending; only buckets with charges appear.
@@ -181,11 +182,17 @@ mod tests {
         assert_eq!(Interval::parse("1 day").unwrap(), Interval::Daily);
         assert!(Interval::parse("fortnightly").is_err());
         assert_eq!(
-            Bound::parse("2026-03-01").unwrap().end_exclusive().to_rfc3339(),
+            Bound::parse("2026-03-01")
+                .unwrap()
+                .end_exclusive()
+                .to_rfc3339(),
             "2026-03-02T00:00:00+00:00"
         );
         assert_eq!(
-            Bound::parse("2026-03-01T10:00:00+02:00").unwrap().start().to_rfc3339(),
+            Bound::parse("2026-03-01T10:00:00+02:00")
+                .unwrap()
+                .start()
+                .to_rfc3339(),
             "2026-03-01T08:00:00+00:00"
         );
         assert!(matches!(

@@ -141,7 +141,10 @@ impl Locked {
 
 /// Locks the purchase rows of `ids` (`FOR UPDATE`, ascending id order) inside the caller's
 /// transaction. Unknown ids are simply absent from the result.
-pub async fn lock_many(conn: &mut PgConnection, ids: &[PurchaseId]) -> Result<Locked, BillingError> {
+pub async fn lock_many(
+    conn: &mut PgConnection,
+    ids: &[PurchaseId],
+) -> Result<Locked, BillingError> {
     let mut uuids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
     uuids.sort_unstable();
     uuids.dedup();
@@ -280,13 +283,18 @@ pub async fn post_locked(
                 .get(&key)
                 .map(|(_, kind, amount)| (kind.clone(), *amount))
                 .or_else(|| {
-                    batch_refs
-                        .get(&key)
-                        .map(|j| (entries[*j].1.kind.as_str().to_owned(), entries[*j].1.amount.0))
+                    batch_refs.get(&key).map(|j| {
+                        (
+                            entries[*j].1.kind.as_str().to_owned(),
+                            entries[*j].1.amount.0,
+                        )
+                    })
                 });
             if let Some((kind, amount)) = seen {
                 if kind != entry.kind.as_str() || amount != entry.amount.0 {
-                    results.push(Some(Err(BillingError::ReferenceConflict(reference.clone()))));
+                    results.push(Some(Err(BillingError::ReferenceConflict(
+                        reference.clone(),
+                    ))));
                 } else {
                     // The entry id is filled in below for references posted by this batch.
                     results.push(Some(Ok(Posted {

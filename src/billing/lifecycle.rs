@@ -38,7 +38,11 @@ enum Action {
 
 /// One pass: suspend, resume, delete after the grace period. Returns how many purchases moved.
 pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
-    let mut conn = state.pool.acquire().await.context("lifecycle: no connection")?;
+    let mut conn = state
+        .pool
+        .acquire()
+        .await
+        .context("lifecycle: no connection")?;
     let locked: Option<bool> = sqlx::query_scalar!("select pg_try_advisory_lock($1)", LOCK_KEY)
         .fetch_one(&mut *conn)
         .await?;

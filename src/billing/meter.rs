@@ -186,9 +186,9 @@ async fn run_batch(pool: &PgPool, batch: Vec<Job>) {
                 tracing::warn!(error = %e, size = batch.len(), "meter batch failed; retrying records one by one");
                 for job in batch {
                     let result = match process(pool, std::slice::from_ref(&job)).await {
-                        Ok(mut r) => r.pop().unwrap_or(Err(BillingError::Internal(
-                            "empty batch result".into(),
-                        ))),
+                        Ok(mut r) => r
+                            .pop()
+                            .unwrap_or(Err(BillingError::Internal("empty batch result".into()))),
                         Err(e) => Err(e.share()),
                     };
                     let _ = job.reply.send(result);

@@ -98,8 +98,11 @@ pub async fn set_status(
 
 /// Whether the purchase exists.
 pub async fn exists(pool: &PgPool, id: PurchaseId) -> Result<bool, BillingError> {
-    let found = sqlx::query_scalar!("select 1 as \"one!\" from purchase where purchase_id = $1", id.0)
-        .fetch_optional(pool)
-        .await?;
+    let found = sqlx::query_scalar!(
+        "select 1 as \"one!\" from purchase where purchase_id = $1",
+        id.0
+    )
+    .fetch_optional(pool)
+    .await?;
     Ok(found.is_some())
 }

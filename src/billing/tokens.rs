@@ -19,7 +19,10 @@ pub struct BillingToken {
 }
 
 /// Creates a token; the secret is returned once and never stored.
-pub async fn create(pool: &PgPool, label: &str) -> Result<(BillingToken, SecretString), BillingError> {
+pub async fn create(
+    pool: &PgPool,
+    label: &str,
+) -> Result<(BillingToken, SecretString), BillingError> {
     let label = label.trim();
     if label.is_empty() || label.chars().count() > 100 {
         return Err(BillingError::Invalid(

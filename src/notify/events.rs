@@ -153,7 +153,13 @@ pub fn signature_header(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 
 /// Checks an `X-Vendor-Signature` header (what a receiver does), in constant time. `tolerance`
 /// bounds the age of `t` against `now` (unix seconds).
-pub fn verify_signature(secret: &[u8], header: &str, body: &[u8], now: i64, tolerance: i64) -> bool {
+pub fn verify_signature(
+    secret: &[u8],
+    header: &str,
+    body: &[u8],
+    now: i64,
+    tolerance: i64,
+) -> bool {
     let mut t = None;
     let mut v1 = Vec::new();
     for part in header.split(',') {
@@ -180,11 +186,41 @@ mod tests {
         let body = br#"{"id":"evt_1"}"#;
         let header = signature_header(b"secret", 1_700_000_000, body);
         assert!(header.starts_with("t=1700000000,v1="));
-        assert!(verify_signature(b"secret", &header, body, 1_700_000_010, 300));
-        assert!(!verify_signature(b"other", &header, body, 1_700_000_010, 300));
-        assert!(!verify_signature(b"secret", &header, b"{}", 1_700_000_010, 300));
-        assert!(!verify_signature(b"secret", &header, body, 1_700_009_000, 300));
-        assert!(!verify_signature(b"secret", "v1=00", body, 1_700_000_000, 300));
+        assert!(verify_signature(
+            b"secret",
+            &header,
+            body,
+            1_700_000_010,
+            300
+        ));
+        assert!(!verify_signature(
+            b"other",
+            &header,
+            body,
+            1_700_000_010,
+            300
+        ));
+        assert!(!verify_signature(
+            b"secret",
+            &header,
+            b"{}",
+            1_700_000_010,
+            300
+        ));
+        assert!(!verify_signature(
+            b"secret",
+            &header,
+            body,
+            1_700_009_000,
+            300
+        ));
+        assert!(!verify_signature(
+            b"secret",
+            "v1=00",
+            body,
+            1_700_000_000,
+            300
+        ));
     }
 
     #[test]

@@ -123,7 +123,12 @@ async fn finish(
 async fn webhooks(state: &AppState) -> anyhow::Result<usize> {
     let notify = &state.config.notify;
     let (Some(url), Some(secret)) = (&notify.webhook_url, &notify.webhook_secret) else {
-        return skip_all(&state.pool, Channel::Webhook, "VENDOR_WEBHOOK_URL is not set").await;
+        return skip_all(
+            &state.pool,
+            Channel::Webhook,
+            "VENDOR_WEBHOOK_URL is not set",
+        )
+        .await;
     };
     let items = claim_due(&state.pool, Channel::Webhook, BATCH_SIZE).await?;
     let n = items.len();
@@ -182,7 +187,11 @@ async fn send_webhook(state: &AppState, url: &str, secret: &[u8], item: &OutboxI
 
 /// `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -191,15 +200,21 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
-/// The SMTP transport for `SMTP_URL`: `smtp://host:port` (plain; `?tls=none` says so explicitly),
-/// `smtp://…?tls=required|opportunistic` (STARTTLS), `smtps://…` (TLS), with `user:pass@` if needed.
+/// The SMTP transport for `SMTP_URL`: `smtp://host:port` (STARTTLS required, or
+/// `?tls=opportunistic`), `smtp://host:port?tls=none` (no TLS: a local sink), `smtps://…` (TLS),
+/// with `user:pass@` if needed.
 pub fn mailer(smtp_url: &str) -> anyhow::Result<Mailer> {
-    let mut url = reqwest::Url::parse(smtp_url).map_err(|_| anyhow::anyhow!("SMTP_URL is not a URL"))?;
-    let pairs: Vec<(String, String)> = url
+    let mut url =
+        reqwest::Url::parse(smtp_url).map_err(|_| anyhow::anyhow!("SMTP_URL is not a URL"))?;
+    let mut pairs: Vec<(String, String)> = url
         .query_pairs()
-        .filter(|(k, v)| !(k == "tls" && v == "none"))
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
+    // Secure by default: plain `smtp://` means STARTTLS; `?tls=none` asks for no TLS (a local sink).
+    if url.scheme() == "smtp" && !pairs.iter().any(|(k, _)| k == "tls") {
+        pairs.push(("tls".into(), "required".into()));
+    }
+    pairs.retain(|(k, v)| !(k == "tls" && v == "none"));
     if pairs.is_empty() {
         url.set_query(None);
     } else {
@@ -235,7 +250,11 @@ async fn emails(state: &AppState, channel: Channel) -> anyhow::Result<usize> {
     if items.is_empty() {
         return Ok(0);
     }
-    let smtp_url = notify.smtp_url.as_ref().map(|s| s.expose_secret().to_owned()).unwrap_or_default();
+    let smtp_url = notify
+        .smtp_url
+        .as_ref()
+        .map(|s| s.expose_secret().to_owned())
+        .unwrap_or_default();
     let mailer = mailer(&smtp_url);
     let n = items.len();
     let results = join_all(items.iter().map(|item| {

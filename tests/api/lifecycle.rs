@@ -10,9 +10,7 @@ use sqlx::PgPool;
 use vendor_server::billing::lifecycle;
 use vendor_server::domain::ids::PurchaseId;
 use vendor_server::jobs::Outcome;
-use vendor_server::providers::{
-    Delivered, ProviderError, ProvisionRequest, ResourceProvider,
-};
+use vendor_server::providers::{Delivered, ProviderError, ProvisionRequest, ResourceProvider};
 use vendor_server::state::AppState;
 
 use crate::fixtures::{Bought, buy, credit, outbox_rows};
@@ -33,7 +31,11 @@ impl ResourceProvider for Recorder {
     async fn provision(&self, _: &ProvisionRequest) -> Result<Delivered, ProviderError> {
         Ok(Delivered::default())
     }
-    async fn suspend(&self, id: PurchaseId, state: &serde_json::Value) -> Result<(), ProviderError> {
+    async fn suspend(
+        &self,
+        id: PurchaseId,
+        state: &serde_json::Value,
+    ) -> Result<(), ProviderError> {
         self.call("suspend", id, state)
     }
     async fn resume(&self, id: PurchaseId, state: &serde_json::Value) -> Result<(), ProviderError> {
@@ -45,18 +47,31 @@ impl ResourceProvider for Recorder {
 }
 
 impl Recorder {
-    fn call(&self, what: &str, id: PurchaseId, state: &serde_json::Value) -> Result<(), ProviderError> {
+    fn call(
+        &self,
+        what: &str,
+        id: PurchaseId,
+        state: &serde_json::Value,
+    ) -> Result<(), ProviderError> {
         let mut failures = self.failures.lock().unwrap();
         if *failures > 0 {
             *failures -= 1;
             return Err(ProviderError::Retryable("upstream down".into()));
         }
-        self.calls.lock().unwrap().push((what.to_owned(), id, state.clone()));
+        self.calls
+            .lock()
+            .unwrap()
+            .push((what.to_owned(), id, state.clone()));
         Ok(())
     }
 
     fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().iter().map(|c| c.0.clone()).collect()
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.0.clone())
+            .collect()
     }
 }
 
@@ -98,14 +113,26 @@ async fn suspension_then_restore_by_a_credit(pool: PgPool) {
     let (app, state, recorder, a) = setup(&pool).await;
     assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
     debit(&app, &a, "9.95").await;
-    assert_eq!(statuses(&pool, a.id).await, ("suspended".into(), "ready".into()));
+    assert_eq!(
+        statuses(&pool, a.id).await,
+        ("suspended".into(), "ready".into())
+    );
 
     // The provider fails once: state kept, retried on the next pass.
     *recorder.failures.lock().unwrap() = 1;
     assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
-    assert_eq!(statuses(&pool, a.id).await, ("suspended".into(), "ready".into()));
-    assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Processed(1));
-    assert_eq!(statuses(&pool, a.id).await, ("suspended".into(), "suspended".into()));
+    assert_eq!(
+        statuses(&pool, a.id).await,
+        ("suspended".into(), "ready".into())
+    );
+    assert_eq!(
+        lifecycle::run_once(&state).await.unwrap(),
+        Outcome::Processed(1)
+    );
+    assert_eq!(
+        statuses(&pool, a.id).await,
+        ("suspended".into(), "suspended".into())
+    );
     assert_eq!(recorder.calls(), vec!["suspend"]);
     assert_eq!(recorder.calls.lock().unwrap()[0].2, json!({"key_id": "k1"}));
     assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
@@ -113,8 +140,14 @@ async fn suspension_then_restore_by_a_credit(pool: PgPool) {
     // A top-up lifts the status (ledger) and the resource comes back (lifecycle).
     credit(&pool, a.id, 20_000_000, "deposit:topup").await;
     assert_eq!(statuses(&pool, a.id).await.0, "active");
-    assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Processed(1));
-    assert_eq!(statuses(&pool, a.id).await, ("active".into(), "ready".into()));
+    assert_eq!(
+        lifecycle::run_once(&state).await.unwrap(),
+        Outcome::Processed(1)
+    );
+    assert_eq!(
+        statuses(&pool, a.id).await,
+        ("active".into(), "ready".into())
+    );
     assert_eq!(recorder.calls(), vec!["suspend", "resume"]);
 
     let changes: Vec<String> = outbox_rows(&pool, a.id, "webhook", "purchase.status_changed")
@@ -130,14 +163,19 @@ async fn deletion_after_the_grace_period_never_while_a_deposit_is_pending(pool: 
     let (app, state, recorder, a) = setup(&pool).await;
     debit(&app, &a, "10").await;
     lifecycle::run_once(&state).await.unwrap();
-    assert_eq!(statuses(&pool, a.id).await, ("suspended".into(), "suspended".into()));
+    assert_eq!(
+        statuses(&pool, a.id).await,
+        ("suspended".into(), "suspended".into())
+    );
 
     // Within the grace period (7 days): kept.
-    sqlx::query("update purchase set status_changed_at = now() - interval '6 days' where purchase_id = $1")
-        .bind(a.id.0)
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "update purchase set status_changed_at = now() - interval '6 days' where purchase_id = $1",
+    )
+    .bind(a.id.0)
+    .execute(&pool)
+    .await
+    .unwrap();
     assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
     // Past it, but a deposit is pending: kept.
     sqlx::query("update purchase set status_changed_at = now() - interval '8 days', pending_deposit_at = now() where purchase_id = $1")
@@ -157,16 +195,30 @@ async fn deletion_after_the_grace_period_never_while_a_deposit_is_pending(pool: 
     assert_eq!(recorder.calls(), vec!["suspend"]);
 
     // No credit for longer than the grace period: deleted, then its resource (retried on failure).
-    sqlx::query("update purchase set last_credit_at = now() - interval '9 days' where purchase_id = $1")
-        .bind(a.id.0)
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "update purchase set last_credit_at = now() - interval '9 days' where purchase_id = $1",
+    )
+    .bind(a.id.0)
+    .execute(&pool)
+    .await
+    .unwrap();
     *recorder.failures.lock().unwrap() = 1;
-    assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Processed(1));
-    assert_eq!(statuses(&pool, a.id).await, ("deleted".into(), "suspended".into()));
-    assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Processed(1));
-    assert_eq!(statuses(&pool, a.id).await, ("deleted".into(), "deleted".into()));
+    assert_eq!(
+        lifecycle::run_once(&state).await.unwrap(),
+        Outcome::Processed(1)
+    );
+    assert_eq!(
+        statuses(&pool, a.id).await,
+        ("deleted".into(), "suspended".into())
+    );
+    assert_eq!(
+        lifecycle::run_once(&state).await.unwrap(),
+        Outcome::Processed(1)
+    );
+    assert_eq!(
+        statuses(&pool, a.id).await,
+        ("deleted".into(), "deleted".into())
+    );
     assert_eq!(recorder.calls(), vec!["suspend", "delete"]);
     assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
 

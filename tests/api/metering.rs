@@ -21,14 +21,22 @@ async fn meter(
     key: Option<&str>,
     body: &Value,
 ) -> (StatusCode, Value, bool) {
-    let mut request = app.client.post(app.url(&path(a))).bearer_auth(&a.vendor_key).json(body);
+    let mut request = app
+        .client
+        .post(app.url(&path(a)))
+        .bearer_auth(&a.vendor_key)
+        .json(body);
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);
     }
     let response = request.send().await.unwrap();
     let status = response.status();
     let replayed = response.headers().get("idempotent-replayed").is_some();
-    (status, response.json().await.unwrap_or(Value::Null), replayed)
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        replayed,
+    )
 }
 
 async fn usage_rows(pool: &PgPool, a: &Bought) -> i64 {
@@ -80,8 +88,9 @@ async fn records_usage_and_answers_the_reference_shape(pool: PgPool) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer["balance_usd"], "-10.123456");
     assert_eq!(answer["status"], "suspended");
-    let stamped = chrono::DateTime::parse_from_rfc3339(answer["record"]["timestamp"].as_str().unwrap())
-        .unwrap();
+    let stamped =
+        chrono::DateTime::parse_from_rfc3339(answer["record"]["timestamp"].as_str().unwrap())
+            .unwrap();
     assert!((chrono::Utc::now() - stamped.to_utc()).num_seconds().abs() < 60);
     assert_eq!(balance(&pool, a.id).await, -10_123_456);
 }
@@ -100,15 +109,27 @@ async fn malformed_bodies_are_400_and_debit_nothing(pool: PgPool) {
         ("billed_amount", json!("0.0000001"), "invalid_amount"),
         ("billed_amount", json!(0.1234567), "invalid_amount"),
         ("billed_amount", json!("1e9999"), "invalid_amount"),
-        ("billed_amount", json!("123456789012345678901234567890"), "invalid_amount"),
-        ("billed_amount", json!(12345678901234567890_u64), "invalid_amount"),
+        (
+            "billed_amount",
+            json!("123456789012345678901234567890"),
+            "invalid_amount",
+        ),
+        (
+            "billed_amount",
+            json!(12345678901234567890_u64),
+            "invalid_amount",
+        ),
         ("billed_amount", json!("5000000000"), "invalid_amount"),
         ("billed_amount", json!({"amount": 1}), "invalid_amount"),
         ("usage_amount", json!("-3"), "invalid_amount"),
         ("usage_amount", json!("1.2.3"), "invalid_amount"),
         ("usage_unit", json!(""), "missing_field"),
         ("usage_unit", json!(7), "invalid_body"),
-        ("purchase_id", json!(other.id.to_string()), "purchase_mismatch"),
+        (
+            "purchase_id",
+            json!(other.id.to_string()),
+            "purchase_mismatch",
+        ),
         ("timestamp", json!("last tuesday"), "invalid_timestamp"),
         ("metadata", json!("text"), "invalid_body"),
     ] {
@@ -124,7 +145,11 @@ async fn malformed_bodies_are_400_and_debit_nothing(pool: PgPool) {
         assert_error(&(status, answer), StatusCode::BAD_REQUEST, "missing_field");
     }
     let got = app
-        .post_raw(&path(&a), "application/json", b"{\"billed_amount\": NaN}".to_vec())
+        .post_raw(
+            &path(&a),
+            "application/json",
+            b"{\"billed_amount\": NaN}".to_vec(),
+        )
         .await;
     assert_eq!(got.0, StatusCode::UNAUTHORIZED, "no key first");
     let response = app
@@ -137,7 +162,10 @@ async fn malformed_bodies_are_400_and_debit_nothing(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(response.json::<Value>().await.unwrap()["code"], "malformed_json");
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "malformed_json"
+    );
     assert_eq!(usage_rows(&pool, &a).await, 0);
     assert_eq!(balance(&pool, a.id).await, 10_000_000);
 }
@@ -170,14 +198,26 @@ async fn idempotent_retries_debit_once(pool: PgPool) {
     // Same key, different body: 409, nothing debited.
     let changed = json!({"usage_amount": "2", "usage_unit": "tokens", "billed_amount": "1.26"});
     let conflict = meter(&app, &a, Some("req-1"), &changed).await;
-    assert_error(&(conflict.0, conflict.1), StatusCode::CONFLICT, "idempotency_key_reused");
+    assert_error(
+        &(conflict.0, conflict.1),
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+    );
     // Header and body keys that differ: 400.
     let mut mismatched = body.clone();
     mismatched["idempotency_key"] = json!("other");
     let got = meter(&app, &a, Some("req-9"), &mismatched).await;
-    assert_error(&(got.0, got.1), StatusCode::BAD_REQUEST, "idempotency_key_mismatch");
+    assert_error(
+        &(got.0, got.1),
+        StatusCode::BAD_REQUEST,
+        "idempotency_key_mismatch",
+    );
     let got = meter(&app, &a, Some(&"k".repeat(300)), &body).await;
-    assert_error(&(got.0, got.1), StatusCode::BAD_REQUEST, "invalid_idempotency_key");
+    assert_error(
+        &(got.0, got.1),
+        StatusCode::BAD_REQUEST,
+        "invalid_idempotency_key",
+    );
     // Keys are scoped to the purchase.
     let on_b = meter(&app, &b, Some("req-1"), &body).await;
     assert_eq!(on_b.0, StatusCode::OK);
@@ -185,10 +225,12 @@ async fn idempotent_retries_debit_once(pool: PgPool) {
     assert_eq!(usage_rows(&pool, &a).await, 2);
     assert_eq!(balance(&pool, b.id).await, 10_000_000 - 1_250_000);
     // Kept 30 days, then the key may be used again.
-    sqlx::query("update meter_idempotency set created_at = now() - interval '31 days' where key = 'req-2'")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "update meter_idempotency set created_at = now() - interval '31 days' where key = 'req-2'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let again = meter(&app, &a, Some("req-2"), &changed).await;
     assert_eq!(again.0, StatusCode::OK);
     assert!(!again.2);
@@ -283,7 +325,12 @@ async fn concurrent_debits_are_exact_and_each_crossing_notified_once(pool: PgPoo
     assert_eq!(webhooks[1]["balance_usd"], "2.000000");
     assert_eq!(webhooks[2]["balance_usd"], "1.000000");
     assert_eq!(webhooks[3]["balance_usd"], "0.100000");
-    assert_eq!(outbox_rows(&pool, a.id, "email", "purchase.status_changed").await.len(), 4);
+    assert_eq!(
+        outbox_rows(&pool, a.id, "email", "purchase.status_changed")
+            .await
+            .len(),
+        4
+    );
     let officex = outbox_rows(&pool, a.id, "officex", "purchase.status_changed").await;
     assert_eq!(officex.len(), 4);
     assert!(officex.iter().all(|p| *p == json!({})));

@@ -66,10 +66,16 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> imp
 
 async fn start_receiver(script: &[(u16, Option<&'static str>)]) -> (Receiver, String) {
     let receiver = Receiver::default();
-    receiver.script.lock().unwrap().extend(script.iter().copied());
+    receiver
+        .script
+        .lock()
+        .unwrap()
+        .extend(script.iter().copied());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let app = Router::new().route("/hook", post(hook)).with_state(receiver.clone());
+    let app = Router::new()
+        .route("/hook", post(hook))
+        .with_state(receiver.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
     (receiver, url)
 }
@@ -90,9 +96,11 @@ impl Drop for SmtpSink {
 }
 
 fn python() -> PathBuf {
-    let tools = std::env::var("TOOLS_DIR").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/vendor-server-tools")
-    });
+    let tools = std::env::var("TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/vendor-server-tools")
+        });
     let python = tools.join("venv/bin/python");
     assert!(
         python.exists(),
@@ -122,7 +130,10 @@ impl SmtpSink {
             .expect("start aiosmtpd");
         let sink = Self { child, dir, port };
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return sink;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -149,8 +160,14 @@ impl SmtpSink {
 
 /// Forgets the notifications of the purchases' creation so a test sees only its own.
 async fn clear_outbox(pool: &PgPool) {
-    sqlx::query("delete from outbox_attempt").execute(pool).await.unwrap();
-    sqlx::query("delete from outbox").execute(pool).await.unwrap();
+    sqlx::query("delete from outbox_attempt")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("delete from outbox")
+        .execute(pool)
+        .await
+        .unwrap();
 }
 
 /// Debits enough to cross `active → low` (10 USD deposit: low at 2 USD).
@@ -190,23 +207,35 @@ async fn webhooks_are_signed_retried_and_every_attempt_recorded(pool: PgPool) {
     let (receiver, url) = start_receiver(&[(500, None)]).await;
     let app = spawn_app_with(
         pool.clone(),
-        &[("VENDOR_WEBHOOK_URL", &url), ("VENDOR_WEBHOOK_SECRET", SECRET)],
+        &[
+            ("VENDOR_WEBHOOK_URL", &url),
+            ("VENDOR_WEBHOOK_SECRET", SECRET),
+        ],
     )
     .await;
     let a = buy(&pool, OFFER, 10_000_000, None).await;
     clear_outbox(&pool).await;
     cross_low(&app, &a).await;
 
-    assert_eq!(worker::run_once(&app.state).await.unwrap(), Outcome::Processed(1));
+    assert_eq!(
+        worker::run_once(&app.state).await.unwrap(),
+        Outcome::Processed(1)
+    );
     let rows = outbox(&pool, "webhook").await;
     assert_eq!(rows.len(), 1);
     let (id, status, attempts, wait) = rows[0].clone();
     assert_eq!((status.as_str(), attempts), ("pending", 1));
-    assert!((3.9..=6.1).contains(&wait), "first retry after 5 s ± 20 %: {wait}");
+    assert!(
+        (3.9..=6.1).contains(&wait),
+        "first retry after 5 s ± 20 %: {wait}"
+    );
     // Not due yet: nothing happens.
     assert_eq!(worker::run_once(&app.state).await.unwrap(), Outcome::Idle);
     make_due(&pool).await;
-    assert_eq!(worker::run_once(&app.state).await.unwrap(), Outcome::Processed(1));
+    assert_eq!(
+        worker::run_once(&app.state).await.unwrap(),
+        Outcome::Processed(1)
+    );
     let rows = outbox(&pool, "webhook").await;
     assert_eq!(rows[0].1, "delivered");
 
@@ -226,17 +255,25 @@ async fn webhooks_are_signed_retried_and_every_attempt_recorded(pool: PgPool) {
         assert_eq!(r.body["id"], r.event_id.as_str());
         assert!(r.event_id.starts_with("evt_"));
         assert_eq!(r.body["type"], "purchase.status_changed");
-        assert!(chrono::DateTime::parse_from_rfc3339(r.body["created_at"].as_str().unwrap()).is_ok());
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(r.body["created_at"].as_str().unwrap()).is_ok()
+        );
         assert_eq!(r.body["data"]["purchase_id"], a.id.to_string());
         assert_eq!(r.body["data"]["previous_status"], "active");
         assert_eq!(r.body["data"]["status"], "low");
         assert_eq!(r.body["data"]["officex_status"], "RUNNING");
         assert_eq!(r.body["data"]["balance_usd"], "1.500000");
     }
-    assert_eq!(received[0].body, received[1].body, "a retry sends the same event");
+    assert_eq!(
+        received[0].body, received[1].body,
+        "a retry sends the same event"
+    );
     // The OfficeX row is another worker's; email is not configured: completed as skipped.
     assert_eq!(outbox(&pool, "officex").await[0].1, "pending");
-    assert!(outbox(&pool, "email").await.is_empty(), "no email without a customer address");
+    assert!(
+        outbox(&pool, "email").await.is_empty(),
+        "no email without a customer address"
+    );
 }
 
 #[sqlx::test]
@@ -260,20 +297,28 @@ async fn retry_after_is_honoured_and_a_dead_webhook_alerts_by_email(pool: PgPool
     worker::run_once(&app.state).await.unwrap();
     let (_, status, _, wait) = outbox(&pool, "webhook").await[0].clone();
     assert_eq!(status, "pending");
-    assert!((95.0..=145.0).contains(&wait), "Retry-After 120 s ± 20 %: {wait}");
+    assert!(
+        (95.0..=145.0).contains(&wait),
+        "Retry-After 120 s ± 20 %: {wait}"
+    );
 
     // The last step of the schedule fails: given up, alert raised, never through the webhook.
     let last = i32::try_from(RETRY_SCHEDULE_SECS.len()).unwrap();
-    sqlx::query("update outbox set attempt_count = $1, next_attempt_at = now() where channel = 'webhook'")
-        .bind(last)
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "update outbox set attempt_count = $1, next_attempt_at = now() where channel = 'webhook'",
+    )
+    .bind(last)
+    .execute(&pool)
+    .await
+    .unwrap();
     worker::run_once(&app.state).await.unwrap();
     assert_eq!(outbox(&pool, "webhook").await[0].1, "failed");
     let alerts = outbox(&pool, "alert").await;
     assert_eq!(alerts.len(), 1);
-    assert_eq!(alerts[0].1, "delivered", "the alert went out in the same pass");
+    assert_eq!(
+        alerts[0].1, "delivered",
+        "the alert went out in the same pass"
+    );
     assert_eq!(receiver.received.lock().unwrap().len(), 2);
     let mails = sink.messages();
     assert_eq!(mails.len(), 1, "{mails:?}");
@@ -290,7 +335,10 @@ async fn customer_email_reaches_a_real_smtp_server(pool: PgPool) {
     let sink = SmtpSink::start().await;
     let app = spawn_app_with(
         pool.clone(),
-        &[("SMTP_URL", &sink.url()), ("NOTIFY_FROM_EMAIL", "billing@vendor.example")],
+        &[
+            ("SMTP_URL", &sink.url()),
+            ("NOTIFY_FROM_EMAIL", "billing@vendor.example"),
+        ],
     )
     .await;
     let a = buy(&pool, OFFER, 10_000_000, Some("customer@example.com")).await;

@@ -69,16 +69,66 @@ async fn wrong_keys_are_all_the_same_401(pool: PgPool) {
         ("no key", "POST", &hist_a, None),
         ("wrong key", "GET", &get_a, Some("vsc_wrong")),
         ("wrong key", "POST", &meter_a, Some("vsv_wrong")),
-        ("A's customer key on B", "GET", &get_b, Some(a.customer_key.as_str())),
-        ("A's vendor key on B", "POST", &meter_b, Some(a.vendor_key.as_str())),
-        ("customer key on vendor route", "POST", &meter_a, Some(a.customer_key.as_str())),
-        ("vendor key on customer route", "GET", &get_a, Some(a.vendor_key.as_str())),
-        ("vendor key on history", "POST", &hist_a, Some(a.vendor_key.as_str())),
-        ("billing token on customer route", "GET", &get_a, Some(token_key.as_str())),
-        ("revoked billing token", "POST", &meter_a, Some(revoked_key.as_str())),
-        ("unknown purchase", "GET", &get_unknown, Some(a.customer_key.as_str())),
-        ("unknown purchase, token", "POST", &meter_unknown, Some(token_key.as_str())),
-        ("malformed id", "GET", &"/v1/purchase/nope".to_owned(), Some(a.customer_key.as_str())),
+        (
+            "A's customer key on B",
+            "GET",
+            &get_b,
+            Some(a.customer_key.as_str()),
+        ),
+        (
+            "A's vendor key on B",
+            "POST",
+            &meter_b,
+            Some(a.vendor_key.as_str()),
+        ),
+        (
+            "customer key on vendor route",
+            "POST",
+            &meter_a,
+            Some(a.customer_key.as_str()),
+        ),
+        (
+            "vendor key on customer route",
+            "GET",
+            &get_a,
+            Some(a.vendor_key.as_str()),
+        ),
+        (
+            "vendor key on history",
+            "POST",
+            &hist_a,
+            Some(a.vendor_key.as_str()),
+        ),
+        (
+            "billing token on customer route",
+            "GET",
+            &get_a,
+            Some(token_key.as_str()),
+        ),
+        (
+            "revoked billing token",
+            "POST",
+            &meter_a,
+            Some(revoked_key.as_str()),
+        ),
+        (
+            "unknown purchase",
+            "GET",
+            &get_unknown,
+            Some(a.customer_key.as_str()),
+        ),
+        (
+            "unknown purchase, token",
+            "POST",
+            &meter_unknown,
+            Some(token_key.as_str()),
+        ),
+        (
+            "malformed id",
+            "GET",
+            &"/v1/purchase/nope".to_owned(),
+            Some(a.customer_key.as_str()),
+        ),
     ] {
         let got = call(&app, method, path, key, None).await;
         assert_eq!(got.0, StatusCode::UNAUTHORIZED, "{what}: {}", got.1);
@@ -94,13 +144,41 @@ async fn wrong_keys_are_all_the_same_401(pool: PgPool) {
     // ?auth= works the same as the header on every keyed route.
     let wrong_query = call(&app, "GET", &get_a, None, Some("vsc_wrong")).await;
     assert_eq!(wrong_query.1, bodies[0].1);
-    assert_eq!(call(&app, "GET", &get_a, None, Some(&a.customer_key)).await.0, StatusCode::OK);
-    assert_eq!(call(&app, "POST", &hist_a, None, Some(&a.customer_key)).await.0, StatusCode::OK);
-    assert_eq!(call(&app, "POST", &meter_a, None, Some(&a.vendor_key)).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&app, "GET", &get_a, None, Some(&a.customer_key))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "POST", &hist_a, None, Some(&a.customer_key))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "POST", &meter_a, None, Some(&a.vendor_key))
+            .await
+            .0,
+        StatusCode::OK
+    );
     // The right keys and a live billing token (on any purchase).
-    assert_eq!(call(&app, "GET", &get_a, Some(&a.customer_key), None).await.0, StatusCode::OK);
-    assert_eq!(call(&app, "POST", &meter_a, Some(&a.vendor_key), None).await.0, StatusCode::OK);
-    assert_eq!(call(&app, "POST", &meter_b, Some(&token_key), None).await.0, StatusCode::OK);
+    assert_eq!(
+        call(&app, "GET", &get_a, Some(&a.customer_key), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "POST", &meter_a, Some(&a.vendor_key), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&app, "POST", &meter_b, Some(&token_key), None).await.0,
+        StatusCode::OK
+    );
     assert!(token.revoked_at.is_none());
 }
 
@@ -146,18 +224,24 @@ async fn validate_auth_always_answers_200(pool: PgPool) {
     let a = buy(&pool, OFFER, 1_000_000, None).await;
     let path = format!("/v1/purchase/{}/validate-auth", a.id);
     let (status, ok) = app.post(&path, &json!({"api_key": a.customer_key})).await;
-    assert_eq!((status, &ok), (StatusCode::OK, &json!({"valid": true, "message": "Authorized"})));
+    assert_eq!(
+        (status, &ok),
+        (
+            StatusCode::OK,
+            &json!({"valid": true, "message": "Authorized"})
+        )
+    );
     let (_, wrong) = app.post(&path, &json!({"api_key": "vsc_nope"})).await;
     assert_eq!(wrong["valid"], false);
     let (_, vendor) = app.post(&path, &json!({"api_key": a.vendor_key})).await;
     assert_eq!(vendor, wrong);
     let unknown = format!("/v1/purchase/{}/validate-auth", PurchaseId::new());
-    let (status, body) = app.post(&unknown, &json!({"api_key": a.customer_key})).await;
+    let (status, body) = app
+        .post(&unknown, &json!({"api_key": a.customer_key}))
+        .await;
     assert_eq!((status, &body), (StatusCode::OK, &wrong));
     for raw in [&b"{"[..], b"", b"[1]", br#"{"api_key": 5}"#] {
-        let (status, body) = app
-            .post_raw(&path, "application/json", raw.to_vec())
-            .await;
+        let (status, body) = app.post_raw(&path, "application/json", raw.to_vec()).await;
         assert_eq!((status, &body), (StatusCode::OK, &wrong), "{raw:?}");
     }
 }
@@ -235,7 +319,10 @@ async fn historical_billing_matches_hand_computed_buckets(pool: PgPool) {
             t("2026-04-01T10:00:00Z", "5.000000", "0.500000"),
         ]
     );
-    assert_eq!(hourly[0]["usage_by_unit"], json!({"GB": "2.000000", "tokens": "1.500000"}));
+    assert_eq!(
+        hourly[0]["usage_by_unit"],
+        json!({"GB": "2.000000", "tokens": "1.500000"})
+    );
     assert_eq!(hourly[0]["purchase_id"], a.id.to_string());
 
     // Daily is the default.
@@ -249,7 +336,10 @@ async fn historical_billing_matches_hand_computed_buckets(pool: PgPool) {
             t("2026-04-01T00:00:00Z", "5.000000", "0.500000"),
         ]
     );
-    assert_eq!(daily[0]["usage_by_unit"], json!({"GB": "2.000000", "tokens": "2.500000"}));
+    assert_eq!(
+        daily[0]["usage_by_unit"],
+        json!({"GB": "2.000000", "tokens": "2.500000"})
+    );
     let (_, weekly) = history(&app, &a, json!({"interval": "weekly"})).await;
     assert_eq!(
         triples(&weekly),
@@ -268,7 +358,10 @@ async fn historical_billing_matches_hand_computed_buckets(pool: PgPool) {
         ]
     );
     let (_, yearly) = history(&app, &a, json!({"interval": "yearly"})).await;
-    assert_eq!(triples(&yearly), vec![t("2026-01-01T00:00:00Z", "16.500000", "3.800000")]);
+    assert_eq!(
+        triples(&yearly),
+        vec![t("2026-01-01T00:00:00Z", "16.500000", "3.800000")]
+    );
 
     // Date filters: a date end_date includes its whole day; a datetime is inclusive.
     let (_, filtered) = history(
@@ -302,7 +395,10 @@ async fn historical_billing_matches_hand_computed_buckets(pool: PgPool) {
         (json!({"interval": "fortnightly"}), "invalid_interval"),
         (json!({"start_date": "yesterday"}), "invalid_date"),
         (json!({"end_date": "2026-02-30"}), "invalid_date"),
-        (json!({"start_date": "2026-03-05", "end_date": "2026-03-04"}), "invalid_date"),
+        (
+            json!({"start_date": "2026-03-05", "end_date": "2026-03-04"}),
+            "invalid_date",
+        ),
         (json!({"interval": 5}), "invalid_body"),
     ] {
         let got = history(&app, &a, body.clone()).await;

@@ -30,15 +30,25 @@ async fn billing_tokens_from_the_cli(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     let a = buy(&pool, "gemini-api-gateway", 10_000_000, None).await;
     let out = cli(&pool, &["tokens", "create", "--label", "ai-server-1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("vst_") && token.len() == 47, "{token}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("shown only now"));
 
     let list = cli(&pool, &["tokens", "list"]);
     let listed = String::from_utf8(list.stdout).unwrap();
-    assert!(listed.contains("ai-server-1") && listed.contains("active"), "{listed}");
-    assert!(listed.contains(&token[..12]) && !listed.contains(&token), "{listed}");
+    assert!(
+        listed.contains("ai-server-1") && listed.contains("active"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&token[..12]) && !listed.contains(&token),
+        "{listed}"
+    );
     let id = listed.split('\t').next().unwrap().trim().to_owned();
 
     let path = format!("/v1/purchase/{}/meter-usage", a.id);
@@ -47,9 +57,17 @@ async fn billing_tokens_from_the_cli(pool: PgPool) {
     assert_eq!(status, StatusCode::OK, "{answer}");
 
     let revoke = cli(&pool, &["tokens", "revoke", &id]);
-    assert!(revoke.status.success(), "{}", String::from_utf8_lossy(&revoke.stderr));
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
     assert!(String::from_utf8_lossy(&cli(&pool, &["tokens", "list"]).stdout).contains("revoked"));
-    assert_error(&app.post_auth(&path, &token, &body).await, StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_error(
+        &app.post_auth(&path, &token, &body).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
 
     let unknown = cli(&pool, &["tokens", "revoke", "987654"]);
     assert_eq!(unknown.status.code(), Some(1));
