@@ -276,7 +276,7 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        let mut missing = ok.clone();
+        let mut missing = ok;
         missing.as_object_mut().unwrap().remove("billed_amount");
         assert!(parse(id, body(missing)).is_err());
     }

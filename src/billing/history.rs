@@ -147,26 +147,37 @@ pub async fn buckets(
     )
     .fetch_all(pool)
     .await?;
-    let mut out: Vec<(DateTime<Utc>, BigDecimal, i64, BTreeMap<String, String>)> = Vec::new();
+    struct Acc {
+        bucket: DateTime<Utc>,
+        usage: BigDecimal,
+        billed: i64,
+        by_unit: BTreeMap<String, String>,
+    }
+    let mut out: Vec<Acc> = Vec::new();
     for r in rows {
-        if out.last().is_none_or(|b| b.0 != r.bucket) {
-            out.push((r.bucket, BigDecimal::from(0), 0, BTreeMap::new()));
+        if out.last().is_none_or(|b| b.bucket != r.bucket) {
+            out.push(Acc {
+                bucket: r.bucket,
+                usage: BigDecimal::from(0),
+                billed: 0,
+                by_unit: BTreeMap::new(),
+            });
         }
         if let Some(b) = out.last_mut() {
-            b.1 += &r.usage;
-            b.2 += r.billed;
+            b.usage += &r.usage;
+            b.billed += r.billed;
             if let Some(unit) = r.usage_unit {
-                b.3.insert(unit, amount_text(&r.usage));
+                b.by_unit.insert(unit, amount_text(&r.usage));
             }
         }
     }
     Ok(out
         .into_iter()
-        .map(|(bucket, usage, billed, by_unit)| Bucket {
-            time_bucket: bucket.to_rfc3339_opts(SecondsFormat::Secs, true),
-            total_usage_amount: amount_text(&usage),
-            total_billed_amount: UsdMicros(billed),
-            usage_by_unit: by_unit,
+        .map(|b| Bucket {
+            time_bucket: b.bucket.to_rfc3339_opts(SecondsFormat::Secs, true),
+            total_usage_amount: amount_text(&b.usage),
+            total_billed_amount: UsdMicros(b.billed),
+            usage_by_unit: b.by_unit,
             purchase_id,
         })
         .collect())

@@ -38,7 +38,7 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
         let state = state.clone();
         set.spawn(run_loop(
             "lifecycle",
-            shutdown.clone(),
+            shutdown,
             Duration::from_secs(60),
             Duration::from_secs(60),
             move || {

@@ -34,10 +34,13 @@ struct Received {
     body: Value,
 }
 
+/// A scripted answer: HTTP status and optional `Retry-After`.
+type Answer = (u16, Option<&'static str>);
+
 #[derive(Clone, Default)]
 struct Receiver {
     /// Answers to give, in order (status, Retry-After); 200 when empty.
-    script: Arc<Mutex<VecDeque<(u16, Option<&'static str>)>>>,
+    script: Arc<Mutex<VecDeque<Answer>>>,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -64,7 +67,7 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> imp
     (AxumStatus::from_u16(status).unwrap(), out, "ok")
 }
 
-async fn start_receiver(script: &[(u16, Option<&'static str>)]) -> (Receiver, String) {
+async fn start_receiver(script: &[Answer]) -> (Receiver, String) {
     let receiver = Receiver::default();
     receiver
         .script
