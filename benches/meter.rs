@@ -206,6 +206,11 @@ fn pgbench(url: &str, rows: u32, clients: u64, secs: u64) -> f64 {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test`/nextest (listing or running every target) must
+    // not start a load test.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
     let secs = env_or("BENCH_SECS", 10);
     let clients = env_or("BENCH_CLIENTS", 64) as usize;
 
