@@ -76,6 +76,11 @@ pub async fn status_changed(conn: &mut PgConnection, c: &StatusChange) -> Result
 
 fn status_email(to: &str, c: &StatusChange) -> Email {
     let what = match c.to {
+        PurchaseStatus::Active
+            if matches!(c.from, PurchaseStatus::Provisioning | PurchaseStatus::Failed) =>
+        {
+            "is ready".to_owned()
+        }
         PurchaseStatus::Active => "is active again".to_owned(),
         PurchaseStatus::Low => "is running low on balance".to_owned(),
         PurchaseStatus::Critical => "is almost out of balance; top up to keep it running".to_owned(),
