@@ -1,8 +1,10 @@
 //! meter-usage: a validated usage record becomes one ledger debit, idempotent per
 //! (purchase, key) for 30 days.
 //!
-//! Debits arriving together are coalesced (group commit): a few workers each take every queued
-//! record (up to [`MAX_BATCH`]), lock the purchases concerned in id order, check idempotency keys,
+//! Debits arriving together are coalesced (group commit): records are sharded by purchase over a few
+//! workers (all debits of one purchase go to the same worker, so a hot purchase never has two
+//! transactions waiting on each other's row lock); each worker takes every record queued for it (up
+//! to [`MAX_BATCH`]), locks the purchases concerned in id order, checks idempotency keys,
 //! post all entries through [`ledger::post_locked`] (same balances, crossings and notifications as
 //! posting them one by one), save the answers with their keys and commit once. Nobody gets an answer
 //! before that commit, so every acknowledged debit is durable, exact and recorded with its key. A
@@ -16,7 +18,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::ledger::{self, EntryKind, NewEntry};
@@ -108,26 +110,30 @@ struct Job {
 #[derive(Clone)]
 pub struct Meter {
     pool: PgPool,
-    queue: Arc<OnceLock<mpsc::Sender<Job>>>,
+    queues: Arc<OnceLock<Vec<mpsc::Sender<Job>>>>,
 }
 
 impl Meter {
     pub fn new(pool: PgPool) -> Self {
         Self {
             pool,
-            queue: Arc::new(OnceLock::new()),
+            queues: Arc::new(OnceLock::new()),
         }
     }
 
-    fn sender(&self) -> &mpsc::Sender<Job> {
-        self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-            let rx = Arc::new(Mutex::new(rx));
-            for _ in 0..WORKERS {
-                tokio::spawn(worker(self.pool.clone(), rx.clone()));
-            }
-            tx
-        })
+    /// The queue of the worker that owns `purchase`.
+    fn sender(&self, purchase: PurchaseId) -> &mpsc::Sender<Job> {
+        let queues = self.queues.get_or_init(|| {
+            (0..WORKERS)
+                .map(|_| {
+                    let (tx, rx) = mpsc::channel(QUEUE_CAPACITY / WORKERS);
+                    tokio::spawn(worker(self.pool.clone(), rx));
+                    tx
+                })
+                .collect()
+        });
+        let shard = usize::try_from(purchase.0.as_u128() % WORKERS as u128).unwrap_or(0);
+        &queues[shard]
     }
 
     /// Records `record` (debit `billed_amount`), idempotent under `key`. Returns once the debit is
@@ -145,7 +151,7 @@ impl Meter {
             hash,
             reply,
         };
-        self.sender()
+        self.sender(job.record.purchase_id)
             .try_send(job)
             .map_err(|_| BillingError::Overloaded)?;
         answer
@@ -154,20 +160,15 @@ impl Meter {
     }
 }
 
-async fn worker(pool: PgPool, queue: Arc<Mutex<mpsc::Receiver<Job>>>) {
-    loop {
-        let batch = {
-            let mut rx = queue.lock().await;
-            let Some(first) = rx.recv().await else { break };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
+async fn worker(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
             }
-            batch
-        };
+        }
         run_batch(&pool, batch).await;
     }
 }
