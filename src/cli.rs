@@ -58,6 +58,11 @@ pub enum Command {
     },
     /// Gas wallet balance per chain.
     Gas,
+    /// Vendor-wide billing tokens (meter-usage on any purchase, for AI servers).
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +70,23 @@ pub enum SweepsAction {
     /// Plan a failed sweep again (after fixing its cause).
     Retry {
         /// The sweep id from `vendor-server sweeps`.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a token and print it (shown this once only).
+    Create {
+        /// What the token is for (e.g. the AI server's name).
+        #[arg(long)]
+        label: String,
+    },
+    /// List tokens (id, prefix, label, created, revoked); never the secrets.
+    List,
+    /// Revoke a token at once.
+    Revoke {
+        /// The token id from `tokens list`.
         id: i64,
     },
 }
@@ -114,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sweeps { pending, action } => sweeps(pending, action).await,
         Command::Gas => gas().await,
         Command::Billing { command } => billing::run(command).await,
+        Command::Tokens { command } => tokens(command).await,
     }
 }
 
@@ -205,6 +228,61 @@ async fn gas() -> anyhow::Result<()> {
         }
     }
     anyhow::ensure!(failed == 0, "{failed} chain(s) could not be read");
+    Ok(())
+}
+
+async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
+    use crate::billing::tokens;
+    let config = load_config()?;
+    let pool = db::connect(&config.database).await?;
+    db::migrate(&pool).await?;
+    match command {
+        TokensCommand::Create { label } => {
+            let (token, secret) = tokens::create(&pool, &label)
+                .await
+                .context("cannot create the token")?;
+            println!("{}", crate::billing::keys::reveal(&secret));
+            eprintln!(
+                "created billing token {} ({}, label {:?}); it is shown only now: store it in the AI server's secrets",
+                token.id, token.display_prefix, token.label
+            );
+        }
+        TokensCommand::List => {
+            let list = tokens::list(&pool).await.context("cannot list tokens")?;
+            if list.is_empty() {
+                println!(
+                    "no billing tokens (create one with `vendor-server tokens create --label NAME`)"
+                );
+            }
+            for t in list {
+                let state = t.revoked_at.map_or_else(
+                    || "active".to_owned(),
+                    |at| format!("revoked {}", at.format("%Y-%m-%d %H:%M:%SZ")),
+                );
+                println!(
+                    "{}\t{}…\t{}\tcreated {}\t{state}",
+                    t.id,
+                    t.display_prefix,
+                    t.label,
+                    t.created_at.format("%Y-%m-%d %H:%M:%SZ")
+                );
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            let t = tokens::revoke(&pool, id).await.map_err(|e| match e {
+                crate::billing::BillingError::TokenNotFound(_) => {
+                    anyhow::anyhow!(
+                        "no billing token with id {id} (see `vendor-server tokens list`)"
+                    )
+                }
+                other => anyhow::Error::from(other).context("cannot revoke the token"),
+            })?;
+            println!(
+                "revoked billing token {} ({}, label {:?})",
+                t.id, t.display_prefix, t.label
+            );
+        }
+    }
     Ok(())
 }
 

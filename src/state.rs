@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::billing::meter::Meter;
 use crate::chain::Chains;
 use crate::config::Config;
 use crate::officex::OfficexClient;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub gemini: Option<Arc<Gateway>>,
     /// Configured chains, deposit keys and the gas wallet.
     pub chains: Arc<Chains>,
+    /// meter-usage debits, coalesced into group-committed transactions.
+    pub meter: Meter,
 }
 
 impl AppState {
@@ -41,6 +44,7 @@ impl AppState {
             .transpose()?;
         let chains = Arc::new(Chains::from_config(&config)?);
         Ok(Self {
+            meter: Meter::new(pool.clone()),
             pool,
             config,
             http,

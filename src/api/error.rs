@@ -188,6 +188,33 @@ impl From<crate::checkout::CheckoutError> for ApiError {
     }
 }
 
+impl From<crate::billing::BillingError> for ApiError {
+    fn from(e: crate::billing::BillingError) -> Self {
+        use crate::billing::BillingError as B;
+        match e {
+            B::PurchaseNotFound => Self::not_found("purchase_not_found", "Purchase not found"),
+            B::Overflow => Self::bad_request("amount_too_large", e.to_string()),
+            B::ReferenceConflict(_) => Self::conflict("reference_conflict", e.to_string()),
+            B::Invalid(message) => Self::bad_request("invalid_request", message),
+            B::IdempotencyConflict(_) => Self::conflict("idempotency_key_reused", e.to_string()),
+            B::TokenNotFound(_) => Self::not_found("token_not_found", e.to_string()),
+            B::Overloaded => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded", e.to_string())
+            }
+            B::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "service_unavailable",
+                    "The service is temporarily unavailable; retry shortly.",
+                )
+            }
+            B::Internal(detail) => Self::Internal(anyhow::anyhow!(detail)),
+            B::Db(e) => Self::from(e),
+        }
+    }
+}
+
 /// The stable code for a status produced outside a handler (router fallbacks, layers).
 pub fn code_for_status(status: StatusCode) -> &'static str {
     match status {

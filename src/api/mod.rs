@@ -2,14 +2,17 @@
 //! CORS and one JSON error shape for every failure (including unknown routes and layer errors).
 
 pub mod appstore;
+pub mod auth;
 pub mod checkout;
 pub mod error;
 pub mod extract;
 pub mod gemini;
 pub mod health;
+pub mod metering;
 pub mod metrics;
 pub mod offers;
 pub mod openapi;
+pub mod purchases;
 
 use std::any::Any;
 use std::time::Duration;
@@ -41,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .merge(metrics::router())
         .merge(checkout::router())
+        .merge(purchases::router())
+        .merge(metering::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(json_error_bodies))

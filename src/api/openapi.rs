@@ -18,6 +18,8 @@ const FRAGMENTS: &[&str] = &[
     include_str!("openapi/appstore.json"),
     include_str!("openapi/gemini.json"),
     include_str!("openapi/checkout.json"),
+    include_str!("openapi/purchases.json"),
+    include_str!("openapi/metering.json"),
 ];
 
 /// The merged document.

@@ -5,7 +5,10 @@
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
+use std::collections::HashMap;
+use uuid::Uuid;
 
+use super::events::{StatusChange, status_changed};
 use super::{BillingError, PurchaseStatus, Triggers};
 use crate::domain::ids::PurchaseId;
 use crate::domain::money::UsdMicros;
@@ -96,142 +99,397 @@ impl Posted {
     }
 }
 
-struct Locked {
-    status: PurchaseStatus,
-    balance: UsdMicros,
-    triggers: Option<Triggers>,
+/// One purchase row held under `FOR UPDATE` for the rest of the transaction.
+#[derive(Debug, Clone)]
+pub struct LockedPurchase {
+    pub id: PurchaseId,
+    pub offer_id: String,
+    pub title: String,
+    pub customer_email: Option<String>,
+    pub status: PurchaseStatus,
+    pub balance: UsdMicros,
+    pub triggers: Option<Triggers>,
+    pub status_version: i64,
     offer_triggers: (Option<UsdMicros>, Option<UsdMicros>, Option<UsdMicros>),
 }
 
-async fn lock(conn: &mut PgConnection, id: PurchaseId) -> Result<Locked, BillingError> {
-    let row = sqlx::query!(
-        "select p.status, p.balance_micros, p.low_trigger_micros, p.critical_trigger_micros,
-                p.termination_trigger_micros, o.low_trigger_micros as offer_low,
-                o.critical_trigger_micros as offer_critical, o.termination_trigger_micros as offer_termination
+impl LockedPurchase {
+    fn change(&self, to: PurchaseStatus, cause: &'static str) -> StatusChange {
+        StatusChange {
+            purchase_id: self.id,
+            offer_id: self.offer_id.clone(),
+            title: self.title.clone(),
+            customer_email: self.customer_email.clone(),
+            from: self.status,
+            to,
+            version: self.status_version + 1,
+            balance: self.balance,
+            cause,
+        }
+    }
+}
+
+/// Purchases locked by one transaction (in id order, so two transactions never deadlock).
+#[derive(Debug, Default)]
+pub struct Locked(HashMap<PurchaseId, LockedPurchase>);
+
+impl Locked {
+    pub fn get(&self, id: PurchaseId) -> Option<&LockedPurchase> {
+        self.0.get(&id)
+    }
+}
+
+/// Locks the purchase rows of `ids` (`FOR UPDATE`, ascending id order) inside the caller's
+/// transaction. Unknown ids are simply absent from the result.
+pub async fn lock_many(
+    conn: &mut PgConnection,
+    ids: &[PurchaseId],
+) -> Result<Locked, BillingError> {
+    let mut uuids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+    uuids.sort_unstable();
+    uuids.dedup();
+    let rows = sqlx::query!(
+        "select p.purchase_id, p.offer_id, p.title, p.customer_email, p.status, p.balance_micros,
+                p.low_trigger_micros, p.critical_trigger_micros, p.termination_trigger_micros, p.status_version,
+                o.low_trigger_micros as offer_low, o.critical_trigger_micros as offer_critical,
+                o.termination_trigger_micros as offer_termination
          from purchase p join offer o using (offer_id)
-         where p.purchase_id = $1
+         where p.purchase_id = any($1)
+         order by p.purchase_id
          for update of p",
-        id.0
+        &uuids
     )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(BillingError::PurchaseNotFound)?;
-    let triggers = match (
-        row.low_trigger_micros,
-        row.critical_trigger_micros,
-        row.termination_trigger_micros,
-    ) {
-        (Some(low), Some(critical), Some(termination)) => Some(Triggers {
-            low: UsdMicros(low),
-            critical: UsdMicros(critical),
-            termination: UsdMicros(termination),
-        }),
-        _ => None,
-    };
-    Ok(Locked {
-        status: PurchaseStatus::parse(&row.status).ok_or(BillingError::PurchaseNotFound)?,
-        balance: UsdMicros(row.balance_micros),
-        triggers,
-        offer_triggers: (
-            row.offer_low.map(UsdMicros),
-            row.offer_critical.map(UsdMicros),
-            row.offer_termination.map(UsdMicros),
-        ),
-    })
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let triggers = match (
+            row.low_trigger_micros,
+            row.critical_trigger_micros,
+            row.termination_trigger_micros,
+        ) {
+            (Some(low), Some(critical), Some(termination)) => Some(Triggers {
+                low: UsdMicros(low),
+                critical: UsdMicros(critical),
+                termination: UsdMicros(termination),
+            }),
+            _ => None,
+        };
+        let id = PurchaseId(row.purchase_id);
+        out.insert(
+            id,
+            LockedPurchase {
+                id,
+                offer_id: row.offer_id,
+                title: row.title,
+                customer_email: row.customer_email,
+                status: PurchaseStatus::parse(&row.status).ok_or(BillingError::PurchaseNotFound)?,
+                balance: UsdMicros(row.balance_micros),
+                triggers,
+                status_version: row.status_version,
+                offer_triggers: (
+                    row.offer_low.map(UsdMicros),
+                    row.offer_critical.map(UsdMicros),
+                    row.offer_termination.map(UsdMicros),
+                ),
+            },
+        );
+    }
+    Ok(Locked(out))
+}
+
+/// Locks one purchase row; unknown → `PurchaseNotFound`.
+pub(super) async fn lock(
+    conn: &mut PgConnection,
+    id: PurchaseId,
+) -> Result<LockedPurchase, BillingError> {
+    lock_many(conn, &[id])
+        .await?
+        .0
+        .remove(&id)
+        .ok_or(BillingError::PurchaseNotFound)
 }
 
 /// Posts one entry inside the caller's transaction: locks the purchase, appends the ledger row,
-/// updates the balance and, for balance-following statuses, the status. The first credit derives the
-/// trigger thresholds. The caller commits.
+/// updates the balance and, for balance-following statuses, the status (announcing the change in the
+/// same transaction). The first credit derives the trigger thresholds. The caller commits.
 pub async fn post(
     conn: &mut PgConnection,
     id: PurchaseId,
     entry: &NewEntry,
 ) -> Result<Posted, BillingError> {
-    let locked = lock(conn, id).await?;
-    if let Some(reference) = &entry.reference {
-        let existing = sqlx::query!(
-            "select entry_id, kind, amount_micros from ledger_entry where purchase_id = $1 and reference = $2",
-            id.0,
-            reference
+    let mut locked = lock_many(conn, &[id]).await?;
+    post_locked(conn, &mut locked, &[(id, entry.clone())])
+        .await?
+        .pop()
+        .unwrap_or(Err(BillingError::PurchaseNotFound))
+}
+
+struct Row {
+    entry: usize,
+    purchase: PurchaseId,
+    balance_after: UsdMicros,
+}
+
+/// Posts several entries (of one or many purchases) whose purchases `locked` holds, in order, as
+/// if each were posted alone: same balances, statuses, crossings and notifications, but a handful of
+/// statements for the whole batch. Per-entry failures (unknown purchase, overflow, reference
+/// conflict) leave the other entries unaffected; a database error fails the transaction.
+pub async fn post_locked(
+    conn: &mut PgConnection,
+    locked: &mut Locked,
+    entries: &[(PurchaseId, NewEntry)],
+) -> Result<Vec<Result<Posted, BillingError>>, BillingError> {
+    // References already in the ledger.
+    let (ref_ids, refs): (Vec<Uuid>, Vec<String>) = entries
+        .iter()
+        .filter_map(|(id, e)| e.reference.clone().map(|r| (id.0, r)))
+        .unzip();
+    let mut existing: HashMap<(PurchaseId, String), (i64, String, i64)> = HashMap::new();
+    if !refs.is_empty() {
+        let rows = sqlx::query!(
+            r#"select l.purchase_id, l.reference as "reference!", l.entry_id, l.kind, l.amount_micros
+               from ledger_entry l
+               join unnest($1::uuid[], $2::text[]) as r(purchase_id, reference)
+                 on l.purchase_id = r.purchase_id and l.reference = r.reference"#,
+            &ref_ids,
+            &refs
         )
-        .fetch_optional(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
-        if let Some(existing) = existing {
-            if existing.kind != entry.kind.as_str() || existing.amount_micros != entry.amount.0 {
-                return Err(BillingError::ReferenceConflict(reference.clone()));
-            }
-            return Ok(Posted {
-                entry_id: existing.entry_id,
-                balance_after: locked.balance,
-                status_before: locked.status,
-                status_after: locked.status,
-                replayed: true,
-            });
+        for r in rows {
+            existing.insert(
+                (PurchaseId(r.purchase_id), r.reference),
+                (r.entry_id, r.kind, r.amount_micros),
+            );
         }
     }
-    let balance_after = locked
-        .balance
-        .checked_add(entry.amount)
-        .ok_or(BillingError::Overflow)?;
-    let triggers = match locked.triggers {
-        Some(t) => Some(t),
-        None if entry.amount.0 > 0 => {
-            let (low, critical, termination) = locked.offer_triggers;
-            Some(Triggers::from_first_credit(
+
+    let mut results: Vec<Option<Result<Posted, BillingError>>> = Vec::with_capacity(entries.len());
+    let mut rows: Vec<Row> = Vec::new();
+    let mut changes: Vec<StatusChange> = Vec::new();
+    let mut touched: Vec<PurchaseId> = Vec::new();
+    let mut credited: Vec<PurchaseId> = Vec::new();
+    // Reference → index of the entry of this batch that posts it.
+    let mut batch_refs: HashMap<(PurchaseId, String), usize> = HashMap::new();
+    for (i, (id, entry)) in entries.iter().enumerate() {
+        let Some(p) = locked.0.get_mut(id) else {
+            results.push(Some(Err(BillingError::PurchaseNotFound)));
+            continue;
+        };
+        if let Some(reference) = &entry.reference {
+            let key = (*id, reference.clone());
+            let seen = existing
+                .get(&key)
+                .map(|(_, kind, amount)| (kind.clone(), *amount))
+                .or_else(|| {
+                    batch_refs.get(&key).map(|j| {
+                        (
+                            entries[*j].1.kind.as_str().to_owned(),
+                            entries[*j].1.amount.0,
+                        )
+                    })
+                });
+            if let Some((kind, amount)) = seen {
+                if kind != entry.kind.as_str() || amount != entry.amount.0 {
+                    results.push(Some(Err(BillingError::ReferenceConflict(
+                        reference.clone(),
+                    ))));
+                } else {
+                    // The entry id is filled in below for references posted by this batch.
+                    results.push(Some(Ok(Posted {
+                        entry_id: existing.get(&key).map_or(-1, |e| e.0),
+                        balance_after: p.balance,
+                        status_before: p.status,
+                        status_after: p.status,
+                        replayed: true,
+                    })));
+                }
+                continue;
+            }
+            batch_refs.insert(key, i);
+        }
+        let Some(balance_after) = p.balance.checked_add(entry.amount) else {
+            results.push(Some(Err(BillingError::Overflow)));
+            continue;
+        };
+        if p.triggers.is_none() && entry.amount.0 > 0 {
+            let (low, critical, termination) = p.offer_triggers;
+            p.triggers = Some(Triggers::from_first_credit(
                 entry.amount,
                 low,
                 critical,
                 termination,
-            ))
+            ));
         }
-        None => None,
-    };
-    let status_after = match triggers {
-        Some(t) if locked.status.follows_balance() => t.status_for(balance_after),
-        _ => locked.status,
-    };
-    let entry_id = sqlx::query_scalar!(
-        "insert into ledger_entry (purchase_id, kind, amount_micros, balance_after_micros, usage_amount,
-             usage_unit, description, metadata, occurred_at, reference)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, coalesce($9, now()), $10)
-         returning entry_id",
-        id.0,
-        entry.kind.as_str(),
-        entry.amount.0,
-        balance_after.0,
-        entry.usage_amount,
-        entry.usage_unit,
-        entry.description,
-        entry.metadata,
-        entry.occurred_at,
-        entry.reference,
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query!(
-        "update purchase set balance_micros = $2, status = $3,
-             low_trigger_micros = $4, critical_trigger_micros = $5, termination_trigger_micros = $6,
-             status_changed_at = case when status <> $3 then now() else status_changed_at end,
-             last_credit_at = case when $7 then now() else last_credit_at end
-         where purchase_id = $1",
-        id.0,
-        balance_after.0,
-        status_after.as_str(),
-        triggers.map(|t| t.low.0),
-        triggers.map(|t| t.critical.0),
-        triggers.map(|t| t.termination.0),
-        entry.amount.0 > 0,
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(Posted {
-        entry_id,
-        balance_after,
-        status_before: locked.status,
-        status_after,
-        replayed: false,
-    })
+        let status_before = p.status;
+        let status_after = match p.triggers {
+            Some(t) if p.status.follows_balance() => t.status_for(balance_after),
+            _ => p.status,
+        };
+        p.balance = balance_after;
+        if status_after != status_before {
+            changes.push(p.change(status_after, entry.kind.as_str()));
+            p.status = status_after;
+            p.status_version += 1;
+        }
+        if !touched.contains(id) {
+            touched.push(*id);
+        }
+        if entry.amount.0 > 0 && !credited.contains(id) {
+            credited.push(*id);
+        }
+        rows.push(Row {
+            entry: i,
+            purchase: *id,
+            balance_after,
+        });
+        results.push(Some(Ok(Posted {
+            entry_id: 0,
+            balance_after,
+            status_before,
+            status_after,
+            replayed: false,
+        })));
+    }
+
+    if !rows.is_empty() {
+        let n = i64::try_from(rows.len()).map_err(|_| BillingError::Overflow)?;
+        let ids: Vec<i64> = sqlx::query_scalar!(
+            r#"select nextval(pg_get_serial_sequence('ledger_entry', 'entry_id')) as "id!"
+               from generate_series(1, $1::bigint)"#,
+            n
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut c = Columns::default();
+        for (row, entry_id) in rows.iter().zip(&ids) {
+            let e = &entries[row.entry].1;
+            c.entry_id.push(*entry_id);
+            c.purchase_id.push(row.purchase.0);
+            c.kind.push(e.kind.as_str().to_owned());
+            c.amount.push(e.amount.0);
+            c.balance_after.push(row.balance_after.0);
+            c.usage_amount.push(e.usage_amount.clone());
+            c.usage_unit.push(e.usage_unit.clone());
+            c.description.push(e.description.clone());
+            c.metadata.push(e.metadata.clone());
+            c.occurred_at.push(e.occurred_at);
+            c.reference.push(e.reference.clone());
+            if let Some(Some(Ok(posted))) = results.get_mut(row.entry) {
+                posted.entry_id = *entry_id;
+            }
+        }
+        sqlx::query!(
+            "insert into ledger_entry (entry_id, purchase_id, kind, amount_micros, balance_after_micros, usage_amount,
+                 usage_unit, description, metadata, occurred_at, reference)
+             select entry_id, purchase_id, kind, amount_micros, balance_after_micros, usage_amount, usage_unit,
+                    description, metadata, coalesce(occurred_at, now()), reference
+             from unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::numeric[],
+                         $7::text[], $8::text[], $9::jsonb[], $10::timestamptz[], $11::text[])
+                  as u(entry_id, purchase_id, kind, amount_micros, balance_after_micros, usage_amount, usage_unit,
+                       description, metadata, occurred_at, reference)",
+            &c.entry_id,
+            &c.purchase_id,
+            &c.kind,
+            &c.amount,
+            &c.balance_after,
+            &c.usage_amount as &[Option<BigDecimal>],
+            &c.usage_unit as &[Option<String>],
+            &c.description as &[Option<String>],
+            &c.metadata,
+            &c.occurred_at as &[Option<DateTime<Utc>>],
+            &c.reference as &[Option<String>],
+        )
+        .execute(&mut *conn)
+        .await?;
+
+        let mut u = PurchaseColumns::default();
+        for id in &touched {
+            if let Some(p) = locked.0.get(id) {
+                u.id.push(id.0);
+                u.balance.push(p.balance.0);
+                u.status.push(p.status.as_str().to_owned());
+                u.version.push(p.status_version);
+                u.low.push(p.triggers.map(|t| t.low.0));
+                u.critical.push(p.triggers.map(|t| t.critical.0));
+                u.termination.push(p.triggers.map(|t| t.termination.0));
+                u.credited.push(credited.contains(id));
+            }
+        }
+        sqlx::query!(
+            "update purchase p set balance_micros = u.balance, status = u.status,
+                 low_trigger_micros = u.low, critical_trigger_micros = u.critical,
+                 termination_trigger_micros = u.termination,
+                 status_changed_at = case when p.status_version <> u.version then now() else p.status_changed_at end,
+                 status_version = u.version,
+                 last_credit_at = case when u.credited then now() else p.last_credit_at end
+             from unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
+                         $7::bigint[], $8::bool[])
+                  as u(id, balance, status, version, low, critical, termination, credited)
+             where p.purchase_id = u.id",
+            &u.id,
+            &u.balance,
+            &u.status,
+            &u.version,
+            &u.low as &[Option<i64>],
+            &u.critical as &[Option<i64>],
+            &u.termination as &[Option<i64>],
+            &u.credited,
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    // Replays of a reference first posted by this same batch report that entry's id.
+    for (i, (id, entry)) in entries.iter().enumerate() {
+        if let (Some(reference), Some(Some(Ok(posted)))) = (&entry.reference, results.get(i))
+            && posted.replayed
+            && posted.entry_id == -1
+        {
+            let first = batch_refs
+                .get(&(*id, reference.clone()))
+                .and_then(|j| results.get(*j))
+                .and_then(|r| r.as_ref())
+                .and_then(|r| r.as_ref().ok())
+                .map(|p| p.entry_id);
+            if let (Some(first), Some(Some(Ok(posted)))) = (first, results.get_mut(i)) {
+                posted.entry_id = first;
+            }
+        }
+    }
+
+    for change in &changes {
+        status_changed(conn, change).await?;
+    }
+    Ok(results.into_iter().flatten().collect())
+}
+
+#[derive(Default)]
+struct Columns {
+    entry_id: Vec<i64>,
+    purchase_id: Vec<Uuid>,
+    kind: Vec<String>,
+    amount: Vec<i64>,
+    balance_after: Vec<i64>,
+    usage_amount: Vec<Option<BigDecimal>>,
+    usage_unit: Vec<Option<String>>,
+    description: Vec<Option<String>>,
+    metadata: Vec<serde_json::Value>,
+    occurred_at: Vec<Option<DateTime<Utc>>>,
+    reference: Vec<Option<String>>,
+}
+
+#[derive(Default)]
+struct PurchaseColumns {
+    id: Vec<Uuid>,
+    balance: Vec<i64>,
+    status: Vec<String>,
+    version: Vec<i64>,
+    low: Vec<Option<i64>>,
+    critical: Vec<Option<i64>>,
+    termination: Vec<Option<i64>>,
+    credited: Vec<bool>,
 }
 
 /// Provisioning finished: the purchase takes the status its balance gives (active, low, …).
@@ -250,14 +508,30 @@ pub async fn activate(
     let after = locked
         .triggers
         .map_or(PurchaseStatus::Active, |t| t.status_for(locked.balance));
+    set_locked_status(conn, &locked, after, "provisioned").await?;
+    Ok((locked.status, after))
+}
+
+/// Moves a locked purchase to `to` (bumping its status version) and announces the change in the
+/// same transaction. No-op when the status is already `to`.
+pub(super) async fn set_locked_status(
+    conn: &mut PgConnection,
+    locked: &LockedPurchase,
+    to: PurchaseStatus,
+    cause: &'static str,
+) -> Result<(), BillingError> {
+    if locked.status == to {
+        return Ok(());
+    }
     sqlx::query!(
-        "update purchase set status = $2, status_changed_at = now() where purchase_id = $1",
-        id.0,
-        after.as_str()
+        "update purchase set status = $2, status_changed_at = now(), status_version = status_version + 1
+         where purchase_id = $1",
+        locked.id.0,
+        to.as_str()
     )
     .execute(&mut *conn)
     .await?;
-    Ok((locked.status, after))
+    status_changed(conn, &locked.change(to, cause)).await
 }
 
 /// The purchase's balance and the sum of its ledger (they are always equal).

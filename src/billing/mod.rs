@@ -4,9 +4,14 @@ pub mod cost_explorer;
 pub mod cost_import;
 pub mod cur;
 pub mod cur_sample;
+pub mod events;
+pub mod history;
 pub mod keys;
 pub mod ledger;
+pub mod lifecycle;
+pub mod meter;
 pub mod purchases;
+pub mod tokens;
 
 use crate::domain::money::UsdMicros;
 
@@ -19,8 +24,39 @@ pub enum BillingError {
     Overflow,
     #[error("a ledger entry with reference {0:?} already exists with different content")]
     ReferenceConflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("idempotency key {0:?} was already used with a different request")]
+    IdempotencyConflict(String),
+    #[error("billing token {0} not found")]
+    TokenNotFound(i64),
+    #[error("too many usage records are waiting; retry shortly")]
+    Overloaded,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+impl BillingError {
+    /// A copy for each of several waiters (database errors become `Unavailable`/`Internal`).
+    pub fn share(&self) -> Self {
+        match self {
+            Self::PurchaseNotFound => Self::PurchaseNotFound,
+            Self::Overflow => Self::Overflow,
+            Self::ReferenceConflict(r) => Self::ReferenceConflict(r.clone()),
+            Self::Invalid(m) => Self::Invalid(m.clone()),
+            Self::IdempotencyConflict(k) => Self::IdempotencyConflict(k.clone()),
+            Self::TokenNotFound(id) => Self::TokenNotFound(*id),
+            Self::Overloaded => Self::Overloaded,
+            Self::Unavailable(m) => Self::Unavailable(m.clone()),
+            Self::Internal(m) => Self::Internal(m.clone()),
+            Self::Db(e) if crate::api::error::is_unavailable(e) => Self::Unavailable(e.to_string()),
+            Self::Db(e) => Self::Internal(e.to_string()),
+        }
+    }
 }
 
 /// Purchase lifecycle (SPEC §9).

@@ -54,8 +54,9 @@ pub async fn create(
         vendor.hash,
         vendor.display_prefix,
     )
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
+    super::events::purchase_created(conn, id, new).await?;
     Ok(CreatedPurchase {
         id,
         customer_key: customer.secret,
@@ -83,29 +84,25 @@ pub async fn key_matches(
     })
 }
 
-/// Moves a purchase to a status set outside the balance (provisioning done, failed, deleted).
-/// Returns the previous status.
+/// Moves a purchase to a status set outside the balance (provisioning done, failed, deleted),
+/// announcing the change in the same transaction. Returns the previous status.
 pub async fn set_status(
     conn: &mut PgConnection,
     id: PurchaseId,
     status: PurchaseStatus,
 ) -> Result<PurchaseStatus, BillingError> {
-    let row = sqlx::query!(
-        "select status from purchase where purchase_id = $1 for update",
+    let locked = super::ledger::lock(conn, id).await?;
+    super::ledger::set_locked_status(conn, &locked, status, "set_status").await?;
+    Ok(locked.status)
+}
+
+/// Whether the purchase exists.
+pub async fn exists(pool: &PgPool, id: PurchaseId) -> Result<bool, BillingError> {
+    let found = sqlx::query_scalar!(
+        "select 1 as \"one!\" from purchase where purchase_id = $1",
         id.0
     )
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(BillingError::PurchaseNotFound)?;
-    let before = PurchaseStatus::parse(&row.status).ok_or(BillingError::PurchaseNotFound)?;
-    if before != status {
-        sqlx::query!(
-            "update purchase set status = $2, status_changed_at = now() where purchase_id = $1",
-            id.0,
-            status.as_str()
-        )
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(before)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
 }

@@ -176,23 +176,7 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
     )
     .execute(&mut *tx)
     .await?;
-    let payload = json!({
-        "purchase_id": purchase_id.to_string(),
-        "offer_id": offer.offer_id,
-        "officex_purchase_id": input.officex_purchase_id,
-        "checkout_session_id": session.to_string(),
-        "balance_usd": balance.to_string(),
-        "deposits_credited": credited.len(),
-    });
-    notify::enqueue(
-        &mut tx,
-        Channel::Webhook,
-        "purchase.created",
-        Some(purchase_id),
-        &payload,
-        Some(&format!("webhook:purchase.created:{purchase_id}")),
-    )
-    .await?;
+    // The `purchase.created` webhook is queued by `purchases::create` itself.
     notify::enqueue(
         &mut tx,
         Channel::Officex,

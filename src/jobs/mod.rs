@@ -25,7 +25,7 @@ pub enum Outcome {
 pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
     type Pass = fn(AppState) -> futures::future::BoxFuture<'static, anyhow::Result<Outcome>>;
     // (name, sleep when idle, sleep after an error, one pass)
-    let jobs: [(&'static str, Duration, Duration, Pass); 4] = [
+    let jobs: [(&'static str, Duration, Duration, Pass); 6] = [
         ("deposit_watcher", secs(5), secs(15), |s| {
             Box::pin(async move { crate::chain::watcher::run_once(&s).await })
         }),
@@ -41,6 +41,12 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
             crate::officex::worker::ON_ERROR,
             |s| Box::pin(async move { crate::officex::worker::run_once(&s).await }),
         ),
+        ("notify", secs(2), secs(10), |s| {
+            Box::pin(async move { crate::notify::worker::run_once(&s).await })
+        }),
+        ("lifecycle", secs(60), secs(60), |s| {
+            Box::pin(async move { crate::billing::lifecycle::run_once(&s).await })
+        }),
     ];
     let mut set = JoinSet::new();
     for (name, idle, on_error, pass) in jobs {

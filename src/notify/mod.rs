@@ -1,5 +1,8 @@
 //! Notifications outbox: `enqueue` inside the transaction that makes the change; a worker delivers.
 
+pub mod events;
+pub mod worker;
+
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;

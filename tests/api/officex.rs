@@ -81,17 +81,9 @@ async fn buy(pool: &PgPool, org_host: &str, officex: bool) -> Bought {
     )
     .await
     .unwrap();
+    // Activation is a status change: `ledger::activate` queues the OfficeX row itself (as after a
+    // finalize, where it collapses with the `purchase.created` row into one call).
     ledger::activate(&mut tx, created.id).await.unwrap();
-    notify::enqueue(
-        &mut tx,
-        Channel::Officex,
-        "purchase.created",
-        Some(created.id),
-        &json!({}),
-        Some(&format!("officex:purchase.created:{}", created.id)),
-    )
-    .await
-    .unwrap();
     tx.commit().await.unwrap();
     Bought {
         id: created.id,
@@ -119,18 +111,8 @@ async fn post_and_enqueue(pool: &PgPool, id: PurchaseId, entry: NewEntry, refere
         .await
         .unwrap();
     }
-    if posted.status_changed() {
-        notify::enqueue(
-            &mut tx,
-            Channel::Officex,
-            "purchase.status_changed",
-            Some(id),
-            &json!({}),
-            Some(&format!("officex:status:{id}:{}", posted.entry_id)),
-        )
-        .await
-        .unwrap();
-    }
+    // A status change queues its own OfficeX row inside `ledger::post` (billing events).
+    let _ = posted;
     tx.commit().await.unwrap();
 }
 

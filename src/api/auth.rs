@@ -1,0 +1,124 @@
+//! Key extractors for the purchase routes. A key arrives as `Authorization: Bearer <key>` or as
+//! `?auth=<key>` (the header wins when both are present), the same way on every keyed route.
+//!
+//! - [`CustomerAuth`]: the purchase's customer key.
+//! - [`VendorAuth`]: the purchase's vendor key, or a live vendor-wide billing token (`vst_…`).
+//!
+//! An unknown purchase, a malformed id and a wrong key all give the same 401, so nobody learns
+//! which purchases exist; a key of another purchase, of the other role or a revoked token too.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Query, RawPathParams};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::error::ApiError;
+use crate::billing::keys::KeyKind;
+use crate::billing::{purchases, tokens};
+use crate::domain::ids::PurchaseId;
+use crate::state::AppState;
+
+/// The one answer for a bad or missing credential.
+pub fn unauthorized() -> ApiError {
+    ApiError::unauthorized("Unauthorized: invalid purchase ID or API key.")
+}
+
+/// The key presented with a request: the bearer header, else `?auth=`.
+pub fn presented_key(parts: &Parts) -> Option<String> {
+    let from_header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, key) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| key.trim().to_owned())
+        });
+    from_header
+        .or_else(|| {
+            Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+                .ok()
+                .and_then(|q| q.0.get("auth").map(|k| k.trim().to_owned()))
+        })
+        .filter(|k| !k.is_empty())
+}
+
+/// The `{id}` of the route, parsed (a malformed id cannot exist, so it is just "unauthorized").
+async fn path_purchase(parts: &mut Parts, state: &AppState) -> Result<PurchaseId, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| unauthorized())?;
+    params
+        .iter()
+        .find(|(name, _)| *name == "id")
+        .and_then(|(_, value)| value.parse().ok())
+        .ok_or_else(unauthorized)
+}
+
+/// A request authenticated with the purchase's customer key.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerAuth {
+    pub purchase_id: PurchaseId,
+}
+
+impl FromRequestParts<AppState> for CustomerAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = presented_key(parts).ok_or_else(missing_key)?;
+        let purchase_id = path_purchase(parts, state).await?;
+        if purchases::key_matches(&state.pool, purchase_id, KeyKind::Customer, &key).await? {
+            Ok(Self { purchase_id })
+        } else {
+            Err(unauthorized())
+        }
+    }
+}
+
+/// Which vendor credential authenticated the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VendorCredential {
+    /// The purchase's own vendor key.
+    PurchaseKey,
+    /// A vendor-wide billing token.
+    BillingToken,
+}
+
+/// A request authenticated with the purchase's vendor key or a billing token.
+#[derive(Debug, Clone, Copy)]
+pub struct VendorAuth {
+    pub purchase_id: PurchaseId,
+    pub credential: VendorCredential,
+}
+
+impl FromRequestParts<AppState> for VendorAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let key = presented_key(parts).ok_or_else(missing_key)?;
+        let purchase_id = path_purchase(parts, state).await?;
+        let credential = if key.starts_with(KeyKind::BillingToken.prefix()) {
+            let ok = tokens::is_valid(&state.pool, &key).await?
+                && purchases::exists(&state.pool, purchase_id).await?;
+            ok.then_some(VendorCredential::BillingToken)
+        } else {
+            purchases::key_matches(&state.pool, purchase_id, KeyKind::Vendor, &key)
+                .await?
+                .then_some(VendorCredential::PurchaseKey)
+        };
+        credential
+            .map(|credential| Self {
+                purchase_id,
+                credential,
+            })
+            .ok_or_else(unauthorized)
+    }
+}
+
+fn missing_key() -> ApiError {
+    ApiError::unauthorized(
+        "Unauthorized: an API key is required (Authorization: Bearer <key> or ?auth=<key>).",
+    )
+}

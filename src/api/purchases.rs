@@ -1,0 +1,303 @@
+//! A purchase as its customer sees it: `GET /v1/purchase/{id}`, `POST …/historical-billing`
+//! (customer key) and `POST …/validate-auth` (key in the body, always 200).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+
+use super::auth::CustomerAuth;
+use super::error::ApiError;
+use super::extract::{AppJson, AppPath};
+use crate::billing::history::{self, Bound, Bucket, Interval};
+use crate::billing::keys::KeyKind;
+use crate::billing::{PurchaseStatus, purchases};
+use crate::config::Config;
+use crate::domain::ids::{CheckoutSessionId, CheckoutWalletId, PurchaseId};
+use crate::domain::money::UsdMicros;
+use crate::state::AppState;
+
+/// The purchase on the wire: the reference's fields without any key, tracer, customer org data or
+/// internal column. USD amounts are decimal strings; times are epoch milliseconds as in the
+/// reference's rows.
+#[derive(Debug, Serialize)]
+pub struct PurchaseOut {
+    pub id: PurchaseId,
+    pub officex_purchase_id: Option<String>,
+    pub offer_id: String,
+    pub title: String,
+    pub description: String,
+    pub pricing: String,
+    pub vendor_id: Option<String>,
+    pub vendor_name: String,
+    pub status: PurchaseStatus,
+    pub officex_status: &'static str,
+    pub balance_usd: UsdMicros,
+    /// `null` until the first credit derives them.
+    pub balance_low_trigger: Option<UsdMicros>,
+    pub balance_critical_trigger: Option<UsdMicros>,
+    pub balance_termination_trigger: Option<UsdMicros>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One chain/token a checkout address accepts.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AcceptedToken {
+    pub chain: String,
+    pub chain_id: u64,
+    pub token_symbol: String,
+    pub token_name: String,
+    pub token_address: String,
+    pub token_decimals: u8,
+}
+
+/// The purchase's deposit address (`checkout_wallet` in the reference), without any key or seed.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CheckoutWalletOut {
+    pub id: CheckoutWalletId,
+    pub evm_address: String,
+    pub checkout_session_id: CheckoutSessionId,
+    pub offer_id: String,
+    /// Every configured stablecoin the offer accepts, on every configured chain.
+    pub accepts: Vec<AcceptedToken>,
+}
+
+impl CheckoutWalletOut {
+    /// Builds the wire form of a checkout wallet from what the payments tables hold; the accepted
+    /// tokens come from the configuration and the offer's token list (empty = all).
+    pub fn new(
+        id: CheckoutWalletId,
+        evm_address: String,
+        checkout_session_id: CheckoutSessionId,
+        offer_id: String,
+        offer_tokens: &[String],
+        config: &Config,
+    ) -> Self {
+        let accepts = config
+            .chains
+            .iter()
+            .flat_map(|chain| {
+                chain
+                    .tokens
+                    .iter()
+                    .filter(|t| offer_tokens.is_empty() || offer_tokens.contains(&t.symbol))
+                    .map(|t| AcceptedToken {
+                        chain: chain.name.clone(),
+                        chain_id: chain.chain_id,
+                        token_symbol: t.symbol.to_uppercase(),
+                        token_name: t.name.clone().unwrap_or_else(|| t.symbol.to_uppercase()),
+                        token_address: t.address.to_checksum(None),
+                        token_decimals: t.decimals,
+                    })
+            })
+            .collect();
+        Self {
+            id,
+            evm_address,
+            checkout_session_id,
+            offer_id,
+            accepts,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PurchaseResponse {
+    pub purchase: PurchaseOut,
+    /// MERGE POINT (payments): the purchase's checkout wallet from the payments tables, built with
+    /// [`CheckoutWalletOut::new`]. `null` until that module is merged.
+    pub checkout_wallet: Option<CheckoutWalletOut>,
+}
+
+async fn get_purchase(
+    State(state): State<AppState>,
+    auth: CustomerAuth,
+) -> Result<AppJson<PurchaseResponse>, ApiError> {
+    let r = sqlx::query!(
+        r#"select p.purchase_id, p.officex_purchase_id, p.offer_id, p.title, o.description, o.pricing_line,
+                  p.status, p.balance_micros, p.low_trigger_micros, p.critical_trigger_micros,
+                  p.termination_trigger_micros,
+                  (extract(epoch from p.created_at) * 1000)::bigint as "created_at!",
+                  (extract(epoch from p.updated_at) * 1000)::bigint as "updated_at!"
+           from purchase p join offer o using (offer_id) where p.purchase_id = $1"#,
+        auth.purchase_id.0
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(super::auth::unauthorized)?;
+    let status = PurchaseStatus::parse(&r.status)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown status {}", r.status)))?;
+    let purchase = PurchaseOut {
+        id: PurchaseId(r.purchase_id),
+        officex_purchase_id: r.officex_purchase_id,
+        offer_id: r.offer_id,
+        title: r.title,
+        description: r.description,
+        pricing: r.pricing_line,
+        vendor_id: state.config.vendor.id.clone(),
+        vendor_name: state.config.vendor.name.clone(),
+        status,
+        officex_status: status.officex(),
+        balance_usd: UsdMicros(r.balance_micros),
+        balance_low_trigger: r.low_trigger_micros.map(UsdMicros),
+        balance_critical_trigger: r.critical_trigger_micros.map(UsdMicros),
+        balance_termination_trigger: r.termination_trigger_micros.map(UsdMicros),
+        created_at: r.created_at,
+        updated_at: r.updated_at,
+    };
+    Ok(AppJson(PurchaseResponse {
+        purchase,
+        checkout_wallet: None,
+    }))
+}
+
+/// `{interval?, start_date?, end_date?}`; an empty body means all defaults.
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoricalBillingIn {
+    pub interval: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+}
+
+fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            "malformed_json"
+        } else {
+            "invalid_body"
+        };
+        ApiError::bad_request(code, format!("invalid request body: {e}"))
+    })
+}
+
+async fn historical_billing(
+    State(state): State<AppState>,
+    auth: CustomerAuth,
+    body: Bytes,
+) -> Result<AppJson<Vec<Bucket>>, ApiError> {
+    let input: HistoricalBillingIn = optional_json(&body)?;
+    let interval = match input.interval.as_deref() {
+        None => Interval::Daily,
+        Some(s) => Interval::parse(s)
+            .map_err(|e| ApiError::bad_request("invalid_interval", e.to_string()))?,
+    };
+    let bound = |s: Option<String>, field: &str| {
+        s.filter(|s| !s.trim().is_empty())
+            .map(|s| Bound::parse(&s))
+            .transpose()
+            .map_err(|e| ApiError::bad_request("invalid_date", format!("{field}: {e}")))
+    };
+    let start = bound(input.start_date, "start_date")?;
+    let end = bound(input.end_date, "end_date")?;
+    let buckets = history::buckets(&state.pool, auth.purchase_id, interval, start, end)
+        .await
+        .map_err(|e| match e {
+            crate::billing::BillingError::Invalid(m) => ApiError::bad_request("invalid_date", m),
+            other => other.into(),
+        })?;
+    Ok(AppJson(buckets))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ValidateAuthIn {
+    api_key: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ValidateAuthOut {
+    pub valid: bool,
+    pub message: &'static str,
+}
+
+/// Always 200 `{valid, message}` (the reference's contract); an unknown purchase and a wrong key
+/// get the same answer.
+async fn validate_auth(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+    body: Bytes,
+) -> Result<AppJson<ValidateAuthOut>, ApiError> {
+    let invalid = ValidateAuthOut {
+        valid: false,
+        message: "Unauthorized: Invalid API Key",
+    };
+    let key = optional_json::<ValidateAuthIn>(&body)
+        .ok()
+        .and_then(|b| b.api_key)
+        .and_then(|k| k.as_str().map(str::to_owned));
+    let (Some(key), Ok(id)) = (key, id.parse::<PurchaseId>()) else {
+        return Ok(AppJson(invalid));
+    };
+    if purchases::key_matches(&state.pool, id, KeyKind::Customer, &key).await? {
+        Ok(AppJson(ValidateAuthOut {
+            valid: true,
+            message: "Authorized",
+        }))
+    } else {
+        Ok(AppJson(invalid))
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/purchase/{id}", get(get_purchase))
+        .route(
+            "/v1/purchase/{id}/historical-billing",
+            post(historical_billing),
+        )
+        .route("/v1/purchase/{id}/validate-auth", post(validate_auth))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn checkout_wallet_lists_the_accepted_tokens() {
+        let vars: HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://x@localhost/x"),
+            ("RPC_ENDPOINT", "http://127.0.0.1:8545"),
+            ("CHAIN_ID_DEC", "84532"),
+            ("CHAIN_NAME", "base"),
+            ("USDC_ADDRESS", "0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+            ("USDT_ADDRESS", "0x0000000000000000000000000000000000000001"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = Config::from_vars(&vars).unwrap();
+        let wallet = CheckoutWalletOut::new(
+            CheckoutWalletId::new(),
+            "0xabc".into(),
+            CheckoutSessionId::new(),
+            "gemini-api-gateway".into(),
+            &["usdc".to_owned()],
+            &config,
+        );
+        assert_eq!(wallet.accepts.len(), 1);
+        assert_eq!(wallet.accepts[0].token_symbol, "USDC");
+        assert_eq!(wallet.accepts[0].chain_id, 84532);
+        let all = CheckoutWalletOut::new(
+            CheckoutWalletId::new(),
+            "0xabc".into(),
+            CheckoutSessionId::new(),
+            "x".into(),
+            &[],
+            &config,
+        );
+        assert_eq!(all.accepts.len(), 2);
+        let json = serde_json::to_value(&all).unwrap();
+        assert!(
+            json["checkout_session_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("CheckoutSessionID_")
+        );
+    }
+}

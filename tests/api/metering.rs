@@ -1,0 +1,337 @@
+//! meter-usage: malformed bodies, idempotent retries and 500 concurrent debits on one purchase.
+
+use std::collections::HashSet;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+
+use crate::fixtures::{Bought, balance, buy, outbox_rows};
+use crate::helpers::{TestApp, assert_error, spawn_app};
+
+const OFFER: &str = "gemini-api-gateway";
+
+fn path(a: &Bought) -> String {
+    format!("/v1/purchase/{}/meter-usage", a.id)
+}
+
+async fn meter(
+    app: &TestApp,
+    a: &Bought,
+    key: Option<&str>,
+    body: &Value,
+) -> (StatusCode, Value, bool) {
+    let mut request = app
+        .client
+        .post(app.url(&path(a)))
+        .bearer_auth(&a.vendor_key)
+        .json(body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        replayed,
+    )
+}
+
+async fn usage_rows(pool: &PgPool, a: &Bought) -> i64 {
+    sqlx::query_scalar::<_, i64>(
+        "select count(*) from ledger_entry where purchase_id = $1 and kind = 'usage'",
+    )
+    .bind(a.id.0)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test]
+async fn records_usage_and_answers_the_reference_shape(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let a = buy(&pool, OFFER, 10_000_000, None).await;
+    let body = json!({
+        "purchase_id": a.id.to_string(),
+        "timestamp": "2026-03-02T10:15:00Z",
+        "usage_amount": 1500,
+        "usage_unit": "tokens",
+        "billed_amount": "0.123456",
+        "description": "gemini-2.5-flash",
+        "metadata": {"model": "gemini-2.5-flash"}
+    });
+    let (status, answer, replayed) = meter(&app, &a, None, &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(!replayed);
+    assert_eq!(answer["message"], "Usage recorded and balance updated");
+    assert_eq!(answer["balance_usd"], "9.876544");
+    assert_eq!(answer["status"], "active");
+    let record = &answer["record"];
+    assert!(record["id"].as_i64().is_some());
+    assert_eq!(record["purchase_id"], a.id.to_string());
+    assert_eq!(record["timestamp"], "2026-03-02T10:15:00.000000Z");
+    assert_eq!(record["usage_amount"], "1500.000000");
+    assert_eq!(record["usage_unit"], "tokens");
+    assert_eq!(record["billed_amount"], "0.123456");
+    assert_eq!(record["description"], "gemini-2.5-flash");
+    assert_eq!(record["metadata"], json!({"model": "gemini-2.5-flash"}));
+    // No timestamp: now. The balance may go negative: usage always records.
+    let (status, answer, _) = meter(
+        &app,
+        &a,
+        None,
+        &json!({"usage_amount": "1", "usage_unit": "GB", "billed_amount": 20}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["balance_usd"], "-10.123456");
+    assert_eq!(answer["status"], "suspended");
+    let stamped =
+        chrono::DateTime::parse_from_rfc3339(answer["record"]["timestamp"].as_str().unwrap())
+            .unwrap();
+    assert!((chrono::Utc::now() - stamped.to_utc()).num_seconds().abs() < 60);
+    assert_eq!(balance(&pool, a.id).await, -10_123_456);
+}
+
+#[sqlx::test]
+async fn malformed_bodies_are_400_and_debit_nothing(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let a = buy(&pool, OFFER, 10_000_000, None).await;
+    let other = buy(&pool, OFFER, 10_000_000, None).await;
+    let ok = json!({"usage_amount": "1", "usage_unit": "tokens", "billed_amount": "0.5"});
+    for (field, value, code) in [
+        ("billed_amount", json!("-0.5"), "invalid_amount"),
+        ("billed_amount", json!(-1), "invalid_amount"),
+        ("billed_amount", json!("NaN"), "invalid_amount"),
+        ("billed_amount", json!("Infinity"), "invalid_amount"),
+        ("billed_amount", json!("0.0000001"), "invalid_amount"),
+        ("billed_amount", json!(0.1234567), "invalid_amount"),
+        ("billed_amount", json!("1e9999"), "invalid_amount"),
+        (
+            "billed_amount",
+            json!("123456789012345678901234567890"),
+            "invalid_amount",
+        ),
+        (
+            "billed_amount",
+            json!(12345678901234567890_u64),
+            "invalid_amount",
+        ),
+        ("billed_amount", json!("5000000000"), "invalid_amount"),
+        ("billed_amount", json!({"amount": 1}), "invalid_amount"),
+        ("usage_amount", json!("-3"), "invalid_amount"),
+        ("usage_amount", json!("1.2.3"), "invalid_amount"),
+        ("usage_unit", json!(""), "missing_field"),
+        ("usage_unit", json!(7), "invalid_body"),
+        (
+            "purchase_id",
+            json!(other.id.to_string()),
+            "purchase_mismatch",
+        ),
+        ("timestamp", json!("last tuesday"), "invalid_timestamp"),
+        ("metadata", json!("text"), "invalid_body"),
+    ] {
+        let mut body = ok.clone();
+        body[field] = value.clone();
+        let (status, answer, _) = meter(&app, &a, None, &body).await;
+        assert_error(&(status, answer), StatusCode::BAD_REQUEST, code);
+    }
+    for missing in ["usage_amount", "usage_unit", "billed_amount"] {
+        let mut body = ok.clone();
+        body.as_object_mut().unwrap().remove(missing);
+        let (status, answer, _) = meter(&app, &a, None, &body).await;
+        assert_error(&(status, answer), StatusCode::BAD_REQUEST, "missing_field");
+    }
+    let got = app
+        .post_raw(
+            &path(&a),
+            "application/json",
+            b"{\"billed_amount\": NaN}".to_vec(),
+        )
+        .await;
+    assert_eq!(got.0, StatusCode::UNAUTHORIZED, "no key first");
+    let response = app
+        .client
+        .post(app.url(&path(&a)))
+        .bearer_auth(&a.vendor_key)
+        .header("content-type", "application/json")
+        .body("{\"billed_amount\": NaN}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["code"],
+        "malformed_json"
+    );
+    assert_eq!(usage_rows(&pool, &a).await, 0);
+    assert_eq!(balance(&pool, a.id).await, 10_000_000);
+}
+
+#[sqlx::test]
+async fn idempotent_retries_debit_once(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let a = buy(&pool, OFFER, 10_000_000, None).await;
+    let b = buy(&pool, OFFER, 10_000_000, None).await;
+    let body = json!({"usage_amount": "2", "usage_unit": "tokens", "billed_amount": "1.25"});
+    let first = meter(&app, &a, Some("req-1"), &body).await;
+    assert_eq!(first.0, StatusCode::OK);
+    assert!(!first.2);
+    // Another debit in between: the retry still answers the first answer.
+    meter(&app, &a, Some("req-2"), &body).await;
+    let retry = meter(&app, &a, Some("req-1"), &body).await;
+    assert_eq!(retry.0, StatusCode::OK);
+    assert!(retry.2, "replay header");
+    assert_eq!(retry.1, first.1);
+    // Amounts are compared as numbers: 1.25 and "1.250000" are the same request.
+    let same = json!({"usage_amount": 2, "usage_unit": "tokens", "billed_amount": 1.25});
+    assert_eq!(meter(&app, &a, Some("req-1"), &same).await.1, first.1);
+    // The body field is the same key as the header.
+    let mut with_field = body.clone();
+    with_field["idempotency_key"] = json!("req-1");
+    assert_eq!(meter(&app, &a, None, &with_field).await.1, first.1);
+    assert_eq!(usage_rows(&pool, &a).await, 2);
+    assert_eq!(balance(&pool, a.id).await, 10_000_000 - 2 * 1_250_000);
+
+    // Same key, different body: 409, nothing debited.
+    let changed = json!({"usage_amount": "2", "usage_unit": "tokens", "billed_amount": "1.26"});
+    let conflict = meter(&app, &a, Some("req-1"), &changed).await;
+    assert_error(
+        &(conflict.0, conflict.1),
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+    );
+    // Header and body keys that differ: 400.
+    let mut mismatched = body.clone();
+    mismatched["idempotency_key"] = json!("other");
+    let got = meter(&app, &a, Some("req-9"), &mismatched).await;
+    assert_error(
+        &(got.0, got.1),
+        StatusCode::BAD_REQUEST,
+        "idempotency_key_mismatch",
+    );
+    let got = meter(&app, &a, Some(&"k".repeat(300)), &body).await;
+    assert_error(
+        &(got.0, got.1),
+        StatusCode::BAD_REQUEST,
+        "invalid_idempotency_key",
+    );
+    // Keys are scoped to the purchase.
+    let on_b = meter(&app, &b, Some("req-1"), &body).await;
+    assert_eq!(on_b.0, StatusCode::OK);
+    assert!(!on_b.2);
+    assert_eq!(usage_rows(&pool, &a).await, 2);
+    assert_eq!(balance(&pool, b.id).await, 10_000_000 - 1_250_000);
+    // Kept 30 days, then the key may be used again.
+    sqlx::query(
+        "update meter_idempotency set created_at = now() - interval '31 days' where key = 'req-2'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let again = meter(&app, &a, Some("req-2"), &changed).await;
+    assert_eq!(again.0, StatusCode::OK);
+    assert!(!again.2);
+    assert_eq!(usage_rows(&pool, &a).await, 3);
+}
+
+/// 500 parallel calls (plus 100 concurrent retries of some of them) on one purchase, crossing
+/// low → critical → suspended: exact balance, ledger = balance, each crossing announced once per
+/// channel.
+#[sqlx::test]
+async fn concurrent_debits_are_exact_and_each_crossing_notified_once(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    // 10 USD: low 2, critical 1, termination 0.10.
+    let a = buy(&pool, OFFER, 10_000_000, Some("customer@example.com")).await;
+    let body = json!({"usage_amount": "1", "usage_unit": "tokens", "billed_amount": "0.02"});
+    let keys: Vec<String> = (0..500)
+        .map(|i| format!("k-{i}"))
+        .chain((0..100).map(|i| format!("k-{}", i * 5)))
+        .collect();
+    let tasks: Vec<_> = keys
+        .into_iter()
+        .map(|key| {
+            let client = app.client.clone();
+            let url = app.url(&path(&a));
+            let vendor_key = a.vendor_key.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let response = client
+                    .post(url)
+                    .bearer_auth(vendor_key)
+                    .header("Idempotency-Key", &key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status();
+                let answer: Value = response.json().await.unwrap();
+                (key, status, answer)
+            })
+        })
+        .collect();
+    let mut ids_by_key = std::collections::HashMap::new();
+    let mut record_ids = HashSet::new();
+    for task in tasks {
+        let (key, status, answer) = task.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let id = answer["record"]["id"].as_i64().unwrap();
+        if let Some(previous) = ids_by_key.insert(key, id) {
+            assert_eq!(previous, id, "a retry answers the first record");
+        }
+        record_ids.insert(id);
+    }
+    assert_eq!(record_ids.len(), 500);
+    assert_eq!(usage_rows(&pool, &a).await, 500);
+    assert_eq!(balance(&pool, a.id).await, 0);
+    let status: String = sqlx::query_scalar("select status from purchase where purchase_id = $1")
+        .bind(a.id.0)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "suspended");
+    // Balances in the ledger are a strictly decreasing 10.00 → 0.00 sequence (serial order).
+    let afters: Vec<i64> = sqlx::query_scalar(
+        "select balance_after_micros from ledger_entry where purchase_id = $1 and kind = 'usage' order by entry_id",
+    )
+    .bind(a.id.0)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let expected: Vec<i64> = (1..=500).map(|i| 10_000_000 - i * 20_000).collect();
+    assert_eq!(afters, expected);
+
+    let webhooks = outbox_rows(&pool, a.id, "webhook", "purchase.status_changed").await;
+    let crossings: Vec<(String, String)> = webhooks
+        .iter()
+        .map(|d| {
+            (
+                d["previous_status"].as_str().unwrap().to_owned(),
+                d["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        crossings,
+        vec![
+            ("provisioning".into(), "active".into()),
+            ("active".into(), "low".into()),
+            ("low".into(), "critical".into()),
+            ("critical".into(), "suspended".into()),
+        ]
+    );
+    assert_eq!(webhooks[1]["balance_usd"], "2.000000");
+    assert_eq!(webhooks[2]["balance_usd"], "1.000000");
+    assert_eq!(webhooks[3]["balance_usd"], "0.100000");
+    assert_eq!(
+        outbox_rows(&pool, a.id, "email", "purchase.status_changed")
+            .await
+            .len(),
+        4
+    );
+    let officex = outbox_rows(&pool, a.id, "officex", "purchase.status_changed").await;
+    assert_eq!(officex.len(), 4);
+    assert!(officex.iter().all(|p| *p == json!({})));
+}
