@@ -106,8 +106,8 @@ impl CheckoutWalletOut {
 #[derive(Debug, Serialize)]
 pub struct PurchaseResponse {
     pub purchase: PurchaseOut,
-    /// MERGE POINT (payments): the purchase's checkout wallet from the payments tables, built with
-    /// [`CheckoutWalletOut::new`]. `null` until that module is merged.
+    /// The purchase's deposit wallet (top up by sending to `evm_address`); `null` for a purchase
+    /// not made through a checkout.
     pub checkout_wallet: Option<CheckoutWalletOut>,
 }
 
@@ -147,9 +147,26 @@ async fn get_purchase(
         created_at: r.created_at,
         updated_at: r.updated_at,
     };
+    let checkout_wallet = match crate::checkout::find_by_purchase(&state.pool, purchase.id).await? {
+        Some(c) => {
+            let tokens = crate::catalog::find_offer(&state.pool, &c.offer_id)
+                .await?
+                .map(|o| o.tokens)
+                .unwrap_or_default();
+            Some(CheckoutWalletOut::new(
+                c.wallet_id,
+                c.deposit_address,
+                c.session,
+                c.offer_id,
+                &tokens,
+                &state.config,
+            ))
+        }
+        None => None,
+    };
     Ok(AppJson(PurchaseResponse {
         purchase,
-        checkout_wallet: None,
+        checkout_wallet,
     }))
 }
 

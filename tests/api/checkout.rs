@@ -231,6 +231,20 @@ async fn full_usdc_flow_credits_once_and_sweeps_by_eip3009_relay(pool: PgPool) {
     assert_eq!(r["skip_to_final_redirect"], r["billing_url"]);
     assert_eq!(r["delivery_url"], r["billing_url"]);
     assert_eq!(r["checkout_session_id"], session.as_str());
+    // The customer's purchase view shows where to top up, and no secret.
+    let (status, view) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}"), key)
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{view}");
+    let wallet = &view["checkout_wallet"];
+    assert_eq!(
+        wallet["evm_address"].as_str().unwrap().to_lowercase(),
+        format!("{address:#x}")
+    );
+    assert_eq!(wallet["checkout_session_id"], session.as_str());
+    assert_eq!(view["purchase"]["balance_usd"], "5.000000");
+    assert!(!view.to_string().contains(key), "{view}");
 
     assert_eq!(p.balance().await, 5_000_000);
     let reference: String =
