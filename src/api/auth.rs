@@ -77,6 +77,20 @@ impl FromRequestParts<AppState> for CustomerAuth {
     }
 }
 
+/// The key presented with a request, not checked yet: for routes that find the purchase from the
+/// body (`/v1/checkout/topup`); they check it with [`purchases::key_matches`] and answer
+/// [`unauthorized`] alike for an unknown purchase and a wrong key.
+#[derive(Debug, Clone)]
+pub struct PresentedKey(pub String);
+
+impl FromRequestParts<AppState> for PresentedKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+        presented_key(parts).map(Self).ok_or_else(missing_key)
+    }
+}
+
 /// Which vendor credential authenticated the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VendorCredential {

@@ -11,14 +11,15 @@ use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 use axum::response::Html;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
+use super::auth::{CustomerAuth, PresentedKey, unauthorized};
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath, AppQuery};
+use super::extract::AppJson;
 use crate::billing::keys::KeyKind;
 use crate::billing::purchases;
 use crate::checkout::finalize::{self, FinalizeInput, Finalized};
@@ -446,38 +447,11 @@ async fn finalize_route(
 
 // ---------------------------------------------------------------- topup and verify-topup
 
-#[derive(Debug, Deserialize)]
-pub struct AuthQuery {
-    pub auth: Option<String>,
-}
-
-/// The customer key from `Authorization: Bearer` or `?auth=`.
-fn presented_key(headers: &HeaderMap, query: &AuthQuery) -> Result<String, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    bearer
-        .map(str::to_owned)
-        .or_else(|| query.auth.clone().filter(|a| !a.is_empty()))
-        .ok_or_else(|| ApiError::unauthorized("Unauthorized: Authentication token required."))
-}
-
-/// The same 401 for an unknown purchase and a wrong key.
-fn bad_key() -> ApiError {
-    ApiError::unauthorized("Unauthorized: Invalid purchase ID or token.")
-}
-
 async fn authorize(state: &AppState, purchase_id: PurchaseId, key: &str) -> Result<(), ApiError> {
     let ok = purchases::key_matches(&state.pool, purchase_id, KeyKind::Customer, key)
         .await
         .map_err(CheckoutError::from)?;
-    if ok { Ok(()) } else { Err(bad_key()) }
+    if ok { Ok(()) } else { Err(unauthorized()) }
 }
 
 #[derive(Debug, Deserialize)]
@@ -536,20 +510,18 @@ fn topup_message(report: &checkout::TopupReport) -> String {
 #[tracing::instrument(skip_all)]
 async fn topup(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    AppQuery(query): AppQuery<AuthQuery>,
+    PresentedKey(key): PresentedKey,
     AppJson(body): AppJson<TopupIn>,
 ) -> Result<AppJson<TopupOut>, ApiError> {
-    let key = presented_key(&headers, &query)?;
     let session_text = required("checkout_session_id", body.checkout_session_id, 200)?;
     text("note", body.note, 2000)?;
     let tracer = text("tracer", body.tracer, 200)?;
     let Ok(session) = checkout::parse_session(&session_text) else {
-        return Err(bad_key());
+        return Err(unauthorized());
     };
     let found: Option<Checkout> = checkout::find(&state.pool, session).await?;
     let Some((found, purchase_id)) = found.and_then(|c| c.purchase_id.map(|p| (c, p))) else {
-        return Err(bad_key());
+        return Err(unauthorized());
     };
     authorize(&state, purchase_id, &key).await?;
     let report = checkout::topup(&state, found).await?;
@@ -590,12 +562,9 @@ pub enum VerifyTopupOut {
 #[tracing::instrument(skip_all)]
 async fn verify_topup(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    AppPath(purchase_id): AppPath<String>,
-    AppQuery(query): AppQuery<AuthQuery>,
+    CustomerAuth { purchase_id }: CustomerAuth,
     body: Bytes,
 ) -> Result<AppJson<VerifyTopupOut>, ApiError> {
-    let key = presented_key(&headers, &query)?;
     let body: VerifyTopupIn = if body.iter().all(u8::is_ascii_whitespace) {
         VerifyTopupIn::default()
     } else {
@@ -609,13 +578,9 @@ async fn verify_topup(
             "min_target_balance must not be negative",
         ));
     }
-    let Ok(purchase_id) = purchase_id.parse::<PurchaseId>() else {
-        return Err(bad_key());
-    };
-    authorize(&state, purchase_id, &key).await?;
     let found = checkout::find_by_purchase(&state.pool, purchase_id)
         .await?
-        .ok_or_else(bad_key)?;
+        .ok_or_else(unauthorized)?;
     let report = checkout::topup(&state, found).await?;
     let message = topup_message(&report);
     Ok(AppJson(if report.credited.is_empty() {
@@ -681,10 +646,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/checkout/validate", post(validate))
         .route("/v1/checkout/finalize", post(finalize_route))
         .route("/v1/checkout/topup", post(topup))
-        .route(
-            "/v1/purchase/{purchase_id}/verify-topup",
-            post(verify_topup),
-        )
+        .route("/v1/purchase/{id}/verify-topup", post(verify_topup))
         .route("/v1/dashboard/customer", get(customer_page))
         .layer(Extension(Arc::new(RateLimiter::default())))
 }

@@ -80,6 +80,32 @@ impl Moto {
         Self { url, _child: child }
     }
 
+    /// Forgets every resource and queued result (`/moto-api/reset`).
+    pub async fn reset(&self) {
+        let status = reqwest::Client::new()
+            .post(format!("{}/moto-api/reset", self.url))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status.is_success(), "reset: {status}");
+    }
+
+    /// Queues `GetCostAndUsage` answers (moto's configurable Cost Explorer results).
+    pub async fn queue_cost_and_usage(&self, results: serde_json::Value) {
+        let status = reqwest::Client::new()
+            .post(format!(
+                "{}/moto-api/static/ce/cost-and-usage-results",
+                self.url
+            ))
+            .json(&serde_json::json!({ "results": results }))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status.as_u16(), 201, "queueing Cost Explorer results");
+    }
+
     /// From now on moto checks every request's signature and IAM policies (moto enforces IAM only
     /// in this mode).
     pub async fn enforce_iam(&self) {

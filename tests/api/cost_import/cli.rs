@@ -56,7 +56,7 @@ async fn billing_import_and_runs_from_the_command_line(pool: PgPool) {
         ("DATABASE_URL", url.as_str()),
         ("OFFERS_FILE", offers.as_str()),
         ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", env.moto.endpoint.as_str()),
+        ("AWS_ENDPOINT_URL", env.moto.url.as_str()),
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("BILLING_BUCKET_NAME", BUCKET),

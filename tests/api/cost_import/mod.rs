@@ -3,7 +3,6 @@
 
 mod cli;
 mod cost_explorer;
-mod moto;
 
 use chrono::NaiveDate;
 use flate2::Compression;
@@ -20,7 +19,7 @@ use vendor_server::domain::money::UsdMicros;
 use vendor_server::jobs::Outcome;
 
 use crate::helpers::{TestApp, spawn_app_with};
-use moto::Moto;
+use crate::moto::Moto;
 
 pub const BUCKET: &str = "officex-vendor-billing-reports-test";
 pub const PREFIX: &str = "officex-vendor-billing-reports";
@@ -38,7 +37,7 @@ pub async fn env(pool: PgPool, extra: &[(&str, &str)]) -> Env {
     let moto = Moto::start().await;
     let mut vars = vec![
         ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("BILLING_BUCKET_NAME", BUCKET),
