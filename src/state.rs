@@ -27,6 +27,8 @@ pub struct AppState {
     pub chains: Arc<Chains>,
     /// meter-usage debits, coalesced into group-committed transactions.
     pub meter: Meter,
+    /// Purchase key hashes (immutable), cached for authentication.
+    pub key_hashes: Arc<crate::billing::purchases::KeyHashes>,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
         let chains = Arc::new(Chains::from_config(&config)?);
         Ok(Self {
             meter: Meter::new(pool.clone()),
+            key_hashes: Arc::default(),
             pool,
             config,
             http,
