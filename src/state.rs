@@ -27,8 +27,6 @@ pub struct AppState {
     pub chains: Arc<Chains>,
     /// meter-usage debits, coalesced into group-committed transactions.
     pub meter: Meter,
-    /// Purchase key hashes (immutable), cached for authentication.
-    pub key_hashes: Arc<crate::billing::purchases::KeyHashes>,
 }
 
 impl AppState {
@@ -47,7 +45,6 @@ impl AppState {
         let chains = Arc::new(Chains::from_config(&config)?);
         Ok(Self {
             meter: Meter::new(pool.clone()),
-            key_hashes: Arc::default(),
             pool,
             config,
             http,

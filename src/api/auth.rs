@@ -69,15 +69,7 @@ impl FromRequestParts<AppState> for CustomerAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = presented_key(parts).ok_or_else(missing_key)?;
         let purchase_id = path_purchase(parts, state).await?;
-        if purchases::key_matches(
-            &state.pool,
-            &state.key_hashes,
-            purchase_id,
-            KeyKind::Customer,
-            &key,
-        )
-        .await?
-        {
+        if purchases::key_matches(&state.pool, purchase_id, KeyKind::Customer, &key).await? {
             Ok(Self { purchase_id })
         } else {
             Err(unauthorized())
@@ -123,22 +115,12 @@ impl FromRequestParts<AppState> for VendorAuth {
         let purchase_id = path_purchase(parts, state).await?;
         let credential = if key.starts_with(KeyKind::BillingToken.prefix()) {
             let ok = tokens::is_valid(&state.pool, &key).await?
-                && state
-                    .key_hashes
-                    .get(&state.pool, purchase_id)
-                    .await?
-                    .is_some();
+                && purchases::exists(&state.pool, purchase_id).await?;
             ok.then_some(VendorCredential::BillingToken)
         } else {
-            purchases::key_matches(
-                &state.pool,
-                &state.key_hashes,
-                purchase_id,
-                KeyKind::Vendor,
-                &key,
-            )
-            .await?
-            .then_some(VendorCredential::PurchaseKey)
+            purchases::key_matches(&state.pool, purchase_id, KeyKind::Vendor, &key)
+                .await?
+                .then_some(VendorCredential::PurchaseKey)
         };
         credential
             .map(|credential| Self {

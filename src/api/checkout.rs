@@ -448,15 +448,9 @@ async fn finalize_route(
 // ---------------------------------------------------------------- topup and verify-topup
 
 async fn authorize(state: &AppState, purchase_id: PurchaseId, key: &str) -> Result<(), ApiError> {
-    let ok = purchases::key_matches(
-        &state.pool,
-        &state.key_hashes,
-        purchase_id,
-        KeyKind::Customer,
-        key,
-    )
-    .await
-    .map_err(CheckoutError::from)?;
+    let ok = purchases::key_matches(&state.pool, purchase_id, KeyKind::Customer, key)
+        .await
+        .map_err(CheckoutError::from)?;
     if ok { Ok(()) } else { Err(unauthorized()) }
 }
 

@@ -249,7 +249,7 @@ async fn validate_auth(
     let (Some(key), Ok(id)) = (key, id.parse::<PurchaseId>()) else {
         return Ok(AppJson(invalid));
     };
-    if purchases::key_matches(&state.pool, &state.key_hashes, id, KeyKind::Customer, &key).await? {
+    if purchases::key_matches(&state.pool, id, KeyKind::Customer, &key).await? {
         Ok(AppJson(ValidateAuthOut {
             valid: true,
             message: "Authorized",

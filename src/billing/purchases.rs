@@ -67,69 +67,21 @@ pub async fn create(
 /// Whether `key` is the purchase's key of `kind`. Unknown purchases and wrong keys look the same.
 pub async fn key_matches(
     pool: &PgPool,
-    cache: &KeyHashes,
     id: PurchaseId,
     kind: KeyKind,
     key: &str,
 ) -> Result<bool, BillingError> {
-    let Some(hashes) = cache.get(pool, id).await? else {
-        return Ok(false);
-    };
-    Ok(match kind {
-        KeyKind::Customer => keys::matches(key, &hashes.customer),
-        KeyKind::Vendor => keys::matches(key, &hashes.vendor),
-        KeyKind::BillingToken => false,
+    let row = sqlx::query!(
+        "select customer_key_hash, vendor_key_hash from purchase where purchase_id = $1",
+        id.0
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(match (row, kind) {
+        (Some(r), KeyKind::Customer) => keys::matches(key, &r.customer_key_hash),
+        (Some(r), KeyKind::Vendor) => keys::matches(key, &r.vendor_key_hash),
+        _ => false,
     })
-}
-
-/// A purchase's key hashes.
-#[derive(Debug)]
-pub struct PurchaseKeyHashes {
-    pub customer: Vec<u8>,
-    pub vendor: Vec<u8>,
-}
-
-/// Purchase key hashes never change once a purchase exists, so they are cached (bounded) and
-/// authenticating a request costs no database round trip after the first for that purchase.
-/// Only purchases that exist are cached.
-#[derive(Debug, Default)]
-pub struct KeyHashes(
-    std::sync::RwLock<std::collections::HashMap<uuid::Uuid, std::sync::Arc<PurchaseKeyHashes>>>,
-);
-
-/// Entries kept at most (about 150 bytes each); the cache starts over when full.
-const KEY_CACHE_MAX: usize = 100_000;
-
-impl KeyHashes {
-    /// The hashes of a purchase, `None` when it does not exist.
-    pub async fn get(
-        &self,
-        pool: &PgPool,
-        id: PurchaseId,
-    ) -> Result<Option<std::sync::Arc<PurchaseKeyHashes>>, BillingError> {
-        if let Some(hit) = self.0.read().ok().and_then(|m| m.get(&id.0).cloned()) {
-            return Ok(Some(hit));
-        }
-        let row = sqlx::query!(
-            "select customer_key_hash, vendor_key_hash from purchase where purchase_id = $1",
-            id.0
-        )
-        .fetch_optional(pool)
-        .await?;
-        Ok(row.map(|r| {
-            let hashes = std::sync::Arc::new(PurchaseKeyHashes {
-                customer: r.customer_key_hash,
-                vendor: r.vendor_key_hash,
-            });
-            if let Ok(mut map) = self.0.write() {
-                if map.len() >= KEY_CACHE_MAX {
-                    map.clear();
-                }
-                map.insert(id.0, hashes.clone());
-            }
-            hashes
-        }))
-    }
 }
 
 /// Moves a purchase to a status set outside the balance (provisioning done, failed, deleted),
@@ -142,4 +94,15 @@ pub async fn set_status(
     let locked = super::ledger::lock(conn, id).await?;
     super::ledger::set_locked_status(conn, &locked, status, "set_status").await?;
     Ok(locked.status)
+}
+
+/// Whether the purchase exists.
+pub async fn exists(pool: &PgPool, id: PurchaseId) -> Result<bool, BillingError> {
+    let found = sqlx::query_scalar!(
+        "select 1 as \"one!\" from purchase where purchase_id = $1",
+        id.0
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(found.is_some())
 }
