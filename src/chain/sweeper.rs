@@ -620,24 +620,7 @@ async fn gas_available(
             ),
         });
         let key = format!("gas.low:{}:{}", chain.id(), since.timestamp());
-        notify::enqueue(
-            &mut tx,
-            Channel::Webhook,
-            "gas.low",
-            None,
-            &data,
-            Some(&format!("webhook:{key}")),
-        )
-        .await?;
-        notify::enqueue(
-            &mut tx,
-            Channel::Alert,
-            "gas.low",
-            None,
-            &data,
-            Some(&format!("alert:{key}")),
-        )
-        .await?;
+        tell_vendor(&mut tx, "gas.low", &data, &key).await?;
         tracing::error!(chain = chain.name(), %gas, %balance, %cost, "gas wallet too low; sweeps wait");
     }
     tx.commit().await?;
@@ -841,26 +824,23 @@ async fn fail(
         sweep.sweep_id,
         sweep.tx_hash.map(|h| h.to_string()).unwrap_or_default()
     );
-    notify::enqueue(
-        &mut tx,
-        Channel::Webhook,
-        "sweep.failed",
-        None,
-        &data,
-        Some(&format!("webhook:{key}")),
-    )
-    .await?;
-    notify::enqueue(
-        &mut tx,
-        Channel::Alert,
-        "sweep.failed",
-        None,
-        &data,
-        Some(&format!("alert:{key}")),
-    )
-    .await?;
+    tell_vendor(&mut tx, "sweep.failed", &data, &key).await?;
     tx.commit().await?;
     tracing::error!(sweep_id = sweep.sweep_id, error, "sweep failed");
+    Ok(())
+}
+
+/// A vendor-side event: the signed webhook and an operator alert, each once per `key`.
+async fn tell_vendor(
+    conn: &mut sqlx::PgConnection,
+    event_type: &str,
+    data: &serde_json::Value,
+    key: &str,
+) -> Result<(), sqlx::Error> {
+    for (channel, prefix) in [(Channel::Webhook, "webhook"), (Channel::Alert, "alert")] {
+        let dedupe = format!("{prefix}:{key}");
+        notify::enqueue(&mut *conn, channel, event_type, None, data, Some(&dedupe)).await?;
+    }
     Ok(())
 }
 

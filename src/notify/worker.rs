@@ -282,12 +282,31 @@ async fn emails(state: &AppState, channel: Channel) -> anyhow::Result<usize> {
     Ok(n)
 }
 
+/// The alert an `Alert`-channel row carries. Modules write `{subject, text}` or `{message, …}` with
+/// extra fields; whatever the shape, the operator gets a subject (the event type when none is given)
+/// and a text (the message, else the whole payload), never a silently dropped alert.
+fn alert_of(item: &OutboxItem) -> Alert {
+    let field = |name: &str| {
+        item.payload
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    Alert {
+        subject: field("subject").unwrap_or_else(|| item.event_type.clone()),
+        text: field("text")
+            .or_else(|| field("message"))
+            .unwrap_or_else(|| serde_json::to_string_pretty(&item.payload).unwrap_or_default()),
+    }
+}
+
 fn log_alert(item: &OutboxItem) {
-    let alert: Option<Alert> = serde_json::from_value(item.payload.clone()).ok();
+    let alert = alert_of(item);
     tracing::error!(
         event_type = %item.event_type,
-        subject = alert.as_ref().map_or("", |a| a.subject.as_str()),
-        text = alert.as_ref().map_or("", |a| a.text.as_str()),
+        subject = %alert.subject,
+        text = %alert.text,
         "operator alert"
     );
 }
@@ -295,7 +314,8 @@ fn log_alert(item: &OutboxItem) {
 async fn send_email(state: &AppState, mailer: &Mailer, item: &OutboxItem) -> Delivery {
     let notify = &state.config.notify;
     let email = if item.channel == Channel::Alert.as_str() {
-        serde_json::from_value::<Alert>(item.payload.clone()).map(|a| Email {
+        let a = alert_of(item);
+        Ok(Email {
             to: notify.alert_email.clone().unwrap_or_default(),
             subject: format!("[{}] {}", state.config.vendor.name, a.subject),
             text: a.text,
@@ -344,6 +364,36 @@ async fn send_email(state: &AppState, mailer: &Mailer, item: &OutboxItem) -> Del
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn alerts_of_every_module_shape_are_readable() {
+        let item = |event: &str, payload: serde_json::Value| super::OutboxItem {
+            outbox_id: 1,
+            channel: "alert".into(),
+            event_id: uuid::Uuid::new_v4(),
+            event_type: event.into(),
+            purchase_id: None,
+            payload,
+            attempt: 1,
+            created_at: chrono::Utc::now(),
+        };
+        let own = super::alert_of(&item("x", serde_json::json!({"subject": "S", "text": "T"})));
+        assert_eq!((own.subject.as_str(), own.text.as_str()), ("S", "T"));
+        // The payments and OfficeX modules write `message` (and more fields), sometimes no subject.
+        let sweep = super::alert_of(&item(
+            "gas.low",
+            serde_json::json!({"message": "fund it", "chain_id": 1}),
+        ));
+        assert_eq!(
+            (sweep.subject.as_str(), sweep.text.as_str()),
+            ("gas.low", "fund it")
+        );
+        let bare = super::alert_of(&item(
+            "deposit.reorged",
+            serde_json::json!({"tx_hash": "0xab"}),
+        ));
+        assert!(bare.text.contains("0xab"));
+    }
+
     use super::*;
 
     #[test]
