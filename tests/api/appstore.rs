@@ -1,7 +1,20 @@
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
-use crate::helpers::{assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
+
+/// Both offer providers configured (AWS at an address that is never called, a Gemini key): every
+/// offer is sold.
+pub const SELLING: &[(&str, &str)] = &[
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_ENDPOINT_URL", "http://127.0.0.1:9"),
+    ("GEMINI_API_KEY", "test-upstream-key"),
+];
+
+async fn spawn_selling(pool: PgPool, extra: &[(&str, &str)]) -> TestApp {
+    let vars: Vec<(&str, &str)> = SELLING.iter().chain(extra).copied().collect();
+    spawn_app_with(pool, &vars).await
+}
 
 #[sqlx::test]
 async fn health_checks_the_database(pool: PgPool) {
@@ -28,7 +41,7 @@ async fn health_answers_503_when_the_database_is_gone(pool: PgPool) {
 
 #[sqlx::test]
 async fn suggest_returns_absolute_urls_that_resolve(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let app = spawn_selling(pool, &[]).await;
     let (status, body) = app.get("/v1/appstore/suggest").await;
     assert_eq!(status, StatusCode::OK);
     let urls: Vec<String> = body
@@ -47,7 +60,7 @@ async fn suggest_returns_absolute_urls_that_resolve(pool: PgPool) {
 
 #[sqlx::test]
 async fn suggest_ranks_by_hints(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let app = spawn_selling(pool, &[]).await;
     let (_, body) = app
         .get("/v1/appstore/suggest?profession=Writer&limit=1")
         .await;
@@ -71,7 +84,7 @@ async fn suggest_rejects_bad_query(pool: PgPool) {
 
 #[sqlx::test]
 async fn list_returns_only_its_own_offers(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let app = spawn_selling(pool, &[]).await;
     let (status, body) = app.get("/v1/appstore/list/recommended_s3").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["list_id"], "recommended_s3");
@@ -104,7 +117,7 @@ async fn unknown_list_is_404(pool: PgPool) {
 
 #[sqlx::test]
 async fn offer_has_the_reference_fields(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let app = spawn_selling(pool, &[]).await;
     let (status, body) = app.get("/v1/offer/aws-s3-storage-giftcard").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["id"], "aws-s3-storage-giftcard");
@@ -131,7 +144,7 @@ async fn unknown_offer_is_404(pool: PgPool) {
 
 #[sqlx::test]
 async fn checkout_options_cover_every_chain_and_token(pool: PgPool) {
-    let app = spawn_app_with(
+    let app = spawn_selling(
         pool,
         &[
             ("RPC_ENDPOINT", "http://127.0.0.1:9"),
@@ -190,7 +203,7 @@ minimum_deposit_usd = "3"
 "#,
     )
     .unwrap();
-    let app = spawn_app_with(pool, &[("OFFERS_FILE", file.to_str().unwrap())]).await;
+    let app = spawn_selling(pool, &[("OFFERS_FILE", file.to_str().unwrap())]).await;
     let (_, body) = app.get("/v1/offer/gemini-api-gateway").await;
     assert_eq!(body["title"], "Gemini, renamed");
     assert_eq!(body["minimum_deposit_usd"], "3.000000");
@@ -205,5 +218,37 @@ minimum_deposit_usd = "3"
         "list_not_found",
     );
     let (_, body) = app.get("/v1/appstore/suggest").await;
+    assert_eq!(body, serde_json::json!([]));
+}
+
+#[sqlx::test]
+async fn offers_whose_provider_is_off_are_neither_listed_nor_suggested(pool: PgPool) {
+    // Only Gemini is configured: the S3 offer cannot be delivered.
+    let app = spawn_app_with(pool, &[("GEMINI_API_KEY", "test-upstream-key")]).await;
+    assert_error(
+        &app.get("/v1/offer/aws-s3-storage-giftcard").await,
+        StatusCode::NOT_FOUND,
+        "offer_unavailable",
+    );
+    assert_eq!(app.get("/v1/offer/gemini-api-gateway").await.0, StatusCode::OK);
+    let (_, body) = app.get("/v1/appstore/suggest").await;
+    let urls: Vec<&str> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["url"].as_str().unwrap())
+        .collect();
+    assert!(
+        !urls.contains(&app.url("/v1/appstore/list/recommended_s3").as_str()),
+        "{body}"
+    );
+    assert_eq!(urls.len(), 2, "{body}");
+    let (_, list) = app.get("/v1/appstore/list/developer_essentials").await;
+    assert_eq!(list["offers"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["offers"][0]["id"], "gemini-api-gateway");
+
+    // Nothing configured: nothing is sold.
+    let none = spawn_app(app.state.pool.clone()).await;
+    let (_, body) = none.get("/v1/appstore/suggest").await;
     assert_eq!(body, serde_json::json!([]));
 }

@@ -1,15 +1,19 @@
 //! Checkout and on-chain payments against a real anvil: initiate → pay → validate → finalize → sweep.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use reqwest::StatusCode;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use vendor_server::chain::{sweeper, wallet, watcher};
 use vendor_server::checkout::provision;
+use vendor_server::domain::ids::PurchaseId;
 use vendor_server::jobs::Outcome;
+use vendor_server::providers::{Delivered, ProviderError, ProvisionRequest, ResourceProvider};
 
 use crate::chain::{Anvil, TestProvider, Wallets, spawn_pay_app};
 use crate::helpers::{TestApp, assert_error};
@@ -887,4 +891,587 @@ async fn public_development_keys_are_refused_on_real_chains(pool: PgPool) {
         format!("{err:#}").contains("public development mnemonic"),
         "{err:#}"
     );
+}
+
+// ---------------------------------------------------------------- money path under real conditions
+
+/// Like `chain::spawn_pay_app`, with any providers (a slow stand-in, the real S3 provider on moto).
+pub async fn spawn_pay_app_dyn(
+    pool: PgPool,
+    anvil: &Anvil,
+    wallets: &Wallets,
+    providers: Vec<Arc<dyn ResourceProvider>>,
+    extra: &[(&str, &str)],
+) -> TestApp {
+    let mut vars: Vec<(String, String)> = crate::chain::chain_vars(anvil, wallets);
+    vars.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    spawn_dyn(pool, &pairs, providers).await
+}
+
+/// Starts an app with exactly `providers` registered (none from the configuration unless set).
+pub async fn spawn_dyn(
+    pool: PgPool,
+    vars: &[(&str, &str)],
+    providers: Vec<Arc<dyn ResourceProvider>>,
+) -> TestApp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base_url = format!("http://{addr}");
+    let config =
+        vendor_server::config::Config::from_vars(&crate::helpers::test_vars(&base_url, vars))
+            .expect("test config");
+    let mut app = vendor_server::startup::Application::build_with(config, pool, listener)
+        .await
+        .expect("build app");
+    for provider in providers {
+        app.providers_mut().insert(provider);
+    }
+    let state = app.state().clone();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    TestApp {
+        addr,
+        base_url,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        shutdown,
+        server,
+    }
+}
+
+/// An S3 stand-in whose AWS calls take `delay` before the gift card is delivered.
+struct SlowS3 {
+    delay: Duration,
+    calls: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ResourceProvider for SlowS3 {
+    fn kind(&self) -> &'static str {
+        "s3"
+    }
+
+    async fn provision(&self, request: &ProvisionRequest) -> Result<Delivered, ProviderError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(self.delay).await;
+        let id = request.purchase_id;
+        Ok(Delivered {
+            description: format!("S3 bucket for {id}"),
+            redeem_url: Some(SecretString::from(format!(
+                "https://officex.app/org/current/redeem/disk-giftcard?redeem=slow-secret-{id}"
+            ))),
+            redeem_code: None,
+            state: json!({}),
+        })
+    }
+
+    async fn suspend(&self, _: PurchaseId, _: &Value) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    async fn resume(&self, _: PurchaseId, _: &Value) -> Result<(), ProviderError> {
+        Ok(())
+    }
+
+    async fn delete(&self, _: PurchaseId, _: &Value) -> Result<(), ProviderError> {
+        Ok(())
+    }
+}
+
+async fn post_timed(app: &TestApp, path: &str, body: &Value) -> (StatusCode, Value, Duration) {
+    let started = Instant::now();
+    let (status, body) = app.post(path, body).await;
+    (status, body, started.elapsed())
+}
+
+fn finalize_body(flow: &str, session: &str, officex_id: &str) -> Value {
+    json!({
+        "checkout_flow_id": flow,
+        "checkout_session_id": session,
+        "officex_purchase_id": officex_id,
+        "proxy_buyer_data": {"org_id": "DriveID_abc", "org_host": "https://abc.icp0.io", "user_id": "UserID_u"},
+    })
+}
+
+#[sqlx::test]
+async fn slow_provisioning_answers_awaiting_in_time_and_the_replay_delivers_the_secrets(
+    pool: PgPool,
+) {
+    // The S3 stand-in outlasts the whole request timeout (the production case: 45 s against 30 s).
+    const TIMEOUT_SECS: u64 = 12;
+    let answer_within = Duration::from_secs(TIMEOUT_SECS - 5);
+    let anvil = Anvil::start().await;
+    let wallets = Wallets::random();
+    let slow = Arc::new(SlowS3 {
+        delay: Duration::from_secs(TIMEOUT_SECS + 8),
+        calls: AtomicUsize::new(0),
+    });
+    let timeout = TIMEOUT_SECS.to_string();
+    let app = spawn_pay_app_dyn(
+        pool,
+        &anvil,
+        &wallets,
+        vec![slow.clone()],
+        // The provisioning wait is left at its default (the old default was 30 s).
+        &[
+            ("REQUEST_TIMEOUT_SECS", &timeout),
+            ("FINALIZE_PROVISION_WAIT_SECS", ""),
+        ],
+    )
+    .await;
+    let (status, init) = app
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": S3_LEGACY}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{init}");
+    let session = init["checkout_session_id"].as_str().unwrap().to_owned();
+    let address: Address = init["crypto_checkout"]["receiving_address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    anvil.mint(anvil.usdc, address, 2_000_000).await;
+    anvil.mine(2).await;
+
+    let body = finalize_body(S3_LEGACY, &session, "PurchaseID_slow");
+    let (status, first, took) = post_timed(&app, "/v1/checkout/finalize", &body).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert!(took < answer_within, "finalize took {took:?}");
+    assert_eq!(first["success"], true, "{first}");
+    let receipt = &first["receipt"];
+    assert_eq!(receipt["status"], "AWAITING", "{receipt}");
+    let key = receipt["customer_billing_api_key"]
+        .as_str()
+        .expect("the customer key is in the first answer")
+        .to_owned();
+    assert!(!first.to_string().contains("slow-secret"), "{first}");
+
+    // Replays of the same finalize answer in time too, and deliver the gift card once it exists.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let delivered = loop {
+        let (status, again, took) = post_timed(&app, "/v1/checkout/finalize", &body).await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        assert!(took < answer_within, "replay took {took:?}");
+        if again["receipt"]["status"] == "RUNNING" {
+            break again;
+        }
+        assert!(Instant::now() < deadline, "never provisioned: {again}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let r = &delivered["receipt"];
+    assert!(
+        r["skip_to_final_redirect"]
+            .as_str()
+            .unwrap()
+            .contains("redeem=slow-secret-"),
+        "{r}"
+    );
+    assert_eq!(r["customer_billing_api_key"], key.as_str());
+    assert_eq!(slow.calls.load(Ordering::SeqCst), 1, "provisioned once");
+    // Another OfficeX purchase id never gets the secrets.
+    let (_, other, _) = post_timed(
+        &app,
+        "/v1/checkout/finalize",
+        &finalize_body(S3_LEGACY, &session, "PurchaseID_other"),
+    )
+    .await;
+    assert!(!other.to_string().contains("slow-secret"), "{other}");
+    assert!(other["receipt"].get("customer_billing_api_key").is_none());
+    let status: String = sqlx::query_scalar("select status from purchase")
+        .fetch_one(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "active");
+}
+
+#[sqlx::test]
+async fn thresholds_come_from_the_total_credited_at_finalize(pool: PgPool) {
+    let p = setup(pool).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    // 1 + 99 USDC in one checkout.
+    p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
+    p.anvil.mint(p.anvil.usdc, address, 99_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_th").await;
+    assert_eq!(f["success"], true, "{f}");
+    let key = f["receipt"]["customer_billing_api_key"].as_str().unwrap();
+    let purchase = f["receipt"]["vendor_purchase_id"].as_str().unwrap();
+    let (_, view) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}"), key)
+        .await;
+    let v = &view["purchase"];
+    assert_eq!(v["balance_usd"], "100.000000", "{view}");
+    // From $100: low min(10, 20), critical min(2, 10), termination max(0.05, 1).
+    assert_eq!(
+        (
+            v["balance_low_trigger"].as_str(),
+            v["balance_critical_trigger"].as_str(),
+            v["balance_termination_trigger"].as_str()
+        ),
+        (Some("10.000000"), Some("2.000000"), Some("1.000000")),
+        "{view}"
+    );
+    assert_eq!(v["status"], "active");
+}
+
+/// Every receipt field except the ones meant to carry secrets (the customer links, the gift card
+/// redirect, the key fields).
+fn public_fields(receipt: &Value) -> Vec<(String, String)> {
+    const SECRET_FIELDS: &[&str] = &[
+        "skip_to_final_redirect",
+        "billing_url",
+        "support_url",
+        "delivery_url",
+        "redeem_code",
+        "customer_billing_api_key",
+    ];
+    receipt
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| !SECRET_FIELDS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect()
+}
+
+#[sqlx::test]
+async fn no_secret_leaves_the_receipt_secret_fields_on_s3_and_gemini(pool: PgPool) {
+    use vendor_server::providers::s3::{DiskAuth, GiftCard, S3Provider, S3Settings};
+    let moto = crate::moto::Moto::start().await;
+    let anvil = Anvil::start().await;
+    let wallets = Wallets::random();
+    let s3 = Arc::new(S3Provider::with_clients(
+        moto.s3("us-east-1", "vendor", "vendor-secret"),
+        moto.iam("us-east-1", "vendor", "vendor-secret"),
+        S3Settings {
+            region: "us-east-1".into(),
+            endpoint_url: Some(moto.url.clone()),
+            vendor_name: "Test Vendor".into(),
+            officex_app_url: "https://officex.app".into(),
+        },
+    ));
+    let gemini = TestProvider::new("gemini", 0);
+    let app = spawn_pay_app_dyn(pool, &anvil, &wallets, vec![s3, gemini], &[]).await;
+    let p = Pay {
+        anvil,
+        wallets,
+        app,
+        gemini: TestProvider::new("gemini", 0),
+        s3: TestProvider::new("s3", 0),
+    };
+
+    let (session, address) = p.initiate(S3_LEGACY).await;
+    p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(S3_LEGACY, &session, "PurchaseID_moto").await;
+    let r = &f["receipt"];
+    assert_eq!(r["status"], "RUNNING", "{f}");
+    let url = r["skip_to_final_redirect"].as_str().unwrap().to_owned();
+    let card = GiftCard::from_redeem_url(&url).expect("a gift card");
+    let auth: DiskAuth = serde_json::from_str(&card.auth_json).unwrap();
+    let redeem = url.split("redeem=").nth(1).unwrap().to_owned();
+    let key = r["customer_billing_api_key"].as_str().unwrap().to_owned();
+    let secrets = [auth.secret_key.clone(), redeem, url.clone(), key];
+    for (field, value) in public_fields(r) {
+        for secret in &secrets {
+            assert!(
+                !value.contains(secret.as_str()),
+                "S3 receipt field {field} carries a secret: {value}"
+            );
+        }
+    }
+    // The message around the receipt carries none either.
+    assert!(!f["message"].as_str().unwrap().contains(&auth.secret_key));
+
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_gem").await;
+    let r = &f["receipt"];
+    assert_eq!(r["status"], "RUNNING", "{f}");
+    let secrets = [
+        r["redeem_code"].as_str().unwrap().to_owned(),
+        r["customer_billing_api_key"].as_str().unwrap().to_owned(),
+    ];
+    for (field, value) in public_fields(r) {
+        for secret in &secrets {
+            assert!(
+                !value.contains(secret.as_str()),
+                "Gemini receipt field {field} carries a secret: {value}"
+            );
+        }
+    }
+}
+
+#[sqlx::test]
+async fn a_reused_officex_purchase_id_is_a_clear_conflict(pool: PgPool) {
+    let p = setup(pool).await;
+    let (first, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
+    let (second, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &first, "PurchaseID_dup").await;
+    assert_eq!(f["success"], true, "{f}");
+    let got = p
+        .app
+        .post(
+            "/v1/checkout/finalize",
+            &finalize_body(GEMINI_USDC, &second, "PurchaseID_dup"),
+        )
+        .await;
+    assert_error(&got, StatusCode::CONFLICT, "officex_purchase_id_in_use");
+    // Nothing changed: the second checkout finalizes with its own id.
+    assert_eq!(p.scalar_i64("select count(*) from purchase").await, 1);
+    let f = p.finalize(GEMINI_USDC, &second, "PurchaseID_own").await;
+    assert_eq!(f["success"], true, "{f}");
+    assert_eq!(p.balance().await, 2_000_000);
+}
+
+#[sqlx::test]
+async fn a_customer_key_alone_never_leads_to_the_receipt_secrets(pool: PgPool) {
+    let p = setup(pool).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_private").await;
+    let key = f["receipt"]["customer_billing_api_key"].as_str().unwrap();
+    let gateway_key = f["receipt"]["redeem_code"].as_str().unwrap();
+    let purchase = f["receipt"]["vendor_purchase_id"].as_str().unwrap();
+    let (status, view) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}"), key)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert!(view["purchase"].get("officex_purchase_id").is_none(), "{view}");
+    assert!(!view.to_string().contains("PurchaseID_private"), "{view}");
+    // Everything the key can read, tried as an officex_purchase_id: never the receipt's secrets.
+    let mut guesses: Vec<String> = vec![purchase.to_owned(), key.to_owned(), session.clone()];
+    fn strings(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+            Value::Object(o) => o.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    strings(&view, &mut guesses);
+    for guess in guesses.iter().filter(|g| !g.is_empty()) {
+        let (status, replay) = p
+            .app
+            .post(
+                "/v1/checkout/finalize",
+                &finalize_body(GEMINI_USDC, &session, guess),
+            )
+            .await;
+        if status == StatusCode::OK {
+            let text = replay.to_string();
+            assert!(
+                !text.contains(gateway_key) && !text.contains(key),
+                "guess {guess}: {replay}"
+            );
+        }
+    }
+}
+
+/// An offers file holding only the S3 offer (the Gemini offer retired).
+fn offers_without_gemini() -> String {
+    let dir = std::env::temp_dir().join(format!("offers-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("offers.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[offers]]
+id = "aws-s3-storage-giftcard"
+sku = "aws-s3-storage"
+title = "Amazon S3 Storage Bucket"
+provider = "s3"
+legacy_flow_id = "001_amazon_storage_crypto_wallet_topup_gift_card_only"
+minimum_deposit_usd = "1"
+"#,
+    )
+    .unwrap();
+    file.to_str().unwrap().to_owned()
+}
+
+#[sqlx::test]
+async fn retired_offers_and_chains_do_not_stop_paid_checkouts(pool: PgPool) {
+    let p = setup(pool.clone()).await;
+    // A is finalized before the change; B is paid but not finalized yet.
+    let (a, address_a) = p.initiate(GEMINI_USDC).await;
+    let (b, address_b) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address_a, 2_000_000).await;
+    p.anvil.mint(p.anvil.usdc, address_b, 3_000_000).await;
+    p.anvil.mine(2).await;
+    let fa = p.finalize(GEMINI_USDC, &a, "PurchaseID_a").await;
+    assert_eq!(fa["success"], true, "{fa}");
+    p.watch().await;
+    assert_eq!(
+        p.scalar_i64("select count(*) from deposit where status = 'confirmed'")
+            .await,
+        1
+    );
+
+    // The vendor retires the Gemini offer and removes the chain: a new server on the same database.
+    let offers = offers_without_gemini();
+    let gemini: Arc<dyn ResourceProvider> = TestProvider::new("gemini", 0);
+    let app = spawn_dyn(
+        pool,
+        &[
+            ("DATA_ENCRYPTION_KEY", &p.wallets.data_key),
+            ("OFFERS_FILE", &offers),
+        ],
+        vec![gemini],
+    )
+    .await;
+    let (status, _) = app.get("/v1/offer/gemini-api-gateway").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "retired offers are not listed");
+
+    let (status, fb) = app
+        .post(
+            "/v1/checkout/finalize",
+            &finalize_body(GEMINI_USDC, &b, "PurchaseID_b"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{fb}");
+    assert_eq!(fb["success"], true, "{fb}");
+    assert_eq!(fb["receipt"]["status"], "RUNNING", "{fb}");
+    assert!(fb["receipt"]["customer_billing_api_key"].is_string());
+    assert_eq!(fb["receipt"]["title"], fa["receipt"]["title"]);
+
+    let (status, replay) = app
+        .post(
+            "/v1/checkout/finalize",
+            &finalize_body(GEMINI_USDC, &a, "PurchaseID_a"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replay}");
+    assert_eq!(
+        replay["receipt"]["customer_billing_api_key"],
+        fa["receipt"]["customer_billing_api_key"]
+    );
+    assert_eq!(replay["receipt"]["redeem_code"], fa["receipt"]["redeem_code"]);
+    let balances: Vec<i64> =
+        sqlx::query_scalar("select balance_micros from purchase order by balance_micros")
+            .fetch_all(&app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(balances, [2_000_000, 3_000_000]);
+}
+
+#[sqlx::test]
+async fn offers_whose_provider_is_not_configured_are_not_sold(pool: PgPool) {
+    // The first server sells S3; a customer pays for it.
+    let p = setup(pool.clone()).await;
+    let (paid, address) = p.initiate(S3_LEGACY).await;
+    p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
+    p.anvil.mine(2).await;
+
+    // A server without AWS (only the Gemini provider).
+    let vars = crate::chain::chain_vars(&p.anvil, &p.wallets);
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let gemini: Arc<dyn ResourceProvider> = TestProvider::new("gemini", 0);
+    let app = spawn_dyn(pool, &pairs, vec![gemini]).await;
+
+    assert_error(
+        &app.get("/v1/offer/aws-s3-storage-giftcard").await,
+        StatusCode::NOT_FOUND,
+        "offer_unavailable",
+    );
+    assert_eq!(app.get("/v1/offer/gemini-api-gateway").await.0, StatusCode::OK);
+    let (_, list) = app.get("/v1/appstore/list/developer_essentials").await;
+    let ids: Vec<&str> = list["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["gemini-api-gateway"]);
+    let (_, suggested) = app.get("/v1/appstore/suggest").await;
+    let urls = suggested.to_string();
+    assert!(!urls.contains("recommended_s3"), "{urls}");
+    assert!(urls.contains("popular_gemini"), "{urls}");
+    for flow in [S3_LEGACY, "aws-s3-storage-giftcard:anvil:usdt"] {
+        let got = app
+            .post(
+                "/v1/checkout/initiate",
+                &json!({"checkout_flow_id": flow}),
+            )
+            .await;
+        assert_error(&got, StatusCode::CONFLICT, "offer_unavailable");
+    }
+    let (status, _) = app
+        .post(
+            "/v1/checkout/initiate",
+            &json!({"checkout_flow_id": GEMINI_USDC}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The purchase already paid for: finalized, failed-retrying, and the vendor is alerted.
+    let (status, f) = app
+        .post(
+            "/v1/checkout/finalize",
+            &finalize_body(S3_LEGACY, &paid, "PurchaseID_s3off"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{f}");
+    assert_eq!(f["success"], true, "{f}");
+    assert_eq!(f["receipt"]["status"], "AWAITING");
+    let (status, retry): (String, bool) =
+        sqlx::query_as("select status, next_provision_at is not null from purchase")
+            .fetch_one(&app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), retry), ("failed", true));
+    let alerts: i64 = sqlx::query_scalar(
+        "select count(*) from outbox where channel = 'alert' and event_type = 'provision.unavailable'",
+    )
+    .fetch_one(&app.state.pool)
+    .await
+    .unwrap();
+    assert_eq!(alerts, 1);
+}
+
+#[test]
+fn start_up_refuses_a_provisioning_wait_that_does_not_fit_in_the_request_timeout() {
+    use vendor_server::config::Config;
+    let config = |pairs: &[(&str, &str)]| Config::from_vars(&crate::helpers::test_vars("http://x", pairs));
+    // The old defaults (30 s wait, 30 s timeout) gave a 408 after the purchase committed.
+    for (timeout, wait) in [("30", "30"), ("30", "26"), ("12", "8")] {
+        let err = config(&[
+            ("REQUEST_TIMEOUT_SECS", timeout),
+            ("FINALIZE_PROVISION_WAIT_SECS", wait),
+        ])
+        .err()
+        .expect("must refuse")
+        .to_string();
+        assert!(
+            err.contains("FINALIZE_PROVISION_WAIT_SECS") && err.contains("REQUEST_TIMEOUT_SECS"),
+            "{err}"
+        );
+    }
+    let ok = config(&[
+        ("REQUEST_TIMEOUT_SECS", "30"),
+        ("FINALIZE_PROVISION_WAIT_SECS", "25"),
+    ])
+    .unwrap();
+    assert_eq!(ok.checkout.provision_wait, Duration::from_secs(25));
+    // The default follows the request timeout.
+    let c = config(&[("REQUEST_TIMEOUT_SECS", "60")]).unwrap();
+    assert_eq!(c.checkout.provision_wait, Duration::from_secs(50));
+    let c = config(&[]).unwrap();
+    assert!(c.checkout.provision_wait + Duration::from_secs(5) <= c.server.request_timeout);
 }

@@ -71,7 +71,7 @@ async fn graceful_shutdown_stops_the_server(pool: PgPool) {
 
 #[sqlx::test]
 async fn metrics_count_requests_by_route(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let app = crate::helpers::spawn_app_with(pool, crate::appstore::SELLING).await;
     app.get("/v1/offer/aws-s3-storage-giftcard").await;
     let text = app
         .client

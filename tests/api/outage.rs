@@ -153,6 +153,8 @@ async fn database_restart_gives_503_then_recovers() {
         &[
             ("DATABASE_URL", &cluster.url()),
             ("DATABASE_ACQUIRE_TIMEOUT_SECS", "2"),
+            // The Gemini offer is sold (its provider configured).
+            ("GEMINI_API_KEY", "test-upstream-key"),
         ],
     );
     let config = Config::from_vars(&vars).unwrap();
