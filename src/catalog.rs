@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use crate::domain::money::UsdMicros;
@@ -348,8 +348,8 @@ fn valid_slug(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// An active offer as stored.
-#[derive(Debug, Clone)]
+/// An offer as stored (also kept with each checkout as the terms it was started on).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Offer {
     pub offer_id: String,
     pub sku: String,
@@ -422,6 +422,14 @@ pub async fn find_offer(pool: &PgPool, offer_id: &str) -> Result<Option<Offer>, 
     Ok(row.map(|r| offer_from_row!(r)))
 }
 
+/// One offer by id, active or retired (a paid checkout finishes on its offer even after retirement).
+pub async fn find_offer_any(pool: &PgPool, offer_id: &str) -> Result<Option<Offer>, sqlx::Error> {
+    let row = offer_select!("where offer_id = $1", offer_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| offer_from_row!(r)))
+}
+
 /// The active offer whose legacy flow id is `flow_id`.
 pub async fn find_offer_by_legacy_flow(
     pool: &PgPool,
@@ -451,6 +459,25 @@ pub async fn lists(pool: &PgPool) -> Result<Vec<AppstoreList>, sqlx::Error> {
         AppstoreList,
         "select list_id, title, description, priority, countries, languages, professions
          from appstore_list where active order by list_id"
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Every active list holding at least one active offer delivered by one of `providers`.
+pub async fn lists_offering(
+    pool: &PgPool,
+    providers: &[String],
+) -> Result<Vec<AppstoreList>, sqlx::Error> {
+    sqlx::query_as!(
+        AppstoreList,
+        "select list_id, title, description, priority, countries, languages, professions
+         from appstore_list l
+         where active and exists (
+             select 1 from appstore_list_offer lo join offer o using (offer_id)
+             where lo.list_id = l.list_id and o.active and o.provider = any($1))
+         order by list_id",
+        providers
     )
     .fetch_all(pool)
     .await

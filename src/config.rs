@@ -725,12 +725,28 @@ impl Config {
                 "a number of requests per minute",
                 20,
             )?,
+            // Finalize answers within REQUEST_TIMEOUT_SECS minus 5 s (SPEC §9); by default it waits
+            // for provisioning 10 s less than the request timeout, leaving time for the chain scan.
             provision_wait: Duration::from_secs(v.parse_or(
                 "FINALIZE_PROVISION_WAIT_SECS",
                 "seconds",
-                30,
+                server.request_timeout.as_secs().saturating_sub(10),
             )?),
         };
+        if checkout.provision_wait + FINALIZE_TIMEOUT_MARGIN > server.request_timeout {
+            return Err(ConfigError::invalid(
+                "FINALIZE_PROVISION_WAIT_SECS",
+                &format!(
+                    "at most REQUEST_TIMEOUT_SECS minus {} s (finalize must answer before the request times out)",
+                    FINALIZE_TIMEOUT_MARGIN.as_secs()
+                ),
+                format!(
+                    "{} s with REQUEST_TIMEOUT_SECS={}",
+                    checkout.provision_wait.as_secs(),
+                    server.request_timeout.as_secs()
+                ),
+            ));
+        }
         if checkout.initiate_per_minute == 0 {
             return Err(ConfigError::invalid(
                 "CHECKOUT_RATE_LIMIT_PER_MINUTE",
@@ -781,6 +797,9 @@ impl Config {
         format!("{}{}", self.server.public_base_url, path)
     }
 }
+
+/// Finalize answers at least this long before the request timeout (SPEC §9).
+pub const FINALIZE_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 
 fn days(n: u64) -> Duration {
     Duration::from_secs(86_400 * n)
@@ -993,7 +1012,7 @@ mod tests {
             (2000, 128, None)
         );
         assert_eq!(c.checkout.initiate_per_minute, 20);
-        assert_eq!(c.checkout.provision_wait, Duration::from_secs(30));
+        assert_eq!(c.checkout.provision_wait, Duration::from_secs(20));
         for (var, value) in [
             ("CHECKOUT_RATE_LIMIT_PER_MINUTE", "0"),
             ("FINALIZE_PROVISION_WAIT_SECS", "soon"),

@@ -47,7 +47,11 @@ async fn suggest(
         language: clean(query.language),
         profession: clean(query.profession),
     };
-    let ranked = catalog::rank_lists(catalog::lists(&state.pool).await?, &hints);
+    // Only lists with something this server can deliver (an offer whose provider is configured).
+    let ranked = catalog::rank_lists(
+        catalog::lists_offering(&state.pool, &available_providers(&state)).await?,
+        &hints,
+    );
     let urls = ranked
         .into_iter()
         .take(query.limit.unwrap_or(usize::MAX))
@@ -74,9 +78,19 @@ async fn list(
         description: list.description,
         offers: offers
             .into_iter()
+            .filter(|o| state.providers.has(&o.provider))
             .map(|o| OfferOut::new(o, &state.config))
             .collect(),
     }))
+}
+
+/// The offer providers configured on this server (offers of the others are not sold).
+fn available_providers(state: &AppState) -> Vec<String> {
+    catalog::PROVIDERS
+        .iter()
+        .filter(|kind| state.providers.has(kind))
+        .map(|kind| (*kind).to_owned())
+        .collect()
 }
 
 pub fn router() -> Router<AppState> {

@@ -166,6 +166,11 @@ impl From<crate::checkout::CheckoutError> for ApiError {
             E::FlowNotFound => {
                 Self::not_found("checkout_flow_not_found", "Checkout flow not found")
             }
+            E::OfferUnavailable => Self::conflict(
+                "offer_unavailable",
+                "This offer is not available on this server right now",
+            ),
+            E::Conflict { code, message } => Self::conflict(code, message),
             E::NotConfigured(m) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "payments_not_configured",

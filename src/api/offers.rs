@@ -95,6 +95,13 @@ async fn get_offer(
     let offer = catalog::find_offer(&state.pool, &offer_id)
         .await?
         .ok_or_else(|| ApiError::not_found("offer_not_found", "Offer not found"))?;
+    // Not sold when this server cannot deliver it (SPEC §9).
+    if !state.providers.has(&offer.provider) {
+        return Err(ApiError::not_found(
+            "offer_unavailable",
+            "This offer is not available on this server",
+        ));
+    }
     Ok(AppJson(OfferOut::new(offer, &state.config)))
 }
 

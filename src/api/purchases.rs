@@ -18,13 +18,13 @@ use crate::domain::ids::{CheckoutSessionId, CheckoutWalletId, PurchaseId};
 use crate::domain::money::UsdMicros;
 use crate::state::AppState;
 
-/// The purchase on the wire: the reference's fields without any key, tracer, customer org data or
-/// internal column. USD amounts are decimal strings; times are epoch milliseconds as in the
+/// The purchase on the wire: the reference's fields without any key, tracer, customer org data,
+/// OfficeX purchase id (with it, the customer key would lead to the receipt's secrets) or internal
+/// column. USD amounts are decimal strings; times are epoch milliseconds as in the
 /// reference's rows.
 #[derive(Debug, Serialize)]
 pub struct PurchaseOut {
     pub id: PurchaseId,
-    pub officex_purchase_id: Option<String>,
     pub offer_id: String,
     pub title: String,
     pub description: String,
@@ -116,7 +116,7 @@ async fn get_purchase(
     auth: CustomerAuth,
 ) -> Result<AppJson<PurchaseResponse>, ApiError> {
     let r = sqlx::query!(
-        r#"select p.purchase_id, p.officex_purchase_id, p.offer_id, p.title, o.description, o.pricing_line,
+        r#"select p.purchase_id, p.offer_id, p.title, o.description, o.pricing_line,
                   p.status, p.balance_micros, p.low_trigger_micros, p.critical_trigger_micros,
                   p.termination_trigger_micros,
                   (extract(epoch from p.created_at) * 1000)::bigint as "created_at!",
@@ -131,7 +131,6 @@ async fn get_purchase(
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown status {}", r.status)))?;
     let purchase = PurchaseOut {
         id: PurchaseId(r.purchase_id),
-        officex_purchase_id: r.officex_purchase_id,
         offer_id: r.offer_id,
         title: r.title,
         description: r.description,
@@ -149,8 +148,8 @@ async fn get_purchase(
     };
     let checkout_wallet = match crate::checkout::find_by_purchase(&state.pool, purchase.id).await? {
         Some(c) => {
-            let tokens = crate::catalog::find_offer(&state.pool, &c.offer_id)
-                .await?
+            let tokens = crate::checkout::offer_of(&state.pool, &c)
+                .await
                 .map(|o| o.tokens)
                 .unwrap_or_default();
             Some(CheckoutWalletOut::new(

@@ -1,10 +1,12 @@
 //! Finalize: idempotent by `checkout_session_id` and crash-safe. One transaction credits the confirmed
 //! deposits, creates the purchase, queues its notifications and stores the receipt (sealed, with the
-//! customer key); provisioning follows, awaited up to `FINALIZE_PROVISION_WAIT_SECS`, and is retried by a
-//! job when it is not done. Any later call returns the stored receipt (with secrets only to the same
-//! `officex_purchase_id` within 24 hours).
+//! customer key); provisioning follows, awaited up to `FINALIZE_PROVISION_WAIT_SECS` but never past
+//! `REQUEST_TIMEOUT_SECS` minus 5 s, and is retried by a job when it is not done. Any later call returns
+//! the stored receipt (with secrets only to the same `officex_purchase_id` within 24 hours, including the
+//! resource's once provisioning delivered them). A checkout finishes on the offer terms stored at
+//! initiate, even after the offer or its chain is retired.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -12,8 +14,11 @@ use serde_json::json;
 use super::receipt::{Receipt, ReceiptCipher, SEALED_FOR_HOURS};
 use super::{Checkout, CheckoutError, credit, provision, totals};
 use crate::billing::purchases::{self, NewPurchase};
+use crate::billing::{BillingError, Triggers};
 use crate::catalog::{self, Offer};
+use crate::config::FINALIZE_TIMEOUT_MARGIN;
 use crate::domain::ids::{CheckoutSessionId, PurchaseId};
+use crate::domain::money::UsdMicros;
 use crate::notify::{self, Channel};
 use crate::providers::Delivered;
 use crate::state::AppState;
@@ -41,35 +46,99 @@ pub enum Finalized {
     Refused { message: String },
 }
 
+/// When finalize must have answered: `REQUEST_TIMEOUT_SECS` minus 5 s from now (SPEC §9), less a
+/// second for the work after the last wait.
+fn answer_deadline(state: &AppState) -> Instant {
+    let budget = state
+        .config
+        .server
+        .request_timeout
+        .saturating_sub(FINALIZE_TIMEOUT_MARGIN)
+        .saturating_sub(Duration::from_secs(1));
+    Instant::now() + budget
+}
+
+/// Whether `flow_id` names a way to pay for the checkout's offer (the one it was started on, or
+/// another flow of the same offer), even when the offer or its chain has been retired since.
+async fn check_flow(
+    state: &AppState,
+    flow_id: &str,
+    checkout: &Checkout,
+    offer: &Offer,
+) -> Result<(), CheckoutError> {
+    let same_offer = flow_id == checkout.flow_id
+        || offer.legacy_flow_id.as_deref() == Some(flow_id)
+        || flow_id
+            .split_once(':')
+            .is_some_and(|(offer_id, _)| offer_id == checkout.offer_id);
+    if same_offer {
+        return Ok(());
+    }
+    match catalog::resolve_flow(&state.pool, &state.config.chains, flow_id).await? {
+        Some((other, _)) if other.offer_id == checkout.offer_id => Ok(()),
+        Some(_) => Err(CheckoutError::Invalid(
+            "checkout_session_id belongs to another offer's checkout flow".into(),
+        )),
+        None => Err(CheckoutError::FlowNotFound),
+    }
+}
+
+/// Scans the checkout's address on every chain, giving up (as an RPC failure) after half the time
+/// left before the deadline: the deposits already recorded still count.
+async fn scan_bounded(
+    state: &AppState,
+    checkout: &Checkout,
+    deadline: Instant,
+) -> Result<Vec<crate::chain::ChainError>, CheckoutError> {
+    let limit = deadline.saturating_duration_since(Instant::now()) / 2;
+    match tokio::time::timeout(limit, super::scan_checkout(state, checkout.session)).await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(?limit, "chain scan cut short to answer in time");
+            Ok(vec![crate::chain::ChainError::Rpc {
+                chain: checkout.chain_name.clone(),
+                detail: "the scan did not finish in time".into(),
+            }])
+        }
+    }
+}
+
 #[tracing::instrument(skip_all, fields(session = ?input.session), err)]
 pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finalized, CheckoutError> {
-    let (offer, _flow) = catalog::resolve_flow(&state.pool, &state.config.chains, &input.flow_id)
-        .await?
-        .ok_or(CheckoutError::FlowNotFound)?;
+    let deadline = answer_deadline(state);
     let Some(session) = input.session else {
         return Err(CheckoutError::Invalid(
             "checkout_session_id is required".into(),
         ));
     };
     let Some(checkout) = super::find(&state.pool, session).await? else {
+        catalog::resolve_flow(&state.pool, &state.config.chains, &input.flow_id)
+            .await?
+            .ok_or(CheckoutError::FlowNotFound)?;
         return Ok(Finalized::Refused {
             message: format!("Wallet not found for checkout_session_id={session}"),
         });
     };
-    if checkout.offer_id != offer.offer_id {
-        return Err(CheckoutError::Invalid(
-            "checkout_session_id belongs to another offer's checkout flow".into(),
-        ));
-    }
+    // The terms the checkout was started with, whatever happened to the offer or chain since.
+    let offer = super::offer_of(&state.pool, &checkout).await?;
+    check_flow(state, &input.flow_id, &checkout, &offer).await?;
     let cipher =
         ReceiptCipher::new(state.config.data_encryption_key.as_ref().ok_or_else(|| {
             CheckoutError::NotConfigured("DATA_ENCRYPTION_KEY is not set".into())
         })?)?;
     if checkout.purchase_id.is_some() {
-        return replay(state, &cipher, &checkout, &input.officex_purchase_id).await;
+        return replay(
+            state,
+            &cipher,
+            &checkout,
+            &offer,
+            &input.officex_purchase_id,
+            deadline,
+        )
+        .await;
     }
 
-    let failures = super::scan_checkout(state, session).await?;
+    let failures = scan_bounded(state, &checkout, deadline).await?;
     let found = totals(&state.pool, session).await?;
     if found.counted() < offer.min_deposit {
         if let Some(failure) = failures.into_iter().next() {
@@ -101,7 +170,15 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
     let checkout = super::checkout_from_row!(locked);
     if checkout.purchase_id.is_some() {
         tx.rollback().await?;
-        return replay(state, &cipher, &checkout, &input.officex_purchase_id).await;
+        return replay(
+            state,
+            &cipher,
+            &checkout,
+            &offer,
+            &input.officex_purchase_id,
+            deadline,
+        )
+        .await;
     }
     let created = purchases::create(
         &mut tx,
@@ -119,7 +196,18 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
             tracer: input.tracer.clone().or(checkout.tracer.clone()),
         },
     )
-    .await?;
+    .await
+    .map_err(|e| match e {
+        BillingError::Db(sqlx::Error::Database(db))
+            if db.constraint() == Some("purchase_officex_purchase_id_key") =>
+        {
+            CheckoutError::Conflict {
+                code: "officex_purchase_id_in_use",
+                message: "officex_purchase_id is already used by another purchase; finalize this checkout with its own officex_purchase_id".into(),
+            }
+        }
+        other => other.into(),
+    })?;
     let purchase_id = created.id;
     let deposits = sqlx::query_scalar!(
         "select deposit_id from deposit where checkout_session_id = $1 and status = 'confirmed' order by deposit_id",
@@ -133,8 +221,35 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
             credited.push(c);
         }
     }
+    // Thresholds from everything credited at finalize (1 + 99 paid in one checkout is a $100
+    // purchase), on the offer's terms as they were at initiate.
+    let total = UsdMicros(credited.iter().map(|c| c.amount.0).sum());
+    if total.0 > 0 {
+        let t = Triggers::from_first_credit(
+            total,
+            offer.low_trigger,
+            offer.critical_trigger,
+            offer.termination_trigger,
+        );
+        sqlx::query!(
+            "update purchase set low_trigger_micros = $2, critical_trigger_micros = $3,
+                 termination_trigger_micros = $4
+             where purchase_id = $1",
+            purchase_id.0,
+            t.low.0,
+            t.critical.0,
+            t.termination.0
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
     credit::charge_sweep_fees(&mut tx, state, purchase_id).await?;
-    let balance = credited.last().map(|c| c.balance_after).unwrap_or_default();
+    let balance = sqlx::query_scalar!(
+        "select balance_micros from purchase where purchase_id = $1",
+        purchase_id.0
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     // Lease: this request provisions now; the retry job takes over if it does not finish.
     sqlx::query!(
         "update purchase set resource_status = 'provisioning',
@@ -187,16 +302,26 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(%purchase_id, balance = %balance, "checkout finalized");
+    tracing::info!(%purchase_id, balance = %UsdMicros(balance), "checkout finalized");
 
-    // Provision, waiting a bounded time; the task keeps going (and records its result) if we stop
-    // waiting, and the retry job covers a crash.
+    // Provision, waiting a bounded time (never past the answer deadline); the task keeps going (and
+    // records its result) if we stop waiting, a replay of this finalize then returns the secrets, and
+    // the retry job covers a crash.
     let task_state = state.clone();
     let task = tokio::spawn(async move { provision::attempt(&task_state, purchase_id).await });
-    match tokio::time::timeout(state.config.checkout.provision_wait, task).await {
+    let wait = state
+        .config
+        .checkout
+        .provision_wait
+        .min(deadline.saturating_duration_since(Instant::now()));
+    match tokio::time::timeout(wait, task).await {
         Ok(Ok(Err(e))) => tracing::error!(error = %e, "recording provisioning failed"),
         Ok(Err(e)) => tracing::error!(error = %e, "provisioning task failed"),
-        Ok(Ok(Ok(_))) | Err(_) => {}
+        Ok(Ok(Ok(_))) => {}
+        Err(_) => tracing::info!(
+            ?wait,
+            "provisioning continues after finalize answers AWAITING"
+        ),
     }
     let checkout = super::find(&state.pool, session)
         .await?
@@ -220,22 +345,23 @@ fn done_message(receipt: &Receipt) -> String {
     }
 }
 
-/// A finalized checkout again: the sealed receipt for the same `officex_purchase_id` within 24 hours,
-/// else the receipt without secrets. The status is current.
+/// A finalized checkout again: the sealed receipt for the same `officex_purchase_id` within 24 hours
+/// (with the resource's secrets once provisioning delivered them), else the receipt without secrets.
+/// The status is current.
 async fn replay(
     state: &AppState,
     cipher: &ReceiptCipher,
     checkout: &Checkout,
+    offer: &Offer,
     officex_purchase_id: &str,
+    deadline: Instant,
 ) -> Result<Finalized, CheckoutError> {
     let purchase_id = checkout
         .purchase_id
         .ok_or_else(|| CheckoutError::Internal("replay of an unfinalized checkout".into()))?;
-    // A replay racing the first call waits for the same provisioning the first call waits for.
-    let started = std::time::Instant::now();
-    while resource_status(state, purchase_id).await? == "provisioning"
-        && started.elapsed() < state.config.checkout.provision_wait
-    {
+    // A replay racing the first call waits for the same provisioning, within its own deadline.
+    let until = deadline.min(Instant::now() + state.config.checkout.provision_wait);
+    while resource_status(state, purchase_id).await? == "provisioning" && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let checkout = &super::find(&state.pool, checkout.session)
@@ -247,23 +373,12 @@ async fn replay(
         .as_deref()
         .filter(|_| same_caller)
         .and_then(|s| cipher.open(s, &checkout.session.to_string()));
+    let ready = resource_ready(state, purchase_id).await?;
     let mut receipt = match sealed {
         Some(r) => r,
-        None => {
-            let offer = catalog::find_offer(&state.pool, &checkout.offer_id)
-                .await?
-                .ok_or_else(|| {
-                    CheckoutError::Internal("offer of a finalized checkout is gone".into())
-                })?;
-            let ready = resource_ready(state, purchase_id).await?;
-            build_receipt(state, &offer, checkout, purchase_id, None, None, ready)
-        }
+        None => build_receipt(state, offer, checkout, purchase_id, None, None, ready),
     };
-    receipt.status = if resource_ready(state, purchase_id).await? {
-        "RUNNING".into()
-    } else {
-        "AWAITING".into()
-    };
+    receipt.status = if ready { "RUNNING" } else { "AWAITING" }.into();
     Ok(Finalized::Done {
         message: done_message(&receipt),
         receipt: Box::new(receipt),
@@ -314,10 +429,12 @@ pub fn build_receipt(
         .clone()
         .unwrap_or_else(|| config.public_url(&format!("/v1/offer/{}", offer.offer_id)));
     let (skip_to_final_redirect, skip_to_final_cta, vendor_notes) = match &redeem_url {
+        // The gift card URL holds the storage credentials: it is only ever in the redirect, never in
+        // `vendor_notes` (officex.app copies the notes into a record other org members see).
         Some(url) => (
             url.clone(),
             "View Giftcard".to_owned(),
-            format!("Share giftcard with a friend: {url}"),
+            "Open the gift card with View Giftcard. It holds the storage credentials: pass it on only to the person who should use the storage.".to_owned(),
         ),
         None => (
             link.clone(),
@@ -385,6 +502,3 @@ pub fn disclaimer(state: &AppState, checkout: &Checkout) -> String {
         checkout.deposit_address
     )
 }
-
-/// How long finalize waits for provisioning by default.
-pub const DEFAULT_PROVISION_WAIT: Duration = Duration::from_secs(30);

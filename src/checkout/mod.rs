@@ -21,6 +21,12 @@ use crate::state::AppState;
 pub enum CheckoutError {
     #[error("Checkout flow not found")]
     FlowNotFound,
+    /// The offer's provider is not configured on this server: it is not sold (409).
+    #[error("this offer is not available on this server right now")]
+    OfferUnavailable,
+    /// A request that contradicts stored state (409 with a stable code).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("payments are not configured on this server: {0}")]
     NotConfigured(String),
     #[error("Unauthorized: invalid purchase or key")]
@@ -70,6 +76,8 @@ pub struct Checkout {
     pub receipt_sealed: Option<Vec<u8>>,
     pub expires_at: DateTime<Utc>,
     pub watch_until: DateTime<Utc>,
+    /// The offer as it was at initiate (`None` for checkouts older than this column).
+    pub offer_terms: Option<serde_json::Value>,
 }
 
 macro_rules! checkout_select {
@@ -79,7 +87,7 @@ macro_rules! checkout_select {
                       token_symbol, deposit_index, deposit_address, tracer, customer_email, customer_user_id,
                       customer_org_id, customer_org_host, purchase_id, officex_purchase_id, receipt_public,
                       case when receipt_sealed_until > now() then receipt_sealed end as receipt_sealed,
-                      expires_at, watch_until
+                      expires_at, watch_until, offer_terms
                from checkout "# + $where,
             $($arg),*
         )
@@ -109,6 +117,7 @@ macro_rules! checkout_from_row {
             receipt_sealed: r.receipt_sealed,
             expires_at: r.expires_at,
             watch_until: r.watch_until,
+            offer_terms: r.offer_terms,
         }
     }};
 }
@@ -136,6 +145,23 @@ pub async fn find_by_purchase(
     Ok(row.map(|r| checkout_from_row!(r)))
 }
 
+/// The offer a checkout was started on, on the terms it was started with: the copy stored at
+/// initiate, else (older checkouts) the offer row, active or retired.
+pub async fn offer_of(pool: &sqlx::PgPool, checkout: &Checkout) -> Result<Offer, CheckoutError> {
+    if let Some(offer) = checkout
+        .offer_terms
+        .as_ref()
+        .and_then(|t| serde_json::from_value::<Offer>(t.clone()).ok())
+    {
+        return Ok(offer);
+    }
+    catalog::find_offer_any(pool, &checkout.offer_id)
+        .await?
+        .ok_or_else(|| {
+            CheckoutError::Internal(format!("offer {} of a checkout is gone", checkout.offer_id))
+        })
+}
+
 /// What initiate is told.
 #[derive(Debug, Clone, Default)]
 pub struct InitiateInput {
@@ -156,6 +182,10 @@ pub async fn initiate(
     let (offer, flow) = catalog::resolve_flow(&state.pool, &state.config.chains, &input.flow_id)
         .await?
         .ok_or(CheckoutError::FlowNotFound)?;
+    if !state.providers.has(&offer.provider) {
+        return Err(CheckoutError::OfferUnavailable);
+    }
+    let terms = serde_json::to_value(&offer).map_err(|e| CheckoutError::Internal(e.to_string()))?;
     let keys = state.chains.keys()?;
     let session = CheckoutSessionId::new();
     let wallet_id = CheckoutWalletId::new();
@@ -174,8 +204,8 @@ pub async fn initiate(
     sqlx::query!(
         "insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
              token_symbol, deposit_index, deposit_address, tracer, customer_email, customer_user_id,
-             customer_org_id, customer_org_host, expires_at, watch_until)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             customer_org_id, customer_org_host, expires_at, watch_until, offer_terms)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         session.0,
         wallet_id.0,
         flow.flow_id,
@@ -191,6 +221,7 @@ pub async fn initiate(
         input.org_host,
         now + expiry,
         now + expiry.max(watch),
+        terms,
     )
     .execute(&mut *tx)
     .await?;

@@ -49,9 +49,9 @@ pub async fn attempt(state: &AppState, purchase_id: PurchaseId) -> Result<Attemp
     if row.resource_status == "ready" {
         return Ok(Attempt::Ready);
     }
-    let result = match catalog::find_offer(&state.pool, &row.offer_id).await? {
+    let result = match offer_for(state, purchase_id, &row.offer_id).await? {
         None => Err(ProviderError::Permanent(format!(
-            "offer {} is no longer active",
+            "offer {} is gone",
             row.offer_id
         ))),
         Some(offer) => match state.providers.get(&offer.provider) {
@@ -80,6 +80,19 @@ pub async fn attempt(state: &AppState, purchase_id: PurchaseId) -> Result<Attemp
     }
 }
 
+/// The purchase's offer on the terms its checkout was started with (a retired offer still delivers
+/// what was paid for); purchases without a checkout use the offer row.
+async fn offer_for(
+    state: &AppState,
+    purchase_id: PurchaseId,
+    offer_id: &str,
+) -> Result<Option<catalog::Offer>, CheckoutError> {
+    match super::find_by_purchase(&state.pool, purchase_id).await? {
+        Some(checkout) => super::offer_of(&state.pool, &checkout).await.map(Some),
+        None => Ok(catalog::find_offer_any(&state.pool, offer_id).await?),
+    }
+}
+
 async fn record_ready(
     state: &AppState,
     purchase_id: PurchaseId,
@@ -87,7 +100,7 @@ async fn record_ready(
 ) -> Result<(), CheckoutError> {
     let checkout = super::find_by_purchase(&state.pool, purchase_id).await?;
     let offer = match &checkout {
-        Some(c) => catalog::find_offer(&state.pool, &c.offer_id).await?,
+        Some(c) => Some(super::offer_of(&state.pool, c).await?),
         None => None,
     };
     let mut tx = state.pool.begin().await?;
@@ -184,6 +197,21 @@ async fn record_failure(
     let before = purchases::set_status(&mut tx, purchase_id, PurchaseStatus::Failed).await?;
     if before != PurchaseStatus::Failed {
         credit::status_changed(&mut tx, purchase_id, before, PurchaseStatus::Failed, -1).await?;
+    }
+    if let ProviderError::NotConfigured(_) = error {
+        // Paid for, but this server cannot deliver it (SPEC §9): keep retrying and tell the vendor now.
+        notify::enqueue(
+            &mut tx,
+            Channel::Alert,
+            "provision.unavailable",
+            Some(purchase_id),
+            &json!({
+                "message": format!("Purchase {purchase_id} is paid for but its offer's provider is not configured on this server ({message}); it stays failed and is retried until the provider is configured. The customer's balance is intact."),
+                "purchase_id": purchase_id.to_string(),
+            }),
+            Some(&format!("provision.unavailable:{purchase_id}")),
+        )
+        .await?;
     }
     if delay.is_none() {
         notify::enqueue(

@@ -230,7 +230,10 @@ async fn offers_whose_provider_is_off_are_neither_listed_nor_suggested(pool: PgP
         StatusCode::NOT_FOUND,
         "offer_unavailable",
     );
-    assert_eq!(app.get("/v1/offer/gemini-api-gateway").await.0, StatusCode::OK);
+    assert_eq!(
+        app.get("/v1/offer/gemini-api-gateway").await.0,
+        StatusCode::OK
+    );
     let (_, body) = app.get("/v1/appstore/suggest").await;
     let urls: Vec<&str> = body
         .as_array()

@@ -1245,7 +1245,9 @@ async fn a_customer_key_alone_never_leads_to_the_receipt_secrets(pool: PgPool) {
     let (session, address) = p.initiate(GEMINI_USDC).await;
     p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
     p.anvil.mine(2).await;
-    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_private").await;
+    let f = p
+        .finalize(GEMINI_USDC, &session, "PurchaseID_private")
+        .await;
     let key = f["receipt"]["customer_billing_api_key"].as_str().unwrap();
     let gateway_key = f["receipt"]["redeem_code"].as_str().unwrap();
     let purchase = f["receipt"]["vendor_purchase_id"].as_str().unwrap();
@@ -1254,7 +1256,10 @@ async fn a_customer_key_alone_never_leads_to_the_receipt_secrets(pool: PgPool) {
         .get_auth(&format!("/v1/purchase/{purchase}"), key)
         .await;
     assert_eq!(status, StatusCode::OK, "{view}");
-    assert!(view["purchase"].get("officex_purchase_id").is_none(), "{view}");
+    assert!(
+        view["purchase"].get("officex_purchase_id").is_none(),
+        "{view}"
+    );
     assert!(!view.to_string().contains("PurchaseID_private"), "{view}");
     // Everything the key can read, tried as an officex_purchase_id: never the receipt's secrets.
     let mut guesses: Vec<String> = vec![purchase.to_owned(), key.to_owned(), session.clone()];
@@ -1337,7 +1342,11 @@ async fn retired_offers_and_chains_do_not_stop_paid_checkouts(pool: PgPool) {
     )
     .await;
     let (status, _) = app.get("/v1/offer/gemini-api-gateway").await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "retired offers are not listed");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "retired offers are not listed"
+    );
 
     let (status, fb) = app
         .post(
@@ -1362,7 +1371,10 @@ async fn retired_offers_and_chains_do_not_stop_paid_checkouts(pool: PgPool) {
         replay["receipt"]["customer_billing_api_key"],
         fa["receipt"]["customer_billing_api_key"]
     );
-    assert_eq!(replay["receipt"]["redeem_code"], fa["receipt"]["redeem_code"]);
+    assert_eq!(
+        replay["receipt"]["redeem_code"],
+        fa["receipt"]["redeem_code"]
+    );
     let balances: Vec<i64> =
         sqlx::query_scalar("select balance_micros from purchase order by balance_micros")
             .fetch_all(&app.state.pool)
@@ -1390,7 +1402,10 @@ async fn offers_whose_provider_is_not_configured_are_not_sold(pool: PgPool) {
         StatusCode::NOT_FOUND,
         "offer_unavailable",
     );
-    assert_eq!(app.get("/v1/offer/gemini-api-gateway").await.0, StatusCode::OK);
+    assert_eq!(
+        app.get("/v1/offer/gemini-api-gateway").await.0,
+        StatusCode::OK
+    );
     let (_, list) = app.get("/v1/appstore/list/developer_essentials").await;
     let ids: Vec<&str> = list["offers"]
         .as_array()
@@ -1405,10 +1420,7 @@ async fn offers_whose_provider_is_not_configured_are_not_sold(pool: PgPool) {
     assert!(urls.contains("popular_gemini"), "{urls}");
     for flow in [S3_LEGACY, "aws-s3-storage-giftcard:anvil:usdt"] {
         let got = app
-            .post(
-                "/v1/checkout/initiate",
-                &json!({"checkout_flow_id": flow}),
-            )
+            .post("/v1/checkout/initiate", &json!({"checkout_flow_id": flow}))
             .await;
         assert_error(&got, StatusCode::CONFLICT, "offer_unavailable");
     }
@@ -1448,7 +1460,8 @@ async fn offers_whose_provider_is_not_configured_are_not_sold(pool: PgPool) {
 #[test]
 fn start_up_refuses_a_provisioning_wait_that_does_not_fit_in_the_request_timeout() {
     use vendor_server::config::Config;
-    let config = |pairs: &[(&str, &str)]| Config::from_vars(&crate::helpers::test_vars("http://x", pairs));
+    let config =
+        |pairs: &[(&str, &str)]| Config::from_vars(&crate::helpers::test_vars("http://x", pairs));
     // The old defaults (30 s wait, 30 s timeout) gave a 408 after the purchase committed.
     for (timeout, wait) in [("30", "30"), ("30", "26"), ("12", "8")] {
         let err = config(&[
