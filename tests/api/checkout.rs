@@ -1468,8 +1468,7 @@ fn start_up_refuses_a_provisioning_wait_that_does_not_fit_in_the_request_timeout
             ("REQUEST_TIMEOUT_SECS", timeout),
             ("FINALIZE_PROVISION_WAIT_SECS", wait),
         ])
-        .err()
-        .expect("must refuse")
+        .expect_err("must refuse")
         .to_string();
         assert!(
             err.contains("FINALIZE_PROVISION_WAIT_SECS") && err.contains("REQUEST_TIMEOUT_SECS"),
