@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use sqlx::{Connection, PgConnection, PgPool};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::config::{DatabaseConfig, redact_url};
 
