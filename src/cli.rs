@@ -12,6 +12,8 @@ use crate::config::Config;
 
 /// `billing import` / `billing runs`.
 mod billing;
+/// `dev …`: the main job on a local chain and a local AWS, without any account.
+mod dev;
 use crate::startup::Application;
 use crate::{db, shutdown, telemetry};
 
@@ -62,6 +64,12 @@ pub enum Command {
     Tokens {
         #[command(subcommand)]
         command: TokensCommand,
+    },
+    /// Local development only (chain id 31337/1337): deploy the test tokens, write a dev .env, pay a
+    /// deposit address, run a whole checkout.
+    Dev {
+        #[command(subcommand)]
+        command: dev::DevCommand,
     },
 }
 
@@ -137,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gas => gas().await,
         Command::Billing { command } => billing::run(command).await,
         Command::Tokens { command } => tokens(command).await,
+        Command::Dev { command } => dev::run(command).await,
     }
 }
 

@@ -2,8 +2,8 @@
 
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 
 use crate::config::{DatabaseConfig, redact_url};
 
@@ -20,18 +20,32 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
             redact_url(url)
         )
     })?;
+    let failed = || {
+        format!(
+            "cannot connect to the database at {} (DATABASE_URL)",
+            redact_url(url)
+        )
+    };
+    // One direct connection first: its error names the cause (connection refused, unknown database,
+    // authentication) where the pool would only report its own timeout.
+    match tokio::time::timeout(config.acquire_timeout, PgConnection::connect_with(&options)).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+        }
+        Ok(Err(e)) => return Err(anyhow::Error::from(e).context(failed())),
+        Err(_) => anyhow::bail!(
+            "{}: no answer within {:?} (DATABASE_ACQUIRE_TIMEOUT_SECS)",
+            failed(),
+            config.acquire_timeout
+        ),
+    }
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
         .test_before_acquire(true)
         .connect_with(options)
         .await
-        .with_context(|| {
-            format!(
-                "cannot connect to the database at {} (DATABASE_URL)",
-                redact_url(url)
-            )
-        })?;
+        .with_context(failed)?;
     Ok(pool)
 }
 

@@ -174,7 +174,9 @@ pub struct InitiateInput {
 }
 
 /// Creates a checkout session with the next derived deposit address.
-#[tracing::instrument(skip_all, fields(flow_id = %input.flow_id), err)]
+// A refused initiate (unknown flow, bad input) is the client's business: info, not error. Failures of
+// ours are logged at the edge as 5xx.
+#[tracing::instrument(skip_all, fields(flow_id = %input.flow_id), err(level = "info"))]
 pub async fn initiate(
     state: &AppState,
     input: &InitiateInput,

@@ -60,6 +60,8 @@ fn unreachable_database_is_a_clear_error_without_the_password() {
         ],
     );
     assert_clear_failure(&out, "cannot connect to the database");
+    // The cause a newcomer can act on, not only the pool's timeout.
+    assert_clear_failure(&out, "Connection refused");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("hunter2"));
 }
 

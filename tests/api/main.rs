@@ -13,6 +13,7 @@ mod helpers;
 mod lifecycle;
 mod metering;
 mod moto;
+mod newcomer;
 mod notify;
 mod officex;
 mod officex_drive;

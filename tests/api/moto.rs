@@ -44,7 +44,7 @@ fn free_port() -> u16 {
 /// A running `moto_server`.
 pub struct Moto {
     pub url: String,
-    _child: Child,
+    _child: Option<Child>,
 }
 
 impl Moto {
@@ -77,7 +77,18 @@ impl Moto {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Self { url, _child: child }
+        Self {
+            url,
+            _child: Some(child),
+        }
+    }
+
+    /// A moto_server someone else started (and stops).
+    pub fn attach(url: &str) -> Self {
+        Self {
+            url: url.to_owned(),
+            _child: None,
+        }
     }
 
     /// Forgets every resource and queued result (`/moto-api/reset`).
