@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod appstore;
+mod backup;
 mod chain;
 mod checkout;
 mod cli;
