@@ -20,5 +20,6 @@ mod officex_drive;
 mod outage;
 mod purchases;
 mod s3;
+mod shutdown;
 mod sweeps;
 mod tokens;
