@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod appstore;
+mod backup;
 mod chain;
 mod checkout;
 mod cli;
@@ -20,5 +21,6 @@ mod officex_drive;
 mod outage;
 mod purchases;
 mod s3;
+mod shutdown;
 mod sweeps;
 mod tokens;
