@@ -1487,3 +1487,18 @@ fn start_up_refuses_a_provisioning_wait_that_does_not_fit_in_the_request_timeout
     let c = config(&[]).unwrap();
     assert!(c.checkout.provision_wait + Duration::from_secs(5) <= c.server.request_timeout);
 }
+
+#[sqlx::test]
+async fn receipt_notes_name_only_the_tokens_and_chains_really_configured(pool: PgPool) {
+    let p = setup_with(pool, &[("USDT_ADDRESS", "")], 0, false).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 5_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_notes").await;
+    let receipt = &f["receipt"];
+    for field in ["vendor_notes", "vendor_disclaimer"] {
+        let text = receipt[field].as_str().unwrap();
+        assert!(text.contains("USDC on anvil"), "{field}: {text}");
+        assert!(!text.contains("USDT"), "{field}: {text}");
+    }
+}
