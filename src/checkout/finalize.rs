@@ -440,7 +440,8 @@ pub fn build_receipt(
             link.clone(),
             "Open your purchase".to_owned(),
             format!(
-                "Top up any time by sending USDC or USDT to {} on any supported chain; your balance and usage are on your purchase page.",
+                "Top up any time by sending {} to {}; your balance and usage are on your purchase page.",
+                accepted_tokens(state),
                 checkout.deposit_address
             ),
         ),
@@ -477,11 +478,12 @@ pub fn build_receipt(
     }
 }
 
-/// The disclaimer shown with a checkout.
-pub fn disclaimer(state: &AppState, checkout: &Checkout) -> String {
+/// What this server really accepts at a deposit address, e.g. "USDC/USDT on base, USDC on polygon".
+fn accepted_tokens(state: &AppState) -> String {
     let accepted: Vec<String> = state
         .chains
         .iter()
+        .filter(|c| !c.config.tokens.is_empty())
         .map(|c| {
             let tokens: Vec<String> = c
                 .config
@@ -492,13 +494,18 @@ pub fn disclaimer(state: &AppState, checkout: &Checkout) -> String {
             format!("{} on {}", tokens.join("/"), c.name())
         })
         .collect();
+    if accepted.is_empty() {
+        "supported stablecoins".to_owned()
+    } else {
+        accepted.join(", ")
+    }
+}
+
+/// The disclaimer shown with a checkout.
+pub fn disclaimer(state: &AppState, checkout: &Checkout) -> String {
     format!(
         "Only send {} to {}. Deposits count after block confirmations; other tokens are not credited automatically.",
-        if accepted.is_empty() {
-            "supported stablecoins".to_owned()
-        } else {
-            accepted.join(", ")
-        },
+        accepted_tokens(state),
         checkout.deposit_address
     )
 }
