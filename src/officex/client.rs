@@ -476,6 +476,92 @@ mod tests {
     }
 
     #[test]
+    fn only_globally_routable_addresses_are_public() {
+        let non_public = [
+            // IPv4: this network, private, shared, loopback, link-local, protocol assignments,
+            // documentation, 6to4 relay, benchmarking, multicast, reserved, broadcast.
+            "0.0.0.0",
+            "0.1.2.3",
+            "10.1.2.3",
+            "100.64.0.1",
+            "100.127.255.254",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.19.255.254",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.254",
+            "255.255.255.255",
+            // IPv6: unspecified, loopback, mapped and compatible IPv4, NAT64, discard, IETF
+            // assignments (Teredo, benchmarking, ORCHID), documentation, 6to4, ULA, link-local,
+            // site-local, multicast, anything outside 2000::/3.
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "::ffff:192.0.2.1",
+            "::8.8.8.8",
+            "::127.0.0.1",
+            "64:ff9b::8.8.8.8",
+            "64:ff9b:1::1",
+            "100::1",
+            "2001::1",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:db8::1",
+            "2002:808:808::1",
+            "3fff::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "5f00::1",
+            "4000::1",
+        ];
+        for ip in non_public {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert!(is_non_public(parsed), "{ip} must not count as public");
+        }
+        let public = [
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.32.0.1",
+            "192.0.3.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "223.255.255.255",
+            "::ffff:8.8.8.8",
+            "2001:4860:4860::8888",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::1",
+        ];
+        for ip in public {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert!(!is_non_public(parsed), "{ip} is public");
+        }
+        // And through the host check with a wildcard.
+        let any = allow(&["*"]);
+        for ip in ["192.0.2.1", "198.18.0.1", "240.0.0.1", "[64:ff9b::808:808]", "[2002::1]", "[::808:808]"] {
+            assert!(
+                matches!(any.base_url(&format!("https://{ip}")), Err(OfficexError::HostNotAllowed(_))),
+                "{ip}"
+            );
+        }
+    }
+
+    #[test]
     fn urls_are_built_under_the_host_path() {
         let client = HttpOfficexClient::new(
             Arc::new(VendorIdentity::from_raw_key(&[1; 32])),
