@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sqlx::PgPool;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use sqlx::PgPool;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
 
 use crate::catalog::CatalogFile;
 use crate::config::{Config, HttpLimits};
@@ -166,7 +166,10 @@ async fn serve(
     }
     drop(listener);
     connections.close();
-    if tokio::time::timeout(drain, connections.wait()).await.is_err() {
+    if tokio::time::timeout(drain, connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(
             open = connections.len(),
             "connections still open after the drain period; closing them"

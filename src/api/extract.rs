@@ -84,9 +84,7 @@ pub fn client_ip<'a>(
 /// allocation; a host picks any address in it at will).
 pub fn rate_limit_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(
-            u128::from(v6) & !((1u128 << 64) - 1),
-        )),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
         v4 => v4,
     }
 }

@@ -219,10 +219,10 @@ pub fn is_non_public(ip: IpAddr) -> bool {
                 return true;
             }
             const NON_GLOBAL_V6: [(u128, u32); 4] = [
-                (0x2001_0000 << 96, 23),      // 2001::/23 IETF protocol assignments (Teredo, ORCHID, benchmarking)
-                (0x2001_0db8 << 96, 32),      // 2001:db8::/32 documentation
-                (0x2002 << 112, 16),          // 2002::/16 6to4
-                (0x3fff << 112, 20),          // 3fff::/20 documentation
+                (0x2001_0000 << 96, 23), // 2001::/23 IETF protocol assignments (Teredo, ORCHID, benchmarking)
+                (0x2001_0db8 << 96, 32), // 2001:db8::/32 documentation
+                (0x2002 << 112, 16),     // 2002::/16 6to4
+                (0x3fff << 112, 20),     // 3fff::/20 documentation
             ];
             NON_GLOBAL_V6
                 .iter()
@@ -580,9 +580,19 @@ mod tests {
         }
         // And through the host check with a wildcard.
         let any = allow(&["*"]);
-        for ip in ["192.0.2.1", "198.18.0.1", "240.0.0.1", "[64:ff9b::808:808]", "[2002::1]", "[::808:808]"] {
+        for ip in [
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "[64:ff9b::808:808]",
+            "[2002::1]",
+            "[::808:808]",
+        ] {
             assert!(
-                matches!(any.base_url(&format!("https://{ip}")), Err(OfficexError::HostNotAllowed(_))),
+                matches!(
+                    any.base_url(&format!("https://{ip}")),
+                    Err(OfficexError::HostNotAllowed(_))
+                ),
                 "{ip}"
             );
         }

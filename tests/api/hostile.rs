@@ -47,7 +47,11 @@ async fn huge_custom_methods_do_not_grow_the_metrics(pool: PgPool) {
     for i in 0..40 {
         let method = format!("{}{i}", "X".repeat(8000));
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        for path in ["/health", "/v1/offer/aws-s3-storage-giftcard", "/no/such/route"] {
+        for path in [
+            "/health",
+            "/v1/offer/aws-s3-storage-giftcard",
+            "/no/such/route",
+        ] {
             let response = app
                 .client
                 .request(method.clone(), app.url(path))
@@ -147,10 +151,7 @@ async fn idle_keep_alive_connections_are_closed(pool: PgPool) {
 async fn connections_over_the_limit_wait(pool: PgPool) {
     let app = spawn_app_with(
         pool,
-        &[
-            ("MAX_CONNECTIONS", "2"),
-            ("HEADER_READ_TIMEOUT_SECS", "60"),
-        ],
+        &[("MAX_CONNECTIONS", "2"), ("HEADER_READ_TIMEOUT_SECS", "60")],
     )
     .await;
     let mut held = Vec::new();
@@ -238,7 +239,11 @@ async fn initiates(app: &TestApp, forwarded: &[&str]) -> Vec<StatusCode> {
 async fn forwarding_headers_count_only_from_trusted_proxies(pool: PgPool) {
     let app = spawn_app_with(pool, &[("CHECKOUT_RATE_LIMIT_PER_MINUTE", "3")]).await;
     // No TRUSTED_PROXIES: a loopback peer's X-Forwarded-For is ignored; the peer is limited.
-    let got = initiates(&app, &["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"]).await;
+    let got = initiates(
+        &app,
+        &["203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"],
+    )
+    .await;
     assert_eq!(got[3], StatusCode::TOO_MANY_REQUESTS, "{got:?}");
 }
 
@@ -306,7 +311,10 @@ async fn metrics_accept_every_credential_form(pool: PgPool) {
                 .get(app.url("/metrics"))
                 .header("authorization", format!("BEARER  {token} ")),
         ),
-        ("?auth=", app.client.get(app.url(&format!("/metrics?auth={token}")))),
+        (
+            "?auth=",
+            app.client.get(app.url(&format!("/metrics?auth={token}"))),
+        ),
     ] {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{name}");
@@ -322,4 +330,35 @@ async fn metrics_accept_every_credential_form(pool: PgPool) {
             "unauthorized",
         );
     }
+}
+
+#[sqlx::test]
+async fn shutdown_drains_the_request_in_flight(pool: PgPool) {
+    let mut app = spawn_app_with(pool, &[("BODY_READ_TIMEOUT_SECS", "30")]).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /v1/checkout/initiate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 2\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.shutdown.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No new connections once draining...
+    let fresh = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    assert!(fresh.get(app.url("/health")).send().await.is_err());
+    // ...but the request in flight is answered, then the connection closes and the server stops.
+    stream.write_all(b"}").await.unwrap();
+    let got = read_until_closed(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("the drained connection stayed open");
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    let server = tokio::time::timeout(Duration::from_secs(5), &mut app.server).await;
+    assert!(matches!(server, Ok(Ok(Ok(())))), "{server:?}");
 }
