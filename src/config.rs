@@ -90,6 +90,8 @@ pub struct ServerConfig {
     pub admin_token: Option<SecretString>,
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
+    /// Limits against slow and greedy clients (header/body timeouts, connections, proxies).
+    pub limits: HttpLimits,
 }
 
 #[derive(Clone)]
@@ -314,6 +316,76 @@ pub struct CheckoutConfig {
     pub provision_wait: Duration,
 }
 
+/// The listener's limits against slow and greedy clients, and whose forwarding headers count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Time a client has to send a request's headers (also ends an HTTP/1 connection idle for
+    /// this long between requests).
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes; more is a 431.
+    pub max_header_bytes: usize,
+    /// Open connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// A connection with no request in flight for this long is closed.
+    pub keep_alive_timeout: Duration,
+    /// Longest pause while reading a request body before a 408.
+    pub body_read_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (the TLS proxy); empty = none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl HttpLimits {
+    /// The smallest header cap the HTTP/1 parser accepts.
+    pub const MIN_HEADER_BYTES: usize = 8192;
+
+    fn from_vars(v: &Vars<'_>) -> Result<Self, ConfigError> {
+        let secs = |var: &str, default: u64| -> Result<Duration, ConfigError> {
+            let n: u64 = v.parse_or(var, "a number of seconds", default)?;
+            if n == 0 {
+                return Err(ConfigError::invalid(var, "at least 1 second", "0"));
+            }
+            Ok(Duration::from_secs(n))
+        };
+        let limits = Self {
+            header_read_timeout: secs("HEADER_READ_TIMEOUT_SECS", 10)?,
+            max_header_bytes: v.parse_or("MAX_HEADER_BYTES", "a size in bytes", 32 * 1024)?,
+            max_connections: v.parse_or("MAX_CONNECTIONS", "a connection count", 1024)?,
+            keep_alive_timeout: secs("KEEP_ALIVE_TIMEOUT_SECS", 60)?,
+            body_read_timeout: secs("BODY_READ_TIMEOUT_SECS", 10)?,
+            trusted_proxies: v
+                .get("TRUSTED_PROXIES")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map(|net| net.trunc())
+                        .map_err(|e| {
+                            ConfigError::invalid(
+                                "TRUSTED_PROXIES",
+                                "comma-separated IP addresses or CIDR ranges",
+                                format!("{p:?}: {e}"),
+                            )
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if limits.max_header_bytes < Self::MIN_HEADER_BYTES {
+            return Err(ConfigError::invalid(
+                "MAX_HEADER_BYTES",
+                "at least 8192",
+                limits.max_header_bytes,
+            ));
+        }
+        if limits.max_connections == 0 {
+            return Err(ConfigError::invalid("MAX_CONNECTIONS", "at least 1", "0"));
+        }
+        Ok(limits)
+    }
+}
+
 /// Reads variables from a map (the process environment in production, a literal map in tests).
 struct Vars<'a>(&'a HashMap<String, String>);
 
@@ -440,6 +512,7 @@ impl Config {
                 30,
             )?),
             body_limit_bytes: v.parse_or("BODY_LIMIT_BYTES", "a size in bytes", 1024 * 1024)?,
+            limits: HttpLimits::from_vars(&v)?,
         };
         if let Some(token) = &server.admin_token
             && token.expose_secret().len() < 16
@@ -1068,5 +1141,41 @@ mod tests {
             "postgres://***@h:5432/db"
         );
         assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+    }
+
+    #[test]
+    fn http_limits_have_defaults_and_parse_trusted_proxies() {
+        let c = Config::from_vars(&vars(&[DB])).unwrap();
+        let l = &c.server.limits;
+        assert_eq!(l.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(l.keep_alive_timeout, Duration::from_secs(60));
+        assert_eq!(l.body_read_timeout, Duration::from_secs(10));
+        assert_eq!(l.max_header_bytes, 32 * 1024);
+        assert_eq!(l.max_connections, 1024);
+        assert!(l.trusted_proxies.is_empty());
+        let c = Config::from_vars(&vars(&[
+            DB,
+            ("TRUSTED_PROXIES", " 172.30.0.0/24, 127.0.0.1,fd00::1/64 "),
+        ]))
+        .unwrap();
+        let nets: Vec<String> = c
+            .server
+            .limits
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(nets, ["172.30.0.0/24", "127.0.0.1/32", "fd00::/64"]);
+        for (var, value) in [
+            ("TRUSTED_PROXIES", "caddy"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("MAX_HEADER_BYTES", "1024"),
+            ("MAX_CONNECTIONS", "0"),
+            ("HEADER_READ_TIMEOUT_SECS", "0"),
+            ("BODY_READ_TIMEOUT_SECS", "soon"),
+        ] {
+            let err = Config::from_vars(&vars(&[DB, (var, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
     }
 }

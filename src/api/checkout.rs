@@ -3,23 +3,22 @@
 //! customer page the receipts link to.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::http::request::Parts;
 use axum::response::Html;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{CustomerAuth, PresentedKey, unauthorized};
 use super::error::ApiError;
-use super::extract::AppJson;
+use super::extract::{AppJson, ClientIp, rate_limit_key};
 use crate::billing::keys::KeyKind;
 use crate::billing::purchases;
 use crate::checkout::finalize::{self, FinalizeInput, Finalized};
@@ -53,36 +52,6 @@ fn required(field: &str, value: Option<String>, max: usize) -> Result<String, Ap
 
 // ---------------------------------------------------------------- client IP and rate limit
 
-/// The caller's IP: the peer address, or the last `X-Forwarded-For` hop when the peer is a proxy on a
-/// loopback or private address.
-struct ClientIp(Option<IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let behind_proxy = peer.is_none_or(|ip| match ip {
-            IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
-            IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local(),
-        });
-        let forwarded = behind_proxy
-            .then(|| {
-                parts
-                    .headers
-                    .get("x-forwarded-for")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.rsplit(',').next())
-                    .and_then(|v| v.trim().parse::<IpAddr>().ok())
-            })
-            .flatten();
-        Ok(Self(forwarded.or(peer)))
-    }
-}
-
 /// In-memory token bucket per client IP (one replica's view; enough to stop a script draining the
 /// deposit index space).
 #[derive(Default)]
@@ -103,7 +72,10 @@ impl RateLimiter {
                 *tokens + now.duration_since(*at).as_secs_f64() * capacity / 60.0 < capacity
             });
         }
-        let (tokens, at) = buckets.entry(ip).or_insert((capacity, now));
+        // IPv6 counts per /64: a host picks any address of its allocation at will.
+        let (tokens, at) = buckets
+            .entry(ip.map(rate_limit_key))
+            .or_insert((capacity, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * capacity / 60.0).min(capacity);
         *at = now;
         if *tokens >= 1.0 {
@@ -663,5 +635,10 @@ mod tests {
         assert!((0..3).all(|_| limiter.allow(a, 3)));
         assert!(!limiter.allow(a, 3));
         assert!(limiter.allow(b, 3));
+        // One IPv6 /64 is one client.
+        let v6 = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert!((0..3).all(|i| limiter.allow(v6(&format!("2001:db8:0:1::{i}")), 3)));
+        assert!(!limiter.allow(v6("2001:db8:0:1:ffff::9"), 3));
+        assert!(limiter.allow(v6("2001:db8:0:2::1"), 3));
     }
 }

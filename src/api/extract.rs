@@ -1,10 +1,13 @@
-//! Extractors whose rejections use the JSON error shape.
+//! Extractors whose rejections use the JSON error shape, and the client's address.
 
-use axum::extract::FromRequest;
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
+use crate::state::AppState;
 
 /// `Json<T>` whose failures are `ApiError`s (400 malformed/invalid, 413 too large, 415 content type).
 #[derive(Debug, Clone, Copy, Default, FromRequest)]
@@ -26,6 +29,65 @@ pub struct AppPath<T>(pub T);
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct AppQuery<T>(pub T);
+
+/// The caller's IP: the peer address, or, when the peer is one of `TRUSTED_PROXIES`, the
+/// nearest `X-Forwarded-For` hop that is not a trusted proxy itself (hops further left are the
+/// client's own claims). `None` without a peer address (in-process tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let forwarded = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        Ok(Self(peer.map(|peer| {
+            client_ip(peer, forwarded, &state.config.server.limits.trusted_proxies)
+        })))
+    }
+}
+
+/// The client behind `peer`: walks `X-Forwarded-For` from the right while the hop is trusted.
+pub fn client_ip<'a>(
+    peer: IpAddr,
+    forwarded: impl Iterator<Item = &'a str>,
+    trusted: &[ipnet::IpNet],
+) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(&ip));
+    let mut client = peer.to_canonical();
+    if !is_trusted(client) {
+        return client;
+    }
+    let hops: Vec<&str> = forwarded.flat_map(|v| v.split(',')).collect();
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            // Garbage from the proxy's side: stop at the last address we could trust.
+            break;
+        };
+        client = ip.to_canonical();
+        if !is_trusted(client) {
+            break;
+        }
+    }
+    client
+}
+
+/// The key a per-client limit counts under: the IPv4 address, or the IPv6 /64 (one subscriber's
+/// allocation; a host picks any address in it at will).
+pub fn rate_limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -110,5 +172,45 @@ mod tests {
         let (got, body) = call("application/json", big).await;
         assert_eq!(got, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(body.unwrap().code, "payload_too_large");
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let nets = |list: &[&str]| -> Vec<ipnet::IpNet> {
+            list.iter().map(|n| n.parse().unwrap()).collect()
+        };
+        let none = nets(&[]);
+        let caddy = nets(&["172.30.0.0/24"]);
+        let two = nets(&["172.30.0.0/24", "10.0.0.1/32"]);
+        for (peer, header, trusted, want) in [
+            // Nobody trusted: a private or loopback peer is the client, whatever it claims.
+            ("127.0.0.1", "203.0.113.9", &none, "127.0.0.1"),
+            ("10.0.0.1", "203.0.113.9", &none, "10.0.0.1"),
+            // The proxy's own hop is believed; the client's claims further left are not.
+            ("172.30.0.2", "203.0.113.9", &caddy, "203.0.113.9"),
+            ("172.30.0.2", "1.1.1.1, 203.0.113.9", &caddy, "203.0.113.9"),
+            ("172.30.0.2", "", &caddy, "172.30.0.2"),
+            ("172.30.0.2", "garbage", &caddy, "172.30.0.2"),
+            // An untrusted peer sending the header is still just the peer.
+            ("203.0.113.5", "1.1.1.1", &caddy, "203.0.113.5"),
+            // Chained trusted proxies are skipped.
+            ("172.30.0.2", "198.51.100.7, 10.0.0.1", &two, "198.51.100.7"),
+            // A mapped IPv4 peer (dual-stack listener) is its IPv4 address.
+            ("::ffff:172.30.0.2", "2001:db8::1", &caddy, "2001:db8::1"),
+        ] {
+            let got = client_ip(ip(peer), std::iter::once(header), trusted);
+            assert_eq!(got, ip(want), "{peer} {header:?}");
+        }
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_per_64() {
+        let key = |s: &str| rate_limit_key(s.parse().unwrap()).to_string();
+        assert_eq!(key("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::");
+        assert_eq!(key("2001:db8:1:2::ffff"), key("2001:db8:1:2:abcd::1"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
     }
 }

@@ -6,13 +6,15 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, header};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret;
 
+use super::auth;
 use super::error::ApiError;
 use crate::state::AppState;
 
@@ -35,10 +37,12 @@ fn handle() -> Option<&'static PrometheusHandle> {
 }
 
 /// Records `http_requests_total` and `http_request_duration_seconds` by method, route and status.
+/// Every label comes from a closed set (a client must not be able to mint label values): known
+/// methods or `other`, the route template or `unmatched`, the status code.
 pub async fn track(request: Request, next: Next) -> Response {
     let _ = handle();
     let start = Instant::now();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let path = request
         .extensions()
         .get::<MatchedPath>()
@@ -46,7 +50,7 @@ pub async fn track(request: Request, next: Next) -> Response {
         .to_owned();
     let response = next.run(request).await;
     let labels = [
-        ("method", method),
+        ("method", method.to_owned()),
         ("path", path),
         ("status", response.status().as_u16().to_string()),
     ];
@@ -56,15 +60,31 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-async fn render(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+/// The standard methods by name, anything else as `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
+async fn render(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     if let Some(token) = &state.config.server.admin_token {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let ok = presented.is_some_and(|p| {
+        // The same credential forms as every keyed route (bearer in any case, or `?auth=`).
+        let ok = auth::presented_key(&parts).is_some_and(|presented| {
             use subtle::ConstantTimeEq;
-            p.as_bytes().ct_eq(token.expose_secret().as_bytes()).into()
+            presented
+                .as_bytes()
+                .ct_eq(token.expose_secret().as_bytes())
+                .into()
         });
         if !ok {
             return Err(ApiError::unauthorized("metrics need the admin token"));

@@ -15,17 +15,21 @@ pub mod openapi;
 pub mod purchases;
 
 use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any as CorsAny, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::{TimeoutBody, TimeoutError, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 use tracing::{Level, Span};
 
@@ -37,6 +41,7 @@ pub fn router(state: AppState) -> Router {
     let server = &state.config.server;
     let body_limit = server.body_limit_bytes;
     let timeout = server.request_timeout;
+    let body_read_timeout = server.limits.body_read_timeout;
     Router::new()
         .merge(health::router())
         .merge(appstore::router())
@@ -49,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(json_error_bodies))
+        .layer(axum::middleware::from_fn(stalled_body_is_408))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
@@ -59,6 +65,11 @@ pub fn router(state: AppState) -> Router {
         // The Gemini gateway answers in Google's error shape and streams for minutes: it brings its
         // own body limit and panic handler, outside the JSON-error and timeout layers above.
         .merge(gemini::router())
+        // Every route's body: a pause longer than BODY_READ_TIMEOUT_SECS ends it with an error.
+        .layer(axum::middleware::from_fn_with_state(
+            body_read_timeout,
+            cut_stalled_bodies,
+        ))
         .layer(cors())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
@@ -70,6 +81,50 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Set on a request whose body stalled longer than the body-read timeout.
+#[derive(Clone, Default)]
+struct BodyStalled(Arc<AtomicBool>);
+
+/// Wraps the request body so a pause longer than `timeout` between chunks fails the read (the
+/// extractor reading it errs out; [`stalled_body_is_408`] turns that into a 408).
+async fn cut_stalled_bodies(
+    axum::extract::State(timeout): axum::extract::State<Duration>,
+    request: Request<Body>,
+    next: Next,
+) -> Response {
+    let stalled = BodyStalled::default();
+    let flag = Arc::clone(&stalled.0);
+    let (mut parts, body) = request.into_parts();
+    parts.extensions.insert(stalled);
+    let body = TimeoutBody::new(timeout, body).map_err(move |e| {
+        if e.is::<TimeoutError>() {
+            flag.store(true, Ordering::Release);
+        }
+        e
+    });
+    next.run(Request::from_parts(parts, Body::new(body))).await
+}
+
+/// Answers a request whose body stalled with a JSON 408 (and closes the connection), whatever
+/// error the extractor made of the failed read.
+async fn stalled_body_is_408(request: Request<Body>, next: Next) -> Response {
+    let stalled = request.extensions().get::<BodyStalled>().cloned();
+    let response = next.run(request).await;
+    if stalled.is_some_and(|s| s.0.load(Ordering::Acquire)) {
+        let mut response = ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request body was not received in time.",
+        )
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    response
 }
 
 /// CORS as the original: any origin, the usual methods and headers.

@@ -76,6 +76,16 @@ pub fn matches(presented: &str, stored_hash: &[u8]) -> bool {
     hash(presented).ct_eq(stored_hash).into()
 }
 
+/// Whether `presented` is the key whose hash is `stored`. A missing owner (`None`: unknown
+/// purchase) costs the same comparison, against a hash no key has, so it takes as long as a wrong
+/// key and a leaked id cannot be confirmed by timing.
+pub fn matches_stored(presented: &str, stored: Option<&[u8]>) -> bool {
+    /// No key hashes to this (SHA-256 preimage); stands in for an unknown owner's hash.
+    const NO_KEY: [u8; 32] = [0; 32];
+    let hit = matches(presented, stored.unwrap_or(&NO_KEY));
+    hit & stored.is_some()
+}
+
 /// The secret text of a key (only for the one response that delivers it).
 pub fn reveal(key: &SecretString) -> &str {
     key.expose_secret()
@@ -84,6 +94,38 @@ pub fn reveal(key: &SecretString) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Median time of `f` over many runs.
+    fn median_ns(mut f: impl FnMut() -> bool) -> u128 {
+        let mut times: Vec<u128> = (0..2001)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                std::hint::black_box(f());
+                start.elapsed().as_nanos()
+            })
+            .collect();
+        times.sort_unstable();
+        times[times.len() / 2]
+    }
+
+    #[test]
+    fn an_unknown_owner_costs_the_same_as_a_wrong_key() {
+        let stored = generate(KeyKind::Customer).hash;
+        let wrong = generate(KeyKind::Customer);
+        let wrong = wrong.secret.expose_secret();
+        assert!(!matches_stored(wrong, None));
+        assert!(!matches_stored(wrong, Some(&stored)));
+        assert!(matches_stored(wrong, Some(&hash(wrong))));
+        for _ in 0..3 {
+            let unknown = median_ns(|| matches_stored(std::hint::black_box(wrong), None));
+            let known = median_ns(|| matches_stored(std::hint::black_box(wrong), Some(&stored)));
+            // The same work: a hash and a comparison either way (a bare `false` is ~100x faster).
+            if unknown * 2 >= known {
+                return;
+            }
+        }
+        panic!("an unknown owner answers faster than a wrong key");
+    }
 
     #[test]
     fn keys_are_prefixed_unique_and_verifiable() {

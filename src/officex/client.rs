@@ -178,28 +178,55 @@ impl HostAllowList {
     }
 }
 
-/// Loopback, private, link-local, shared, unspecified or broadcast: never reached unless listed.
+/// Whether an address is anything but globally routable unicast: loopback, private, shared,
+/// link-local, documentation, benchmarking, reserved, multicast, broadcast, and the IPv6 forms
+/// that embed or translate to IPv4 (mapped, compatible, NAT64, 6to4, Teredo). Such an address is
+/// never reached unless listed exactly.
 pub fn is_non_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
+            let a = u32::from(v4);
+            // IANA IPv4 special-purpose registry, plus multicast and the reserved 240/4.
+            const NON_GLOBAL_V4: [(u32, u32); 15] = [
+                (0x0000_0000, 8),  // 0.0.0.0/8 this network
+                (0x0a00_0000, 8),  // 10.0.0.0/8 private
+                (0x6440_0000, 10), // 100.64.0.0/10 shared (CGNAT)
+                (0x7f00_0000, 8),  // 127.0.0.0/8 loopback
+                (0xa9fe_0000, 16), // 169.254.0.0/16 link-local
+                (0xac10_0000, 12), // 172.16.0.0/12 private
+                (0xc000_0000, 24), // 192.0.0.0/24 IETF protocol assignments
+                (0xc000_0200, 24), // 192.0.2.0/24 documentation
+                (0xc058_6300, 24), // 192.88.99.0/24 6to4 relay anycast
+                (0xc0a8_0000, 16), // 192.168.0.0/16 private
+                (0xc612_0000, 15), // 198.18.0.0/15 benchmarking
+                (0xc633_6400, 24), // 198.51.100.0/24 documentation
+                (0xcb00_7100, 24), // 203.0.113.0/24 documentation
+                (0xe000_0000, 4),  // 224.0.0.0/4 multicast
+                (0xf000_0000, 4),  // 240.0.0.0/4 reserved, and the broadcast address
+            ];
+            NON_GLOBAL_V4
+                .iter()
+                .any(|&(net, len)| a >> (32 - len) == net >> (32 - len))
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_non_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
+            let a = u128::from(v6);
+            // Global unicast is 2000::/3; everything else (::, ::1, ::a.b.c.d, 64:ff9b::/96,
+            // 100::/64, ULA, link-local, site-local, multicast, 5f00::/16) is not.
+            if a >> 125 != 1 {
+                return true;
+            }
+            const NON_GLOBAL_V6: [(u128, u32); 4] = [
+                (0x2001_0000 << 96, 23), // 2001::/23 IETF protocol assignments (Teredo, ORCHID, benchmarking)
+                (0x2001_0db8 << 96, 32), // 2001:db8::/32 documentation
+                (0x2002 << 112, 16),     // 2002::/16 6to4
+                (0x3fff << 112, 20),     // 3fff::/20 documentation
+            ];
+            NON_GLOBAL_V6
+                .iter()
+                .any(|&(net, len)| a >> (128 - len) == net >> (128 - len))
         }
     }
 }
@@ -471,6 +498,102 @@ mod tests {
             assert!(
                 matches!(none.base_url(sneaky), Err(OfficexError::HostNotAllowed(_))),
                 "{sneaky}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_globally_routable_addresses_are_public() {
+        let non_public = [
+            // IPv4: this network, private, shared, loopback, link-local, protocol assignments,
+            // documentation, 6to4 relay, benchmarking, multicast, reserved, broadcast.
+            "0.0.0.0",
+            "0.1.2.3",
+            "10.1.2.3",
+            "100.64.0.1",
+            "100.127.255.254",
+            "127.0.0.1",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.19.255.254",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.254",
+            "255.255.255.255",
+            // IPv6: unspecified, loopback, mapped and compatible IPv4, NAT64, discard, IETF
+            // assignments (Teredo, benchmarking, ORCHID), documentation, 6to4, ULA, link-local,
+            // site-local, multicast, anything outside 2000::/3.
+            "::",
+            "::1",
+            "::ffff:10.0.0.1",
+            "::ffff:192.0.2.1",
+            "::8.8.8.8",
+            "::127.0.0.1",
+            "64:ff9b::8.8.8.8",
+            "64:ff9b:1::1",
+            "100::1",
+            "2001::1",
+            "2001:2::1",
+            "2001:10::1",
+            "2001:db8::1",
+            "2002:808:808::1",
+            "3fff::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "fec0::1",
+            "ff02::1",
+            "5f00::1",
+            "4000::1",
+        ];
+        for ip in non_public {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert!(is_non_public(parsed), "{ip} must not count as public");
+        }
+        let public = [
+            "1.1.1.1",
+            "8.8.8.8",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.32.0.1",
+            "192.0.3.1",
+            "198.17.255.255",
+            "198.20.0.1",
+            "223.255.255.255",
+            "::ffff:8.8.8.8",
+            "2001:4860:4860::8888",
+            "2606:4700:4700::1111",
+            "2a00:1450:4001::1",
+        ];
+        for ip in public {
+            let parsed: IpAddr = ip.parse().unwrap();
+            assert!(!is_non_public(parsed), "{ip} is public");
+        }
+        // And through the host check with a wildcard.
+        let any = allow(&["*"]);
+        for ip in [
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "[64:ff9b::808:808]",
+            "[2002::1]",
+            "[::808:808]",
+        ] {
+            assert!(
+                matches!(
+                    any.base_url(&format!("https://{ip}")),
+                    Err(OfficexError::HostNotAllowed(_))
+                ),
+                "{ip}"
             );
         }
     }

@@ -11,6 +11,7 @@ mod errors;
 mod fixtures;
 mod gemini;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod metering;
 mod moto;
