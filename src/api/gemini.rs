@@ -592,7 +592,11 @@ mod tests {
             q(&[("$alt", "json;enum-encoding=int")]),
             q(&[("alt", "json"), ("quotaUser", "x"), ("callback", "f")]),
         ] {
-            assert!(forwarded_query(Action::Generate, &dropped).unwrap().is_empty());
+            assert!(
+                forwarded_query(Action::Generate, &dropped)
+                    .unwrap()
+                    .is_empty()
+            );
         }
         for refused in [
             q(&[("fields", "candidates")]),

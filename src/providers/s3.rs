@@ -46,7 +46,8 @@ pub fn timeouts(aws: &AwsConfig) -> aws_config::timeout::TimeoutConfig {
 /// The longest a provisioning attempt (creation, then cleanup after a failure) may run: half the
 /// provisioning lease, so an attempt always ends before another worker may retry the purchase.
 pub const PROVISION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
-const _: () = assert!(PROVISION_DEADLINE.as_secs() * 2 <= crate::checkout::provision::LEASE_SECS as u64);
+const _: () =
+    assert!(PROVISION_DEADLINE.as_secs() * 2 <= crate::checkout::provision::LEASE_SECS as u64);
 
 /// What the provider needs besides the AWS clients.
 #[derive(Debug, Clone)]
@@ -615,16 +616,14 @@ impl ResourceProvider for S3Provider {
         // Creation and cleanup both end within the deadline (each AWS call has its own too), so
         // this attempt never acts after another worker took the purchase over.
         let started = std::time::Instant::now();
-        let created = tokio::time::timeout(
-            PROVISION_DEADLINE * 2 / 3,
-            self.create_all(&names, request),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(ProviderError::Retryable(
-                "AWS provisioning did not finish within its deadline".to_owned(),
-            ))
-        });
+        let created =
+            tokio::time::timeout(PROVISION_DEADLINE * 2 / 3, self.create_all(&names, request))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ProviderError::Retryable(
+                        "AWS provisioning did not finish within its deadline".to_owned(),
+                    ))
+                });
         match created {
             Ok(delivered) => {
                 tracing::info!(bucket = %names.bucket, "S3 bucket provisioned");

@@ -205,7 +205,10 @@ async fn standin_call(
         }
         "countTokens" => axum::Json(json!({"totalTokens": 42})).into_response(),
         "streamGenerateContent" if query.contains("alt=sse") => {
-            let events = sse(&stream_chunks(n, model).into_iter().map(strip).collect::<Vec<_>>());
+            let events = sse(&stream_chunks(n, model)
+                .into_iter()
+                .map(strip)
+                .collect::<Vec<_>>());
             let release = s.release;
             let breaks = text.contains("BREAK");
             let first = events[0].clone();
@@ -1236,9 +1239,7 @@ async fn a_crashed_calls_reservation_holds_the_balance_until_it_lapses(pool: PgP
 /// `usageMetadata` and make the call free); an answer without `usageMetadata` is charged the
 /// call's reserved worst case.
 #[sqlx::test]
-async fn response_filters_are_refused_and_unreported_usage_is_charged_the_worst_case(
-    pool: PgPool,
-) {
+async fn response_filters_are_refused_and_unreported_usage_is_charged_the_worst_case(pool: PgPool) {
     let (app, standin) = gateway_app(pool).await;
     let pool = &app.state.pool;
     let bought = buy(&app, 10_000_000).await;
@@ -1406,12 +1407,6 @@ async fn the_key_is_checked_before_the_body_and_a_stalled_body_is_cut_off(pool: 
         "POST /v1beta/models/{flash} HTTP/1.1\r\nhost: localhost\r\nx-goog-api-key: {}\r\ntransfer-encoding: chunked\r\n\r\n",
         bought.key
     );
-    let answer = raw_exchange(
-        &app,
-        &chunked,
-        format!("{chunk}{chunk}").as_bytes(),
-        quick,
-    )
-    .await;
+    let answer = raw_exchange(&app, &chunked, format!("{chunk}{chunk}").as_bytes(), quick).await;
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
 }

@@ -696,6 +696,13 @@ async fn a_stalled_aws_endpoint_fails_within_the_configured_deadline() {
     )
     .await
     .expect("suspension against a stalled AWS hung for 60 s");
-    assert!(matches!(result, Err(ProviderError::Retryable(_))), "{result:?}");
-    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(
+        matches!(result, Err(ProviderError::Retryable(_))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
 }
