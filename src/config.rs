@@ -1076,6 +1076,34 @@ mod tests {
     }
 
     #[test]
+    fn aws_deadlines_and_gateway_body_limits_have_sane_defaults() {
+        let c = Config::from_vars(&vars(&[
+            DB,
+            ("AWS_REGION", "us-east-1"),
+            ("GEMINI_API_KEY", "k"),
+        ]))
+        .unwrap();
+        let aws = c.aws.unwrap();
+        assert_eq!(aws.operation_timeout, Duration::from_secs(30));
+        assert_eq!(aws.attempt_timeout, Duration::from_secs(10));
+        let gemini = c.gemini.unwrap();
+        assert_eq!(gemini.max_body_bytes, 20 * 1024 * 1024);
+        assert_eq!(gemini.body_read_timeout, Duration::from_secs(60));
+        for bad in ["0", "600"] {
+            let err = Config::from_vars(&vars(&[
+                DB,
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_OPERATION_TIMEOUT_SECS", bad),
+            ]))
+            .unwrap_err();
+            assert!(
+                err.to_string().starts_with("AWS_OPERATION_TIMEOUT_SECS"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn redact_url_hides_passwords() {
         assert_eq!(
             redact_url("postgres://u:pw@h:5432/db"),
