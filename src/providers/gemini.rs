@@ -46,6 +46,9 @@ const MAX_CANDIDATES: u64 = 8;
 /// replica that died) frees its share of the balance and its concurrency slot after this long.
 /// Longer than any call runs (Google ends a request after 10 minutes).
 pub const RESERVATION_TTL_SECS: f64 = 900.0;
+/// A stream still running pushes its reservation's lapse back this often, so a long generation
+/// keeps its hold while a crashed one loses it within [`RESERVATION_TTL_SECS`].
+const RESERVATION_REFRESH: Duration = Duration::from_secs(60);
 
 /// Why the gateway refuses or fails a call. Mapped to Google's error shape at the edge.
 #[derive(Debug, thiserror::Error)]
@@ -693,6 +696,11 @@ impl Reservation {
         self.id
     }
 
+    /// The call is still running: its hold lapses [`RESERVATION_TTL_SECS`] from now.
+    pub async fn extend(&self) -> Result<(), GatewayError> {
+        extend_reservation(&self.pool, self.id).await
+    }
+
     /// The call costs nothing (an upstream error, nothing delivered): frees the hold now.
     pub async fn release(mut self) -> Result<(), GatewayError> {
         self.armed = false;
@@ -720,6 +728,18 @@ impl Drop for Reservation {
             });
         }
     }
+}
+
+async fn extend_reservation(pool: &PgPool, id: Uuid) -> Result<(), GatewayError> {
+    sqlx::query!(
+        "update gateway_reservation set expires_at = now() + make_interval(secs => $2)
+         where reservation_id = $1",
+        id,
+        RESERVATION_TTL_SECS
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 async fn delete_reservation(pool: &PgPool, id: Uuid) -> Result<(), GatewayError> {
@@ -983,6 +1003,7 @@ pub struct StreamMeter {
     seen: ResponseUsage,
     delivered: bool,
     done: bool,
+    extended_at: Instant,
 }
 
 impl StreamMeter {
@@ -1007,11 +1028,23 @@ impl StreamMeter {
             seen: ResponseUsage::default(),
             delivered: false,
             done: false,
+            extended_at: Instant::now(),
         }
     }
 
     pub fn observe(&mut self, chunk: &[u8]) {
         self.delivered |= !chunk.is_empty();
+        if let Some(reservation) = &self.reservation
+            && self.extended_at.elapsed() >= RESERVATION_REFRESH
+        {
+            self.extended_at = Instant::now();
+            let (pool, id) = (self.pool.clone(), reservation.id);
+            tokio::spawn(async move {
+                if let Err(e) = extend_reservation(&pool, id).await {
+                    tracing::warn!(reservation_id = %id, error = %e, "cannot extend a running stream's reservation");
+                }
+            });
+        }
         let seen = &mut self.seen;
         self.splitter.push(chunk, |object| seen.observe(&object));
     }

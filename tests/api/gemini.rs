@@ -26,7 +26,7 @@ use vendor_server::domain::ids::PurchaseId;
 use vendor_server::domain::money::UsdMicros;
 use vendor_server::providers::ProvisionRequest;
 use vendor_server::providers::gemini::{
-    Estimate, GatewaySettings, ModelPrices, StreamMeter, Usage,
+    Estimate, GatewaySettings, ModelPrices, Reservation, StreamMeter, Usage,
 };
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
@@ -1233,6 +1233,31 @@ async fn a_crashed_calls_reservation_holds_the_balance_until_it_lapses(pool: PgP
     .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(reservations(pool).await, 0, "the lapsed one is gone too");
+
+    // A running call pushes its lapse back; a guard dropped unsettled frees its hold.
+    let held = Reservation::take(pool, bought.id, "gemini-2.5-flash", UsdMicros(1000), 4)
+        .await
+        .unwrap();
+    sqlx::query("update gateway_reservation set expires_at = now() + interval '1 second'")
+        .execute(pool)
+        .await
+        .unwrap();
+    held.extend().await.unwrap();
+    let left: f64 = sqlx::query_scalar(
+        "select extract(epoch from expires_at - now())::float8 from gateway_reservation",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(left > 800.0, "{left}");
+    drop(held);
+    for _ in 0..250 {
+        if reservations(pool).await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("a dropped reservation was not released");
 }
 
 /// Issue 11 #1: response filters and other wire formats never reach Google (its filter would drop
