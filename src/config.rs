@@ -244,6 +244,11 @@ pub struct AwsConfig {
     /// Static credentials (`AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY`, optional
     /// `AWS_SESSION_TOKEN`); `None` = the SDK's default chain (profile, instance role, …).
     pub credentials: Option<AwsCredentials>,
+    /// Deadline of one AWS operation, retries included (`AWS_OPERATION_TIMEOUT_SECS`, 30): well
+    /// inside the provisioning lease, so a stalled call never outlives its attempt.
+    pub operation_timeout: Duration,
+    /// Deadline of one HTTP attempt of an AWS operation (`AWS_ATTEMPT_TIMEOUT_SECS`, 10).
+    pub attempt_timeout: Duration,
 }
 
 /// Static AWS credentials from the configuration.
@@ -273,6 +278,11 @@ pub struct GeminiConfig {
     /// Vendor's upstream keys, used in turn.
     pub api_keys: Vec<SecretString>,
     pub upstream_url: String,
+    /// Largest gateway request body (`GEMINI_MAX_BODY_BYTES`, 20 MiB: Google's own request limit,
+    /// inline images and documents included).
+    pub max_body_bytes: usize,
+    /// Time allowed to receive a gateway request's body (`GEMINI_BODY_READ_TIMEOUT_SECS`, 60).
+    pub body_read_timeout: Duration,
 }
 
 impl fmt::Debug for GeminiConfig {
@@ -283,6 +293,8 @@ impl fmt::Debug for GeminiConfig {
                 &format_args!("[{} redacted]", self.api_keys.len()),
             )
             .field("upstream_url", &self.upstream_url)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("body_read_timeout", &self.body_read_timeout)
             .finish()
     }
 }
@@ -693,10 +705,22 @@ impl Config {
                         });
                     }
                 };
+                let operation_timeout: u64 =
+                    v.parse_or("AWS_OPERATION_TIMEOUT_SECS", "seconds", 30)?;
+                let attempt_timeout: u64 = v.parse_or("AWS_ATTEMPT_TIMEOUT_SECS", "seconds", 10)?;
+                if operation_timeout == 0 || attempt_timeout == 0 || operation_timeout > 120 {
+                    return Err(ConfigError::invalid(
+                        "AWS_OPERATION_TIMEOUT_SECS",
+                        "1..=120 seconds (with AWS_ATTEMPT_TIMEOUT_SECS ≥ 1), well inside the provisioning lease",
+                        format!("{operation_timeout} / {attempt_timeout}"),
+                    ));
+                }
                 Ok(AwsConfig {
                     region: region.to_owned(),
                     endpoint_url: v.url("AWS_ENDPOINT_URL")?,
                     credentials,
+                    operation_timeout: Duration::from_secs(operation_timeout),
+                    attempt_timeout: Duration::from_secs(attempt_timeout.min(operation_timeout)),
                 })
             });
         let aws = aws.transpose()?;
@@ -752,6 +776,15 @@ impl Config {
                     upstream_url: v
                         .url("GEMINI_UPSTREAM_URL")?
                         .unwrap_or_else(|| "https://generativelanguage.googleapis.com".to_owned()),
+                    max_body_bytes: v.parse_or(
+                        "GEMINI_MAX_BODY_BYTES",
+                        "a size in bytes",
+                        20 * 1024 * 1024,
+                    )?,
+                    body_read_timeout: Duration::from_secs(
+                        v.parse_or("GEMINI_BODY_READ_TIMEOUT_SECS", "seconds", 60u64)?
+                            .max(1),
+                    ),
                 })
             });
         let gemini = gemini.transpose()?;
@@ -1132,6 +1165,34 @@ mod tests {
             err.to_string().starts_with("AWS_SECRET_ACCESS_KEY"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn aws_deadlines_and_gateway_body_limits_have_sane_defaults() {
+        let c = Config::from_vars(&vars(&[
+            DB,
+            ("AWS_REGION", "us-east-1"),
+            ("GEMINI_API_KEY", "k"),
+        ]))
+        .unwrap();
+        let aws = c.aws.unwrap();
+        assert_eq!(aws.operation_timeout, Duration::from_secs(30));
+        assert_eq!(aws.attempt_timeout, Duration::from_secs(10));
+        let gemini = c.gemini.unwrap();
+        assert_eq!(gemini.max_body_bytes, 20 * 1024 * 1024);
+        assert_eq!(gemini.body_read_timeout, Duration::from_secs(60));
+        for bad in ["0", "600"] {
+            let err = Config::from_vars(&vars(&[
+                DB,
+                ("AWS_REGION", "us-east-1"),
+                ("AWS_OPERATION_TIMEOUT_SECS", bad),
+            ]))
+            .unwrap_err();
+            assert!(
+                err.to_string().starts_with("AWS_OPERATION_TIMEOUT_SECS"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -262,6 +262,7 @@ impl GoogleError {
             403 => "PERMISSION_DENIED",
             404 => "NOT_FOUND",
             405 => "UNIMPLEMENTED",
+            408 => "DEADLINE_EXCEEDED",
             409 => "ABORTED",
             429 => "RESOURCE_EXHAUSTED",
             501 => "UNIMPLEMENTED",
@@ -279,7 +280,9 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
             G::MissingKey => StatusCode::UNAUTHORIZED,
             G::InvalidKey => StatusCode::FORBIDDEN,
             G::PaymentRequired(_) => StatusCode::PAYMENT_REQUIRED,
-            G::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            G::RateLimited { .. } | G::TooManyConcurrent { .. } => StatusCode::TOO_MANY_REQUESTS,
+            G::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            G::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             G::UnknownModel { .. } | G::UnknownMethod(_) => StatusCode::NOT_FOUND,
             G::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             G::NotConfigured | G::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -307,6 +310,7 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
             G::RateLimited {
                 retry_after_secs, ..
             } => Some(retry_after_secs),
+            G::TooManyConcurrent { .. } => Some(1),
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(5),
             _ => None,
         };

@@ -8,12 +8,12 @@
 //! segment split on ':' here.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -22,13 +22,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::error::GoogleError;
 use crate::providers::gemini::{
-    self, Estimate, Gateway, GatewayError, GatewaySettings, KeyAccess, Metered, ResponseUsage,
-    StreamMeter,
+    self, Estimate, Gateway, GatewayError, GatewaySettings, KeyAccess, Metered, Reservation,
+    ResponseUsage, StreamMeter,
 };
 use crate::state::AppState;
-
-/// Gemini requests carry inline images and documents: Google accepts about 20 MB per request.
-pub const BODY_LIMIT: usize = 20 * 1024 * 1024;
 
 /// The methods the gateway serves on a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,26 +222,100 @@ async fn get_model_inner(
     pass_through(upstream).await
 }
 
+/// The query parameters sent upstream: only `alt=sse` on `streamGenerateContent`. `key` is the
+/// customer's credential and stays here. A response filter (`fields`, `$fields`) or another wire
+/// format (`alt=proto`, `alt=media`) is refused: Google's filter would drop `usageMetadata` and an
+/// answer in another format cannot be metered. Anything else (`prettyPrint`, `$alt=json…`,
+/// `quotaUser`, …) is dropped: the answer is JSON either way.
+fn forwarded_query(
+    action: Action,
+    query: &[(String, String)],
+) -> Result<Vec<(String, String)>, GatewayError> {
+    let mut sse = false;
+    for (name, value) in query {
+        match name.as_str() {
+            "key" => {}
+            "fields" | "$fields" => {
+                return Err(GatewayError::InvalidArgument(format!(
+                    "Query parameter {name:?} is not supported by this gateway: responses are \
+                     never filtered (usageMetadata is how calls are metered)."
+                )));
+            }
+            "alt" | "$alt" => match value.split(';').next().unwrap_or_default() {
+                "sse" if action == Action::Stream && name == "alt" => sse = true,
+                "json" => {}
+                other => {
+                    return Err(GatewayError::InvalidArgument(format!(
+                        "Unsupported {name}={other:?}: this gateway answers JSON, or \
+                         server-sent events with alt=sse on streamGenerateContent."
+                    )));
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(if sse {
+        vec![("alt".to_owned(), "sse".to_owned())]
+    } else {
+        Vec::new()
+    })
+}
+
+/// Reads a request body of at most `limit` bytes within `within`; the caller has checked the key.
+async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, GatewayError> {
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                GatewayError::InvalidArgument(format!("Cannot read the request body: {e}"))
+            })?;
+            if buf.len().saturating_add(chunk.len()) > limit {
+                return Err(GatewayError::PayloadTooLarge(limit));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(buf))
+    };
+    tokio::time::timeout(within, read)
+        .await
+        .map_err(|_| GatewayError::BodyTimeout(within.as_secs()))?
+}
+
 /// `POST /v1beta/models/{model}:generateContent | :streamGenerateContent | :countTokens`.
+///
+/// The body is read only after the key, the gateway and the model are checked, within the
+/// gateway's body limit and body-read timeout.
 async fn call_model(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Response {
-    call_model_inner(&state, path, &uri, &headers, body)
+    call_model_inner(&state, path, request)
         .await
-        .unwrap_or_else(|e| GoogleError::from(e).into_response())
+        .unwrap_or_else(|e| {
+            let close = matches!(
+                e,
+                GatewayError::BodyTimeout(_) | GatewayError::PayloadTooLarge(_)
+            );
+            let mut response = GoogleError::from(e).into_response();
+            if close {
+                // The rest of the body is not read: end the connection rather than drain it.
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            response
+        })
 }
 
 async fn call_model_inner(
     state: &AppState,
     path: Result<Path<String>, PathRejection>,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Response, GatewayError> {
+    let (parts, body) = request.into_parts();
+    let (uri, headers) = (&parts.uri, &parts.headers);
     let Path(model_action) = path.map_err(|e| GatewayError::InvalidArgument(e.body_text()))?;
     let (model, action) = model_action.split_once(':').ok_or_else(|| {
         GatewayError::UnknownMethod("(none: expected <model>:<method>)".to_owned())
@@ -262,15 +333,16 @@ async fn call_model_inner(
         .ok_or_else(|| GatewayError::UnknownModel {
             model: model.to_owned(),
         })?;
-    let body = body.map_err(|e| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            GatewayError::InvalidArgument(format!(
-                "Request payload size exceeds the limit: {BODY_LIMIT} bytes."
-            ))
-        } else {
-            GatewayError::InvalidArgument(e.body_text())
-        }
-    })?;
+    let forward = forwarded_query(action, &query)?;
+    let limit = gateway.max_body_bytes;
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::PayloadTooLarge(limit));
+    }
+    let body = read_body(body, limit, gateway.body_read_timeout).await?;
     let request: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         GatewayError::InvalidArgument(format!("Invalid JSON payload received. {e}"))
     })?;
@@ -285,67 +357,100 @@ async fn call_model_inner(
     gateway
         .limiter
         .admit(purchase_id, limits, tokens_now, Instant::now())?;
-    if action != Action::CountTokens {
-        access.check_balance(prices.estimate(&estimate))?;
-    }
-    // The customer's key stays here: only the other parameters (e.g. `alt=sse`) go upstream.
-    let forward: Vec<(String, String)> = query.into_iter().filter(|(k, _)| k != "key").collect();
-    let upstream = gateway
-        .send(
-            reqwest::Method::POST,
-            &format!("/v1beta/models/{model}:{}", action.name()),
-            &forward,
-            Some(body),
-        )
-        .await?;
-    if !upstream.status().is_success() || action == Action::CountTokens {
-        // Upstream errors and token counts are free.
+    let path = format!("/v1beta/models/{model}:{}", action.name());
+    if action == Action::CountTokens {
+        // Token counts are free.
+        let upstream = gateway
+            .send(reqwest::Method::POST, &path, &forward, Some(body))
+            .await?;
         return pass_through(upstream).await;
     }
+
+    // The call's worst case is held against the balance (and counts against the purchase's
+    // concurrent calls) until its real usage is charged.
+    let worst_case = estimate.worst_case(&prices);
+    let worst_cost = prices.estimate(&estimate);
+    access.check_balance(worst_cost)?;
+    let reservation = Reservation::take(
+        &state.pool,
+        purchase_id,
+        model,
+        worst_cost,
+        settings.max_concurrent(),
+    )
+    .await?;
+    let upstream = match gateway
+        .send(reqwest::Method::POST, &path, &forward, Some(body))
+        .await
+    {
+        Ok(upstream) => upstream,
+        Err(e) => {
+            reservation.release().await?;
+            return Err(e);
+        }
+    };
+    if !upstream.status().is_success() {
+        // Upstream errors are free.
+        reservation.release().await?;
+        return pass_through(upstream).await;
+    }
+    let call = Call {
+        purchase_id,
+        model,
+        prices,
+        limits,
+        worst_case,
+    };
     if action == Action::Stream {
-        return Ok(stream_metered(
-            state,
-            gateway,
-            upstream,
-            purchase_id,
-            model,
-            prices,
-            limits,
-        ));
+        return Ok(stream_metered(state, gateway, upstream, call, reservation));
     }
 
     let status = upstream.status();
     let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
-    let bytes = upstream
-        .bytes()
-        .await
-        .map_err(|e| GatewayError::UpstreamUnavailable(e.without_url()))?;
+    let bytes = match upstream.bytes().await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            // Nothing reached the customer: free.
+            reservation.release().await?;
+            return Err(GatewayError::UpstreamUnavailable(e.without_url()));
+        }
+    };
     let mut seen = ResponseUsage::default();
     if let Ok(response) = serde_json::from_slice::<serde_json::Value>(&bytes) {
         seen.observe(&response);
     }
-    match seen.usage {
-        Some(usage) => {
-            gateway
-                .limiter
-                .record_tokens(purchase_id, limits, usage.total(), Instant::now());
-            // The answer is released only once its cost is on the ledger.
-            Metered {
-                purchase_id,
-                model: model.to_owned(),
-                prices,
-                usage,
-                response_id: seen.response_id,
-                model_version: seen.model_version,
-            }
-            .post(&state.pool)
-            .await?;
-        }
+    let (usage, charged_worst_case) = match seen.usage {
+        Some(usage) => (usage, false),
         None => {
-            tracing::warn!(%purchase_id, model, "upstream answer without usageMetadata: not metered");
+            tracing::warn!(%purchase_id, model, "upstream answer without usageMetadata: charged its reserved worst case");
+            (worst_case, true)
         }
-    }
+    };
+    gateway
+        .limiter
+        .record_tokens(purchase_id, limits, usage.total(), Instant::now());
+    // The answer is released only once its cost is on the ledger (and the reservation gone
+    // with it, in the same transaction).
+    let metered = Metered {
+        purchase_id,
+        model: model.to_owned(),
+        prices,
+        usage,
+        response_id: seen.response_id,
+        model_version: seen.model_version,
+        worst_case: charged_worst_case,
+    };
+    gemini::settle(&state.pool, Some(&metered), Some(reservation)).await?;
     Ok(respond(status, content_type, Body::from(bytes)))
+}
+
+/// What a running call is metered by.
+struct Call<'a> {
+    purchase_id: crate::domain::ids::PurchaseId,
+    model: &'a str,
+    prices: gemini::ModelPrices,
+    limits: gemini::Limits,
+    worst_case: gemini::Usage,
 }
 
 /// Passes the upstream's chunks through as they arrive and meters the last `usageMetadata` once
@@ -354,11 +459,16 @@ fn stream_metered(
     state: &AppState,
     gateway: Arc<Gateway>,
     upstream: reqwest::Response,
-    purchase_id: crate::domain::ids::PurchaseId,
-    model: &str,
-    prices: gemini::ModelPrices,
-    limits: gemini::Limits,
+    call: Call<'_>,
+    reservation: Reservation,
 ) -> Response {
+    let Call {
+        purchase_id,
+        model,
+        prices,
+        limits,
+        worst_case,
+    } = call;
     let status = upstream.status();
     let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
     let on_tokens = Box::new(move |tokens: u64| {
@@ -371,6 +481,8 @@ fn stream_metered(
         purchase_id,
         model.to_owned(),
         prices,
+        worst_case,
+        Some(reservation),
         on_tokens,
     );
     let chunks = futures::stream::unfold(
@@ -424,8 +536,9 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     .into_response()
 }
 
-/// The gateway's routes. Merged outside the API's request timeout (generations run for minutes);
-/// the upstream client cuts off a silent upstream instead.
+/// The gateway's routes. Merged outside the API's request timeout (generations run for minutes):
+/// the request body has its own limit and read timeout (`call_model`), and the upstream client
+/// cuts off a silent upstream.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1beta/models", get(list_models))
@@ -434,7 +547,6 @@ pub fn router() -> Router<AppState> {
             get(get_model).post(call_model),
         )
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(CatchPanicLayer::custom(panic_response))
 }
 
@@ -456,6 +568,54 @@ mod tests {
             presented_key(&HeaderMap::new(), &[]),
             Err(GatewayError::MissingKey)
         ));
+    }
+
+    #[test]
+    fn only_alt_sse_goes_upstream_and_response_filters_are_refused() {
+        let q = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let sse = q(&[("alt", "sse")]);
+        assert_eq!(
+            forwarded_query(
+                Action::Stream,
+                &q(&[("alt", "sse"), ("key", "vsg_x"), ("prettyPrint", "false")])
+            )
+            .unwrap(),
+            sse
+        );
+        // JSON is the default: dropped, with the parameters that do not change the answer.
+        for dropped in [
+            q(&[("$alt", "json;enum-encoding=int")]),
+            q(&[("alt", "json"), ("quotaUser", "x"), ("callback", "f")]),
+        ] {
+            assert!(
+                forwarded_query(Action::Generate, &dropped)
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        for refused in [
+            q(&[("fields", "candidates")]),
+            q(&[("$fields", "candidates")]),
+            q(&[("alt", "sse"), ("fields", "candidates")]),
+            q(&[("alt", "proto")]),
+            q(&[("$alt", "proto")]),
+            q(&[("alt", "media")]),
+            q(&[("$alt", "sse")]),
+        ] {
+            assert!(
+                matches!(
+                    forwarded_query(Action::Stream, &refused),
+                    Err(GatewayError::InvalidArgument(_))
+                ),
+                "{refused:?}"
+            );
+        }
+        assert!(forwarded_query(Action::Generate, &sse).is_err());
     }
 
     #[test]

@@ -479,7 +479,8 @@ pub fn check_configured(config: &Config) -> Result<(), CostImportError> {
 pub async fn sdk_config(aws: &AwsConfig) -> aws_config::SdkConfig {
     use secrecy::ExposeSecret;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(aws.region.clone()));
+        .region(aws_config::Region::new(aws.region.clone()))
+        .timeout_config(crate::providers::s3::timeouts(aws));
     if let Some(url) = &aws.endpoint_url {
         loader = loader.endpoint_url(url);
     }

@@ -35,6 +35,20 @@ const MEDIA_PART_TOKENS: u64 = 258;
 const MAX_STREAM_OBJECT: usize = 64 * 1024 * 1024;
 /// Rate-limit entries kept before idle (full) ones are dropped.
 const LIMITER_PRUNE_AT: usize = 10_000;
+/// A model's output limit when its prices in the offer do not set `max_output_tokens` (the
+/// Gemini 2.5 models' limit).
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 65_536;
+/// Concurrent calls per purchase when the offer does not set `max_concurrent_requests`.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 4;
+/// The most candidates a reservation counts (`generationConfig.candidateCount`; Google allows 8).
+const MAX_CANDIDATES: u64 = 8;
+/// How long a call's reservation holds without being settled: a request that crashed (or a
+/// replica that died) frees its share of the balance and its concurrency slot after this long.
+/// Longer than any call runs (Google ends a request after 10 minutes).
+pub const RESERVATION_TTL_SECS: f64 = 900.0;
+/// A stream still running pushes its reservation's lapse back this often, so a long generation
+/// keeps its hold while a crashed one loses it within [`RESERVATION_TTL_SECS`].
+const RESERVATION_REFRESH: Duration = Duration::from_secs(60);
 
 /// Why the gateway refuses or fails a call. Mapped to Google's error shape at the edge.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +66,14 @@ pub enum GatewayError {
         what: &'static str,
         retry_after_secs: u64,
     },
+    #[error(
+        "Resource has been exhausted: this purchase already has {limit} calls in progress (its limit); retry when one ends."
+    )]
+    TooManyConcurrent { limit: u32 },
+    #[error("Request payload size exceeds the limit: {0} bytes.")]
+    PayloadTooLarge(usize),
+    #[error("The request body was not received within {0} seconds.")]
+    BodyTimeout(u64),
     #[error("models/{model} is not found for API version v1beta, or is not supported by this key.")]
     UnknownModel { model: String },
     #[error("Method {0:?} is not supported by this gateway.")]
@@ -78,6 +100,10 @@ pub struct ModelPrices {
     /// Cached prompt tokens; the input price when not set.
     #[serde(default)]
     pub cached_input: Option<UsdMicros>,
+    /// The model's output limit in tokens (thoughts included): what a call without
+    /// `generationConfig.maxOutputTokens` may produce. [`DEFAULT_MAX_OUTPUT_TOKENS`] when not set.
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
 }
 
 /// `usageMetadata` of a Gemini response.
@@ -132,26 +158,56 @@ impl ModelPrices {
         UsdMicros(i64::try_from(micros).unwrap_or(i64::MAX))
     }
 
-    /// What a call may cost before it runs: the estimated input and the requested maximum output,
-    /// rounded up.
+    /// The model's output limit (see [`ModelPrices::max_output_tokens`]).
+    pub fn output_limit(&self) -> u64 {
+        self.max_output_tokens.unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS)
+    }
+
+    /// The most a call may cost before it runs: its worst-case usage
+    /// ([`Estimate::worst_case`]) at the uncached input price, rounded up. What the gateway
+    /// reserves against the balance while the call runs.
     pub fn estimate(&self, estimate: &Estimate) -> UsdMicros {
-        let numerator = i128::from(estimate.input_tokens) * i128::from(self.input.0)
-            + i128::from(estimate.max_output_tokens) * i128::from(self.output.0);
+        let worst = estimate.worst_case(self);
+        let numerator = i128::from(worst.input()) * i128::from(self.input.0)
+            + i128::from(worst.output()) * i128::from(self.output.0);
         let micros = (numerator + 999_999) / 1_000_000;
         UsdMicros(i64::try_from(micros).unwrap_or(i64::MAX))
     }
 }
 
-/// A rough token count of a request, before it is sent.
+/// Token counts of a request, before it is sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Estimate {
+    /// The likely input (about 4 characters per text token, a fixed count per media part): what
+    /// the tokens-per-minute limit admits.
     pub input_tokens: u64,
-    pub max_output_tokens: u64,
+    /// An upper bound of the text input (one token per character) plus the media parts' count:
+    /// what the reservation holds. (Audio and video are counted by duration upstream, which a
+    /// request does not show; their excess is charged when the usage arrives.)
+    pub max_input_tokens: u64,
+    /// `generationConfig.maxOutputTokens` when the request sets it.
+    pub max_output_tokens: Option<u64>,
+    /// `generationConfig.candidateCount` (1 when absent, at most 8).
+    pub candidates: u64,
 }
 
 impl Estimate {
-    /// About 4 characters per text token, a fixed count per media part, plus
-    /// `generationConfig.maxOutputTokens` when the request sets it.
+    /// The most the call may use: the input's upper bound and, per candidate, the requested
+    /// maximum output or else the model's output limit.
+    pub fn worst_case(&self, prices: &ModelPrices) -> Usage {
+        let per_candidate = self
+            .max_output_tokens
+            .unwrap_or_else(|| prices.output_limit());
+        let output = per_candidate.saturating_mul(self.candidates.max(1));
+        Usage {
+            prompt_token_count: self.max_input_tokens,
+            candidates_token_count: output,
+            total_token_count: self.max_input_tokens.saturating_add(output),
+            ..Usage::default()
+        }
+    }
+
+    /// Reads the text, media parts and `generationConfig` of a request body.
     pub fn of_request(body: &serde_json::Value) -> Self {
         fn walk(value: &serde_json::Value, chars: &mut u64, media: &mut u64) {
             match value {
@@ -181,16 +237,20 @@ impl Estimate {
         let config = body
             .get("generationConfig")
             .or_else(|| body.get("generation_config"));
-        let max_output_tokens = config
-            .and_then(|c| {
-                c.get("maxOutputTokens")
-                    .or_else(|| c.get("max_output_tokens"))
-            })
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
+        let config_number = |camel: &str, snake: &str| {
+            config
+                .and_then(|c| c.get(camel).or_else(|| c.get(snake)))
+                .and_then(serde_json::Value::as_u64)
+        };
+        let max_output_tokens = config_number("maxOutputTokens", "max_output_tokens");
+        let candidates = config_number("candidateCount", "candidate_count")
+            .unwrap_or(1)
+            .clamp(1, MAX_CANDIDATES);
         Self {
             input_tokens: chars.div_ceil(4) + media * MEDIA_PART_TOKENS,
+            max_input_tokens: chars + media * MEDIA_PART_TOKENS,
             max_output_tokens,
+            candidates,
         }
     }
 }
@@ -205,6 +265,10 @@ pub struct GatewaySettings {
     pub requests_per_minute: Option<u64>,
     #[serde(default)]
     pub tokens_per_minute: Option<u64>,
+    /// Calls of one purchase running at once (across replicas); [`DEFAULT_MAX_CONCURRENT_REQUESTS`]
+    /// when absent.
+    #[serde(default)]
+    pub max_concurrent_requests: Option<u32>,
 }
 
 impl GatewaySettings {
@@ -220,8 +284,24 @@ impl GatewaySettings {
                     "negative price for {model}"
                 )));
             }
+            if p.max_output_tokens == Some(0) {
+                return Err(GatewayError::Misconfigured(format!(
+                    "max_output_tokens of {model} must be at least 1"
+                )));
+            }
+        }
+        if parsed.max_concurrent_requests == Some(0) {
+            return Err(GatewayError::Misconfigured(
+                "max_concurrent_requests must be at least 1".to_owned(),
+            ));
         }
         Ok(parsed)
+    }
+
+    /// The cap on concurrent calls per purchase.
+    pub fn max_concurrent(&self) -> u32 {
+        self.max_concurrent_requests
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_REQUESTS)
     }
 
     pub fn limits(&self) -> Limits {
@@ -366,6 +446,10 @@ pub struct Gateway {
     keys: Vec<SecretString>,
     next_key: AtomicUsize,
     pub limiter: RateLimiter,
+    /// Largest request body read (`GEMINI_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Time allowed to receive a request body (`GEMINI_BODY_READ_TIMEOUT_SECS`).
+    pub body_read_timeout: Duration,
 }
 
 impl Gateway {
@@ -382,6 +466,8 @@ impl Gateway {
             keys: config.api_keys.clone(),
             next_key: AtomicUsize::new(0),
             limiter: RateLimiter::default(),
+            max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
         })
     }
 
@@ -519,6 +605,176 @@ pub async fn find_key(pool: &PgPool, key: &str) -> Result<Option<KeyAccess>, Gat
     }))
 }
 
+/// A call's worst-case cost held against its purchase's balance while the call runs (a
+/// `gateway_reservation` row, seen by every replica). Settled by [`Metered::post`] (the row goes
+/// in the charge's own transaction) or [`Reservation::release`]; a guard dropped unsettled frees
+/// the row in the background, and a row whose request crashed lapses after
+/// [`RESERVATION_TTL_SECS`].
+#[derive(Debug)]
+pub struct Reservation {
+    id: Uuid,
+    pub amount: UsdMicros,
+    pool: PgPool,
+    armed: bool,
+}
+
+impl Reservation {
+    /// Holds `amount` for one call of `model`, or refuses: 429 when the purchase already has
+    /// `max_concurrent` calls in progress, 402 when its balance less what running calls hold
+    /// cannot cover `amount`. The purchase row is locked meanwhile, so concurrent reservations
+    /// (on any replica) and charges see each other.
+    pub async fn take(
+        pool: &PgPool,
+        purchase_id: PurchaseId,
+        model: &str,
+        amount: UsdMicros,
+        max_concurrent: u32,
+    ) -> Result<Self, GatewayError> {
+        let mut tx = pool.begin().await?;
+        let balance = sqlx::query_scalar!(
+            "select balance_micros from purchase where purchase_id = $1 for update",
+            purchase_id.0
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(UsdMicros)
+        .ok_or(GatewayError::InvalidKey)?;
+        sqlx::query!(
+            "delete from gateway_reservation where purchase_id = $1 and expires_at <= now()",
+            purchase_id.0
+        )
+        .execute(&mut *tx)
+        .await?;
+        let held = sqlx::query!(
+            r#"select count(*) as "calls!", coalesce(sum(amount_micros), 0)::bigint as "held!"
+               from gateway_reservation where purchase_id = $1"#,
+            purchase_id.0
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        if held.calls >= i64::from(max_concurrent) {
+            return Err(GatewayError::TooManyConcurrent {
+                limit: max_concurrent,
+            });
+        }
+        if balance.0 <= 0 {
+            return Err(GatewayError::PaymentRequired(format!(
+                "The balance of this purchase is ${balance}. Top up to continue."
+            )));
+        }
+        let available = UsdMicros(balance.0.saturating_sub(held.held));
+        if amount > available {
+            return Err(GatewayError::PaymentRequired(format!(
+                "The balance of this purchase (${balance}, of which ${} is held by calls in \
+                 progress) cannot cover this request (up to ${amount}). Top up, wait for the other \
+                 calls, or lower generationConfig.maxOutputTokens.",
+                UsdMicros(held.held)
+            )));
+        }
+        let id = Uuid::new_v4();
+        sqlx::query!(
+            "insert into gateway_reservation (reservation_id, purchase_id, amount_micros, model, expires_at)
+             values ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+            id,
+            purchase_id.0,
+            amount.0,
+            model,
+            RESERVATION_TTL_SECS
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Self {
+            id,
+            amount,
+            pool: pool.clone(),
+            armed: true,
+        })
+    }
+
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The call is still running: its hold lapses [`RESERVATION_TTL_SECS`] from now.
+    pub async fn extend(&self) -> Result<(), GatewayError> {
+        extend_reservation(&self.pool, self.id).await
+    }
+
+    /// The call costs nothing (an upstream error, nothing delivered): frees the hold now.
+    pub async fn release(mut self) -> Result<(), GatewayError> {
+        self.armed = false;
+        delete_reservation(&self.pool, self.id).await
+    }
+
+    /// The row is gone with the charge, or is deliberately left to lapse (a charge that could not
+    /// be recorded keeps its worst case held until then).
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (pool, id) = (self.pool.clone(), self.id);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = delete_reservation(&pool, id).await {
+                    tracing::warn!(reservation_id = %id, error = %e, "cannot release a gateway reservation; it lapses by itself");
+                }
+            });
+        }
+    }
+}
+
+async fn extend_reservation(pool: &PgPool, id: Uuid) -> Result<(), GatewayError> {
+    sqlx::query!(
+        "update gateway_reservation set expires_at = now() + make_interval(secs => $2)
+         where reservation_id = $1",
+        id,
+        RESERVATION_TTL_SECS
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+async fn delete_reservation(pool: &PgPool, id: Uuid) -> Result<(), GatewayError> {
+    sqlx::query!(
+        "delete from gateway_reservation where reservation_id = $1",
+        id
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Ends a call: posts its charge (if any) with its reservation's release in one transaction, or
+/// releases the reservation alone when there is nothing to charge.
+pub async fn settle(
+    pool: &PgPool,
+    metered: Option<&Metered>,
+    reservation: Option<Reservation>,
+) -> Result<Option<Posted>, GatewayError> {
+    let Some(metered) = metered else {
+        if let Some(r) = reservation {
+            r.release().await?;
+        }
+        return Ok(None);
+    };
+    let posted = metered
+        .post(pool, reservation.as_ref().map(Reservation::id))
+        .await;
+    if let Some(r) = reservation {
+        // Posted: the row went with the charge. Failed: the worst case stays held until it lapses.
+        r.disarm();
+    }
+    posted
+}
+
 /// A new gateway key: the secret (shown once), its hash and display prefix.
 fn generate_key() -> (SecretString, Vec<u8>, String) {
     let mut bytes = [0u8; 32];
@@ -541,15 +797,22 @@ pub struct Metered {
     pub usage: Usage,
     pub response_id: Option<String>,
     pub model_version: Option<String>,
+    /// The upstream reported no `usageMetadata`: `usage` is the call's reserved worst case.
+    pub worst_case: bool,
 }
 
 impl Metered {
     fn entry(&self, reference: String) -> NewEntry {
         let u = &self.usage;
+        let basis = if self.worst_case {
+            " (no usage reported: the call's reserved maximum)"
+        } else {
+            ""
+        };
         let mut entry = NewEntry::new(EntryKind::Usage, UsdMicros(-self.prices.charge(u).0))
             .reference(reference)
             .description(format!(
-                "Gemini {}: {} input ({} cached) + {} output tokens",
+                "Gemini {}: {} input ({} cached) + {} output tokens{basis}",
                 self.model,
                 u.input() + u.cached(),
                 u.cached(),
@@ -568,24 +831,40 @@ impl Metered {
             "candidates_tokens": u.candidates_token_count,
             "thoughts_tokens": u.thoughts_token_count,
             "charge_usd": self.prices.charge(u),
+            "usage_reported": !self.worst_case,
         });
         entry
     }
 
-    /// Debits the call through the ledger. Nothing is posted for a call without tokens.
-    pub async fn post(&self, pool: &PgPool) -> Result<Option<Posted>, GatewayError> {
+    /// Debits the call through the ledger and deletes its reservation (if any) in the same
+    /// transaction. Nothing is posted for a call without tokens (the reservation still goes).
+    pub async fn post(
+        &self,
+        pool: &PgPool,
+        reservation: Option<Uuid>,
+    ) -> Result<Option<Posted>, GatewayError> {
         if self.usage.total() == 0 {
+            if let Some(id) = reservation {
+                delete_reservation(pool, id).await?;
+            }
             return Ok(None);
         }
         let reference = match &self.response_id {
             Some(id) if !id.is_empty() && id.len() <= 200 => format!("gemini:{id}"),
             _ => format!("gemini:req:{}", Uuid::new_v4()),
         };
-        let posted = match self.post_once(pool, self.entry(reference)).await {
+        let posted = match self
+            .post_once(pool, self.entry(reference), reservation)
+            .await
+        {
             // An upstream that repeats a response id for a different call is still charged.
             Err(GatewayError::Billing(BillingError::ReferenceConflict(_))) => {
-                self.post_once(pool, self.entry(format!("gemini:req:{}", Uuid::new_v4())))
-                    .await?
+                self.post_once(
+                    pool,
+                    self.entry(format!("gemini:req:{}", Uuid::new_v4())),
+                    reservation,
+                )
+                .await?
             }
             other => other?,
         };
@@ -600,9 +879,22 @@ impl Metered {
         Ok(Some(posted))
     }
 
-    async fn post_once(&self, pool: &PgPool, entry: NewEntry) -> Result<Posted, GatewayError> {
+    async fn post_once(
+        &self,
+        pool: &PgPool,
+        entry: NewEntry,
+        reservation: Option<Uuid>,
+    ) -> Result<Posted, GatewayError> {
         let mut tx = pool.begin().await?;
         let posted = ledger::post(&mut tx, self.purchase_id, &entry).await?;
+        if let Some(id) = reservation {
+            sqlx::query!(
+                "delete from gateway_reservation where reservation_id = $1",
+                id
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(posted)
     }
@@ -696,16 +988,22 @@ impl ResponseUsage {
 
 /// Meters a streamed response: watches the chunks as they pass and posts the last
 /// `usageMetadata` once — at the end of the stream, or (in the background) when the stream is
-/// dropped early because the client went away.
+/// dropped early because the client went away. A stream that delivered anything without ever
+/// showing `usageMetadata` is charged its worst case; one that delivered nothing is free. Either
+/// way the call's reservation is settled with it.
 pub struct StreamMeter {
     pool: PgPool,
     purchase_id: PurchaseId,
     model: String,
     prices: ModelPrices,
+    worst_case: Usage,
+    reservation: Option<Reservation>,
     on_tokens: Box<dyn Fn(u64) + Send + Sync>,
     splitter: JsonObjectSplitter,
     seen: ResponseUsage,
+    delivered: bool,
     done: bool,
+    extended_at: Instant,
 }
 
 impl StreamMeter {
@@ -714,6 +1012,8 @@ impl StreamMeter {
         purchase_id: PurchaseId,
         model: String,
         prices: ModelPrices,
+        worst_case: Usage,
+        reservation: Option<Reservation>,
         on_tokens: Box<dyn Fn(u64) + Send + Sync>,
     ) -> Self {
         Self {
@@ -721,62 +1021,92 @@ impl StreamMeter {
             purchase_id,
             model,
             prices,
+            worst_case,
+            reservation,
             on_tokens,
             splitter: JsonObjectSplitter::default(),
             seen: ResponseUsage::default(),
+            delivered: false,
             done: false,
+            extended_at: Instant::now(),
         }
     }
 
     pub fn observe(&mut self, chunk: &[u8]) {
+        self.delivered |= !chunk.is_empty();
+        if let Some(reservation) = &self.reservation
+            && self.extended_at.elapsed() >= RESERVATION_REFRESH
+        {
+            self.extended_at = Instant::now();
+            let (pool, id) = (self.pool.clone(), reservation.id);
+            tokio::spawn(async move {
+                if let Err(e) = extend_reservation(&pool, id).await {
+                    tracing::warn!(reservation_id = %id, error = %e, "cannot extend a running stream's reservation");
+                }
+            });
+        }
         let seen = &mut self.seen;
         self.splitter.push(chunk, |object| seen.observe(&object));
     }
 
-    fn metered(&mut self) -> Option<Metered> {
-        self.done = true;
-        let usage = self.seen.usage?;
+    /// What to charge, and the reservation to settle with it.
+    fn take(&mut self) -> (Option<Metered>, Option<Reservation>) {
+        if std::mem::replace(&mut self.done, true) {
+            return (None, None);
+        }
+        let reservation = self.reservation.take();
+        let (usage, worst_case) = match self.seen.usage {
+            Some(usage) => (usage, false),
+            None if self.delivered => (self.worst_case, true),
+            None => return (None, reservation),
+        };
         (self.on_tokens)(usage.total());
-        Some(Metered {
+        let metered = Metered {
             purchase_id: self.purchase_id,
             model: self.model.clone(),
             prices: self.prices,
             usage,
             response_id: self.seen.response_id.clone(),
             model_version: self.seen.model_version.clone(),
-        })
+            worst_case,
+        };
+        (Some(metered), reservation)
     }
 
     /// The stream ended: post the usage now (the client sees the end after the debit).
     pub async fn finish(mut self) {
-        if let Some(metered) = self.metered() {
-            let pool = self.pool.clone();
-            if let Err(e) = metered.post(&pool).await {
-                tracing::error!(purchase_id = %metered.purchase_id, error = %e, "cannot post streamed Gemini usage");
-            }
-        }
+        let (metered, reservation) = self.take();
+        settle_logged(self.pool.clone(), self.purchase_id, metered, reservation).await;
+    }
+}
+
+async fn settle_logged(
+    pool: PgPool,
+    purchase_id: PurchaseId,
+    metered: Option<Metered>,
+    reservation: Option<Reservation>,
+) {
+    if metered.as_ref().is_some_and(|m| m.worst_case) {
+        tracing::warn!(%purchase_id, "streamed answer without usageMetadata: charged its reserved worst case");
+    }
+    if let Err(e) = settle(&pool, metered.as_ref(), reservation).await {
+        tracing::error!(%purchase_id, error = %e, "cannot post streamed Gemini usage");
     }
 }
 
 impl Drop for StreamMeter {
     fn drop(&mut self) {
-        if self.done {
+        let (metered, reservation) = self.take();
+        if metered.is_none() && reservation.is_none() {
             return;
         }
-        let Some(metered) = self.metered() else {
-            return;
-        };
-        let pool = self.pool.clone();
+        let (pool, purchase_id) = (self.pool.clone(), self.purchase_id);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(async move {
-                    if let Err(e) = metered.post(&pool).await {
-                        tracing::error!(purchase_id = %metered.purchase_id, error = %e, "cannot post Gemini usage of an interrupted stream");
-                    }
-                });
+                handle.spawn(settle_logged(pool, purchase_id, metered, reservation));
             }
             Err(_) => {
-                tracing::error!(purchase_id = %metered.purchase_id, "Gemini usage of an interrupted stream lost: no runtime");
+                tracing::error!(%purchase_id, "Gemini usage of an interrupted stream lost: no runtime");
             }
         }
     }
@@ -949,6 +1279,7 @@ mod tests {
             input: UsdMicros::parse_decimal(input).unwrap(),
             output: UsdMicros::parse_decimal(output).unwrap(),
             cached_input: cached.map(|c| UsdMicros::parse_decimal(c).unwrap()),
+            max_output_tokens: None,
         }
     }
 
@@ -1015,23 +1346,49 @@ mod tests {
             e,
             Estimate {
                 input_tokens: 3 + 258,
-                max_output_tokens: 1000
+                max_input_tokens: 12 + 258,
+                max_output_tokens: Some(1000),
+                candidates: 1,
             }
         );
         let p = prices("1", "10", None);
-        // 261 × 1 + 1000 × 10 µUSD (1 $/M = 1 µUSD per token).
-        assert_eq!(p.estimate(&e), UsdMicros(10_261));
+        // The worst case: 270 × 1 + 1000 × 10 µUSD (1 $/M = 1 µUSD per token).
+        assert_eq!(p.estimate(&e), UsdMicros(10_270));
         // Estimates round up: 1 token at 0.30 $/M = 0.3 µUSD → 1.
         let one = Estimate {
             input_tokens: 1,
-            max_output_tokens: 0,
+            max_input_tokens: 1,
+            max_output_tokens: Some(0),
+            candidates: 1,
         };
         assert_eq!(prices("0.30", "0", None).estimate(&one), UsdMicros(1));
         let big = Estimate {
             input_tokens: 1_000_000,
-            max_output_tokens: 1_000_000,
+            max_input_tokens: 1_000_000,
+            max_output_tokens: Some(1_000_000),
+            candidates: 1,
         };
         assert_eq!(p.estimate(&big), UsdMicros(11_000_000));
+    }
+
+    #[test]
+    fn the_worst_case_is_the_models_output_limit_when_the_request_sets_none() {
+        let body = json!({"contents": [{"parts": [{"text": "abcd"}]}]});
+        let e = Estimate::of_request(&body);
+        assert_eq!(e.max_output_tokens, None);
+        // gemini-2.5-pro: 4 × 1.25 + 65536 × 10 µUSD = 655365 µUSD.
+        let pro = prices("1.25", "10", None);
+        assert_eq!(e.worst_case(&pro).output(), DEFAULT_MAX_OUTPUT_TOKENS);
+        assert_eq!(pro.estimate(&e), UsdMicros(655_365));
+        let limited = ModelPrices {
+            max_output_tokens: Some(8192),
+            ..prices("0.10", "0.40", None)
+        };
+        assert_eq!(e.worst_case(&limited).output(), 8192);
+        // Several candidates multiply the output (at most 8).
+        let many = json!({"contents": [], "generationConfig": {"candidateCount": 50, "maxOutputTokens": 100}});
+        let e = Estimate::of_request(&many);
+        assert_eq!(e.worst_case(&limited).output(), 800);
     }
 
     #[test]
@@ -1048,14 +1405,32 @@ mod tests {
                 .unwrap();
         assert_eq!(
             settings.models["gemini-2.5-flash"],
-            prices("0.30", "2.50", Some("0.075"))
+            ModelPrices {
+                max_output_tokens: Some(65_536),
+                ..prices("0.30", "2.50", Some("0.075"))
+            }
         );
+        assert_eq!(settings.models["gemini-2.0-flash"].output_limit(), 8192);
         assert_eq!(settings.limits().requests_per_minute, Some(60));
+        assert_eq!(settings.max_concurrent(), 4);
+        let mut defaults = serde_json::to_value(&gemini.settings).unwrap();
+        defaults
+            .as_object_mut()
+            .unwrap()
+            .remove("max_concurrent_requests");
+        assert_eq!(
+            GatewaySettings::from_offer_settings(&defaults)
+                .unwrap()
+                .max_concurrent(),
+            DEFAULT_MAX_CONCURRENT_REQUESTS
+        );
         for bad in [
             json!({"models": {}}),
             json!({"models": {"m": {"input": "0.1234567", "output": "1"}}}),
             json!({"models": {"m": {"input": "-1", "output": "1"}}}),
             json!({"models": {"m": {"input": "1"}}}),
+            json!({"models": {"m": {"input": "1", "output": "1", "max_output_tokens": 0}}}),
+            json!({"models": {"m": {"input": "1", "output": "1"}}, "max_concurrent_requests": 0}),
         ] {
             assert!(GatewaySettings::from_offer_settings(&bad).is_err(), "{bad}");
         }

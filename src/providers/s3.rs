@@ -6,9 +6,7 @@
 //! marker, multipart uploads, then the bucket) can run again after stopping anywhere.
 
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
 use aws_sdk_iam::types::StatusType;
-use aws_sdk_s3::config::Region;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
@@ -32,6 +30,24 @@ pub const DEFAULT_BUCKET_PREFIX: &str = "officex-";
 const DELETE_BATCH: usize = 1000;
 /// Rounds of "empty, then delete the bucket" before giving up (objects written concurrently).
 const DELETE_ROUNDS: usize = 5;
+
+/// The deadlines of every AWS call (S3, IAM, Cost Explorer): one operation, retries included, ends
+/// within `operation_timeout`, one HTTP attempt within `attempt_timeout` (a connection within at
+/// most 5 s of it). A streamed download (a CUR file) is bounded until its headers arrive; its body
+/// is read as it comes.
+pub fn timeouts(aws: &AwsConfig) -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_timeout(aws.operation_timeout)
+        .operation_attempt_timeout(aws.attempt_timeout)
+        .connect_timeout(aws.attempt_timeout.min(std::time::Duration::from_secs(5)))
+        .build()
+}
+
+/// The longest a provisioning attempt (creation, then cleanup after a failure) may run: half the
+/// provisioning lease, so an attempt always ends before another worker may retry the purchase.
+pub const PROVISION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+const _: () =
+    assert!(PROVISION_DEADLINE.as_secs() * 2 <= crate::checkout::provision::LEASE_SECS as u64);
 
 /// What the provider needs besides the AWS clients.
 #[derive(Debug, Clone)]
@@ -203,14 +219,10 @@ pub struct S3Provider {
 }
 
 impl S3Provider {
-    /// Clients from the SDK's own configuration chain (env, profile, instance role) for `config.aws`.
+    /// Clients for `config.aws`: its region, endpoint, static credentials (else the SDK's own chain:
+    /// env, profile, instance role) and deadlines ([`timeouts`]), shared with the cost import.
     pub async fn from_config(aws: &AwsConfig, config: &Config) -> Self {
-        let mut loader =
-            aws_config::defaults(BehaviorVersion::latest()).region(Region::new(aws.region.clone()));
-        if let Some(url) = &aws.endpoint_url {
-            loader = loader.endpoint_url(url);
-        }
-        let sdk = loader.load().await;
+        let sdk = crate::billing::cost_import::sdk_config(aws).await;
         let settings = S3Settings {
             region: aws.region.clone(),
             endpoint_url: aws.endpoint_url.clone(),
@@ -601,7 +613,18 @@ impl ResourceProvider for S3Provider {
             .and_then(serde_json::Value::as_str)
             .unwrap_or(DEFAULT_BUCKET_PREFIX);
         let names = Names::for_purchase(prefix, request.purchase_id)?;
-        match self.create_all(&names, request).await {
+        // Creation and cleanup both end within the deadline (each AWS call has its own too), so
+        // this attempt never acts after another worker took the purchase over.
+        let started = std::time::Instant::now();
+        let created =
+            tokio::time::timeout(PROVISION_DEADLINE * 2 / 3, self.create_all(&names, request))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ProviderError::Retryable(
+                        "AWS provisioning did not finish within its deadline".to_owned(),
+                    ))
+                });
+        match created {
             Ok(delivered) => {
                 tracing::info!(bucket = %names.bucket, "S3 bucket provisioned");
                 Ok(delivered)
@@ -609,8 +632,17 @@ impl ResourceProvider for S3Provider {
             Err(e) => {
                 // Leave nothing half-made; if AWS is unreachable the cleanup fails too, and the
                 // retried provisioning (same names) or a later delete finishes the job.
-                if let Err(cleanup) = self.remove_all(&names.bucket, &names.iam_user).await {
-                    tracing::warn!(bucket = %names.bucket, error = %cleanup, "cleanup after a failed provisioning failed");
+                let left = PROVISION_DEADLINE.saturating_sub(started.elapsed());
+                match tokio::time::timeout(left, self.remove_all(&names.bucket, &names.iam_user))
+                    .await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(cleanup)) => {
+                        tracing::warn!(bucket = %names.bucket, error = %cleanup, "cleanup after a failed provisioning failed");
+                    }
+                    Err(_) => {
+                        tracing::warn!(bucket = %names.bucket, "cleanup after a failed provisioning ran out of time");
+                    }
                 }
                 Err(e)
             }

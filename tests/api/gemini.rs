@@ -25,7 +25,9 @@ use vendor_server::catalog;
 use vendor_server::domain::ids::PurchaseId;
 use vendor_server::domain::money::UsdMicros;
 use vendor_server::providers::ProvisionRequest;
-use vendor_server::providers::gemini::{ModelPrices, StreamMeter};
+use vendor_server::providers::gemini::{
+    Estimate, GatewaySettings, ModelPrices, Reservation, StreamMeter, Usage,
+};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
@@ -47,6 +49,9 @@ struct StandIn {
     counter: Arc<AtomicUsize>,
     /// SSE streams send their first chunk, then wait for this.
     release: Arc<Notify>,
+    /// Calls being answered now, and the most at once.
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
 }
 
 impl StandIn {
@@ -170,13 +175,40 @@ async fn standin_call(
     }
     let (model, action) = model_action.split_once(':').unwrap();
     let n = s.counter.fetch_add(1, Ordering::SeqCst);
+    // Google's response filter (`fields`) drops usageMetadata unless asked for; NOUSAGE stands
+    // for any answer without it.
+    let no_usage = query.contains("fields") || text.contains("NOUSAGE");
+    let strip = |mut v: Value| {
+        if no_usage {
+            v.as_object_mut().unwrap().remove("usageMetadata");
+        }
+        v
+    };
+    if text.contains("LONG") || text.contains("SLOW") {
+        let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        s.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        s.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
     match action {
+        // A long answer: 60,000 output tokens (gemini-2.5-pro: 1000 × 1.25 + 60000 × 10 µUSD).
+        "generateContent" if text.contains("LONG") => axum::Json(response(
+            n,
+            model,
+            "Once upon a time…",
+            usage(1000, 0, 60_000, 0),
+            true,
+        ))
+        .into_response(),
         "generateContent" => {
-            axum::Json(response(n, model, "Hello!", usage_for(model), true)).into_response()
+            axum::Json(strip(response(n, model, "Hello!", usage_for(model), true))).into_response()
         }
         "countTokens" => axum::Json(json!({"totalTokens": 42})).into_response(),
         "streamGenerateContent" if query.contains("alt=sse") => {
-            let events = sse(&stream_chunks(n, model));
+            let events = sse(&stream_chunks(n, model)
+                .into_iter()
+                .map(strip)
+                .collect::<Vec<_>>());
             let release = s.release;
             let breaks = text.contains("BREAK");
             let first = events[0].clone();
@@ -198,8 +230,8 @@ async fn standin_call(
         }
         "streamGenerateContent" => {
             let chunks: Vec<String> = stream_chunks(n, model)
-                .iter()
-                .map(Value::to_string)
+                .into_iter()
+                .map(|c| strip(c).to_string())
                 .collect();
             let array = format!("[{}]", chunks.join("\n,\r\n"));
             ([("content-type", "application/json")], array).into_response()
@@ -474,9 +506,9 @@ async fn a_standard_gemini_client_gets_answers_and_is_debited_exactly(pool: PgPo
         assert_eq!(s.body, body);
     }
 
-    // Concurrent calls: every debit lands, none twice.
+    // Concurrent calls (as many as the offer allows at once): every debit lands, none twice.
     let before = balance(pool, bought.id).await;
-    let calls: Vec<_> = (0..20)
+    let calls: Vec<_> = (0..4)
         .map(|_| {
             call(
                 &app,
@@ -490,13 +522,13 @@ async fn a_standard_gemini_client_gets_answers_and_is_debited_exactly(pool: PgPo
     for response in futures::future::join_all(calls).await {
         assert_eq!(response.status(), StatusCode::OK);
     }
-    assert_eq!(balance(pool, bought.id).await, before - 20 * 960);
+    assert_eq!(balance(pool, bought.id).await, before - 4 * 960);
     let mut conn = pool.acquire().await.unwrap();
     let (b, sum) = ledger::balance_and_ledger_sum(&mut conn, bought.id)
         .await
         .unwrap();
     assert_eq!(b, sum);
-    assert_eq!(usage_entries(pool, bought.id).await.len(), 22);
+    assert_eq!(usage_entries(pool, bought.id).await.len(), 6);
 }
 
 #[sqlx::test]
@@ -843,12 +875,15 @@ async fn an_interrupted_stream_is_metered_from_what_was_seen(pool: PgPool) {
         input: UsdMicros(300_000),
         output: UsdMicros(2_500_000),
         cached_input: None,
+        max_output_tokens: None,
     };
     let mut meter = StreamMeter::new(
         pool.clone(),
         other.id,
         "gemini-2.5-flash".into(),
         prices,
+        Usage::default(),
+        None,
         Box::new(|_| {}),
     );
     meter.observe(format!("data: {}\r\n\r\n", response_for_drop()).as_bytes());
@@ -1032,4 +1067,371 @@ async fn providers_and_the_gateway_follow_the_configuration(pool: PgPool) {
     let (status, doc) = app.get("/v1/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["paths"]["/v1beta/models/{model_action}"]["post"].is_object());
+}
+
+/// The offer's prices of `model`, as the gateway reads them.
+async fn offer_prices(pool: &PgPool, model: &str) -> ModelPrices {
+    let offer = catalog::find_offer(pool, "gemini-api-gateway")
+        .await
+        .unwrap()
+        .unwrap();
+    GatewaySettings::from_offer_settings(&offer.settings)
+        .unwrap()
+        .models[model]
+}
+
+async fn reservations(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("select count(*) from gateway_reservation")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Issue 10 #2: 60 parallel `gemini-2.5-pro` calls without `maxOutputTokens` on a $1 balance.
+/// Each holds its worst case (the model's output limit) while it runs, so together they never
+/// spend more than the balance plus one call's worst case; and no more than the offer's
+/// `max_concurrent_requests` run at once.
+#[sqlx::test]
+async fn parallel_calls_never_spend_more_than_the_balance_plus_one_worst_case(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let pool = &app.state.pool;
+    let bought = buy(&app, 1_000_000).await;
+    let body = prompt("LONG story please");
+    let pro = offer_prices(pool, "gemini-2.5-pro").await;
+    let worst = pro.estimate(&Estimate::of_request(&body)).0;
+    // 17 characters + 65536 output tokens at 1.25 / 10 $/M.
+    assert_eq!(worst, 655_382);
+
+    let calls: Vec<_> = (0..60)
+        .map(|_| {
+            call(
+                &app,
+                &bought.key,
+                KeyIn::Header,
+                "gemini-2.5-pro:generateContent",
+                &body,
+            )
+        })
+        .collect();
+    let mut answered = 0;
+    for response in futures::future::join_all(calls).await {
+        let got = json_of(response).await;
+        match got.0.as_u16() {
+            200 => answered += 1,
+            402 => assert_google_error(&got, 402, "FAILED_PRECONDITION"),
+            429 => assert_google_error(&got, 429, "RESOURCE_EXHAUSTED"),
+            other => panic!("unexpected {other}: {}", got.1),
+        }
+    }
+    let charged: i64 = usage_entries(pool, bought.id)
+        .await
+        .iter()
+        .map(|e| -e.0)
+        .sum();
+    assert!(answered >= 1);
+    assert!(
+        charged <= 1_000_000 + worst,
+        "{answered} calls charged {charged} µUSD on a 1,000,000 µUSD balance"
+    );
+    // Refused calls never reached Google; every answer was charged (1000 × 1.25 + 60000 × 10).
+    assert_eq!(standin.seen().len(), answered);
+    assert_eq!(charged, answered as i64 * 601_250);
+    let mut conn = pool.acquire().await.unwrap();
+    let (b, sum) = ledger::balance_and_ledger_sum(&mut conn, bought.id)
+        .await
+        .unwrap();
+    assert_eq!((b.0, sum.0), (1_000_000 - charged, 1_000_000 - charged));
+    drop(conn);
+    assert_eq!(reservations(pool).await, 0, "every reservation was settled");
+
+    // A large balance: at most 4 calls of one purchase run at once; the others get 429.
+    let rich = buy(&app, 100_000_000).await;
+    let small = json!({
+        "contents": [{"role": "user", "parts": [{"text": "SLOW hi"}]}],
+        "generationConfig": {"maxOutputTokens": 100}
+    });
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            call(
+                &app,
+                &rich.key,
+                KeyIn::Header,
+                "gemini-2.5-flash:generateContent",
+                &small,
+            )
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for response in futures::future::join_all(calls).await {
+        let got = json_of(response).await;
+        if got.0 == StatusCode::TOO_MANY_REQUESTS {
+            assert_google_error(&got, 429, "RESOURCE_EXHAUSTED");
+        }
+        statuses.push(got.0.as_u16());
+    }
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(ok + statuses.iter().filter(|s| **s == 429).count(), 20);
+    assert!((1..20).contains(&ok), "{statuses:?}");
+    let most = standin.max_in_flight.load(Ordering::SeqCst);
+    assert!(most <= 4, "{most} calls of one purchase ran at once");
+    assert_eq!(usage_entries(pool, rich.id).await.len(), ok);
+    assert_eq!(reservations(pool).await, 0);
+}
+
+/// A reservation left by a crashed request holds the balance only until it lapses.
+#[sqlx::test]
+async fn a_crashed_calls_reservation_holds_the_balance_until_it_lapses(pool: PgPool) {
+    let (app, _standin) = gateway_app(pool).await;
+    let pool = &app.state.pool;
+    let bought = buy(&app, 1_000_000).await;
+    let body = json!({
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "generationConfig": {"maxOutputTokens": 100}
+    });
+    let hold = |expires_in: &'static str| {
+        sqlx::query(
+            "insert into gateway_reservation (reservation_id, purchase_id, amount_micros, model, expires_at)
+             values (gen_random_uuid(), $1, 999900, 'gemini-2.5-flash', now() + $2::interval)",
+        )
+        .bind(bought.id.0)
+        .bind(expires_in)
+        .execute(pool)
+    };
+    hold("10 minutes").await.unwrap();
+    let got = json_of(
+        call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:generateContent",
+            &body,
+        )
+        .await,
+    )
+    .await;
+    assert_google_error(&got, 402, "FAILED_PRECONDITION");
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("held by calls in progress"),
+        "{}",
+        got.1
+    );
+    sqlx::query("delete from gateway_reservation")
+        .execute(pool)
+        .await
+        .unwrap();
+    hold("-1 second").await.unwrap();
+    let response = call(
+        &app,
+        &bought.key,
+        KeyIn::Header,
+        "gemini-2.5-flash:generateContent",
+        &body,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(reservations(pool).await, 0, "the lapsed one is gone too");
+
+    // A running call pushes its lapse back; a guard dropped unsettled frees its hold.
+    let held = Reservation::take(pool, bought.id, "gemini-2.5-flash", UsdMicros(1000), 4)
+        .await
+        .unwrap();
+    sqlx::query("update gateway_reservation set expires_at = now() + interval '1 second'")
+        .execute(pool)
+        .await
+        .unwrap();
+    held.extend().await.unwrap();
+    let left: f64 = sqlx::query_scalar(
+        "select extract(epoch from expires_at - now())::float8 from gateway_reservation",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert!(left > 800.0, "{left}");
+    drop(held);
+    for _ in 0..250 {
+        if reservations(pool).await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("a dropped reservation was not released");
+}
+
+/// Issue 11 #1: response filters and other wire formats never reach Google (its filter would drop
+/// `usageMetadata` and make the call free); an answer without `usageMetadata` is charged the
+/// call's reserved worst case.
+#[sqlx::test]
+async fn response_filters_are_refused_and_unreported_usage_is_charged_the_worst_case(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let pool = &app.state.pool;
+    let bought = buy(&app, 10_000_000).await;
+    let body = prompt("hi");
+    for action in [
+        "gemini-2.5-flash:generateContent?fields=candidates",
+        "gemini-2.5-flash:generateContent?%24fields=candidates",
+        "gemini-2.5-flash:generateContent?fields=candidates.content&alt=json",
+        "gemini-2.5-flash:streamGenerateContent?alt=sse&fields=candidates",
+        "gemini-2.5-flash:streamGenerateContent?fields=candidates",
+        "gemini-2.5-flash:generateContent?alt=proto",
+        "gemini-2.5-flash:generateContent?%24alt=proto",
+        "gemini-2.5-flash:streamGenerateContent?alt=proto",
+    ] {
+        for key_in in [KeyIn::Header, KeyIn::Query] {
+            let got = json_of(call(&app, &bought.key, key_in, action, &body).await).await;
+            assert_google_error(&got, 400, "INVALID_ARGUMENT");
+        }
+    }
+    assert!(standin.seen().is_empty(), "{:?}", standin.seen());
+
+    // Harmless parameters are dropped, not forwarded.
+    let response = call(
+        &app,
+        &bought.key,
+        KeyIn::Query,
+        "gemini-2.5-flash:generateContent?prettyPrint=false&alt=json&quotaUser=x",
+        &body,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(standin.seen()[0].query, "");
+    assert_eq!(usage_entries(pool, bought.id).await.len(), 1);
+
+    // An answer without usageMetadata: delivered, and charged the reserved worst case.
+    let flash = offer_prices(pool, "gemini-2.5-flash").await;
+    let unreported = json!({
+        "contents": [{"role": "user", "parts": [{"text": "NOUSAGE"}]}],
+        "generationConfig": {"maxOutputTokens": 1000}
+    });
+    let worst = flash
+        .charge(&Estimate::of_request(&unreported).worst_case(&flash))
+        .0;
+    // 7 characters × 0.30 + 1000 × 2.50 µUSD.
+    assert_eq!(worst, 2502);
+    let got = json_of(
+        call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:generateContent",
+            &unreported,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(got.0, StatusCode::OK);
+    assert!(got.1.get("usageMetadata").is_none());
+    let entries = usage_entries(pool, bought.id).await;
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1].0, -worst);
+
+    // The same for a stream (a JSON array here) that never shows usageMetadata.
+    let response = call(
+        &app,
+        &bought.key,
+        KeyIn::Header,
+        "gemini-2.5-flash:streamGenerateContent",
+        &unreported,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let array: Value = response.json().await.unwrap();
+    assert_eq!(array.as_array().unwrap().len(), 3);
+    let entries = wait_for_usage(pool, bought.id, 3).await;
+    assert_eq!(entries[2].0, -worst);
+    assert_eq!(reservations(pool).await, 0);
+}
+
+/// Sends a raw request head (and part of a body), then reads what the server answers within
+/// `within`, without sending the rest.
+async fn raw_exchange(app: &TestApp, head: &str, body: &[u8], within: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (and close) before it takes everything.
+    let _ = stream.write_all(body).await;
+    let mut buf = vec![0u8; 8192];
+    let n = tokio::time::timeout(within, stream.read(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {within:?} to {head}"))
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn head(model_action: &str, key: Option<&str>, length: u64) -> String {
+    let key = key.map_or_else(String::new, |k| format!("x-goog-api-key: {k}\r\n"));
+    format!(
+        "POST /v1beta/models/{model_action} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n{key}content-length: {length}\r\n\r\n"
+    )
+}
+
+/// Issue 11 #2: the key, the gateway and the model are checked before any of the body is read; an
+/// announced body over the limit is refused at once, and a stalled body is cut off.
+#[sqlx::test]
+async fn the_key_is_checked_before_the_body_and_a_stalled_body_is_cut_off(pool: PgPool) {
+    let off = spawn_app(pool.clone()).await;
+    let (standin, url) = start_standin().await;
+    let app = spawn_app_with(
+        pool,
+        &[
+            ("GEMINI_API_KEY", &VENDOR_KEYS.join(",")),
+            ("GEMINI_UPSTREAM_URL", &url),
+            ("GEMINI_BODY_READ_TIMEOUT_SECS", "1"),
+            ("GEMINI_MAX_BODY_BYTES", "1000000"),
+        ],
+    )
+    .await;
+    let bought = buy(&app, 10_000_000).await;
+    let flash = "gemini-2.5-flash:generateContent";
+    let start = [b'{'; 1000];
+    let quick = Duration::from_secs(3);
+
+    // 20 MB announced, 1 KB sent: answered without waiting for the rest.
+    for (target, key, expected) in [
+        (&off, None, "503"),
+        (&off, Some("vsg_whatever"), "503"),
+        (&app, None, "401"),
+        (&app, Some("vsg_not-a-real-key"), "403"),
+        (&app, Some(bought.key.as_str()), "413"),
+    ] {
+        let answer = raw_exchange(target, &head(flash, key, 20_000_000), &start, quick).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {expected} ")),
+            "{key:?}: {answer}"
+        );
+        assert!(answer.contains("\"error\""), "{answer}");
+    }
+    let answer = raw_exchange(
+        &app,
+        &head(
+            "gemini-1.0-ultra:generateContent",
+            Some(&bought.key),
+            500_000,
+        ),
+        &start,
+        quick,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+
+    // A body within the limit that stalls: cut off after the body-read timeout (1 s here).
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(&app, &head(flash, Some(&bought.key), 5_000), &start, quick).await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(answer.contains("DEADLINE_EXCEEDED"), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert!(standin.seen().is_empty());
+    assert!(usage_entries(&app.state.pool, bought.id).await.is_empty());
+    assert_eq!(reservations(&app.state.pool).await, 0);
+
+    // A chunked body that grows past the limit is refused as it arrives.
+    let chunk = format!("{:x}\r\n{}\r\n", 600_000, "a".repeat(600_000));
+    let chunked = format!(
+        "POST /v1beta/models/{flash} HTTP/1.1\r\nhost: localhost\r\nx-goog-api-key: {}\r\ntransfer-encoding: chunked\r\n\r\n",
+        bought.key
+    );
+    let answer = raw_exchange(&app, &chunked, format!("{chunk}{chunk}").as_bytes(), quick).await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
 }

@@ -640,3 +640,69 @@ async fn a_retried_provisioning_reuses_the_names_and_issues_one_fresh_key() {
         .await
         .unwrap();
 }
+
+/// An AWS endpoint that accepts connections and never answers (a stalled IAM or S3): every
+/// provider call fails within the configured deadline instead of hanging past the provisioning
+/// lease, where a retry could run beside it and delete the key it already delivered.
+#[tokio::test]
+async fn a_stalled_aws_endpoint_fails_within_the_configured_deadline() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let config = vendor_server::config::Config::from_vars(&crate::helpers::test_vars(
+        "http://127.0.0.1:1",
+        &[
+            ("AWS_REGION", REGION),
+            ("AWS_ENDPOINT_URL", &url),
+            ("AWS_ACCESS_KEY_ID", "AKIDSTALLED"),
+            ("AWS_SECRET_ACCESS_KEY", "stalled-secret"),
+            ("AWS_OPERATION_TIMEOUT_SECS", "2"),
+            ("AWS_ATTEMPT_TIMEOUT_SECS", "1"),
+        ],
+    ))
+    .unwrap();
+    let provider = S3Provider::from_config(config.aws.as_ref().unwrap(), &config).await;
+
+    // Provisioning: CreateBucket stalls, then the cleanup's IAM and S3 calls stall too; each ends
+    // at its 2 s deadline.
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        provider.provision(&request(PurchaseId::new())),
+    )
+    .await
+    .expect("provisioning against a stalled AWS hung for 60 s");
+    let took = started.elapsed();
+    assert!(
+        matches!(&result, Err(ProviderError::Retryable(m)) if m.contains("CreateBucket")),
+        "{result:?}"
+    );
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+
+    // Suspension (IAM ListAccessKeys) likewise.
+    let state = json!({
+        "bucket": "officex-x", "region": REGION, "iam_user": "officex-x",
+        "access_key_id": "AKIDX", "policy_name": "officex-x"
+    });
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        provider.suspend(PurchaseId::new(), &state),
+    )
+    .await
+    .expect("suspension against a stalled AWS hung for 60 s");
+    assert!(
+        matches!(result, Err(ProviderError::Retryable(_))),
+        "{result:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
