@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod appstore;
+mod bad_input;
 mod chain;
 mod checkout;
 mod cli;
