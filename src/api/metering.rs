@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::extract::AppJson;
 use crate::billing::meter::{MAX_BILLED, MAX_KEY_LEN, UsageRecord};
 use crate::domain::ids::PurchaseId;
+use crate::domain::input;
 use crate::domain::money::UsdMicros;
 use crate::state::AppState;
 
@@ -86,6 +87,12 @@ fn timestamp(value: Option<serde_json::Value>) -> Result<Option<DateTime<Utc>>, 
             .ok_or_else(bad),
         Some(_) => Err(bad()),
     }
+    .and_then(|t| {
+        t.map(|t| input::timestamp("timestamp", t))
+            .transpose()
+            .map_err(ApiError::from)?;
+        Ok(t)
+    })
 }
 
 /// Checks an idempotency key: 1 to 255 visible ASCII characters.
@@ -130,6 +137,10 @@ pub fn parse(path: PurchaseId, body: UsageRecordIn) -> Result<UsageRecord, ApiEr
             format!("description is longer than {MAX_DESCRIPTION_LEN} characters"),
         ));
     }
+    input::text("usage_unit", &usage_unit)?;
+    if let Some(d) = &body.description {
+        input::text("description", d)?;
+    }
     let metadata = match body.metadata {
         None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
         Some(m @ serde_json::Value::Object(_)) => m,
@@ -140,6 +151,7 @@ pub fn parse(path: PurchaseId, body: UsageRecordIn) -> Result<UsageRecord, ApiEr
             ));
         }
     };
+    input::json("metadata", &metadata)?;
     if metadata.to_string().len() > MAX_METADATA_BYTES {
         return Err(ApiError::bad_request(
             "invalid_body",
