@@ -1,4 +1,4 @@
-//! `POST /v1/purchase/{id}/meter-usage` (vendor key or billing token): the reference's
+//! `POST /v1/purchase/{id}/meter-usage` (a vendor-wide billing token): the reference's
 //! `UsageRecord` body, debited exactly once per `Idempotency-Key`.
 
 use axum::Router;
