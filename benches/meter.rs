@@ -279,10 +279,7 @@ fn main() {
             .unwrap();
             ledger::activate(&mut tx, created.id).await.unwrap();
             tx.commit().await.unwrap();
-            targets.push((
-                created.id.to_string(),
-                token.clone(),
-            ));
+            targets.push((created.id.to_string(), token.clone()));
         }
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(shutdown.clone()));

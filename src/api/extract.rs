@@ -20,8 +20,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(value) =
-            axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
         crate::domain::input::json("", &value).map_err(|e| {
             ApiError::bad_request(e.code, format!("invalid request body: {}", e.message))
         })?;

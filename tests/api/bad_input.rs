@@ -76,10 +76,51 @@ const SPECIAL: &[&str] = &[
 
 /// Characters that are valid in a Rust string but unusual everywhere else.
 const ODD_CHARS: &[char] = &[
-    '\u{0}', '\u{1}', '\u{7}', '\u{8}', '\u{b}', '\u{c}', '\u{1b}', '\u{1f}', '\u{7f}', '\u{85}',
-    '\u{a0}', '\u{ad}', '\u{200b}', '\u{200d}', '\u{2028}', '\u{2029}', '\u{202e}', '\u{feff}',
-    '\u{fffd}', '\u{ffff}', '\u{10ffff}', '\u{e000}', '\u{301}', 'é', 'ß', 'İ', 'ﬀ', '漢', '𝕏', '😀',
-    '\\', '"', '\'', '/', '?', '#', '&', '=', '+', ';', ':', '%', '\n', '\r', '\t',
+    '\u{0}',
+    '\u{1}',
+    '\u{7}',
+    '\u{8}',
+    '\u{b}',
+    '\u{c}',
+    '\u{1b}',
+    '\u{1f}',
+    '\u{7f}',
+    '\u{85}',
+    '\u{a0}',
+    '\u{ad}',
+    '\u{200b}',
+    '\u{200d}',
+    '\u{2028}',
+    '\u{2029}',
+    '\u{202e}',
+    '\u{feff}',
+    '\u{fffd}',
+    '\u{ffff}',
+    '\u{10ffff}',
+    '\u{e000}',
+    '\u{301}',
+    'é',
+    'ß',
+    'İ',
+    'ﬀ',
+    '漢',
+    '𝕏',
+    '😀',
+    '\\',
+    '"',
+    '\'',
+    '/',
+    '?',
+    '#',
+    '&',
+    '=',
+    '+',
+    ';',
+    ':',
+    '%',
+    '\n',
+    '\r',
+    '\t',
 ];
 
 struct Gen(StdRng);
@@ -111,9 +152,11 @@ impl Gen {
                 .collect(),
             // Any scalar value.
             4 => (0..rng.gen_range(1..20))
-                .map(|_| loop {
-                    if let Some(c) = char::from_u32(rng.gen_range(0..0x11_0000)) {
-                        break c;
+                .map(|_| {
+                    loop {
+                        if let Some(c) = char::from_u32(rng.gen_range(0..0x11_0000)) {
+                            break c;
+                        }
                     }
                 })
                 .collect(),
@@ -239,7 +282,10 @@ fn case(g: &mut Gen, app_url: &Url, w: &World, route: &'static str) -> Case {
     };
     let session = |g: &mut Gen| {
         [
-            w.paid_sessions.choose(&mut g.0).cloned().unwrap_or_default(),
+            w.paid_sessions
+                .choose(&mut g.0)
+                .cloned()
+                .unwrap_or_default(),
             w.unpaid_session.clone(),
             w.finalized_session.clone(),
         ]
@@ -282,7 +328,14 @@ fn case(g: &mut Gen, app_url: &Url, w: &World, route: &'static str) -> Case {
                 g,
                 &json!({"checkout_flow_id": GEMINI_USDC, "org_id": "DriveID_o", "user_id": "UserID_u",
                         "host": "https://o.icp0.io", "tracer": "TracerID_t", "email": "c@example.com"}),
-                &["checkout_flow_id", "org_id", "user_id", "host", "tracer", "email"],
+                &[
+                    "checkout_flow_id",
+                    "org_id",
+                    "user_id",
+                    "host",
+                    "tracer",
+                    "email",
+                ],
             ),
         ),
         "checkout validate" => {
@@ -342,7 +395,11 @@ fn case(g: &mut Gen, app_url: &Url, w: &World, route: &'static str) -> Case {
         "verify-topup" => post(
             url(&format!("/v1/purchase/{}/verify-topup", w.purchase)),
             Some(&w.customer_key),
-            mutate(g, &json!({"min_target_balance": 1}), &["min_target_balance"]),
+            mutate(
+                g,
+                &json!({"min_target_balance": 1}),
+                &["min_target_balance"],
+            ),
         ),
         "purchase get" => Case {
             method: Method::GET,
@@ -467,7 +524,7 @@ fn shown(v: &Value) -> String {
             end -= 1;
         }
         s.truncate(end);
-        s.push_str("…");
+        s.push('…');
     }
     s
 }
@@ -528,7 +585,11 @@ async fn arbitrary_strings_in_every_text_field_never_give_a_5xx(pool: PgPool) {
             } else if status.is_client_error()
                 && !(body["error"].is_string() && body["code"].is_string())
             {
-                failures.push(format!("{}: {status} without the error body: {}", what(), shown(&body)));
+                failures.push(format!(
+                    "{}: {status} without the error body: {}",
+                    what(),
+                    shown(&body)
+                ));
             }
         }
     }

@@ -348,15 +348,39 @@ async fn nul_and_out_of_range_timestamps_are_400(pool: PgPool) {
         ("usage_unit", json!("tok\u{0}ens"), "invalid_text"),
         ("metadata", json!({"model": "a\u{0}"}), "invalid_text"),
         ("metadata", json!({"k\u{0}": 1}), "invalid_text"),
-        ("metadata", json!({"deep": [{"x": ["\u{0}"]}]}), "invalid_text"),
+        (
+            "metadata",
+            json!({"deep": [{"x": ["\u{0}"]}]}),
+            "invalid_text",
+        ),
         ("idempotency_key", json!("k\u{0}"), "invalid_text"),
-        ("timestamp", json!(-210_866_803_200_001_i64), "invalid_timestamp"),
+        (
+            "timestamp",
+            json!(-210_866_803_200_001_i64),
+            "invalid_timestamp",
+        ),
         ("timestamp", json!(-1), "invalid_timestamp"),
         ("timestamp", json!(946_684_799_999_i64), "invalid_timestamp"),
-        ("timestamp", json!(8_210_266_876_799_999_i64), "invalid_timestamp"),
-        ("timestamp", json!("1999-12-31T23:59:59Z"), "invalid_timestamp"),
-        ("timestamp", json!("2999-01-01T00:00:00Z"), "invalid_timestamp"),
-        ("timestamp", json!("-4713-11-24T00:00:00Z"), "invalid_timestamp"),
+        (
+            "timestamp",
+            json!(8_210_266_876_799_999_i64),
+            "invalid_timestamp",
+        ),
+        (
+            "timestamp",
+            json!("1999-12-31T23:59:59Z"),
+            "invalid_timestamp",
+        ),
+        (
+            "timestamp",
+            json!("2999-01-01T00:00:00Z"),
+            "invalid_timestamp",
+        ),
+        (
+            "timestamp",
+            json!("-4713-11-24T00:00:00Z"),
+            "invalid_timestamp",
+        ),
     ] {
         let mut body = ok.clone();
         body[field] = value.clone();
@@ -364,7 +388,10 @@ async fn nul_and_out_of_range_timestamps_are_400(pool: PgPool) {
         assert_error(&(status, answer), StatusCode::BAD_REQUEST, code);
     }
     // The edges of the window are accepted.
-    for at in [json!("2000-01-01T00:00:00Z"), json!(chrono::Utc::now().timestamp_millis() + 3_600_000)] {
+    for at in [
+        json!("2000-01-01T00:00:00Z"),
+        json!(chrono::Utc::now().timestamp_millis() + 3_600_000),
+    ] {
         let mut body = ok.clone();
         body["timestamp"] = at.clone();
         let (status, answer, _) = meter(&app, &a, None, &body).await;

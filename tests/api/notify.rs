@@ -393,7 +393,9 @@ async fn each_crossing_is_announced_once_on_finalize_and_on_a_lifting_topup(pool
     let (session, address) = p.initiate(GEMINI_USDC).await;
     p.anvil.mint(p.anvil.usdc, address, 10_000_000).await;
     p.anvil.mine(2).await;
-    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_crossings").await;
+    let f = p
+        .finalize(GEMINI_USDC, &session, "PurchaseID_crossings")
+        .await;
     assert_eq!(f["receipt"]["status"], "RUNNING", "{f}");
     let purchase = f["receipt"]["vendor_purchase_id"]
         .as_str()

@@ -400,7 +400,10 @@ async fn historical_billing_matches_hand_computed_buckets(pool: PgPool) {
         (json!({"start_date": "1999-12-31"}), "invalid_date"),
         (json!({"end_date": "9999-12-31"}), "invalid_date"),
         (json!({"end_date": "262143-12-31"}), "invalid_date"),
-        (json!({"start_date": "+275760-09-13T00:00:00Z"}), "invalid_date"),
+        (
+            json!({"start_date": "+275760-09-13T00:00:00Z"}),
+            "invalid_date",
+        ),
         (json!({"interval": "daily\u{0}"}), "invalid_text"),
         (json!({"start_date": "2026-03-01\u{0}"}), "invalid_text"),
     ] {
@@ -447,10 +450,15 @@ async fn billing_tokens_are_the_one_way_to_meter(pool: PgPool) {
     let (status, doc) = app.get("/v1/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     let text = doc.to_string().to_lowercase();
-    assert!(!text.contains("vendor key"), "the API still documents a vendor key");
+    assert!(
+        !text.contains("vendor key"),
+        "the API still documents a vendor key"
+    );
     let readme = std::fs::read_to_string(format!("{}/README.md", crate::helpers::ROOT)).unwrap();
     assert!(
-        !readme.to_lowercase().contains("vendor key or billing token"),
+        !readme
+            .to_lowercase()
+            .contains("vendor key or billing token"),
         "the README still documents a vendor key"
     );
 }
