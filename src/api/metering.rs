@@ -278,6 +278,19 @@ mod tests {
                 "purchase_mismatch",
             ),
             ("timestamp", json!("yesterday"), "invalid_timestamp"),
+            (
+                "timestamp",
+                json!(-210_866_803_200_001_i64),
+                "invalid_timestamp",
+            ),
+            (
+                "timestamp",
+                json!("1999-12-31T23:59:59Z"),
+                "invalid_timestamp",
+            ),
+            ("description", json!("a\u{0}b"), "invalid_text"),
+            ("usage_unit", json!("\u{0}"), "invalid_text"),
+            ("metadata", json!({"k": ["\u{0}"]}), "invalid_text"),
             ("metadata", json!([1]), "invalid_body"),
         ] {
             let mut v = ok.clone();
