@@ -253,6 +253,10 @@ fn main() {
         let app = Application::build_with(config, pool.clone(), listener)
             .await
             .unwrap();
+        let (_, token) = vendor_server::billing::tokens::create(&pool, "bench")
+            .await
+            .unwrap();
+        let token = token.expose_secret().to_owned();
         let mut targets = Vec::new();
         for _ in 0..PURCHASES {
             let mut tx = pool.begin().await.unwrap();
@@ -275,10 +279,7 @@ fn main() {
             .unwrap();
             ledger::activate(&mut tx, created.id).await.unwrap();
             tx.commit().await.unwrap();
-            targets.push((
-                created.id.to_string(),
-                created.vendor_key.expose_secret().to_owned(),
-            ));
+            targets.push((created.id.to_string(), token.clone()));
         }
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(shutdown.clone()));

@@ -2,7 +2,7 @@
 //! `?auth=<key>` (the header wins when both are present), the same way on every keyed route.
 //!
 //! - [`CustomerAuth`]: the purchase's customer key.
-//! - [`VendorAuth`]: the purchase's vendor key, or a live vendor-wide billing token (`vst_…`).
+//! - [`VendorAuth`]: a live vendor-wide billing token (`vst_…`), the one way to meter (SPEC §9).
 //!
 //! An unknown purchase, a malformed id and a wrong key all give the same 401, so nobody learns
 //! which purchases exist; a key of another purchase, of the other role or a revoked token too.
@@ -91,20 +91,10 @@ impl FromRequestParts<AppState> for PresentedKey {
     }
 }
 
-/// Which vendor credential authenticated the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VendorCredential {
-    /// The purchase's own vendor key.
-    PurchaseKey,
-    /// A vendor-wide billing token.
-    BillingToken,
-}
-
-/// A request authenticated with the purchase's vendor key or a billing token.
+/// A request authenticated with a live vendor-wide billing token, on an existing purchase.
 #[derive(Debug, Clone, Copy)]
 pub struct VendorAuth {
     pub purchase_id: PurchaseId,
-    pub credential: VendorCredential,
 }
 
 impl FromRequestParts<AppState> for VendorAuth {
@@ -113,21 +103,14 @@ impl FromRequestParts<AppState> for VendorAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = presented_key(parts).ok_or_else(missing_key)?;
         let purchase_id = path_purchase(parts, state).await?;
-        let credential = if key.starts_with(KeyKind::BillingToken.prefix()) {
-            let ok = tokens::is_valid(&state.pool, &key).await?
-                && purchases::exists(&state.pool, purchase_id).await?;
-            ok.then_some(VendorCredential::BillingToken)
+        let ok = key.starts_with(KeyKind::BillingToken.prefix())
+            && tokens::is_valid(&state.pool, &key).await?
+            && purchases::exists(&state.pool, purchase_id).await?;
+        if ok {
+            Ok(Self { purchase_id })
         } else {
-            purchases::key_matches(&state.pool, purchase_id, KeyKind::Vendor, &key)
-                .await?
-                .then_some(VendorCredential::PurchaseKey)
-        };
-        credential
-            .map(|credential| Self {
-                purchase_id,
-                credential,
-            })
-            .ok_or_else(unauthorized)
+            Err(unauthorized())
+        }
     }
 }
 

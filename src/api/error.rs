@@ -220,6 +220,12 @@ impl From<crate::billing::BillingError> for ApiError {
     }
 }
 
+impl From<crate::domain::input::InvalidInput> for ApiError {
+    fn from(e: crate::domain::input::InvalidInput) -> Self {
+        Self::bad_request(e.code, e.message)
+    }
+}
+
 /// The stable code for a status produced outside a handler (router fallbacks, layers).
 pub fn code_for_status(status: StatusCode) -> &'static str {
     match status {

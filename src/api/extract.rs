@@ -10,14 +10,50 @@ use super::error::ApiError;
 use crate::state::AppState;
 
 /// `Json<T>` whose failures are `ApiError`s (400 malformed/invalid, 413 too large, 415 content type).
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A NUL character anywhere in the body's strings or keys is a 400 `invalid_text` (PostgreSQL
+/// cannot store it, SPEC §9).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct AppJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for AppJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        crate::domain::input::json("", &value).map_err(|e| {
+            ApiError::bad_request(e.code, format!("invalid request body: {}", e.message))
+        })?;
+        T::deserialize(value).map(Self).map_err(|e| {
+            ApiError::bad_request("invalid_body", format!("invalid request body: {e}"))
+        })
+    }
+}
 
 impl<T: serde::Serialize> IntoResponse for AppJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
     }
+}
+
+/// Middleware: a NUL character (`%00`) in the path or the query is a 400 `invalid_text` before any
+/// handler sees it (PostgreSQL cannot store or compare it; SPEC §9: NUL anywhere is a 4xx).
+pub async fn reject_nul_in_uri(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = request.uri();
+    if uri.path().contains("%00") || uri.query().is_some_and(|q| q.contains("%00")) {
+        return ApiError::bad_request(
+            "invalid_text",
+            "the path and query must not contain NUL characters (%00)",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// `Path<T>` whose failures are `ApiError`s.

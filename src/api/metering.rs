@@ -1,4 +1,4 @@
-//! `POST /v1/purchase/{id}/meter-usage` (vendor key or billing token): the reference's
+//! `POST /v1/purchase/{id}/meter-usage` (a vendor-wide billing token): the reference's
 //! `UsageRecord` body, debited exactly once per `Idempotency-Key`.
 
 use axum::Router;
@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::extract::AppJson;
 use crate::billing::meter::{MAX_BILLED, MAX_KEY_LEN, UsageRecord};
 use crate::domain::ids::PurchaseId;
+use crate::domain::input;
 use crate::domain::money::UsdMicros;
 use crate::state::AppState;
 
@@ -86,6 +87,12 @@ fn timestamp(value: Option<serde_json::Value>) -> Result<Option<DateTime<Utc>>, 
             .ok_or_else(bad),
         Some(_) => Err(bad()),
     }
+    .and_then(|t| {
+        t.map(|t| input::timestamp("timestamp", t))
+            .transpose()
+            .map_err(ApiError::from)?;
+        Ok(t)
+    })
 }
 
 /// Checks an idempotency key: 1 to 255 visible ASCII characters.
@@ -130,6 +137,10 @@ pub fn parse(path: PurchaseId, body: UsageRecordIn) -> Result<UsageRecord, ApiEr
             format!("description is longer than {MAX_DESCRIPTION_LEN} characters"),
         ));
     }
+    input::text("usage_unit", &usage_unit)?;
+    if let Some(d) = &body.description {
+        input::text("description", d)?;
+    }
     let metadata = match body.metadata {
         None | Some(serde_json::Value::Null) => serde_json::Value::Object(Default::default()),
         Some(m @ serde_json::Value::Object(_)) => m,
@@ -140,6 +151,7 @@ pub fn parse(path: PurchaseId, body: UsageRecordIn) -> Result<UsageRecord, ApiEr
             ));
         }
     };
+    input::json("metadata", &metadata)?;
     if metadata.to_string().len() > MAX_METADATA_BYTES {
         return Err(ApiError::bad_request(
             "invalid_body",
@@ -266,6 +278,19 @@ mod tests {
                 "purchase_mismatch",
             ),
             ("timestamp", json!("yesterday"), "invalid_timestamp"),
+            (
+                "timestamp",
+                json!(-210_866_803_200_001_i64),
+                "invalid_timestamp",
+            ),
+            (
+                "timestamp",
+                json!("1999-12-31T23:59:59Z"),
+                "invalid_timestamp",
+            ),
+            ("description", json!("a\u{0}b"), "invalid_text"),
+            ("usage_unit", json!("\u{0}"), "invalid_text"),
+            ("metadata", json!({"k": ["\u{0}"]}), "invalid_text"),
             ("metadata", json!([1]), "invalid_body"),
         ] {
             let mut v = ok.clone();

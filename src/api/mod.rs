@@ -55,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(json_error_bodies))
         .layer(axum::middleware::from_fn(stalled_body_is_408))
+        .layer(axum::middleware::from_fn(extract::reject_nul_in_uri))
         .route_layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))

@@ -181,14 +181,19 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Resu
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         let code = if e.is_syntax() || e.is_eof() {
             "malformed_json"
         } else {
             "invalid_body"
         };
         ApiError::bad_request(code, format!("invalid request body: {e}"))
-    })
+    })?;
+    crate::domain::input::json("", &value).map_err(|e| {
+        ApiError::bad_request(e.code, format!("invalid request body: {}", e.message))
+    })?;
+    T::deserialize(value)
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid request body: {e}")))
 }
 
 async fn historical_billing(

@@ -2,7 +2,8 @@
 //! ([`super::cur`]) or Cost Explorer ([`super::cost_explorer`]), charged to purchases through the ledger.
 //!
 //! AWS rewrites a month's rows every day (restatement), so rows are never charged one by one: each
-//! import recomputes the exact AWS cost per (purchase, usage day) of a billing period, applies the markup,
+//! import recomputes the exact AWS cost per (purchase, usage day) of a billing period, applies the markup
+//! (the day's own once charged: a new `COST_MARKUP_PERCENT` applies to days charged after it),
 //! rounds half up to micro-USD, and posts only the difference from what `cost_charge` says was already
 //! charged for that key — a debit when it went up, a credit back when it went down, nothing when it did
 //! not change. Each purchase is one transaction (ledger rows + `cost_charge`), so a repeated or
@@ -952,6 +953,8 @@ struct Charged {
     micros: i64,
     revision: i32,
     exists: bool,
+    /// The markup the day was charged with (`None`: charged before markups were recorded).
+    markup_bps: Option<u32>,
 }
 
 async fn charged_so_far(
@@ -963,7 +966,7 @@ async fn charged_so_far(
     // `for update` only when charging; a dry run only reads.
     let rows = if lock {
         sqlx::query!(
-            r#"select usage_date, aws_cost::text as "aws_cost!", charged_micros, revision
+            r#"select usage_date, aws_cost::text as "aws_cost!", charged_micros, revision, markup_bps
                from cost_charge where purchase_id = $1 and billing_period = $2
                for update"#,
             id.0,
@@ -972,11 +975,11 @@ async fn charged_so_far(
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
-        .map(|r| (r.usage_date, r.aws_cost, r.charged_micros, r.revision))
+        .map(|r| (r.usage_date, r.aws_cost, r.charged_micros, r.revision, r.markup_bps))
         .collect::<Vec<_>>()
     } else {
         sqlx::query!(
-            r#"select usage_date, aws_cost::text as "aws_cost!", charged_micros, revision
+            r#"select usage_date, aws_cost::text as "aws_cost!", charged_micros, revision, markup_bps
                from cost_charge where purchase_id = $1 and billing_period = $2"#,
             id.0,
             period.first_day()
@@ -984,11 +987,11 @@ async fn charged_so_far(
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
-        .map(|r| (r.usage_date, r.aws_cost, r.charged_micros, r.revision))
+        .map(|r| (r.usage_date, r.aws_cost, r.charged_micros, r.revision, r.markup_bps))
         .collect::<Vec<_>>()
     };
     rows.into_iter()
-        .map(|(day, cost, micros, revision)| {
+        .map(|(day, cost, micros, revision, markup)| {
             let aws_cost = Exact::parse(cost.as_bytes()).ok_or_else(|| {
                 CostImportError::Overflow(format!("stored cost {cost} of {id} on {day}"))
             })?;
@@ -999,6 +1002,7 @@ async fn charged_so_far(
                     micros,
                     revision,
                     exists: true,
+                    markup_bps: markup.and_then(|m| u32::try_from(m).ok()),
                 },
             ))
         })
@@ -1011,6 +1015,8 @@ struct Planned {
     before: Charged,
     cost: Exact,
     micros: i64,
+    /// The markup this day is charged with: its own once charged, else the configured one.
+    markup_bps: u32,
     total: DayTotal,
 }
 
@@ -1024,15 +1030,20 @@ fn plan(
     all.into_iter()
         .map(|day| {
             let total = days.get(&day).cloned().unwrap_or_default();
+            let before = before.get(&day).copied().unwrap_or_default();
+            // A day keeps the markup it was first charged with: changing COST_MARKUP_PERCENT never
+            // re-prices the past, restatements included.
+            let markup_bps = before.markup_bps.unwrap_or(markup_bps);
             let micros = total
                 .cost
                 .charge_micros(markup_bps)
                 .ok_or_else(|| CostImportError::Overflow(format!("charge of {id} on {day}")))?;
             Ok(Planned {
                 day,
-                before: before.get(&day).copied().unwrap_or_default(),
+                before,
                 cost: total.cost,
                 micros,
+                markup_bps,
                 total,
             })
         })
@@ -1131,7 +1142,7 @@ async fn charge_purchase(
                     "aws_cost_before": p.before.aws_cost,
                     "charged_total": UsdMicros(p.micros),
                     "charged_before": UsdMicros(p.before.micros),
-                    "markup_bps": markup_bps,
+                    "markup_bps": p.markup_bps,
                     "rows": p.total.rows,
                     "usage": usage,
                     "run_id": run_id,
@@ -1150,11 +1161,12 @@ async fn charge_purchase(
         if delta != 0 || !p.before.exists || p.cost != p.before.aws_cost {
             sqlx::query!(
                 "insert into cost_charge (purchase_id, billing_period, usage_date, aws_cost, charged_micros,
-                     revision, source, last_run_id)
-                 values ($1, $2, $3, $4, $5, $6, $7, $8)
+                     revision, source, last_run_id, markup_bps)
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  on conflict (purchase_id, billing_period, usage_date) do update
                  set aws_cost = excluded.aws_cost, charged_micros = excluded.charged_micros,
-                     revision = excluded.revision, source = excluded.source, last_run_id = excluded.last_run_id",
+                     revision = excluded.revision, source = excluded.source, last_run_id = excluded.last_run_id,
+                     markup_bps = excluded.markup_bps",
                 id.0,
                 period.first_day(),
                 p.day,
@@ -1163,6 +1175,7 @@ async fn charge_purchase(
                 revision,
                 source,
                 run_id,
+                i32::try_from(p.markup_bps).ok(),
             )
             .execute(&mut *tx)
             .await?;

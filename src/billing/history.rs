@@ -62,7 +62,15 @@ pub enum Bound {
 
 impl Bound {
     /// `YYYY-MM-DD`, an RFC 3339 datetime, or `YYYY-MM-DDTHH:MM:SS[.f]` (UTC).
+    /// Only 2000-01-01 … now + 1 day (SPEC §9): anything else is refused, never sent to PostgreSQL.
     pub fn parse(s: &str) -> Result<Self, BillingError> {
+        let bound = Self::parse_any(s)?;
+        crate::domain::input::timestamp("the date", bound.start())
+            .map_err(|e| BillingError::Invalid(e.message))?;
+        Ok(bound)
+    }
+
+    fn parse_any(s: &str) -> Result<Self, BillingError> {
         let s = s.trim();
         if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
             return Ok(Self::Date(d));
@@ -210,7 +218,16 @@ mod tests {
             Bound::parse("2026-03-01T10:00:00").unwrap(),
             Bound::Instant(_)
         ));
-        for bad in ["yesterday", "2026-13-01", "2026-02-30", ""] {
+        for bad in [
+            "yesterday",
+            "2026-13-01",
+            "2026-02-30",
+            "",
+            "-5000-01-01",
+            "1999-12-31",
+            "9999-12-31",
+            "262143-12-31",
+        ] {
             assert!(Bound::parse(bad).is_err(), "{bad}");
         }
     }

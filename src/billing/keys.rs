@@ -9,8 +9,6 @@ use sha2::{Digest, Sha256};
 pub enum KeyKind {
     /// The customer's key for one purchase (read balance, topup, history).
     Customer,
-    /// The vendor's key for one purchase (meter-usage).
-    Vendor,
     /// A vendor-wide billing token (meter-usage on any purchase), created from the CLI.
     BillingToken,
 }
@@ -20,7 +18,6 @@ impl KeyKind {
     pub fn prefix(self) -> &'static str {
         match self {
             Self::Customer => "vsc_",
-            Self::Vendor => "vsv_",
             Self::BillingToken => "vst_",
         }
     }

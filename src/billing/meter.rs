@@ -24,6 +24,7 @@ use uuid::Uuid;
 use super::ledger::{self, EntryKind, NewEntry};
 use super::{BillingError, PurchaseStatus};
 use crate::domain::ids::PurchaseId;
+use crate::domain::input;
 use crate::domain::money::UsdMicros;
 
 /// Most records one transaction takes.
@@ -57,6 +58,26 @@ pub struct UsageRecord {
 }
 
 impl UsageRecord {
+    /// What PostgreSQL would refuse (NUL in a text, a timestamp out of range): checked before the
+    /// record joins a batch, so one bad record never fails (and retries one by one) a whole batch.
+    pub fn validate(&self) -> Result<(), BillingError> {
+        let invalid = |e: input::InvalidInput| BillingError::Invalid(e.message);
+        input::text("usage_unit", &self.usage_unit).map_err(invalid)?;
+        if let Some(d) = &self.description {
+            input::text("description", d).map_err(invalid)?;
+        }
+        input::json("metadata", &self.metadata).map_err(invalid)?;
+        if let Some(t) = self.timestamp {
+            input::timestamp("timestamp", t).map_err(invalid)?;
+        }
+        if self.billed_amount.0 < 0 || self.billed_amount > MAX_BILLED || self.usage_amount.0 < 0 {
+            return Err(BillingError::Invalid(
+                "amounts must be between 0 and their maximum".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// SHA-256 of the normalised request: a retry with the same key must carry the same record.
     pub fn request_hash(&self) -> Vec<u8> {
         let canonical = serde_json::json!([
@@ -146,6 +167,7 @@ impl Meter {
         record: UsageRecord,
         key: Option<String>,
     ) -> Result<Metered, BillingError> {
+        record.validate()?;
         let (reply, answer) = oneshot::channel();
         let hash = record.request_hash();
         let job = Job {

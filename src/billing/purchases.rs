@@ -20,11 +20,11 @@ pub struct NewPurchase {
     pub tracer: Option<String>,
 }
 
-/// A new purchase and its two keys, shown once.
+/// A new purchase and its customer key, shown once. (The vendor meters with a vendor-wide billing
+/// token; a purchase has no vendor key.)
 pub struct CreatedPurchase {
     pub id: PurchaseId,
     pub customer_key: SecretString,
-    pub vendor_key: SecretString,
 }
 
 /// Inserts a purchase in `provisioning` with zero balance, inside the caller's transaction.
@@ -34,12 +34,11 @@ pub async fn create(
 ) -> Result<CreatedPurchase, BillingError> {
     let id = PurchaseId::new();
     let customer = keys::generate(KeyKind::Customer);
-    let vendor = keys::generate(KeyKind::Vendor);
     sqlx::query!(
         "insert into purchase (purchase_id, offer_id, status, title, customer_email, customer_user_id,
              customer_org_id, customer_org_host, officex_purchase_id, tracer,
-             customer_key_hash, customer_key_prefix, vendor_key_hash, vendor_key_prefix)
-         values ($1, $2, 'provisioning', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             customer_key_hash, customer_key_prefix)
+         values ($1, $2, 'provisioning', $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         id.0,
         new.offer_id,
         new.title,
@@ -51,8 +50,6 @@ pub async fn create(
         new.tracer,
         customer.hash,
         customer.display_prefix,
-        vendor.hash,
-        vendor.display_prefix,
     )
     .execute(&mut *conn)
     .await?;
@@ -60,7 +57,6 @@ pub async fn create(
     Ok(CreatedPurchase {
         id,
         customer_key: customer.secret,
-        vendor_key: vendor.secret,
     })
 }
 
@@ -72,14 +68,13 @@ pub async fn key_matches(
     key: &str,
 ) -> Result<bool, BillingError> {
     let row = sqlx::query!(
-        "select customer_key_hash, vendor_key_hash from purchase where purchase_id = $1",
+        "select customer_key_hash from purchase where purchase_id = $1",
         id.0
     )
     .fetch_optional(pool)
     .await?;
     Ok(match (row, kind) {
         (Some(r), KeyKind::Customer) => keys::matches_stored(key, Some(&r.customer_key_hash)),
-        (Some(r), KeyKind::Vendor) => keys::matches_stored(key, Some(&r.vendor_key_hash)),
         // An unknown purchase costs the same comparison as a wrong key (no timing oracle).
         _ => keys::matches_stored(key, None),
     })

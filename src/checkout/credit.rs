@@ -105,16 +105,7 @@ pub async fn credit_deposit(
         )
         .await?;
     }
-    if posted.status_changed() {
-        status_changed(
-            conn,
-            purchase_id,
-            posted.status_before,
-            posted.status_after,
-            posted.entry_id,
-        )
-        .await?;
-    }
+    // A status crossing (a top-up lifting a suspension) is announced by the ledger itself, once.
     Ok(Some(Credited {
         deposit_id,
         purchase_id,
@@ -122,47 +113,6 @@ pub async fn credit_deposit(
         balance_after: posted.balance_after,
         reference: d.reference,
     }))
-}
-
-/// Queues `purchase.status_changed` (webhook and OfficeX record) for a status change.
-pub async fn status_changed(
-    conn: &mut PgConnection,
-    purchase_id: PurchaseId,
-    before: crate::billing::PurchaseStatus,
-    after: crate::billing::PurchaseStatus,
-    cause: i64,
-) -> Result<(), sqlx::Error> {
-    let payload = json!({
-        "purchase_id": purchase_id.to_string(),
-        "status_before": before.as_str(),
-        "status": after.as_str(),
-        "officex_status": after.officex(),
-    });
-    let key = format!(
-        "purchase.status_changed:{purchase_id}:{cause}:{}",
-        after.as_str()
-    );
-    notify::enqueue(
-        conn,
-        Channel::Webhook,
-        "purchase.status_changed",
-        Some(purchase_id),
-        &payload,
-        Some(&format!("webhook:{key}")),
-    )
-    .await?;
-    if before.officex() != after.officex() {
-        notify::enqueue(
-            conn,
-            Channel::Officex,
-            "purchase.status_changed",
-            Some(purchase_id),
-            &json!({}),
-            Some(&format!("officex:{key}")),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Credits every confirmed, uncredited deposit of finalized checkouts (all, or one session).
@@ -235,17 +185,7 @@ pub async fn charge_sweep_fees(
         let entry = NewEntry::new(EntryKind::SweepFee, UsdMicros(-fee.0))
             .reference(format!("sweep_fee:{}", s.sweep_id))
             .description(format!("Sweep fee (sweep {})", s.sweep_id));
-        let posted = ledger::post(conn, purchase_id, &entry).await?;
-        if posted.status_changed() {
-            status_changed(
-                conn,
-                purchase_id,
-                posted.status_before,
-                posted.status_after,
-                posted.entry_id,
-            )
-            .await?;
-        }
+        ledger::post(conn, purchase_id, &entry).await?;
         charged += 1;
     }
     Ok(charged)

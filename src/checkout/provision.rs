@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use super::receipt::{Receipt, ReceiptCipher};
-use super::{CheckoutError, credit, finalize};
+use super::{CheckoutError, finalize};
 use crate::billing::{PurchaseStatus, ledger, purchases};
 use crate::catalog;
 use crate::domain::ids::PurchaseId;
@@ -118,10 +118,8 @@ async fn record_ready(
         tracing::warn!("purchase was already provisioned; keeping the first resource");
         return Ok(());
     }
-    let (before, after) = ledger::activate(&mut tx, purchase_id).await?;
-    if before != after {
-        credit::status_changed(&mut tx, purchase_id, before, after, 0).await?;
-    }
+    // The ledger announces the crossing (webhook, email, OfficeX) itself, once.
+    ledger::activate(&mut tx, purchase_id).await?;
     // Deliver the secrets through the sealed receipt (replayed to the same officex_purchase_id for 24 h).
     if let (Some(checkout), Some(offer), Some(key)) =
         (checkout, offer, state.config.data_encryption_key.as_ref())
@@ -194,10 +192,7 @@ async fn record_failure(
     )
     .execute(&mut *tx)
     .await?;
-    let before = purchases::set_status(&mut tx, purchase_id, PurchaseStatus::Failed).await?;
-    if before != PurchaseStatus::Failed {
-        credit::status_changed(&mut tx, purchase_id, before, PurchaseStatus::Failed, -1).await?;
-    }
+    purchases::set_status(&mut tx, purchase_id, PurchaseStatus::Failed).await?;
     if let ProviderError::NotConfigured(_) = error {
         // Paid for, but this server cannot deliver it (SPEC §9): keep retrying and tell the vendor now.
         notify::enqueue(

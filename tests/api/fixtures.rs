@@ -10,6 +10,7 @@ use vendor_server::domain::money::UsdMicros;
 pub struct Bought {
     pub id: PurchaseId,
     pub customer_key: String,
+    /// A vendor-wide billing token (`tokens create`): the one way to meter (SPEC §9).
     pub vendor_key: String,
 }
 
@@ -42,10 +43,13 @@ pub async fn buy(pool: &PgPool, offer: &str, deposit: i64, email: Option<&str>) 
     }
     ledger::activate(&mut tx, created.id).await.unwrap();
     tx.commit().await.unwrap();
+    let (_, token) = vendor_server::billing::tokens::create(pool, "test AI server")
+        .await
+        .unwrap();
     Bought {
         id: created.id,
         customer_key: created.customer_key.expose_secret().to_owned(),
-        vendor_key: created.vendor_key.expose_secret().to_owned(),
+        vendor_key: token.expose_secret().to_owned(),
     }
 }
 

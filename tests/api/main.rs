@@ -3,6 +3,7 @@
 
 mod appstore;
 mod backup;
+mod bad_input;
 mod chain;
 mod checkout;
 mod cli;

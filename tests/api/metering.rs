@@ -335,3 +335,128 @@ async fn concurrent_debits_are_exact_and_each_crossing_notified_once(pool: PgPoo
     assert_eq!(officex.len(), 4);
     assert!(officex.iter().all(|p| *p == json!({})));
 }
+
+/// Issue 11 #5 / issue 10 #15: NUL characters and out-of-range timestamps are 400s, never 500s,
+/// and debit nothing.
+#[sqlx::test]
+async fn nul_and_out_of_range_timestamps_are_400(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let a = buy(&pool, OFFER, 10_000_000, None).await;
+    let ok = json!({"usage_amount": "1", "usage_unit": "tokens", "billed_amount": "0.5"});
+    for (field, value, code) in [
+        ("description", json!("gemini\u{0}flash"), "invalid_text"),
+        ("usage_unit", json!("tok\u{0}ens"), "invalid_text"),
+        ("metadata", json!({"model": "a\u{0}"}), "invalid_text"),
+        ("metadata", json!({"k\u{0}": 1}), "invalid_text"),
+        (
+            "metadata",
+            json!({"deep": [{"x": ["\u{0}"]}]}),
+            "invalid_text",
+        ),
+        ("idempotency_key", json!("k\u{0}"), "invalid_text"),
+        (
+            "timestamp",
+            json!(-210_866_803_200_001_i64),
+            "invalid_timestamp",
+        ),
+        ("timestamp", json!(-1), "invalid_timestamp"),
+        ("timestamp", json!(946_684_799_999_i64), "invalid_timestamp"),
+        (
+            "timestamp",
+            json!(8_210_266_876_799_999_i64),
+            "invalid_timestamp",
+        ),
+        (
+            "timestamp",
+            json!("1999-12-31T23:59:59Z"),
+            "invalid_timestamp",
+        ),
+        (
+            "timestamp",
+            json!("2999-01-01T00:00:00Z"),
+            "invalid_timestamp",
+        ),
+        (
+            "timestamp",
+            json!("-4713-11-24T00:00:00Z"),
+            "invalid_timestamp",
+        ),
+    ] {
+        let mut body = ok.clone();
+        body[field] = value.clone();
+        let (status, answer, _) = meter(&app, &a, None, &body).await;
+        assert_error(&(status, answer), StatusCode::BAD_REQUEST, code);
+    }
+    // The edges of the window are accepted.
+    for at in [
+        json!("2000-01-01T00:00:00Z"),
+        json!(chrono::Utc::now().timestamp_millis() + 3_600_000),
+    ] {
+        let mut body = ok.clone();
+        body["timestamp"] = at.clone();
+        let (status, answer, _) = meter(&app, &a, None, &body).await;
+        assert_eq!(status, StatusCode::OK, "{at}: {answer}");
+    }
+    assert_eq!(usage_rows(&pool, &a).await, 2);
+    assert_eq!(balance(&pool, a.id).await, 9_000_000);
+}
+
+/// A bad record is refused before it joins a group-commit batch: it gets its own 4xx at once
+/// and the records batched around it commit together (no one-by-one retry of the batch).
+#[sqlx::test]
+async fn a_bad_record_never_reaches_a_batch(pool: PgPool) {
+    use vendor_server::billing::BillingError;
+    use vendor_server::billing::meter::UsageRecord;
+    use vendor_server::domain::money::UsdMicros;
+
+    let app = spawn_app(pool.clone()).await;
+    let a = buy(&pool, OFFER, 10_000_000, None).await;
+    let good = UsageRecord {
+        purchase_id: a.id,
+        timestamp: None,
+        usage_amount: UsdMicros(1_000_000),
+        usage_unit: "tokens".into(),
+        billed_amount: UsdMicros(1_000),
+        description: None,
+        metadata: json!({}),
+    };
+    let bad = [
+        UsageRecord {
+            description: Some("nul\u{0}".into()),
+            ..good.clone()
+        },
+        UsageRecord {
+            usage_unit: "\u{0}".into(),
+            ..good.clone()
+        },
+        UsageRecord {
+            metadata: json!({"a": "\u{0}"}),
+            ..good.clone()
+        },
+        UsageRecord {
+            timestamp: chrono::DateTime::from_timestamp_millis(-210_866_803_200_000),
+            ..good.clone()
+        },
+    ];
+    let meter = app.state.meter.clone();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let meter = meter.clone();
+        let record = if i % 10 == 5 {
+            bad[i / 10].clone()
+        } else {
+            good.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            (i % 10 == 5, meter.record(record, None).await)
+        }));
+    }
+    for task in tasks {
+        match task.await.unwrap() {
+            (true, Err(BillingError::Invalid(_))) | (false, Ok(_)) => {}
+            (bad, other) => panic!("bad={bad}: {:?}", other.map(|m| m.body)),
+        }
+    }
+    assert_eq!(usage_rows(&pool, &a).await, 36);
+    assert_eq!(balance(&pool, a.id).await, 10_000_000 - 36 * 1_000);
+}

@@ -364,3 +364,100 @@ async fn customer_email_reaches_a_real_smtp_server(pool: PgPool) {
     assert_eq!(outbox(&pool, "webhook").await[0].1, "skipped");
     assert_eq!(worker::run_once(&app.state).await.unwrap(), Outcome::Idle);
 }
+
+/// `purchase.status_changed` outbox payloads of a purchase, per channel.
+async fn status_rows(pool: &PgPool, purchase: &str, channel: &str) -> Vec<Value> {
+    sqlx::query_scalar::<_, Value>(
+        "select payload from outbox where purchase_id = $1 and channel = $2
+           and event_type = 'purchase.status_changed' order by outbox_id",
+    )
+    .bind(
+        purchase
+            .parse::<vendor_server::domain::ids::PurchaseId>()
+            .unwrap()
+            .0,
+    )
+    .bind(channel)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+/// Issue 10 #4: one crossing, one notification of each kind, one payload shape — on finalize
+/// (provisioning → active) and on a top-up that lifts a suspension (suspended → active).
+#[sqlx::test]
+async fn each_crossing_is_announced_once_on_finalize_and_on_a_lifting_topup(pool: PgPool) {
+    use crate::checkout::{GEMINI_USDC, setup};
+
+    let p = setup(pool.clone()).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 10_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p
+        .finalize(GEMINI_USDC, &session, "PurchaseID_crossings")
+        .await;
+    assert_eq!(f["receipt"]["status"], "RUNNING", "{f}");
+    let purchase = f["receipt"]["vendor_purchase_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = f["receipt"]["customer_billing_api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let shape = |rows: &[Value]| {
+        for row in rows {
+            let data = row.get("data").unwrap_or(row);
+            assert!(data.get("previous_status").is_some(), "{row}");
+            assert!(data.get("status_before").is_none(), "{row}");
+        }
+    };
+    // Finalize: provisioning → active, once per channel.
+    let webhooks = status_rows(&pool, &purchase, "webhook").await;
+    assert_eq!(webhooks.len(), 1, "{webhooks:?}");
+    shape(&webhooks);
+    assert_eq!(status_rows(&pool, &purchase, "officex").await.len(), 1);
+
+    // Usage past the termination threshold: active → suspended (one more each).
+    let (token, secret) = vendor_server::billing::tokens::create(&pool, "crossings")
+        .await
+        .unwrap();
+    assert!(token.revoked_at.is_none());
+    let (status, body) = p
+        .app
+        .post_auth(
+            &format!("/v1/purchase/{purchase}/meter-usage"),
+            secrecy::ExposeSecret::expose_secret(&secret),
+            &json!({"usage_amount": "1", "usage_unit": "tokens", "billed_amount": "10"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "suspended");
+    assert_eq!(status_rows(&pool, &purchase, "webhook").await.len(), 2);
+    assert_eq!(status_rows(&pool, &purchase, "officex").await.len(), 2);
+
+    // A top-up that lifts the suspension: suspended → active, once per channel.
+    p.anvil.mint(p.anvil.usdc, address, 20_000_000).await;
+    p.anvil.mine(2).await;
+    let (status, body) = p
+        .app
+        .post_auth(
+            "/v1/checkout/topup",
+            &key,
+            &json!({"checkout_session_id": session}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["success"], true, "{body}");
+    let webhooks = status_rows(&pool, &purchase, "webhook").await;
+    assert_eq!(webhooks.len(), 3, "{webhooks:?}");
+    shape(&webhooks);
+    let last = webhooks[2].get("data").unwrap_or(&webhooks[2]);
+    assert_eq!(
+        (last["previous_status"].as_str(), last["status"].as_str()),
+        (Some("suspended"), Some("active")),
+        "{last}"
+    );
+    assert_eq!(status_rows(&pool, &purchase, "officex").await.len(), 3);
+}

@@ -76,25 +76,19 @@ async fn wrong_keys_are_all_the_same_401(pool: PgPool) {
             Some(a.customer_key.as_str()),
         ),
         (
-            "A's vendor key on B",
-            "POST",
-            &meter_b,
-            Some(a.vendor_key.as_str()),
-        ),
-        (
             "customer key on vendor route",
             "POST",
             &meter_a,
             Some(a.customer_key.as_str()),
         ),
         (
-            "vendor key on customer route",
+            "billing token (fixture) on customer route",
             "GET",
             &get_a,
             Some(a.vendor_key.as_str()),
         ),
         (
-            "vendor key on history",
+            "billing token on history",
             "POST",
             &hist_a,
             Some(a.vendor_key.as_str()),
@@ -400,6 +394,18 @@ async fn historical_billing_matches_hand_computed_buckets(pool: PgPool) {
             "invalid_date",
         ),
         (json!({"interval": 5}), "invalid_body"),
+        // Issue 11 #5: dates PostgreSQL cannot hold, and NUL, are 400s, not 500s.
+        (json!({"start_date": "-5000-01-01"}), "invalid_date"),
+        (json!({"end_date": "-5000-01-01"}), "invalid_date"),
+        (json!({"start_date": "1999-12-31"}), "invalid_date"),
+        (json!({"end_date": "9999-12-31"}), "invalid_date"),
+        (json!({"end_date": "262143-12-31"}), "invalid_date"),
+        (
+            json!({"start_date": "+275760-09-13T00:00:00Z"}),
+            "invalid_date",
+        ),
+        (json!({"interval": "daily\u{0}"}), "invalid_text"),
+        (json!({"start_date": "2026-03-01\u{0}"}), "invalid_text"),
     ] {
         let got = history(&app, &a, body.clone()).await;
         assert_error(&got, StatusCode::BAD_REQUEST, code);
@@ -414,4 +420,45 @@ async fn historical_billing_matches_hand_computed_buckets(pool: PgPool) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.json::<Value>().await.unwrap(), daily);
+}
+
+/// Issue 10 #19 (SPEC §9): no per-purchase "vendor key" exists any more. Vendor-wide billing
+/// tokens are the one way to meter; the purchase row stores no such key and the API documents none.
+#[sqlx::test]
+async fn billing_tokens_are_the_one_way_to_meter(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let a = buy(&pool, OFFER, 10_000_000, None).await;
+    let columns: Vec<String> = sqlx::query_scalar(
+        "select column_name::text from information_schema.columns
+         where table_name = 'purchase' and column_name like 'vendor_key%'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(columns.is_empty(), "purchase still has {columns:?}");
+    // A purchase-scoped vendor-style key is just a wrong key.
+    let meter_a = format!("/v1/purchase/{}/meter-usage", a.id);
+    let got = call(&app, "POST", &meter_a, Some("vsv_0123456789abcdef"), None).await;
+    assert_error(&got, StatusCode::UNAUTHORIZED, "unauthorized");
+    // A billing token meters any purchase.
+    let (_, secret) = tokens::create(&pool, "ai server").await.unwrap();
+    let token = vendor_server::billing::keys::reveal(&secret).to_owned();
+    assert_eq!(
+        call(&app, "POST", &meter_a, Some(&token), None).await.0,
+        StatusCode::OK
+    );
+    let (status, doc) = app.get("/v1/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = doc.to_string().to_lowercase();
+    assert!(
+        !text.contains("vendor key"),
+        "the API still documents a vendor key"
+    );
+    let readme = std::fs::read_to_string(format!("{}/README.md", crate::helpers::ROOT)).unwrap();
+    assert!(
+        !readme
+            .to_lowercase()
+            .contains("vendor key or billing token"),
+        "the README still documents a vendor key"
+    );
 }

@@ -749,3 +749,72 @@ async fn the_cron_job_runs_the_import(pool: PgPool) {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+/// Issue 10 #8: changing `COST_MARKUP_PERCENT` mid-month never re-prices a day already charged:
+/// each (purchase, day) keeps the markup it was first charged with, restatements included; new
+/// days take the new markup.
+#[sqlx::test]
+async fn a_markup_change_never_reprices_charged_days(pool: PgPool) {
+    let mut env = env(pool, &[("COST_MARKUP_PERCENT", "36")]).await;
+    let p = purchase(env.pool(), 100).await;
+    let tag = p.to_string();
+    let (d5, d6) = (day(2026, 3, 5), day(2026, 3, 6));
+    env.deliver("2026-03", &[part(&[row(d5, "1", Some(&tag))])])
+        .await;
+    assert_eq!(env.run(today()).await.unwrap(), Outcome::Processed(1));
+    assert_eq!(balance(env.pool(), p).await, 100_000_000 - 1_360_000);
+
+    // The vendor raises the markup to 50 % (a restart with the new setting).
+    let mut config = (*env.state().config).clone();
+    config.billing.cost_markup_bps = 5_000;
+    let mut repriced = env.state().clone();
+    repriced.config = std::sync::Arc::new(config);
+
+    // Day 5 unchanged, day 6 new: only day 6 is charged, at 50 %.
+    env.deliver(
+        "2026-03",
+        &[part(&[row(d5, "1", Some(&tag)), row(d6, "1", Some(&tag))])],
+    )
+    .await;
+    assert_eq!(
+        cost_import::run_once_on(&repriced, today()).await.unwrap(),
+        Outcome::Processed(1)
+    );
+    assert_eq!(
+        balance(env.pool(), p).await,
+        100_000_000 - 1_360_000 - 1_500_000
+    );
+    // AWS restates day 5 to 2.00: the difference is charged at the day's own 36 %.
+    env.deliver(
+        "2026-03",
+        &[part(&[row(d5, "2", Some(&tag)), row(d6, "1", Some(&tag))])],
+    )
+    .await;
+    assert_eq!(
+        cost_import::run_once_on(&repriced, today()).await.unwrap(),
+        Outcome::Processed(1)
+    );
+    assert_eq!(
+        balance(env.pool(), p).await,
+        100_000_000 - 2_720_000 - 1_500_000
+    );
+    let rows = cost_rows(env.pool(), p).await;
+    assert_eq!(
+        rows.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+        vec![(-1_360_000, d5), (-1_500_000, d6), (-1_360_000, d5)]
+    );
+    // A repeated run under either markup changes nothing.
+    assert_eq!(
+        cost_import::run_once_on(&repriced, today()).await.unwrap(),
+        Outcome::Processed(0)
+    );
+    assert_eq!(env.run(today()).await.unwrap(), Outcome::Processed(0));
+    let markups: Vec<(NaiveDate, Option<i32>)> = sqlx::query_as(
+        "select usage_date, markup_bps from cost_charge where purchase_id = $1 order by usage_date",
+    )
+    .bind(p.0)
+    .fetch_all(env.pool())
+    .await
+    .unwrap();
+    assert_eq!(markups, vec![(d5, Some(3_600)), (d6, Some(5_000))]);
+}
