@@ -18,6 +18,7 @@ mod officex;
 mod officex_drive;
 mod outage;
 mod purchases;
+mod replicas;
 mod s3;
 mod sweeps;
 mod tokens;
