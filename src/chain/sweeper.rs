@@ -140,7 +140,7 @@ pub const MAX_ATTEMPTS: i32 = 8;
 /// Records a fault of one sweep: backs off (5 s, 15 s, 45 s, … up to 30 minutes); a `planned` sweep
 /// that has failed `MAX_ATTEMPTS` times in a row becomes `failed` with a `sweep.failed` webhook and
 /// alert. A signed or broadcast one keeps its transaction (its nonce must be used or the gas wallet
-/// stalls) and is retried with backoff.
+/// stalls) and is retried with backoff; after `MAX_ATTEMPTS` the operator gets one `sweep.stuck` alert.
 async fn setback(
     state: &AppState,
     chain: &ChainClient,
@@ -174,6 +174,26 @@ async fn setback(
             &format!("gave up after {} attempts: {error}", row.attempts),
         )
         .await?;
+    } else if row.status != "planned" && row.attempts == MAX_ATTEMPTS {
+        let alert = notify::events::Alert {
+            subject: format!("Sweep {sweep_id} on {} is stuck", chain.name()),
+            text: format!(
+                "Sweep {sweep_id} on {} holds a signed transaction that could not be sent or settled after \
+                 {MAX_ATTEMPTS} attempts; it keeps being retried (its gas-wallet nonce must be used, or later \
+                 sweeps on this chain wait behind it).\nLast error: {error}\n",
+                chain.name()
+            ),
+        };
+        let mut conn = state.pool.acquire().await?;
+        notify::events::alert(
+            &mut conn,
+            "sweep.stuck",
+            None,
+            &alert,
+            Some(&format!("alert:sweep.stuck:{sweep_id}")),
+        )
+        .await?;
+        tracing::error!(sweep_id, error, "sweep stuck; operator alerted");
     }
     Ok(())
 }
@@ -834,7 +854,7 @@ async fn broadcast(
                 .await
                 .map_err(|e| chain.rpc_error(e))?;
             if again.is_none() {
-                postpone(&state.pool, sweep.sweep_id, &message).await?;
+                setback(state, chain, sweep.sweep_id, &message).await?;
                 return Ok(false);
             }
         }
@@ -1035,21 +1055,6 @@ async fn tell_vendor(
         let dedupe = format!("{prefix}:{key}");
         notify::enqueue(&mut *conn, channel, event_type, None, data, Some(&dedupe)).await?;
     }
-    Ok(())
-}
-
-/// Records a retryable error and backs off (5 s, 15 s, 45 s, … up to 30 minutes).
-async fn postpone(pool: &PgPool, sweep_id: i64, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "update sweep set attempts = attempts + 1, last_error = $2,
-             next_attempt_at = now() + make_interval(secs => least(5 * power(3, attempts), 1800))
-         where sweep_id = $1",
-        sweep_id,
-        error
-    )
-    .execute(pool)
-    .await?;
-    tracing::warn!(sweep_id, error, "sweep step postponed");
     Ok(())
 }
 

@@ -659,3 +659,29 @@ async fn sweeper_scale_benchmark(pool: PgPool) {
          - charging one purchase's sweep fees: before {fees_before:?}, after {fees_after:?}"
     );
 }
+
+/// A signed sweep whose transaction the node keeps refusing keeps its nonce (dropping it would stall
+/// the gas wallet) and is retried with backoff, but the operator hears about it once.
+#[sqlx::test]
+async fn a_signed_sweep_that_cannot_be_broadcast_alerts_the_operator_once(pool: PgPool) {
+    let p = setup(pool).await;
+    paid(&p, 2_000_000).await;
+    sweeper::run_once(&p.app.state).await.unwrap();
+    let (status, _, _) = sweep_row(&p).await;
+    assert_eq!(status, "signed");
+    sqlx::query("update sweep set raw_tx = '\\x02c0'::bytea")
+        .execute(&p.app.state.pool)
+        .await
+        .unwrap();
+    for _ in 0..(sweeper::MAX_ATTEMPTS + 3) {
+        sweeper::run_once(&p.app.state).await.unwrap();
+        sqlx::query("update sweep set next_attempt_at = now()")
+            .execute(&p.app.state.pool)
+            .await
+            .unwrap();
+    }
+    let (status, _, _) = sweep_row(&p).await;
+    assert_eq!(status, "signed", "keeps its nonce");
+    assert_eq!(p.outbox("alert", "sweep.stuck").await, 1);
+    assert_eq!(p.outbox("webhook", "sweep.failed").await, 0);
+}
