@@ -75,6 +75,21 @@ pub async fn call(
         .map_err(|e| chain.rpc_error(e))
 }
 
+/// EIP-3009 `authorizationState(authorizer, nonce)` at a block: whether that authorization was used
+/// (or canceled).
+pub async fn authorization_state(
+    chain: &ChainClient,
+    token: Address,
+    authorizer: Address,
+    nonce: B256,
+    block: BlockId,
+) -> Result<bool, ChainError> {
+    let data = IERC20::authorizationStateCall { authorizer, nonce }.abi_encode();
+    let out = call(chain, token, data, block).await?;
+    IERC20::authorizationStateCall::abi_decode_returns(&out)
+        .map_err(|e| chain.rpc_error(format!("authorizationState: bad answer: {e}")))
+}
+
 /// `balanceOf(owner)` at a block.
 pub async fn balance_of(
     chain: &ChainClient,

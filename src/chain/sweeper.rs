@@ -50,14 +50,22 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Idle);
     };
     let mut work = 0;
+    let mut db_error = None;
+    // One chain's trouble never stops the others.
     for chain in state.chains.iter() {
         match pass(state, chain).await {
             Ok(n) => work += n,
-            Err(e @ ChainError::Rpc { .. }) => {
+            Err(ChainError::Db(e)) => {
+                tracing::error!(chain = chain.name(), error = %e, "sweep pass failed (database)");
+                db_error.get_or_insert(e);
+            }
+            Err(e) => {
                 tracing::warn!(chain = chain.name(), error = %e, "sweep pass failed; retrying next pass");
             }
-            Err(e) => return Err(e.into()),
         }
+    }
+    if let Some(e) = db_error {
+        return Err(e.into());
     }
     Ok(if work > 0 {
         Outcome::Processed(work)
@@ -69,7 +77,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
 async fn pass(state: &AppState, chain: &ChainClient) -> Result<usize, ChainError> {
     let head = chain.head().await?;
     let safe = chain.safe_block(head);
-    let mut work = plan(state, chain, safe).await?;
+    let mut work = plan_claimed(state, chain, safe).await?;
     let chain_id = i64::try_from(chain.id()).unwrap_or(i64::MAX);
     let due = sqlx::query_scalar!(
         "select sweep_id from sweep where chain_id = $1 and status in ('planned', 'signed', 'broadcast')
@@ -80,16 +88,131 @@ async fn pass(state: &AppState, chain: &ChainClient) -> Result<usize, ChainError
     .fetch_all(&state.pool)
     .await?;
     for id in due {
-        match advance(state, chain, id, safe).await {
+        // Another replica is on it: its turn, not ours.
+        let Some(claim) = Claim::try_take(&state.pool, "vendor_server.sweep", id).await? else {
+            continue;
+        };
+        let result = advance(state, chain, id, safe).await;
+        match result {
             Ok(true) => work += 1,
             Ok(false) => {}
-            Err(e @ ChainError::Rpc { .. }) => {
-                postpone(&state.pool, id, &e.to_string()).await?;
-            }
-            Err(e) => return Err(e),
+            Err(ChainError::Db(e)) => return Err(ChainError::Db(e)),
+            // A fault of this sweep only: retried with backoff, then failed with an alert.
+            Err(e) => setback(state, chain, id, &e.to_string()).await?,
         }
+        claim.release().await;
     }
     Ok(work)
+}
+
+/// Per-unit claim across replicas: a transaction-scoped advisory lock on a dedicated connection, held
+/// while the unit is worked on. Dropped (error, cancellation) or released, the transaction ends and
+/// the lock with it; a database restart frees it too, which is why every write that must not happen
+/// twice (the nonce transaction) re-checks the sweep's state under its row lock as well.
+struct Claim {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl Claim {
+    async fn try_take(pool: &PgPool, space: &str, unit: i64) -> Result<Option<Self>, sqlx::Error> {
+        let mut tx = pool.begin().await?;
+        let key = i32::try_from(unit.rem_euclid(i64::from(i32::MAX))).unwrap_or_default();
+        let locked = sqlx::query_scalar!(
+            "select pg_try_advisory_xact_lock(hashtext($1), $2)",
+            space,
+            key
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        Ok(locked.unwrap_or(false).then_some(Self { tx }))
+    }
+
+    async fn release(self) {
+        if let Err(e) = self.tx.rollback().await {
+            tracing::warn!(error = %e, "releasing a sweeper claim failed; its session ends it");
+        }
+    }
+}
+
+/// Attempts of a planned sweep (no nonce taken yet) before it fails with an alert.
+pub const MAX_ATTEMPTS: i32 = 8;
+
+/// Records a fault of one sweep: backs off (5 s, 15 s, 45 s, … up to 30 minutes); a `planned` sweep
+/// that has failed `MAX_ATTEMPTS` times in a row becomes `failed` with a `sweep.failed` webhook and
+/// alert. A signed or broadcast one keeps its transaction (its nonce must be used or the gas wallet
+/// stalls) and is retried with backoff; after `MAX_ATTEMPTS` the operator gets one `sweep.stuck` alert.
+async fn setback(
+    state: &AppState,
+    chain: &ChainClient,
+    sweep_id: i64,
+    error: &str,
+) -> Result<(), ChainError> {
+    let row = sqlx::query!(
+        "update sweep set attempts = attempts + 1, last_error = $2,
+             next_attempt_at = now() + make_interval(secs => least(5 * power(3, attempts), 1800))
+         where sweep_id = $1 and status in ('planned', 'signed', 'broadcast')
+         returning attempts, status",
+        sweep_id,
+        error
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
+    tracing::warn!(
+        sweep_id,
+        error,
+        attempts = row.attempts,
+        "sweep step failed; retrying later"
+    );
+    if row.status == "planned" && row.attempts >= MAX_ATTEMPTS {
+        fail(
+            state,
+            chain,
+            sweep_id,
+            &format!("gave up after {} attempts: {error}", row.attempts),
+        )
+        .await?;
+    } else if row.status != "planned" && row.attempts == MAX_ATTEMPTS {
+        let alert = notify::events::Alert {
+            subject: format!("Sweep {sweep_id} on {} is stuck", chain.name()),
+            text: format!(
+                "Sweep {sweep_id} on {} holds a signed transaction that could not be sent or settled after \
+                 {MAX_ATTEMPTS} attempts; it keeps being retried (its gas-wallet nonce must be used, or later \
+                 sweeps on this chain wait behind it).\nLast error: {error}\n",
+                chain.name()
+            ),
+        };
+        let mut conn = state.pool.acquire().await?;
+        notify::events::alert(
+            &mut conn,
+            "sweep.stuck",
+            None,
+            &alert,
+            Some(&format!("alert:sweep.stuck:{sweep_id}")),
+        )
+        .await?;
+        tracing::error!(sweep_id, error, "sweep stuck; operator alerted");
+    }
+    Ok(())
+}
+
+/// Plans under a per-chain claim: one replica plans a chain at a time (the unique index on unfinished
+/// sweeps keeps it exact anyway; the claim saves the duplicate balance reads).
+async fn plan_claimed(
+    state: &AppState,
+    chain: &ChainClient,
+    safe: u64,
+) -> Result<usize, ChainError> {
+    let chain_id = i64::try_from(chain.id()).unwrap_or(i64::MAX);
+    let Some(claim) = Claim::try_take(&state.pool, "vendor_server.sweep_plan", chain_id).await?
+    else {
+        return Ok(0);
+    };
+    let planned = plan(state, chain, safe).await;
+    claim.release().await;
+    planned
 }
 
 /// Plans one sweep per (token, address) with confirmed deposits not yet covered by a sweep.
@@ -122,7 +245,16 @@ async fn plan(state: &AppState, chain: &ChainClient, safe: u64) -> Result<usize,
         let Some(token) = chain.token_by_address(token_address) else {
             continue;
         };
-        let balance = erc20::balance_of(chain, token_address, owner, BlockId::number(safe)).await?;
+        let balance = match erc20::balance_of(chain, token_address, owner, BlockId::number(safe))
+            .await
+        {
+            Ok(b) => b,
+            Err(e @ ChainError::Db(_)) => return Err(e),
+            Err(e) => {
+                tracing::warn!(chain = chain.name(), %owner, error = %e, "cannot plan a sweep yet");
+                continue;
+            }
+        };
         let mut tx = state.pool.begin().await?;
         if balance.is_zero() {
             // Already swept together with an earlier deposit.
@@ -191,13 +323,18 @@ struct SweepRow {
     nonce: Option<u64>,
     tx_hash: Option<B256>,
     raw_tx: Option<Vec<u8>>,
+    /// The EIP-3009 authorization nonce of the signed relay.
+    authorization: Option<B256>,
+    /// Whether its next attempt is due (read under the claim).
+    due: bool,
 }
 
 async fn load(pool: &PgPool, sweep_id: i64) -> Result<SweepRow, ChainError> {
     let r = sqlx::query!(
-        "select sweep_id, token_address, deposit_address, deposit_index, treasury_address, amount_units, method,
-                step, status, from_address, nonce, tx_hash, raw_tx
-         from sweep where sweep_id = $1",
+        r#"select sweep_id, token_address, deposit_address, deposit_index, treasury_address, amount_units, method,
+                step, status, from_address, nonce, tx_hash, raw_tx, authorization_nonce,
+                next_attempt_at <= now() as "due!"
+         from sweep where sweep_id = $1"#,
         sweep_id
     )
     .fetch_one(pool)
@@ -220,6 +357,8 @@ async fn load(pool: &PgPool, sweep_id: i64) -> Result<SweepRow, ChainError> {
         nonce: r.nonce.and_then(|n| u64::try_from(n).ok()),
         tx_hash: r.tx_hash.and_then(|h| h.parse().ok()),
         raw_tx: r.raw_tx,
+        authorization: r.authorization_nonce.and_then(|h| h.parse().ok()),
+        due: r.due,
     })
 }
 
@@ -231,6 +370,10 @@ async fn advance(
     safe: u64,
 ) -> Result<bool, ChainError> {
     let sweep = load(&state.pool, sweep_id).await?;
+    if !sweep.due {
+        // Another replica advanced or postponed it since the list was read.
+        return Ok(false);
+    }
     match sweep.status.as_str() {
         "planned" => sign(state, chain, &sweep).await,
         "signed" => broadcast(state, chain, &sweep).await,
@@ -366,11 +509,11 @@ async fn sign(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> Result
             if !gas_available(state, chain, gas.address(), cost).await? {
                 return Ok(false);
             }
-            store_gas_wallet_tx(state, chain, sweep, &gas.signer, |nonce| {
+            store_gas_wallet_tx(state, chain, sweep, &gas.signer, Some(nonce), |tx_nonce| {
                 sign_tx(
                     &gas.signer,
                     chain.id(),
-                    nonce,
+                    tx_nonce,
                     sweep.token,
                     U256::ZERO,
                     input.clone(),
@@ -416,7 +559,7 @@ async fn sign(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> Result
             )
             .execute(&state.pool)
             .await?;
-            store_gas_wallet_tx(state, chain, sweep, &gas.signer, |nonce| {
+            store_gas_wallet_tx(state, chain, sweep, &gas.signer, None, |nonce| {
                 sign_tx(
                     &gas.signer,
                     chain.id(),
@@ -481,9 +624,18 @@ async fn sign(state: &AppState, chain: &ChainClient, sweep: &SweepRow) -> Result
             )
             .execute(&mut *tx)
             .await?;
-            let stored =
-                store_signed(&mut tx, sweep.sweep_id, sweep.deposit, chain_nonce, &signed).await?;
-            tx.commit().await?;
+            let stored = store_signed(
+                &mut tx,
+                sweep.sweep_id,
+                sweep.deposit,
+                chain_nonce,
+                &signed,
+                None,
+            )
+            .await?;
+            if stored {
+                tx.commit().await?;
+            }
             Ok(stored)
         }
     }
@@ -496,6 +648,7 @@ async fn store_gas_wallet_tx(
     chain: &ChainClient,
     sweep: &SweepRow,
     signer: &PrivateKeySigner,
+    authorization: Option<B256>,
     build: impl FnOnce(u64) -> Result<SignedTx, ChainError>,
 ) -> Result<bool, ChainError> {
     let address = signer.address();
@@ -522,6 +675,22 @@ async fn store_gas_wallet_tx(
     )
     .fetch_one(&mut *tx)
     .await?;
+    // Under the gas wallet's lock: the sweep must still be at the step this replica read. If another
+    // replica signed it meanwhile, roll back; no nonce is consumed.
+    let current = sqlx::query!(
+        "select status, step from sweep where sweep_id = $1 for update",
+        sweep.sweep_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if current.status != "planned" || current.step != sweep.step {
+        tracing::info!(
+            sweep_id = sweep.sweep_id,
+            status = current.status,
+            "sweep signed elsewhere; nothing done"
+        );
+        return Ok(false);
+    }
     let nonce = u64::try_from(next).unwrap_or_default().max(chain_nonce);
     let signed = build(nonce)?;
     sqlx::query!(
@@ -532,8 +701,19 @@ async fn store_gas_wallet_tx(
     )
     .execute(&mut *tx)
     .await?;
-    let stored = store_signed(&mut tx, sweep.sweep_id, address, nonce, &signed).await?;
-    tx.commit().await?;
+    let stored = store_signed(
+        &mut tx,
+        sweep.sweep_id,
+        address,
+        nonce,
+        &signed,
+        authorization,
+    )
+    .await?;
+    if stored {
+        tx.commit().await?;
+    }
+    // Not stored: the transaction rolls back with the nonce.
     Ok(stored)
 }
 
@@ -543,21 +723,26 @@ async fn store_signed(
     from: Address,
     nonce: u64,
     signed: &SignedTx,
+    authorization: Option<B256>,
 ) -> Result<bool, ChainError> {
     let updated = sqlx::query!(
         "update sweep set status = 'signed', from_address = $2, nonce = $3, tx_hash = $4, raw_tx = $5,
-             last_error = null, attempts = 0, next_attempt_at = now()
+             authorization_nonce = $6, last_error = null, attempts = 0, next_attempt_at = now()
          where sweep_id = $1 and status = 'planned'",
         sweep_id,
         addr_key(from),
         i64::try_from(nonce).unwrap_or(i64::MAX),
         format!("{:#x}", signed.hash),
-        signed.raw
+        signed.raw,
+        authorization.map(|a| format!("{a:#x}"))
     )
     .execute(conn)
     .await?;
+    if updated.rows_affected() != 1 {
+        return Ok(false);
+    }
     tracing::info!(sweep_id, tx_hash = %signed.hash, nonce, "sweep transaction signed");
-    Ok(updated.rows_affected() == 1)
+    Ok(true)
 }
 
 /// Whether the gas wallet can pay `cost`; if not, raises `gas.low` once per episode and the sweep waits.
@@ -657,7 +842,7 @@ async fn broadcast(
             .await
             .map_err(|e| chain.rpc_error(e))?;
         if used > nonce {
-            fail(state, chain, sweep, &format!("nonce {nonce} of {from} was used by another transaction; {hash} can never be mined")).await?;
+            fail(state, chain, sweep.sweep_id, &format!("nonce {nonce} of {from} was used by another transaction; {hash} can never be mined")).await?;
             return Ok(true);
         }
         if let Err(e) = chain.provider.send_raw_transaction(raw).await {
@@ -669,7 +854,7 @@ async fn broadcast(
                 .await
                 .map_err(|e| chain.rpc_error(e))?;
             if again.is_none() {
-                postpone(&state.pool, sweep.sweep_id, &message).await?;
+                setback(state, chain, sweep.sweep_id, &message).await?;
                 return Ok(false);
             }
         }
@@ -727,11 +912,36 @@ async fn settle(
     if block > safe {
         return Ok(false);
     }
-    if !receipt.status() {
-        fail(state, chain, sweep, &format!("transaction {hash} reverted")).await?;
-        return Ok(true);
-    }
     let fee = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+    if !receipt.status() {
+        // A relay that reverted because its authorization was already used (someone else relayed the
+        // same signed authorization first) moved the funds all the same: the sweep is done.
+        let relayed = match (sweep.method.as_str(), sweep.authorization) {
+            ("eip3009", Some(nonce)) => {
+                erc20::authorization_state(
+                    chain,
+                    sweep.token,
+                    sweep.deposit,
+                    nonce,
+                    BlockId::number(safe),
+                )
+                .await?
+            }
+            _ => false,
+        };
+        if !relayed {
+            fail(
+                state,
+                chain,
+                sweep.sweep_id,
+                &format!("transaction {hash} reverted"),
+            )
+            .await?;
+            return Ok(true);
+        }
+        tracing::warn!(sweep_id = sweep.sweep_id, tx_hash = %hash,
+            "relay reverted but its authorization was used: the funds reached the treasury");
+    }
     if sweep.step == "topup" {
         sqlx::query!(
             "update sweep set step = 'sweep', status = 'planned', topup_tx_hash = tx_hash, from_address = null,
@@ -798,35 +1008,39 @@ async fn settle(
 async fn fail(
     state: &AppState,
     chain: &ChainClient,
-    sweep: &SweepRow,
+    sweep_id: i64,
     error: &str,
 ) -> Result<(), ChainError> {
     let mut tx = state.pool.begin().await?;
-    sqlx::query!(
-        "update sweep set status = 'failed', last_error = $2 where sweep_id = $1",
-        sweep.sweep_id,
+    let row = sqlx::query!(
+        "update sweep set status = 'failed', last_error = $2
+         where sweep_id = $1 and status not in ('confirmed', 'failed')
+         returning token_address, deposit_address, tx_hash",
+        sweep_id,
         error
     )
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await?;
+    let Some(row) = row else {
+        return Ok(());
+    };
     let data = json!({
-        "sweep_id": sweep.sweep_id,
+        "sweep_id": sweep_id,
         "chain_id": chain.id(),
         "chain": chain.name(),
-        "token_address": addr_key(sweep.token),
-        "deposit_address": addr_key(sweep.deposit),
-        "tx_hash": sweep.tx_hash.map(|h| format!("{h:#x}")),
+        "token_address": row.token_address,
+        "deposit_address": row.deposit_address,
+        "tx_hash": row.tx_hash,
         "error": error,
-        "message": format!("Sweep {} from {} failed: {error}. The funds stay on the deposit address; run `vendor-server sweeps retry {}` after fixing the cause.", sweep.sweep_id, sweep.deposit, sweep.sweep_id),
+        "message": format!("Sweep {sweep_id} from {} failed: {error}. The funds stay on the deposit address; run `vendor-server sweeps retry {sweep_id}` after fixing the cause.", row.deposit_address),
     });
     let key = format!(
-        "sweep.failed:{}:{}",
-        sweep.sweep_id,
-        sweep.tx_hash.map(|h| h.to_string()).unwrap_or_default()
+        "sweep.failed:{sweep_id}:{}",
+        row.tx_hash.as_deref().unwrap_or_default()
     );
     tell_vendor(&mut tx, "sweep.failed", &data, &key).await?;
     tx.commit().await?;
-    tracing::error!(sweep_id = sweep.sweep_id, error, "sweep failed");
+    tracing::error!(sweep_id, error, "sweep failed");
     Ok(())
 }
 
@@ -841,21 +1055,6 @@ async fn tell_vendor(
         let dedupe = format!("{prefix}:{key}");
         notify::enqueue(&mut *conn, channel, event_type, None, data, Some(&dedupe)).await?;
     }
-    Ok(())
-}
-
-/// Records a retryable error and backs off (5 s, 15 s, 45 s, … up to 30 minutes).
-async fn postpone(pool: &PgPool, sweep_id: i64, error: &str) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "update sweep set attempts = attempts + 1, last_error = $2,
-             next_attempt_at = now() + make_interval(secs => least(5 * power(3, attempts), 1800))
-         where sweep_id = $1",
-        sweep_id,
-        error
-    )
-    .execute(pool)
-    .await?;
-    tracing::warn!(sweep_id, error, "sweep step postponed");
     Ok(())
 }
 

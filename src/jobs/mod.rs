@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::state::AppState;
 
 /// Daily cost import schedule.
-mod cost_import;
+pub mod cost_import;
 
 /// What one pass of a job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

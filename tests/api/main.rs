@@ -22,6 +22,7 @@ mod officex;
 mod officex_drive;
 mod outage;
 mod purchases;
+mod replicas;
 mod s3;
 mod shutdown;
 mod sweeps;

@@ -364,3 +364,324 @@ async fn detection_scale_benchmark(pool: PgPool) {
     );
     assert!(logs_requests <= 20, "{logs_requests} requests");
 }
+
+/// Three sweeper replicas on one database: each sweep is signed once, the gas wallet's nonces are
+/// gap-free (what the database hands out is what the chain used), and every sweep confirms.
+#[sqlx::test]
+async fn three_sweepers_on_one_database_sign_each_sweep_once_without_a_nonce_gap(pool: PgPool) {
+    const SWEEPS: usize = 6;
+    let p = setup(pool).await;
+    for i in 0..SWEEPS {
+        paid(&p, 1_000_000 + i as u64).await;
+    }
+    let replicas = [
+        p.app.state.clone(),
+        p.app.state.clone(),
+        p.app.state.clone(),
+    ];
+    for _ in 0..8 {
+        let passes = replicas
+            .iter()
+            .map(|state| async move { sweeper::run_once(state).await.unwrap() });
+        futures::future::join_all(passes).await;
+        p.anvil.mine(2).await;
+    }
+    let statuses: Vec<(i64, String, Option<String>)> =
+        sqlx::query_as("select sweep_id, status, last_error from sweep order by sweep_id")
+            .fetch_all(&p.app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(statuses.len(), SWEEPS, "one sweep per deposit set");
+    assert!(
+        statuses.iter().all(|(_, s, _)| s == "confirmed"),
+        "{statuses:?}"
+    );
+    let next_nonce: i64 = sqlx::query_scalar("select next_nonce from gas_wallet")
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap();
+    let used = p.anvil.nonce(p.wallets.gas.address()).await;
+    assert_eq!(
+        (next_nonce, used),
+        (SWEEPS as i64, SWEEPS as u64),
+        "every nonce handed out was used, once"
+    );
+    let nonces: Vec<i64> = sqlx::query_scalar("select nonce from sweep order by nonce")
+        .fetch_all(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(nonces, (0..SWEEPS as i64).collect::<Vec<_>>());
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdc, p.wallets.treasury)
+            .await,
+        U256::from((0..SWEEPS as u64).map(|i| 1_000_000 + i).sum::<u64>())
+    );
+}
+
+/// A checkout address and its derivation index, without any deposit.
+async fn empty_checkout(p: &Pay) -> (Address, i64) {
+    let (_, address) = p.initiate(GEMINI_USDC).await;
+    let index: i64 =
+        sqlx::query_scalar("select deposit_index from checkout where deposit_address = $1")
+            .bind(format!("{address:#x}"))
+            .fetch_one(&p.app.state.pool)
+            .await
+            .unwrap();
+    (address, index)
+}
+
+async fn insert_sweep(p: &Pay, token: Address, address: Address, index: i64, amount: u64) -> i64 {
+    sqlx::query_scalar(
+        "insert into sweep (chain_id, token_address, token_symbol, deposit_address, deposit_index,
+             treasury_address, amount_units, method, step)
+         values (31337, $1, 'USDC', $2, $3, $4, $5, 'eip3009', 'sweep') returning sweep_id",
+    )
+    .bind(format!("{token:#x}"))
+    .bind(format!("{address:#x}"))
+    .bind(index)
+    .bind(format!("{:#x}", p.wallets.treasury))
+    .bind(bigdecimal::BigDecimal::from(amount))
+    .fetch_one(&p.app.state.pool)
+    .await
+    .unwrap()
+}
+
+/// Bad sweeps (token no longer configured, deposit index that does not derive the address, a gas
+/// estimate that always fails) each fail after bounded retries with one webhook and one alert, and
+/// never stop the good sweep behind them nor the pass.
+#[sqlx::test]
+async fn bad_sweeps_fail_alone_after_bounded_retries_and_never_block_the_others(pool: PgPool) {
+    let p = setup(pool).await;
+    let (removed, i1) = empty_checkout(&p).await;
+    let (mismatch, i2) = empty_checkout(&p).await;
+    let (empty, i3) = empty_checkout(&p).await;
+    let gone_token = alloy::signers::local::PrivateKeySigner::random().address();
+    let bad = [
+        insert_sweep(&p, gone_token, removed, i1, 1_000_000).await,
+        insert_sweep(&p, p.anvil.usdc, mismatch, i2 + 1000, 1_000_000).await,
+        insert_sweep(&p, p.anvil.usdc, empty, i3, 5_000_000).await,
+    ];
+    let good_address = paid(&p, 2_000_000).await;
+    let mut errors = Vec::new();
+    for _ in 0..(sweeper::MAX_ATTEMPTS + 4) {
+        if let Err(e) = sweeper::run_once(&p.app.state).await {
+            errors.push(e.to_string());
+        }
+        // Time passes: every backoff is over.
+        sqlx::query("update sweep set next_attempt_at = now()")
+            .execute(&p.app.state.pool)
+            .await
+            .unwrap();
+        p.anvil.mine(2).await;
+    }
+    assert!(
+        errors.is_empty(),
+        "a bad sweep stopped the pass: {errors:?}"
+    );
+    let rows: Vec<(i64, String, i32, Option<String>)> = sqlx::query_as(
+        "select sweep_id, status, attempts, last_error from sweep order by sweep_id",
+    )
+    .fetch_all(&p.app.state.pool)
+    .await
+    .unwrap();
+    for (id, status, attempts, error) in &rows {
+        if bad.contains(id) {
+            assert_eq!(status, "failed", "{rows:?}");
+            assert_eq!(*attempts, sweeper::MAX_ATTEMPTS, "bounded: {rows:?}");
+            assert!(error.is_some());
+        } else {
+            assert_eq!(status, "confirmed", "{rows:?}");
+        }
+    }
+    assert_eq!(rows.len(), 4);
+    assert_eq!(p.outbox("webhook", "sweep.failed").await, 3);
+    assert_eq!(p.outbox("alert", "sweep.failed").await, 3);
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, good_address).await,
+        U256::ZERO
+    );
+}
+
+/// Someone relays our signed EIP-3009 authorization before we do: our relay reverts, but the
+/// authorization is used and the funds are in the treasury, so the sweep is confirmed, not failed.
+#[sqlx::test]
+async fn a_reverted_relay_whose_authorization_was_used_is_confirmed(pool: PgPool) {
+    use alloy::consensus::Transaction as _;
+    use alloy::eips::eip2718::Decodable2718;
+    let p = setup(pool).await;
+    let address = paid(&p, 2_000_000).await;
+    sweeper::run_once(&p.app.state).await.unwrap();
+    let (status, _, raw) = sweep_row(&p).await;
+    assert_eq!(status, "signed");
+    let envelope = alloy::consensus::TxEnvelope::decode_2718(&mut raw.unwrap().as_slice()).unwrap();
+    // A third party front-runs with the same calldata.
+    let front = p
+        .anvil
+        .rpc(
+            "eth_sendTransaction",
+            json!([{
+                "from": crate::chain::DEV,
+                "to": format!("{:#x}", p.anvil.usdc),
+                "data": format!("0x{}", hex::encode(envelope.input())),
+                "gas": "0x30d40",
+            }]),
+        )
+        .await;
+    assert_eq!(p.anvil.receipt(&front).await["status"], "0x1");
+    p.sweep_all().await;
+    let (status, _, _) = sweep_row(&p).await;
+    let reverted = p
+        .anvil
+        .rpc(
+            "eth_getTransactionReceipt",
+            json!([format!("{:#x}", envelope.tx_hash())]),
+        )
+        .await;
+    assert_eq!(reverted["status"], "0x0", "our relay reverted");
+    assert_eq!(status, "confirmed");
+    assert_eq!(p.outbox("webhook", "sweep.failed").await, 0);
+    assert_eq!(
+        p.anvil
+            .token_balance(p.anvil.usdc, p.wallets.treasury)
+            .await,
+        U256::from(2_000_000u64)
+    );
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, address).await,
+        U256::ZERO
+    );
+}
+
+/// The sweeper's hot paths at scale (a benchmark, not a timed test): `cargo nextest run --run-ignored
+/// only -E 'test(sweeper_scale_benchmark)' --no-capture`. 100,000 historical deposits, each swept
+/// (confirmed), plus one live purchase: times an idle sweeper pass (planner included) and charging
+/// the live purchase's sweep fees, with this change's indexes and without them (the old schema).
+#[ignore = "benchmark; run explicitly"]
+#[sqlx::test]
+async fn sweeper_scale_benchmark(pool: PgPool) {
+    const N: i64 = 100_000;
+    const PASSES: u32 = 20;
+    let p = setup(pool).await;
+    paid(&p, 1_000_000).await;
+    p.sweep_all().await;
+    let db = &p.app.state.pool;
+    let purchase: uuid::Uuid = sqlx::query_scalar("select purchase_id from purchase")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    sqlx::query(
+        "insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
+             token_symbol, deposit_index, deposit_address, expires_at, watch_until)
+         select gen_random_uuid(), gen_random_uuid(), $1, 'gemini-api-gateway', 'anvil', 'usdc', 1000000 + i,
+                '0x' || lpad(to_hex(i), 40, '0'), now() - interval '60 days', now() - interval '30 days'
+         from generate_series(1, $2::bigint) i",
+    )
+    .bind(GEMINI_USDC)
+    .bind(N)
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into sweep (chain_id, token_address, token_symbol, deposit_address, deposit_index,
+             treasury_address, amount_units, method, step, status, confirmed_at)
+         select 31337, $1, 'USDC', deposit_address, deposit_index, $2, 1000000, 'eip3009', 'sweep',
+                'confirmed', now()
+         from checkout where deposit_index >= 1000000",
+    )
+    .bind(format!("{:#x}", p.anvil.usdc))
+    .bind(format!("{:#x}", p.wallets.treasury))
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into deposit (chain_id, tx_hash, log_index, block_number, block_hash, token_address, token_symbol,
+             from_address, deposit_address, checkout_session_id, amount_units, amount_micros, status, reference,
+             sweep_id)
+         select 31337, '0x' || lpad(to_hex(c.deposit_index), 64, '0'), 0, 1, '0x00', s.token_address, 'USDC',
+                '0x00', c.deposit_address, c.checkout_session_id, 1000000, 1000000, 'credited',
+                'deposit:bench:' || c.deposit_index, s.sweep_id
+         from checkout c join sweep s using (deposit_address) where c.deposit_index >= 1000000",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query("analyze").execute(db).await.unwrap();
+    println!(
+        "history: {N} checkouts, deposits and sweeps inserted in {:?}",
+        started.elapsed()
+    );
+
+    async fn measure(p: &Pay, purchase: uuid::Uuid) -> (std::time::Duration, std::time::Duration) {
+        // Warm up.
+        assert_eq!(
+            sweeper::run_once(&p.app.state).await.unwrap(),
+            Outcome::Idle
+        );
+        let started = Instant::now();
+        for _ in 0..PASSES {
+            assert_eq!(
+                sweeper::run_once(&p.app.state).await.unwrap(),
+                Outcome::Idle
+            );
+        }
+        let pass = started.elapsed() / PASSES;
+        let mut tx = p.app.state.pool.begin().await.unwrap();
+        let started = Instant::now();
+        for _ in 0..PASSES {
+            vendor_server::checkout::credit::charge_sweep_fees(
+                &mut tx,
+                &p.app.state,
+                vendor_server::domain::ids::PurchaseId(purchase),
+            )
+            .await
+            .unwrap();
+        }
+        let fees = started.elapsed() / PASSES;
+        tx.rollback().await.unwrap();
+        (pass, fees)
+    }
+    let (pass_after, fees_after) = measure(&p, purchase).await;
+    sqlx::query("drop index deposit_unswept_idx")
+        .execute(db)
+        .await
+        .unwrap();
+    sqlx::query("drop index sweep_deposit_address_idx")
+        .execute(db)
+        .await
+        .unwrap();
+    sqlx::query("analyze").execute(db).await.unwrap();
+    let (pass_before, fees_before) = measure(&p, purchase).await;
+    println!(
+        "sweeper at {N} historical deposits/sweeps (mean of {PASSES}):\n\
+         - idle sweeper pass (planner + due sweeps, one RPC head call): before {pass_before:?}, after {pass_after:?}\n\
+         - charging one purchase's sweep fees: before {fees_before:?}, after {fees_after:?}"
+    );
+}
+
+/// A signed sweep whose transaction the node keeps refusing keeps its nonce (dropping it would stall
+/// the gas wallet) and is retried with backoff, but the operator hears about it once.
+#[sqlx::test]
+async fn a_signed_sweep_that_cannot_be_broadcast_alerts_the_operator_once(pool: PgPool) {
+    let p = setup(pool).await;
+    paid(&p, 2_000_000).await;
+    sweeper::run_once(&p.app.state).await.unwrap();
+    let (status, _, _) = sweep_row(&p).await;
+    assert_eq!(status, "signed");
+    sqlx::query("update sweep set raw_tx = '\\x02c0'::bytea")
+        .execute(&p.app.state.pool)
+        .await
+        .unwrap();
+    for _ in 0..(sweeper::MAX_ATTEMPTS + 3) {
+        sweeper::run_once(&p.app.state).await.unwrap();
+        sqlx::query("update sweep set next_attempt_at = now()")
+            .execute(&p.app.state.pool)
+            .await
+            .unwrap();
+    }
+    let (status, _, _) = sweep_row(&p).await;
+    assert_eq!(status, "signed", "keeps its nonce");
+    assert_eq!(p.outbox("alert", "sweep.stuck").await, 1);
+    assert_eq!(p.outbox("webhook", "sweep.failed").await, 0);
+}
