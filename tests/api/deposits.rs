@@ -224,6 +224,7 @@ async fn a_payment_to_a_deleted_purchase_is_swept_alerted_and_credited_to_nothin
 
     // After the late-payment window the address is no longer watched.
     delete_purchase(&p, "31 days").await;
+    watcher::reload_watch_list(&p.app.state).await;
     p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
     p.anvil.mine(2).await;
     p.watch().await;
@@ -393,6 +394,11 @@ async fn validate_answers_from_a_fresh_scan_without_rpc_and_is_rate_limited(pool
     let (session, address) = p.initiate(GEMINI_USDC).await;
     p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
     p.anvil.mine(2).await;
+    // The checkout began a minute ago; the watcher's pass since then saw the payment.
+    sqlx::query("update checkout set created_at = now() - interval '1 minute'")
+        .execute(&p.app.state.pool)
+        .await
+        .unwrap();
     p.watch().await;
     let chain = p.app.state.chains.iter().next().unwrap();
     let before = chain.rpc_requests();
@@ -484,4 +490,83 @@ async fn a_chain_unreachable_at_start_stays_off_until_its_id_matches(pool: PgPoo
         .await;
     assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable");
     assert_eq!(count(&x.app, "select count(*) from deposit").await, 0);
+}
+
+// ---------------------------------------------------------------- item 16: pass cost at scale
+
+/// Watcher pass time with 100,000 historical checkouts and deposits (a benchmark, not a timed test):
+/// `cargo nextest run --run-ignored only -E 'test(watcher_pass_at_100k_history_benchmark)' --no-capture`.
+/// History: 100,000 expired checkouts that were paid but never finalized (their deposits stay
+/// `confirmed`); live: 1,000 open checkouts, 10 of them paid during the run.
+#[ignore = "benchmark; run explicitly"]
+#[sqlx::test]
+async fn watcher_pass_at_100k_history_benchmark(pool: PgPool) {
+    const HISTORY: i64 = 100_000;
+    const LIVE: i64 = 1_000;
+    let p = setup_with(pool, &[("CHECKOUT_RATE_LIMIT_PER_MINUTE", "100000")], 0, false).await;
+    let db = &p.app.state.pool;
+    sqlx::query(
+        "insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
+             token_symbol, deposit_index, deposit_address, expires_at, watch_until, created_at)
+         select gen_random_uuid(), gen_random_uuid(), $1, 'gemini-api-gateway', 'anvil', 'usdc', 1000000 + i,
+                '0x' || lpad(to_hex(i), 40, '0'), now() - interval '60 days', now() - interval '30 days',
+                now() - interval '61 days'
+         from generate_series(1, $2) i",
+    )
+    .bind(GEMINI_USDC)
+    .bind(HISTORY)
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into deposit (chain_id, tx_hash, log_index, block_number, block_hash, token_address, token_symbol,
+             from_address, deposit_address, checkout_session_id, amount_units, amount_micros, status, reference)
+         select 31337, '0x' || lpad(to_hex(c.deposit_index), 64, '0'), 0, 1, '0x' || repeat('0', 64), $1, 'usdc',
+                '0x' || repeat('0', 40), c.deposit_address, c.checkout_session_id, 1000, 1000, 'confirmed',
+                'deposit:31337:' || c.deposit_index
+         from checkout c where c.deposit_index >= 1000000",
+    )
+    .bind(format!("{:#x}", p.anvil.usdc))
+    .execute(db)
+    .await
+    .unwrap();
+    let mut live = Vec::new();
+    for _ in 0..LIVE {
+        live.push(p.initiate(GEMINI_USDC).await);
+    }
+    sqlx::query("analyze").execute(db).await.unwrap();
+    let time_pass = || async {
+        let started = std::time::Instant::now();
+        watcher::run_once(&p.app.state).await.unwrap();
+        started.elapsed()
+    };
+    let first = time_pass().await;
+    let mut idle = Vec::new();
+    for _ in 0..5 {
+        p.anvil.mine(1).await;
+        idle.push(time_pass().await);
+    }
+    let mut paid = Vec::new();
+    for (_, address) in live.iter().take(10) {
+        p.anvil.mint(p.anvil.usdc, *address, 1_000_000).await;
+        p.anvil.mine(2).await;
+        paid.push(time_pass().await);
+    }
+    let found: i64 = sqlx::query_scalar("select count(*) from deposit where amount_micros = 1000000")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(found, 10);
+    let median = |v: &mut Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    println!(
+        "watcher pass with {HISTORY} historical checkouts + deposits and {LIVE} watched checkouts (anvil, debug build):\n\
+         - first pass: {first:?}\n\
+         - idle pass (one new block), median of 5: {:?}\n\
+         - pass finding a new payment, median of 10: {:?}",
+        median(&mut idle),
+        median(&mut paid)
+    );
 }
