@@ -216,7 +216,7 @@ async fn refresh_watch_list(
         (Some(loaded), Some(since)) if loaded.elapsed() < FULL_RELOAD => {
             let rows = sqlx::query!(
                 "select deposit_address, checkout_session_id from checkout
-                 where created_at > $1 - make_interval(secs => $2)",
+                 where created_at > $1::timestamptz - make_interval(secs => $2)",
                 since,
                 REFRESH_SLACK_SECS
             )
@@ -454,7 +454,7 @@ async fn scan_at(
     Ok(report)
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 struct BlockHashOnly {
     hash: B256,
 }
