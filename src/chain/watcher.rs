@@ -499,26 +499,39 @@ async fn reconcile_missing(
     seen: &HashSet<i64>,
     report: &mut ScanReport,
 ) -> Result<(), ChainError> {
-    let rows = sqlx::query!(
-        "select deposit_id, status, tx_hash, reference, amount_micros, deposit_address, purchase_id,
-                block_number, block_hash
-         from deposit
-         where chain_id = $1 and block_number >= $2 and status in ('pending', 'confirmed', 'credited')
-         for update",
+    // Candidates without locks (the window may hold rows of addresses no longer watched), then
+    // only the missing ones locked.
+    let candidates: Vec<i64> = sqlx::query!(
+        "select deposit_id, deposit_address from deposit
+         where chain_id = $1 and block_number >= $2 and status in ('pending', 'confirmed', 'credited')",
         chain_id,
         i64::try_from(from).unwrap_or(i64::MAX),
     )
     .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .filter(|r| !seen.contains(&r.deposit_id))
+    .filter(|r| {
+        r.deposit_address
+            .parse::<Address>()
+            .is_ok_and(|a| watched.contains_key(&a))
+    })
+    .map(|r| r.deposit_id)
+    .collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let missing = sqlx::query!(
+        "select deposit_id, status, tx_hash, reference, amount_micros, deposit_address, purchase_id,
+                block_number, block_hash
+         from deposit
+         where deposit_id = any($1) and status in ('pending', 'confirmed', 'credited')
+         order by deposit_id
+         for update",
+        &candidates
+    )
+    .fetch_all(&mut *tx)
     .await?;
-    let missing: Vec<_> = rows
-        .into_iter()
-        .filter(|r| !seen.contains(&r.deposit_id))
-        .filter(|r| {
-            r.deposit_address
-                .parse::<Address>()
-                .is_ok_and(|a| watched.contains_key(&a))
-        })
-        .collect();
     if missing.is_empty() {
         return Ok(());
     }
