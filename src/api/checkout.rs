@@ -326,7 +326,10 @@ async fn validate(
     AppJson(body): AppJson<ValidateIn>,
 ) -> Result<AppJson<ValidateOut>, ApiError> {
     // Public and backed by RPC calls: limited per client IP like initiate.
-    if !limiter.0.allow(ip, state.config.checkout.validate_per_minute) {
+    if !limiter
+        .0
+        .allow(ip, state.config.checkout.validate_per_minute)
+    {
         return Err(ApiError::new(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

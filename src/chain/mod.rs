@@ -114,7 +114,12 @@ impl ChainClient {
         let actual = self.rpc_chain_id().await?;
         if actual != self.config.chain_id {
             let detail = self.wrong_id(actual);
-            tracing::error!(chain = self.name(), configured = self.config.chain_id, rpc = actual, "{detail}");
+            tracing::error!(
+                chain = self.name(),
+                configured = self.config.chain_id,
+                rpc = actual,
+                "{detail}"
+            );
             return Err(ChainError::Rpc {
                 chain: self.config.name.clone(),
                 detail,

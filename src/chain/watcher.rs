@@ -140,8 +140,8 @@ async fn credit_confirmed(state: &AppState, ids: &[i64]) -> anyhow::Result<usize
     for row in rows {
         let purchase = crate::domain::ids::PurchaseId(row.purchase_id);
         let mut tx = state.pool.begin().await?;
-        let done =
-            crate::checkout::credit::credit_deposit(&mut tx, row.deposit_id, purchase, true).await?;
+        let done = crate::checkout::credit::credit_deposit(&mut tx, row.deposit_id, purchase, true)
+            .await?;
         crate::checkout::credit::charge_sweep_fees(&mut tx, state, purchase).await?;
         tx.commit().await?;
         if let Some(c) = done {
@@ -186,7 +186,16 @@ pub async fn scan_chains(state: &AppState) -> Result<PassScan, ChainError> {
     let (watched, read_at, full) = refresh_watch_list(state).await?;
     pass.full = full;
     for (chain, head) in heads {
-        match scan_at(&state.pool, chain, Scope::All, head, &watched, Some(read_at)).await {
+        match scan_at(
+            &state.pool,
+            chain,
+            Scope::All,
+            head,
+            &watched,
+            Some(read_at),
+        )
+        .await
+        {
             Ok(report) => {
                 pass.work += report.new_deposits + report.newly_confirmed + report.reorged;
                 pass.confirmed.extend(report.confirmed);

@@ -58,12 +58,11 @@ async fn two_equal_transfers_in_one_transaction_are_both_credited_and_swept_once
     p.anvil.mine(2).await;
     let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_multi").await;
     assert_eq!(f["success"], true, "{f}");
-    let rows: Vec<(String, i64, String)> = sqlx::query_as(
-        "select tx_hash, log_index, reference from deposit order by log_index",
-    )
-    .fetch_all(&p.app.state.pool)
-    .await
-    .unwrap();
+    let rows: Vec<(String, i64, String)> =
+        sqlx::query_as("select tx_hash, log_index, reference from deposit order by log_index")
+            .fetch_all(&p.app.state.pool)
+            .await
+            .unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows.iter().all(|r| r.0 == tx));
     assert_eq!(rows[0].2, format!("deposit:31337:{tx}:{}", rows[0].1));
@@ -95,7 +94,10 @@ async fn a_multisend_reincluded_at_another_position_after_a_reorg_is_not_credite
     let (session, address) = p.initiate(GEMINI_USDC).await;
     let snap = p.anvil.snapshot().await;
     let tx = multisend(&p.anvil, p.anvil.usdc, address, &[1_000_000, 1_000_000]).await;
-    let raw = p.anvil.rpc("eth_getRawTransactionByHash", json!([tx])).await;
+    let raw = p
+        .anvil
+        .rpc("eth_getRawTransactionByHash", json!([tx]))
+        .await;
     p.anvil.mine(2).await;
     let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_reinc").await;
     assert_eq!(f["success"], true, "{f}");
@@ -232,9 +234,7 @@ async fn a_payment_to_a_deleted_purchase_is_swept_alerted_and_credited_to_nothin
 }
 
 #[sqlx::test]
-async fn a_confirmed_but_uncredited_deposit_keeps_a_suspended_purchase_from_deletion(
-    pool: PgPool,
-) {
+async fn a_confirmed_but_uncredited_deposit_keeps_a_suspended_purchase_from_deletion(pool: PgPool) {
     let p = setup(pool).await;
     let (session, address) = p.initiate(GEMINI_USDC).await;
     p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
@@ -345,10 +345,18 @@ async fn a_node_that_omits_a_log_does_not_make_a_confirmed_deposit_look_reorged(
             &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": session, "officex_purchase_id": "PurchaseID_lag"}),
         )
         .await;
-    assert_eq!((status, &f["success"]), (StatusCode::OK, &json!(true)), "{f}");
+    assert_eq!(
+        (status, &f["success"]),
+        (StatusCode::OK, &json!(true)),
+        "{f}"
+    );
     watcher::run_once(&x.app.state).await.unwrap();
     assert_eq!(
-        count(&x.app, "select count(*) from deposit where status = 'credited'").await,
+        count(
+            &x.app,
+            "select count(*) from deposit where status = 'credited'"
+        )
+        .await,
         1
     );
 
@@ -358,7 +366,11 @@ async fn a_node_that_omits_a_log_does_not_make_a_confirmed_deposit_look_reorged(
     watcher::run_once(&x.app.state).await.unwrap();
     watcher::run_once(&x.app.state).await.unwrap();
     assert_eq!(
-        count(&x.app, "select count(*) from deposit where status = 'credited'").await,
+        count(
+            &x.app,
+            "select count(*) from deposit where status = 'credited'"
+        )
+        .await,
         1,
         "still credited"
     );
@@ -374,7 +386,11 @@ async fn a_node_that_omits_a_log_does_not_make_a_confirmed_deposit_look_reorged(
     x.proxy.set(PROXY_FORWARD);
     watcher::run_once(&x.app.state).await.unwrap();
     assert_eq!(
-        count(&x.app, "select count(*) from deposit where status = 'credited'").await,
+        count(
+            &x.app,
+            "select count(*) from deposit where status = 'credited'"
+        )
+        .await,
         1
     );
     assert_eq!(count(&x.app, "select count(*) from ledger_entry").await, 1);
@@ -437,9 +453,8 @@ async fn validate_scans_the_chain_when_the_watcher_is_not_fresh(pool: PgPool) {
 
 #[sqlx::test]
 async fn a_configured_chain_id_that_the_rpc_contradicts_refuses_to_start(pool: PgPool) {
-    let err = match proxied(pool.clone(), PROXY_FORWARD, "84532").await {
-        Ok(_) => panic!("a server on the wrong chain id must not start"),
-        Err(e) => e,
+    let Err(err) = proxied(pool.clone(), PROXY_FORWARD, "84532").await else {
+        panic!("a server on the wrong chain id must not start")
     };
     assert!(
         err.contains("84532") && err.contains("31337"),
@@ -503,7 +518,13 @@ async fn a_chain_unreachable_at_start_stays_off_until_its_id_matches(pool: PgPoo
 async fn watcher_pass_at_100k_history_benchmark(pool: PgPool) {
     const HISTORY: i64 = 100_000;
     const LIVE: i64 = 1_000;
-    let p = setup_with(pool, &[("CHECKOUT_RATE_LIMIT_PER_MINUTE", "100000")], 0, false).await;
+    let p = setup_with(
+        pool,
+        &[("CHECKOUT_RATE_LIMIT_PER_MINUTE", "100000")],
+        0,
+        false,
+    )
+    .await;
     let db = &p.app.state.pool;
     sqlx::query(
         "insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
@@ -554,10 +575,11 @@ async fn watcher_pass_at_100k_history_benchmark(pool: PgPool) {
         p.anvil.mine(2).await;
         paid.push(time_pass().await);
     }
-    let found: i64 = sqlx::query_scalar("select count(*) from deposit where amount_micros = 1000000")
-        .fetch_one(db)
-        .await
-        .unwrap();
+    let found: i64 =
+        sqlx::query_scalar("select count(*) from deposit where amount_micros = 1000000")
+            .fetch_one(db)
+            .await
+            .unwrap();
     assert_eq!(found, 10);
     let median = |v: &mut Vec<std::time::Duration>| {
         v.sort();
