@@ -326,6 +326,10 @@ pub struct CheckoutConfig {
     pub initiate_per_minute: u32,
     /// How long finalize waits for provisioning before answering `AWAITING`.
     pub provision_wait: Duration,
+    /// `POST /v1/checkout/validate` calls allowed per client IP and minute (token bucket).
+    pub validate_per_minute: u32,
+    /// validate answers from the database (no RPC) while the watcher's last pass is this recent.
+    pub validate_fresh: Duration,
 }
 
 /// The listener's limits against slow and greedy clients, and whose forwarding headers count.
@@ -831,6 +835,16 @@ impl Config {
                 "a number of requests per minute",
                 20,
             )?,
+            validate_per_minute: v.parse_or(
+                "CHECKOUT_VALIDATE_RATE_LIMIT_PER_MINUTE",
+                "a number of requests per minute",
+                60,
+            )?,
+            validate_fresh: Duration::from_secs(v.parse_or(
+                "CHECKOUT_VALIDATE_FRESH_SECS",
+                "seconds",
+                10,
+            )?),
             // Finalize answers within REQUEST_TIMEOUT_SECS minus 5 s (SPEC §9); by default it waits
             // for provisioning 10 s less than the request timeout, leaving time for the chain scan.
             provision_wait: Duration::from_secs(v.parse_or(

@@ -53,6 +53,8 @@ impl Application {
             .await
             .context("syncing the offers file to the database")?;
         let mut state = AppState::new(pool, Arc::new(config))?;
+        // A chain id the RPC contradicts stops the start (SPEC §9).
+        state.chains.verify_chain_ids().await?;
         state.officex = officex;
         state.providers = providers::Providers::from_config(&state.config, &state.pool).await;
         Ok(Self { listener, state })

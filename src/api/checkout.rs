@@ -286,11 +286,28 @@ pub struct ValidateOut {
     pub expired: bool,
 }
 
+/// The validate route's own per-IP limiter (polling a payment must not use up initiate's budget).
+#[derive(Clone, Default)]
+pub struct ValidateLimiter(Arc<RateLimiter>);
+
 #[tracing::instrument(skip_all)]
 async fn validate(
     State(state): State<AppState>,
+    Extension(limiter): Extension<ValidateLimiter>,
+    ClientIp(ip): ClientIp,
     AppJson(body): AppJson<ValidateIn>,
 ) -> Result<AppJson<ValidateOut>, ApiError> {
+    // Public and backed by RPC calls: limited per client IP like initiate.
+    if !limiter
+        .0
+        .allow(ip, state.config.checkout.validate_per_minute)
+    {
+        return Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many payment checks from this address; try again in a minute.",
+        ));
+    }
     let flow_id = required("checkout_flow_id", body.checkout_flow_id, 200)?;
     let session_text = required("checkout_session_id", body.checkout_session_id, 200)?;
     text("note", body.note, 2000)?;
@@ -621,6 +638,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/purchase/{id}/verify-topup", post(verify_topup))
         .route("/v1/dashboard/customer", get(customer_page))
         .layer(Extension(Arc::new(RateLimiter::default())))
+        .layer(Extension(ValidateLimiter::default()))
 }
 
 #[cfg(test)]

@@ -147,13 +147,16 @@ async fn step(state: &AppState, conn: &mut PgConnection, action: Action) -> anyh
     Ok(done)
 }
 
-/// Suspended purchases past the grace period with no credit since and no pending deposit become
+/// Suspended purchases past the grace period with no credit since and no pending or
+/// confirmed-but-uncredited deposit become
 /// `deleted` (re-checked under the row lock, announced in the same transaction).
 async fn expire(state: &AppState, conn: &mut PgConnection) -> anyhow::Result<usize> {
     let grace = state.config.billing.suspension_grace.as_secs_f64();
     let ids: Vec<Uuid> = sqlx::query_scalar!(
         "select purchase_id from purchase
          where status = 'suspended' and pending_deposit_at is null
+           and not exists (select 1 from checkout c join deposit d using (checkout_session_id)
+                           where c.purchase_id = purchase.purchase_id and d.status = 'confirmed')
            and greatest(status_changed_at, coalesce(last_credit_at, status_changed_at))
                < now() - make_interval(secs => $1)
          order by status_changed_at limit $2",
@@ -168,6 +171,8 @@ async fn expire(state: &AppState, conn: &mut PgConnection) -> anyhow::Result<usi
         let locked = ledger::lock(&mut tx, PurchaseId(id)).await?;
         let still_due: Option<bool> = sqlx::query_scalar!(
             "select status = 'suspended' and pending_deposit_at is null
+                    and not exists (select 1 from checkout c join deposit d using (checkout_session_id)
+                                    where c.purchase_id = purchase.purchase_id and d.status = 'confirmed')
                     and greatest(status_changed_at, coalesce(last_credit_at, status_changed_at))
                         < now() - make_interval(secs => $2)
              from purchase where purchase_id = $1",

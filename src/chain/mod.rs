@@ -8,7 +8,7 @@ pub mod watcher;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -49,10 +49,14 @@ pub struct ChainClient {
     rpc: RpcClient,
     requests: Arc<AtomicU64>,
     rates: Vec<UsdMicros>,
+    /// Set once the RPC's `eth_chainId` matched the configured id; the chain is off until then.
+    verified: AtomicBool,
+    /// How long the addresses of deleted purchases stay watched (`LATE_PAYMENT_WATCH_DAYS`).
+    pub late_payment_watch: Duration,
 }
 
 impl ChainClient {
-    fn new(config: ChainConfig) -> Result<Self, ChainError> {
+    fn new(config: ChainConfig, late_payment_watch: Duration) -> Result<Self, ChainError> {
         let url = reqwest::Url::parse(config.rpc_url.expose_secret()).map_err(|_| {
             ChainError::Invalid(format!("the RPC URL of chain {} is not a URL", config.name))
         })?;
@@ -81,7 +85,49 @@ impl ChainClient {
             rpc,
             requests,
             rates,
+            verified: AtomicBool::new(false),
+            late_payment_watch,
         })
+    }
+
+    /// The id the RPC answers with (`eth_chainId`).
+    pub async fn rpc_chain_id(&self) -> Result<u64, ChainError> {
+        self.provider
+            .get_chain_id()
+            .await
+            .map_err(|e| self.rpc_error(e))
+    }
+
+    fn wrong_id(&self, actual: u64) -> String {
+        format!(
+            "chain {}: the configured chain id is {} (CHAIN_ID_DEC or the chains file) but its RPC answers eth_chainId {actual}; fix RPC_ENDPOINT or the chain id (a wrong id would record and credit the same deposits again under another chain id)",
+            self.config.name, self.config.chain_id
+        )
+    }
+
+    /// Checks the RPC's chain id once (then remembered). A node that does not answer, or answers
+    /// another id, keeps the chain off (a retryable error).
+    pub async fn ensure_chain_id(&self) -> Result<(), ChainError> {
+        if self.verified.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let actual = self.rpc_chain_id().await?;
+        if actual != self.config.chain_id {
+            let detail = self.wrong_id(actual);
+            tracing::error!(
+                chain = self.name(),
+                configured = self.config.chain_id,
+                rpc = actual,
+                "{detail}"
+            );
+            return Err(ChainError::Rpc {
+                chain: self.config.name.clone(),
+                detail,
+            });
+        }
+        self.verified.store(true, Ordering::Release);
+        tracing::info!(chain = self.name(), chain_id = actual, "chain id verified");
+        Ok(())
     }
 
     pub fn id(&self) -> u64 {
@@ -115,8 +161,9 @@ impl ChainClient {
         }
     }
 
-    /// The latest block number.
+    /// The latest block number (only once the chain id is verified).
     pub async fn head(&self) -> Result<u64, ChainError> {
+        self.ensure_chain_id().await?;
         self.provider
             .get_block_number()
             .await
@@ -200,6 +247,8 @@ pub struct Chains {
     keys: Option<DepositKeys>,
     gas: Option<GasTank>,
     treasury: Option<Address>,
+    /// The watcher's list of watched addresses, refreshed incrementally.
+    pub(crate) watch_list: tokio::sync::Mutex<watcher::WatchList>,
 }
 
 impl std::fmt::Debug for Chains {
@@ -229,7 +278,7 @@ impl Chains {
             .chains
             .iter()
             .cloned()
-            .map(ChainClient::new)
+            .map(|c| ChainClient::new(c, config.checkout.late_payment_watch))
             .collect::<Result<Vec<_>, _>>()?;
         if clients.is_empty() || keys.is_none() {
             tracing::warn!(
@@ -245,7 +294,34 @@ impl Chains {
             keys,
             gas,
             treasury: config.wallets.treasury_address,
+            watch_list: tokio::sync::Mutex::new(watcher::WatchList::default()),
         })
+    }
+
+    /// Start-up check (SPEC §9): every chain's RPC must answer the configured chain id. A mismatch
+    /// refuses the start, naming both ids; a node that does not answer within a few seconds leaves its
+    /// chain off until it answers with the right id (checked on first use).
+    pub async fn verify_chain_ids(&self) -> Result<(), ChainError> {
+        for chain in &self.clients {
+            match tokio::time::timeout(Duration::from_secs(10), chain.rpc_chain_id()).await {
+                Ok(Ok(actual)) if actual == chain.config.chain_id => {
+                    chain.verified.store(true, Ordering::Release);
+                }
+                Ok(Ok(actual)) => return Err(ChainError::Invalid(chain.wrong_id(actual))),
+                Ok(Err(e)) => tracing::warn!(
+                    chain = chain.name(),
+                    error = %e,
+                    "the chain's RPC does not answer; the chain stays off until it answers eth_chainId {}",
+                    chain.config.chain_id
+                ),
+                Err(_) => tracing::warn!(
+                    chain = chain.name(),
+                    "the chain's RPC did not answer eth_chainId within 10 s; the chain stays off until it answers {}",
+                    chain.config.chain_id
+                ),
+            }
+        }
+        Ok(())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &ChainClient> {

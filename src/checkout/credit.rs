@@ -47,6 +47,56 @@ pub async fn credit_deposit(
     if d.status != "confirmed" {
         return Ok(None);
     }
+    // A late payment to a deleted purchase is credited to nothing: the sweeper still moves it to the
+    // treasury, and the vendor is told once.
+    let purchase = sqlx::query!(
+        "select status, status_changed_at from purchase where purchase_id = $1 for update",
+        purchase_id.0
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if purchase.status == "deleted" {
+        let first = sqlx::query_scalar!(
+            "update deposit set unclaimed_at = now() where deposit_id = $1 and unclaimed_at is null
+             returning deposit_id",
+            deposit_id
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if first.is_some() {
+            let amount = UsdMicros(d.amount_micros);
+            tracing::warn!(purchase_id = %purchase_id, reference = d.reference, %amount, "payment to a deleted purchase: not credited, swept, vendor alerted");
+            let payload = json!({
+                "message": format!(
+                    "A payment of {amount} USD in {} (chain {}, tx {}) arrived at {}, the deposit address of purchase {purchase_id}, which was deleted on {}. It was credited to nothing; the sweeper moves it to the treasury (see `vendor-server sweeps`). Refund or credit the customer by hand.",
+                    d.token_symbol.to_uppercase(),
+                    d.chain_id,
+                    d.tx_hash,
+                    d.deposit_address,
+                    purchase.status_changed_at.format("%Y-%m-%d %H:%M UTC"),
+                ),
+                "purchase_id": purchase_id.to_string(),
+                "chain_id": d.chain_id,
+                "tx_hash": d.tx_hash,
+                "log_index": d.log_index,
+                "reference": d.reference,
+                "token": d.token_symbol,
+                "deposit_address": d.deposit_address,
+                "amount_units": d.amount_units.to_string(),
+                "amount_usd": amount.to_string(),
+            });
+            notify::enqueue(
+                conn,
+                Channel::Alert,
+                "deposit.unclaimed",
+                Some(purchase_id),
+                &payload,
+                Some(&format!("alert:deposit.unclaimed:{}", d.reference)),
+            )
+            .await?;
+        }
+        return Ok(None);
+    }
     let mut entry = NewEntry::new(EntryKind::Deposit, UsdMicros(d.amount_micros))
         .reference(d.reference.clone())
         .description(format!(
@@ -126,7 +176,8 @@ pub async fn credit_ready(
         let rows = sqlx::query!(
             r#"select d.deposit_id, c.purchase_id as "purchase_id!"
                from deposit d join checkout c using (checkout_session_id)
-               where d.status = 'confirmed' and c.purchase_id is not null and d.deposit_id > $1
+               where d.status = 'confirmed' and d.unclaimed_at is null and c.purchase_id is not null
+                 and d.deposit_id > $1
                  and ($2::uuid is null or c.checkout_session_id = $2)
                order by d.deposit_id limit $3"#,
             after,

@@ -325,7 +325,19 @@ pub async fn validate(
             "checkout_session_id belongs to another offer's checkout flow".into(),
         ));
     }
-    let failures = scan_checkout(state, session).await?;
+    // A recent watcher pass already covered this address: answer from the database, no RPC.
+    let fresh = watcher::fresh_for(
+        &state.pool,
+        &state.chains,
+        session.0,
+        state.config.checkout.validate_fresh,
+    )
+    .await?;
+    let failures = if fresh {
+        Vec::new()
+    } else {
+        scan_checkout(state, session).await?
+    };
     let totals = totals(&state.pool, session).await?;
     let expired = checkout.purchase_id.is_none() && checkout.expires_at < Utc::now();
     if totals.counted() < offer.min_deposit

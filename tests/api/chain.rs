@@ -419,3 +419,103 @@ pub async fn spawn_with_providers(
         server,
     }
 }
+
+/// How an [`RpcProxy`] treats requests.
+pub const PROXY_FORWARD: u8 = 0;
+/// Answers every `eth_getLogs` with no logs (a lagging or load-balanced node), forwards the rest.
+pub const PROXY_OMIT_LOGS: u8 = 1;
+/// Answers HTTP 502 (the node is unreachable).
+pub const PROXY_DOWN: u8 = 2;
+
+/// A JSON-RPC proxy in front of a real anvil that can misbehave like production nodes do.
+pub struct RpcProxy {
+    pub url: String,
+    mode: Arc<std::sync::atomic::AtomicU8>,
+    stop: CancellationToken,
+}
+
+impl Drop for RpcProxy {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl RpcProxy {
+    pub async fn start(target: &str, mode: u8) -> Self {
+        use axum::extract::State;
+        let mode = Arc::new(std::sync::atomic::AtomicU8::new(mode));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = (mode.clone(), target.to_owned(), reqwest::Client::new());
+        type S = (Arc<std::sync::atomic::AtomicU8>, String, reqwest::Client);
+        async fn handle(
+            State((mode, target, http)): State<S>,
+            body: axum::body::Bytes,
+        ) -> axum::response::Response {
+            use axum::response::IntoResponse;
+            let mode = mode.load(Ordering::SeqCst);
+            if mode == PROXY_DOWN {
+                return (axum::http::StatusCode::BAD_GATEWAY, "down").into_response();
+            }
+            let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let answer: Value = http
+                .post(&target)
+                .header("content-type", "application/json")
+                .body(body.to_vec())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut answer = answer;
+            if mode == PROXY_OMIT_LOGS {
+                let log_ids: Vec<Value> = match &request {
+                    Value::Array(items) => items.clone(),
+                    single => vec![single.clone()],
+                }
+                .into_iter()
+                .filter(|r| r["method"] == "eth_getLogs")
+                .map(|r| r["id"].clone())
+                .collect();
+                let blank = |r: &mut Value| {
+                    if log_ids.contains(&r["id"]) && r.get("result").is_some() {
+                        r["result"] = json!([]);
+                    }
+                };
+                match &mut answer {
+                    Value::Array(items) => items.iter_mut().for_each(blank),
+                    single => blank(single),
+                }
+            }
+            axum::Json(answer).into_response()
+        }
+        let app = axum::Router::new()
+            .route("/", axum::routing::post(handle))
+            .with_state(state);
+        let stop = CancellationToken::new();
+        let token = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await
+                .unwrap();
+        });
+        Self { url, mode, stop }
+    }
+
+    pub fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+}
+
+/// The chain settings of an app on `anvil`, reached through `rpc_url` instead.
+pub fn chain_vars_via(anvil: &Anvil, wallets: &Wallets, rpc_url: &str) -> Vec<(String, String)> {
+    let mut vars = chain_vars(anvil, wallets);
+    for (k, v) in &mut vars {
+        if k == "RPC_ENDPOINT" {
+            *v = rpc_url.to_owned();
+        }
+    }
+    vars
+}

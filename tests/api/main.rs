@@ -8,6 +8,7 @@ mod chain;
 mod checkout;
 mod cli;
 mod cost_import;
+mod deposits;
 mod errors;
 mod fixtures;
 mod gemini;
