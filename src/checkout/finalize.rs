@@ -103,7 +103,7 @@ async fn scan_bounded(
     }
 }
 
-#[tracing::instrument(skip_all, fields(session = ?input.session), err)]
+#[tracing::instrument(skip_all, fields(session = ?input.session), err(level = "info"))]
 pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finalized, CheckoutError> {
     let deadline = answer_deadline(state);
     let Some(session) = input.session else {

@@ -174,8 +174,9 @@ pub struct InitiateInput {
 }
 
 /// Creates a checkout session with the next derived deposit address.
-// A refused initiate (unknown flow, bad input) is the client's business: info, not error. Failures of
-// ours are logged at the edge as 5xx.
+// A refused checkout call (unknown flow or session, bad input) is the client's business: its error is
+// logged at info (here and on validate, finalize, topup); failures of ours are logged at the edge as 5xx
+// and by the jobs that meet them.
 #[tracing::instrument(skip_all, fields(flow_id = %input.flow_id), err(level = "info"))]
 pub async fn initiate(
     state: &AppState,
@@ -302,7 +303,7 @@ pub struct Validation {
 }
 
 /// Reads the checkout's confirmed deposits (scanning its address first).
-#[tracing::instrument(skip_all, fields(session = %session), err)]
+#[tracing::instrument(skip_all, fields(session = %session), err(level = "info"))]
 pub async fn validate(
     state: &AppState,
     flow_id: &str,
@@ -422,7 +423,7 @@ impl TopupReport {
 }
 
 /// Scans a finalized checkout's address and credits every new confirmed deposit exactly once.
-#[tracing::instrument(skip_all, fields(session = %checkout.session), err)]
+#[tracing::instrument(skip_all, fields(session = %checkout.session), err(level = "info"))]
 pub async fn topup(state: &AppState, checkout: Checkout) -> Result<TopupReport, CheckoutError> {
     let purchase_id = checkout.purchase_id.ok_or(CheckoutError::Unauthorized)?;
     let failures = scan_checkout(state, checkout.session).await?;

@@ -13,17 +13,9 @@ use serde_json::{Value, json};
 use vendor_server::providers::s3::{DiskAuth, GiftCard};
 
 use crate::helpers::ROOT;
-use crate::moto::{Moto, find_tool};
+use crate::moto::{Moto, find_tool, free_port};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vendor-server");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The repository as a fresh clone would have it (tracked and new files, nothing ignored: no `.env`,
 /// no `target/`).

@@ -14,14 +14,7 @@ use vendor_server::billing::{keys, tokens};
 
 use crate::fixtures::buy;
 use crate::helpers::ROOT;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::moto::free_port;
 
 #[sqlx::test]
 async fn sigterm_under_meter_load_loses_no_acknowledged_debit(pool: PgPool) {
