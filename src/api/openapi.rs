@@ -126,6 +126,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn document_is_serialised_once_per_base_url() {
+        let a = rendered("http://a.example").unwrap();
+        let b = rendered("http://a.example").unwrap();
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, not rebuilt");
+        let doc: Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(doc["servers"][0]["url"], "http://a.example");
+        assert!(doc["paths"]["/health/live"]["get"].is_object());
+        let other: Value = serde_json::from_slice(&rendered("http://b.example").unwrap()).unwrap();
+        assert_eq!(other["servers"][0]["url"], "http://b.example");
+    }
+
     fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(dir).unwrap() {
