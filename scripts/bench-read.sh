@@ -51,10 +51,10 @@ log "server on 127.0.0.1:$port, database $db"
 # Run from an empty directory so no .env is picked up; the Gemini key only makes its offer sold.
 (
   cd "$workdir"
-  env -i PATH="$PATH" HOME="$HOME" \
+  exec env -i PATH="$PATH" HOME="$HOME" \
     DATABASE_URL="$db_url" HOST=127.0.0.1 PORT="$port" PUBLIC_BASE_URL="http://127.0.0.1:$port" \
     OFFERS_FILE="$OLDPWD/config/offers.toml" JOBS_ENABLED=false GEMINI_API_KEY=bench-unused \
-    RUST_LOG=warn exec "$bin"
+    RUST_LOG=warn "$bin"
 ) >"$workdir/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do
