@@ -28,17 +28,25 @@ if [ -n "${VENDOR_SERVER_BIN:-}" ]; then
 else
   log "cargo build --release (10+ minutes on a busy 2-core machine the first time)"
   SQLX_OFFLINE=true cargo build --release --quiet
+  SQLX_OFFLINE=true cargo build --release --quiet --example bare_axum
   bin="${CARGO_TARGET_DIR:-target}/release/vendor-server"
 fi
+# The baseline: a bare axum route (examples/bare_axum.rs), next to the binary when built.
+bare="$(dirname "$bin")/examples/bare_axum"
 bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 
 server_pid=""
+bare_pid=""
 workdir="$(mktemp -d)"
 cleanup() {
   trap - INT TERM EXIT
   if [ -n "$server_pid" ]; then
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
+  fi
+  if [ -n "$bare_pid" ]; then
+    kill "$bare_pid" 2>/dev/null || true
+    wait "$bare_pid" 2>/dev/null || true
   fi
   psql "$admin_url" -qtAc "drop database if exists $db" >/dev/null 2>&1 || true
   rm -rf "$workdir"
@@ -83,3 +91,13 @@ run "GET /health" /health
 run "GET /health/live" /health/live
 run "GET /v1/openapi.json" /v1/openapi.json
 run "GET unknown route (404 expected)" /no/such/route
+if [ -x "$bare" ]; then
+  bare_port=$((port - 1))
+  BARE_AXUM_ADDR="127.0.0.1:$bare_port" "$bare" &
+  bare_pid=$!
+  sleep 0.5
+  port="$bare_port"
+  run "bare axum GET / (baseline)" /
+else
+  log "no $bare: build it with cargo build --release --example bare_axum for the baseline"
+fi
