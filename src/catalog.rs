@@ -1,7 +1,10 @@
 //! Offers and curated appstore lists: defined in the offers file, synced to the database at start.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -414,7 +417,7 @@ macro_rules! offer_from_row {
     }};
 }
 
-/// One active offer by id.
+/// One active offer by id, from the database (request paths read the [`Snapshot`]).
 pub async fn find_offer(pool: &PgPool, offer_id: &str) -> Result<Option<Offer>, sqlx::Error> {
     let row = offer_select!("where offer_id = $1 and active", offer_id)
         .fetch_optional(pool)
@@ -425,17 +428,6 @@ pub async fn find_offer(pool: &PgPool, offer_id: &str) -> Result<Option<Offer>, 
 /// One offer by id, active or retired (a paid checkout finishes on its offer even after retirement).
 pub async fn find_offer_any(pool: &PgPool, offer_id: &str) -> Result<Option<Offer>, sqlx::Error> {
     let row = offer_select!("where offer_id = $1", offer_id)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(|r| offer_from_row!(r)))
-}
-
-/// The active offer whose legacy flow id is `flow_id`.
-pub async fn find_offer_by_legacy_flow(
-    pool: &PgPool,
-    flow_id: &str,
-) -> Result<Option<Offer>, sqlx::Error> {
-    let row = offer_select!("where legacy_flow_id = $1 and active", flow_id)
         .fetch_optional(pool)
         .await?;
     Ok(row.map(|r| offer_from_row!(r)))
@@ -462,53 +454,6 @@ pub async fn lists(pool: &PgPool) -> Result<Vec<AppstoreList>, sqlx::Error> {
     )
     .fetch_all(pool)
     .await
-}
-
-/// Every active list holding at least one active offer delivered by one of `providers`.
-pub async fn lists_offering(
-    pool: &PgPool,
-    providers: &[String],
-) -> Result<Vec<AppstoreList>, sqlx::Error> {
-    sqlx::query_as!(
-        AppstoreList,
-        "select list_id, title, description, priority, countries, languages, professions
-         from appstore_list l
-         where active and exists (
-             select 1 from appstore_list_offer lo join offer o using (offer_id)
-             where lo.list_id = l.list_id and o.active and o.provider = any($1))
-         order by list_id",
-        providers
-    )
-    .fetch_all(pool)
-    .await
-}
-
-/// One active list and its active offers in list order; `None` for an unknown list.
-pub async fn list_with_offers(
-    pool: &PgPool,
-    list_id: &str,
-) -> Result<Option<(AppstoreList, Vec<Offer>)>, sqlx::Error> {
-    let Some(list) = sqlx::query_as!(
-        AppstoreList,
-        "select list_id, title, description, priority, countries, languages, professions
-         from appstore_list where list_id = $1 and active",
-        list_id
-    )
-    .fetch_optional(pool)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let rows = offer_select!(
-        "join appstore_list_offer lo using (offer_id) where lo.list_id = $1 and active order by lo.position",
-        list_id
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(Some((
-        list,
-        rows.into_iter().map(|r| offer_from_row!(r)).collect(),
-    )))
 }
 
 /// Hints a client gives `suggest` about itself.
@@ -670,19 +615,126 @@ pub fn checkout_flows(offer: &Offer, chains: &[crate::config::ChainConfig]) -> V
 }
 
 /// Resolves a flow id to its offer and flow; `None` when unknown (or not payable on this configuration).
-pub async fn resolve_flow(
-    pool: &PgPool,
+pub fn resolve_flow(
+    catalog: &Catalog,
     chains: &[crate::config::ChainConfig],
     flow_id: &str,
-) -> Result<Option<(Offer, CheckoutFlow)>, sqlx::Error> {
+) -> Option<(Offer, CheckoutFlow)> {
     let offer = match flow_id.split_once(':') {
-        Some((offer_id, _)) => find_offer(pool, offer_id).await?,
-        None => find_offer_by_legacy_flow(pool, flow_id).await?,
-    };
-    Ok(offer.and_then(|offer| {
-        let flow = checkout_flows(&offer, chains)
+        Some((offer_id, _)) => catalog.offer(offer_id),
+        None => catalog.offer_by_legacy_flow(flow_id),
+    }?;
+    let flow = checkout_flows(offer, chains)
+        .into_iter()
+        .find(|f| f.flow_id == flow_id)?;
+    Some((offer.clone(), flow))
+}
+
+/// The active offers and lists, in memory: loaded from the database (after the offers file was
+/// synced at start) on first use, then read without a database round trip.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    offers: HashMap<String, Offer>,
+    /// Legacy flow id -> offer id.
+    legacy_flows: HashMap<String, String>,
+    /// Active lists by id, each with its active offers' ids in list order.
+    lists: Vec<(AppstoreList, Vec<String>)>,
+}
+
+impl Catalog {
+    /// Reads the active offers and lists from the database.
+    pub async fn load(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        let rows = offer_select!("where active",).fetch_all(pool).await?;
+        let offers: HashMap<String, Offer> = rows
             .into_iter()
-            .find(|f| f.flow_id == flow_id)?;
-        Some((offer, flow))
-    }))
+            .map(|r| {
+                let offer = offer_from_row!(r);
+                (offer.offer_id.clone(), offer)
+            })
+            .collect();
+        let legacy_flows = offers
+            .values()
+            .filter_map(|o| Some((o.legacy_flow_id.clone()?, o.offer_id.clone())))
+            .collect();
+        let entries = sqlx::query!(
+            "select list_id, offer_id from appstore_list_offer order by list_id, position"
+        )
+        .fetch_all(pool)
+        .await?;
+        let lists = lists(pool)
+            .await?
+            .into_iter()
+            .map(|list| {
+                let ids = entries
+                    .iter()
+                    .filter(|e| e.list_id == list.list_id && offers.contains_key(&e.offer_id))
+                    .map(|e| e.offer_id.clone())
+                    .collect();
+                (list, ids)
+            })
+            .collect();
+        Ok(Self {
+            offers,
+            legacy_flows,
+            lists,
+        })
+    }
+
+    /// One active offer by id.
+    pub fn offer(&self, offer_id: &str) -> Option<&Offer> {
+        self.offers.get(offer_id)
+    }
+
+    /// The active offer whose legacy flow id is `flow_id`.
+    pub fn offer_by_legacy_flow(&self, flow_id: &str) -> Option<&Offer> {
+        self.offer(self.legacy_flows.get(flow_id)?)
+    }
+
+    /// Every active list holding at least one active offer for which `sold` is true, by id.
+    pub fn lists_offering(&self, sold: impl Fn(&Offer) -> bool) -> Vec<AppstoreList> {
+        self.lists
+            .iter()
+            .filter(|(_, ids)| ids.iter().filter_map(|id| self.offer(id)).any(&sold))
+            .map(|(list, _)| list.clone())
+            .collect()
+    }
+
+    /// One active list and its active offers in list order; `None` for an unknown list.
+    pub fn list_with_offers(&self, list_id: &str) -> Option<(&AppstoreList, Vec<&Offer>)> {
+        let (list, ids) = self.lists.iter().find(|(l, _)| l.list_id == list_id)?;
+        Some((list, ids.iter().filter_map(|id| self.offer(id)).collect()))
+    }
+}
+
+/// The current [`Catalog`], shared by every handler and swapped atomically by [`Snapshot::reload`].
+/// The catalog changes only when the offers file is synced at start, so a replica sees another
+/// replica's sync at its own next start.
+#[derive(Clone, Default)]
+pub struct Snapshot(Arc<ArcSwapOption<Catalog>>);
+
+impl Snapshot {
+    /// The current catalog, loaded from the database on first use.
+    pub async fn current(&self, pool: &PgPool) -> Result<Arc<Catalog>, sqlx::Error> {
+        match self.0.load_full() {
+            Some(catalog) => Ok(catalog),
+            None => self.reload(pool).await,
+        }
+    }
+
+    /// Reads the catalog from the database and swaps it in.
+    pub async fn reload(&self, pool: &PgPool) -> Result<Arc<Catalog>, sqlx::Error> {
+        let catalog = Arc::new(Catalog::load(pool).await?);
+        self.0.store(Some(catalog.clone()));
+        Ok(catalog)
+    }
+
+    /// Resolves a flow id against the current catalog (see [`resolve_flow`]).
+    pub async fn resolve_flow(
+        &self,
+        pool: &PgPool,
+        chains: &[crate::config::ChainConfig],
+        flow_id: &str,
+    ) -> Result<Option<(Offer, CheckoutFlow)>, sqlx::Error> {
+        Ok(resolve_flow(&*self.current(pool).await?, chains, flow_id))
+    }
 }

@@ -42,7 +42,11 @@ pub async fn connect(config: &DatabaseConfig) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
-        .test_before_acquire(true)
+        // No ping before each acquire (a round trip on every query): a connection broken by a
+        // database restart fails its query (503) and is dropped; idle and aged ones are recycled.
+        .test_before_acquire(false)
+        .idle_timeout(std::time::Duration::from_secs(300))
+        .max_lifetime(std::time::Duration::from_secs(1800))
         .connect_with(options)
         .await
         .with_context(failed)?;

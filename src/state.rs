@@ -27,6 +27,10 @@ pub struct AppState {
     pub chains: Arc<Chains>,
     /// meter-usage debits, coalesced into group-committed transactions.
     pub meter: Meter,
+    /// The active offers and lists in memory (read paths do not query the database).
+    pub catalog: crate::catalog::Snapshot,
+    /// `/health`'s database check, cached for at most a second.
+    pub db_check: crate::api::health::DbCheck,
 }
 
 impl AppState {
@@ -52,6 +56,8 @@ impl AppState {
             officex: None,
             gemini,
             chains,
+            catalog: Default::default(),
+            db_check: Default::default(),
         })
     }
 }

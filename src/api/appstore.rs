@@ -48,8 +48,9 @@ async fn suggest(
         profession: clean(query.profession),
     };
     // Only lists with something this server can deliver (an offer whose provider is configured).
+    let catalog = state.catalog.current(&state.pool).await?;
     let ranked = catalog::rank_lists(
-        catalog::lists_offering(&state.pool, &available_providers(&state)).await?,
+        catalog.lists_offering(|o| state.providers.has(&o.provider)),
         &hints,
     );
     let urls = ranked
@@ -69,28 +70,20 @@ async fn list(
     State(state): State<AppState>,
     AppPath(list_id): AppPath<String>,
 ) -> Result<AppJson<ListOut>, ApiError> {
-    let (list, offers) = catalog::list_with_offers(&state.pool, &list_id)
-        .await?
+    let catalog = state.catalog.current(&state.pool).await?;
+    let (list, offers) = catalog
+        .list_with_offers(&list_id)
         .ok_or_else(|| ApiError::not_found("list_not_found", "Appstore list not found"))?;
     Ok(AppJson(ListOut {
-        list_id: list.list_id,
-        title: list.title,
-        description: list.description,
+        list_id: list.list_id.clone(),
+        title: list.title.clone(),
+        description: list.description.clone(),
         offers: offers
             .into_iter()
             .filter(|o| state.providers.has(&o.provider))
-            .map(|o| OfferOut::new(o, &state.config))
+            .map(|o| OfferOut::new(o.clone(), &state.config))
             .collect(),
     }))
-}
-
-/// The offer providers configured on this server (offers of the others are not sold).
-fn available_providers(state: &AppState) -> Vec<String> {
-    catalog::PROVIDERS
-        .iter()
-        .filter(|kind| state.providers.has(kind))
-        .map(|kind| (*kind).to_owned())
-        .collect()
 }
 
 pub fn router() -> Router<AppState> {

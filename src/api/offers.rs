@@ -92,8 +92,9 @@ async fn get_offer(
     State(state): State<AppState>,
     AppPath(offer_id): AppPath<String>,
 ) -> Result<AppJson<OfferOut>, ApiError> {
-    let offer = catalog::find_offer(&state.pool, &offer_id)
-        .await?
+    let catalog = state.catalog.current(&state.pool).await?;
+    let offer = catalog
+        .offer(&offer_id)
         .ok_or_else(|| ApiError::not_found("offer_not_found", "Offer not found"))?;
     // Not sold when this server cannot deliver it (SPEC §9).
     if !state.providers.has(&offer.provider) {
@@ -102,7 +103,7 @@ async fn get_offer(
             "This offer is not available on this server",
         ));
     }
-    Ok(AppJson(OfferOut::new(offer, &state.config)))
+    Ok(AppJson(OfferOut::new(offer.clone(), &state.config)))
 }
 
 pub fn router() -> Router<AppState> {

@@ -3,13 +3,17 @@
 //! `src/api/openapi/`: `base.json` (info, shared schemas) plus one file per resource, each holding
 //! `paths` and `components.schemas` that are merged into the base.
 
+use std::sync::{Mutex, OnceLock};
+
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::Value;
 
 use super::error::ApiError;
-use super::extract::AppJson;
 use crate::state::AppState;
 
 /// The base document and the per-resource fragments merged into it.
@@ -38,10 +42,34 @@ pub fn document() -> Result<Value, serde_json::Error> {
     Ok(doc)
 }
 
-async fn openapi(State(state): State<AppState>) -> Result<AppJson<Value>, ApiError> {
-    let mut doc = document().map_err(|e| ApiError::Internal(e.into()))?;
-    doc["servers"] = serde_json::json!([{ "url": state.config.server.public_base_url }]);
-    Ok(AppJson(doc))
+/// The merged document, built once per process.
+fn merged() -> Result<&'static Value, ApiError> {
+    static MERGED: OnceLock<Result<Value, String>> = OnceLock::new();
+    MERGED
+        .get_or_init(|| document().map_err(|e| e.to_string()))
+        .as_ref()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("openapi document: {e}")))
+}
+
+/// The document served for one public base URL, serialised once (a process normally has one).
+fn rendered(public_base_url: &str) -> Result<Bytes, ApiError> {
+    static RENDERED: Mutex<Option<(String, Bytes)>> = Mutex::new(None);
+    let mut cache = RENDERED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((url, body)) = cache.as_ref()
+        && url == public_base_url
+    {
+        return Ok(body.clone());
+    }
+    let mut doc = merged()?.clone();
+    doc["servers"] = serde_json::json!([{ "url": public_base_url }]);
+    let body = Bytes::from(serde_json::to_vec(&doc).map_err(|e| ApiError::Internal(e.into()))?);
+    *cache = Some((public_base_url.to_owned(), body.clone()));
+    Ok(body)
+}
+
+async fn openapi(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let body = rendered(&state.config.server.public_base_url)?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 pub fn router() -> Router<AppState> {
@@ -96,6 +124,18 @@ mod tests {
             missing.is_empty(),
             "routes missing from src/api/openapi/*.json: {missing:?}"
         );
+    }
+
+    #[test]
+    fn document_is_serialised_once_per_base_url() {
+        let a = rendered("http://a.example").unwrap();
+        let b = rendered("http://a.example").unwrap();
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, not rebuilt");
+        let doc: Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(doc["servers"][0]["url"], "http://a.example");
+        assert!(doc["paths"]["/health/live"]["get"].is_object());
+        let other: Value = serde_json::from_slice(&rendered("http://b.example").unwrap()).unwrap();
+        assert_eq!(other["servers"][0]["url"], "http://b.example");
     }
 
     fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -15,7 +15,7 @@ use super::receipt::{Receipt, ReceiptCipher, SEALED_FOR_HOURS};
 use super::{Checkout, CheckoutError, credit, provision, totals};
 use crate::billing::purchases::{self, NewPurchase};
 use crate::billing::{BillingError, Triggers};
-use crate::catalog::{self, Offer};
+use crate::catalog::Offer;
 use crate::config::FINALIZE_TIMEOUT_MARGIN;
 use crate::domain::ids::{CheckoutSessionId, PurchaseId};
 use crate::domain::money::UsdMicros;
@@ -74,7 +74,11 @@ async fn check_flow(
     if same_offer {
         return Ok(());
     }
-    match catalog::resolve_flow(&state.pool, &state.config.chains, flow_id).await? {
+    match state
+        .catalog
+        .resolve_flow(&state.pool, &state.config.chains, flow_id)
+        .await?
+    {
         Some((other, _)) if other.offer_id == checkout.offer_id => Ok(()),
         Some(_) => Err(CheckoutError::Invalid(
             "checkout_session_id belongs to another offer's checkout flow".into(),
@@ -112,7 +116,9 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
         ));
     };
     let Some(checkout) = super::find(&state.pool, session).await? else {
-        catalog::resolve_flow(&state.pool, &state.config.chains, &input.flow_id)
+        state
+            .catalog
+            .resolve_flow(&state.pool, &state.config.chains, &input.flow_id)
             .await?
             .ok_or(CheckoutError::FlowNotFound)?;
         return Ok(Finalized::Refused {

@@ -182,7 +182,9 @@ pub async fn initiate(
     state: &AppState,
     input: &InitiateInput,
 ) -> Result<(Checkout, Offer, CheckoutFlow), CheckoutError> {
-    let (offer, flow) = catalog::resolve_flow(&state.pool, &state.config.chains, &input.flow_id)
+    let (offer, flow) = state
+        .catalog
+        .resolve_flow(&state.pool, &state.config.chains, &input.flow_id)
         .await?
         .ok_or(CheckoutError::FlowNotFound)?;
     if !state.providers.has(&offer.provider) {
@@ -309,7 +311,9 @@ pub async fn validate(
     flow_id: &str,
     session: CheckoutSessionId,
 ) -> Result<Validation, CheckoutError> {
-    let (offer, _flow) = catalog::resolve_flow(&state.pool, &state.config.chains, flow_id)
+    let (offer, _flow) = state
+        .catalog
+        .resolve_flow(&state.pool, &state.config.chains, flow_id)
         .await?
         .ok_or(CheckoutError::FlowNotFound)?;
     let Some(checkout) = find(&state.pool, session).await? else {

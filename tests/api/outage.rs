@@ -182,6 +182,7 @@ async fn database_restart_gives_503_then_recovers() {
         }
     };
     assert_eq!(get("/v1/offer/gemini-api-gateway").await.0, StatusCode::OK);
+    assert_eq!(get("/health").await.0, StatusCode::OK);
 
     let cluster = tokio::task::spawn_blocking(move || {
         cluster.stop();
@@ -190,13 +191,53 @@ async fn database_restart_gives_503_then_recovers() {
     .await
     .unwrap();
     let started = Instant::now();
-    assert_error(
-        &get("/health").await,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "database_unavailable",
+    // The offers and lists are served from memory while the database is down; liveness answers.
+    assert_eq!(get("/v1/offer/gemini-api-gateway").await.0, StatusCode::OK);
+    let (status, suggested) = get("/v1/appstore/suggest").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!suggested.as_array().unwrap().is_empty(), "{suggested}");
+    assert_eq!(get("/health/live").await.0, StatusCode::OK);
+    // /health's cached database check turns 503 within about a second.
+    loop {
+        let got = get("/health").await;
+        if got.0 == StatusCode::SERVICE_UNAVAILABLE {
+            assert_error(
+                &got,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+            );
+            break;
+        }
+        assert_eq!(got.0, StatusCode::OK);
+        assert!(
+            started.elapsed() < Duration::from_millis(2500),
+            "/health still 200 {:?} after the outage",
+            started.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A route that needs the database answers 503 quickly.
+    let purchase_url = format!(
+        "{base_url}/v1/purchase/{}",
+        vendor_server::domain::ids::PurchaseId::new()
     );
+    let purchase = || {
+        let client = client.clone();
+        let url = purchase_url.clone();
+        async move {
+            let response = client
+                .get(url)
+                .bearer_auth("some-key")
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            (status, body)
+        }
+    };
     assert_error(
-        &get("/v1/offer/gemini-api-gateway").await,
+        &purchase().await,
         StatusCode::SERVICE_UNAVAILABLE,
         "service_unavailable",
     );
@@ -213,9 +254,10 @@ async fn database_restart_gives_503_then_recovers() {
     .await
     .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
+    // Pooled connections broken by the restart are replaced (no ping before acquire).
     loop {
-        let (status, _) = get("/v1/offer/gemini-api-gateway").await;
-        if status == StatusCode::OK {
+        let (status, _) = purchase().await;
+        if status != StatusCode::SERVICE_UNAVAILABLE {
             break;
         }
         assert!(
@@ -224,6 +266,14 @@ async fn database_restart_gives_503_then_recovers() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(get("/health").await.0, StatusCode::OK);
+    let recovered = Instant::now();
+    while get("/health").await.0 != StatusCode::OK {
+        assert!(
+            recovered.elapsed() < Duration::from_secs(3),
+            "/health stays 503"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(get("/v1/offer/gemini-api-gateway").await.0, StatusCode::OK);
     drop(cluster);
 }
