@@ -17,6 +17,7 @@ mod hostile;
 mod lifecycle;
 mod metering;
 mod moto;
+mod monitoring;
 mod newcomer;
 mod notify;
 mod officex;
