@@ -205,8 +205,7 @@ async fn database_gauges(state: &AppState) -> anyhow::Result<()> {
         #[allow(clippy::cast_precision_loss)]
         let at = last.finished_at.timestamp_millis() as f64 / 1000.0;
         gauge!("vendor_cost_import_last_success_timestamp_seconds").set(at);
-        gauge!("vendor_cost_import_last_success_rows", "rows" => "read")
-            .set(count(last.rows_read));
+        gauge!("vendor_cost_import_last_success_rows", "rows" => "read").set(count(last.rows_read));
         gauge!("vendor_cost_import_last_success_rows", "rows" => "matched")
             .set(count(last.rows_matched));
     }
@@ -226,13 +225,8 @@ async fn database_gauges(state: &AppState) -> anyhow::Result<()> {
         .fetch_all(pool)
         .await?;
     for &chain in &chains {
-        gauge!("vendor_gas_wallet_low", "chain" => chain.to_string()).set(
-            if low.contains(&chain) {
-                1.0
-            } else {
-                0.0
-            },
-        );
+        gauge!("vendor_gas_wallet_low", "chain" => chain.to_string())
+            .set(if low.contains(&chain) { 1.0 } else { 0.0 });
     }
     Ok(())
 }

@@ -78,7 +78,10 @@ async fn one_collector_pass_reports_purchases_outbox_cost_import_and_pool(pool: 
         .execute(&pool)
         .await
         .unwrap();
-    sqlx::query("delete from outbox").execute(&pool).await.unwrap();
+    sqlx::query("delete from outbox")
+        .execute(&pool)
+        .await
+        .unwrap();
     for (channel, status, attempts, age_secs) in [
         ("webhook", "pending", 0, 0),
         ("webhook", "pending", 2, 600),
@@ -127,7 +130,10 @@ async fn one_collector_pass_reports_purchases_outbox_cost_import_and_pool(pool: 
     assert_eq!(response.status(), StatusCode::OK);
 
     let before = scrape(&app).await;
-    assert_eq!(sample(&before, "vendor_purchases", &[("status", "active")]), None);
+    assert_eq!(
+        sample(&before, "vendor_purchases", &[("status", "active")]),
+        None
+    );
 
     gauges::run_once(&app.state).await.unwrap();
     let text = scrape(&app).await;
@@ -141,7 +147,11 @@ async fn one_collector_pass_reports_purchases_outbox_cost_import_and_pool(pool: 
         ("provisioning", 0.0, 0.0),
         ("failed", 0.0, 0.0),
     ] {
-        assert_eq!(must(&text, "vendor_purchases", &[("status", status)]), n, "{status}");
+        assert_eq!(
+            must(&text, "vendor_purchases", &[("status", status)]),
+            n,
+            "{status}"
+        );
         assert_eq!(
             must(&text, "vendor_customer_balance_usd", &[("status", status)]),
             usd,
@@ -167,19 +177,34 @@ async fn one_collector_pass_reports_purchases_outbox_cost_import_and_pool(pool: 
     let alert = [("channel", "alert")];
     assert_eq!(must(&text, "vendor_outbox_pending", &alert), 1.0);
     assert_eq!(must(&text, "vendor_outbox_retrying", &alert), 0.0);
-    assert_eq!(must(&text, "vendor_outbox_pending", &[("channel", "officex")]), 0.0);
+    assert_eq!(
+        must(&text, "vendor_outbox_pending", &[("channel", "officex")]),
+        0.0
+    );
 
     assert_eq!(must(&text, "vendor_cost_import_enabled", &[]), 0.0);
     assert_eq!(
-        must(&text, "vendor_cost_import_last_success_timestamp_seconds", &[]),
+        must(
+            &text,
+            "vendor_cost_import_last_success_timestamp_seconds",
+            &[]
+        ),
         1_796_004_100.0
     );
     assert_eq!(
-        must(&text, "vendor_cost_import_last_success_rows", &[("rows", "read")]),
+        must(
+            &text,
+            "vendor_cost_import_last_success_rows",
+            &[("rows", "read")]
+        ),
         1234.0
     );
     assert_eq!(
-        must(&text, "vendor_cost_import_last_success_rows", &[("rows", "matched")]),
+        must(
+            &text,
+            "vendor_cost_import_last_success_rows",
+            &[("rows", "matched")]
+        ),
         56.0
     );
     assert_eq!(must(&text, "vendor_cost_import_last_run_failed", &[]), 1.0);
@@ -249,7 +274,11 @@ async fn deposits_sweeps_and_the_gas_wallet_on_anvil(pool: PgPool) {
         ("failed", 0.0),
     ] {
         assert_eq!(
-            must(&text, "vendor_sweeps", &[("chain", &chain), ("status", status)]),
+            must(
+                &text,
+                "vendor_sweeps",
+                &[("chain", &chain), ("status", status)]
+            ),
             n,
             "{status}"
         );
@@ -274,8 +303,7 @@ async fn deposits_sweeps_and_the_gas_wallet_on_anvil(pool: PgPool) {
     let cost = if method == "eip3009" {
         fee
     } else {
-        topup.unwrap().parse::<U256>().unwrap()
-            + U256::from(21_000u64) * fee / U256::from(gas_used)
+        topup.unwrap().parse::<U256>().unwrap() + U256::from(21_000u64) * fee / U256::from(gas_used)
     };
     let left = must(&text, "vendor_gas_wallet_sweeps_left", &c);
     let expected: f64 = (wei / cost).to_string().parse().unwrap();
