@@ -220,10 +220,18 @@ async fn database_gauges(state: &AppState) -> anyhow::Result<()> {
         0.0
     });
 
-    // Gas wallets the sweeper found too low (sweeps waiting for funds).
-    let low = sqlx::query_scalar!("select chain_id from gas_wallet where low_since is not null")
-        .fetch_all(pool)
-        .await?;
+    // The current gas wallet, when the sweeper found it too low (sweeps waiting for funds); rows of
+    // an address no longer configured do not count.
+    let gas = state
+        .chains
+        .gas()
+        .map(|g| crate::chain::addr_key(g.address()));
+    let low = sqlx::query_scalar!(
+        "select chain_id from gas_wallet where low_since is not null and address = $1",
+        gas.as_deref().unwrap_or_default()
+    )
+    .fetch_all(pool)
+    .await?;
     for &chain in &chains {
         gauge!("vendor_gas_wallet_low", "chain" => chain.to_string())
             .set(if low.contains(&chain) { 1.0 } else { 0.0 });

@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use vendor_server::jobs::gauges;
 
-use crate::checkout::{GEMINI_USDC, setup};
+use crate::checkout::{GEMINI_USDC, setup, setup_with};
 use crate::fixtures::buy;
 use crate::helpers::{TestApp, spawn_app};
 
@@ -309,4 +309,44 @@ async fn deposits_sweeps_and_the_gas_wallet_on_anvil(pool: PgPool) {
     let expected: f64 = (wei / cost).to_string().parse().unwrap();
     assert!((left - expected).abs() <= 1.0, "{left} vs {expected}");
     assert!(left > 100.0, "{left}");
+}
+
+#[sqlx::test]
+async fn an_empty_gas_wallet_shows_as_low_with_no_balance(pool: PgPool) {
+    let p = setup_with(pool, &[], 0, true).await;
+    let chain = p.app.state.chains.iter().next().unwrap().id().to_string();
+    let c = [("chain", chain.as_str())];
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p
+        .finalize(
+            GEMINI_USDC,
+            &session,
+            &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
+        )
+        .await;
+    assert_eq!(f["success"], true, "{f}");
+    gauges::run_once(&p.app.state).await.unwrap();
+    assert_eq!(
+        must(&scrape(&p.app).await, "vendor_gas_wallet_low", &c),
+        0.0
+    );
+    for _ in 0..2 {
+        vendor_server::chain::sweeper::run_once(&p.app.state)
+            .await
+            .unwrap();
+    }
+    gauges::run_once(&p.app.state).await.unwrap();
+    let text = scrape(&p.app).await;
+    assert_eq!(must(&text, "vendor_gas_wallet_low", &c), 1.0);
+    assert_eq!(must(&text, "vendor_gas_wallet_balance_eth", &c), 0.0);
+    assert_eq!(
+        must(
+            &text,
+            "vendor_sweeps",
+            &[("chain", &chain), ("status", "planned")]
+        ),
+        1.0
+    );
 }
