@@ -200,7 +200,10 @@ async fn meter_usage(
 ) -> Result<Response, ApiError> {
     let key = key_of(&headers, body.idempotency_key.as_deref())?;
     let record = parse(auth.purchase_id, body)?;
-    let metered = state.meter.record(record, key).await?;
+    let started = std::time::Instant::now();
+    let metered = state.meter.record(record, key).await;
+    crate::jobs::gauges::meter_usage_seconds(started.elapsed().as_secs_f64());
+    let metered = metered?;
     let mut response = AppJson(metered.body).into_response();
     if metered.replayed {
         response

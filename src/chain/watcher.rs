@@ -431,6 +431,7 @@ async fn scan_at(
             report.confirmed.push(row.deposit_id);
         }
         if row.inserted {
+            crate::jobs::gauges::deposit_detected(chain_id, micros.0);
             report.new_deposits += 1;
             if status == "confirmed" {
                 report.newly_confirmed += 1;

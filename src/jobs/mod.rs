@@ -11,6 +11,8 @@ use crate::state::AppState;
 
 /// Daily cost import schedule.
 pub mod cost_import;
+/// Business gauges for `/metrics`.
+pub mod gauges;
 
 /// What one pass of a job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +27,7 @@ pub enum Outcome {
 pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
     type Pass = fn(AppState) -> futures::future::BoxFuture<'static, anyhow::Result<Outcome>>;
     // (name, sleep when idle, sleep after an error, one pass)
-    let jobs: [(&'static str, Duration, Duration, Pass); 6] = [
+    let jobs: [(&'static str, Duration, Duration, Pass); 7] = [
         ("deposit_watcher", secs(5), secs(15), |s| {
             Box::pin(async move { crate::chain::watcher::run_once(&s).await })
         }),
@@ -46,6 +48,9 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
         }),
         ("lifecycle", secs(60), secs(60), |s| {
             Box::pin(async move { crate::billing::lifecycle::run_once(&s).await })
+        }),
+        ("gauges", gauges::INTERVAL, gauges::INTERVAL, |s| {
+            Box::pin(async move { gauges::run_once(&s).await })
         }),
     ];
     let mut set = JoinSet::new();

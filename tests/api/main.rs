@@ -16,6 +16,7 @@ mod helpers;
 mod hostile;
 mod lifecycle;
 mod metering;
+mod monitoring;
 mod moto;
 mod newcomer;
 mod notify;
