@@ -15,7 +15,7 @@ async fn health(State(state): State<AppState>) -> Result<AppJson<Value>, ApiErro
     let ping = sqlx::query_scalar!("select 1 as \"one!\"").fetch_one(&state.pool);
     match tokio::time::timeout(Duration::from_secs(3), ping).await {
         Ok(Ok(_)) => Ok(AppJson(
-            json!({ "status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION") }),
+            json!({ "status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION"), "chains": state.chains.health() }),
         )),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "health check: database error");
