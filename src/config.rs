@@ -205,7 +205,9 @@ fn default_rpc_timeout_secs() -> u64 {
 impl ChainConfig {
     /// Every JSON-RPC endpoint of the chain, the primary first.
     pub fn endpoints(&self) -> impl Iterator<Item = &SecretString> {
-        std::iter::once(&self.rpc_url).chain(self.rpc_urls.iter())
+        std::iter::once(&self.rpc_url)
+            .filter(|u| !u.expose_secret().is_empty())
+            .chain(self.rpc_urls.iter())
     }
 }
 
@@ -989,6 +991,13 @@ fn validate_chains(chains: &mut [ChainConfig]) -> Result<(), ConfigError> {
             chain.rpc_url = chain.rpc_urls.remove(0);
         }
         let var_rpc = "RPC_ENDPOINT / CHAINS_FILE";
+        if chain.endpoints().next().is_none() {
+            return Err(ConfigError::invalid(
+                var_rpc,
+                "at least one JSON-RPC endpoint (rpc_url or rpc_urls)",
+                &chain.name,
+            ));
+        }
         if chain.endpoints().any(|u| {
             let u = u.expose_secret();
             !(u.starts_with("http://") || u.starts_with("https://"))

@@ -343,10 +343,33 @@ impl Scrubber {
             let raw = url.expose_secret();
             secrets.push(raw.to_owned());
             secrets.push(raw.trim_end_matches('/').to_owned());
-            if let Ok(parsed) = reqwest::Url::parse(raw) {
+            if let Ok(mut parsed) = reqwest::Url::parse(raw) {
                 secrets.push(parsed.as_str().to_owned());
-                secrets.push(parsed.as_str().trim_end_matches('/').to_owned());
+                if let Some(password) = parsed.password() {
+                    secrets.push(password.to_owned());
+                }
+                if !parsed.username().is_empty() {
+                    secrets.push(format!("{}@", parsed.username()));
+                }
+                // reqwest's errors show the URL without its credentials.
+                let _ = parsed.set_password(None);
+                let _ = parsed.set_username("");
+                secrets.push(parsed.as_str().to_owned());
+                let tail = match parsed.query() {
+                    Some(query) => format!("{}?{query}", parsed.path()),
+                    None => parsed.path().to_owned(),
+                };
+                if tail.len() > 1 {
+                    secrets.push(tail);
+                }
+                if let Some(query) = parsed.query() {
+                    secrets.push(query.to_owned());
+                }
             }
+        }
+        for secret in std::mem::take(&mut secrets) {
+            secrets.push(secret.trim_end_matches('/').to_owned());
+            secrets.push(secret);
         }
         secrets.retain(|s| !s.is_empty());
         // Longest first, so a URL is never half-replaced by a shorter prefix of it.
@@ -799,6 +822,69 @@ mod tests {
             Some(UsdMicros(2_997_000))
         );
         assert_eq!(units_to_micros(U256::MAX, 6, one), None);
+    }
+
+    /// A writer collecting every log line.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[tokio::test]
+    async fn rpc_errors_and_logs_never_carry_an_endpoint_key() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let logs = Capture::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with(crate::telemetry::hide_rpc_urls())
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || writer.clone()),
+            );
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let (a, b) = (closed_port(), closed_port());
+        let config: ChainConfig = toml::from_str(&format!(
+            r#"
+            name = "keyed"
+            chain_id = 1
+            rpc_urls = ["http://127.0.0.1:{a}/v2/first-KEY-111?x=1", "http://user:PASS-222@127.0.0.1:{b}/rpc?apikey=KEY-333"]
+            tokens = []
+            "#
+        ))
+        .unwrap();
+        let chain = ChainClient::new(config, Duration::from_secs(60)).unwrap();
+        let labels: Vec<&str> = chain.endpoints().iter().map(|e| e.label.as_str()).collect();
+        assert_eq!(labels, [format!("127.0.0.1:{a}"), format!("127.0.0.1:{b}")]);
+        let error = chain.head().await.unwrap_err().to_string();
+        assert!(chain.all_endpoints_down());
+        assert!(error.contains("all 2 RPC endpoints are down"), "{error}");
+        let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("RPC endpoint is down"), "{logged}");
+        for text in [&error, &logged, &format!("{:?}", chain.config)] {
+            for secret in ["KEY-111", "PASS-222", "KEY-333", "/v2/", "apikey"] {
+                assert!(!text.contains(secret), "{secret} leaked: {text}");
+            }
+        }
+        let details = chain.endpoints()[1].last_error().unwrap().1;
+        assert!(!details.contains("KEY-333"), "{details}");
     }
 
     #[test]
