@@ -1216,6 +1216,83 @@ mod tests {
     }
 
     #[test]
+    fn several_rpc_endpoints_per_chain() {
+        let chain_vars = |rpc: &'static str| {
+            vars(&[
+                DB,
+                ("RPC_ENDPOINT", rpc),
+                ("CHAIN_ID_DEC", "31337"),
+                ("USDC_ADDRESS", "0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+            ])
+        };
+        let c = Config::from_vars(&chain_vars(
+            "http://127.0.0.1:8545, https://rpc.example/v2/KEY-1 ,",
+        ))
+        .unwrap();
+        let urls: Vec<&str> = c.chains[0].endpoints().map(|u| u.expose_secret()).collect();
+        assert_eq!(urls, ["http://127.0.0.1:8545", "https://rpc.example/v2/KEY-1"]);
+        assert_eq!(c.chains[0].rpc_timeout_secs, 15);
+        assert!(!format!("{:?}", c.chains[0]).contains("KEY-1"));
+        let err = Config::from_vars(&chain_vars("http://127.0.0.1:8545,ws://KEY-2@x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("RPC_ENDPOINT"), "{err}");
+        assert!(!err.contains("KEY-2"), "{err}");
+
+        // The chains file: `rpc_urls` alone, or after `rpc_url`.
+        let path = std::env::temp_dir().join(format!("chains-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &path,
+            r#"
+            [[chains]]
+            name = "one"
+            chain_id = 1
+            rpc_urls = ["https://a.example/k1", "https://b.example/k2"]
+            rpc_timeout_secs = 4
+            tokens = []
+            [[chains]]
+            name = "two"
+            chain_id = 2
+            rpc_url = "https://c.example"
+            rpc_urls = ["https://d.example"]
+            tokens = []
+            [[chains]]
+            name = "three"
+            chain_id = 3
+            rpc_url = "https://e.example"
+            tokens = []
+            "#,
+        )
+        .unwrap();
+        let file = path.to_string_lossy().into_owned();
+        let c = Config::from_vars(&vars(&[DB, ("CHAINS_FILE", &file)])).unwrap();
+        let all: Vec<Vec<&str>> = c
+            .chains
+            .iter()
+            .map(|c| c.endpoints().map(|u| u.expose_secret()).collect())
+            .collect();
+        assert_eq!(
+            all,
+            [
+                vec!["https://a.example/k1", "https://b.example/k2"],
+                vec!["https://c.example", "https://d.example"],
+                vec!["https://e.example"],
+            ]
+        );
+        assert_eq!(c.chains[0].rpc_timeout_secs, 4);
+        std::fs::write(
+            &path,
+            "[[chains]]\nname = \"none\"\nchain_id = 1\ntokens = []\n",
+        )
+        .unwrap();
+        let err = Config::from_vars(&vars(&[DB, ("CHAINS_FILE", &file)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least one JSON-RPC endpoint"), "{err}");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
     fn aws_static_credentials_come_in_pairs_and_stay_secret() {
         let c = Config::from_vars(&vars(&[
             DB,

@@ -126,27 +126,33 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     assert!(metric_line(&text, "vendor_rpc_errors_total", first_port).is_some());
     assert!(metric_line(&text, "vendor_rpc_requests_total", first_port).is_some());
 
-    // A third checkout is paid while both endpoints die.
+    // A third checkout is paid and its sweep starts; then every endpoint dies.
     let (session3, address3) = p.initiate(GEMINI_USDC).await;
     p.anvil.mint(p.anvil.usdc, address3, 1_000_000).await;
     p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session3, "PurchaseID_three").await;
+    assert_eq!(f["success"], true, "{f}");
+    p.watch().await;
+    sweeper::run_once(&p.app.state).await.unwrap();
+    let before: (String, i32) =
+        sqlx::query_as("select status, attempts from sweep order by sweep_id desc limit 1")
+            .fetch_one(&p.app.state.pool)
+            .await
+            .unwrap();
+    assert_ne!(before.0, "confirmed", "the third sweep is under way");
     let second_port = second.kill().await;
-    let (status, f) = p
-        .app
-        .post(
-            "/v1/checkout/finalize",
-            &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": session3, "officex_purchase_id": "PurchaseID_three"}),
-        )
-        .await;
-    assert_error(
-        &(status, f),
-        StatusCode::SERVICE_UNAVAILABLE,
-        "chain_unavailable",
-    );
+    // Sweeps wait: no attempt is spent, nothing fails.
     for _ in 0..3 {
         let _ = watcher::run_once(&p.app.state).await;
         sweeper::run_once(&p.app.state).await.unwrap();
+        p.anvil.mine(2).await;
     }
+    let during: (String, i32) =
+        sqlx::query_as("select status, attempts from sweep order by sweep_id desc limit 1")
+            .fetch_one(&p.app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(during, before, "the sweep waits");
     // Checkouts answer a clear retryable error.
     let response = p
         .app
@@ -156,10 +162,14 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let status = response.status();
     assert!(response.headers().contains_key("retry-after"));
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["code"], "chain_unavailable", "{body}");
+    assert_error(
+        &(status, body),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "chain_unavailable",
+    );
     // One alert for the episode, whatever the number of passes.
     assert_eq!(p.outbox("alert", "rpc.down").await, 1);
     let (_, health) = p.app.get("/health").await;
@@ -178,22 +188,18 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     // The second endpoint comes back: no restart, the next passes resume everything.
     let _second = RpcProxy::start_at(&p.anvil.url, PROXY_FORWARD, second_port).await;
     p.watch().await;
-    let (status, f) = p
-        .app
-        .post(
-            "/v1/checkout/finalize",
-            &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": session3, "officex_purchase_id": "PurchaseID_three"}),
-        )
-        .await;
-    assert_eq!((status, &f["success"]), (StatusCode::OK, &json!(true)), "{f}");
+    let (session4, address4): (String, Address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address4, 1_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session4, "PurchaseID_four").await;
+    assert_eq!(f["success"], true, "{f}");
     p.watch().await;
-    let (_session4, _address4): (String, Address) = p.initiate(GEMINI_USDC).await;
     p.sweep_all().await;
     assert_eq!(
         sweep_statuses(&p).await,
-        ["confirmed", "confirmed", "confirmed"]
+        ["confirmed", "confirmed", "confirmed", "confirmed"]
     );
-    assert_eq!(p.balance().await, 6_000_000);
+    assert_eq!(p.balance().await, 7_000_000);
     let (_, health) = p.app.get("/health").await;
     assert_eq!(health["chains"]["anvil"]["status"], "ok", "{health}");
     assert_eq!(p.outbox("alert", "rpc.down").await, 1);
