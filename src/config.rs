@@ -1005,7 +1005,10 @@ fn validate_chains(chains: &mut [ChainConfig]) -> Result<(), ConfigError> {
             return Err(ConfigError::invalid(
                 var_rpc,
                 "http(s) JSON-RPC URLs (rpc_url / rpc_urls, or RPC_ENDPOINT comma-separated)",
-                format!("chain {}: an endpoint without an http(s) scheme", chain.name),
+                format!(
+                    "chain {}: an endpoint without an http(s) scheme",
+                    chain.name
+                ),
             ));
         }
         if chain.rpc_timeout_secs == 0 || chain.rpc_timeout_secs > 120 {
@@ -1230,7 +1233,10 @@ mod tests {
         ))
         .unwrap();
         let urls: Vec<&str> = c.chains[0].endpoints().map(|u| u.expose_secret()).collect();
-        assert_eq!(urls, ["http://127.0.0.1:8545", "https://rpc.example/v2/KEY-1"]);
+        assert_eq!(
+            urls,
+            ["http://127.0.0.1:8545", "https://rpc.example/v2/KEY-1"]
+        );
         assert_eq!(c.chains[0].rpc_timeout_secs, 15);
         assert!(!format!("{:?}", c.chains[0]).contains("KEY-1"));
         let err = Config::from_vars(&chain_vars("http://127.0.0.1:8545,ws://KEY-2@x"))

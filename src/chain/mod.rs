@@ -20,9 +20,9 @@ use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket};
 use alloy::transports::http::Http;
 use alloy::transports::layers::{FallbackLayer, RateLimitRetryPolicy, RetryBackoffLayer};
 use alloy::transports::{TransportError, TransportErrorKind, TransportFut};
-use tower::Layer;
 use bigdecimal::BigDecimal;
 use secrecy::ExposeSecret;
+use tower::Layer;
 
 use crate::billing::BillingError;
 use crate::config::{ChainConfig, Config, TokenConfig};
@@ -143,9 +143,8 @@ impl ChainClient {
             RPC_RETRIES,
             RPC_BACKOFF_MS,
             u64::MAX,
-            RateLimitRetryPolicy::default().or(|e: &TransportError| {
-                matches!(e, TransportError::Transport(_))
-            }),
+            RateLimitRetryPolicy::default()
+                .or(|e: &TransportError| matches!(e, TransportError::Transport(_))),
         );
         let rpc = ClientBuilder::default()
             .layer(retry)
@@ -290,7 +289,10 @@ impl ChainClient {
     pub fn rpc_error(&self, e: impl std::fmt::Display) -> ChainError {
         let mut detail = self.scrub.clean(&e.to_string());
         if self.all_endpoints_down() && self.endpoints.len() > 1 {
-            detail = format!("all {} RPC endpoints are down: {detail}", self.endpoints.len());
+            detail = format!(
+                "all {} RPC endpoints are down: {detail}",
+                self.endpoints.len()
+            );
         }
         ChainError::Rpc {
             chain: self.config.name.clone(),
@@ -471,7 +473,10 @@ impl EndpointHealth {
     }
 
     fn labels(&self) -> [(&'static str, String); 2] {
-        [("chain", self.chain.clone()), ("endpoint", self.label.clone())]
+        [
+            ("chain", self.chain.clone()),
+            ("endpoint", self.label.clone()),
+        ]
     }
 
     fn record_request(&self) {
@@ -547,9 +552,9 @@ where
                 }
                 Ok(Err(e)) => {
                     let e = match e {
-                        TransportError::Transport(kind) => TransportErrorKind::custom_str(
-                            &scrub.clean(&kind.to_string()),
-                        ),
+                        TransportError::Transport(kind) => {
+                            TransportErrorKind::custom_str(&scrub.clean(&kind.to_string()))
+                        }
                         other => other,
                     };
                     health.record_error(scrub.clean(&e.to_string()));

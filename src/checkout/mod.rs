@@ -194,7 +194,9 @@ pub async fn initiate(
     if let Some(chain) = state.chains.get(&flow.chain)
         && chain.all_endpoints_down()
     {
-        return Err(chain.rpc_error("the last call to every RPC endpoint failed").into());
+        return Err(chain
+            .rpc_error("the last call to every RPC endpoint failed")
+            .into());
     }
     let session = CheckoutSessionId::new();
     let wallet_id = CheckoutWalletId::new();

@@ -98,7 +98,10 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     p.anvil.mint(p.anvil.usdc, address2, 2_000_000).await;
     p.anvil.mine(2).await;
     let f = p.finalize(GEMINI_USDC, &session2, "PurchaseID_two").await;
-    assert_eq!(f["success"], true, "checkout 2 completes through the second: {f}");
+    assert_eq!(
+        f["success"], true,
+        "checkout 2 completes through the second: {f}"
+    );
     p.watch().await;
     p.sweep_all().await;
     assert_eq!(sweep_statuses(&p).await, ["confirmed", "confirmed"]);
@@ -181,7 +184,10 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     .fetch_all(&p.app.state.pool)
     .await
     .unwrap();
-    for text in stored.iter().chain([&health.to_string(), &metrics(&p).await]) {
+    for text in stored
+        .iter()
+        .chain([&health.to_string(), &metrics(&p).await])
+    {
         assert!(!text.contains("secret-key"), "{text}");
     }
 
