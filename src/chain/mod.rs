@@ -189,13 +189,14 @@ impl ChainClient {
     /// Asks each endpoint marked down for its chain id directly (no fallback), so a recovered
     /// endpoint shows up even while another one serves the traffic.
     pub async fn probe_down_endpoints(&self) {
-        for (health, probe) in self.endpoints.iter().zip(&self.probes) {
-            if health.state() == EndpointState::Down {
-                let _ = probe
-                    .request_noparams::<alloy::primitives::U64>("eth_chainId")
-                    .await;
-            }
-        }
+        let probes = self
+            .endpoints
+            .iter()
+            .zip(&self.probes)
+            .filter(|(health, _)| health.state() == EndpointState::Down)
+            .map(|(_, probe)| probe.request_noparams::<alloy::primitives::U64>("eth_chainId"));
+        // At once: a hanging endpoint costs one timeout, not one per endpoint.
+        let _ = futures::future::join_all(probes).await;
     }
 
     /// Opens or closes the chain's "every endpoint down" episode. Returns the episode's start when
