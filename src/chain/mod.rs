@@ -722,8 +722,8 @@ impl Chains {
 }
 
 /// Probes the endpoints marked down and sends one operator alert per episode of a chain with
-/// every endpoint down (deduplicated in the outbox too). Checkouts on such a chain answer 503 and
-/// sweeps wait meanwhile; the first endpoint that answers again ends the episode.
+/// every endpoint down (deduplicated in the outbox too). Validate and finalize on such a chain answer
+/// 503 and sweeps wait meanwhile; the first endpoint that answers again ends the episode.
 pub async fn watch_endpoints(state: &crate::state::AppState) -> Result<(), ChainError> {
     for chain in state.chains.iter() {
         chain.probe_down_endpoints().await;
@@ -735,7 +735,7 @@ pub async fn watch_endpoints(state: &crate::state::AppState) -> Result<(), Chain
         let alert = crate::notify::events::Alert {
             subject: format!("All RPC endpoints of chain {} are down", chain.name()),
             text: format!(
-                "Every JSON-RPC endpoint of chain {} ({}) failed since {}. Checkouts on this chain answer 503 (retryable) and sweeps wait until one answers again; no restart is needed once an endpoint is back.",
+                "Every JSON-RPC endpoint of chain {} ({}) failed since {}. Checkouts on this chain cannot be validated or finalized (503, retryable) and sweeps wait until one answers again; no restart is needed once an endpoint is back.",
                 chain.name(),
                 labels.join(", "),
                 start.to_rfc3339(),

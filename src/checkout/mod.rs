@@ -190,14 +190,6 @@ pub async fn initiate(
     }
     let terms = serde_json::to_value(&offer).map_err(|e| CheckoutError::Internal(e.to_string()))?;
     let keys = state.chains.keys()?;
-    // Every RPC endpoint of the chain down: the customer could pay but nothing would see it yet.
-    if let Some(chain) = state.chains.get(&flow.chain)
-        && chain.all_endpoints_down()
-    {
-        return Err(chain
-            .rpc_error("the last call to every RPC endpoint failed")
-            .into());
-    }
     let session = CheckoutSessionId::new();
     let wallet_id = CheckoutWalletId::new();
     let expiry = chrono::Duration::from_std(state.config.checkout.expiry)

@@ -156,12 +156,16 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
             .await
             .unwrap();
     assert_eq!(during, before, "the sweep waits");
-    // Checkouts answer a clear retryable error.
+    // A checkout started now gets its address (initiate needs no RPC, and the address is watched)
+    // but cannot complete: a clear retryable error.
+    let (session4, address4): (String, Address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address4, 1_000_000).await;
+    p.anvil.mine(2).await;
     let response = p
         .app
         .client
-        .post(p.app.url("/v1/checkout/initiate"))
-        .json(&json!({"checkout_flow_id": GEMINI_USDC}))
+        .post(p.app.url("/v1/checkout/finalize"))
+        .json(&json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": session4, "officex_purchase_id": "PurchaseID_four"}))
         .send()
         .await
         .unwrap();
@@ -170,6 +174,16 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     let body: Value = response.json().await.unwrap();
     assert_error(
         &(status, body),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "chain_unavailable",
+    );
+    assert_error(
+        &p.app
+            .post(
+                "/v1/checkout/validate",
+                &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": session4}),
+            )
+            .await,
         StatusCode::SERVICE_UNAVAILABLE,
         "chain_unavailable",
     );
@@ -194,9 +208,6 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     // The second endpoint comes back: no restart, the next passes resume everything.
     let _second = RpcProxy::start_at(&p.anvil.url, PROXY_FORWARD, second_port).await;
     p.watch().await;
-    let (session4, address4): (String, Address) = p.initiate(GEMINI_USDC).await;
-    p.anvil.mint(p.anvil.usdc, address4, 1_000_000).await;
-    p.anvil.mine(2).await;
     let f = p.finalize(GEMINI_USDC, &session4, "PurchaseID_four").await;
     assert_eq!(f["success"], true, "{f}");
     p.watch().await;
