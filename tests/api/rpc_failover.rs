@@ -206,7 +206,7 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     }
 
     // The second endpoint comes back: no restart, the next passes resume everything.
-    let _second = RpcProxy::start_at(&p.anvil.url, PROXY_FORWARD, second_port).await;
+    let second = RpcProxy::start_at(&p.anvil.url, PROXY_FORWARD, second_port).await;
     p.watch().await;
     let f = p.finalize(GEMINI_USDC, &session4, "PurchaseID_four").await;
     assert_eq!(f["success"], true, "{f}");
@@ -220,4 +220,11 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     let (_, health) = p.app.get("/health").await;
     assert_eq!(health["chains"]["anvil"]["status"], "ok", "{health}");
     assert_eq!(p.outbox("alert", "rpc.down").await, 1);
+
+    // A later outage is a new episode: one more alert.
+    second.kill().await;
+    for _ in 0..2 {
+        let _ = watcher::run_once(&p.app.state).await;
+    }
+    assert_eq!(p.outbox("alert", "rpc.down").await, 2);
 }
