@@ -148,7 +148,15 @@ pub struct ChainConfig {
     /// Short lowercase name used in flow ids (`base`, `sepolia`).
     pub name: String,
     pub chain_id: u64,
+    /// The first JSON-RPC endpoint (`rpc_url`); more in `rpc_urls`, used as fallbacks.
+    #[serde(default = "no_rpc_url")]
     pub rpc_url: SecretString,
+    /// Further JSON-RPC endpoints of the same chain (failover, in order).
+    #[serde(default)]
+    pub rpc_urls: Vec<SecretString>,
+    /// Timeout of one JSON-RPC call to one endpoint, in seconds.
+    #[serde(default = "default_rpc_timeout_secs")]
+    pub rpc_timeout_secs: u64,
     #[serde(default = "default_confirmations")]
     pub confirmations: u64,
     #[serde(default)]
@@ -184,6 +192,23 @@ impl fmt::Debug for ChainConfig {
 
 fn default_confirmations() -> u64 {
     2
+}
+
+fn no_rpc_url() -> SecretString {
+    SecretString::from(String::new())
+}
+
+fn default_rpc_timeout_secs() -> u64 {
+    15
+}
+
+impl ChainConfig {
+    /// Every JSON-RPC endpoint of the chain, the primary first.
+    pub fn endpoints(&self) -> impl Iterator<Item = &SecretString> {
+        std::iter::once(&self.rpc_url)
+            .filter(|u| !u.expose_secret().is_empty())
+            .chain(self.rpc_urls.iter())
+    }
 }
 
 fn default_log_chunk_blocks() -> u64 {
@@ -596,13 +621,14 @@ impl Config {
 
         let mut chains = Vec::new();
         if let Some(rpc) = v.get("RPC_ENDPOINT") {
-            if !(rpc.starts_with("http://") || rpc.starts_with("https://")) {
-                return Err(ConfigError::invalid(
-                    "RPC_ENDPOINT",
-                    "an http(s) JSON-RPC URL",
-                    "no http(s) scheme",
-                ));
-            }
+            // Several endpoints of one chain, comma-separated: the first is the primary.
+            let mut urls = rpc
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|u| SecretString::from(u.to_owned()));
+            let rpc_url = urls.next().unwrap_or_else(no_rpc_url);
+            let rpc_urls: Vec<SecretString> = urls.collect();
             let chain_id: u64 =
                 v.parse("CHAIN_ID_DEC", "a decimal chain id")?
                     .ok_or_else(|| ConfigError::Missing {
@@ -647,7 +673,13 @@ impl Config {
                     .to_ascii_lowercase()
                     .replace(' ', "-"),
                 chain_id,
-                rpc_url: SecretString::from(rpc.to_owned()),
+                rpc_url,
+                rpc_urls,
+                rpc_timeout_secs: v.parse_or(
+                    "RPC_TIMEOUT_SECS",
+                    "seconds",
+                    default_rpc_timeout_secs(),
+                )?,
                 confirmations: v.parse_or(
                     "DEFAULT_BLOCK_CONFIRMATIONS",
                     "a block count",
@@ -955,6 +987,37 @@ fn validate_chains(chains: &mut [ChainConfig]) -> Result<(), ConfigError> {
                 fee,
             ));
         }
+        if chain.rpc_url.expose_secret().is_empty() && !chain.rpc_urls.is_empty() {
+            chain.rpc_url = chain.rpc_urls.remove(0);
+        }
+        let var_rpc = "RPC_ENDPOINT / CHAINS_FILE";
+        if chain.endpoints().next().is_none() {
+            return Err(ConfigError::invalid(
+                var_rpc,
+                "at least one JSON-RPC endpoint (rpc_url or rpc_urls)",
+                &chain.name,
+            ));
+        }
+        if chain.endpoints().any(|u| {
+            let u = u.expose_secret();
+            !(u.starts_with("http://") || u.starts_with("https://"))
+        }) {
+            return Err(ConfigError::invalid(
+                var_rpc,
+                "http(s) JSON-RPC URLs (rpc_url / rpc_urls, or RPC_ENDPOINT comma-separated)",
+                format!(
+                    "chain {}: an endpoint without an http(s) scheme",
+                    chain.name
+                ),
+            ));
+        }
+        if chain.rpc_timeout_secs == 0 || chain.rpc_timeout_secs > 120 {
+            return Err(ConfigError::invalid(
+                var_rpc,
+                "rpc_timeout_secs (RPC_TIMEOUT_SECS) of 1..=120 seconds",
+                chain.rpc_timeout_secs,
+            ));
+        }
         if chain.log_chunk_blocks == 0 || chain.reorg_window_blocks == 0 {
             return Err(ConfigError::invalid(
                 var,
@@ -1153,6 +1216,86 @@ mod tests {
                 "{var}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn several_rpc_endpoints_per_chain() {
+        let chain_vars = |rpc: &'static str| {
+            vars(&[
+                DB,
+                ("RPC_ENDPOINT", rpc),
+                ("CHAIN_ID_DEC", "31337"),
+                ("USDC_ADDRESS", "0x036CbD53842c5426634e7929541eC2318f3dCF7e"),
+            ])
+        };
+        let c = Config::from_vars(&chain_vars(
+            "http://127.0.0.1:8545, https://rpc.example/v2/KEY-1 ,",
+        ))
+        .unwrap();
+        let urls: Vec<&str> = c.chains[0].endpoints().map(|u| u.expose_secret()).collect();
+        assert_eq!(
+            urls,
+            ["http://127.0.0.1:8545", "https://rpc.example/v2/KEY-1"]
+        );
+        assert_eq!(c.chains[0].rpc_timeout_secs, 15);
+        assert!(!format!("{:?}", c.chains[0]).contains("KEY-1"));
+        let err = Config::from_vars(&chain_vars("http://127.0.0.1:8545,ws://KEY-2@x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("RPC_ENDPOINT"), "{err}");
+        assert!(!err.contains("KEY-2"), "{err}");
+
+        // The chains file: `rpc_urls` alone, or after `rpc_url`.
+        let path = std::env::temp_dir().join(format!("chains-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &path,
+            r#"
+            [[chains]]
+            name = "one"
+            chain_id = 1
+            rpc_urls = ["https://a.example/k1", "https://b.example/k2"]
+            rpc_timeout_secs = 4
+            tokens = []
+            [[chains]]
+            name = "two"
+            chain_id = 2
+            rpc_url = "https://c.example"
+            rpc_urls = ["https://d.example"]
+            tokens = []
+            [[chains]]
+            name = "three"
+            chain_id = 3
+            rpc_url = "https://e.example"
+            tokens = []
+            "#,
+        )
+        .unwrap();
+        let file = path.to_string_lossy().into_owned();
+        let c = Config::from_vars(&vars(&[DB, ("CHAINS_FILE", &file)])).unwrap();
+        let all: Vec<Vec<&str>> = c
+            .chains
+            .iter()
+            .map(|c| c.endpoints().map(|u| u.expose_secret()).collect())
+            .collect();
+        assert_eq!(
+            all,
+            [
+                vec!["https://a.example/k1", "https://b.example/k2"],
+                vec!["https://c.example", "https://d.example"],
+                vec!["https://e.example"],
+            ]
+        );
+        assert_eq!(c.chains[0].rpc_timeout_secs, 4);
+        std::fs::write(
+            &path,
+            "[[chains]]\nname = \"none\"\nchain_id = 1\ntokens = []\n",
+        )
+        .unwrap();
+        let err = Config::from_vars(&vars(&[DB, ("CHAINS_FILE", &file)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least one JSON-RPC endpoint"), "{err}");
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

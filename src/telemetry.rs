@@ -40,12 +40,21 @@ pub fn init(server: &ServerConfig) -> TelemetryGuard {
     });
     let _ = tracing_subscriber::registry()
         .with(filter)
+        .with(hide_rpc_urls())
         .with(fmt)
         .with(sentry_layer)
         .try_init();
     TelemetryGuard {
         _sentry: sentry_guard,
     }
+}
+
+/// Drops alloy's HTTP-transport spans and events below INFO: their `url` field is the full RPC URL,
+/// API key included (whatever `RUST_LOG` asks for).
+pub fn hide_rpc_urls() -> tracing_subscriber::filter::FilterFn {
+    tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.target().starts_with("alloy_transport_http") && *meta.level() > tracing::Level::INFO)
+    })
 }
 
 /// Runs CPU-bound work (gunzip, CSV parsing) on the blocking pool inside the caller's span.

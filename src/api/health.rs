@@ -62,7 +62,7 @@ impl DbCheck {
 async fn health(State(state): State<AppState>) -> Result<AppJson<Value>, ApiError> {
     match state.db_check.check(&state.pool).await {
         Ok(()) => Ok(AppJson(
-            json!({ "status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION") }),
+            json!({ "status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION"), "chains": state.chains.health() }),
         )),
         Err(message) => Err(ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

@@ -6,6 +6,7 @@ pub mod sweeper;
 pub mod wallet;
 pub mod watcher;
 
+use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,9 +17,12 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::client::{ClientBuilder, RpcClient};
 use alloy::rpc::json_rpc::{RequestPacket, ResponsePacket};
-use alloy::transports::{TransportError, TransportFut};
+use alloy::transports::http::Http;
+use alloy::transports::layers::{FallbackLayer, RateLimitRetryPolicy, RetryBackoffLayer};
+use alloy::transports::{TransportError, TransportErrorKind, TransportFut};
 use bigdecimal::BigDecimal;
 use secrecy::ExposeSecret;
+use tower::Layer;
 
 use crate::billing::BillingError;
 use crate::config::{ChainConfig, Config, TokenConfig};
@@ -42,7 +46,8 @@ pub enum ChainError {
     Db(#[from] sqlx::Error),
 }
 
-/// One configured chain: its settings and a JSON-RPC client (bounded timeouts, counted round trips).
+/// One configured chain: its settings and a JSON-RPC client over one or more endpoints (alloy's
+/// `RetryBackoffLayer` over a `FallbackLayer`; a timeout on every call; health kept per endpoint).
 pub struct ChainClient {
     pub config: ChainConfig,
     pub provider: DynProvider,
@@ -53,22 +58,97 @@ pub struct ChainClient {
     verified: AtomicBool,
     /// How long the addresses of deleted purchases stay watched (`LATE_PAYMENT_WATCH_DAYS`).
     pub late_payment_watch: Duration,
+    endpoints: Vec<Arc<EndpointHealth>>,
+    /// One client per endpoint (no fallback), to probe endpoints marked down.
+    probes: Vec<RpcClient>,
+    scrub: Arc<Scrubber>,
+    /// Start of the current "every endpoint down" episode and whether it was alerted.
+    outage: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, bool)>>,
 }
+
+/// Retries of one logical JSON-RPC call after every endpoint failed (alloy's `RetryBackoffLayer`).
+const RPC_RETRIES: u32 = 2;
+/// Wait before each such retry, in milliseconds.
+const RPC_BACKOFF_MS: u64 = 500;
+
+/// Methods tried endpoint by endpoint (best first) rather than on every endpoint at once, so a
+/// healthy primary is the only one asked. Others go to every endpoint in parallel.
+const SEQUENTIAL_METHODS: &[&str] = &[
+    "eth_chainId",
+    "eth_blockNumber",
+    "eth_getLogs",
+    "eth_call",
+    "eth_getBalance",
+    "eth_getCode",
+    "eth_getTransactionCount",
+    "eth_getTransactionReceipt",
+    "eth_getTransactionByHash",
+    "eth_getBlockByNumber",
+    "eth_getBlockByHash",
+    "eth_gasPrice",
+    "eth_maxPriorityFeePerGas",
+    "eth_feeHistory",
+    "eth_estimateGas",
+    "eth_sendRawTransaction",
+    "eth_sendRawTransactionSync",
+    "eth_sendTransactionSync",
+];
 
 impl ChainClient {
     fn new(config: ChainConfig, late_payment_watch: Duration) -> Result<Self, ChainError> {
-        let url = reqwest::Url::parse(config.rpc_url.expose_secret()).map_err(|_| {
-            ChainError::Invalid(format!("the RPC URL of chain {} is not a URL", config.name))
-        })?;
+        let timeout = Duration::from_secs(config.rpc_timeout_secs.max(1));
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5).min(timeout))
+            .timeout(timeout)
             .build()
             .map_err(|e| ChainError::Invalid(format!("HTTP client: {e}")))?;
+        let scrub = Arc::new(Scrubber::new(&config));
         let requests = Arc::new(AtomicU64::new(0));
+        let urls = config
+            .endpoints()
+            .map(|u| reqwest::Url::parse(u.expose_secret()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                ChainError::Invalid(format!("an RPC URL of chain {} is not a URL", config.name))
+            })?;
+        let labels = endpoint_labels(&urls);
+        let mut transports = Vec::new();
+        let mut endpoints = Vec::new();
+        let mut is_local = true;
+        for (index, (url, label)) in urls.into_iter().zip(labels).enumerate() {
+            let health = Arc::new(EndpointHealth::new(&config.name, index, label));
+            let http = Http::with_client(http.clone(), url);
+            is_local &= http.guess_local();
+            transports.push(EndpointService {
+                inner: http,
+                health: health.clone(),
+                total: requests.clone(),
+                timeout,
+                scrub: scrub.clone(),
+            });
+            endpoints.push(health);
+        }
+        let count = NonZeroUsize::new(transports.len()).ok_or_else(|| {
+            ChainError::Invalid(format!("chain {} has no RPC endpoint", config.name))
+        })?;
+        let probes = transports
+            .iter()
+            .map(|t| ClientBuilder::default().transport(t.clone(), is_local))
+            .collect();
+        let fallback = FallbackLayer::default()
+            .with_active_transport_count(count)
+            .with_sequential_methods(SEQUENTIAL_METHODS.iter().map(|m| (*m).to_owned()).collect())
+            .layer(transports);
+        let retry = RetryBackoffLayer::new_with_policy(
+            RPC_RETRIES,
+            RPC_BACKOFF_MS,
+            u64::MAX,
+            RateLimitRetryPolicy::default()
+                .or(|e: &TransportError| matches!(e, TransportError::Transport(_))),
+        );
         let rpc = ClientBuilder::default()
-            .layer(CountLayer(requests.clone()))
-            .http_with_client(http, url);
+            .layer(retry)
+            .transport(fallback, is_local);
         let provider = ProviderBuilder::new()
             .disable_recommended_fillers()
             .connect_client(rpc.clone())
@@ -87,7 +167,65 @@ impl ChainClient {
             rates,
             verified: AtomicBool::new(false),
             late_payment_watch,
+            endpoints,
+            probes,
+            scrub,
+            outage: std::sync::Mutex::new(None),
         })
+    }
+
+    /// The health of each endpoint, the primary first.
+    pub fn endpoints(&self) -> &[Arc<EndpointHealth>] {
+        &self.endpoints
+    }
+
+    /// Every endpoint failed its last call.
+    pub fn all_endpoints_down(&self) -> bool {
+        self.endpoints
+            .iter()
+            .all(|e| e.state() == EndpointState::Down)
+    }
+
+    /// Asks each endpoint marked down for its chain id directly (no fallback), so a recovered
+    /// endpoint shows up even while another one serves the traffic.
+    pub async fn probe_down_endpoints(&self) {
+        let probes = self
+            .endpoints
+            .iter()
+            .zip(&self.probes)
+            .filter(|(health, _)| health.state() == EndpointState::Down)
+            .map(|(_, probe)| probe.request_noparams::<alloy::primitives::U64>("eth_chainId"));
+        // At once: a hanging endpoint costs one timeout, not one per endpoint.
+        let _ = futures::future::join_all(probes).await;
+    }
+
+    /// Opens or closes the chain's "every endpoint down" episode. Returns the episode's start when
+    /// its alert is due (once per episode); [`Self::outage_alerted`] marks it sent.
+    fn outage_alert_due(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let down = self.all_endpoints_down();
+        let mut outage = self.outage.lock().ok()?;
+        match (&*outage, down) {
+            (None, true) => {
+                let start = chrono::Utc::now();
+                *outage = Some((start, false));
+                Some(start)
+            }
+            (Some((start, false)), true) => Some(*start),
+            (Some((start, _)), false) => {
+                tracing::info!(chain = self.name(), down_since = %start, "the chain's RPC is reachable again");
+                *outage = None;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn outage_alerted(&self) {
+        if let Ok(mut outage) = self.outage.lock()
+            && let Some((_, alerted)) = outage.as_mut()
+        {
+            *alerted = true;
+        }
     }
 
     /// The id the RPC answers with (`eth_chainId`).
@@ -148,13 +286,15 @@ impl ChainClient {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// A retryable RPC error, with the (secret) RPC URL scrubbed from the message.
+    /// A retryable RPC error, with every (secret) endpoint URL of the chain scrubbed from it.
     pub fn rpc_error(&self, e: impl std::fmt::Display) -> ChainError {
-        let url = self.config.rpc_url.expose_secret();
-        let detail = e
-            .to_string()
-            .replace(url, "<rpc>")
-            .replace(url.trim_end_matches('/'), "<rpc>");
+        let mut detail = self.scrub.clean(&e.to_string());
+        if self.all_endpoints_down() && self.endpoints.len() > 1 {
+            detail = format!(
+                "all {} RPC endpoints are down: {detail}",
+                self.endpoints.len()
+            );
+        }
         ChainError::Rpc {
             chain: self.config.name.clone(),
             detail,
@@ -194,27 +334,191 @@ impl ChainClient {
     }
 }
 
-/// Counts HTTP round trips (a JSON-RPC batch is one).
-#[derive(Clone)]
-struct CountLayer(Arc<AtomicU64>);
+/// Replaces every endpoint URL of a chain (they carry API keys) with `<rpc>`.
+struct Scrubber {
+    secrets: Vec<String>,
+}
 
-impl<S> tower::Layer<S> for CountLayer {
-    type Service = CountService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        CountService {
-            inner,
-            count: self.0.clone(),
+impl Scrubber {
+    fn new(config: &ChainConfig) -> Self {
+        let mut secrets = Vec::new();
+        for url in config.endpoints() {
+            let raw = url.expose_secret();
+            secrets.push(raw.to_owned());
+            secrets.push(raw.trim_end_matches('/').to_owned());
+            if let Ok(mut parsed) = reqwest::Url::parse(raw) {
+                secrets.push(parsed.as_str().to_owned());
+                if let Some(password) = parsed.password() {
+                    secrets.push(password.to_owned());
+                }
+                if !parsed.username().is_empty() {
+                    secrets.push(format!("{}@", parsed.username()));
+                }
+                // reqwest's errors show the URL without its credentials.
+                let _ = parsed.set_password(None);
+                let _ = parsed.set_username("");
+                secrets.push(parsed.as_str().to_owned());
+                let tail = match parsed.query() {
+                    Some(query) => format!("{}?{query}", parsed.path()),
+                    None => parsed.path().to_owned(),
+                };
+                if tail.len() > 1 {
+                    secrets.push(tail);
+                }
+                if let Some(query) = parsed.query() {
+                    secrets.push(query.to_owned());
+                }
+            }
+        }
+        for secret in std::mem::take(&mut secrets) {
+            secrets.push(secret.trim_end_matches('/').to_owned());
+            secrets.push(secret);
+        }
+        secrets.retain(|s| !s.is_empty());
+        // Longest first, so a URL is never half-replaced by a shorter prefix of it.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self { secrets }
+    }
+
+    fn clean(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in &self.secrets {
+            out = out.replace(secret.as_str(), "<rpc>");
+        }
+        out
+    }
+}
+
+/// Metric and health labels of endpoints: `host[:port]` (never a path, query or credentials),
+/// with `#index` added when two endpoints share a host.
+fn endpoint_labels(urls: &[reqwest::Url]) -> Vec<String> {
+    let hosts: Vec<String> = urls
+        .iter()
+        .map(|u| {
+            let host = u.host_str().unwrap_or("unknown");
+            match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            }
+        })
+        .collect();
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            if hosts.iter().filter(|o| *o == h).count() > 1 {
+                format!("{h}#{i}")
+            } else {
+                h.clone()
+            }
+        })
+        .collect()
+}
+
+/// Whether an endpoint answered its last call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointState {
+    /// Not called yet.
+    Unknown,
+    Up,
+    Down,
+}
+
+/// The in-memory health of one JSON-RPC endpoint (also exported as `vendor_rpc_*` metrics).
+#[derive(Debug)]
+pub struct EndpointHealth {
+    chain: String,
+    pub index: usize,
+    /// `host[:port]`: safe to show and log.
+    pub label: String,
+    state: std::sync::atomic::AtomicU8,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    last_error: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, String)>>,
+}
+
+impl EndpointHealth {
+    fn new(chain: &str, index: usize, label: String) -> Self {
+        Self {
+            chain: chain.to_owned(),
+            index,
+            label,
+            state: std::sync::atomic::AtomicU8::new(0),
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_error: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn state(&self) -> EndpointState {
+        match self.state.load(Ordering::Acquire) {
+            1 => EndpointState::Up,
+            2 => EndpointState::Down,
+            _ => EndpointState::Unknown,
+        }
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// When the endpoint last failed, and the (scrubbed) error.
+    pub fn last_error(&self) -> Option<(chrono::DateTime<chrono::Utc>, String)> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn labels(&self) -> [(&'static str, String); 2] {
+        [
+            ("chain", self.chain.clone()),
+            ("endpoint", self.label.clone()),
+        ]
+    }
+
+    fn record_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("vendor_rpc_requests_total", &self.labels()).increment(1);
+    }
+
+    fn record_ok(&self) {
+        let before = self.state.swap(1, Ordering::AcqRel);
+        if before == 2 {
+            tracing::info!(chain = %self.chain, endpoint = %self.label, "RPC endpoint is up again");
+        }
+        metrics::gauge!("vendor_rpc_endpoint_up", &self.labels()).set(1.0);
+    }
+
+    fn record_error(&self, error: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("vendor_rpc_errors_total", &self.labels()).increment(1);
+        metrics::gauge!("vendor_rpc_endpoint_up", &self.labels()).set(0.0);
+        let before = self.state.swap(2, Ordering::AcqRel);
+        if before != 2 {
+            tracing::warn!(chain = %self.chain, endpoint = %self.label, error = %error, "RPC endpoint is down");
+        }
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some((chrono::Utc::now(), error));
         }
     }
 }
 
+/// One endpoint's transport: a timeout on every call, counted round trips (a JSON-RPC batch is
+/// one) and the endpoint's health.
 #[derive(Clone)]
-struct CountService<S> {
+struct EndpointService<S> {
     inner: S,
-    count: Arc<AtomicU64>,
+    health: Arc<EndpointHealth>,
+    total: Arc<AtomicU64>,
+    timeout: Duration,
+    scrub: Arc<Scrubber>,
 }
 
-impl<S> tower::Service<RequestPacket> for CountService<S>
+impl<S> tower::Service<RequestPacket> for EndpointService<S>
 where
     S: tower::Service<
             RequestPacket,
@@ -235,8 +539,38 @@ where
     }
 
     fn call(&mut self, request: RequestPacket) -> Self::Future {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.inner.call(request)
+        self.total.fetch_add(1, Ordering::Relaxed);
+        self.health.record_request();
+        let call = self.inner.call(request);
+        let health = self.health.clone();
+        let scrub = self.scrub.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, call).await {
+                Ok(Ok(response)) => {
+                    health.record_ok();
+                    Ok(response)
+                }
+                Ok(Err(e)) => {
+                    let e = match e {
+                        TransportError::Transport(kind) => {
+                            TransportErrorKind::custom_str(&scrub.clean(&kind.to_string()))
+                        }
+                        other => other,
+                    };
+                    health.record_error(scrub.clean(&e.to_string()));
+                    Err(e)
+                }
+                Err(_) => {
+                    let e = TransportErrorKind::custom_str(&format!(
+                        "the RPC call timed out after {} s",
+                        timeout.as_secs()
+                    ));
+                    health.record_error(e.to_string());
+                    Err(e)
+                }
+            }
+        })
     }
 }
 
@@ -324,6 +658,37 @@ impl Chains {
         Ok(())
     }
 
+    /// Per chain, the state of each RPC endpoint (for `/health`): no URL, only its label.
+    pub fn health(&self) -> serde_json::Value {
+        self.clients
+            .iter()
+            .map(|c| {
+                let endpoints: Vec<serde_json::Value> = c
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        let last_error = e.last_error();
+                        serde_json::json!({
+                            "endpoint": e.label,
+                            "index": e.index,
+                            "state": e.state(),
+                            "requests": e.requests(),
+                            "errors": e.errors(),
+                            "last_error_at": last_error.as_ref().map(|(at, _)| at.to_rfc3339()),
+                            "last_error": last_error.map(|(_, m)| m),
+                        })
+                    })
+                    .collect();
+                let status = if c.all_endpoints_down() { "down" } else { "ok" };
+                (
+                    c.name().to_owned(),
+                    serde_json::json!({ "status": status, "endpoints": endpoints }),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &ChainClient> {
         self.clients.iter()
     }
@@ -354,6 +719,34 @@ impl Chains {
     pub fn treasury(&self) -> Option<Address> {
         self.treasury
     }
+}
+
+/// Probes the endpoints marked down and sends one operator alert per episode of a chain with
+/// every endpoint down (deduplicated in the outbox too). Validate and finalize on such a chain answer
+/// 503 and sweeps wait meanwhile; the first endpoint that answers again ends the episode.
+pub async fn watch_endpoints(state: &crate::state::AppState) -> Result<(), ChainError> {
+    for chain in state.chains.iter() {
+        chain.probe_down_endpoints().await;
+        let Some(start) = chain.outage_alert_due() else {
+            continue;
+        };
+        let labels: Vec<&str> = chain.endpoints.iter().map(|e| e.label.as_str()).collect();
+        tracing::error!(chain = chain.name(), endpoints = ?labels, "every RPC endpoint of the chain is down");
+        let alert = crate::notify::events::Alert {
+            subject: format!("All RPC endpoints of chain {} are down", chain.name()),
+            text: format!(
+                "Every JSON-RPC endpoint of chain {} ({}) failed since {}. Checkouts on this chain cannot be validated or finalized (503, retryable) and sweeps wait until one answers again; no restart is needed once an endpoint is back.",
+                chain.name(),
+                labels.join(", "),
+                start.to_rfc3339(),
+            ),
+        };
+        let key = format!("rpc_down:{}:{}", chain.name(), start.timestamp_millis());
+        let mut conn = state.pool.acquire().await?;
+        crate::notify::events::alert(&mut conn, "rpc.down", None, &alert, Some(&key)).await?;
+        chain.outage_alerted();
+    }
+    Ok(())
 }
 
 /// `floor(units × rate / 10^decimals)` micro-dollars; `None` when it does not fit.
@@ -435,6 +828,69 @@ mod tests {
             Some(UsdMicros(2_997_000))
         );
         assert_eq!(units_to_micros(U256::MAX, 6, one), None);
+    }
+
+    /// A writer collecting every log line.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn closed_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[tokio::test]
+    async fn rpc_errors_and_logs_never_carry_an_endpoint_key() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let logs = Capture::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with(crate::telemetry::hide_rpc_urls())
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(move || writer.clone()),
+            );
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let (a, b) = (closed_port(), closed_port());
+        let config: ChainConfig = toml::from_str(&format!(
+            r#"
+            name = "keyed"
+            chain_id = 1
+            rpc_urls = ["http://127.0.0.1:{a}/v2/first-KEY-111?x=1", "http://user:PASS-222@127.0.0.1:{b}/rpc?apikey=KEY-333"]
+            tokens = []
+            "#
+        ))
+        .unwrap();
+        let chain = ChainClient::new(config, Duration::from_secs(60)).unwrap();
+        let labels: Vec<&str> = chain.endpoints().iter().map(|e| e.label.as_str()).collect();
+        assert_eq!(labels, [format!("127.0.0.1:{a}"), format!("127.0.0.1:{b}")]);
+        let error = chain.head().await.unwrap_err().to_string();
+        assert!(chain.all_endpoints_down());
+        assert!(error.contains("all 2 RPC endpoints are down"), "{error}");
+        let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(logged.contains("RPC endpoint is down"), "{logged}");
+        for text in [&error, &logged, &format!("{:?}", chain.config)] {
+            for secret in ["KEY-111", "PASS-222", "KEY-333", "/v2/", "apikey"] {
+                assert!(!text.contains(secret), "{secret} leaked: {text}");
+            }
+        }
+        let details = chain.endpoints()[1].last_error().unwrap().1;
+        assert!(!details.contains("KEY-333"), "{details}");
     }
 
     #[test]

@@ -98,6 +98,9 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
     if state.chains.keys().is_err() {
         return Ok(Outcome::Idle);
     }
+    if let Err(e) = super::watch_endpoints(state).await {
+        tracing::warn!(error = %e, "RPC endpoint health pass failed");
+    }
     let pass = scan_chains(state).await?;
     let mut work = pass.work;
     work += if pass.full {

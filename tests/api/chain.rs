@@ -442,9 +442,30 @@ impl Drop for RpcProxy {
 
 impl RpcProxy {
     pub async fn start(target: &str, mode: u8) -> Self {
+        Self::start_at(target, mode, 0).await
+    }
+
+    /// Kills the proxy: its port refuses connections once this returns.
+    pub async fn kill(self) -> u16 {
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        drop(self);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_err()
+            {
+                return port;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the proxy on port {port} did not stop");
+    }
+
+    /// A proxy on `port` (0: any free port), e.g. to bring a killed one back on its old port.
+    pub async fn start_at(target: &str, mode: u8, port: u16) -> Self {
         use axum::extract::State;
         let mode = Arc::new(std::sync::atomic::AtomicU8::new(mode));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = (mode.clone(), target.to_owned(), reqwest::Client::new());
         type S = (Arc<std::sync::atomic::AtomicU8>, String, reqwest::Client);

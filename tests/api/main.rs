@@ -25,6 +25,7 @@ mod officex_drive;
 mod outage;
 mod purchases;
 mod replicas;
+mod rpc_failover;
 mod s3;
 mod shutdown;
 mod sweeps;
