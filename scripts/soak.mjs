@@ -4,7 +4,7 @@
 //   node scripts/soak.mjs --base http://127.0.0.1:PORT --pid SERVER_PID --minutes 10 \
 //        --purchases FILE --token vst_… [--concurrency 32]
 //
-// Traffic (weights): GET offer 30, GET suggest 10, initiate 3 + validate 3 (the same checkout),
+// Traffic (weights): GET offer 30, GET suggest 10, initiate 1, validate 5 (one of the last 200 checkouts),
 // meter-usage on one of the seeded purchases 36 (unique idempotency keys), Gemini generateContent
 // through the server's gateway (a local stand-in upstream) 18.
 // Each minute: requests/s, p50/p99 per route, RSS and open sockets of the server process.
@@ -72,22 +72,27 @@ async function call(route, path, init = {}) {
 }
 
 const pick = (list) => list[Math.floor(Math.random() * list.length)];
+const flow = "gemini-api-gateway:local:usdc";
+const sessions = [];
 const ops = [
   [30, () => call("GET /v1/offer/{id}", "/v1/offer/gemini-api-gateway")],
   [10, () => call("GET /v1/appstore/suggest", "/v1/appstore/suggest")],
-  [6, async () => {
-    const flow = "gemini-api-gateway:local:usdc";
+  // A customer starts a checkout now and then and polls it many times (as officex.app does): new
+  // checkouts are 1 in 100 requests, validate polls one of the last 200.
+  [1, async () => {
     const init = await call("POST /v1/checkout/initiate", "/v1/checkout/initiate", {
       method: "POST",
       body: JSON.stringify({ checkout_flow_id: flow, email: "soak@example.com" }),
     });
     if (init?.checkout_session_id) {
-      await call("POST /v1/checkout/validate", "/v1/checkout/validate", {
-        method: "POST",
-        body: JSON.stringify({ checkout_flow_id: flow, checkout_session_id: init.checkout_session_id }),
-      });
+      sessions.push(init.checkout_session_id);
+      if (sessions.length > 200) sessions.shift();
     }
   }],
+  [5, () => sessions.length === 0 ? Promise.resolve() : call("POST /v1/checkout/validate", "/v1/checkout/validate", {
+    method: "POST",
+    body: JSON.stringify({ checkout_flow_id: flow, checkout_session_id: pick(sessions) }),
+  })],
   [36, () => call("POST /v1/purchase/{id}/meter-usage", `/v1/purchase/${pick(purchases)}/meter-usage`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "idempotency-key": randomUUID() },
