@@ -60,7 +60,7 @@ fn answer_deadline(state: &AppState) -> Instant {
 
 /// Whether `flow_id` names a way to pay for the checkout's offer (the one it was started on, or
 /// another flow of the same offer), even when the offer or its chain has been retired since.
-async fn check_flow(
+pub(super) async fn check_flow(
     state: &AppState,
     flow_id: &str,
     checkout: &Checkout,

@@ -311,12 +311,12 @@ pub async fn validate(
     flow_id: &str,
     session: CheckoutSessionId,
 ) -> Result<Validation, CheckoutError> {
-    let (offer, _flow) = state
-        .catalog
-        .resolve_flow(&state.pool, &state.config.chains, flow_id)
-        .await?
-        .ok_or(CheckoutError::FlowNotFound)?;
     let Some(checkout) = find(&state.pool, session).await? else {
+        let (offer, _flow) = state
+            .catalog
+            .resolve_flow(&state.pool, &state.config.chains, flow_id)
+            .await?
+            .ok_or(CheckoutError::FlowNotFound)?;
         return Ok(Validation {
             success: false,
             message: format!("Wallet not found for checkout_session_id={session}"),
@@ -325,11 +325,10 @@ pub async fn validate(
             expired: false,
         });
     };
-    if checkout.offer_id != offer.offer_id {
-        return Err(CheckoutError::Invalid(
-            "checkout_session_id belongs to another offer's checkout flow".into(),
-        ));
-    }
+    // The terms the checkout was started with, like finalize: a checkout paid before its offer or
+    // chain was retired still validates.
+    let offer = offer_of(&state.pool, &checkout).await?;
+    finalize::check_flow(state, flow_id, &checkout, &offer).await?;
     // A recent watcher pass already covered this address: answer from the database, no RPC.
     let fresh = watcher::fresh_for(
         &state.pool,

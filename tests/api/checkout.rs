@@ -1348,6 +1348,16 @@ async fn retired_offers_and_chains_do_not_stop_paid_checkouts(pool: PgPool) {
         "retired offers are not listed"
     );
 
+    // officex.app validates before it finalizes: the paid checkout still validates.
+    let (status, vb) = app
+        .post(
+            "/v1/checkout/validate",
+            &json!({"checkout_flow_id": GEMINI_USDC, "checkout_session_id": b}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{vb}");
+    assert_eq!(vb["success"], true, "{vb}");
+
     let (status, fb) = app
         .post(
             "/v1/checkout/finalize",
