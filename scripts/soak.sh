@@ -49,15 +49,13 @@ for _ in $(seq 1 100); do
 done
 cd "$work"
 "$bin" dev env --port "$port" --database-url "$url" --rpc "http://127.0.0.1:$anvil_port" --aws-endpoint "" >.env
-cat >>.env <<ENV
-OFFERS_FILE=$root/config/offers.toml
-LOG_FORMAT=json
-RUST_LOG=warn
-GEMINI_API_KEY=soak-upstream-key
-GEMINI_UPSTREAM_URL=http://127.0.0.1:$upstream_port
-CHECKOUT_RATE_LIMIT_PER_MINUTE=1000000
-CHECKOUT_VALIDATE_RATE_LIMIT_PER_MINUTE=1000000
-ENV
+# Real environment variables win over .env: production-like logging (JSON, warnings and errors only),
+# the Gemini stand-in, and rate limits that one loopback client cannot trip. No backtrace capture, as in
+# the container image.
+export OFFERS_FILE="$root/config/offers.toml" LOG_FORMAT=json RUST_LOG=warn \
+  GEMINI_API_KEY=soak-upstream-key GEMINI_UPSTREAM_URL="http://127.0.0.1:$upstream_port" \
+  CHECKOUT_RATE_LIMIT_PER_MINUTE=1000000 CHECKOUT_VALIDATE_RATE_LIMIT_PER_MINUTE=1000000
+unset RUST_BACKTRACE RUST_LIB_BACKTRACE
 "$bin" dev chain --rpc "http://127.0.0.1:$anvil_port" >/dev/null
 "$bin" serve >"$work/server.log" 2>&1 &
 server=$!
@@ -81,5 +79,16 @@ SQL
 psql "$url" -tAc "select 'CustomerPurchaseID_' || purchase_id from purchase" >purchases.txt
 token="$("$bin" tokens create --label soak 2>/dev/null)"
 log "server pid $server on :$port; $(wc -l <purchases.txt) purchases; driving for $minutes minute(s)"
+status=0
 node "$root/scripts/soak.mjs" --base "http://127.0.0.1:$port" --pid "$server" --minutes "$minutes" \
-  --purchases purchases.txt --token "$token" --concurrency "${SOAK_CONCURRENCY:-32}"
+  --purchases purchases.txt --token "$token" --concurrency "${SOAK_CONCURRENCY:-32}" || status=$?
+# The server's own errors count too: a job that keeps failing is a finding even when requests succeed.
+kept="${TMPDIR:-/tmp}/vendor-soak-server.log"
+cp "$work/server.log" "$kept"
+errors="$(grep -c '"level":"ERROR"' "$kept" || true)"
+echo "server log: $errors error line(s) (kept in $kept)"
+if [ "$errors" -gt 0 ]; then
+  grep '"level":"ERROR"' "$kept" | head -n 3
+  status=1
+fi
+exit "$status"
