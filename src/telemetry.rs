@@ -66,3 +66,19 @@ where
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || span.in_scope(f))
 }
+
+/// A deposit seen on chain for the first time (`chain` is its chain id, `micros` its USD value).
+pub fn deposit_detected(chain: i64, micros: i64) {
+    let labels = [("chain", chain.to_string())];
+    metrics::counter!("vendor_deposits_detected_total", &labels).increment(1);
+    metrics::counter!("vendor_deposits_detected_usd_micros_total", &labels)
+        .increment(u64::try_from(micros).unwrap_or(0));
+}
+
+/// A deposit posted to its purchase's ledger.
+pub fn deposit_credited(chain: i64, micros: i64) {
+    let labels = [("chain", chain.to_string())];
+    metrics::counter!("vendor_deposits_credited_total", &labels).increment(1);
+    metrics::counter!("vendor_deposits_credited_usd_micros_total", &labels)
+        .increment(u64::try_from(micros).unwrap_or(0));
+}

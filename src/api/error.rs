@@ -68,26 +68,11 @@ impl ApiError {
 /// Database errors: connectivity problems are 503 (the server stays up and retries), the rest 500.
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        if is_unavailable(&e) {
+        if crate::db::is_unavailable(&e) {
             Self::Unavailable(e)
         } else {
             Self::Internal(e.into())
         }
-    }
-}
-
-/// Whether a database error means "cannot reach the database" rather than a bug.
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => true,
-        // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions.
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
-        _ => false,
     }
 }
 
@@ -292,8 +277,8 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
             G::UnknownModel { .. } | G::UnknownMethod(_) => StatusCode::NOT_FOUND,
             G::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             G::NotConfigured | G::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            G::Db(db) if is_unavailable(db) => StatusCode::SERVICE_UNAVAILABLE,
-            G::Billing(crate::billing::BillingError::Db(db)) if is_unavailable(db) => {
+            G::Db(db) if crate::db::is_unavailable(db) => StatusCode::SERVICE_UNAVAILABLE,
+            G::Billing(crate::billing::BillingError::Db(db)) if crate::db::is_unavailable(db) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             G::Misconfigured(_) | G::Billing(_) | G::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,

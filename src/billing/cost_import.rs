@@ -31,9 +31,9 @@ use super::cur::CurSource;
 use super::ledger::{self, EntryKind, NewEntry};
 use super::{BillingError, PurchaseStatus};
 use crate::config::{AwsConfig, BillingSource, Config};
+use crate::domain::Outcome;
 use crate::domain::ids::PurchaseId;
 use crate::domain::money::UsdMicros;
-use crate::jobs::Outcome;
 use crate::state::AppState;
 
 /// The ledger `usage_unit` of cost rows: their `usage_amount` is the change of the AWS cost (before

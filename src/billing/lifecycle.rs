@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::PurchaseStatus;
 use super::ledger;
+use crate::domain::Outcome;
 use crate::domain::ids::PurchaseId;
-use crate::jobs::Outcome;
 use crate::state::AppState;
 
 /// Purchases handled per step and pass.

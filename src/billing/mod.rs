@@ -53,7 +53,7 @@ impl BillingError {
             Self::Overloaded => Self::Overloaded,
             Self::Unavailable(m) => Self::Unavailable(m.clone()),
             Self::Internal(m) => Self::Internal(m.clone()),
-            Self::Db(e) if crate::api::error::is_unavailable(e) => Self::Unavailable(e.to_string()),
+            Self::Db(e) if crate::db::is_unavailable(e) => Self::Unavailable(e.to_string()),
             Self::Db(e) => Self::Internal(e.to_string()),
         }
     }

@@ -724,8 +724,8 @@ impl Chains {
 /// Probes the endpoints marked down and sends one operator alert per episode of a chain with
 /// every endpoint down (deduplicated in the outbox too). Validate and finalize on such a chain answer
 /// 503 and sweeps wait meanwhile; the first endpoint that answers again ends the episode.
-pub async fn watch_endpoints(state: &crate::state::AppState) -> Result<(), ChainError> {
-    for chain in state.chains.iter() {
+pub async fn watch_endpoints(pool: &sqlx::PgPool, chains: &Chains) -> Result<(), ChainError> {
+    for chain in chains.iter() {
         chain.probe_down_endpoints().await;
         let Some(start) = chain.outage_alert_due() else {
             continue;
@@ -742,7 +742,7 @@ pub async fn watch_endpoints(state: &crate::state::AppState) -> Result<(), Chain
             ),
         };
         let key = format!("rpc_down:{}:{}", chain.name(), start.timestamp_millis());
-        let mut conn = state.pool.acquire().await?;
+        let mut conn = pool.acquire().await?;
         crate::notify::events::alert(&mut conn, "rpc.down", None, &alert, Some(&key)).await?;
         chain.outage_alerted();
     }

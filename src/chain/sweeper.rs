@@ -29,7 +29,7 @@ use sqlx::PgPool;
 
 use super::erc20::{self, IERC20, TransferWithAuthorization};
 use super::{ChainClient, ChainError, addr_key, from_numeric, to_numeric};
-use crate::jobs::Outcome;
+use crate::domain::Outcome;
 use crate::notify::{self, Channel};
 use crate::state::AppState;
 

@@ -37,7 +37,7 @@ use uuid::Uuid;
 
 use super::erc20::{IERC20, TRANSFER_TOPIC};
 use super::{ChainClient, ChainError, addr_key, to_numeric};
-use crate::jobs::Outcome;
+use crate::domain::Outcome;
 use crate::notify::{self, Channel};
 use crate::state::AppState;
 
@@ -98,7 +98,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
     if state.chains.keys().is_err() {
         return Ok(Outcome::Idle);
     }
-    if let Err(e) = super::watch_endpoints(state).await {
+    if let Err(e) = super::watch_endpoints(&state.pool, &state.chains).await {
         tracing::warn!(error = %e, "RPC endpoint health pass failed");
     }
     let pass = scan_chains(state).await?;
@@ -434,7 +434,7 @@ async fn scan_at(
             report.confirmed.push(row.deposit_id);
         }
         if row.inserted {
-            crate::jobs::gauges::deposit_detected(chain_id, micros.0);
+            crate::telemetry::deposit_detected(chain_id, micros.0);
             report.new_deposits += 1;
             if status == "confirmed" {
                 report.newly_confirmed += 1;

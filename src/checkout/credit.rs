@@ -124,7 +124,7 @@ pub async fn credit_deposit(
     )
     .execute(&mut *conn)
     .await?;
-    crate::jobs::gauges::deposit_credited(d.chain_id, d.amount_micros);
+    crate::telemetry::deposit_credited(d.chain_id, d.amount_micros);
     let payload = json!({
         "purchase_id": purchase_id.to_string(),
         "chain_id": d.chain_id,

@@ -1,5 +1,15 @@
-//! Domain newtypes shared by every layer: prefixed identifiers and exact money amounts.
+//! Domain newtypes shared by every layer: prefixed identifiers, exact money amounts and what one
+//! pass of a background job did.
 
 pub mod ids;
 pub mod input;
 pub mod money;
+
+/// What one pass of a job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled this many items; run again soon.
+    Processed(usize),
+    /// Nothing to do; sleep longer.
+    Idle,
+}

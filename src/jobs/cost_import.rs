@@ -8,7 +8,7 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 use tokio_util::sync::CancellationToken;
 
 use crate::billing::cost_import;
-use crate::jobs::Outcome;
+use crate::domain::Outcome;
 use crate::state::AppState;
 
 /// The scheduled import for `today` (UTC), once per day across replicas: the first replica to insert

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{gauge, histogram};
 
-use crate::jobs::Outcome;
+use crate::domain::Outcome;
 use crate::notify::Channel;
 use crate::state::AppState;
 
@@ -35,22 +35,6 @@ const CHANNELS: [Channel; 4] = [
     Channel::Officex,
     Channel::Alert,
 ];
-
-/// A deposit seen on chain for the first time (`chain` is its chain id, `micros` its USD value).
-pub fn deposit_detected(chain: i64, micros: i64) {
-    let labels = [("chain", chain.to_string())];
-    counter!("vendor_deposits_detected_total", &labels).increment(1);
-    counter!("vendor_deposits_detected_usd_micros_total", &labels)
-        .increment(u64::try_from(micros).unwrap_or(0));
-}
-
-/// A deposit posted to its purchase's ledger.
-pub fn deposit_credited(chain: i64, micros: i64) {
-    let labels = [("chain", chain.to_string())];
-    counter!("vendor_deposits_credited_total", &labels).increment(1);
-    counter!("vendor_deposits_credited_usd_micros_total", &labels)
-        .increment(u64::try_from(micros).unwrap_or(0));
-}
 
 /// One meter-usage request's time in the meter (debit, idempotency, ledger).
 pub fn meter_usage_seconds(seconds: f64) {

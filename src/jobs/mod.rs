@@ -14,14 +14,8 @@ pub mod cost_import;
 /// Business gauges for `/metrics`.
 pub mod gauges;
 
-/// What one pass of a job did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Handled this many items; run again soon.
-    Processed(usize),
-    /// Nothing to do; sleep longer.
-    Idle,
-}
+/// What one pass of a job did (defined with the domain types, so jobs' logic needs nothing from here).
+pub use crate::domain::Outcome;
 
 /// Starts every background job; each stops when `shutdown` is cancelled.
 pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {

@@ -22,7 +22,7 @@ use sqlx::PgPool;
 
 use super::events::{self, Alert, Email};
 use super::{Channel, Delivery, OutboxItem, claim_due, record};
-use crate::jobs::Outcome;
+use crate::domain::Outcome;
 use crate::state::AppState;
 
 /// Rows claimed per channel and pass.

@@ -17,9 +17,9 @@ use futures::StreamExt;
 use super::{DriveTarget, OfficexError, PurchaseUpdate};
 use crate::billing::PurchaseStatus;
 use crate::config::Config;
+use crate::domain::Outcome;
 use crate::domain::ids::PurchaseId;
 use crate::domain::money::UsdMicros;
-use crate::jobs::Outcome;
 use crate::notify::{self, Channel, Delivery, OutboxItem};
 use crate::state::AppState;
 

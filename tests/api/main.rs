@@ -14,6 +14,7 @@ mod fixtures;
 mod gemini;
 mod helpers;
 mod hostile;
+mod layers;
 mod lifecycle;
 mod metering;
 mod monitoring;
