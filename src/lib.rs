@@ -2,6 +2,8 @@
 
 /// The HTTP edge: routers, extractors, the JSON error shape.
 pub mod api;
+/// AWS SDK configuration shared by the S3 provider and the cost import.
+pub mod aws;
 /// Purchases, balances and the ledger.
 pub mod billing;
 /// Offers and curated appstore lists from the offers file.

@@ -6,6 +6,7 @@ use sqlx::PgPool;
 
 use crate::billing::meter::Meter;
 use crate::chain::Chains;
+use crate::checkout::Checkouts;
 use crate::config::Config;
 use crate::officex::OfficexClient;
 use crate::providers::Providers;
@@ -59,5 +60,16 @@ impl AppState {
             catalog: Default::default(),
             db_check: Default::default(),
         })
+    }
+
+    /// The handles checkouts work with.
+    pub fn checkouts(&self) -> Checkouts {
+        Checkouts {
+            pool: self.pool.clone(),
+            config: Arc::clone(&self.config),
+            chains: Arc::clone(&self.chains),
+            providers: self.providers.clone(),
+            catalog: self.catalog.clone(),
+        }
     }
 }

@@ -2,10 +2,9 @@
 //! client IP), `validate`, `finalize`, `topup` and `verify-topup` (customer key), plus the minimal
 //! customer page the receipts link to.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::num::NonZeroU32;
+use std::sync::{Arc, OnceLock};
 
 use axum::Extension;
 use axum::Router;
@@ -14,6 +13,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::Html;
 use axum::routing::{get, post};
+use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::{Deserialize, Serialize};
 
 use super::auth::{CustomerAuth, PresentedKey, unauthorized};
@@ -52,38 +52,26 @@ fn required(field: &str, value: Option<String>, max: usize) -> Result<String, Ap
 
 // ---------------------------------------------------------------- client IP and rate limit
 
-/// In-memory token bucket per client IP (one replica's view; enough to stop a script draining the
-/// deposit index space).
+/// Per-client-IP limit (governor's keyed GCRA, in memory: one replica's view; enough to stop a script
+/// draining the deposit index space). The quota is the configured per-minute rate, burst included,
+/// fixed at the first call.
 #[derive(Default)]
-pub struct RateLimiter {
-    buckets: Mutex<HashMap<Option<IpAddr>, (f64, Instant)>>,
-}
+pub struct RateLimiter(OnceLock<DefaultKeyedRateLimiter<Option<IpAddr>>>);
 
 impl RateLimiter {
-    /// Takes one token; `false` when the caller is over `per_minute` (burst = `per_minute`).
+    /// Takes one cell; `false` when the caller is over `per_minute` (0 admits everyone).
     fn allow(&self, ip: Option<IpAddr>, per_minute: u32) -> bool {
-        let capacity = f64::from(per_minute);
-        let now = Instant::now();
-        let Ok(mut buckets) = self.buckets.lock() else {
+        let Some(per_minute) = NonZeroU32::new(per_minute) else {
             return true;
         };
-        if buckets.len() > 100_000 {
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * capacity / 60.0 < capacity
-            });
+        let limiter = self
+            .0
+            .get_or_init(|| governor::RateLimiter::keyed(Quota::per_minute(per_minute)));
+        if limiter.len() > 100_000 {
+            limiter.retain_recent();
         }
         // IPv6 counts per /64: a host picks any address of its allocation at will.
-        let (tokens, at) = buckets
-            .entry(ip.map(rate_limit_key))
-            .or_insert((capacity, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * capacity / 60.0).min(capacity);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        limiter.check_key(&ip.map(rate_limit_key)).is_ok()
     }
 }
 
@@ -186,7 +174,7 @@ async fn initiate(
         org_id: text("org_id", body.org_id, 200)?,
         org_host: text("host", body.host, 500)?,
     };
-    let (checkout, offer, flow) = checkout::initiate(&state, &input).await?;
+    let (checkout, offer, flow) = checkout::initiate(&state.checkouts(), &input).await?;
     let chain = state
         .chains
         .get(&flow.chain)
@@ -194,7 +182,7 @@ async fn initiate(
     let token = chain
         .token(&flow.token)
         .ok_or_else(|| ApiError::from(CheckoutError::FlowNotFound))?;
-    let disclaimer = finalize::disclaimer(&state, &checkout);
+    let disclaimer = finalize::disclaimer(&state.checkouts(), &checkout);
     let address: alloy::primitives::Address = checkout
         .deposit_address
         .parse()
@@ -313,7 +301,7 @@ async fn validate(
     text("note", body.note, 2000)?;
     let tracer = text("tracer", body.tracer, 200)?;
     let session = checkout::parse_session(&session_text)?;
-    let v = checkout::validate(&state, &flow_id, session).await?;
+    let v = checkout::validate(&state.checkouts(), &flow_id, session).await?;
     Ok(AppJson(ValidateOut {
         success: v.success,
         vendor_disclaimer: v.message.clone(),
@@ -414,24 +402,26 @@ async fn finalize_route(
             200,
         )?,
     };
-    Ok(AppJson(match finalize::finalize(&state, &input).await? {
-        Finalized::Done { message, receipt } => FinalizeOut {
-            success: true,
-            message,
-            tracer,
-            receipt: FinalizeReceipt::Full(receipt),
+    Ok(AppJson(
+        match finalize::finalize(&state.checkouts(), &input).await? {
+            Finalized::Done { message, receipt } => FinalizeOut {
+                success: true,
+                message,
+                tracer,
+                receipt: FinalizeReceipt::Full(receipt),
+            },
+            Finalized::Refused { message } => FinalizeOut {
+                success: false,
+                tracer,
+                receipt: FinalizeReceipt::Refused(RefusedReceipt {
+                    checkout_flow_id: flow_id,
+                    vendor_disclaimer: message.clone(),
+                    checkout_session_id: session_text,
+                }),
+                message,
+            },
         },
-        Finalized::Refused { message } => FinalizeOut {
-            success: false,
-            tracer,
-            receipt: FinalizeReceipt::Refused(RefusedReceipt {
-                checkout_flow_id: flow_id,
-                vendor_disclaimer: message.clone(),
-                checkout_session_id: session_text,
-            }),
-            message,
-        },
-    }))
+    ))
 }
 
 // ---------------------------------------------------------------- topup and verify-topup
@@ -513,10 +503,10 @@ async fn topup(
         return Err(unauthorized());
     };
     authorize(&state, purchase_id, &key).await?;
-    let report = checkout::topup(&state, found).await?;
+    let report = checkout::topup(&state.checkouts(), found).await?;
     let message = topup_message(&report);
     Ok(AppJson(TopupOut {
-        vendor_disclaimer: finalize::disclaimer(&state, &report.checkout),
+        vendor_disclaimer: finalize::disclaimer(&state.checkouts(), &report.checkout),
         checkout_session_id: session_text,
         success: !report.credited.is_empty(),
         message,
@@ -570,7 +560,7 @@ async fn verify_topup(
     let found = checkout::find_by_purchase(&state.pool, purchase_id)
         .await?
         .ok_or_else(unauthorized)?;
-    let report = checkout::topup(&state, found).await?;
+    let report = checkout::topup(&state.checkouts(), found).await?;
     let message = topup_message(&report);
     Ok(AppJson(if report.credited.is_empty() {
         VerifyTopupOut::Nothing {

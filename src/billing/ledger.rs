@@ -199,7 +199,7 @@ pub async fn lock_many(
 }
 
 /// Locks one purchase row; unknown → `PurchaseNotFound`.
-pub(super) async fn lock(
+pub(crate) async fn lock(
     conn: &mut PgConnection,
     id: PurchaseId,
 ) -> Result<LockedPurchase, BillingError> {
@@ -514,7 +514,7 @@ pub async fn activate(
 
 /// Moves a locked purchase to `to` (bumping its status version) and announces the change in the
 /// same transaction. No-op when the status is already `to`.
-pub(super) async fn set_locked_status(
+pub(crate) async fn set_locked_status(
     conn: &mut PgConnection,
     locked: &LockedPurchase,
     to: PurchaseStatus,
@@ -549,6 +549,37 @@ pub async fn balance_and_ledger_sum(
     .await?
     .ok_or(BillingError::PurchaseNotFound)?;
     Ok((UsdMicros(row.balance_micros), UsdMicros(row.ledger_sum)))
+}
+
+/// Posts the sweep fee (`fee_of(chain_id)`, the chain's `sweep_fee_usd`) once per confirmed sweep of
+/// the purchase's deposit address (its own ledger row, reference `sweep_fee:<sweep_id>`).
+pub async fn charge_sweep_fees(
+    conn: &mut PgConnection,
+    purchase_id: PurchaseId,
+    fee_of: impl Fn(i64) -> UsdMicros,
+) -> Result<usize, BillingError> {
+    let sweeps = sqlx::query!(
+        "select s.sweep_id, s.chain_id from sweep s join checkout c using (deposit_address)
+         where c.purchase_id = $1 and s.status = 'confirmed'
+           and not exists (select 1 from ledger_entry l where l.purchase_id = $1
+                           and l.reference = 'sweep_fee:' || s.sweep_id)",
+        purchase_id.0
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut charged = 0;
+    for s in sweeps {
+        let fee = fee_of(s.chain_id);
+        if fee.0 <= 0 {
+            continue;
+        }
+        let entry = NewEntry::new(EntryKind::SweepFee, UsdMicros(-fee.0))
+            .reference(format!("sweep_fee:{}", s.sweep_id))
+            .description(format!("Sweep fee (sweep {})", s.sweep_id));
+        post(conn, purchase_id, &entry).await?;
+        charged += 1;
+    }
+    Ok(charged)
 }
 
 #[cfg(test)]

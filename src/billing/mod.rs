@@ -8,7 +8,6 @@ pub mod events;
 pub mod history;
 pub mod keys;
 pub mod ledger;
-pub mod lifecycle;
 pub mod meter;
 pub mod purchases;
 pub mod tokens;

@@ -701,6 +701,16 @@ impl Chains {
         self.clients.iter().find(|c| c.id() == chain_id)
     }
 
+    /// The chain's `sweep_fee_usd` charged per confirmed sweep (zero when unset or unknown).
+    pub fn sweep_fee(&self, chain_id: i64) -> UsdMicros {
+        u64::try_from(chain_id)
+            .ok()
+            .and_then(|id| self.by_id(id))
+            .and_then(|c| c.config.sweep_fee_usd.as_deref())
+            .and_then(|f| UsdMicros::parse_decimal(f).ok())
+            .unwrap_or_default()
+    }
+
     /// The deposit keys, or why payments are off.
     pub fn keys(&self) -> Result<&DepositKeys, ChainError> {
         match (&self.keys, self.clients.is_empty()) {

@@ -36,10 +36,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::erc20::{IERC20, TRANSFER_TOPIC};
-use super::{ChainClient, ChainError, addr_key, to_numeric};
-use crate::domain::Outcome;
+use super::{ChainClient, ChainError, Chains, addr_key, to_numeric};
 use crate::notify::{self, Channel};
-use crate::state::AppState;
 
 /// Addresses per `eth_getLogs` filter (node limits on OR-lists are commonly 1,000).
 pub const ADDRESS_CHUNK: usize = 1_000;
@@ -91,70 +89,6 @@ pub struct ScanReport {
     pub confirmed: Vec<i64>,
 }
 
-/// One watcher pass over every chain, then credits and pending markers. A pass credits the deposits
-/// it saw confirmed; the periodic full pass (with the full list reload) also credits anything left
-/// over (a crash between scan and credit) and erases expired receipts.
-pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
-    if state.chains.keys().is_err() {
-        return Ok(Outcome::Idle);
-    }
-    if let Err(e) = super::watch_endpoints(&state.pool, &state.chains).await {
-        tracing::warn!(error = %e, "RPC endpoint health pass failed");
-    }
-    let pass = scan_chains(state).await?;
-    let mut work = pass.work;
-    work += if pass.full {
-        crate::checkout::credit::credit_ready(state, None)
-            .await?
-            .len()
-    } else {
-        credit_confirmed(state, &pass.confirmed).await?
-    };
-    update_pending_markers(&state.pool).await?;
-    if pass.full {
-        crate::checkout::receipt::erase_expired(&state.pool).await?;
-    }
-    if work == 0 && !pass.failures.is_empty() {
-        anyhow::bail!("deposit scan failed: {}", pass.failures.join("; "));
-    }
-    Ok(if work > 0 {
-        Outcome::Processed(work)
-    } else {
-        Outcome::Idle
-    })
-}
-
-/// Credits the given confirmed deposits of finalized checkouts (each in its own transaction).
-async fn credit_confirmed(state: &AppState, ids: &[i64]) -> anyhow::Result<usize> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let rows = sqlx::query!(
-        r#"select d.deposit_id, c.purchase_id as "purchase_id!"
-           from deposit d join checkout c using (checkout_session_id)
-           where d.deposit_id = any($1) and d.status = 'confirmed' and d.unclaimed_at is null
-             and c.purchase_id is not null
-           order by d.deposit_id"#,
-        ids
-    )
-    .fetch_all(&state.pool)
-    .await?;
-    let mut credited = 0;
-    for row in rows {
-        let purchase = crate::domain::ids::PurchaseId(row.purchase_id);
-        let mut tx = state.pool.begin().await?;
-        let done = crate::checkout::credit::credit_deposit(&mut tx, row.deposit_id, purchase, true)
-            .await?;
-        crate::checkout::credit::charge_sweep_fees(&mut tx, state, purchase).await?;
-        tx.commit().await?;
-        if let Some(c) = done {
-            tracing::info!(purchase_id = %c.purchase_id, amount = %c.amount, reference = c.reference, "deposit credited");
-            credited += 1;
-        }
-    }
-    Ok(credited)
-}
-
 /// What scanning every chain did.
 #[derive(Debug, Default)]
 pub struct PassScan {
@@ -170,10 +104,14 @@ pub struct PassScan {
 
 /// Scans every chain for every watched address (the list read once for all chains, after their
 /// heads).
-pub async fn scan_chains(state: &AppState) -> Result<PassScan, ChainError> {
+pub async fn scan_chains(
+    pool: &PgPool,
+    chains: &Chains,
+    late_payment_watch: Duration,
+) -> Result<PassScan, ChainError> {
     let mut pass = PassScan::default();
     let mut heads = Vec::new();
-    for chain in state.chains.iter() {
+    for chain in chains.iter() {
         match chain.head().await {
             Ok(head) => heads.push((chain, head)),
             Err(e @ ChainError::Rpc { .. }) => {
@@ -186,19 +124,10 @@ pub async fn scan_chains(state: &AppState) -> Result<PassScan, ChainError> {
     if heads.is_empty() {
         return Ok(pass);
     }
-    let (watched, read_at, full) = refresh_watch_list(state).await?;
+    let (watched, read_at, full) = refresh_watch_list(pool, chains, late_payment_watch).await?;
     pass.full = full;
     for (chain, head) in heads {
-        match scan_at(
-            &state.pool,
-            chain,
-            Scope::All,
-            head,
-            &watched,
-            Some(read_at),
-        )
-        .await
-        {
+        match scan_at(pool, chain, Scope::All, head, &watched, Some(read_at)).await {
             Ok(report) => {
                 pass.work += report.new_deposits + report.newly_confirmed + report.reorged;
                 pass.confirmed.extend(report.confirmed);
@@ -216,12 +145,13 @@ pub async fn scan_chains(state: &AppState) -> Result<PassScan, ChainError> {
 /// The watched list, refreshed with the checkouts created since the last refresh (in full every
 /// [`FULL_RELOAD`]). Returns it with the database time the refresh read at.
 async fn refresh_watch_list(
-    state: &AppState,
+    pool: &PgPool,
+    chains: &Chains,
+    late: Duration,
 ) -> Result<(Arc<Watched>, DateTime<Utc>, bool), ChainError> {
-    let late = state.config.checkout.late_payment_watch;
-    let mut list = state.chains.watch_list.lock().await;
+    let mut list = chains.watch_list.lock().await;
     let now = sqlx::query_scalar!(r#"select now() as "now!""#)
-        .fetch_one(&state.pool)
+        .fetch_one(pool)
         .await?;
     let mut full = false;
     match (list.loaded_at, list.read_at) {
@@ -232,7 +162,7 @@ async fn refresh_watch_list(
                 since,
                 REFRESH_SLACK_SECS
             )
-            .fetch_all(&state.pool)
+            .fetch_all(pool)
             .await?;
             if !rows.is_empty() {
                 let set = Arc::make_mut(&mut list.set);
@@ -244,7 +174,7 @@ async fn refresh_watch_list(
             }
         }
         _ => {
-            list.set = Arc::new(load_watched(&state.pool, late).await?);
+            list.set = Arc::new(load_watched(pool, late).await?);
             list.loaded_at = Some(Instant::now());
             full = true;
         }
@@ -254,8 +184,8 @@ async fn refresh_watch_list(
 }
 
 /// Drops the in-memory watched list; the next pass reloads it in full.
-pub async fn reload_watch_list(state: &AppState) {
-    let mut list = state.chains.watch_list.lock().await;
+pub async fn reload_watch_list(chains: &Chains) {
+    let mut list = chains.watch_list.lock().await;
     *list = WatchList::default();
 }
 

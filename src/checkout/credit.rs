@@ -4,12 +4,11 @@
 use serde_json::json;
 use sqlx::PgConnection;
 
-use super::CheckoutError;
+use super::{CheckoutError, Checkouts};
 use crate::billing::ledger::{self, EntryKind, NewEntry};
 use crate::domain::ids::{CheckoutSessionId, PurchaseId};
 use crate::domain::money::UsdMicros;
 use crate::notify::{self, Channel};
-use crate::state::AppState;
 
 /// Deposits credited per batch.
 const BATCH_SIZE: i64 = 100;
@@ -168,7 +167,7 @@ pub async fn credit_deposit(
 
 /// Credits every confirmed, uncredited deposit of finalized checkouts (all, or one session).
 pub async fn credit_ready(
-    state: &AppState,
+    cx: &Checkouts,
     session: Option<CheckoutSessionId>,
 ) -> Result<Vec<Credited>, CheckoutError> {
     let mut out = Vec::new();
@@ -185,15 +184,18 @@ pub async fn credit_ready(
             session.map(|s| s.0),
             BATCH_SIZE
         )
-        .fetch_all(&state.pool)
+        .fetch_all(&cx.pool)
         .await?;
         let count = rows.len();
         for row in rows {
             after = row.deposit_id;
-            let mut tx = state.pool.begin().await?;
+            let mut tx = cx.pool.begin().await?;
             let credited =
                 credit_deposit(&mut tx, row.deposit_id, PurchaseId(row.purchase_id), true).await?;
-            charge_sweep_fees(&mut tx, state, PurchaseId(row.purchase_id)).await?;
+            ledger::charge_sweep_fees(&mut tx, PurchaseId(row.purchase_id), |c| {
+                cx.chains.sweep_fee(c)
+            })
+            .await?;
             tx.commit().await?;
             if let Some(c) = credited {
                 tracing::info!(purchase_id = %c.purchase_id, amount = %c.amount, reference = c.reference, "deposit credited");
@@ -205,40 +207,4 @@ pub async fn credit_ready(
         }
     }
     Ok(out)
-}
-
-/// Posts the chain's `sweep_fee_usd` once per confirmed sweep of the purchase's address (its own
-/// ledger row, reference `sweep_fee:<sweep_id>`).
-pub async fn charge_sweep_fees(
-    conn: &mut PgConnection,
-    state: &AppState,
-    purchase_id: PurchaseId,
-) -> Result<usize, CheckoutError> {
-    let sweeps = sqlx::query!(
-        "select s.sweep_id, s.chain_id from sweep s join checkout c using (deposit_address)
-         where c.purchase_id = $1 and s.status = 'confirmed'
-           and not exists (select 1 from ledger_entry l where l.purchase_id = $1
-                           and l.reference = 'sweep_fee:' || s.sweep_id)",
-        purchase_id.0
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut charged = 0;
-    for s in sweeps {
-        let fee = state
-            .chains
-            .by_id(u64::try_from(s.chain_id).unwrap_or_default())
-            .and_then(|c| c.config.sweep_fee_usd.as_deref())
-            .and_then(|f| UsdMicros::parse_decimal(f).ok())
-            .unwrap_or_default();
-        if fee.0 <= 0 {
-            continue;
-        }
-        let entry = NewEntry::new(EntryKind::SweepFee, UsdMicros(-fee.0))
-            .reference(format!("sweep_fee:{}", s.sweep_id))
-            .description(format!("Sweep fee (sweep {})", s.sweep_id));
-        ledger::post(conn, purchase_id, &entry).await?;
-        charged += 1;
-    }
-    Ok(charged)
 }

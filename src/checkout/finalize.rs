@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::receipt::{Receipt, ReceiptCipher, SEALED_FOR_HOURS};
-use super::{Checkout, CheckoutError, credit, provision, totals};
+use super::{Checkout, CheckoutError, Checkouts, credit, provision, totals};
 use crate::billing::purchases::{self, NewPurchase};
 use crate::billing::{BillingError, Triggers};
 use crate::catalog::Offer;
@@ -21,7 +21,6 @@ use crate::domain::ids::{CheckoutSessionId, PurchaseId};
 use crate::domain::money::UsdMicros;
 use crate::notify::{self, Channel};
 use crate::providers::Delivered;
-use crate::state::AppState;
 
 /// What finalize is told.
 #[derive(Debug, Clone, Default)]
@@ -48,8 +47,8 @@ pub enum Finalized {
 
 /// When finalize must have answered: `REQUEST_TIMEOUT_SECS` minus 5 s from now (SPEC §9), less a
 /// second for the work after the last wait.
-fn answer_deadline(state: &AppState) -> Instant {
-    let budget = state
+fn answer_deadline(cx: &Checkouts) -> Instant {
+    let budget = cx
         .config
         .server
         .request_timeout
@@ -61,7 +60,7 @@ fn answer_deadline(state: &AppState) -> Instant {
 /// Whether `flow_id` names a way to pay for the checkout's offer (the one it was started on, or
 /// another flow of the same offer), even when the offer or its chain has been retired since.
 pub(super) async fn check_flow(
-    state: &AppState,
+    cx: &Checkouts,
     flow_id: &str,
     checkout: &Checkout,
     offer: &Offer,
@@ -74,9 +73,9 @@ pub(super) async fn check_flow(
     if same_offer {
         return Ok(());
     }
-    match state
+    match cx
         .catalog
-        .resolve_flow(&state.pool, &state.config.chains, flow_id)
+        .resolve_flow(&cx.pool, &cx.config.chains, flow_id)
         .await?
     {
         Some((other, _)) if other.offer_id == checkout.offer_id => Ok(()),
@@ -90,12 +89,12 @@ pub(super) async fn check_flow(
 /// Scans the checkout's address on every chain, giving up (as an RPC failure) after half the time
 /// left before the deadline: the deposits already recorded still count.
 async fn scan_bounded(
-    state: &AppState,
+    cx: &Checkouts,
     checkout: &Checkout,
     deadline: Instant,
 ) -> Result<Vec<crate::chain::ChainError>, CheckoutError> {
     let limit = deadline.saturating_duration_since(Instant::now()) / 2;
-    match tokio::time::timeout(limit, super::scan_checkout(state, checkout.session)).await {
+    match tokio::time::timeout(limit, super::scan_checkout(cx, checkout.session)).await {
         Ok(result) => result,
         Err(_) => {
             tracing::warn!(?limit, "chain scan cut short to answer in time");
@@ -108,17 +107,16 @@ async fn scan_bounded(
 }
 
 #[tracing::instrument(skip_all, fields(session = ?input.session), err(level = "info"))]
-pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finalized, CheckoutError> {
-    let deadline = answer_deadline(state);
+pub async fn finalize(cx: &Checkouts, input: &FinalizeInput) -> Result<Finalized, CheckoutError> {
+    let deadline = answer_deadline(cx);
     let Some(session) = input.session else {
         return Err(CheckoutError::Invalid(
             "checkout_session_id is required".into(),
         ));
     };
-    let Some(checkout) = super::find(&state.pool, session).await? else {
-        state
-            .catalog
-            .resolve_flow(&state.pool, &state.config.chains, &input.flow_id)
+    let Some(checkout) = super::find(&cx.pool, session).await? else {
+        cx.catalog
+            .resolve_flow(&cx.pool, &cx.config.chains, &input.flow_id)
             .await?
             .ok_or(CheckoutError::FlowNotFound)?;
         return Ok(Finalized::Refused {
@@ -126,15 +124,15 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
         });
     };
     // The terms the checkout was started with, whatever happened to the offer or chain since.
-    let offer = super::offer_of(&state.pool, &checkout).await?;
-    check_flow(state, &input.flow_id, &checkout, &offer).await?;
+    let offer = super::offer_of(&cx.pool, &checkout).await?;
+    check_flow(cx, &input.flow_id, &checkout, &offer).await?;
     let cipher =
-        ReceiptCipher::new(state.config.data_encryption_key.as_ref().ok_or_else(|| {
+        ReceiptCipher::new(cx.config.data_encryption_key.as_ref().ok_or_else(|| {
             CheckoutError::NotConfigured("DATA_ENCRYPTION_KEY is not set".into())
         })?)?;
     if checkout.purchase_id.is_some() {
         return replay(
-            state,
+            cx,
             &cipher,
             &checkout,
             &offer,
@@ -144,8 +142,8 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
         .await;
     }
 
-    let failures = scan_bounded(state, &checkout, deadline).await?;
-    let found = totals(&state.pool, session).await?;
+    let failures = scan_bounded(cx, &checkout, deadline).await?;
+    let found = totals(&cx.pool, session).await?;
     if found.counted() < offer.min_deposit {
         if let Some(failure) = failures.into_iter().next() {
             return Err(failure.into());
@@ -163,13 +161,13 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
                 "Insufficient funds. Found: {} USD confirmed, Required: {} USD.{pending} Nothing was charged: send the difference to {} and finalize again; everything received stays credited to this checkout.",
                 found.counted(),
                 offer.min_deposit,
-                super::explorer_link(state, &checkout)
+                super::explorer_link(cx, &checkout)
             ),
         });
     }
 
     // One transaction: the purchase, its credits, its notifications and its receipt.
-    let mut tx = state.pool.begin().await?;
+    let mut tx = cx.pool.begin().await?;
     let locked = super::checkout_select!("where checkout_session_id = $1 for update", session.0)
         .fetch_one(&mut *tx)
         .await?;
@@ -177,7 +175,7 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
     if checkout.purchase_id.is_some() {
         tx.rollback().await?;
         return replay(
-            state,
+            cx,
             &cipher,
             &checkout,
             &offer,
@@ -249,7 +247,8 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
         .execute(&mut *tx)
         .await?;
     }
-    credit::charge_sweep_fees(&mut tx, state, purchase_id).await?;
+    crate::billing::ledger::charge_sweep_fees(&mut tx, purchase_id, |c| cx.chains.sweep_fee(c))
+        .await?;
     let balance = sqlx::query_scalar!(
         "select balance_micros from purchase where purchase_id = $1",
         purchase_id.0
@@ -272,16 +271,8 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
         ..checkout
     };
     let key = created.customer_key.expose_secret();
-    let full = build_receipt(
-        state,
-        &offer,
-        &checkout,
-        purchase_id,
-        Some(key),
-        None,
-        false,
-    );
-    let public = build_receipt(state, &offer, &checkout, purchase_id, None, None, false);
+    let full = build_receipt(cx, &offer, &checkout, purchase_id, Some(key), None, false);
+    let public = build_receipt(cx, &offer, &checkout, purchase_id, None, None, false);
     let sealed = cipher.seal(&full, &session.to_string())?;
     sqlx::query!(
         "update checkout set purchase_id = $2, officex_purchase_id = $3, finalized_at = now(),
@@ -313,9 +304,9 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
     // Provision, waiting a bounded time (never past the answer deadline); the task keeps going (and
     // records its result) if we stop waiting, a replay of this finalize then returns the secrets, and
     // the retry job covers a crash.
-    let task_state = state.clone();
+    let task_state = cx.clone();
     let task = tokio::spawn(async move { provision::attempt(&task_state, purchase_id).await });
-    let wait = state
+    let wait = cx
         .config
         .checkout
         .provision_wait
@@ -329,7 +320,7 @@ pub async fn finalize(state: &AppState, input: &FinalizeInput) -> Result<Finaliz
             "provisioning continues after finalize answers AWAITING"
         ),
     }
-    let checkout = super::find(&state.pool, session)
+    let checkout = super::find(&cx.pool, session)
         .await?
         .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
     let receipt = checkout
@@ -355,7 +346,7 @@ fn done_message(receipt: &Receipt) -> String {
 /// (with the resource's secrets once provisioning delivered them), else the receipt without secrets.
 /// The status is current.
 async fn replay(
-    state: &AppState,
+    cx: &Checkouts,
     cipher: &ReceiptCipher,
     checkout: &Checkout,
     offer: &Offer,
@@ -366,11 +357,11 @@ async fn replay(
         .purchase_id
         .ok_or_else(|| CheckoutError::Internal("replay of an unfinalized checkout".into()))?;
     // A replay racing the first call waits for the same provisioning, within its own deadline.
-    let until = deadline.min(Instant::now() + state.config.checkout.provision_wait);
-    while resource_status(state, purchase_id).await? == "provisioning" && Instant::now() < until {
+    let until = deadline.min(Instant::now() + cx.config.checkout.provision_wait);
+    while resource_status(cx, purchase_id).await? == "provisioning" && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let checkout = &super::find(&state.pool, checkout.session)
+    let checkout = &super::find(&cx.pool, checkout.session)
         .await?
         .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
     let same_caller = checkout.officex_purchase_id.as_deref() == Some(officex_purchase_id);
@@ -379,10 +370,10 @@ async fn replay(
         .as_deref()
         .filter(|_| same_caller)
         .and_then(|s| cipher.open(s, &checkout.session.to_string()));
-    let ready = resource_ready(state, purchase_id).await?;
+    let ready = resource_ready(cx, purchase_id).await?;
     let mut receipt = match sealed {
         Some(r) => r,
-        None => build_receipt(state, offer, checkout, purchase_id, None, None, ready),
+        None => build_receipt(cx, offer, checkout, purchase_id, None, None, ready),
     };
     receipt.status = if ready { "RUNNING" } else { "AWAITING" }.into();
     Ok(Finalized::Done {
@@ -391,24 +382,24 @@ async fn replay(
     })
 }
 
-async fn resource_status(state: &AppState, purchase_id: PurchaseId) -> Result<String, sqlx::Error> {
+async fn resource_status(cx: &Checkouts, purchase_id: PurchaseId) -> Result<String, sqlx::Error> {
     sqlx::query_scalar!(
         "select resource_status from purchase where purchase_id = $1",
         purchase_id.0
     )
-    .fetch_one(&state.pool)
+    .fetch_one(&cx.pool)
     .await
 }
 
-async fn resource_ready(state: &AppState, purchase_id: PurchaseId) -> Result<bool, sqlx::Error> {
-    Ok(resource_status(state, purchase_id).await? == "ready")
+async fn resource_ready(cx: &Checkouts, purchase_id: PurchaseId) -> Result<bool, sqlx::Error> {
+    Ok(resource_status(cx, purchase_id).await? == "ready")
 }
 
 /// The receipt for a finalized checkout. With `customer_key`, the customer links carry it in the URL
 /// fragment; with `delivered`, the provider's secrets are included (gift card as
 /// `skip_to_final_redirect`, a key as `redeem_code`).
 pub fn build_receipt(
-    state: &AppState,
+    cx: &Checkouts,
     offer: &Offer,
     checkout: &Checkout,
     purchase_id: PurchaseId,
@@ -416,7 +407,7 @@ pub fn build_receipt(
     delivered: Option<&Delivered>,
     ready: bool,
 ) -> Receipt {
-    let config = &state.config;
+    let config = &cx.config;
     let page = config.public_url("/v1/dashboard/customer");
     let link = match customer_key {
         Some(key) => {
@@ -447,14 +438,14 @@ pub fn build_receipt(
             "Open your purchase".to_owned(),
             format!(
                 "Top up any time by sending {} to {}; your balance and usage are on your purchase page.",
-                accepted_tokens(state),
+                accepted_tokens(cx),
                 checkout.deposit_address
             ),
         ),
     };
-    let chain = state.chains.get(&checkout.chain_name);
+    let chain = cx.chains.get(&checkout.chain_name);
     Receipt {
-        vendor_disclaimer: disclaimer(state, checkout),
+        vendor_disclaimer: disclaimer(cx, checkout),
         checkout_session_id: checkout.session.to_string(),
         checkout_flow_id: checkout.flow_id.clone(),
         skip_to_final_redirect,
@@ -485,8 +476,8 @@ pub fn build_receipt(
 }
 
 /// What this server really accepts at a deposit address, e.g. "USDC/USDT on base, USDC on polygon".
-fn accepted_tokens(state: &AppState) -> String {
-    let accepted: Vec<String> = state
+fn accepted_tokens(cx: &Checkouts) -> String {
+    let accepted: Vec<String> = cx
         .chains
         .iter()
         .filter(|c| !c.config.tokens.is_empty())
@@ -508,10 +499,10 @@ fn accepted_tokens(state: &AppState) -> String {
 }
 
 /// The disclaimer shown with a checkout.
-pub fn disclaimer(state: &AppState, checkout: &Checkout) -> String {
+pub fn disclaimer(cx: &Checkouts, checkout: &Checkout) -> String {
     format!(
         "Only send {} to {}. Deposits count after block confirmations; other tokens are not credited automatically.",
-        accepted_tokens(state),
+        accepted_tokens(cx),
         checkout.deposit_address
     )
 }

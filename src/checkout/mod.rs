@@ -2,19 +2,36 @@
 //! (validate), the purchase it becomes (finalize), later credits (topup) and provisioning.
 
 pub mod credit;
+pub mod deposits;
 pub mod finalize;
 pub mod provision;
 pub mod receipt;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use sqlx::PgPool;
 
 use crate::billing::BillingError;
 use crate::catalog::{self, CheckoutFlow, Offer};
 use crate::chain::watcher::{self, Scope};
-use crate::chain::{ChainError, addr_key};
+use crate::chain::{ChainError, Chains, addr_key};
+use crate::config::Config;
 use crate::domain::ids::{CheckoutSessionId, CheckoutWalletId, PurchaseId};
 use crate::domain::money::UsdMicros;
-use crate::state::AppState;
+use crate::providers::Providers;
+
+/// What checkouts work with: the database, the configuration, the chains and the providers that
+/// deliver what was bought. Cheap to clone (every field is a shared handle).
+#[derive(Clone)]
+pub struct Checkouts {
+    pub pool: PgPool,
+    pub config: Arc<Config>,
+    pub chains: Arc<Chains>,
+    pub providers: Providers,
+    /// The active offers, in memory.
+    pub catalog: catalog::Snapshot,
+}
 
 /// Checkout failures, mapped to HTTP at the edge.
 #[derive(Debug, thiserror::Error)]
@@ -179,27 +196,27 @@ pub struct InitiateInput {
 // and by the jobs that meet them.
 #[tracing::instrument(skip_all, fields(flow_id = %input.flow_id), err(level = "info"))]
 pub async fn initiate(
-    state: &AppState,
+    cx: &Checkouts,
     input: &InitiateInput,
 ) -> Result<(Checkout, Offer, CheckoutFlow), CheckoutError> {
-    let (offer, flow) = state
+    let (offer, flow) = cx
         .catalog
-        .resolve_flow(&state.pool, &state.config.chains, &input.flow_id)
+        .resolve_flow(&cx.pool, &cx.config.chains, &input.flow_id)
         .await?
         .ok_or(CheckoutError::FlowNotFound)?;
-    if !state.providers.has(&offer.provider) {
+    if !cx.providers.has(&offer.provider) {
         return Err(CheckoutError::OfferUnavailable);
     }
     let terms = serde_json::to_value(&offer).map_err(|e| CheckoutError::Internal(e.to_string()))?;
-    let keys = state.chains.keys()?;
+    let keys = cx.chains.keys()?;
     let session = CheckoutSessionId::new();
     let wallet_id = CheckoutWalletId::new();
-    let expiry = chrono::Duration::from_std(state.config.checkout.expiry)
+    let expiry = chrono::Duration::from_std(cx.config.checkout.expiry)
         .map_err(|e| CheckoutError::Internal(e.to_string()))?;
-    let watch = chrono::Duration::from_std(state.config.checkout.late_payment_watch)
+    let watch = chrono::Duration::from_std(cx.config.checkout.late_payment_watch)
         .map_err(|e| CheckoutError::Internal(e.to_string()))?;
     let now = Utc::now();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = cx.pool.begin().await?;
     let index: i64 = sqlx::query_scalar!(r#"select nextval('deposit_index_seq') as "index!""#)
         .fetch_one(&mut *tx)
         .await?;
@@ -231,7 +248,7 @@ pub async fn initiate(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    let checkout = find(&state.pool, session)
+    let checkout = find(&cx.pool, session)
         .await?
         .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
     tracing::info!(session = %session, index, "checkout initiated");
@@ -280,12 +297,12 @@ pub async fn totals(
 
 /// Scans every chain for one checkout's address; returns the RPC failures (nothing else changed).
 pub async fn scan_checkout(
-    state: &AppState,
+    cx: &Checkouts,
     session: CheckoutSessionId,
 ) -> Result<Vec<ChainError>, CheckoutError> {
     let mut failures = Vec::new();
-    for chain in state.chains.iter() {
-        match watcher::scan(&state.pool, chain, Scope::Checkout(session.0)).await {
+    for chain in cx.chains.iter() {
+        match watcher::scan(&cx.pool, chain, Scope::Checkout(session.0)).await {
             Ok(_) => {}
             Err(e @ ChainError::Rpc { .. }) => failures.push(e),
             Err(e) => return Err(e.into()),
@@ -307,14 +324,14 @@ pub struct Validation {
 /// Reads the checkout's confirmed deposits (scanning its address first).
 #[tracing::instrument(skip_all, fields(session = %session), err(level = "info"))]
 pub async fn validate(
-    state: &AppState,
+    cx: &Checkouts,
     flow_id: &str,
     session: CheckoutSessionId,
 ) -> Result<Validation, CheckoutError> {
-    let Some(checkout) = find(&state.pool, session).await? else {
-        let (offer, _flow) = state
+    let Some(checkout) = find(&cx.pool, session).await? else {
+        let (offer, _flow) = cx
             .catalog
-            .resolve_flow(&state.pool, &state.config.chains, flow_id)
+            .resolve_flow(&cx.pool, &cx.config.chains, flow_id)
             .await?
             .ok_or(CheckoutError::FlowNotFound)?;
         return Ok(Validation {
@@ -327,29 +344,29 @@ pub async fn validate(
     };
     // The terms the checkout was started with, like finalize: a checkout paid before its offer or
     // chain was retired still validates.
-    let offer = offer_of(&state.pool, &checkout).await?;
-    finalize::check_flow(state, flow_id, &checkout, &offer).await?;
+    let offer = offer_of(&cx.pool, &checkout).await?;
+    finalize::check_flow(cx, flow_id, &checkout, &offer).await?;
     // A recent watcher pass already covered this address: answer from the database, no RPC.
     let fresh = watcher::fresh_for(
-        &state.pool,
-        &state.chains,
+        &cx.pool,
+        &cx.chains,
         session.0,
-        state.config.checkout.validate_fresh,
+        cx.config.checkout.validate_fresh,
     )
     .await?;
     let failures = if fresh {
         Vec::new()
     } else {
-        scan_checkout(state, session).await?
+        scan_checkout(cx, session).await?
     };
-    let totals = totals(&state.pool, session).await?;
+    let totals = totals(&cx.pool, session).await?;
     let expired = checkout.purchase_id.is_none() && checkout.expires_at < Utc::now();
     if totals.counted() < offer.min_deposit
         && let Some(failure) = failures.into_iter().next()
     {
         return Err(failure.into());
     }
-    let explorer = explorer_link(state, &checkout);
+    let explorer = explorer_link(cx, &checkout);
     let pending_note = if totals.pending.0 > 0 {
         format!(
             " {} USD more is waiting for block confirmations.",
@@ -400,8 +417,8 @@ pub async fn validate(
 }
 
 /// `<explorer>/address/<deposit address>` on the checkout's chain (or the bare address).
-pub fn explorer_link(state: &AppState, checkout: &Checkout) -> String {
-    match state.chains.get(&checkout.chain_name) {
+pub fn explorer_link(cx: &Checkouts, checkout: &Checkout) -> String {
+    match cx.chains.get(&checkout.chain_name) {
         Some(chain) if !chain.config.explorer_url.is_empty() => format!(
             "{}/address/{}",
             chain.config.explorer_url, checkout.deposit_address
@@ -427,23 +444,23 @@ impl TopupReport {
 
 /// Scans a finalized checkout's address and credits every new confirmed deposit exactly once.
 #[tracing::instrument(skip_all, fields(session = %checkout.session), err(level = "info"))]
-pub async fn topup(state: &AppState, checkout: Checkout) -> Result<TopupReport, CheckoutError> {
+pub async fn topup(cx: &Checkouts, checkout: Checkout) -> Result<TopupReport, CheckoutError> {
     let purchase_id = checkout.purchase_id.ok_or(CheckoutError::Unauthorized)?;
-    let failures = scan_checkout(state, checkout.session).await?;
-    let credited = credit::credit_ready(state, Some(checkout.session)).await?;
+    let failures = scan_checkout(cx, checkout.session).await?;
+    let credited = credit::credit_ready(cx, Some(checkout.session)).await?;
     if credited.is_empty()
         && let Some(failure) = failures.into_iter().next()
     {
         return Err(failure.into());
     }
-    watcher::update_pending_markers(&state.pool).await?;
+    watcher::update_pending_markers(&cx.pool).await?;
     let balance = sqlx::query_scalar!(
         "select balance_micros from purchase where purchase_id = $1",
         purchase_id.0
     )
-    .fetch_one(&state.pool)
+    .fetch_one(&cx.pool)
     .await?;
-    let totals = totals(&state.pool, checkout.session).await?;
+    let totals = totals(&cx.pool, checkout.session).await?;
     Ok(TopupReport {
         credited,
         balance: UsdMicros(balance),

@@ -6,17 +6,18 @@
 use serde_json::json;
 
 use super::receipt::{Receipt, ReceiptCipher};
-use super::{CheckoutError, finalize};
+use super::{CheckoutError, Checkouts, finalize};
 use crate::billing::{PurchaseStatus, ledger, purchases};
 use crate::catalog;
 use crate::domain::Outcome;
 use crate::domain::ids::PurchaseId;
 use crate::notify::{self, Channel};
 use crate::providers::{Delivered, ProviderError, ProvisionRequest};
-use crate::state::AppState;
 
 /// How long a provisioning attempt may hold its purchase before another worker may retry it.
 pub const LEASE_SECS: f64 = 600.0;
+// A provisioning attempt (creation, then cleanup) always ends before another worker may retry it.
+const _: () = assert!(crate::providers::s3::PROVISION_DEADLINE.as_secs() * 2 <= LEASE_SECS as u64);
 /// Backoff between attempts (seconds); after the last one the purchase stays `failed` and an alert
 /// is raised.
 pub const RETRY_SCHEDULE_SECS: &[u64] = &[10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 43200];
@@ -36,12 +37,12 @@ pub enum Attempt {
 
 /// Runs one provisioning attempt for a purchase whose lease the caller holds, and records it.
 #[tracing::instrument(skip_all, fields(purchase_id = %purchase_id))]
-pub async fn attempt(state: &AppState, purchase_id: PurchaseId) -> Result<Attempt, CheckoutError> {
+pub async fn attempt(cx: &Checkouts, purchase_id: PurchaseId) -> Result<Attempt, CheckoutError> {
     let row = sqlx::query!(
         "select offer_id, customer_email, resource_status from purchase where purchase_id = $1",
         purchase_id.0
     )
-    .fetch_optional(&state.pool)
+    .fetch_optional(&cx.pool)
     .await?
     .ok_or(CheckoutError::Billing(
         crate::billing::BillingError::PurchaseNotFound,
@@ -49,12 +50,12 @@ pub async fn attempt(state: &AppState, purchase_id: PurchaseId) -> Result<Attemp
     if row.resource_status == "ready" {
         return Ok(Attempt::Ready);
     }
-    let result = match offer_for(state, purchase_id, &row.offer_id).await? {
+    let result = match offer_for(cx, purchase_id, &row.offer_id).await? {
         None => Err(ProviderError::Permanent(format!(
             "offer {} is gone",
             row.offer_id
         ))),
-        Some(offer) => match state.providers.get(&offer.provider) {
+        Some(offer) => match cx.providers.get(&offer.provider) {
             Err(e) => Err(e),
             Ok(provider) => {
                 let request = ProvisionRequest {
@@ -63,7 +64,7 @@ pub async fn attempt(state: &AppState, purchase_id: PurchaseId) -> Result<Attemp
                     customer_email: row.customer_email,
                     // The gift card's billing link: the customer page for this purchase. No key:
                     // the retry job never has it, and a gift card may be passed on.
-                    customer_url: state.config.public_url(&format!(
+                    customer_url: cx.config.public_url(&format!(
                         "/v1/dashboard/customer#vendor_purchase_id={purchase_id}"
                     )),
                 };
@@ -73,37 +74,37 @@ pub async fn attempt(state: &AppState, purchase_id: PurchaseId) -> Result<Attemp
     };
     match result {
         Ok(delivered) => {
-            record_ready(state, purchase_id, &delivered).await?;
+            record_ready(cx, purchase_id, &delivered).await?;
             Ok(Attempt::Ready)
         }
-        Err(e) => record_failure(state, purchase_id, &e).await,
+        Err(e) => record_failure(cx, purchase_id, &e).await,
     }
 }
 
 /// The purchase's offer on the terms its checkout was started with (a retired offer still delivers
 /// what was paid for); purchases without a checkout use the offer row.
 async fn offer_for(
-    state: &AppState,
+    cx: &Checkouts,
     purchase_id: PurchaseId,
     offer_id: &str,
 ) -> Result<Option<catalog::Offer>, CheckoutError> {
-    match super::find_by_purchase(&state.pool, purchase_id).await? {
-        Some(checkout) => super::offer_of(&state.pool, &checkout).await.map(Some),
-        None => Ok(catalog::find_offer_any(&state.pool, offer_id).await?),
+    match super::find_by_purchase(&cx.pool, purchase_id).await? {
+        Some(checkout) => super::offer_of(&cx.pool, &checkout).await.map(Some),
+        None => Ok(catalog::find_offer_any(&cx.pool, offer_id).await?),
     }
 }
 
 async fn record_ready(
-    state: &AppState,
+    cx: &Checkouts,
     purchase_id: PurchaseId,
     delivered: &Delivered,
 ) -> Result<(), CheckoutError> {
-    let checkout = super::find_by_purchase(&state.pool, purchase_id).await?;
+    let checkout = super::find_by_purchase(&cx.pool, purchase_id).await?;
     let offer = match &checkout {
-        Some(c) => Some(super::offer_of(&state.pool, c).await?),
+        Some(c) => Some(super::offer_of(&cx.pool, c).await?),
         None => None,
     };
-    let mut tx = state.pool.begin().await?;
+    let mut tx = cx.pool.begin().await?;
     let updated = sqlx::query!(
         "update purchase set resource_state = $2, resource_status = 'ready', next_provision_at = null,
              last_provision_error = null
@@ -122,7 +123,7 @@ async fn record_ready(
     ledger::activate(&mut tx, purchase_id).await?;
     // Deliver the secrets through the sealed receipt (replayed to the same officex_purchase_id for 24 h).
     if let (Some(checkout), Some(offer), Some(key)) =
-        (checkout, offer, state.config.data_encryption_key.as_ref())
+        (checkout, offer, cx.config.data_encryption_key.as_ref())
     {
         let cipher = ReceiptCipher::new(key)?;
         let aad = checkout.session.to_string();
@@ -135,7 +136,7 @@ async fn record_ready(
                 .as_ref()
                 .and_then(|r| r.customer_billing_api_key.clone());
             let full = finalize::build_receipt(
-                state,
+                cx,
                 &offer,
                 &checkout,
                 purchase_id,
@@ -144,7 +145,7 @@ async fn record_ready(
                 true,
             );
             let public =
-                finalize::build_receipt(state, &offer, &checkout, purchase_id, None, None, true);
+                finalize::build_receipt(cx, &offer, &checkout, purchase_id, None, None, true);
             let sealed = cipher.seal(&full, &aad)?;
             sqlx::query!(
                 "update checkout set receipt_sealed = $2, receipt_public = $3,
@@ -166,12 +167,12 @@ async fn record_ready(
 }
 
 async fn record_failure(
-    state: &AppState,
+    cx: &Checkouts,
     purchase_id: PurchaseId,
     error: &ProviderError,
 ) -> Result<Attempt, CheckoutError> {
     let message = error.to_string();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = cx.pool.begin().await?;
     let attempts: i32 = sqlx::query_scalar!(
         "update purchase set provision_attempts = provision_attempts + 1, last_provision_error = $2,
              resource_status = 'failed'
@@ -232,7 +233,7 @@ async fn record_failure(
 }
 
 /// The retry job: claims purchases whose provisioning is due and runs an attempt for each.
-pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
+pub async fn run_once(cx: &Checkouts) -> anyhow::Result<Outcome> {
     let claimed = sqlx::query_scalar!(
         "update purchase set next_provision_at = now() + make_interval(secs => $2)
          where purchase_id in (
@@ -245,13 +246,13 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
         BATCH_SIZE,
         LEASE_SECS
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&cx.pool)
     .await?;
     if claimed.is_empty() {
         return Ok(Outcome::Idle);
     }
     for id in &claimed {
-        attempt(state, PurchaseId(*id)).await?;
+        attempt(cx, PurchaseId(*id)).await?;
     }
     Ok(Outcome::Processed(claimed.len()))
 }

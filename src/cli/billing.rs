@@ -74,7 +74,7 @@ async fn import(state: &AppState, period: BillingPeriod, dry_run: bool) -> anyho
         progress: Arc::new(Bar(bar.clone())),
         ..ImportOptions::new(Trigger::Cli)
     };
-    let result = cost_import::import_period(state, period, &options).await;
+    let result = cost_import::import_period(&state.pool, &state.config, period, &options).await;
     bar.finish_and_clear();
     let report = match result {
         Ok(report) => report,

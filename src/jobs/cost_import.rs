@@ -27,7 +27,7 @@ pub async fn run_daily(state: &AppState, today: NaiveDate) -> anyhow::Result<Opt
         tracing::info!(%today, "daily cost import skipped: another replica ran it today");
         return Ok(None);
     }
-    let result = cost_import::run_once_on(state, today).await;
+    let result = cost_import::run_once_on(&state.pool, &state.config, today).await;
     if result.is_err() {
         sqlx::query!(
             "delete from job_day_run where job = 'cost_import' and day = $1",

@@ -1,7 +1,6 @@
 //! Background jobs: wiring and scheduling only; each job's logic lives in its domain module and is a
 //! plain `run_once` tests call directly.
 
-use std::future::Future;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -13,6 +12,10 @@ use crate::state::AppState;
 pub mod cost_import;
 /// Business gauges for `/metrics`.
 pub mod gauges;
+/// The loop that runs one job's passes (knows nothing of the jobs themselves).
+pub mod runner;
+
+pub use runner::run_loop;
 
 /// What one pass of a job did (defined with the domain types, so jobs' logic needs nothing from here).
 pub use crate::domain::Outcome;
@@ -23,25 +26,34 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
     // (name, sleep when idle, sleep after an error, one pass)
     let jobs: [(&'static str, Duration, Duration, Pass); 7] = [
         ("deposit_watcher", secs(5), secs(15), |s| {
-            Box::pin(async move { crate::chain::watcher::run_once(&s).await })
+            Box::pin(async move { crate::checkout::deposits::run_once(&s.checkouts()).await })
         }),
         ("sweeper", secs(10), secs(30), |s| {
-            Box::pin(async move { crate::chain::sweeper::run_once(&s).await })
+            Box::pin(async move { crate::chain::sweeper::run_once(&s.pool, &s.chains).await })
         }),
         ("provision_retry", secs(5), secs(30), |s| {
-            Box::pin(async move { crate::checkout::provision::run_once(&s).await })
+            Box::pin(async move { crate::checkout::provision::run_once(&s.checkouts()).await })
         }),
         (
             "officex_records",
             crate::officex::worker::IDLE,
             crate::officex::worker::ON_ERROR,
-            |s| Box::pin(async move { crate::officex::worker::run_once(&s).await }),
+            |s| {
+                Box::pin(async move {
+                    crate::officex::worker::run_once(&s.pool, s.officex.as_deref(), &s.config).await
+                })
+            },
         ),
         ("notify", secs(2), secs(10), |s| {
-            Box::pin(async move { crate::notify::worker::run_once(&s).await })
+            Box::pin(
+                async move { crate::notify::worker::run_once(&s.pool, &s.config, &s.http).await },
+            )
         }),
         ("lifecycle", secs(60), secs(60), |s| {
-            Box::pin(async move { crate::billing::lifecycle::run_once(&s).await })
+            Box::pin(async move {
+                crate::providers::lifecycle::run_once(&s.pool, &s.providers, &s.config.billing)
+                    .await
+            })
         }),
         ("gauges", gauges::INTERVAL, gauges::INTERVAL, |s| {
             Box::pin(async move { gauges::run_once(&s).await })
@@ -64,33 +76,4 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
 
 const fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
-}
-
-/// Runs `pass` in a loop until cancelled: again at once after work, after `idle` when idle, and after
-/// `on_error` when it fails (logged).
-pub async fn run_loop<F, Fut>(
-    name: &'static str,
-    shutdown: CancellationToken,
-    idle: Duration,
-    on_error: Duration,
-    mut pass: F,
-) where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Outcome>>,
-{
-    loop {
-        let wait = match pass().await {
-            Ok(Outcome::Processed(_)) => Duration::ZERO,
-            Ok(Outcome::Idle) => idle,
-            Err(e) => {
-                tracing::error!(job = name, error = ?e, "job pass failed");
-                on_error
-            }
-        };
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
-    tracing::info!(job = name, "job stopped");
 }

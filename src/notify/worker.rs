@@ -22,8 +22,8 @@ use sqlx::PgPool;
 
 use super::events::{self, Alert, Email};
 use super::{Channel, Delivery, OutboxItem, claim_due, record};
+use crate::config::Config;
 use crate::domain::Outcome;
-use crate::state::AppState;
 
 /// Rows claimed per channel and pass.
 pub const BATCH_SIZE: i64 = 20;
@@ -34,12 +34,25 @@ pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 
 type Mailer = AsyncSmtpTransport<Tokio1Executor>;
 
+/// What a notify pass works with.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    pool: &'a PgPool,
+    config: &'a Config,
+    http: &'a reqwest::Client,
+}
+
 /// One pass over the webhook, email and alert channels.
-pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
+pub async fn run_once(
+    pool: &PgPool,
+    config: &Config,
+    http: &reqwest::Client,
+) -> anyhow::Result<Outcome> {
+    let cx = &Ctx { pool, config, http };
     let mut done = 0;
-    done += webhooks(state).await?;
-    done += emails(state, Channel::Email).await?;
-    done += emails(state, Channel::Alert).await?;
+    done += webhooks(cx).await?;
+    done += emails(cx, Channel::Email).await?;
+    done += emails(cx, Channel::Alert).await?;
     Ok(if done == 0 {
         Outcome::Idle
     } else {
@@ -77,12 +90,12 @@ async fn skip_one(pool: &PgPool, item: &OutboxItem, reason: &str) -> anyhow::Res
 
 /// Records an attempt; a row that has now failed for good raises an operator alert.
 async fn finish(
-    state: &AppState,
+    cx: &Ctx<'_>,
     item: &OutboxItem,
     delivery: &Delivery,
     took: Duration,
 ) -> anyhow::Result<()> {
-    let failed = record(&state.pool, item, delivery, took).await?;
+    let failed = record(cx.pool, item, delivery, took).await?;
     if failed && item.channel != Channel::Alert.as_str() {
         let error = match delivery {
             Delivery::Retry { error, .. } | Delivery::GiveUp { error, .. } => error.as_str(),
@@ -107,7 +120,7 @@ async fn finish(
                 item.purchase_id.map(|p| p.to_string()).unwrap_or_default(),
             ),
         };
-        let mut conn = state.pool.acquire().await?;
+        let mut conn = cx.pool.acquire().await?;
         events::alert(
             &mut conn,
             &format!("{}.failed", item.channel),
@@ -120,22 +133,17 @@ async fn finish(
     Ok(())
 }
 
-async fn webhooks(state: &AppState) -> anyhow::Result<usize> {
-    let notify = &state.config.notify;
+async fn webhooks(cx: &Ctx<'_>) -> anyhow::Result<usize> {
+    let notify = &cx.config.notify;
     let (Some(url), Some(secret)) = (&notify.webhook_url, &notify.webhook_secret) else {
-        return skip_all(
-            &state.pool,
-            Channel::Webhook,
-            "VENDOR_WEBHOOK_URL is not set",
-        )
-        .await;
+        return skip_all(cx.pool, Channel::Webhook, "VENDOR_WEBHOOK_URL is not set").await;
     };
-    let items = claim_due(&state.pool, Channel::Webhook, BATCH_SIZE).await?;
+    let items = claim_due(cx.pool, Channel::Webhook, BATCH_SIZE).await?;
     let n = items.len();
     let results = join_all(items.iter().map(|item| async move {
         let started = Instant::now();
-        let delivery = send_webhook(state, url, secret.expose_secret().as_bytes(), item).await;
-        finish(state, item, &delivery, started.elapsed()).await
+        let delivery = send_webhook(cx, url, secret.expose_secret().as_bytes(), item).await;
+        finish(cx, item, &delivery, started.elapsed()).await
     }))
     .await;
     for r in results {
@@ -144,7 +152,7 @@ async fn webhooks(state: &AppState) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-async fn send_webhook(state: &AppState, url: &str, secret: &[u8], item: &OutboxItem) -> Delivery {
+async fn send_webhook(cx: &Ctx<'_>, url: &str, secret: &[u8], item: &OutboxItem) -> Delivery {
     let body = events::webhook_body(
         item.event_id,
         &item.event_type,
@@ -152,7 +160,7 @@ async fn send_webhook(state: &AppState, url: &str, secret: &[u8], item: &OutboxI
         &item.payload,
     );
     let signature = events::signature_header(secret, Utc::now().timestamp(), body.as_bytes());
-    let sent = state
+    let sent = cx
         .http
         .post(url)
         .timeout(WEBHOOK_TIMEOUT)
@@ -226,8 +234,8 @@ pub fn mailer(smtp_url: &str) -> anyhow::Result<Mailer> {
         .build())
 }
 
-async fn emails(state: &AppState, channel: Channel) -> anyhow::Result<usize> {
-    let notify = &state.config.notify;
+async fn emails(cx: &Ctx<'_>, channel: Channel) -> anyhow::Result<usize> {
+    let notify = &cx.config.notify;
     let to_operator = channel == Channel::Alert;
     let missing = match (&notify.smtp_url, &notify.alert_email) {
         (None, _) => Some("SMTP_URL is not set"),
@@ -236,17 +244,17 @@ async fn emails(state: &AppState, channel: Channel) -> anyhow::Result<usize> {
     };
     if let Some(reason) = missing {
         if !to_operator {
-            return skip_all(&state.pool, channel, reason).await;
+            return skip_all(cx.pool, channel, reason).await;
         }
         // Alerts still reach the logs.
-        let items = claim_due(&state.pool, channel, BATCH_SIZE).await?;
+        let items = claim_due(cx.pool, channel, BATCH_SIZE).await?;
         for item in &items {
             log_alert(item);
-            skip_one(&state.pool, item, reason).await?;
+            skip_one(cx.pool, item, reason).await?;
         }
         return Ok(items.len());
     }
-    let items = claim_due(&state.pool, channel, BATCH_SIZE).await?;
+    let items = claim_due(cx.pool, channel, BATCH_SIZE).await?;
     if items.is_empty() {
         return Ok(0);
     }
@@ -265,14 +273,14 @@ async fn emails(state: &AppState, channel: Channel) -> anyhow::Result<usize> {
             }
             let started = Instant::now();
             let delivery = match mailer {
-                Ok(mailer) => send_email(state, mailer, item).await,
+                Ok(mailer) => send_email(cx, mailer, item).await,
                 Err(e) => Delivery::Retry {
                     http_status: None,
                     error: e.to_string(),
                     retry_after: None,
                 },
             };
-            finish(state, item, &delivery, started.elapsed()).await
+            finish(cx, item, &delivery, started.elapsed()).await
         }
     }))
     .await;
@@ -311,13 +319,13 @@ fn log_alert(item: &OutboxItem) {
     );
 }
 
-async fn send_email(state: &AppState, mailer: &Mailer, item: &OutboxItem) -> Delivery {
-    let notify = &state.config.notify;
+async fn send_email(cx: &Ctx<'_>, mailer: &Mailer, item: &OutboxItem) -> Delivery {
+    let notify = &cx.config.notify;
     let email = if item.channel == Channel::Alert.as_str() {
         let a = alert_of(item);
         Ok(Email {
             to: notify.alert_email.clone().unwrap_or_default(),
-            subject: format!("[{}] {}", state.config.vendor.name, a.subject),
+            subject: format!("[{}] {}", cx.config.vendor.name, a.subject),
             text: a.text,
         })
     } else {

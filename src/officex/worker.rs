@@ -14,14 +14,15 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 
-use super::{DriveTarget, OfficexError, PurchaseUpdate};
+use sqlx::PgPool;
+
+use super::{DriveTarget, OfficexClient, OfficexError, PurchaseUpdate};
 use crate::billing::PurchaseStatus;
 use crate::config::Config;
 use crate::domain::Outcome;
 use crate::domain::ids::PurchaseId;
 use crate::domain::money::UsdMicros;
 use crate::notify::{self, Channel, Delivery, OutboxItem};
-use crate::state::AppState;
 
 /// Rows claimed per pass.
 pub const BATCH_SIZE: i64 = 20;
@@ -37,6 +38,14 @@ pub const EVENT_PURCHASE_CREATED: &str = "purchase.created";
 pub const EVENT_DEPOSIT_CREDITED: &str = "deposit.credited";
 pub const EVENT_STATUS_CHANGED: &str = "purchase.status_changed";
 
+/// What a pass works with.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    pool: &'a PgPool,
+    officex: Option<&'a dyn OfficexClient>,
+    config: &'a Config,
+}
+
 /// What one sync of a purchase came to.
 #[derive(Debug)]
 enum Attempt {
@@ -47,8 +56,17 @@ enum Attempt {
 }
 
 /// One pass: claims due rows, syncs each purchase once, records every row's outcome.
-pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
-    let items = notify::claim_due(&state.pool, Channel::Officex, BATCH_SIZE)
+pub async fn run_once(
+    pool: &PgPool,
+    officex: Option<&dyn OfficexClient>,
+    config: &Config,
+) -> anyhow::Result<Outcome> {
+    let cx = &Ctx {
+        pool,
+        officex,
+        config,
+    };
+    let items = notify::claim_due(cx.pool, Channel::Officex, BATCH_SIZE)
         .await
         .context("claiming OfficeX outbox rows")?;
     if items.is_empty() {
@@ -60,7 +78,7 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
         groups.entry(item.purchase_id).or_default().push(item);
     }
     let results: Vec<anyhow::Result<()>> = futures::stream::iter(groups)
-        .map(|(purchase_id, items)| deliver(state, purchase_id, items))
+        .map(|(purchase_id, items)| deliver(cx, purchase_id, items))
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;
@@ -70,22 +88,22 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
 }
 
 async fn deliver(
-    state: &AppState,
+    cx: &Ctx<'_>,
     purchase_id: Option<PurchaseId>,
     items: Vec<OutboxItem>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let attempt = sync(state, purchase_id).await?;
+    let attempt = sync(cx, purchase_id).await?;
     let elapsed = started.elapsed();
     let now = Utc::now();
     for item in &items {
         let delivery = classify(&attempt, item.created_at, now);
-        let failed = notify::record(&state.pool, item, &delivery, elapsed)
+        let failed = notify::record(cx.pool, item, &delivery, elapsed)
             .await
             .context("recording an OfficeX delivery")?;
         log(item, &delivery);
         if failed {
-            alert(state, item, &delivery).await?;
+            alert(cx, item, &delivery).await?;
         }
     }
     Ok(())
@@ -93,8 +111,8 @@ async fn deliver(
 
 /// Reads the purchase's current state and sends it, holding a per-purchase advisory lock so that
 /// two workers never race an older state past a newer one.
-async fn sync(state: &AppState, purchase_id: Option<PurchaseId>) -> anyhow::Result<Attempt> {
-    let Some(client) = &state.officex else {
+async fn sync(cx: &Ctx<'_>, purchase_id: Option<PurchaseId>) -> anyhow::Result<Attempt> {
+    let Some(client) = cx.officex else {
         return Ok(Attempt::Skip(
             "OfficeX updates are off (no vendor identity configured)".into(),
         ));
@@ -102,7 +120,7 @@ async fn sync(state: &AppState, purchase_id: Option<PurchaseId>) -> anyhow::Resu
     let Some(purchase_id) = purchase_id else {
         return Ok(Attempt::Skip("the row names no purchase".into()));
     };
-    let mut tx = state.pool.begin().await?;
+    let mut tx = cx.pool.begin().await?;
     sqlx::query!(
         "select pg_advisory_xact_lock(hashtextextended($1, 0))::text as locked",
         format!("officex-record:{}", purchase_id.0)
@@ -134,7 +152,7 @@ async fn sync(state: &AppState, purchase_id: Option<PurchaseId>) -> anyhow::Resu
     let status = PurchaseStatus::parse(&row.status)
         .with_context(|| format!("purchase {purchase_id} has status {:?}", row.status))?;
     let update = build_update(
-        &state.config,
+        cx.config,
         RecordState {
             purchase_id,
             officex_purchase_id,
@@ -321,7 +339,7 @@ fn log(item: &OutboxItem, delivery: &Delivery) {
 }
 
 /// A row that failed for good: logged as an error and reported to the operator (alert channel).
-async fn alert(state: &AppState, item: &OutboxItem, delivery: &Delivery) -> anyhow::Result<()> {
+async fn alert(cx: &Ctx<'_>, item: &OutboxItem, delivery: &Delivery) -> anyhow::Result<()> {
     let (http_status, error) = match delivery {
         Delivery::Retry {
             http_status, error, ..
@@ -336,7 +354,7 @@ async fn alert(state: &AppState, item: &OutboxItem, delivery: &Delivery) -> anyh
         %error,
         "OfficeX record update failed for good; the customer's record may be out of date"
     );
-    let mut conn = state.pool.acquire().await?;
+    let mut conn = cx.pool.acquire().await?;
     notify::enqueue(
         &mut conn,
         Channel::Alert,

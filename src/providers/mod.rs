@@ -2,6 +2,7 @@
 //! kind of resource is one new module registered in [`Providers::from_config`].
 
 pub mod gemini;
+pub mod lifecycle;
 pub mod s3;
 
 use std::collections::HashMap;

@@ -31,23 +31,9 @@ const DELETE_BATCH: usize = 1000;
 /// Rounds of "empty, then delete the bucket" before giving up (objects written concurrently).
 const DELETE_ROUNDS: usize = 5;
 
-/// The deadlines of every AWS call (S3, IAM, Cost Explorer): one operation, retries included, ends
-/// within `operation_timeout`, one HTTP attempt within `attempt_timeout` (a connection within at
-/// most 5 s of it). A streamed download (a CUR file) is bounded until its headers arrive; its body
-/// is read as it comes.
-pub fn timeouts(aws: &AwsConfig) -> aws_config::timeout::TimeoutConfig {
-    aws_config::timeout::TimeoutConfig::builder()
-        .operation_timeout(aws.operation_timeout)
-        .operation_attempt_timeout(aws.attempt_timeout)
-        .connect_timeout(aws.attempt_timeout.min(std::time::Duration::from_secs(5)))
-        .build()
-}
-
 /// The longest a provisioning attempt (creation, then cleanup after a failure) may run: half the
 /// provisioning lease, so an attempt always ends before another worker may retry the purchase.
 pub const PROVISION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
-const _: () =
-    assert!(PROVISION_DEADLINE.as_secs() * 2 <= crate::checkout::provision::LEASE_SECS as u64);
 
 /// What the provider needs besides the AWS clients.
 #[derive(Debug, Clone)]
@@ -222,7 +208,7 @@ impl S3Provider {
     /// Clients for `config.aws`: its region, endpoint, static credentials (else the SDK's own chain:
     /// env, profile, instance role) and deadlines ([`timeouts`]), shared with the cost import.
     pub async fn from_config(aws: &AwsConfig, config: &Config) -> Self {
-        let sdk = crate::billing::cost_import::sdk_config(aws).await;
+        let sdk = crate::aws::sdk_config(aws).await;
         let settings = S3Settings {
             region: aws.region.clone(),
             endpoint_url: aws.endpoint_url.clone(),

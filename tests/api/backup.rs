@@ -77,7 +77,9 @@ async fn a_backup_restores_into_a_new_database_with_every_balance_and_pending_sw
         ));
     }
     // One sweeper pass plans and signs; nothing is confirmed yet.
-    sweeper::run_once(&p.app.state).await.unwrap();
+    sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+        .await
+        .unwrap();
     let pending = count(
         &pool,
         "select count(*) from sweep where status not in ('confirmed', 'failed')",
@@ -161,7 +163,9 @@ async fn a_backup_restores_into_a_new_database_with_every_balance_and_pending_sw
         assert_eq!(shown.0, micros, "{view}");
     }
     for _ in 0..12 {
-        sweeper::run_once(&app.state).await.unwrap();
+        sweeper::run_once(&app.state.pool, &app.state.chains)
+            .await
+            .unwrap();
         p.anvil.mine(2).await;
     }
     assert_eq!(

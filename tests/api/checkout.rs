@@ -9,7 +9,8 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use vendor_server::chain::{sweeper, wallet, watcher};
+use vendor_server::chain::{sweeper, wallet};
+use vendor_server::checkout::deposits;
 use vendor_server::checkout::provision;
 use vendor_server::domain::ids::PurchaseId;
 use vendor_server::jobs::Outcome;
@@ -115,13 +116,17 @@ impl Pay {
     }
 
     pub async fn watch(&self) -> Outcome {
-        watcher::run_once(&self.app.state).await.unwrap()
+        deposits::run_once(&self.app.state.checkouts())
+            .await
+            .unwrap()
     }
 
     /// Runs the sweeper (mining between passes) until no sweep is unfinished.
     pub async fn sweep_all(&self) {
         for _ in 0..12 {
-            sweeper::run_once(&self.app.state).await.unwrap();
+            sweeper::run_once(&self.app.state.pool, &self.app.state.chains)
+                .await
+                .unwrap();
             self.anvil.mine(2).await;
             let open: i64 = sqlx::query_scalar(
                 "select count(*) from sweep where status not in ('confirmed', 'failed')",
@@ -634,7 +639,7 @@ async fn provisioning_failures_answer_awaiting_and_are_retried(pool: PgPool) {
     // Credit is intact whatever the provider did.
     assert_eq!(p.balance().await, 3_000_000);
     assert_eq!(
-        provision::run_once(&p.app.state).await.unwrap(),
+        provision::run_once(&p.app.state.checkouts()).await.unwrap(),
         Outcome::Idle,
         "backoff not due yet"
     );
@@ -643,7 +648,7 @@ async fn provisioning_failures_answer_awaiting_and_are_retried(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(
-        provision::run_once(&p.app.state).await.unwrap(),
+        provision::run_once(&p.app.state.checkouts()).await.unwrap(),
         Outcome::Processed(1)
     );
     let status: String = sqlx::query_scalar("select status from purchase")
@@ -857,7 +862,7 @@ async fn an_unreachable_rpc_node_is_a_clear_retryable_error_without_state_change
         )
         .await;
     assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "chain_unavailable");
-    assert!(watcher::run_once(&app.state).await.is_err());
+    assert!(deposits::run_once(&app.state.checkouts()).await.is_err());
     let purchases: i64 = sqlx::query_scalar("select count(*) from purchase")
         .fetch_one(&app.state.pool)
         .await

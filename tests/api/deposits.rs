@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use vendor_server::chain::erc20::IMulticall3;
 use vendor_server::chain::{sweeper, watcher};
+use vendor_server::checkout::deposits;
 use vendor_server::config::MULTICALL3;
 
 use crate::chain::{
@@ -203,7 +204,9 @@ async fn a_payment_to_a_deleted_purchase_is_swept_alerted_and_credited_to_nothin
     );
     // Swept to the treasury and visible in the sweeps list.
     for _ in 0..8 {
-        sweeper::run_once(&p.app.state).await.unwrap();
+        sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+            .await
+            .unwrap();
         p.anvil.mine(2).await;
     }
     assert_eq!(
@@ -226,7 +229,7 @@ async fn a_payment_to_a_deleted_purchase_is_swept_alerted_and_credited_to_nothin
 
     // After the late-payment window the address is no longer watched.
     delete_purchase(&p, "31 days").await;
-    watcher::reload_watch_list(&p.app.state).await;
+    watcher::reload_watch_list(&p.app.state.chains).await;
     p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
     p.anvil.mine(2).await;
     p.watch().await;
@@ -260,9 +263,13 @@ async fn a_confirmed_but_uncredited_deposit_keeps_a_suspended_purchase_from_dele
             .await,
         1
     );
-    vendor_server::billing::lifecycle::run_once(&p.app.state)
-        .await
-        .unwrap();
+    vendor_server::providers::lifecycle::run_once(
+        &p.app.state.pool,
+        &p.app.state.providers,
+        &p.app.state.config.billing,
+    )
+    .await
+    .unwrap();
     let status: String = sqlx::query_scalar("select status from purchase")
         .fetch_one(&p.app.state.pool)
         .await
@@ -350,7 +357,7 @@ async fn a_node_that_omits_a_log_does_not_make_a_confirmed_deposit_look_reorged(
         (StatusCode::OK, &json!(true)),
         "{f}"
     );
-    watcher::run_once(&x.app.state).await.unwrap();
+    deposits::run_once(&x.app.state.checkouts()).await.unwrap();
     assert_eq!(
         count(
             &x.app,
@@ -363,8 +370,8 @@ async fn a_node_that_omits_a_log_does_not_make_a_confirmed_deposit_look_reorged(
     // A lagging/load-balanced node answers eth_getLogs without the log; the block is unchanged.
     x.proxy.set(PROXY_OMIT_LOGS);
     x.anvil.mine(1).await;
-    watcher::run_once(&x.app.state).await.unwrap();
-    watcher::run_once(&x.app.state).await.unwrap();
+    deposits::run_once(&x.app.state.checkouts()).await.unwrap();
+    deposits::run_once(&x.app.state.checkouts()).await.unwrap();
     assert_eq!(
         count(
             &x.app,
@@ -384,7 +391,7 @@ async fn a_node_that_omits_a_log_does_not_make_a_confirmed_deposit_look_reorged(
         "no false alert"
     );
     x.proxy.set(PROXY_FORWARD);
-    watcher::run_once(&x.app.state).await.unwrap();
+    deposits::run_once(&x.app.state.checkouts()).await.unwrap();
     assert_eq!(
         count(
             &x.app,
@@ -491,7 +498,9 @@ async fn a_chain_unreachable_at_start_stays_off_until_its_id_matches(pool: PgPoo
     x.anvil.mine(2).await;
     // The node answers now, with another chain id: the chain stays off.
     x.proxy.set(PROXY_FORWARD);
-    let err = watcher::run_once(&x.app.state).await.unwrap_err();
+    let err = deposits::run_once(&x.app.state.checkouts())
+        .await
+        .unwrap_err();
     assert!(format!("{err:#}").contains("31337"), "{err:#}");
     assert_eq!(count(&x.app, "select count(*) from deposit").await, 0);
     assert_eq!(count(&x.app, "select count(*) from chain_cursor").await, 0);
@@ -560,7 +569,7 @@ async fn watcher_pass_at_100k_history_benchmark(pool: PgPool) {
     sqlx::query("analyze").execute(db).await.unwrap();
     let time_pass = || async {
         let started = std::time::Instant::now();
-        watcher::run_once(&p.app.state).await.unwrap();
+        deposits::run_once(&p.app.state.checkouts()).await.unwrap();
         started.elapsed()
     };
     let first = time_pass().await;

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::json;
 use sqlx::PgPool;
-use vendor_server::billing::lifecycle;
 use vendor_server::domain::ids::PurchaseId;
 use vendor_server::jobs::Outcome;
+use vendor_server::providers::lifecycle;
 use vendor_server::providers::{Delivered, ProviderError, ProvisionRequest, ResourceProvider};
 use vendor_server::state::AppState;
 
@@ -111,7 +111,12 @@ async fn setup(pool: &PgPool) -> (TestApp, AppState, Arc<Recorder>, Bought) {
 #[sqlx::test]
 async fn suspension_then_restore_by_a_credit(pool: PgPool) {
     let (app, state, recorder, a) = setup(&pool).await;
-    assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
+    assert_eq!(
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
+        Outcome::Idle
+    );
     debit(&app, &a, "9.95").await;
     assert_eq!(
         statuses(&pool, a.id).await,
@@ -120,13 +125,20 @@ async fn suspension_then_restore_by_a_credit(pool: PgPool) {
 
     // The provider fails once: state kept, retried on the next pass.
     *recorder.failures.lock().unwrap() = 1;
-    assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
+    assert_eq!(
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
+        Outcome::Idle
+    );
     assert_eq!(
         statuses(&pool, a.id).await,
         ("suspended".into(), "ready".into())
     );
     assert_eq!(
-        lifecycle::run_once(&state).await.unwrap(),
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
         Outcome::Processed(1)
     );
     assert_eq!(
@@ -135,13 +147,20 @@ async fn suspension_then_restore_by_a_credit(pool: PgPool) {
     );
     assert_eq!(recorder.calls(), vec!["suspend"]);
     assert_eq!(recorder.calls.lock().unwrap()[0].2, json!({"key_id": "k1"}));
-    assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
+    assert_eq!(
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
+        Outcome::Idle
+    );
 
     // A top-up lifts the status (ledger) and the resource comes back (lifecycle).
     credit(&pool, a.id, 20_000_000, "deposit:topup").await;
     assert_eq!(statuses(&pool, a.id).await.0, "active");
     assert_eq!(
-        lifecycle::run_once(&state).await.unwrap(),
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
         Outcome::Processed(1)
     );
     assert_eq!(
@@ -162,7 +181,9 @@ async fn suspension_then_restore_by_a_credit(pool: PgPool) {
 async fn deletion_after_the_grace_period_never_while_a_deposit_is_pending(pool: PgPool) {
     let (app, state, recorder, a) = setup(&pool).await;
     debit(&app, &a, "10").await;
-    lifecycle::run_once(&state).await.unwrap();
+    lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+        .await
+        .unwrap();
     assert_eq!(
         statuses(&pool, a.id).await,
         ("suspended".into(), "suspended".into())
@@ -176,14 +197,24 @@ async fn deletion_after_the_grace_period_never_while_a_deposit_is_pending(pool: 
     .execute(&pool)
     .await
     .unwrap();
-    assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
+    assert_eq!(
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
+        Outcome::Idle
+    );
     // Past it, but a deposit is pending: kept.
     sqlx::query("update purchase set status_changed_at = now() - interval '8 days', pending_deposit_at = now() where purchase_id = $1")
         .bind(a.id.0)
         .execute(&pool)
         .await
         .unwrap();
-    assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
+    assert_eq!(
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
+        Outcome::Idle
+    );
     assert_eq!(statuses(&pool, a.id).await.0, "suspended");
     // A credit during the grace period (not enough to lift the status) restarts it.
     sqlx::query("update purchase set pending_deposit_at = null, last_credit_at = now() - interval '1 day' where purchase_id = $1")
@@ -191,7 +222,12 @@ async fn deletion_after_the_grace_period_never_while_a_deposit_is_pending(pool: 
         .execute(&pool)
         .await
         .unwrap();
-    assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
+    assert_eq!(
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
+        Outcome::Idle
+    );
     assert_eq!(recorder.calls(), vec!["suspend"]);
 
     // No credit for longer than the grace period: deleted, then its resource (retried on failure).
@@ -204,7 +240,9 @@ async fn deletion_after_the_grace_period_never_while_a_deposit_is_pending(pool: 
     .unwrap();
     *recorder.failures.lock().unwrap() = 1;
     assert_eq!(
-        lifecycle::run_once(&state).await.unwrap(),
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
         Outcome::Processed(1)
     );
     assert_eq!(
@@ -212,7 +250,9 @@ async fn deletion_after_the_grace_period_never_while_a_deposit_is_pending(pool: 
         ("deleted".into(), "suspended".into())
     );
     assert_eq!(
-        lifecycle::run_once(&state).await.unwrap(),
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
         Outcome::Processed(1)
     );
     assert_eq!(
@@ -220,7 +260,12 @@ async fn deletion_after_the_grace_period_never_while_a_deposit_is_pending(pool: 
         ("deleted".into(), "deleted".into())
     );
     assert_eq!(recorder.calls(), vec!["suspend", "delete"]);
-    assert_eq!(lifecycle::run_once(&state).await.unwrap(), Outcome::Idle);
+    assert_eq!(
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
+        Outcome::Idle
+    );
 
     // Announced once; a later credit records but never revives a deleted purchase.
     let changes: Vec<String> = outbox_rows(&pool, a.id, "webhook", "purchase.status_changed")

@@ -241,7 +241,7 @@ async fn deposits_sweeps_and_the_gas_wallet_on_anvil(pool: PgPool) {
     assert_eq!(f["success"], true, "{f}");
 
     // Before the sweep: one unfinished sweep, planned by the sweeper's first pass.
-    vendor_server::chain::sweeper::run_once(&p.app.state)
+    vendor_server::chain::sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
         .await
         .unwrap();
     gauges::run_once(&p.app.state).await.unwrap();
@@ -333,7 +333,7 @@ async fn an_empty_gas_wallet_shows_as_low_with_no_balance(pool: PgPool) {
         0.0
     );
     for _ in 0..2 {
-        vendor_server::chain::sweeper::run_once(&p.app.state)
+        vendor_server::chain::sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
             .await
             .unwrap();
     }

@@ -221,7 +221,9 @@ async fn webhooks_are_signed_retried_and_every_attempt_recorded(pool: PgPool) {
     cross_low(&app, &a).await;
 
     assert_eq!(
-        worker::run_once(&app.state).await.unwrap(),
+        worker::run_once(&app.state.pool, &app.state.config, &app.state.http)
+            .await
+            .unwrap(),
         Outcome::Processed(1)
     );
     let rows = outbox(&pool, "webhook").await;
@@ -233,10 +235,17 @@ async fn webhooks_are_signed_retried_and_every_attempt_recorded(pool: PgPool) {
         "first retry after 5 s ± 20 %: {wait}"
     );
     // Not due yet: nothing happens.
-    assert_eq!(worker::run_once(&app.state).await.unwrap(), Outcome::Idle);
+    assert_eq!(
+        worker::run_once(&app.state.pool, &app.state.config, &app.state.http)
+            .await
+            .unwrap(),
+        Outcome::Idle
+    );
     make_due(&pool).await;
     assert_eq!(
-        worker::run_once(&app.state).await.unwrap(),
+        worker::run_once(&app.state.pool, &app.state.config, &app.state.http)
+            .await
+            .unwrap(),
         Outcome::Processed(1)
     );
     let rows = outbox(&pool, "webhook").await;
@@ -297,7 +306,9 @@ async fn retry_after_is_honoured_and_a_dead_webhook_alerts_by_email(pool: PgPool
     let a = buy(&pool, OFFER, 10_000_000, None).await;
     clear_outbox(&pool).await;
     cross_low(&app, &a).await;
-    worker::run_once(&app.state).await.unwrap();
+    worker::run_once(&app.state.pool, &app.state.config, &app.state.http)
+        .await
+        .unwrap();
     let (_, status, _, wait) = outbox(&pool, "webhook").await[0].clone();
     assert_eq!(status, "pending");
     assert!(
@@ -314,7 +325,9 @@ async fn retry_after_is_honoured_and_a_dead_webhook_alerts_by_email(pool: PgPool
     .execute(&pool)
     .await
     .unwrap();
-    worker::run_once(&app.state).await.unwrap();
+    worker::run_once(&app.state.pool, &app.state.config, &app.state.http)
+        .await
+        .unwrap();
     assert_eq!(outbox(&pool, "webhook").await[0].1, "failed");
     let alerts = outbox(&pool, "alert").await;
     assert_eq!(alerts.len(), 1);
@@ -329,7 +342,12 @@ async fn retry_after_is_honoured_and_a_dead_webhook_alerts_by_email(pool: PgPool
     assert!(mails[0].contains("webhook delivery failed"), "{}", mails[0]);
     assert!(!mails[0].contains(SECRET));
     // A second pass does not alert again.
-    assert_eq!(worker::run_once(&app.state).await.unwrap(), Outcome::Idle);
+    assert_eq!(
+        worker::run_once(&app.state.pool, &app.state.config, &app.state.http)
+            .await
+            .unwrap(),
+        Outcome::Idle
+    );
     assert_eq!(sink.messages().len(), 1);
 }
 
@@ -347,7 +365,11 @@ async fn customer_email_reaches_a_real_smtp_server(pool: PgPool) {
     let a = buy(&pool, OFFER, 10_000_000, Some("customer@example.com")).await;
     clear_outbox(&pool).await;
     cross_low(&app, &a).await;
-    let Outcome::Processed(n) = worker::run_once(&app.state).await.unwrap() else {
+    let Outcome::Processed(n) =
+        worker::run_once(&app.state.pool, &app.state.config, &app.state.http)
+            .await
+            .unwrap()
+    else {
         panic!("nothing delivered");
     };
     assert!(n >= 2, "one email, one skipped webhook");
@@ -362,7 +384,12 @@ async fn customer_email_reaches_a_real_smtp_server(pool: PgPool) {
     assert_eq!(outbox(&pool, "email").await[0].1, "delivered");
     // No webhook URL: the webhook row is completed as skipped, not left pending.
     assert_eq!(outbox(&pool, "webhook").await[0].1, "skipped");
-    assert_eq!(worker::run_once(&app.state).await.unwrap(), Outcome::Idle);
+    assert_eq!(
+        worker::run_once(&app.state.pool, &app.state.config, &app.state.http)
+            .await
+            .unwrap(),
+        Outcome::Idle
+    );
 }
 
 /// `purchase.status_changed` outbox payloads of a purchase, per channel.

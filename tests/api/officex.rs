@@ -120,7 +120,14 @@ async fn post_and_enqueue(pool: &PgPool, id: PurchaseId, entry: NewEntry, refere
 async fn drain(app: &TestApp) -> usize {
     let mut handled = 0;
     for _ in 0..10 {
-        match worker::run_once(&app.state).await.unwrap() {
+        match worker::run_once(
+            &app.state.pool,
+            app.state.officex.as_deref(),
+            &app.state.config,
+        )
+        .await
+        .unwrap()
+        {
             Outcome::Processed(n) => handled += n,
             Outcome::Idle => return handled,
         }

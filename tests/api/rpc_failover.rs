@@ -6,7 +6,8 @@ use alloy::primitives::{Address, U256};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use vendor_server::chain::{sweeper, watcher};
+use vendor_server::chain::sweeper;
+use vendor_server::checkout::deposits;
 
 use crate::chain::{Anvil, PROXY_FORWARD, RpcProxy, TestProvider, Wallets, spawn_pay_app};
 use crate::checkout::{GEMINI_USDC, Pay};
@@ -86,7 +87,9 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     let f = p.finalize(GEMINI_USDC, &session1, "PurchaseID_one").await;
     assert_eq!(f["success"], true, "{f}");
     p.watch().await;
-    sweeper::run_once(&p.app.state).await.unwrap();
+    sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+        .await
+        .unwrap();
     let statuses = sweep_statuses(&p).await;
     assert_eq!(statuses.len(), 1);
     assert_ne!(statuses[0], "confirmed", "the sweep is still under way");
@@ -136,7 +139,9 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     let f = p.finalize(GEMINI_USDC, &session3, "PurchaseID_three").await;
     assert_eq!(f["success"], true, "{f}");
     p.watch().await;
-    sweeper::run_once(&p.app.state).await.unwrap();
+    sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+        .await
+        .unwrap();
     let before: (String, i32) =
         sqlx::query_as("select status, attempts from sweep order by sweep_id desc limit 1")
             .fetch_one(&p.app.state.pool)
@@ -146,8 +151,10 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     let second_port = second.kill().await;
     // Sweeps wait: no attempt is spent, nothing fails.
     for _ in 0..3 {
-        let _ = watcher::run_once(&p.app.state).await;
-        sweeper::run_once(&p.app.state).await.unwrap();
+        let _ = deposits::run_once(&p.app.state.checkouts()).await;
+        sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+            .await
+            .unwrap();
         p.anvil.mine(2).await;
     }
     let during: (String, i32) =
@@ -224,7 +231,7 @@ async fn two_rpc_endpoints_fail_over_and_recover_without_a_restart(pool: PgPool)
     // A later outage is a new episode: one more alert.
     second.kill().await;
     for _ in 0..2 {
-        let _ = watcher::run_once(&p.app.state).await;
+        let _ = deposits::run_once(&p.app.state.checkouts()).await;
     }
     assert_eq!(p.outbox("alert", "rpc.down").await, 2);
 }

@@ -6,7 +6,8 @@ use std::time::Instant;
 use alloy::primitives::{Address, U256};
 use serde_json::json;
 use sqlx::PgPool;
-use vendor_server::chain::{Chains, sweeper, watcher};
+use vendor_server::chain::{Chains, sweeper};
+use vendor_server::checkout::deposits;
 use vendor_server::jobs::Outcome;
 
 use crate::checkout::{GEMINI_USDC, Pay, setup, setup_with};
@@ -39,7 +40,9 @@ async fn a_crash_after_the_intent_commit_is_reconciled_without_a_second_send(poo
     let p = setup(pool).await;
     let address = paid(&p, 2_000_000).await;
     // Pass 1 plans and signs (intent and nonce committed); the "crash" is that nothing else runs.
-    sweeper::run_once(&p.app.state).await.unwrap();
+    sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+        .await
+        .unwrap();
     let (status, hash, raw) = sweep_row(&p).await;
     assert_eq!(status, "signed");
     let hash = hash.unwrap();
@@ -66,7 +69,9 @@ async fn a_crash_after_the_intent_commit_is_reconciled_without_a_second_send(poo
     )
     .await;
     for _ in 0..4 {
-        sweeper::run_once(&restarted.state).await.unwrap();
+        sweeper::run_once(&restarted.state.pool, &restarted.state.chains)
+            .await
+            .unwrap();
         p.anvil.mine(2).await;
     }
     let (status, after_hash, _) = sweep_row(&p).await;
@@ -95,7 +100,9 @@ async fn a_crash_after_the_intent_commit_is_reconciled_without_a_second_send(poo
 async fn a_crash_between_broadcast_and_record_does_not_send_again(pool: PgPool) {
     let p = setup(pool).await;
     paid(&p, 3_000_000).await;
-    sweeper::run_once(&p.app.state).await.unwrap();
+    sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+        .await
+        .unwrap();
     let (status, hash, raw) = sweep_row(&p).await;
     assert_eq!(status, "signed");
     // The broadcast reached the node but the process died before recording it.
@@ -109,7 +116,9 @@ async fn a_crash_between_broadcast_and_record_does_not_send_again(pool: PgPool) 
     assert_eq!(sent.as_str(), hash.as_deref());
     p.anvil.mine(2).await;
     for _ in 0..3 {
-        sweeper::run_once(&p.app.state).await.unwrap();
+        sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+            .await
+            .unwrap();
         p.anvil.mine(2).await;
     }
     let (status, after, _) = sweep_row(&p).await;
@@ -133,7 +142,9 @@ async fn low_gas_makes_sweeps_wait_with_one_alert_then_they_proceed(pool: PgPool
     let p = setup_with(pool, &[], 0, true).await;
     let address = paid(&p, 2_000_000).await;
     for _ in 0..3 {
-        sweeper::run_once(&p.app.state).await.unwrap();
+        sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+            .await
+            .unwrap();
     }
     let (status, _, _) = sweep_row(&p).await;
     assert_eq!(status, "planned", "waits instead of failing");
@@ -292,7 +303,7 @@ async fn detection_scale_benchmark(pool: PgPool) {
 
     let before = chain.rpc_requests();
     let started = Instant::now();
-    let outcome = watcher::run_once(&p.app.state).await.unwrap();
+    let outcome = deposits::run_once(&p.app.state.checkouts()).await.unwrap();
     let logs_time = started.elapsed();
     let logs_requests = chain.rpc_requests() - before;
     let found: i64 = sqlx::query_scalar("select count(*) from deposit")
@@ -304,7 +315,7 @@ async fn detection_scale_benchmark(pool: PgPool) {
 
     let before = chain.rpc_requests();
     let started = Instant::now();
-    let again = watcher::run_once(&p.app.state).await.unwrap();
+    let again = deposits::run_once(&p.app.state.checkouts()).await.unwrap();
     let idle_time = started.elapsed();
     let idle_requests = chain.rpc_requests() - before;
     assert_eq!(again, Outcome::Idle);
@@ -380,9 +391,9 @@ async fn three_sweepers_on_one_database_sign_each_sweep_once_without_a_nonce_gap
         p.app.state.clone(),
     ];
     for _ in 0..8 {
-        let passes = replicas
-            .iter()
-            .map(|state| async move { sweeper::run_once(state).await.unwrap() });
+        let passes = replicas.iter().map(|state| async move {
+            sweeper::run_once(&state.pool, &state.chains).await.unwrap()
+        });
         futures::future::join_all(passes).await;
         p.anvil.mine(2).await;
     }
@@ -465,7 +476,7 @@ async fn bad_sweeps_fail_alone_after_bounded_retries_and_never_block_the_others(
     let good_address = paid(&p, 2_000_000).await;
     let mut errors = Vec::new();
     for _ in 0..(sweeper::MAX_ATTEMPTS + 4) {
-        if let Err(e) = sweeper::run_once(&p.app.state).await {
+        if let Err(e) = sweeper::run_once(&p.app.state.pool, &p.app.state.chains).await {
             errors.push(e.to_string());
         }
         // Time passes: every backoff is over.
@@ -511,7 +522,9 @@ async fn a_reverted_relay_whose_authorization_was_used_is_confirmed(pool: PgPool
     use alloy::eips::eip2718::Decodable2718;
     let p = setup(pool).await;
     let address = paid(&p, 2_000_000).await;
-    sweeper::run_once(&p.app.state).await.unwrap();
+    sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+        .await
+        .unwrap();
     let (status, _, raw) = sweep_row(&p).await;
     assert_eq!(status, "signed");
     let envelope = alloy::consensus::TxEnvelope::decode_2718(&mut raw.unwrap().as_slice()).unwrap();
@@ -616,13 +629,17 @@ async fn sweeper_scale_benchmark(pool: PgPool) {
     async fn measure(p: &Pay, purchase: uuid::Uuid) -> (std::time::Duration, std::time::Duration) {
         // Warm up.
         assert_eq!(
-            sweeper::run_once(&p.app.state).await.unwrap(),
+            sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+                .await
+                .unwrap(),
             Outcome::Idle
         );
         let started = Instant::now();
         for _ in 0..PASSES {
             assert_eq!(
-                sweeper::run_once(&p.app.state).await.unwrap(),
+                sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+                    .await
+                    .unwrap(),
                 Outcome::Idle
             );
         }
@@ -630,10 +647,10 @@ async fn sweeper_scale_benchmark(pool: PgPool) {
         let mut tx = p.app.state.pool.begin().await.unwrap();
         let started = Instant::now();
         for _ in 0..PASSES {
-            vendor_server::checkout::credit::charge_sweep_fees(
+            vendor_server::billing::ledger::charge_sweep_fees(
                 &mut tx,
-                &p.app.state,
                 vendor_server::domain::ids::PurchaseId(purchase),
+                |c| p.app.state.chains.sweep_fee(c),
             )
             .await
             .unwrap();
@@ -666,7 +683,9 @@ async fn sweeper_scale_benchmark(pool: PgPool) {
 async fn a_signed_sweep_that_cannot_be_broadcast_alerts_the_operator_once(pool: PgPool) {
     let p = setup(pool).await;
     paid(&p, 2_000_000).await;
-    sweeper::run_once(&p.app.state).await.unwrap();
+    sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+        .await
+        .unwrap();
     let (status, _, _) = sweep_row(&p).await;
     assert_eq!(status, "signed");
     sqlx::query("update sweep set raw_tx = '\\x02c0'::bytea")
@@ -674,7 +693,9 @@ async fn a_signed_sweep_that_cannot_be_broadcast_alerts_the_operator_once(pool: 
         .await
         .unwrap();
     for _ in 0..(sweeper::MAX_ATTEMPTS + 3) {
-        sweeper::run_once(&p.app.state).await.unwrap();
+        sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
+            .await
+            .unwrap();
         sqlx::query("update sweep set next_attempt_at = now()")
             .execute(&p.app.state.pool)
             .await

@@ -44,7 +44,7 @@ pub async fn env(pool: PgPool, extra: &[(&str, &str)]) -> Env {
     ];
     vars.extend_from_slice(extra);
     let app = spawn_app_with(pool, &vars).await;
-    let sdk = cost_import::sdk_config(app.state.config.aws.as_ref().unwrap()).await;
+    let sdk = vendor_server::aws::sdk_config(app.state.config.aws.as_ref().unwrap()).await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(true)
@@ -159,7 +159,7 @@ impl Env {
     }
 
     pub async fn run(&self, today: NaiveDate) -> anyhow::Result<Outcome> {
-        cost_import::run_once_on(self.state(), today).await
+        cost_import::run_once_on(&self.state().pool, &self.state().config, today).await
     }
 }
 
@@ -465,8 +465,8 @@ async fn two_concurrent_runs_charge_once(pool: PgPool) {
     )
     .unwrap();
     let (a, b) = tokio::join!(
-        cost_import::run_once_on(env.state(), today()),
-        cost_import::run_once_on(&other, today())
+        cost_import::run_once_on(&env.state().pool, &env.state().config, today()),
+        cost_import::run_once_on(&other.pool, &other.config, today())
     );
     let outcomes = [a.unwrap(), b.unwrap()];
     let posted: usize = outcomes
@@ -680,9 +680,10 @@ async fn a_dry_run_charges_and_records_nothing(pool: PgPool) {
         ..ImportOptions::new(Trigger::Cli)
     };
     let period: BillingPeriod = "2026-03".parse().unwrap();
-    let report = cost_import::import_period(env.state(), period, &options)
-        .await
-        .unwrap();
+    let report =
+        cost_import::import_period(&env.state().pool, &env.state().config, period, &options)
+            .await
+            .unwrap();
     assert_eq!(report.run_id, None);
     assert_eq!(report.purchases.len(), 1);
     assert_eq!(report.purchases[0].purchase_id, p);
@@ -697,12 +698,14 @@ async fn a_dry_run_charges_and_records_nothing(pool: PgPool) {
     // held is refused.
     let options = ImportOptions::new(Trigger::Cli);
     let held = ImportLock::try_acquire(env.pool()).await.unwrap().unwrap();
-    let busy = cost_import::import_period(env.state(), period, &options).await;
+    let busy =
+        cost_import::import_period(&env.state().pool, &env.state().config, period, &options).await;
     assert!(matches!(busy, Err(cost_import::CostImportError::Busy)));
     held.release().await;
-    let report = cost_import::import_period(env.state(), period, &options)
-        .await
-        .unwrap();
+    let report =
+        cost_import::import_period(&env.state().pool, &env.state().config, period, &options)
+            .await
+            .unwrap();
     assert_eq!(report.total_charged, UsdMicros(1_360_000));
     assert_eq!(balance(env.pool(), p).await, 10_000_000 - 1_360_000);
 }
@@ -777,7 +780,9 @@ async fn a_markup_change_never_reprices_charged_days(pool: PgPool) {
     )
     .await;
     assert_eq!(
-        cost_import::run_once_on(&repriced, today()).await.unwrap(),
+        cost_import::run_once_on(&repriced.pool, &repriced.config, today())
+            .await
+            .unwrap(),
         Outcome::Processed(1)
     );
     assert_eq!(
@@ -791,7 +796,9 @@ async fn a_markup_change_never_reprices_charged_days(pool: PgPool) {
     )
     .await;
     assert_eq!(
-        cost_import::run_once_on(&repriced, today()).await.unwrap(),
+        cost_import::run_once_on(&repriced.pool, &repriced.config, today())
+            .await
+            .unwrap(),
         Outcome::Processed(1)
     );
     assert_eq!(
@@ -805,7 +812,9 @@ async fn a_markup_change_never_reprices_charged_days(pool: PgPool) {
     );
     // A repeated run under either markup changes nothing.
     assert_eq!(
-        cost_import::run_once_on(&repriced, today()).await.unwrap(),
+        cost_import::run_once_on(&repriced.pool, &repriced.config, today())
+            .await
+            .unwrap(),
         Outcome::Processed(0)
     );
     assert_eq!(env.run(today()).await.unwrap(), Outcome::Processed(0));

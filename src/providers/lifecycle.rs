@@ -9,14 +9,14 @@
 //! not pooled again, when the pass ends).
 
 use anyhow::Context;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::PurchaseStatus;
-use super::ledger;
+use super::Providers;
+use crate::billing::{PurchaseStatus, ledger, meter};
+use crate::config::BillingConfig;
 use crate::domain::Outcome;
 use crate::domain::ids::PurchaseId;
-use crate::state::AppState;
 
 /// Purchases handled per step and pass.
 pub const BATCH_SIZE: i64 = 50;
@@ -29,6 +29,14 @@ struct Candidate {
     resource_state: serde_json::Value,
 }
 
+/// What a lifecycle pass works with.
+#[derive(Clone, Copy)]
+struct Ctx<'a> {
+    pool: &'a PgPool,
+    providers: &'a Providers,
+    billing: &'a BillingConfig,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
     Suspend,
@@ -37,8 +45,17 @@ enum Action {
 }
 
 /// One pass: suspend, resume, delete after the grace period. Returns how many purchases moved.
-pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
-    let mut conn = state
+pub async fn run_once(
+    pool: &PgPool,
+    providers: &Providers,
+    billing: &BillingConfig,
+) -> anyhow::Result<Outcome> {
+    let cx = &Ctx {
+        pool,
+        providers,
+        billing,
+    };
+    let mut conn = cx
         .pool
         .acquire()
         .await
@@ -52,11 +69,11 @@ pub async fn run_once(state: &AppState) -> anyhow::Result<Outcome> {
     // Whatever happens from here (error, cancellation), the session and its lock end with it.
     conn.close_on_drop();
     let mut done = 0;
-    done += step(state, &mut conn, Action::Suspend).await?;
-    done += step(state, &mut conn, Action::Resume).await?;
-    done += expire(state, &mut conn).await?;
-    done += step(state, &mut conn, Action::Delete).await?;
-    let purged = super::meter::purge_expired_keys(&state.pool).await?;
+    done += step(cx, &mut conn, Action::Suspend).await?;
+    done += step(cx, &mut conn, Action::Resume).await?;
+    done += expire(cx, &mut conn).await?;
+    done += step(cx, &mut conn, Action::Delete).await?;
+    let purged = meter::purge_expired_keys(cx.pool).await?;
     if purged > 0 {
         tracing::info!(purged, "expired idempotency keys deleted");
     }
@@ -107,11 +124,11 @@ async fn candidates(conn: &mut PgConnection, action: Action) -> anyhow::Result<V
 }
 
 /// Calls the provider for each candidate of `action`, then records the new resource status.
-async fn step(state: &AppState, conn: &mut PgConnection, action: Action) -> anyhow::Result<usize> {
+async fn step(cx: &Ctx<'_>, conn: &mut PgConnection, action: Action) -> anyhow::Result<usize> {
     let mut done = 0;
     for c in candidates(conn, action).await? {
         let id = PurchaseId(c.purchase_id);
-        let provider = match state.providers.get(&c.provider) {
+        let provider = match cx.providers.get(&c.provider) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(purchase_id = %id, provider = %c.provider, error = %e, ?action, "lifecycle: no provider; retried next pass");
@@ -150,8 +167,8 @@ async fn step(state: &AppState, conn: &mut PgConnection, action: Action) -> anyh
 /// Suspended purchases past the grace period with no credit since and no pending or
 /// confirmed-but-uncredited deposit become
 /// `deleted` (re-checked under the row lock, announced in the same transaction).
-async fn expire(state: &AppState, conn: &mut PgConnection) -> anyhow::Result<usize> {
-    let grace = state.config.billing.suspension_grace.as_secs_f64();
+async fn expire(cx: &Ctx<'_>, conn: &mut PgConnection) -> anyhow::Result<usize> {
+    let grace = cx.billing.suspension_grace.as_secs_f64();
     let ids: Vec<Uuid> = sqlx::query_scalar!(
         "select purchase_id from purchase
          where status = 'suspended' and pending_deposit_at is null

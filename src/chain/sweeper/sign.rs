@@ -1,0 +1,439 @@
+//! Signing: the planned sweep's transaction (an EIP-3009 relay for USDC, a gas top-up then `transfer`
+//! for tokens without it), fees and gas estimates, the nonce taken under the gas wallet's row lock in
+//! the same transaction that stores the signed bytes, and the low-gas wait.
+
+use super::*;
+
+/// A signed EIP-1559 transaction: raw bytes and hash.
+pub(super) struct SignedTx {
+    raw: Vec<u8>,
+    hash: B256,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn sign_tx(
+    signer: &PrivateKeySigner,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    input: Bytes,
+    gas_limit: u64,
+    fees: (u128, u128),
+) -> Result<SignedTx, ChainError> {
+    let mut tx = TxEip1559 {
+        chain_id,
+        nonce,
+        gas_limit,
+        max_fee_per_gas: fees.0,
+        max_priority_fee_per_gas: fees.1.min(fees.0),
+        to: TxKind::Call(to),
+        value,
+        access_list: Default::default(),
+        input,
+    };
+    let signature = signer
+        .sign_transaction_sync(&mut tx)
+        .map_err(|e| ChainError::Wallet(format!("signing failed: {e}")))?;
+    let envelope = TxEnvelope::from(tx.into_signed(signature));
+    Ok(SignedTx {
+        raw: envelope.encoded_2718(),
+        hash: *envelope.tx_hash(),
+    })
+}
+
+/// (max fee per gas, priority fee per gas).
+pub(super) async fn fees(chain: &ChainClient) -> Result<(u128, u128), ChainError> {
+    let estimate = chain
+        .provider
+        .estimate_eip1559_fees()
+        .await
+        .map_err(|e| chain.rpc_error(e))?;
+    Ok((estimate.max_fee_per_gas, estimate.max_priority_fee_per_gas))
+}
+
+pub(super) async fn estimate(
+    chain: &ChainClient,
+    from: Address,
+    to: Address,
+    input: &Bytes,
+    value: U256,
+) -> Result<u64, ChainError> {
+    let request = TransactionRequest::default()
+        .from(from)
+        .to(to)
+        .value(value)
+        .input(TransactionInput::new(input.clone()));
+    let gas = chain
+        .provider
+        .estimate_gas(request)
+        .await
+        .map_err(|e| chain.rpc_error(format!("gas estimate failed: {e}")))?;
+    Ok(gas + gas * GAS_MARGIN_PCT / 100)
+}
+
+/// Signs the current step and stores it (nonce allocated under the signer's row lock).
+pub(super) async fn sign(
+    cx: &Ctx<'_>,
+    chain: &ChainClient,
+    sweep: &SweepRow,
+) -> Result<bool, ChainError> {
+    let keys = cx.chains.keys()?;
+    let gas = cx.chains.gas().ok_or_else(|| {
+        ChainError::NotConfigured("VENDOR_GAS_TANK_PRIVATE_KEY is not set".into())
+    })?;
+    let depositor = keys.signer(sweep.deposit_index)?;
+    if depositor.address() != sweep.deposit {
+        return Err(ChainError::Wallet(format!(
+            "sweep {}: deposit index {} does not derive {} (was DEPOSIT_MNEMONIC changed?)",
+            sweep.sweep_id, sweep.deposit_index, sweep.deposit
+        )));
+    }
+    let (max_fee, priority) = fees(chain).await?;
+    match (sweep.method.as_str(), sweep.step.as_str()) {
+        ("eip3009", _) => {
+            let token = chain.token_by_address(sweep.token).ok_or_else(|| {
+                ChainError::Invalid(format!(
+                    "sweep {}: token no longer configured",
+                    sweep.sweep_id
+                ))
+            })?;
+            let domain = erc20::eip712_domain(chain, token).await?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            let mut nonce = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+            let nonce = B256::from(nonce);
+            let message = TransferWithAuthorization {
+                from: sweep.deposit,
+                to: sweep.treasury,
+                value: sweep.amount,
+                validAfter: U256::ZERO,
+                validBefore: U256::from(now + AUTHORIZATION_VALID_SECS),
+                nonce,
+            };
+            let signature = depositor
+                .sign_typed_data_sync(&message, &domain)
+                .map_err(|e| ChainError::Wallet(format!("authorization signing failed: {e}")))?;
+            let input: Bytes = IERC20::transferWithAuthorizationCall {
+                from: message.from,
+                to: message.to,
+                value: message.value,
+                validAfter: message.validAfter,
+                validBefore: message.validBefore,
+                nonce,
+                v: if signature.v() { 28 } else { 27 },
+                r: signature.r().into(),
+                s: signature.s().into(),
+            }
+            .abi_encode()
+            .into();
+            let gas_limit = estimate(chain, gas.address(), sweep.token, &input, U256::ZERO).await?;
+            let cost = U256::from(gas_limit) * U256::from(max_fee);
+            if !gas_available(cx, chain, gas.address(), cost).await? {
+                return Ok(false);
+            }
+            store_gas_wallet_tx(cx, chain, sweep, &gas.signer, Some(nonce), |tx_nonce| {
+                sign_tx(
+                    &gas.signer,
+                    chain.id(),
+                    tx_nonce,
+                    sweep.token,
+                    U256::ZERO,
+                    input.clone(),
+                    gas_limit,
+                    (max_fee, priority),
+                )
+            })
+            .await
+        }
+        (_, "topup") => {
+            let input: Bytes = IERC20::transferCall {
+                to: sweep.treasury,
+                value: sweep.amount,
+            }
+            .abi_encode()
+            .into();
+            let gas_limit = estimate(chain, sweep.deposit, sweep.token, &input, U256::ZERO).await?;
+            let need = U256::from(gas_limit) * U256::from(max_fee);
+            let have = chain
+                .provider
+                .get_balance(sweep.deposit)
+                .await
+                .map_err(|e| chain.rpc_error(e))?;
+            if have >= need {
+                // Enough ETH is already there (an earlier top-up's dust): no top-up.
+                sqlx::query!(
+                    "update sweep set step = 'sweep' where sweep_id = $1 and status = 'planned'",
+                    sweep.sweep_id
+                )
+                .execute(cx.pool)
+                .await?;
+                return Ok(true);
+            }
+            let value = need - have;
+            let cost = value + U256::from(TRANSFER_GAS) * U256::from(max_fee);
+            if !gas_available(cx, chain, gas.address(), cost).await? {
+                return Ok(false);
+            }
+            sqlx::query!(
+                "update sweep set topup_wei = $2 where sweep_id = $1",
+                sweep.sweep_id,
+                to_numeric(value)
+            )
+            .execute(cx.pool)
+            .await?;
+            store_gas_wallet_tx(cx, chain, sweep, &gas.signer, None, |nonce| {
+                sign_tx(
+                    &gas.signer,
+                    chain.id(),
+                    nonce,
+                    sweep.deposit,
+                    value,
+                    Bytes::new(),
+                    TRANSFER_GAS,
+                    (max_fee, priority),
+                )
+            })
+            .await
+        }
+        _ => {
+            // transfer() signed by the deposit key, paid with the ETH the top-up left there.
+            let input: Bytes = IERC20::transferCall {
+                to: sweep.treasury,
+                value: sweep.amount,
+            }
+            .abi_encode()
+            .into();
+            let gas_limit = estimate(chain, sweep.deposit, sweep.token, &input, U256::ZERO).await?;
+            let have = chain
+                .provider
+                .get_balance(sweep.deposit)
+                .await
+                .map_err(|e| chain.rpc_error(e))?;
+            // Never ask for more than the address holds (the fee market may have moved).
+            let affordable =
+                u128::try_from(have / U256::from(gas_limit.max(1))).unwrap_or(u128::MAX);
+            if affordable == 0 {
+                sqlx::query!(
+                    "update sweep set step = 'topup' where sweep_id = $1 and status = 'planned'",
+                    sweep.sweep_id
+                )
+                .execute(cx.pool)
+                .await?;
+                return Ok(true);
+            }
+            let max_fee = max_fee.min(affordable);
+            let chain_nonce = chain
+                .provider
+                .get_transaction_count(sweep.deposit)
+                .pending()
+                .await
+                .map_err(|e| chain.rpc_error(e))?;
+            let signed = sign_tx(
+                &depositor,
+                chain.id(),
+                chain_nonce,
+                sweep.token,
+                U256::ZERO,
+                input,
+                gas_limit,
+                (max_fee, priority),
+            )?;
+            let mut tx = cx.pool.begin().await?;
+            // One signer per deposit address at a time (two tokens on one address).
+            sqlx::query!(
+                "select pg_advisory_xact_lock(hashtext('vendor_server.signer:' || $1))",
+                addr_key(sweep.deposit)
+            )
+            .execute(&mut *tx)
+            .await?;
+            let stored = store_signed(
+                &mut tx,
+                sweep.sweep_id,
+                sweep.deposit,
+                chain_nonce,
+                &signed,
+                None,
+            )
+            .await?;
+            if stored {
+                tx.commit().await?;
+            }
+            Ok(stored)
+        }
+    }
+}
+
+/// Allocates the gas wallet's next nonce under its row lock, signs with it and stores the signed
+/// transaction, all in one database transaction. Broadcasting happens after the commit.
+pub(super) async fn store_gas_wallet_tx(
+    cx: &Ctx<'_>,
+    chain: &ChainClient,
+    sweep: &SweepRow,
+    signer: &PrivateKeySigner,
+    authorization: Option<B256>,
+    build: impl FnOnce(u64) -> Result<SignedTx, ChainError>,
+) -> Result<bool, ChainError> {
+    let address = signer.address();
+    let chain_nonce = chain
+        .provider
+        .get_transaction_count(address)
+        .pending()
+        .await
+        .map_err(|e| chain.rpc_error(e))?;
+    let chain_id = i64::try_from(chain.id()).unwrap_or(i64::MAX);
+    let mut tx = cx.pool.begin().await?;
+    sqlx::query!(
+        "insert into gas_wallet (chain_id, address, next_nonce) values ($1, $2, $3) on conflict do nothing",
+        chain_id,
+        addr_key(address),
+        i64::try_from(chain_nonce).unwrap_or(i64::MAX)
+    )
+    .execute(&mut *tx)
+    .await?;
+    let next: i64 = sqlx::query_scalar!(
+        "select next_nonce from gas_wallet where chain_id = $1 and address = $2 for update",
+        chain_id,
+        addr_key(address)
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    // Under the gas wallet's lock: the sweep must still be at the step this replica read. If another
+    // replica signed it meanwhile, roll back; no nonce is consumed.
+    let current = sqlx::query!(
+        "select status, step from sweep where sweep_id = $1 for update",
+        sweep.sweep_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if current.status != "planned" || current.step != sweep.step {
+        tracing::info!(
+            sweep_id = sweep.sweep_id,
+            status = current.status,
+            "sweep signed elsewhere; nothing done"
+        );
+        return Ok(false);
+    }
+    let nonce = u64::try_from(next).unwrap_or_default().max(chain_nonce);
+    let signed = build(nonce)?;
+    sqlx::query!(
+        "update gas_wallet set next_nonce = $3 where chain_id = $1 and address = $2",
+        chain_id,
+        addr_key(address),
+        i64::try_from(nonce + 1).unwrap_or(i64::MAX)
+    )
+    .execute(&mut *tx)
+    .await?;
+    let stored = store_signed(
+        &mut tx,
+        sweep.sweep_id,
+        address,
+        nonce,
+        &signed,
+        authorization,
+    )
+    .await?;
+    if stored {
+        tx.commit().await?;
+    }
+    // Not stored: the transaction rolls back with the nonce.
+    Ok(stored)
+}
+
+pub(super) async fn store_signed(
+    conn: &mut sqlx::PgConnection,
+    sweep_id: i64,
+    from: Address,
+    nonce: u64,
+    signed: &SignedTx,
+    authorization: Option<B256>,
+) -> Result<bool, ChainError> {
+    let updated = sqlx::query!(
+        "update sweep set status = 'signed', from_address = $2, nonce = $3, tx_hash = $4, raw_tx = $5,
+             authorization_nonce = $6, last_error = null, attempts = 0, next_attempt_at = now()
+         where sweep_id = $1 and status = 'planned'",
+        sweep_id,
+        addr_key(from),
+        i64::try_from(nonce).unwrap_or(i64::MAX),
+        format!("{:#x}", signed.hash),
+        signed.raw,
+        authorization.map(|a| format!("{a:#x}"))
+    )
+    .execute(conn)
+    .await?;
+    if updated.rows_affected() != 1 {
+        return Ok(false);
+    }
+    tracing::info!(sweep_id, tx_hash = %signed.hash, nonce, "sweep transaction signed");
+    Ok(true)
+}
+
+/// Whether the gas wallet can pay `cost`; if not, raises `gas.low` once per episode and the sweep waits.
+pub(super) async fn gas_available(
+    cx: &Ctx<'_>,
+    chain: &ChainClient,
+    gas: Address,
+    cost: U256,
+) -> Result<bool, ChainError> {
+    let balance = chain
+        .provider
+        .get_balance(gas)
+        .await
+        .map_err(|e| chain.rpc_error(e))?;
+    let chain_id = i64::try_from(chain.id()).unwrap_or(i64::MAX);
+    let mut tx = cx.pool.begin().await?;
+    let nonce = chain
+        .provider
+        .get_transaction_count(gas)
+        .pending()
+        .await
+        .map_err(|e| chain.rpc_error(e))?;
+    sqlx::query!(
+        "insert into gas_wallet (chain_id, address, next_nonce) values ($1, $2, $3) on conflict do nothing",
+        chain_id,
+        addr_key(gas),
+        i64::try_from(nonce).unwrap_or(i64::MAX)
+    )
+    .execute(&mut *tx)
+    .await?;
+    if balance >= cost {
+        sqlx::query!(
+            "update gas_wallet set low_since = null where chain_id = $1 and address = $2 and low_since is not null",
+            chain_id,
+            addr_key(gas)
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        return Ok(true);
+    }
+    let started = sqlx::query_scalar!(
+        "update gas_wallet set low_since = now() where chain_id = $1 and address = $2 and low_since is null
+         returning low_since",
+        chain_id,
+        addr_key(gas)
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(since) = started.flatten() {
+        let data = json!({
+            "chain_id": chain.id(),
+            "chain": chain.name(),
+            "address": addr_key(gas),
+            "balance_wei": balance.to_string(),
+            "required_wei": cost.to_string(),
+            "message": format!(
+                "The gas wallet {gas} on {} holds {balance} wei but the next sweep needs {cost} wei. Sweeps wait until it is funded; customer credits are not affected.",
+                chain.name()
+            ),
+        });
+        let key = format!("gas.low:{}:{}", chain.id(), since.timestamp());
+        tell_vendor(&mut tx, "gas.low", &data, &key).await?;
+        tracing::error!(chain = chain.name(), %gas, %balance, %cost, "gas wallet too low; sweeps wait");
+    }
+    tx.commit().await?;
+    Ok(false)
+}

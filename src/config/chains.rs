@@ -1,0 +1,224 @@
+//! Chains: each EVM chain's RPC endpoints, confirmations, scan windows and accepted stablecoins, from
+//! `CHAINS_FILE` (TOML) or the original's single-chain variables, and their validation.
+
+use super::*;
+
+/// One EVM chain and the stablecoins accepted on it.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// Short lowercase name used in flow ids (`base`, `sepolia`).
+    pub name: String,
+    pub chain_id: u64,
+    /// The first JSON-RPC endpoint (`rpc_url`); more in `rpc_urls`, used as fallbacks.
+    #[serde(default = "no_rpc_url")]
+    pub rpc_url: SecretString,
+    /// Further JSON-RPC endpoints of the same chain (failover, in order).
+    #[serde(default)]
+    pub rpc_urls: Vec<SecretString>,
+    /// Timeout of one JSON-RPC call to one endpoint, in seconds.
+    #[serde(default = "default_rpc_timeout_secs")]
+    pub rpc_timeout_secs: u64,
+    #[serde(default = "default_confirmations")]
+    pub confirmations: u64,
+    #[serde(default)]
+    pub explorer_url: String,
+    #[serde(default = "default_multicall3")]
+    pub multicall3: Address,
+    /// Optional flat fee per sweep, charged as its own ledger row (decimal USD string).
+    #[serde(default)]
+    pub sweep_fee_usd: Option<String>,
+    pub tokens: Vec<TokenConfig>,
+    /// Largest block range of one `eth_getLogs` request (RPC providers cap it).
+    #[serde(default = "default_log_chunk_blocks")]
+    pub log_chunk_blocks: u64,
+    /// How many recent blocks each watcher pass rescans to notice reorgs of recorded deposits.
+    #[serde(default = "default_reorg_window_blocks")]
+    pub reorg_window_blocks: u64,
+    /// First block to scan when the chain has no cursor yet (default: a lookback below the head).
+    #[serde(default)]
+    pub start_block: Option<u64>,
+}
+
+impl fmt::Debug for ChainConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChainConfig")
+            .field("name", &self.name)
+            .field("chain_id", &self.chain_id)
+            .field("rpc_url", &"***")
+            .field("confirmations", &self.confirmations)
+            .field("tokens", &self.tokens)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn default_confirmations() -> u64 {
+    2
+}
+
+pub(super) fn no_rpc_url() -> SecretString {
+    SecretString::from(String::new())
+}
+
+pub(super) fn default_rpc_timeout_secs() -> u64 {
+    15
+}
+
+impl ChainConfig {
+    /// Every JSON-RPC endpoint of the chain, the primary first.
+    pub fn endpoints(&self) -> impl Iterator<Item = &SecretString> {
+        std::iter::once(&self.rpc_url)
+            .filter(|u| !u.expose_secret().is_empty())
+            .chain(self.rpc_urls.iter())
+    }
+}
+
+pub(super) fn default_log_chunk_blocks() -> u64 {
+    2_000
+}
+
+pub(super) fn default_reorg_window_blocks() -> u64 {
+    128
+}
+
+/// The canonical Multicall3 deployment address.
+pub const MULTICALL3: Address =
+    alloy::primitives::address!("cA11bde05977b3631167028862bE2a173976CA11");
+
+pub(super) fn default_multicall3() -> Address {
+    MULTICALL3
+}
+
+pub(super) fn default_rate() -> String {
+    "1".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Lowercase symbol used in flow ids (`usdc`, `usdt`).
+    pub symbol: String,
+    pub address: Address,
+    pub decimals: u8,
+    /// Display name (`Circle USD (USDC)`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// USD value of one whole token, as a decimal string (default "1").
+    #[serde(default = "default_rate")]
+    pub usd_rate: String,
+    /// Whether the token implements EIP-3009 `transferWithAuthorization`.
+    #[serde(default)]
+    pub eip3009: bool,
+    /// EIP-712 domain name/version; read from the token when not set.
+    #[serde(default)]
+    pub eip712_name: Option<String>,
+    #[serde(default)]
+    pub eip712_version: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ChainsFile {
+    #[serde(default)]
+    pub(super) chains: Vec<ChainConfig>,
+}
+
+pub(super) fn validate_chains(chains: &mut [ChainConfig]) -> Result<(), ConfigError> {
+    let mut names = std::collections::HashSet::new();
+    for chain in chains.iter_mut() {
+        let var = "CHAINS_FILE";
+        chain.name = chain.name.to_ascii_lowercase();
+        if chain.name.is_empty() || chain.name.contains(':') {
+            return Err(ConfigError::invalid(
+                var,
+                "chain names without ':'",
+                &chain.name,
+            ));
+        }
+        if !names.insert(chain.name.clone()) {
+            return Err(ConfigError::invalid(
+                var,
+                "unique chain names",
+                format!("{} appears twice", chain.name),
+            ));
+        }
+        if let Some(fee) = &chain.sweep_fee_usd
+            && UsdMicros::parse_decimal(fee)
+                .map(|f| f.0 < 0)
+                .unwrap_or(true)
+        {
+            return Err(ConfigError::invalid(
+                var,
+                "sweep_fee_usd as a non-negative USD decimal",
+                fee,
+            ));
+        }
+        if chain.rpc_url.expose_secret().is_empty() && !chain.rpc_urls.is_empty() {
+            chain.rpc_url = chain.rpc_urls.remove(0);
+        }
+        let var_rpc = "RPC_ENDPOINT / CHAINS_FILE";
+        if chain.endpoints().next().is_none() {
+            return Err(ConfigError::invalid(
+                var_rpc,
+                "at least one JSON-RPC endpoint (rpc_url or rpc_urls)",
+                &chain.name,
+            ));
+        }
+        if chain.endpoints().any(|u| {
+            let u = u.expose_secret();
+            !(u.starts_with("http://") || u.starts_with("https://"))
+        }) {
+            return Err(ConfigError::invalid(
+                var_rpc,
+                "http(s) JSON-RPC URLs (rpc_url / rpc_urls, or RPC_ENDPOINT comma-separated)",
+                format!(
+                    "chain {}: an endpoint without an http(s) scheme",
+                    chain.name
+                ),
+            ));
+        }
+        if chain.rpc_timeout_secs == 0 || chain.rpc_timeout_secs > 120 {
+            return Err(ConfigError::invalid(
+                var_rpc,
+                "rpc_timeout_secs (RPC_TIMEOUT_SECS) of 1..=120 seconds",
+                chain.rpc_timeout_secs,
+            ));
+        }
+        if chain.log_chunk_blocks == 0 || chain.reorg_window_blocks == 0 {
+            return Err(ConfigError::invalid(
+                var,
+                "log_chunk_blocks and reorg_window_blocks of at least 1",
+                &chain.name,
+            ));
+        }
+        let mut symbols = std::collections::HashSet::new();
+        for token in &mut chain.tokens {
+            token.symbol = token.symbol.to_ascii_lowercase();
+            if !symbols.insert(token.symbol.clone()) {
+                return Err(ConfigError::invalid(
+                    var,
+                    "unique token symbols per chain",
+                    format!("{} twice on {}", token.symbol, chain.name),
+                ));
+            }
+            if token.decimals > 36 {
+                return Err(ConfigError::invalid(
+                    var,
+                    "token decimals up to 36",
+                    token.decimals,
+                ));
+            }
+            if UsdMicros::parse_decimal(&token.usd_rate)
+                .map(|r| r.0 <= 0)
+                .unwrap_or(true)
+            {
+                return Err(ConfigError::invalid(
+                    var,
+                    "usd_rate as a positive decimal",
+                    &token.usd_rate,
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,478 @@
+//! The Gemini offer: a metering gateway. Each purchase gets its own gateway key (hashed in
+//! `gateway_key`, separate from the billing keys); the server answers Google's Gemini REST API
+//! (`src/api/gemini.rs`), forwards to the upstream with the vendor's key and debits each response's
+//! `usageMetadata` tokens × the offer's per-model prices through the ledger, in real time.
+//!
+//! This module holds the domain side: keys, prices, metering, rate limits and the upstream handle.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine;
+use bigdecimal::BigDecimal;
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{Delivered, ProviderError, ProvisionRequest, ResourceProvider};
+use crate::billing::ledger::{self, EntryKind, NewEntry, Posted};
+use crate::billing::{BillingError, PurchaseStatus, keys};
+use crate::config::GeminiConfig;
+use crate::domain::ids::PurchaseId;
+use crate::domain::money::UsdMicros;
+
+mod access;
+mod limiter;
+mod pricing;
+mod provider;
+mod stream;
+
+pub use access::*;
+pub use limiter::*;
+pub use pricing::*;
+pub use provider::*;
+pub use stream::*;
+
+/// Gateway keys start with this, so a leaked one is recognisable.
+pub const KEY_PREFIX: &str = "vsg_";
+/// Tokens Google counts for one image / file part; the estimate uses it for media parts.
+const MEDIA_PART_TOKENS: u64 = 258;
+/// The largest single streamed JSON object the meter buffers (inline images can be large).
+const MAX_STREAM_OBJECT: usize = 64 * 1024 * 1024;
+/// Rate-limit entries kept before idle (full) ones are dropped.
+const LIMITER_PRUNE_AT: usize = 10_000;
+/// A model's output limit when its prices in the offer do not set `max_output_tokens` (the
+/// Gemini 2.5 models' limit).
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 65_536;
+/// Concurrent calls per purchase when the offer does not set `max_concurrent_requests`.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 4;
+/// The most candidates a reservation counts (`generationConfig.candidateCount`; Google allows 8).
+const MAX_CANDIDATES: u64 = 8;
+/// How long a call's reservation holds without being settled: a request that crashed (or a
+/// replica that died) frees its share of the balance and its concurrency slot after this long.
+/// Longer than any call runs (Google ends a request after 10 minutes).
+pub const RESERVATION_TTL_SECS: f64 = 900.0;
+/// A stream still running pushes its reservation's lapse back this often, so a long generation
+/// keeps its hold while a crashed one loses it within [`RESERVATION_TTL_SECS`].
+const RESERVATION_REFRESH: Duration = Duration::from_secs(60);
+
+/// Why the gateway refuses or fails a call. Mapped to Google's error shape at the edge.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(
+        "Method doesn't allow unregistered callers. Please use an API key (x-goog-api-key header or key parameter)."
+    )]
+    MissingKey,
+    #[error("API key not valid. Please pass a valid API key.")]
+    InvalidKey,
+    #[error("{0}")]
+    PaymentRequired(String),
+    #[error("Resource has been exhausted: {what} per minute limit of this purchase reached.")]
+    RateLimited {
+        what: &'static str,
+        retry_after_secs: u64,
+    },
+    #[error(
+        "Resource has been exhausted: this purchase already has {limit} calls in progress (its limit); retry when one ends."
+    )]
+    TooManyConcurrent { limit: u32 },
+    #[error("Request payload size exceeds the limit: {0} bytes.")]
+    PayloadTooLarge(usize),
+    #[error("The request body was not received within {0} seconds.")]
+    BodyTimeout(u64),
+    #[error("models/{model} is not found for API version v1beta, or is not supported by this key.")]
+    UnknownModel { model: String },
+    #[error("Method {0:?} is not supported by this gateway.")]
+    UnknownMethod(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("The Gemini gateway is not configured on this server.")]
+    NotConfigured,
+    #[error("The upstream model service is unavailable; retry shortly.")]
+    UpstreamUnavailable(#[source] reqwest::Error),
+    #[error("the offer's gateway settings are invalid: {0}")]
+    Misconfigured(String),
+    #[error(transparent)]
+    Billing(#[from] BillingError),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// The upstream side: HTTP client, base URL, the vendor's keys (used in turn) and the limiter.
+pub struct Gateway {
+    http: reqwest::Client,
+    upstream_url: String,
+    keys: Vec<SecretString>,
+    next_key: AtomicUsize,
+    pub limiter: RateLimiter,
+    /// Largest request body read (`GEMINI_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Time allowed to receive a request body (`GEMINI_BODY_READ_TIMEOUT_SECS`).
+    pub body_read_timeout: Duration,
+}
+
+impl Gateway {
+    pub fn new(config: &GeminiConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("vendor-server/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            // Long generations stream for minutes; only a silent upstream is cut off.
+            .read_timeout(Duration::from_secs(300))
+            .build()?;
+        Ok(Self {
+            http,
+            upstream_url: config.upstream_url.trim_end_matches('/').to_owned(),
+            keys: config.api_keys.clone(),
+            next_key: AtomicUsize::new(0),
+            limiter: RateLimiter::default(),
+            max_body_bytes: config.max_body_bytes,
+            body_read_timeout: config.body_read_timeout,
+        })
+    }
+
+    /// How many upstream keys there are (a 429 on one is retried on the next).
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The next vendor key, round robin.
+    pub fn next_key(&self) -> Option<&SecretString> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        let i = self.next_key.fetch_add(1, Ordering::Relaxed) % self.keys.len();
+        self.keys.get(i)
+    }
+
+    /// Sends one request upstream with the vendor's key (never the customer's); on a 429, tries the
+    /// next key while there is one.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<axum::body::Bytes>,
+    ) -> Result<reqwest::Response, GatewayError> {
+        let mut url = reqwest::Url::parse(&format!("{}{path}", self.upstream_url))
+            .map_err(|e| GatewayError::Misconfigured(format!("GEMINI_UPSTREAM_URL: {e}")))?;
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let attempts = self.keys.len().clamp(1, 3);
+        for attempt in 0..attempts {
+            let key = self.next_key().ok_or(GatewayError::NotConfigured)?;
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header("x-goog-api-key", key.expose_secret());
+            if let Some(body) = &body {
+                request = request
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.clone());
+            }
+            let response = request
+                .send()
+                .await
+                .map_err(|e| GatewayError::UpstreamUnavailable(e.without_url()))?;
+            if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS && attempt + 1 < attempts
+            {
+                tracing::warn!(attempt, "upstream key rate-limited; trying the next key");
+                continue;
+            }
+            return Ok(response);
+        }
+        Err(GatewayError::NotConfigured)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prices(input: &str, output: &str, cached: Option<&str>) -> ModelPrices {
+        ModelPrices {
+            input: UsdMicros::parse_decimal(input).unwrap(),
+            output: UsdMicros::parse_decimal(output).unwrap(),
+            cached_input: cached.map(|c| UsdMicros::parse_decimal(c).unwrap()),
+            max_output_tokens: None,
+        }
+    }
+
+    #[test]
+    fn charges_are_exact_and_round_half_up_once() {
+        let p = prices("0.30", "2.50", Some("0.075"));
+        let usage = Usage {
+            prompt_token_count: 1000,
+            cached_content_token_count: 400,
+            candidates_token_count: 200,
+            thoughts_token_count: 100,
+            ..Default::default()
+        };
+        // 600 × 0.30 + 400 × 0.075 + 300 × 2.50 = 180 + 30 + 750 = 960 µUSD.
+        assert_eq!(p.charge(&usage), UsdMicros(960));
+        // 1 token × 0.30 $/M = 0.3 µUSD → 0; 2 tokens = 0.6 → 1; 5 tokens at 0.10 = 0.5 → 1.
+        let one = Usage {
+            prompt_token_count: 1,
+            ..Default::default()
+        };
+        assert_eq!(p.charge(&one), UsdMicros(0));
+        let two = Usage {
+            prompt_token_count: 2,
+            ..Default::default()
+        };
+        assert_eq!(p.charge(&two), UsdMicros(1));
+        let half = Usage {
+            prompt_token_count: 5,
+            ..Default::default()
+        };
+        assert_eq!(prices("0.10", "0", None).charge(&half), UsdMicros(1));
+        // Cached tokens without a cached price pay the input price; never more than the prompt.
+        let over = Usage {
+            prompt_token_count: 10,
+            cached_content_token_count: 50,
+            ..Default::default()
+        };
+        assert_eq!(over.cached(), 10);
+        assert_eq!(
+            prices("1", "0", None).charge(&over),
+            UsdMicros(10),
+            "10 tokens × 1 $/M"
+        );
+        // Tool-use prompts are input.
+        let tools = Usage {
+            tool_use_prompt_token_count: 1_000_000,
+            ..Default::default()
+        };
+        assert_eq!(p.charge(&tools), UsdMicros(300_000));
+    }
+
+    #[test]
+    fn estimates_count_text_media_and_requested_output() {
+        let body = json!({
+            "contents": [{"role": "user", "parts": [
+                {"text": "abcdefgh"},
+                {"inlineData": {"mimeType": "image/png", "data": "AAAA".repeat(10_000)}}
+            ]}],
+            "systemInstruction": {"parts": [{"text": "abcd"}]},
+            "generationConfig": {"maxOutputTokens": 1000}
+        });
+        let e = Estimate::of_request(&body);
+        assert_eq!(
+            e,
+            Estimate {
+                input_tokens: 3 + 258,
+                max_input_tokens: 12 + 258,
+                max_output_tokens: Some(1000),
+                candidates: 1,
+            }
+        );
+        let p = prices("1", "10", None);
+        // The worst case: 270 × 1 + 1000 × 10 µUSD (1 $/M = 1 µUSD per token).
+        assert_eq!(p.estimate(&e), UsdMicros(10_270));
+        // Estimates round up: 1 token at 0.30 $/M = 0.3 µUSD → 1.
+        let one = Estimate {
+            input_tokens: 1,
+            max_input_tokens: 1,
+            max_output_tokens: Some(0),
+            candidates: 1,
+        };
+        assert_eq!(prices("0.30", "0", None).estimate(&one), UsdMicros(1));
+        let big = Estimate {
+            input_tokens: 1_000_000,
+            max_input_tokens: 1_000_000,
+            max_output_tokens: Some(1_000_000),
+            candidates: 1,
+        };
+        assert_eq!(p.estimate(&big), UsdMicros(11_000_000));
+    }
+
+    #[test]
+    fn the_worst_case_is_the_models_output_limit_when_the_request_sets_none() {
+        let body = json!({"contents": [{"parts": [{"text": "abcd"}]}]});
+        let e = Estimate::of_request(&body);
+        assert_eq!(e.max_output_tokens, None);
+        // gemini-2.5-pro: 4 × 1.25 + 65536 × 10 µUSD = 655365 µUSD.
+        let pro = prices("1.25", "10", None);
+        assert_eq!(e.worst_case(&pro).output(), DEFAULT_MAX_OUTPUT_TOKENS);
+        assert_eq!(pro.estimate(&e), UsdMicros(655_365));
+        let limited = ModelPrices {
+            max_output_tokens: Some(8192),
+            ..prices("0.10", "0.40", None)
+        };
+        assert_eq!(e.worst_case(&limited).output(), 8192);
+        // Several candidates multiply the output (at most 8).
+        let many = json!({"contents": [], "generationConfig": {"candidateCount": 50, "maxOutputTokens": 100}});
+        let e = Estimate::of_request(&many);
+        assert_eq!(e.worst_case(&limited).output(), 800);
+    }
+
+    #[test]
+    fn offer_settings_parse_and_reject_bad_prices() {
+        let offers =
+            crate::catalog::CatalogFile::parse(include_str!("../../../config/offers.toml"))
+                .unwrap();
+        let gemini = offers
+            .offers
+            .iter()
+            .find(|o| o.provider == "gemini")
+            .unwrap();
+        let settings =
+            GatewaySettings::from_offer_settings(&serde_json::to_value(&gemini.settings).unwrap())
+                .unwrap();
+        assert_eq!(
+            settings.models["gemini-2.5-flash"],
+            ModelPrices {
+                max_output_tokens: Some(65_536),
+                ..prices("0.30", "2.50", Some("0.075"))
+            }
+        );
+        assert_eq!(settings.models["gemini-2.0-flash"].output_limit(), 8192);
+        assert_eq!(settings.limits().requests_per_minute, Some(60));
+        assert_eq!(settings.max_concurrent(), 4);
+        let mut defaults = serde_json::to_value(&gemini.settings).unwrap();
+        defaults
+            .as_object_mut()
+            .unwrap()
+            .remove("max_concurrent_requests");
+        assert_eq!(
+            GatewaySettings::from_offer_settings(&defaults)
+                .unwrap()
+                .max_concurrent(),
+            DEFAULT_MAX_CONCURRENT_REQUESTS
+        );
+        for bad in [
+            json!({"models": {}}),
+            json!({"models": {"m": {"input": "0.1234567", "output": "1"}}}),
+            json!({"models": {"m": {"input": "-1", "output": "1"}}}),
+            json!({"models": {"m": {"input": "1"}}}),
+            json!({"models": {"m": {"input": "1", "output": "1", "max_output_tokens": 0}}}),
+            json!({"models": {"m": {"input": "1", "output": "1"}}, "max_concurrent_requests": 0}),
+        ] {
+            assert!(GatewaySettings::from_offer_settings(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn limiter_enforces_requests_and_tokens_per_minute() {
+        let limiter = RateLimiter::default();
+        let id = PurchaseId::new();
+        let limits = Limits {
+            requests_per_minute: Some(2),
+            tokens_per_minute: Some(1000),
+        };
+        let t0 = Instant::now();
+        assert!(limiter.admit(id, limits, 10, t0).is_ok());
+        assert!(limiter.admit(id, limits, 10, t0).is_ok());
+        match limiter.admit(id, limits, 10, t0) {
+            Err(GatewayError::RateLimited {
+                what: "requests",
+                retry_after_secs,
+            }) => assert_eq!(retry_after_secs, 30),
+            other => panic!("{other:?}"),
+        }
+        // 30 s later one request has refilled.
+        assert!(
+            limiter
+                .admit(id, limits, 10, t0 + Duration::from_secs(30))
+                .is_ok()
+        );
+        // Tokens: a call that used 1500 tokens blocks the next until refilled.
+        let other = PurchaseId::new();
+        let t1 = t0 + Duration::from_secs(100);
+        assert!(limiter.admit(other, limits, 100, t1).is_ok());
+        limiter.record_tokens(other, limits, 1500, t1);
+        assert!(matches!(
+            limiter.admit(other, limits, 100, t1),
+            Err(GatewayError::RateLimited { what: "tokens", .. })
+        ));
+        assert!(
+            limiter
+                .admit(other, limits, 100, t1 + Duration::from_secs(60))
+                .is_ok()
+        );
+        // No limits: always admitted, nothing stored.
+        assert!(limiter.admit(id, Limits::default(), 1, t0).is_ok());
+    }
+
+    #[test]
+    fn splitter_reads_sse_and_json_array_streams_in_any_chunking() {
+        let sse = "data: {\"a\":1,\"s\":\"}{\\\"\"}\r\n\r\ndata: {\"usageMetadata\":{\"promptTokenCount\":3}}\r\n\r\n";
+        let array =
+            "[{\"a\":1,\"s\":\"}{\\\"\"}\n,\r\n{\"usageMetadata\":{\"promptTokenCount\":3}}\n]";
+        for text in [sse, array] {
+            for size in [1, 2, 7, text.len()] {
+                let mut splitter = JsonObjectSplitter::default();
+                let mut seen = Vec::new();
+                for chunk in text.as_bytes().chunks(size) {
+                    splitter.push(chunk, |v| seen.push(v));
+                }
+                assert_eq!(seen.len(), 2, "{text} by {size}");
+                assert_eq!(seen[0]["s"], "}{\"");
+                let mut usage = ResponseUsage::default();
+                usage.observe(&seen[1]);
+                assert_eq!(usage.usage.unwrap().prompt_token_count, 3);
+            }
+        }
+    }
+
+    #[test]
+    fn key_access_checks_status_then_balance() {
+        let access = |key: &str, status: PurchaseStatus, balance: i64| KeyAccess {
+            purchase_id: PurchaseId::new(),
+            key_status: key.to_owned(),
+            purchase_status: status,
+            balance: UsdMicros(balance),
+            settings: json!({}),
+        };
+        assert!(
+            access("active", PurchaseStatus::Low, 1)
+                .check_usable()
+                .is_ok()
+        );
+        assert!(matches!(
+            access("revoked", PurchaseStatus::Active, 1).check_usable(),
+            Err(GatewayError::InvalidKey)
+        ));
+        assert!(matches!(
+            access("active", PurchaseStatus::Deleted, 1).check_usable(),
+            Err(GatewayError::InvalidKey)
+        ));
+        for (key, status) in [
+            ("disabled", PurchaseStatus::Active),
+            ("active", PurchaseStatus::Suspended),
+            ("active", PurchaseStatus::Provisioning),
+        ] {
+            assert!(matches!(
+                access(key, status, 1).check_usable(),
+                Err(GatewayError::PaymentRequired(_))
+            ));
+        }
+        let a = access("active", PurchaseStatus::Active, 100);
+        assert!(a.check_balance(UsdMicros(100)).is_ok());
+        assert!(a.check_balance(UsdMicros(101)).is_err());
+        assert!(
+            access("active", PurchaseStatus::Active, 0)
+                .check_balance(UsdMicros(0))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn generated_keys_are_prefixed_and_url_safe() {
+        let (key, hash, prefix) = generate_key();
+        let text = key.expose_secret();
+        assert!(text.starts_with(KEY_PREFIX) && text.len() == 4 + 43);
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        );
+        assert!(keys::matches(text, &hash));
+        assert!(text.starts_with(&prefix));
+    }
+}
