@@ -1,0 +1,273 @@
+//! RPC endpoints: the transport of each endpoint (health tracked per call, URLs scrubbed from errors
+//! because they carry API keys), their states for `/health` and `/metrics`, and the watch that probes
+//! down endpoints and alerts once when every endpoint of a chain is down.
+
+use super::*;
+
+/// Replaces every endpoint URL of a chain (they carry API keys) with `<rpc>`.
+pub(super) struct Scrubber {
+    secrets: Vec<String>,
+}
+
+impl Scrubber {
+    pub(super) fn new(config: &ChainConfig) -> Self {
+        let mut secrets = Vec::new();
+        for url in config.endpoints() {
+            let raw = url.expose_secret();
+            secrets.push(raw.to_owned());
+            secrets.push(raw.trim_end_matches('/').to_owned());
+            if let Ok(mut parsed) = reqwest::Url::parse(raw) {
+                secrets.push(parsed.as_str().to_owned());
+                if let Some(password) = parsed.password() {
+                    secrets.push(password.to_owned());
+                }
+                if !parsed.username().is_empty() {
+                    secrets.push(format!("{}@", parsed.username()));
+                }
+                // reqwest's errors show the URL without its credentials.
+                let _ = parsed.set_password(None);
+                let _ = parsed.set_username("");
+                secrets.push(parsed.as_str().to_owned());
+                let tail = match parsed.query() {
+                    Some(query) => format!("{}?{query}", parsed.path()),
+                    None => parsed.path().to_owned(),
+                };
+                if tail.len() > 1 {
+                    secrets.push(tail);
+                }
+                if let Some(query) = parsed.query() {
+                    secrets.push(query.to_owned());
+                }
+            }
+        }
+        for secret in std::mem::take(&mut secrets) {
+            secrets.push(secret.trim_end_matches('/').to_owned());
+            secrets.push(secret);
+        }
+        secrets.retain(|s| !s.is_empty());
+        // Longest first, so a URL is never half-replaced by a shorter prefix of it.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self { secrets }
+    }
+
+    pub(super) fn clean(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for secret in &self.secrets {
+            out = out.replace(secret.as_str(), "<rpc>");
+        }
+        out
+    }
+}
+
+/// Metric and health labels of endpoints: `host[:port]` (never a path, query or credentials),
+/// with `#index` added when two endpoints share a host.
+pub(super) fn endpoint_labels(urls: &[reqwest::Url]) -> Vec<String> {
+    let hosts: Vec<String> = urls
+        .iter()
+        .map(|u| {
+            let host = u.host_str().unwrap_or("unknown");
+            match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            }
+        })
+        .collect();
+    hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            if hosts.iter().filter(|o| *o == h).count() > 1 {
+                format!("{h}#{i}")
+            } else {
+                h.clone()
+            }
+        })
+        .collect()
+}
+
+/// Whether an endpoint answered its last call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointState {
+    /// Not called yet.
+    Unknown,
+    Up,
+    Down,
+}
+
+/// The in-memory health of one JSON-RPC endpoint (also exported as `vendor_rpc_*` metrics).
+#[derive(Debug)]
+pub struct EndpointHealth {
+    chain: String,
+    pub index: usize,
+    /// `host[:port]`: safe to show and log.
+    pub label: String,
+    state: std::sync::atomic::AtomicU8,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    last_error: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, String)>>,
+}
+
+impl EndpointHealth {
+    pub(super) fn new(chain: &str, index: usize, label: String) -> Self {
+        Self {
+            chain: chain.to_owned(),
+            index,
+            label,
+            state: std::sync::atomic::AtomicU8::new(0),
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            last_error: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn state(&self) -> EndpointState {
+        match self.state.load(Ordering::Acquire) {
+            1 => EndpointState::Up,
+            2 => EndpointState::Down,
+            _ => EndpointState::Unknown,
+        }
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// When the endpoint last failed, and the (scrubbed) error.
+    pub fn last_error(&self) -> Option<(chrono::DateTime<chrono::Utc>, String)> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn labels(&self) -> [(&'static str, String); 2] {
+        [
+            ("chain", self.chain.clone()),
+            ("endpoint", self.label.clone()),
+        ]
+    }
+
+    fn record_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("vendor_rpc_requests_total", &self.labels()).increment(1);
+    }
+
+    fn record_ok(&self) {
+        let before = self.state.swap(1, Ordering::AcqRel);
+        if before == 2 {
+            tracing::info!(chain = %self.chain, endpoint = %self.label, "RPC endpoint is up again");
+        }
+        metrics::gauge!("vendor_rpc_endpoint_up", &self.labels()).set(1.0);
+    }
+
+    fn record_error(&self, error: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("vendor_rpc_errors_total", &self.labels()).increment(1);
+        metrics::gauge!("vendor_rpc_endpoint_up", &self.labels()).set(0.0);
+        let before = self.state.swap(2, Ordering::AcqRel);
+        if before != 2 {
+            tracing::warn!(chain = %self.chain, endpoint = %self.label, error = %error, "RPC endpoint is down");
+        }
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some((chrono::Utc::now(), error));
+        }
+    }
+}
+
+/// One endpoint's transport: a timeout on every call, counted round trips (a JSON-RPC batch is
+/// one) and the endpoint's health.
+#[derive(Clone)]
+pub(super) struct EndpointService<S> {
+    pub(super) inner: S,
+    pub(super) health: Arc<EndpointHealth>,
+    pub(super) total: Arc<AtomicU64>,
+    pub(super) timeout: Duration,
+    pub(super) scrub: Arc<Scrubber>,
+}
+
+impl<S> tower::Service<RequestPacket> for EndpointService<S>
+where
+    S: tower::Service<
+            RequestPacket,
+            Response = ResponsePacket,
+            Error = TransportError,
+            Future = TransportFut<'static>,
+        > + Send
+        + Sync
+        + Clone
+        + 'static,
+{
+    type Response = ResponsePacket;
+    type Error = TransportError;
+    type Future = TransportFut<'static>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: RequestPacket) -> Self::Future {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        self.health.record_request();
+        let call = self.inner.call(request);
+        let health = self.health.clone();
+        let scrub = self.scrub.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, call).await {
+                Ok(Ok(response)) => {
+                    health.record_ok();
+                    Ok(response)
+                }
+                Ok(Err(e)) => {
+                    let e = match e {
+                        TransportError::Transport(kind) => {
+                            TransportErrorKind::custom_str(&scrub.clean(&kind.to_string()))
+                        }
+                        other => other,
+                    };
+                    health.record_error(scrub.clean(&e.to_string()));
+                    Err(e)
+                }
+                Err(_) => {
+                    let e = TransportErrorKind::custom_str(&format!(
+                        "the RPC call timed out after {} s",
+                        timeout.as_secs()
+                    ));
+                    health.record_error(e.to_string());
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+/// Probes the endpoints marked down and sends one operator alert per episode of a chain with
+/// every endpoint down (deduplicated in the outbox too). Validate and finalize on such a chain answer
+/// 503 and sweeps wait meanwhile; the first endpoint that answers again ends the episode.
+pub async fn watch_endpoints(pool: &sqlx::PgPool, chains: &Chains) -> Result<(), ChainError> {
+    for chain in chains.iter() {
+        chain.probe_down_endpoints().await;
+        let Some(start) = chain.outage_alert_due() else {
+            continue;
+        };
+        let labels: Vec<&str> = chain.endpoints.iter().map(|e| e.label.as_str()).collect();
+        tracing::error!(chain = chain.name(), endpoints = ?labels, "every RPC endpoint of the chain is down");
+        let alert = crate::notify::events::Alert {
+            subject: format!("All RPC endpoints of chain {} are down", chain.name()),
+            text: format!(
+                "Every JSON-RPC endpoint of chain {} ({}) failed since {}. Checkouts on this chain cannot be validated or finalized (503, retryable) and sweeps wait until one answers again; no restart is needed once an endpoint is back.",
+                chain.name(),
+                labels.join(", "),
+                start.to_rfc3339(),
+            ),
+        };
+        let key = format!("rpc_down:{}:{}", chain.name(), start.timestamp_millis());
+        let mut conn = pool.acquire().await?;
+        crate::notify::events::alert(&mut conn, "rpc.down", None, &alert, Some(&key)).await?;
+        chain.outage_alerted();
+    }
+    Ok(())
+}
