@@ -7,6 +7,7 @@ use std::path::Path;
 use crate::helpers::ROOT;
 
 const DOMAIN: &[&str] = &[
+    "admin",
     "billing",
     "chain",
     "checkout",
