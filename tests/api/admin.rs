@@ -998,3 +998,100 @@ async fn the_audit_log_pages_newest_first(pool: PgPool) {
             .is_empty()
     );
 }
+
+#[sqlx::test]
+async fn on_anvil_the_console_sees_deposits_sweeps_and_the_gas_wallet(pool: PgPool) {
+    use crate::checkout::{GEMINI_USDC, setup_with};
+    use alloy::primitives::U256;
+    // The gas wallet starts empty: the sweep waits and the wallet is flagged low.
+    let p = setup_with(pool, &[("ADMIN_TOKEN", TOKEN)], 0, true).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    let mint_tx = p.anvil.mint(p.anvil.usdc, address, 3_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p
+        .finalize(
+            GEMINI_USDC,
+            &session,
+            &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
+        )
+        .await;
+    assert_eq!(f["success"], true, "{f}");
+    let id = f["receipt"]["vendor_purchase_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = f["receipt"]["customer_billing_api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..2 {
+        vendor_server::chain::sweeper::run_once(&p.app.state)
+            .await
+            .unwrap();
+    }
+    let gas = get(&p.app, "/v1/admin/gas").await;
+    let wallet = &gas["items"][0];
+    assert_eq!(wallet["chain_id"], 31337);
+    assert_eq!(wallet["balance_wei"], "0");
+    assert_eq!(wallet["low"], true, "{gas}");
+    assert_eq!(wallet["sweeps_waiting"], 1);
+    assert!(wallet["sweeps_covered"].is_null(), "no confirmed sweep yet");
+
+    // The customer's ledger links the deposit's transaction on the chain's explorer.
+    let (status, ledger) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{id}/ledger"), &key)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ledger}");
+    let credit = &ledger["items"][0];
+    assert_eq!(credit["kind"], "deposit");
+    assert_eq!(credit["amount_usd"], "3.000000");
+    let tx_hash = credit["tx_hash"].as_str().unwrap();
+    assert_eq!(tx_hash.to_lowercase(), mint_tx.to_lowercase());
+    assert_eq!(
+        credit["explorer_url"],
+        format!("https://explorer.test/tx/{tx_hash}").as_str()
+    );
+
+    // Funded, the sweep goes through; the wallet is no longer low and its coverage is known.
+    p.anvil
+        .set_eth(
+            p.wallets.gas.address(),
+            U256::from(10u64).pow(U256::from(18u64)),
+        )
+        .await;
+    p.sweep_all().await;
+    let gas = get(&p.app, "/v1/admin/gas").await;
+    let wallet = &gas["items"][0];
+    assert_eq!(wallet["low"], false, "{gas}");
+    assert_eq!(wallet["sweeps_waiting"], 0);
+    let balance: U256 = wallet["balance_wei"].as_str().unwrap().parse().unwrap();
+    let cost: U256 = wallet["sweep_cost_wei"].as_str().unwrap().parse().unwrap();
+    assert!(cost > U256::ZERO);
+    assert_eq!(
+        wallet["sweeps_covered"],
+        (balance / cost).to_string().as_str()
+    );
+    let overview = get(&p.app, "/v1/admin/overview").await;
+    assert_eq!(overview["gas"][0]["chain_id"], 31337);
+    assert_eq!(overview["money"]["today"]["credited_usd"], "3.000000");
+
+    // The purchase's page shows the deposit and its sweep.
+    let detail = get(&p.app, &format!("/v1/admin/purchases/{id}")).await;
+    assert_eq!(detail["deposits"][0]["status"], "credited", "{detail}");
+    assert_eq!(detail["deposits"][0]["amount_usd"], "3.000000");
+    assert_eq!(detail["sweeps"][0]["status"], "confirmed");
+    assert!(
+        detail["sweeps"][0]["explorer_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://explorer.test/tx/0x")
+    );
+    assert_eq!(
+        detail["checkout"]["deposit_address"]
+            .as_str()
+            .unwrap()
+            .to_lowercase(),
+        address.to_string().to_lowercase()
+    );
+}
