@@ -3,8 +3,12 @@
 //! Every action is idempotent by key ([`Idempotency`]) and written to the audit log
 //! ([`audit`]) in the action's own transaction.
 
-pub mod ops;
+pub mod cost_imports;
+pub mod notifications;
+pub mod overview;
 pub mod purchases;
+pub mod sweeps;
+pub mod tokens;
 
 use std::net::IpAddr;
 

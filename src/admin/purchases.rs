@@ -249,8 +249,8 @@ pub struct PurchaseDetail {
     /// The newest ledger entries; more with `GET /v1/admin/purchases/{id}/ledger?cursor=`.
     pub ledger: Page<LedgerItem>,
     pub deposits: Vec<DepositRow>,
-    pub sweeps: Vec<super::ops::SweepRow>,
-    pub notifications: Vec<super::ops::NotificationRow>,
+    pub sweeps: Vec<super::sweeps::SweepRow>,
+    pub notifications: Vec<super::notifications::NotificationRow>,
     /// The newest admin actions on this purchase.
     pub audit: Vec<AuditRecord>,
 }
@@ -283,7 +283,7 @@ pub struct OfficexRecord {
     /// The OfficeX status the purchase's status maps to (`RUNNING`, `BLOCKED`, …).
     pub expected_status: String,
     /// The newest OfficeX update in the outbox (`pending`, `delivered`, `failed`, `skipped`).
-    pub last_update: Option<super::ops::NotificationRow>,
+    pub last_update: Option<super::notifications::NotificationRow>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -396,12 +396,13 @@ pub async fn detail(
     .collect();
     let sweeps = match &checkout {
         Some(c) => {
-            super::ops::sweeps_of_address(pool, &c.deposit_address, DETAIL_ROWS, chains).await?
+            super::sweeps::sweeps_of_address(pool, &c.deposit_address, DETAIL_ROWS, chains).await?
         }
         None => Vec::new(),
     };
-    let notifications = super::ops::notifications_of_purchase(pool, id, None, DETAIL_ROWS).await?;
-    let last_update = super::ops::notifications_of_purchase(pool, id, Some("officex"), 1)
+    let notifications =
+        super::notifications::notifications_of_purchase(pool, id, None, DETAIL_ROWS).await?;
+    let last_update = super::notifications::notifications_of_purchase(pool, id, Some("officex"), 1)
         .await?
         .pop();
     let ledger = statement::ledger_page(pool, id, None, DETAIL_ROWS, chains).await?;
