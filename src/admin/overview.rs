@@ -48,8 +48,22 @@ pub async fn gas(pool: &PgPool, chains: &Chains) -> Result<Vec<GasWallet>, Admin
         return Ok(Vec::new());
     };
     let address = crate::chain::addr_key(gas.address());
+    // Every chain's balance at once: one slow RPC does not add up with the others.
+    let balances = futures::future::join_all(chains.iter().map(|chain| async move {
+        match tokio::time::timeout(
+            RPC_TIMEOUT,
+            crate::chain::sweeper::gas_balance(chain, gas.address()),
+        )
+        .await
+        {
+            Ok(Ok(b)) => (Some(b), None),
+            Ok(Err(e)) => (None, Some(e.to_string())),
+            Err(_) => (None, Some(format!("no answer within {RPC_TIMEOUT:?}"))),
+        }
+    }))
+    .await;
     let mut out = Vec::new();
-    for chain in chains.iter() {
+    for (chain, (balance, error)) in chains.iter().zip(balances) {
         let Ok(id) = i64::try_from(chain.id()) else {
             continue;
         };
@@ -68,16 +82,6 @@ pub async fn gas(pool: &PgPool, chains: &Chains) -> Result<Vec<GasWallet>, Admin
         )
         .fetch_one(pool)
         .await?;
-        let (balance, error) = match tokio::time::timeout(
-            RPC_TIMEOUT,
-            crate::chain::sweeper::gas_balance(chain, gas.address()),
-        )
-        .await
-        {
-            Ok(Ok(b)) => (Some(b), None),
-            Ok(Err(e)) => (None, Some(e.to_string())),
-            Err(_) => (None, Some(format!("no answer within {RPC_TIMEOUT:?}"))),
-        };
         let cost = row
             .cost
             .and_then(|c| c.parse::<U256>().ok())

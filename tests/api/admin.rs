@@ -1095,3 +1095,25 @@ async fn on_anvil_the_console_sees_deposits_sweeps_and_the_gas_wallet(pool: PgPo
         address.to_string().to_lowercase()
     );
 }
+
+#[sqlx::test]
+async fn the_audit_log_records_the_client_behind_a_trusted_proxy(pool: PgPool) {
+    let app = spawn_app_with(
+        pool.clone(),
+        &[("ADMIN_TOKEN", TOKEN), ("TRUSTED_PROXIES", "127.0.0.1/32")],
+    )
+    .await;
+    let response = app
+        .client
+        .post(app.url("/v1/admin/tokens"))
+        .bearer_auth(TOKEN)
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+        .json(&json!({"label": "behind caddy"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let audit = get(&app, "/v1/admin/audit").await;
+    assert_eq!(audit["items"][0]["client_ip"], "203.0.113.7", "{audit}");
+    assert_eq!(audit["items"][0]["action"], "token.create");
+}
