@@ -1,5 +1,7 @@
 //! vendor-server: sell cloud resources on the OfficeX appstore for stablecoins.
 
+/// The vendor's console behind the admin API: read models and audited, idempotent operator actions.
+pub mod admin;
 /// The HTTP edge: routers, extractors, the JSON error shape.
 pub mod api;
 /// AWS SDK configuration shared by the S3 provider and the cost import.

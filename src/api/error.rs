@@ -186,6 +186,7 @@ impl From<crate::billing::BillingError> for ApiError {
             B::Overflow => Self::bad_request("amount_too_large", e.to_string()),
             B::ReferenceConflict(_) => Self::conflict("reference_conflict", e.to_string()),
             B::Invalid(message) => Self::bad_request("invalid_request", message),
+            B::InvalidState(message) => Self::conflict("invalid_state", message),
             B::IdempotencyConflict(_) => Self::conflict("idempotency_key_reused", e.to_string()),
             B::TokenNotFound(_) => Self::not_found("token_not_found", e.to_string()),
             B::Overloaded => {

@@ -170,7 +170,10 @@ pub fn parse(path: PurchaseId, body: UsageRecordIn) -> Result<UsageRecord, ApiEr
 }
 
 /// The idempotency key from the header or the body; both present and different is a 400.
-fn key_of(headers: &HeaderMap, body_key: Option<&str>) -> Result<Option<String>, ApiError> {
+pub(super) fn key_of(
+    headers: &HeaderMap,
+    body_key: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     let header = headers
         .get("idempotency-key")
         .map(|v| {

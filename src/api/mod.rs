@@ -1,6 +1,7 @@
 //! The HTTP edge: routers of each resource merged, with tracing, request ids, timeouts, body limits,
 //! CORS and one JSON error shape for every failure (including unknown routes and layer errors).
 
+pub mod admin;
 pub mod appstore;
 pub mod auth;
 pub mod checkout;
@@ -51,6 +52,7 @@ pub fn router(state: AppState) -> Router {
         .merge(checkout::router())
         .merge(purchases::router())
         .merge(metering::router())
+        .merge(admin::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(json_error_bodies))

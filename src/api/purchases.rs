@@ -1,5 +1,5 @@
 //! A purchase as its customer sees it: `GET /v1/purchase/{id}`, `POST …/historical-billing`
-//! (customer key) and `POST …/validate-auth` (key in the body, always 200).
+//! and `GET …/ledger` (customer key), and `POST …/validate-auth` (key in the body, always 200).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -9,13 +9,15 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::CustomerAuth;
 use super::error::ApiError;
-use super::extract::{AppJson, AppPath};
+use super::extract::{AppJson, AppPath, AppQuery};
 use crate::billing::history::{self, Bound, Bucket, Interval};
 use crate::billing::keys::KeyKind;
+use crate::billing::statement::{self, LedgerItem};
 use crate::billing::{PurchaseStatus, purchases};
 use crate::config::Config;
 use crate::domain::ids::{CheckoutSessionId, CheckoutWalletId, PurchaseId};
 use crate::domain::money::UsdMicros;
+use crate::domain::page::{self, Page, PageError};
 use crate::state::AppState;
 
 /// The purchase on the wire: the reference's fields without any key, tracer, customer org data,
@@ -263,9 +265,43 @@ async fn validate_auth(
     }
 }
 
+/// `GET /v1/purchase/{id}/ledger` query: the previous page's `next_cursor`, and the page size
+/// (1–500, default 50).
+#[derive(Debug, Default, Deserialize, Serialize)]
+pub struct LedgerQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// The purchase's ledger, newest first: `{items: [{id, kind, amount_usd, balance_after_usd,
+/// description, created_at, occurred_at, tx_hash?, chain_id?, explorer_url?}], next_cursor}`.
+/// Credits from deposits carry their transaction hash and explorer link.
+async fn ledger(
+    State(state): State<AppState>,
+    auth: CustomerAuth,
+    AppQuery(query): AppQuery<LedgerQuery>,
+) -> Result<AppJson<Page<LedgerItem>>, ApiError> {
+    let bad = |e: PageError| match e {
+        PageError::Limit => ApiError::bad_request("invalid_limit", e.to_string()),
+        PageError::Cursor => ApiError::bad_request("invalid_cursor", e.to_string()),
+    };
+    let before = page::id_cursor(query.cursor.as_deref()).map_err(bad)?;
+    let limit = page::limit(query.limit).map_err(bad)?;
+    let page = statement::ledger_page(
+        &state.pool,
+        auth.purchase_id,
+        before,
+        limit,
+        &state.config.chains,
+    )
+    .await?;
+    Ok(AppJson(page))
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/purchase/{id}", get(get_purchase))
+        .route("/v1/purchase/{id}/ledger", get(ledger))
         .route(
             "/v1/purchase/{id}/historical-billing",
             post(historical_billing),

@@ -110,6 +110,8 @@ pub struct LockedPurchase {
     pub balance: UsdMicros,
     pub triggers: Option<Triggers>,
     pub status_version: i64,
+    /// An operator holds it suspended (`admin_hold_at`): the balance does not move its status.
+    pub held: bool,
     offer_triggers: (Option<UsdMicros>, Option<UsdMicros>, Option<UsdMicros>),
 }
 
@@ -151,6 +153,7 @@ pub async fn lock_many(
     let rows = sqlx::query!(
         "select p.purchase_id, p.offer_id, p.title, p.customer_email, p.status, p.balance_micros,
                 p.low_trigger_micros, p.critical_trigger_micros, p.termination_trigger_micros, p.status_version,
+                p.admin_hold_at is not null as \"held!\",
                 o.low_trigger_micros as offer_low, o.critical_trigger_micros as offer_critical,
                 o.termination_trigger_micros as offer_termination
          from purchase p join offer o using (offer_id)
@@ -187,6 +190,7 @@ pub async fn lock_many(
                 balance: UsdMicros(row.balance_micros),
                 triggers,
                 status_version: row.status_version,
+                held: row.held,
                 offer_triggers: (
                     row.offer_low.map(UsdMicros),
                     row.offer_critical.map(UsdMicros),
@@ -324,7 +328,7 @@ pub async fn post_locked(
         }
         let status_before = p.status;
         let status_after = match p.triggers {
-            Some(t) if p.status.follows_balance() => t.status_for(balance_after),
+            Some(t) if p.status.follows_balance() && !p.held => t.status_for(balance_after),
             _ => p.status,
         };
         p.balance = balance_after;

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod ledger;
 pub mod meter;
 pub mod purchases;
+pub mod statement;
 pub mod tokens;
 
 use crate::domain::money::UsdMicros;
@@ -25,6 +26,9 @@ pub enum BillingError {
     ReferenceConflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// The purchase's status does not allow the operation (e.g. resuming one nobody suspended).
+    #[error("{0}")]
+    InvalidState(String),
     #[error("idempotency key {0:?} was already used with a different request")]
     IdempotencyConflict(String),
     #[error("billing token {0} not found")]
@@ -47,6 +51,7 @@ impl BillingError {
             Self::Overflow => Self::Overflow,
             Self::ReferenceConflict(r) => Self::ReferenceConflict(r.clone()),
             Self::Invalid(m) => Self::Invalid(m.clone()),
+            Self::InvalidState(m) => Self::InvalidState(m.clone()),
             Self::IdempotencyConflict(k) => Self::IdempotencyConflict(k.clone()),
             Self::TokenNotFound(id) => Self::TokenNotFound(*id),
             Self::Overloaded => Self::Overloaded,

@@ -102,3 +102,94 @@ pub async fn exists(pool: &PgPool, id: PurchaseId) -> Result<bool, BillingError>
     .await?;
     Ok(found.is_some())
 }
+
+/// What an operator's status action did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StatusMove {
+    pub before: PurchaseStatus,
+    pub after: PurchaseStatus,
+}
+
+/// An operator suspends a purchase (admin API): status `suspended` and held there — credits do not
+/// lift it and the grace-period deletion does not apply — until [`resume`]. The lifecycle job then
+/// suspends the resource as for a balance suspension. Only a running purchase (active, low,
+/// critical, or suspended by its balance) can be suspended.
+pub async fn suspend(conn: &mut PgConnection, id: PurchaseId) -> Result<StatusMove, BillingError> {
+    let locked = super::ledger::lock(conn, id).await?;
+    if locked.held {
+        return Err(BillingError::InvalidState(
+            "the purchase is already suspended by an operator".into(),
+        ));
+    }
+    if !locked.status.follows_balance() {
+        return Err(BillingError::InvalidState(format!(
+            "a {} purchase cannot be suspended",
+            locked.status.as_str()
+        )));
+    }
+    sqlx::query!(
+        "update purchase set admin_hold_at = now() where purchase_id = $1",
+        id.0
+    )
+    .execute(&mut *conn)
+    .await?;
+    super::ledger::set_locked_status(conn, &locked, PurchaseStatus::Suspended, "admin_suspend")
+        .await?;
+    Ok(StatusMove {
+        before: locked.status,
+        after: PurchaseStatus::Suspended,
+    })
+}
+
+/// Lifts an operator's suspension: the purchase takes the status its balance gives (still
+/// `suspended` when the balance is at or below the termination threshold: a credit lifts that).
+pub async fn resume(conn: &mut PgConnection, id: PurchaseId) -> Result<StatusMove, BillingError> {
+    let locked = super::ledger::lock(conn, id).await?;
+    if !locked.held {
+        return Err(BillingError::InvalidState(
+            "the purchase is not suspended by an operator (a balance suspension ends with a credit)"
+                .into(),
+        ));
+    }
+    sqlx::query!(
+        "update purchase set admin_hold_at = null where purchase_id = $1",
+        id.0
+    )
+    .execute(&mut *conn)
+    .await?;
+    let after = if locked.status.follows_balance() {
+        locked
+            .triggers
+            .map_or(PurchaseStatus::Active, |t| t.status_for(locked.balance))
+    } else {
+        locked.status
+    };
+    super::ledger::set_locked_status(conn, &locked, after, "admin_resume").await?;
+    Ok(StatusMove {
+        before: locked.status,
+        after,
+    })
+}
+
+/// An operator deletes a purchase: status `deleted` (announced); the lifecycle job then deletes its
+/// resource. The ledger stays. Deleting twice is an error.
+pub async fn delete(conn: &mut PgConnection, id: PurchaseId) -> Result<StatusMove, BillingError> {
+    let locked = super::ledger::lock(conn, id).await?;
+    if locked.status == PurchaseStatus::Deleted {
+        return Err(BillingError::InvalidState(
+            "the purchase is already deleted".into(),
+        ));
+    }
+    sqlx::query!(
+        "update purchase set admin_hold_at = null where purchase_id = $1",
+        id.0
+    )
+    .execute(&mut *conn)
+    .await?;
+    super::ledger::set_locked_status(conn, &locked, PurchaseStatus::Deleted, "admin_delete")
+        .await?;
+    Ok(StatusMove {
+        before: locked.status,
+        after: PurchaseStatus::Deleted,
+    })
+}

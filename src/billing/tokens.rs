@@ -18,9 +18,10 @@ pub struct BillingToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
-/// Creates a token; the secret is returned once and never stored.
-pub async fn create(
-    pool: &PgPool,
+/// Creates a token; the secret is returned once and never stored. `db`: a pool or the caller's
+/// transaction.
+pub async fn create<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     label: &str,
 ) -> Result<(BillingToken, SecretString), BillingError> {
     let label = label.trim();
@@ -37,7 +38,7 @@ pub async fn create(
         key.display_prefix,
         label
     )
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     Ok((
         BillingToken {
@@ -64,15 +65,18 @@ pub async fn list(pool: &PgPool) -> Result<Vec<BillingToken>, BillingError> {
 }
 
 /// Revokes a token (at once: every request checks the table). Revoking twice is fine; an unknown
-/// id is an error.
-pub async fn revoke(pool: &PgPool, id: i64) -> Result<BillingToken, BillingError> {
+/// id is an error. `db`: a pool or the caller's transaction.
+pub async fn revoke<'e>(
+    db: impl sqlx::PgExecutor<'e>,
+    id: i64,
+) -> Result<BillingToken, BillingError> {
     sqlx::query_as!(
         BillingToken,
         "update billing_token set revoked_at = coalesce(revoked_at, now()) where token_id = $1
          returning token_id as id, display_prefix, label, created_at, revoked_at",
         id
     )
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?
     .ok_or(BillingError::TokenNotFound(id))
 }

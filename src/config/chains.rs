@@ -21,6 +21,8 @@ pub struct ChainConfig {
     pub rpc_timeout_secs: u64,
     #[serde(default = "default_confirmations")]
     pub confirmations: u64,
+    /// Block explorer base URL (`<url>/tx/<hash>` links); empty = the well-known explorer of the
+    /// chain id ([`default_explorer_url`]), none for local chains.
     #[serde(default)]
     pub explorer_url: String,
     #[serde(default = "default_multicall3")]
@@ -123,6 +125,26 @@ pub(super) struct ChainsFile {
     pub(super) chains: Vec<ChainConfig>,
 }
 
+/// The block explorer of a well-known chain id (`explorer_url` when the chain does not set one);
+/// none for local chains (31337, 1337) and unknown ids.
+pub fn default_explorer_url(chain_id: u64) -> &'static str {
+    match chain_id {
+        1 => "https://etherscan.io",
+        11_155_111 => "https://sepolia.etherscan.io",
+        8453 => "https://basescan.org",
+        84_532 => "https://sepolia.basescan.org",
+        10 => "https://optimistic.etherscan.io",
+        11_155_420 => "https://sepolia-optimism.etherscan.io",
+        42_161 => "https://arbiscan.io",
+        421_614 => "https://sepolia.arbiscan.io",
+        137 => "https://polygonscan.com",
+        80_002 => "https://amoy.polygonscan.com",
+        56 => "https://bscscan.com",
+        43_114 => "https://snowtrace.io",
+        _ => "",
+    }
+}
+
 pub(super) fn validate_chains(chains: &mut [ChainConfig]) -> Result<(), ConfigError> {
     let mut names = std::collections::HashSet::new();
     for chain in chains.iter_mut() {
@@ -142,6 +164,10 @@ pub(super) fn validate_chains(chains: &mut [ChainConfig]) -> Result<(), ConfigEr
                 format!("{} appears twice", chain.name),
             ));
         }
+        if chain.explorer_url.is_empty() {
+            chain.explorer_url = default_explorer_url(chain.chain_id).to_owned();
+        }
+        chain.explorer_url = chain.explorer_url.trim_end_matches('/').to_owned();
         if let Some(fee) = &chain.sweep_fee_usd
             && UsdMicros::parse_decimal(fee)
                 .map(|f| f.0 < 0)

@@ -4,6 +4,7 @@
 pub mod ids;
 pub mod input;
 pub mod money;
+pub mod page;
 
 /// What one pass of a job did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

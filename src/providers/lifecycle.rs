@@ -1,7 +1,8 @@
 //! Suspension lifecycle: a purchase whose balance suspended it has its resource suspended at the
 //! provider (credentials off, data kept); a credit that lifts the status (the ledger restores it)
-//! resumes it; after `SUSPENSION_GRACE_DAYS` suspended without any credit, and never while a
-//! deposit is pending, the purchase is deleted (status `deleted`, announced) and then its resource.
+//! resumes it; after `SUSPENSION_GRACE_DAYS` suspended without any credit, never while a deposit is
+//! pending nor while an operator holds it suspended (admin API), the purchase is deleted (status
+//! `deleted`, announced) and then its resource.
 //!
 //! Provider calls happen outside any transaction and are idempotent; the resource status is moved
 //! on only after the provider succeeded, so a failure is retried on the next pass and no state is
@@ -171,7 +172,7 @@ async fn expire(cx: &Ctx<'_>, conn: &mut PgConnection) -> anyhow::Result<usize> 
     let grace = cx.billing.suspension_grace.as_secs_f64();
     let ids: Vec<Uuid> = sqlx::query_scalar!(
         "select purchase_id from purchase
-         where status = 'suspended' and pending_deposit_at is null
+         where status = 'suspended' and admin_hold_at is null and pending_deposit_at is null
            and not exists (select 1 from checkout c join deposit d using (checkout_session_id)
                            where c.purchase_id = purchase.purchase_id and d.status = 'confirmed')
            and greatest(status_changed_at, coalesce(last_credit_at, status_changed_at))
@@ -187,7 +188,7 @@ async fn expire(cx: &Ctx<'_>, conn: &mut PgConnection) -> anyhow::Result<usize> 
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let locked = ledger::lock(&mut tx, PurchaseId(id)).await?;
         let still_due: Option<bool> = sqlx::query_scalar!(
-            "select status = 'suspended' and pending_deposit_at is null
+            "select status = 'suspended' and admin_hold_at is null and pending_deposit_at is null
                     and not exists (select 1 from checkout c join deposit d using (checkout_session_id)
                                     where c.purchase_id = purchase.purchase_id and d.status = 'confirmed')
                     and greatest(status_changed_at, coalesce(last_credit_at, status_changed_at))

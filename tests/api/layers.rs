@@ -9,6 +9,7 @@ use crate::helpers::ROOT;
 
 /// The domain: business services and their jobs.
 const DOMAIN: &[&str] = &[
+    "admin",
     "billing",
     "chain",
     "checkout",

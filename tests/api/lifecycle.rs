@@ -277,3 +277,74 @@ async fn deletion_after_the_grace_period_never_while_a_deposit_is_pending(pool: 
     credit(&pool, a.id, 5_000_000, "deposit:late").await;
     assert_eq!(statuses(&pool, a.id).await.0, "deleted");
 }
+
+#[sqlx::test]
+async fn an_operators_suspension_holds_through_the_grace_period_until_resumed(pool: PgPool) {
+    use vendor_server::admin::Actor;
+    use vendor_server::admin::purchases::{StatusAction, set_status};
+    let (_app, state, recorder, a) = setup(&pool).await;
+    let act = |action| {
+        let pool = pool.clone();
+        async move {
+            set_status(&pool, a.id, action, None, &Actor::default())
+                .await
+                .unwrap()
+                .value
+        }
+    };
+    assert_eq!(
+        act(StatusAction::Suspend).await.status.as_str(),
+        "suspended"
+    );
+    assert_eq!(
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
+        Outcome::Processed(1)
+    );
+    assert_eq!(
+        statuses(&pool, a.id).await,
+        ("suspended".into(), "suspended".into())
+    );
+    // Long past the grace period, with no credit: an operator's hold is not deleted.
+    sqlx::query(
+        "update purchase set status_changed_at = now() - interval '60 days' where purchase_id = $1",
+    )
+    .bind(a.id.0)
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
+        Outcome::Idle
+    );
+    assert_eq!(statuses(&pool, a.id).await.0, "suspended");
+
+    // Resumed: the balance's status, and the resource comes back.
+    assert_eq!(act(StatusAction::Resume).await.status.as_str(), "active");
+    assert_eq!(
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
+        Outcome::Processed(1)
+    );
+    assert_eq!(
+        statuses(&pool, a.id).await,
+        ("active".into(), "ready".into())
+    );
+    // Deleted by the operator: the resource goes.
+    assert_eq!(act(StatusAction::Delete).await.status.as_str(), "deleted");
+    assert_eq!(
+        lifecycle::run_once(&state.pool, &state.providers, &state.config.billing)
+            .await
+            .unwrap(),
+        Outcome::Processed(1)
+    );
+    assert_eq!(
+        statuses(&pool, a.id).await,
+        ("deleted".into(), "deleted".into())
+    );
+    assert_eq!(recorder.calls(), vec!["suspend", "resume", "delete"]);
+}

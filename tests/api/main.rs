@@ -1,6 +1,7 @@
 //! Integration tests: the real application on port 0 against a fresh database per test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod appstore;
 mod backup;
 mod bad_input;

@@ -58,10 +58,18 @@ pub async fn list(
 /// Plans a failed sweep again (the operator fixed the cause). Only failed sweeps: a signed or
 /// broadcast one may still be mined, and retrying it could send twice.
 pub async fn retry(pool: &PgPool, sweep_id: i64) -> Result<(), ChainError> {
-    let status = sqlx::query_scalar!("select status from sweep where sweep_id = $1", sweep_id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| ChainError::Invalid(format!("no sweep {sweep_id}")))?;
+    retry_in(&mut *pool.acquire().await?, sweep_id).await
+}
+
+/// [`retry`] inside the caller's transaction (the admin API writes its audit row with it).
+pub async fn retry_in(conn: &mut sqlx::PgConnection, sweep_id: i64) -> Result<(), ChainError> {
+    let status = sqlx::query_scalar!(
+        "select status from sweep where sweep_id = $1 for update",
+        sweep_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| ChainError::Invalid(format!("no sweep {sweep_id}")))?;
     if status != "failed" {
         return Err(ChainError::Invalid(format!(
             "sweep {sweep_id} is {status}; only failed sweeps can be retried"
@@ -74,7 +82,7 @@ pub async fn retry(pool: &PgPool, sweep_id: i64) -> Result<(), ChainError> {
          where sweep_id = $1 and status = 'failed'",
         sweep_id
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await
     .map_err(|e| match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => ChainError::Invalid(format!(

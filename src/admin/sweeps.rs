@@ -1,0 +1,204 @@
+//! Sweeps in the console: the list (with transactions, attempts and last errors) and the retry of a
+//! failed one, as `vendor-server sweeps retry`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+
+use super::{Actor, AdminError, AuditEntry, Done};
+use crate::billing::statement::tx_link;
+use crate::chain::ChainError;
+use crate::config::ChainConfig;
+use crate::domain::page::Page;
+
+fn chain_name(chains: &[ChainConfig], chain_id: i64) -> Option<String> {
+    chains
+        .iter()
+        .find(|c| i64::try_from(c.chain_id).ok() == Some(chain_id))
+        .map(|c| c.name.clone())
+}
+
+/// One sweep as listed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SweepRow {
+    pub id: i64,
+    pub chain_id: i64,
+    /// The chain's configured name (`null` for a chain no longer configured).
+    pub chain: Option<String>,
+    pub token_symbol: String,
+    pub deposit_address: String,
+    /// In the token's smallest unit.
+    pub amount_units: String,
+    /// `eip3009` or `transfer`.
+    pub method: String,
+    /// `topup` or `sweep`.
+    pub step: String,
+    /// `planned`, `signed`, `broadcast`, `confirmed` or `failed`.
+    pub status: String,
+    pub tx_hash: Option<String>,
+    pub explorer_url: Option<String>,
+    pub topup_tx_hash: Option<String>,
+    pub fee_wei: Option<String>,
+    pub dust_wei: Option<String>,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    /// Only failed sweeps can be retried.
+    pub retryable: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! sweep_rows {
+    ($rows:expr, $chains:expr) => {
+        $rows
+            .into_iter()
+            .map(|r| SweepRow {
+                chain: chain_name($chains, r.chain_id),
+                explorer_url: r
+                    .tx_hash
+                    .as_deref()
+                    .and_then(|h| tx_link($chains, r.chain_id, h)),
+                retryable: r.status == "failed",
+                id: r.sweep_id,
+                chain_id: r.chain_id,
+                token_symbol: r.token_symbol.to_uppercase(),
+                deposit_address: r.deposit_address,
+                amount_units: r.amount_units,
+                method: r.method,
+                step: r.step,
+                status: r.status,
+                tx_hash: r.tx_hash,
+                topup_tx_hash: r.topup_tx_hash,
+                fee_wei: r.fee_wei,
+                dust_wei: r.dust_wei,
+                attempts: r.attempts,
+                next_attempt_at: r.next_attempt_at,
+                last_error: r.last_error,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+                confirmed_at: r.confirmed_at,
+            })
+            .collect::<Vec<_>>()
+    };
+}
+
+/// Sweeps, newest first; `status` `waiting` means every unfinished one (planned, signed, broadcast).
+pub async fn sweeps(
+    pool: &PgPool,
+    status: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+    chains: &[ChainConfig],
+) -> Result<Page<SweepRow>, AdminError> {
+    let statuses: Option<Vec<String>> = match status {
+        None => None,
+        Some("waiting") => Some(vec!["planned".into(), "signed".into(), "broadcast".into()]),
+        Some(s @ ("planned" | "signed" | "broadcast" | "confirmed" | "failed")) => {
+            Some(vec![s.to_owned()])
+        }
+        Some(other) => {
+            return Err(AdminError::invalid(
+                "invalid_status",
+                format!(
+                    "status {other:?} is not one of waiting, planned, signed, broadcast, confirmed, failed"
+                ),
+            ));
+        }
+    };
+    let rows = sqlx::query!(
+        r#"select sweep_id, chain_id, token_symbol, deposit_address, amount_units::text as "amount_units!", method,
+                  step, status, tx_hash, topup_tx_hash, fee_wei::text, dust_wei::text, attempts, next_attempt_at,
+                  last_error, created_at, updated_at, confirmed_at
+           from sweep
+           where ($1::bigint is null or sweep_id < $1) and ($2::text[] is null or status = any($2))
+           order by sweep_id desc limit $3"#,
+        before,
+        statuses.as_deref(),
+        limit + 1
+    )
+    .fetch_all(pool)
+    .await?;
+    let rows = sweep_rows!(rows, chains);
+    Ok(Page::from_rows(rows, limit, |r| r.id.to_string()))
+}
+
+/// The sweeps of one deposit address, newest first.
+pub(crate) async fn sweeps_of_address(
+    pool: &PgPool,
+    deposit_address: &str,
+    limit: i64,
+    chains: &[ChainConfig],
+) -> Result<Vec<SweepRow>, AdminError> {
+    let rows = sqlx::query!(
+        r#"select sweep_id, chain_id, token_symbol, deposit_address, amount_units::text as "amount_units!", method,
+                  step, status, tx_hash, topup_tx_hash, fee_wei::text, dust_wei::text, attempts, next_attempt_at,
+                  last_error, created_at, updated_at, confirmed_at
+           from sweep where deposit_address = $1
+           order by sweep_id desc limit $2"#,
+        deposit_address,
+        limit
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(sweep_rows!(rows, chains))
+}
+
+/// What a sweep retry did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SweepRetryOut {
+    pub id: i64,
+    pub previous_status: String,
+    /// `planned`: the sweeper picks it up on its next pass.
+    pub status: String,
+}
+
+/// Plans a failed sweep again, as `vendor-server sweeps retry` does; audited, idempotent by key.
+pub async fn retry_sweep(
+    pool: &PgPool,
+    sweep_id: i64,
+    actor: &Actor,
+) -> Result<Done<SweepRetryOut>, AdminError> {
+    let mut tx = pool.begin().await?;
+    if let Some(replay) = super::claim_key(&mut tx, actor).await? {
+        return Ok(replay);
+    }
+    let status = sqlx::query_scalar!(
+        "select status from sweep where sweep_id = $1 for update",
+        sweep_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AdminError::NotFound("sweep"))?;
+    crate::chain::sweeper::retry_in(&mut tx, sweep_id)
+        .await
+        .map_err(|e| match e {
+            ChainError::Invalid(m) => AdminError::InvalidState(m),
+            ChainError::Db(e) => AdminError::Db(e),
+            other => AdminError::Internal(other.to_string()),
+        })?;
+    let out = SweepRetryOut {
+        id: sweep_id,
+        previous_status: status,
+        status: "planned".into(),
+    };
+    super::save_answer(&mut tx, actor, &out).await?;
+    super::audit(
+        &mut tx,
+        actor,
+        AuditEntry {
+            action: "sweep.retry",
+            target_type: "sweep",
+            target_id: sweep_id.to_string(),
+            reason: None,
+            details: serde_json::json!({"previous_status": out.previous_status}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Done {
+        value: out,
+        replayed: false,
+    })
+}

@@ -1,0 +1,224 @@
+//! The admin API under `/v1/admin/…`: everything the vendor console shows or does, for scripts too.
+//!
+//! - Auth: `Authorization: Bearer <ADMIN_TOKEN>` (or `?auth=`), compared in constant time; a wrong
+//!   or missing token is 401. Without `ADMIN_TOKEN` configured every route answers 404.
+//! - Lists answer `{items, next_cursor}`; pass `next_cursor` back as `cursor` (`limit` 1–500,
+//!   default 50).
+//! - Every mutating call takes an optional idempotency key, as the `Idempotency-Key` header or the
+//!   body's `idempotency_key` (both present and different: 400). The same key with the same request
+//!   replays the first answer (header `Idempotent-Replayed: true`); with another request it is 409
+//!   `idempotency_key_reused`. Keys are kept 30 days.
+//! - Every action is written to the audit log (`GET /v1/admin/audit`) in its own transaction, with
+//!   the client's address.
+//!
+//! The SQL and business rules live in [`crate::admin`]; these handlers only parse and answer.
+
+pub mod ops;
+pub mod purchases;
+
+use std::net::IpAddr;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use super::auth;
+use super::error::ApiError;
+use super::extract::{AppJson, ClientIp};
+use crate::admin::{Actor, AdminError, Done, Idempotency};
+use crate::domain::ids::PurchaseId;
+use crate::domain::page::{self, PageError};
+use crate::state::AppState;
+
+/// A request carrying the admin token, with the client's address for the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAuth {
+    pub client_ip: Option<IpAddr>,
+}
+
+impl FromRequestParts<AppState> for AdminAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        // Off without a token: the routes do not exist.
+        let Some(token) = &state.config.server.admin_token else {
+            return Err(ApiError::not_found("not_found", "No such route"));
+        };
+        let ok = auth::presented_key(parts).is_some_and(|presented| {
+            use subtle::ConstantTimeEq;
+            presented
+                .as_bytes()
+                .ct_eq(token.expose_secret().as_bytes())
+                .into()
+        });
+        if !ok {
+            return Err(ApiError::unauthorized(
+                "The admin API needs the admin token (Authorization: Bearer <ADMIN_TOKEN>).",
+            ));
+        }
+        let ClientIp(client_ip) = ClientIp::from_request_parts(parts, state).await?;
+        Ok(Self { client_ip })
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::NotFound(what) => {
+                let code = match what {
+                    "purchase" => "purchase_not_found",
+                    "sweep" => "sweep_not_found",
+                    "notification" => "notification_not_found",
+                    "token" => "token_not_found",
+                    _ => "not_found",
+                };
+                let mut message = format!("{what} not found");
+                message[..1].make_ascii_uppercase();
+                Self::not_found(code, message)
+            }
+            AdminError::InvalidState(m) => Self::conflict("invalid_state", m),
+            AdminError::Invalid { code, message } => Self::bad_request(code, message),
+            e @ AdminError::IdempotencyConflict(_) => {
+                Self::conflict("idempotency_key_reused", e.to_string())
+            }
+            AdminError::Billing(e) => e.into(),
+            AdminError::Db(e) => e.into(),
+            AdminError::Internal(m) => Self::Internal(anyhow::anyhow!(m)),
+        }
+    }
+}
+
+pub(super) fn page_error(e: PageError) -> ApiError {
+    match e {
+        PageError::Limit => ApiError::bad_request("invalid_limit", e.to_string()),
+        PageError::Cursor => ApiError::bad_request("invalid_cursor", e.to_string()),
+    }
+}
+
+/// `cursor` and `limit` of an id-ordered list.
+pub(super) fn id_page(
+    cursor: Option<&str>,
+    limit: Option<i64>,
+) -> Result<(Option<i64>, i64), ApiError> {
+    Ok((
+        page::id_cursor(cursor).map_err(page_error)?,
+        page::limit(limit).map_err(page_error)?,
+    ))
+}
+
+/// A purchase id from the path; a malformed one cannot exist.
+pub(super) fn purchase_id(raw: &str) -> Result<PurchaseId, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found("purchase_not_found", "Purchase not found"))
+}
+
+/// The JSON answer of an action, marked when it replays an earlier request with the same key.
+pub(super) fn answer<T: Serialize>(status: StatusCode, done: Done<T>) -> Response {
+    let mut response = (status, AppJson(done.value)).into_response();
+    if done.replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// A mutating call's body (`{}` when empty) and its actor (client address, idempotency key from
+/// the header or the body, fingerprinted with `route` and the body).
+pub(super) fn mutation(
+    auth: AdminAuth,
+    headers: &HeaderMap,
+    route: &str,
+    body: &Bytes,
+) -> Result<(serde_json::Value, Actor), ApiError> {
+    let value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Value::Object(Default::default())
+    } else {
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+            let code = if e.is_syntax() || e.is_eof() {
+                "malformed_json"
+            } else {
+                "invalid_body"
+            };
+            ApiError::bad_request(code, format!("invalid request body: {e}"))
+        })?;
+        crate::domain::input::json("", &value).map_err(|e| {
+            ApiError::bad_request(e.code, format!("invalid request body: {}", e.message))
+        })?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "the request body must be a JSON object",
+            ));
+        }
+        value
+    };
+    let body_key = match value.get("idempotency_key") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(k)) => Some(k.as_str()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "idempotency_key must be a string",
+            ));
+        }
+    };
+    let idempotency =
+        super::metering::key_of(headers, body_key)?.map(|key| Idempotency::new(key, route, &value));
+    Ok((
+        value,
+        Actor {
+            client_ip: auth.client_ip,
+            idempotency,
+        },
+    ))
+}
+
+pub(super) fn body_as<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, ApiError> {
+    T::deserialize(value)
+        .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid request body: {e}")))
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/overview", get(ops::overview))
+        .route("/v1/admin/gas", get(ops::gas))
+        .route("/v1/admin/purchases", get(purchases::list_purchases))
+        .route("/v1/admin/purchases/{id}", get(purchases::get_purchase))
+        .route(
+            "/v1/admin/purchases/{id}/ledger",
+            get(purchases::purchase_ledger),
+        )
+        .route(
+            "/v1/admin/purchases/{id}/adjustments",
+            post(purchases::adjust),
+        )
+        .route("/v1/admin/purchases/{id}/suspend", post(purchases::suspend))
+        .route("/v1/admin/purchases/{id}/resume", post(purchases::resume))
+        .route(
+            "/v1/admin/purchases/{id}/delete",
+            post(purchases::delete_purchase),
+        )
+        .route("/v1/admin/sweeps", get(ops::list_sweeps))
+        .route("/v1/admin/sweeps/{id}/retry", post(ops::retry_sweep))
+        .route("/v1/admin/notifications", get(ops::list_notifications))
+        .route(
+            "/v1/admin/notifications/{id}/retry",
+            post(ops::retry_notification),
+        )
+        .route("/v1/admin/cost-imports", get(ops::list_cost_imports))
+        .route(
+            "/v1/admin/tokens",
+            get(ops::list_tokens).post(ops::create_token),
+        )
+        .route("/v1/admin/tokens/{id}", delete(ops::revoke_token))
+        .route("/v1/admin/audit", get(ops::audit_log))
+}
