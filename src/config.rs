@@ -92,6 +92,8 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Limits against slow and greedy clients (header/body timeouts, connections, proxies).
     pub limits: HttpLimits,
+    /// The dashboard's build (`DASHBOARD_DIR`, default `dashboard/dist`).
+    pub dashboard_dir: PathBuf,
 }
 
 #[derive(Clone)]
@@ -554,6 +556,7 @@ impl Config {
             )?),
             body_limit_bytes: v.parse_or("BODY_LIMIT_BYTES", "a size in bytes", 1024 * 1024)?,
             limits: HttpLimits::from_vars(&v)?,
+            dashboard_dir: PathBuf::from(v.string_or("DASHBOARD_DIR", "dashboard/dist")),
         };
         if let Some(token) = &server.admin_token
             && token.expose_secret().len() < 16
