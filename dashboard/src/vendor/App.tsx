@@ -771,8 +771,6 @@ function useRetry(call: Call, reload: () => void) {
   return { message, retry };
 }
 
-const DONE = new Set(['confirmed', 'done', 'swept', 'delivered', 'sent', 'succeeded', 'success', 'completed']);
-
 function Sweeps(props: { call: Call }) {
   const [status, setStatus] = useState('');
   const list = usePages(props.call, '/v1/admin/sweeps', { status, limit: '50' });
@@ -781,7 +779,7 @@ function Sweeps(props: { call: Call }) {
     <>
       <h1>Sweeps</h1>
       <p class="muted">Each detected deposit is swept to the treasury. A failed sweep can be retried; low gas makes sweeps wait.</p>
-      <StatusFilter value={status} onChange={setStatus} options={['', 'pending', 'waiting_gas', 'broadcast', 'confirmed', 'failed']} />
+      <StatusFilter value={status} onChange={setStatus} options={['', 'planned', 'signed', 'broadcast', 'confirmed', 'failed']} />
       <div aria-live="polite">{message && <Alert tone={message.tone}>{message.text}</Alert>}</div>
       <Section title="Sweeps, newest first" id="sweeps-h">
         {list.data ? (
@@ -791,7 +789,7 @@ function Sweeps(props: { call: Call }) {
             empty="No sweep matches."
             rowAttrs={(r) => ({ 'data-sweep-id': String(r.id ?? r.sweep_id ?? ''), 'data-status': String(r.status ?? '') })}
             actions={(r) =>
-              DONE.has(String(r.status)) ? null : (
+              r.status !== 'failed' ? null : (
                 <button type="button" class="btn btn-small" data-action="retry-sweep" onClick={() => void retry(`/v1/admin/sweeps/${encodeURIComponent(String(r.id ?? r.sweep_id))}/retry`, 'Sweep')}>
                   Retry
                 </button>
@@ -831,7 +829,7 @@ function Notifications(props: { call: Call }) {
     <>
       <h1>Notifications</h1>
       <p class="muted">Emails, webhooks and OfficeX record updates waiting in the outbox, with their attempts.</p>
-      <StatusFilter value={status} onChange={setStatus} options={['', 'pending', 'failed', 'delivered', 'dead']} />
+      <StatusFilter value={status} onChange={setStatus} options={['', 'pending', 'failed', 'delivered']} />
       <div aria-live="polite">{message && <Alert tone={message.tone}>{message.text}</Alert>}</div>
       <Section title="Outbox, newest first" id="outbox-h">
         {!list.data ? (
@@ -859,7 +857,7 @@ function Notifications(props: { call: Call }) {
                       </pre>
                     </details>
                   )}
-                  {!DONE.has(String(n.status)) && (
+                  {n.status !== 'delivered' && (
                     <div class="actions-row">
                       <button type="button" class="btn btn-small" data-action="retry-notification" onClick={() => void retry(`/v1/admin/notifications/${encodeURIComponent(id)}/retry`, 'Notification')}>
                         Retry now
