@@ -296,7 +296,7 @@ function TopUpCard(props: { data: PurchaseResponse; creds: Credentials; onCredit
         <code class="address" data-field="evm_address" data-value={wallet.evm_address}>
           {wallet.evm_address}
         </code>
-        <CopyButton text={wallet.evm_address} label="Copy the deposit address" action="copy-address" />
+        <CopyButton text={wallet.evm_address} label="the deposit address" action="copy-address" />
       </div>
       {accepts.length > 0 && token && (
         <>
@@ -325,7 +325,9 @@ function TopUpCard(props: { data: PurchaseResponse; creds: Credentials; onCredit
             <dl class="token-facts">
               <dt>Token</dt>
               <dd>
-                {token.token_name} ({token.token_symbol})
+                {token.token_name && !token.token_name.includes(token.token_symbol ?? '')
+                  ? `${token.token_name} (${token.token_symbol})`
+                  : (token.token_name ?? token.token_symbol)}
               </dd>
               <dt>Token contract</dt>
               <dd>
@@ -666,7 +668,7 @@ function Snippet(props: { id: string; label: string; code: string }) {
     <div class="snippet">
       <div class="snippet-head">
         <span id={props.id}>{props.label}</span>
-        <CopyButton text={props.code} label={`Copy the ${props.label} example`} />
+        <CopyButton text={props.code} label={`the ${props.label} example`} />
       </div>
       <pre tabIndex={0} aria-labelledby={props.id}>
         <code>{props.code}</code>
@@ -712,7 +714,7 @@ console.log(res.text);`;
           <code data-field="gateway_base_url" data-value={base}>
             {base}
           </code>
-          <CopyButton text={base} label="Copy the gateway base URL" />
+          <CopyButton text={base} label="the gateway base URL" />
         </p>
         <Snippet id="snip-curl" label="curl" code={curl} />
         <Snippet id="snip-py" label="Python" code={python} />

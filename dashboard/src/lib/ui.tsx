@@ -62,8 +62,9 @@ export function CopyButton(props: { text: string; label: string; action?: string
     window.setTimeout(() => setDone('idle'), 2500);
   };
   return (
-    <button type="button" class="btn btn-small" data-action={props.action} onClick={copy} aria-label={props.label}>
+    <button type="button" class="btn btn-small" data-action={props.action} onClick={copy}>
       {done === 'ok' ? 'Copied' : done === 'fail' ? 'Copy failed' : 'Copy'}
+      <span class="sr-only">{` ${props.label}`}</span>
       <span class="sr-only" aria-live="polite">
         {done === 'ok' ? 'Copied to the clipboard' : ''}
       </span>

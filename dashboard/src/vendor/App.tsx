@@ -935,7 +935,7 @@ function Tokens(props: { call: Call }) {
               <code class="address" data-field="token" data-value={secret}>
                 {secret}
               </code>
-              <CopyButton text={secret} label="Copy the new token" />
+              <CopyButton text={secret} label="the new token" />
             </p>
           </div>
         )}
