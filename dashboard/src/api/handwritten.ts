@@ -16,6 +16,8 @@ export interface LedgerEntry {
   balance_after_usd: string;
   description: string | null;
   created_at: string | number;
+  occurred_at?: string | number;
+  chain_id?: number | null;
   tx_hash?: string | null;
   explorer_url?: string | null;
 }
@@ -34,9 +36,17 @@ export interface AdminPurchase {
   [extra: string]: unknown;
 }
 
-/** `GET /v1/admin/purchases/{id}`: the purchase and its related lists (ledger, deposits, sweeps, …). */
-export interface AdminPurchaseDetail {
+/**
+ * `GET /v1/admin/purchases/{id}`: the purchase's fields (thresholds, customer, times, `held`) and beside
+ * them `resource`, `officex`, `checkout`, `ledger` (a page), `deposits`, `sweeps`, `notifications`, `audit`.
+ */
+export interface AdminPurchaseDetail extends Partial<AdminPurchase> {
   purchase?: AdminPurchase & Record<string, unknown>;
+  balance_low_trigger?: string | null;
+  balance_critical_trigger?: string | null;
+  balance_termination_trigger?: string | null;
+  held?: boolean;
+  ledger?: Page<LedgerEntry>;
   [section: string]: unknown;
 }
 
@@ -47,9 +57,12 @@ export interface GasBalance {
   address?: string;
   balance_eth?: string;
   balance?: string;
-  balance_wei?: string;
+  balance_wei?: string | null;
   low?: boolean;
-  sweeps_covered?: number | null;
+  sweep_cost_wei?: string | null;
+  sweeps_covered?: string | null;
+  sweeps_waiting?: number;
+  error?: string | null;
   [extra: string]: unknown;
 }
 
@@ -64,7 +77,10 @@ export interface AdjustmentRequest {
 export interface CreatedToken {
   id: string | number;
   label: string;
-  token: string;
+  display_prefix?: string;
+  status?: string;
+  /** Only in the first answer; a replay of the same idempotency key answers null. */
+  token: string | null;
   [extra: string]: unknown;
 }
 

@@ -351,7 +351,11 @@ function Overview(props: { call: Call }) {
           {Object.entries(data)
             .filter(([, v]) => v !== null && typeof v === 'object')
             .map(([k, v]) =>
-              k === 'gas' && Array.isArray(v) ? (
+              k === 'money' && isMoneyWindows(v) ? (
+                <Section key={k} title="Money">
+                  <MoneyTable windows={v} />
+                </Section>
+              ) : k === 'gas' && Array.isArray(v) ? (
                 <Section key={k} title="Gas wallets">
                   <GasTable rows={v as GasBalance[]} />
                 </Section>
@@ -365,6 +369,50 @@ function Overview(props: { call: Call }) {
       )}
       {data && !Array.isArray(data.gas) && <Gas call={props.call} embedded />}
     </>
+  );
+}
+
+type MoneyWindows = Record<'today' | 'last_7_days' | 'last_30_days', Record<string, string>>;
+
+function isMoneyWindows(v: unknown): v is MoneyWindows {
+  return !!v && typeof v === 'object' && 'today' in v && 'last_7_days' in v && 'last_30_days' in v;
+}
+
+function MoneyTable(props: { windows: MoneyWindows }) {
+  const windows = [
+    ['today', 'Today'],
+    ['last_7_days', '7 days'],
+    ['last_30_days', '30 days'],
+  ] as const;
+  const fields = Object.keys(props.windows.today);
+  return (
+    <div class="table-wrap" tabIndex={0} role="region" aria-label="Money in and usage billed">
+      <table>
+        <caption class="sr-only">Money in and usage billed per window</caption>
+        <thead>
+          <tr>
+            <th scope="col">Window</th>
+            {fields.map((f) => (
+              <th scope="col" class="num" key={f}>
+                {humanize(f)}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {windows.map(([key, label]) => (
+            <tr key={key} data-window={key}>
+              <th scope="row">{label}</th>
+              {fields.map((f) => (
+                <td class="num" data-label={humanize(f)} key={f}>
+                  <Value field={f} value={props.windows[key][f]} />
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
   );
 }
 
@@ -444,8 +492,16 @@ function Gas(props: { call: Call; embedded?: boolean }) {
 const STATUSES = ['', 'provisioning', 'active', 'low', 'critical', 'suspended', 'deleted', 'failed'];
 
 function Purchases(props: { call: Call }) {
-  const [filters, setFilters] = useState({ q: '', status: '', offer_id: '', sort: '' });
-  const list = usePages(props.call, '/v1/admin/purchases', { ...filters, limit: '50' });
+  const [filters, setFilters] = useState({ q: '', status: '', offer_id: '', sort: 'created:desc' });
+  const [sort, order] = filters.sort.split(':');
+  const list = usePages(props.call, '/v1/admin/purchases', {
+    q: filters.q,
+    status: filters.status,
+    offer_id: filters.offer_id,
+    sort: sort ?? 'created',
+    order: order ?? 'desc',
+    limit: '50',
+  });
   const submit = (e: Event) => {
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
@@ -482,11 +538,11 @@ function Purchases(props: { call: Call }) {
         <label class="form-field">
           <span>Sort</span>
           <select name="sort" defaultValue={filters.sort}>
-            <option value="">Newest first</option>
-            <option value="balance">Balance, lowest first</option>
-            <option value="-balance">Balance, highest first</option>
-            <option value="-last_activity">Last activity, newest first</option>
-            <option value="last_activity">Last activity, oldest first</option>
+            <option value="created:desc">Newest first</option>
+            <option value="balance:asc">Balance, lowest first</option>
+            <option value="balance:desc">Balance, highest first</option>
+            <option value="activity:desc">Last activity, most recent first</option>
+            <option value="activity:asc">Last activity, least recent first</option>
           </select>
         </label>
         <div>
@@ -540,7 +596,7 @@ function Purchases(props: { call: Call }) {
                       <Money field="balance_usd" value={p.balance_usd} />
                     </td>
                     <td data-label="Last activity">
-                      <Value field="updated_at" value={p.last_activity_at ?? p.updated_at ?? p.created_at ?? null} />
+                      <Value field="last_activity_at" value={p.last_activity_at ?? p.created_at ?? null} />
                     </td>
                   </tr>
                 ))}
@@ -612,7 +668,9 @@ function PurchasePage(props: { call: Call; id: string }) {
   const reasonOf = () => (document.querySelector<HTMLInputElement>('input[name="status_reason"]')?.value ?? '').trim();
   const statusAction = (action: 'suspend' | 'resume' | 'delete') => {
     const reason = reasonOf();
-    void act(action, reason ? { reason } : {}, statusKey, () => {
+    const body: Record<string, string> = reason ? { reason } : {};
+    if (action === 'delete') body.confirm = confirmText.trim();
+    void act(action, body, statusKey, () => {
       nextStatusKey();
       setConfirmText('');
     });
@@ -629,10 +687,13 @@ function PurchasePage(props: { call: Call; id: string }) {
       </>
     );
   }
+  // The detail is the purchase's fields with its related lists beside them (ledger, deposits, …).
   const p = (data.purchase ?? data) as AdminPurchase & Row;
-  const sections = Object.entries(data).filter(([k, v]) => k !== 'purchase' && v !== null && typeof v === 'object');
   const scalar = Object.entries(p).filter(([, v]) => v === null || typeof v !== 'object');
-  const nested = Object.entries(p).filter(([, v]) => v !== null && typeof v === 'object');
+  const sections = [
+    ...Object.entries(p).filter(([, v]) => v !== null && typeof v === 'object'),
+    ...(data.purchase ? Object.entries(data).filter(([k, v]) => k !== 'purchase' && v !== null && typeof v === 'object') : []),
+  ];
   return (
     <div data-purchase-id={p.id ?? id}>
       <p>
@@ -727,16 +788,13 @@ function PurchasePage(props: { call: Call; id: string }) {
             </div>
           ))}
         </dl>
-        {nested.map(([k, v]) => (
-          <div key={k}>
-            <h3>{humanize(k)}</h3>
-            <Generic value={v} field={k} />
-          </div>
-        ))}
       </Section>
       {sections.map(([k, v]) => (
         <Section key={k} title={humanize(k)}>
           <Generic value={(v as Page<Row>)?.items ?? v} field={k} />
+          {k === 'ledger' && (v as Page<Row>)?.next_cursor ? (
+            <p class="muted small">Newest entries; the whole ledger: GET /v1/admin/purchases/{p.id}/ledger?cursor=…</p>
+          ) : null}
         </Section>
       ))}
     </div>
@@ -779,7 +837,7 @@ function Sweeps(props: { call: Call }) {
     <>
       <h1>Sweeps</h1>
       <p class="muted">Each detected deposit is swept to the treasury. A failed sweep can be retried; low gas makes sweeps wait.</p>
-      <StatusFilter value={status} onChange={setStatus} options={['', 'planned', 'signed', 'broadcast', 'confirmed', 'failed']} />
+      <StatusFilter value={status} onChange={setStatus} options={['', 'waiting', 'planned', 'signed', 'broadcast', 'confirmed', 'failed']} />
       <div aria-live="polite">{message && <Alert tone={message.tone}>{message.text}</Alert>}</div>
       <Section title="Sweeps, newest first" id="sweeps-h">
         {list.data ? (
@@ -789,7 +847,7 @@ function Sweeps(props: { call: Call }) {
             empty="No sweep matches."
             rowAttrs={(r) => ({ 'data-sweep-id': String(r.id ?? r.sweep_id ?? ''), 'data-status': String(r.status ?? '') })}
             actions={(r) =>
-              r.status !== 'failed' ? null : (
+              !(r.retryable === true || r.status === 'failed') ? null : (
                 <button type="button" class="btn btn-small" data-action="retry-sweep" onClick={() => void retry(`/v1/admin/sweeps/${encodeURIComponent(String(r.id ?? r.sweep_id))}/retry`, 'Sweep')}>
                   Retry
                 </button>
@@ -829,7 +887,7 @@ function Notifications(props: { call: Call }) {
     <>
       <h1>Notifications</h1>
       <p class="muted">Emails, webhooks and OfficeX record updates waiting in the outbox, with their attempts.</p>
-      <StatusFilter value={status} onChange={setStatus} options={['', 'pending', 'failed', 'delivered']} />
+      <StatusFilter value={status} onChange={setStatus} options={['', 'pending', 'failed', 'delivered', 'skipped']} />
       <div aria-live="polite">{message && <Alert tone={message.tone}>{message.text}</Alert>}</div>
       <Section title="Outbox, newest first" id="outbox-h">
         {!list.data ? (
@@ -857,7 +915,7 @@ function Notifications(props: { call: Call }) {
                       </pre>
                     </details>
                   )}
-                  {n.status !== 'delivered' && (
+                  {(n.retryable === true || (n.retryable === undefined && n.status !== 'delivered')) && (
                     <div class="actions-row">
                       <button type="button" class="btn btn-small" data-action="retry-notification" onClick={() => void retry(`/v1/admin/notifications/${encodeURIComponent(id)}/retry`, 'Notification')}>
                         Retry now
