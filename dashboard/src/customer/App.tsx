@@ -394,6 +394,9 @@ function UsageCard(props: { creds: Credentials; reloadKey: number }) {
   const [end, setEnd] = useState(isoDay(new Date()));
   const [buckets, setBuckets] = useState<BillingBucket[] | null>(null);
   const [error, setError] = useState<string | null>(null);
+  // What the shown buckets are for; differs from the controls while a new range loads.
+  const [loadedFor, setLoadedFor] = useState('');
+  const wanted = `${interval}|${start}|${end}`;
 
   useEffect(() => {
     const ctrl = new AbortController();
@@ -403,7 +406,10 @@ function UsageCard(props: { creds: Credentials; reloadKey: number }) {
       body: { interval, start_date: start || undefined, end_date: end || undefined },
       signal: ctrl.signal,
     })
-      .then(setBuckets)
+      .then((b) => {
+        setBuckets(b);
+        setLoadedFor(`${interval}|${start}|${end}`);
+      })
       .catch((e: unknown) => {
         if ((e as Error).name !== 'AbortError') setError(errorText(e));
       });
@@ -429,7 +435,14 @@ function UsageCard(props: { creds: Credentials; reloadKey: number }) {
   );
 
   return (
-    <section class="card" aria-labelledby="usage-h">
+    <section
+      class="card"
+      aria-labelledby="usage-h"
+      data-section="usage"
+      data-state={loadedFor === wanted ? 'ready' : 'loading'}
+      data-interval={interval}
+      aria-busy={loadedFor !== wanted}
+    >
       <h2 id="usage-h">Usage</h2>
       <div class="controls">
         <div class="segmented" role="group" aria-label="Bucket size">

@@ -96,10 +96,22 @@ export function Value(props: { field: string; value: unknown }) {
     return <Field field={field} value={value}><code title={value}>{shortHex(value)}</code></Field>;
   }
   if (typeof value === 'object') {
+    // Payloads and details: folded, so tables stay readable.
+    const text = JSON.stringify(value, null, 2);
+    if (text.length <= 40) {
+      return (
+        <Field field={field} value={JSON.stringify(value)}>
+          <code class="json">{JSON.stringify(value)}</code>
+        </Field>
+      );
+    }
     return (
-      <Field field={field} value={JSON.stringify(value)}>
-        <code class="json">{JSON.stringify(value)}</code>
-      </Field>
+      <details class="json-cell" data-field={field} data-value={JSON.stringify(value)}>
+        <summary>Show</summary>
+        <pre tabIndex={0}>
+          <code>{text}</code>
+        </pre>
+      </details>
     );
   }
   return <Field field={field} value={value} />;

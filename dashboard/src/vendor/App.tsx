@@ -229,7 +229,7 @@ function View(props: { route: Route; call: Call }) {
     case 'gas':
       return <Gas call={call} />;
     case 'audit':
-      return <ListView call={call} title="Audit log" path="/v1/admin/audit" caption="Admin actions, newest first" empty="No admin action yet." />;
+      return <ListView call={call} title="Audit log" path="/v1/admin/audit" caption="Admin actions, newest first" empty="No admin action yet." columnsKey="audit" />;
   }
 }
 
@@ -301,12 +301,28 @@ function Loading(props: { error: string | null; what: string }) {
   return props.error ? <Alert tone="error">{props.error}</Alert> : <p class="muted">Loading {props.what}…</p>;
 }
 
+/** The columns worth a table cell for the lists people read most (others: every key). */
+const COLUMNS: Record<string, string[]> = {
+  ledger: ['id', 'kind', 'amount_usd', 'balance_after_usd', 'description', 'created_at', 'tx_hash'],
+  notifications: ['id', 'channel', 'event_type', 'status', 'attempt_count', 'last_error', 'next_attempt_at', 'payload'],
+  sweeps: ['id', 'chain', 'token_symbol', 'amount_units', 'method', 'status', 'tx_hash', 'attempts', 'last_error', 'updated_at'],
+  audit: ['created_at', 'action', 'target_type', 'target_id', 'reason', 'client_ip', 'details'],
+};
+
+function columnsFor(field: string | undefined, rows: Row[]): string[] | undefined {
+  const wanted = field ? COLUMNS[field] : undefined;
+  if (!wanted) return undefined;
+  const present = wanted.filter((c) => rows.some((r) => c in r));
+  return present.length > 0 ? present : undefined;
+}
+
 /** Renders any JSON value for people, keeping data-field on every leaf. */
 function Generic(props: { value: unknown; field?: string }) {
   const { value, field } = props;
   if (Array.isArray(value)) {
     if (value.every((v) => v && typeof v === 'object' && !Array.isArray(v))) {
-      return <DataTable rows={value as Row[]} caption={humanize(field ?? 'items')} />;
+      const rows = value as Row[];
+      return <DataTable rows={rows} columns={columnsFor(field, rows)} caption={humanize(field ?? 'items')} />;
     }
     return <Value field={field ?? 'value'} value={value} />;
   }
@@ -801,13 +817,17 @@ function PurchasePage(props: { call: Call; id: string }) {
   );
 }
 
-function ListView(props: { call: Call; title: string; path: string; caption: string; empty: string }) {
+function ListView(props: { call: Call; title: string; path: string; caption: string; empty: string; columnsKey?: string }) {
   const list = usePages(props.call, props.path, { limit: '50' });
   return (
     <>
       <h1>{props.title}</h1>
       <Section title={props.caption} id="list-h">
-        {list.data ? <DataTable rows={list.data.items} caption={props.caption} empty={props.empty} /> : <Loading error={list.error} what={props.title.toLowerCase()} />}
+        {list.data ? (
+          <DataTable rows={list.data.items} columns={columnsFor(props.columnsKey, list.data.items)} caption={props.caption} empty={props.empty} />
+        ) : (
+          <Loading error={list.error} what={props.title.toLowerCase()} />
+        )}
         {list.data && list.pager}
       </Section>
     </>
@@ -843,6 +863,7 @@ function Sweeps(props: { call: Call }) {
         {list.data ? (
           <DataTable
             rows={list.data.items}
+            columns={columnsFor('sweeps', list.data.items)}
             caption="Sweeps"
             empty="No sweep matches."
             rowAttrs={(r) => ({ 'data-sweep-id': String(r.id ?? r.sweep_id ?? ''), 'data-status': String(r.status ?? '') })}
