@@ -153,7 +153,11 @@ async fn asset(dir: &Path, file: &str) -> Response {
     };
     match tokio::fs::read(dir.join("assets").join(file)).await {
         Ok(bytes) => with_headers(
-            ([(header::CONTENT_TYPE, HeaderValue::from_static(kind))], bytes).into_response(),
+            (
+                [(header::CONTENT_TYPE, HeaderValue::from_static(kind))],
+                bytes,
+            )
+                .into_response(),
             ASSET_CACHE,
         ),
         Err(_) => missing(),
