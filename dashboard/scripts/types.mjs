@@ -3,8 +3,8 @@
 //   npm run types         writes the file
 //   npm run check-types   fails (exit 1) when the committed file differs from what the document gives
 // The document: OPENAPI_SOURCE (a file path or an http(s) URL such as http://127.0.0.1:3001/v1/openapi.json)
-// when set; else the committed snapshot ../docs/openapi.json when it exists; else the fragments the
-// server itself merges (../src/api/openapi/base.json + the per-resource files, as src/api/openapi.rs).
+// when set; else the committed snapshot (../openapi.json, or ../docs/openapi.json) when it exists; else
+// the fragments the server merges (../src/api/openapi/base.json + the per-resource files).
 import { readFileSync, existsSync, writeFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,9 +26,13 @@ async function loadDocument() {
     }
     return { doc: JSON.parse(readFileSync(resolve(source), 'utf8')), from: source };
   }
-  const snapshot = join(repo, 'docs/openapi.json');
-  if (existsSync(snapshot)) return { doc: JSON.parse(readFileSync(snapshot, 'utf8')), from: snapshot };
+  for (const snapshot of [join(repo, 'openapi.json'), join(repo, 'docs/openapi.json')]) {
+    if (existsSync(snapshot)) return { doc: JSON.parse(readFileSync(snapshot, 'utf8')), from: snapshot };
+  }
   const dir = join(repo, 'src/api/openapi');
+  if (!existsSync(join(dir, 'base.json'))) {
+    throw new Error('no OpenAPI document: set OPENAPI_SOURCE (a file, or http://…/v1/openapi.json of a running server)');
+  }
   const doc = JSON.parse(readFileSync(join(dir, 'base.json'), 'utf8'));
   const fragments = readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'base.json').sort();
   for (const file of fragments) {
