@@ -141,6 +141,23 @@ describe('customer page', () => {
     await page.context().close();
   });
 
+  test('keyboard only: Tab reaches "Check for payment" and Enter runs it', async () => {
+    const page = await newPage();
+    await page.goto(customerUrl(purchase));
+    await page.locator('[data-field="balance_usd"]').waitFor();
+    let reached = false;
+    for (let i = 0; i < 40 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.getAttribute('data-action') === 'check-payment');
+    }
+    assert.ok(reached, 'Tab reaches the check-payment button');
+    const focusVisible = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle !== 'none');
+    assert.ok(focusVisible, 'the focused button shows a focus ring');
+    await page.keyboard.press('Enter');
+    await page.locator('[data-field="topup_result"] .alert').waitFor();
+    await page.context().close();
+  });
+
   test('metered usage: chart and table totals equal the API for every bucket size', async () => {
     const now = Date.now();
     const records = [
@@ -250,8 +267,9 @@ describe('vendor console', () => {
     await page.fill('input[name="token"]', 'not-the-admin-token-000');
     await page.click('[data-action="sign-in"]');
     await page.getByText('That token is not the server’s ADMIN_TOKEN.').waitFor();
+    // Keyboard: type the token and press Enter.
     await page.fill('input[name="token"]', ADMIN_TOKEN);
-    await page.click('[data-action="sign-in"]');
+    await page.press('input[name="token"]', 'Enter');
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
     assert.equal(await page.evaluate(() => sessionStorage.getItem('vendor-server.admin-token')), ADMIN_TOKEN);
     await page.locator('.stat, .card').first().waitFor();
