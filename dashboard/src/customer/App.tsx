@@ -489,6 +489,7 @@ function UsageCard(props: { creds: Credentials; reloadKey: number }) {
                 times={chart.times}
                 values={chart.values}
                 label="Billed (USD)"
+                interval={interval}
                 summary={`Bar chart of the amount billed per ${interval.replace(/ly$/, '').replace('dai', 'day')}: ${buckets.length} buckets, ${formatUsd(total ?? '0')} in total.`}
               />
               {units.length > 0 && (

@@ -12,6 +12,22 @@ export interface ChartProps {
   label: string;
   summary: string;
   unit?: string;
+  /** The bucket size: ticks on whole days (or months) except for hourly buckets. */
+  interval?: 'hourly' | 'daily' | 'weekly' | 'monthly' | 'yearly';
+}
+
+const DAY = 86_400;
+
+function tickFormat(interval: ChartProps['interval']): Intl.DateTimeFormatOptions {
+  switch (interval) {
+    case 'hourly':
+      return { month: 'short', day: 'numeric', hour: '2-digit', timeZone: 'UTC' };
+    case 'monthly':
+    case 'yearly':
+      return { year: 'numeric', month: 'short', timeZone: 'UTC' };
+    default:
+      return { month: 'short', day: 'numeric', timeZone: 'UTC' };
+  }
 }
 
 export function BarChart(props: ChartProps) {
@@ -27,9 +43,24 @@ export function BarChart(props: ChartProps) {
         height: 220,
         legend: { show: false },
         cursor: { drag: { x: false, y: false } },
+        tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
         scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] } },
         axes: [
-          { stroke: '#4a5568', grid: { stroke: '#edf0f4' }, ticks: { stroke: '#cbd2dc' } },
+          {
+            stroke: '#4a5568',
+            grid: { stroke: '#edf0f4' },
+            ticks: { stroke: '#cbd2dc' },
+            space: 70,
+            // Buckets are UTC days/weeks/months: ticks on whole days, labelled in UTC.
+            incrs:
+              props.interval === 'hourly'
+                ? [3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600, DAY, 2 * DAY, 7 * DAY]
+                : [DAY, 2 * DAY, 7 * DAY, 14 * DAY, 30 * DAY, 91 * DAY, 182 * DAY, 365 * DAY],
+            values: (_u, splits) => {
+              const fmt = new Intl.DateTimeFormat(undefined, tickFormat(props.interval));
+              return splits.map((t) => fmt.format(new Date(t * 1000)));
+            },
+          },
           {
             stroke: '#4a5568',
             grid: { stroke: '#edf0f4' },
@@ -52,6 +83,6 @@ export function BarChart(props: ChartProps) {
       observer.disconnect();
       plot.destroy();
     };
-  }, [props.times, props.values, props.label, props.unit]);
+  }, [props.times, props.values, props.label, props.unit, props.interval]);
   return <div class="chart" ref={box} role="img" aria-label={props.summary} data-field="usage_chart" />;
 }
