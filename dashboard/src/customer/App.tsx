@@ -454,7 +454,14 @@ function UsageCard(props: { creds: Credentials; reloadKey: number }) {
               aria-pressed={interval === i.value}
               data-action="interval"
               data-value={i.value}
-              onClick={() => setIntervalKind(i.value)}
+              onClick={() => {
+                setIntervalKind(i.value);
+                // Hourly bars over a month are a pixel wide: narrow a long range to its last 3 days.
+                const endDay = end ? new Date(`${end}T00:00:00Z`) : new Date();
+                if (i.value === 'hourly' && (!start || Date.parse(`${start}T00:00:00Z`) < endDay.getTime() - 7 * 86_400_000)) {
+                  setStart(isoDay(daysAgo(2, endDay)));
+                }
+              }}
             >
               {i.label}
             </button>
@@ -490,6 +497,8 @@ function UsageCard(props: { creds: Credentials; reloadKey: number }) {
                 values={chart.values}
                 label="Billed (USD)"
                 interval={interval}
+                from={start ? Date.parse(`${start}T00:00:00Z`) / 1000 : undefined}
+                to={end ? Date.parse(`${end}T00:00:00Z`) / 1000 : undefined}
                 summary={`Bar chart of the amount billed per ${interval.replace(/ly$/, '').replace('dai', 'day')}: ${buckets.length} buckets, ${formatUsd(total ?? '0')} in total.`}
               />
               {units.length > 0 && (

@@ -14,6 +14,9 @@ export interface ChartProps {
   unit?: string;
   /** The bucket size: ticks on whole days (or months) except for hourly buckets. */
   interval?: 'hourly' | 'daily' | 'weekly' | 'monthly' | 'yearly';
+  /** The selected range (epoch seconds), so empty days show as empty. */
+  from?: number;
+  to?: number;
 }
 
 const DAY = 86_400;
@@ -44,7 +47,13 @@ export function BarChart(props: ChartProps) {
         legend: { show: false },
         cursor: { drag: { x: false, y: false } },
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
-        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] } },
+        scales: {
+          x: {
+            time: true,
+            range: (_u, min, max) => [Math.min(min, props.from ?? min), Math.max(max, props.to ?? max)],
+          },
+          y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] },
+        },
         axes: [
           {
             stroke: '#4a5568',
@@ -83,6 +92,6 @@ export function BarChart(props: ChartProps) {
       observer.disconnect();
       plot.destroy();
     };
-  }, [props.times, props.values, props.label, props.unit, props.interval]);
+  }, [props.times, props.values, props.label, props.unit, props.interval, props.from, props.to]);
   return <div class="chart" ref={box} role="img" aria-label={props.summary} data-field="usage_chart" />;
 }
