@@ -309,6 +309,10 @@ describe('vendor console', () => {
       return { ok: b === expected, value: b };
     }, 'balance after the adjustment');
     await waitForValue(page, 'balance_usd', expected);
+    // The adjustment is a ledger entry of its own kind on the purchase's page.
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('[data-field="kind"]')].some((e) => e.getAttribute('data-value') === 'adjustment'),
+    );
 
     // Delete needs the purchase id typed in full.
     const del = page.locator('[data-action="delete"]');

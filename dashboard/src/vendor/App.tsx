@@ -807,13 +807,53 @@ function PurchasePage(props: { call: Call; id: string }) {
       </Section>
       {sections.map(([k, v]) => (
         <Section key={k} title={humanize(k)}>
-          <Generic value={(v as Page<Row>)?.items ?? v} field={k} />
-          {k === 'ledger' && (v as Page<Row>)?.next_cursor ? (
-            <p class="muted small">Newest entries; the whole ledger: GET /v1/admin/purchases/{p.id}/ledger?cursor=…</p>
-          ) : null}
+          {k === 'ledger' && v && typeof v === 'object' && 'items' in (v as Row) ? (
+            <LedgerPages call={call} purchaseId={p.id} first={v as Page<Row>} />
+          ) : (
+            <Generic value={(v as Page<Row>)?.items ?? v} field={k} />
+          )}
         </Section>
       ))}
     </div>
+  );
+}
+
+/** The purchase's ledger: the detail's first page, then older pages from the admin ledger route. */
+function LedgerPages(props: { call: Call; purchaseId: string; first: Page<Row> }) {
+  const [cursors, setCursors] = useState<string[]>([]);
+  const cursor = cursors[cursors.length - 1];
+  const older = useLoad<Page<Row>>(
+    props.call,
+    cursor ? `/v1/admin/purchases/${encodeURIComponent(props.purchaseId)}/ledger?limit=50&cursor=${encodeURIComponent(cursor)}` : null,
+    [props.purchaseId],
+  );
+  const page = cursor ? older.data : props.first;
+  return (
+    <>
+      {page ? (
+        <Generic value={page.items} field="ledger" />
+      ) : (
+        <Loading error={older.error} what="older entries" />
+      )}
+      <nav class="pager" aria-label="Ledger pages">
+        <button type="button" class="btn" disabled={cursors.length === 0} data-action="ledger-newer" onClick={() => setCursors((c) => c.slice(0, -1))}>
+          Newer
+        </button>
+        <span class="muted small">Page {cursors.length + 1}</span>
+        <button
+          type="button"
+          class="btn"
+          disabled={!page?.next_cursor}
+          data-action="ledger-older"
+          onClick={() => {
+            const next = page?.next_cursor;
+            if (next) setCursors((c) => [...c, next]);
+          }}
+        >
+          Older
+        </button>
+      </nav>
+    </>
   );
 }
 
