@@ -9,8 +9,9 @@
 #
 # Env: PORT (3001), DEV_ANVIL_PORT (8545), DEV_MOTO_PORT (5000) and DATABASE_URL choose what a new .env
 #      gets; VENDOR_SERVER_BIN = a prebuilt binary (skips `cargo build`); TOOLS_DIR = where anvil and
-#      moto are installed ($HOME/.cache/vendor-server-tools). Extra arguments go to `cargo build`
-#      (e.g. --release).
+#      moto are installed ($HOME/.cache/vendor-server-tools); DEV_STATE_DIR = where .env and .dev/ live
+#      (default: the repository; scripts/browser-test.sh runs a second, separate one). Extra arguments
+#      go to `cargo build` (e.g. --release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TOOLS_DIR="${TOOLS_DIR:-$HOME/.cache/vendor-server-tools}"
@@ -28,6 +29,9 @@ trap 'exit 130' INT TERM
 
 scripts/install-tools.sh
 scripts/ensure-postgres.sh
+repo="$(pwd)"
+# The dashboard (/v1/dashboard/…): built when its sources changed; without npm the pages say so.
+scripts/build-dashboard.sh || log "warning: the dashboard was not built (see above); its pages answer 503"
 
 if [ -n "${VENDOR_SERVER_BIN:-}" ]; then
   bin="$VENDOR_SERVER_BIN"
@@ -38,6 +42,18 @@ else
   case " $* " in *" --release "*) profile=release ;; esac
   bin="${CARGO_TARGET_DIR:-target}/$profile/vendor-server"
 fi
+case "$bin" in /*) ;; */*) bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")" ;; esac
+
+# Everything below runs in the state folder (its .env, its .dev/); a separate one keeps the repository's
+# files, and the server finds the repository's offers and dashboard by absolute paths.
+state="${DEV_STATE_DIR:-$repo}"
+mkdir -p "$state"
+state="$(cd "$state" && pwd)"
+if [ "$state" != "$repo" ]; then
+  export OFFERS_FILE="${OFFERS_FILE:-$repo/config/offers.toml}"
+  export DASHBOARD_DIR="${DASHBOARD_DIR:-$repo/dashboard/dist}"
+fi
+cd "$state"
 
 if [ ! -f .env ]; then
   "$bin" dev env \
@@ -115,6 +131,7 @@ cat >&2 <<EOF
   pay a checkout:     $bin dev pay --to 0xDEPOSIT_ADDRESS --amount 5 [--token usdt]
   meter usage:        $bin tokens create --label my-ai-server   (then POST $base/v1/purchase/ID/meter-usage)
   customer page:      the link \`dev checkout\` prints ($base/v1/dashboard/customer#…)
+  vendor console:     $base/v1/dashboard/vendor   (sign in with ADMIN_TOKEN from $state/.env)
 Ctrl-C stops the server, anvil and moto.
 EOF
 wait "$server"

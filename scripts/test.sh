@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: installs the external test tools (anvil, moto, an SMTP sink) into a cache outside
-# the repository, makes sure PostgreSQL is up, then runs the whole test suite against it.
+# the repository, makes sure PostgreSQL is up, builds the dashboard, runs the whole Rust test suite
+# against it, then the dashboard's browser tests (scripts/browser-test.sh; SKIP_BROWSER_TESTS=1 skips).
 # Usage: scripts/test.sh [extra cargo nextest/test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,9 +13,17 @@ export PATH="$TOOLS_DIR/bin:$TOOLS_DIR/venv/bin:$PATH"
 export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 # Build from the committed query metadata: the same build Docker and a fresh clone do.
 export SQLX_OFFLINE=true
+# The dashboard's build (dashboard/dist) is what the server serves under /v1/dashboard/.
+scripts/build-dashboard.sh
+status=0
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --all-targets --no-fail-fast "$@"
-  cargo test --doc --quiet
+  cargo nextest run --all-targets --no-fail-fast "$@" || status=$?
+  cargo test --doc --quiet || status=$?
 else
-  cargo test --all-targets --no-fail-fast "$@"
+  cargo test --all-targets --no-fail-fast "$@" || status=$?
 fi
+if [ "${SKIP_BROWSER_TESTS:-0}" != 1 ]; then
+  scripts/browser-test.sh || status=$?
+fi
+exit "$status"
+

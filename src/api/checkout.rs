@@ -1,6 +1,6 @@
 //! Checkout routes, wire-compatible with `@officexapp/types` `vendor.ts`: `initiate` (rate-limited per
-//! client IP), `validate`, `finalize`, `topup` and `verify-topup` (customer key), plus the minimal
-//! customer page the receipts link to.
+//! client IP), `validate`, `finalize`, `topup` and `verify-topup` (customer key). The customer page
+//! the receipts link to is the dashboard's (`super::dashboard`).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -10,9 +10,7 @@ use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::Html;
-use axum::routing::{get, post};
+use axum::routing::post;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::{Deserialize, Serialize};
 
@@ -577,48 +575,6 @@ async fn verify_topup(
     }))
 }
 
-// ---------------------------------------------------------------- customer page
-
-const CUSTOMER_PAGE: &str = r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><title>Your purchase</title>
-<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;color:#222}
-dt{font-weight:600;margin-top:.8rem}dd{margin:0;word-break:break-all}.err{color:#b00}</style></head>
-<body><h1 id="title">Your purchase</h1><p id="state">Loading…</p>
-<dl id="details" hidden><dt>Status</dt><dd id="status"></dd><dt>Balance</dt><dd id="balance"></dd>
-<dt>Top up by sending USDC/USDT to</dt><dd id="address"></dd><dt>Accepted</dt><dd id="accepted"></dd>
-<dt>Purchase</dt><dd id="purchase"></dd></dl>
-<script>
-(function () {
-  var p = new URLSearchParams(location.hash.slice(1));
-  var id = p.get("vendor_purchase_id"), key = p.get("customer_billing_api_key");
-  var say = function (t, bad) { var e = document.getElementById("state"); e.textContent = t; e.className = bad ? "err" : ""; };
-  if (!id || !key) { say("This link is incomplete: it needs #vendor_purchase_id=…&customer_billing_api_key=…", true); return; }
-  fetch("/v1/purchase/" + encodeURIComponent(id), { headers: { Authorization: "Bearer " + key } })
-    .then(function (r) { return r.json().then(function (b) { return [r.ok, b]; }); })
-    .then(function (res) {
-      if (!res[0]) { say(res[1].error || "Could not load the purchase", true); return; }
-      var pu = res[1].purchase || {}, w = res[1].checkout_wallet || {};
-      var set = function (k, v) { document.getElementById(k).textContent = v == null ? "" : String(v); };
-      set("title", pu.title || "Your purchase"); set("status", pu.status); set("balance", (pu.balance_usd || "0") + " USD");
-      set("address", w.evm_address); set("purchase", pu.id);
-      set("accepted", JSON.stringify(w.chains || w.accepted || ""));
-      document.getElementById("details").hidden = false; say("");
-    })
-    .catch(function () { say("Could not reach the server", true); });
-})();
-</script></body></html>"#;
-
-async fn customer_page() -> ([(header::HeaderName, &'static str); 2], Html<&'static str>) {
-    (
-        [
-            (header::CACHE_CONTROL, "no-store"),
-            (header::REFERRER_POLICY, "no-referrer"),
-        ],
-        Html(CUSTOMER_PAGE),
-    )
-}
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/checkout/initiate", post(initiate))
@@ -626,7 +582,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/checkout/finalize", post(finalize_route))
         .route("/v1/checkout/topup", post(topup))
         .route("/v1/purchase/{id}/verify-topup", post(verify_topup))
-        .route("/v1/dashboard/customer", get(customer_page))
         .layer(Extension(Arc::new(RateLimiter::default())))
         .layer(Extension(ValidateLimiter::default()))
 }

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod appstore;
 pub mod auth;
 pub mod checkout;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod gemini;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .merge(purchases::router())
         .merge(metering::router())
         .merge(admin::router())
+        .merge(dashboard::router(server.dashboard_dir.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(json_error_bodies))

@@ -139,6 +139,7 @@ impl Config {
             )?),
             body_limit_bytes: v.parse_or("BODY_LIMIT_BYTES", "a size in bytes", 1024 * 1024)?,
             limits: HttpLimits::from_vars(&v)?,
+            dashboard_dir: PathBuf::from(v.string_or("DASHBOARD_DIR", "dashboard/dist")),
         };
         if let Some(token) = &server.admin_token
             && token.expose_secret().len() < 16

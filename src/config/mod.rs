@@ -98,6 +98,8 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Limits against slow and greedy clients (header/body timeouts, connections, proxies).
     pub limits: HttpLimits,
+    /// The dashboard's build (`DASHBOARD_DIR`, default `dashboard/dist`).
+    pub dashboard_dir: PathBuf,
 }
 
 #[derive(Clone)]
