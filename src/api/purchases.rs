@@ -14,10 +14,12 @@ use crate::billing::history::{self, Bound, Bucket, Interval};
 use crate::billing::keys::KeyKind;
 use crate::billing::statement::{self, LedgerItem};
 use crate::billing::{PurchaseStatus, purchases};
+use crate::checkout::deposits::{self, Incoming};
 use crate::config::Config;
 use crate::domain::ids::{CheckoutSessionId, CheckoutWalletId, PurchaseId};
 use crate::domain::money::UsdMicros;
 use crate::domain::page::{self, Page, PageError};
+use crate::providers::ResourceInfo;
 use crate::state::AppState;
 
 /// The purchase on the wire: the reference's fields without any key, tracer, customer org data,
@@ -42,6 +44,9 @@ pub struct PurchaseOut {
     pub balance_termination_trigger: Option<UsdMicros>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// How to use what was bought (bucket, region and endpoint; the gateway's base URL): never a
+    /// secret. `null` while the resource is not ready.
+    pub resource: Option<ResourceInfo>,
 }
 
 /// One chain/token a checkout address accepts.
@@ -111,6 +116,8 @@ pub struct PurchaseResponse {
     /// The purchase's deposit wallet (top up by sending to `evm_address`); `null` for a purchase
     /// not made through a checkout.
     pub checkout_wallet: Option<CheckoutWalletOut>,
+    /// Payments to the deposit address not in the balance yet, with their confirmations.
+    pub pending_deposits: Vec<Incoming>,
 }
 
 async fn get_purchase(
@@ -118,9 +125,9 @@ async fn get_purchase(
     auth: CustomerAuth,
 ) -> Result<AppJson<PurchaseResponse>, ApiError> {
     let r = sqlx::query!(
-        r#"select p.purchase_id, p.offer_id, p.title, o.description, o.pricing_line,
+        r#"select p.purchase_id, p.offer_id, p.title, o.description, o.pricing_line, o.provider,
                   p.status, p.balance_micros, p.low_trigger_micros, p.critical_trigger_micros,
-                  p.termination_trigger_micros,
+                  p.termination_trigger_micros, p.resource_status, p.resource_state,
                   (extract(epoch from p.created_at) * 1000)::bigint as "created_at!",
                   (extract(epoch from p.updated_at) * 1000)::bigint as "updated_at!"
            from purchase p join offer o using (offer_id) where p.purchase_id = $1"#,
@@ -147,9 +154,15 @@ async fn get_purchase(
         balance_termination_trigger: r.termination_trigger_micros.map(UsdMicros),
         created_at: r.created_at,
         updated_at: r.updated_at,
+        resource: (r.resource_status == "ready")
+            .then(|| state.providers.get(&r.provider).ok())
+            .flatten()
+            .map(|p| p.info(&r.resource_state)),
     };
+    let mut pending_deposits = Vec::new();
     let checkout_wallet = match crate::checkout::find_by_purchase(&state.pool, purchase.id).await? {
         Some(c) => {
+            pending_deposits = deposits::incoming(&state.pool, &state.chains, c.session).await?;
             let tokens = crate::checkout::offer_of(&state.pool, &c)
                 .await
                 .map(|o| o.tokens)
@@ -168,6 +181,7 @@ async fn get_purchase(
     Ok(AppJson(PurchaseResponse {
         purchase,
         checkout_wallet,
+        pending_deposits,
     }))
 }
 

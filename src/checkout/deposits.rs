@@ -1,14 +1,20 @@
-//! The deposit job: one pass scans every chain for payments to watched deposit addresses (the chain
-//! module's watcher), then credits the confirmed deposits of finalized checkouts to their purchases,
-//! refreshes the pending markers and erases expired receipts. The chain side never reaches into
-//! checkouts: this module drives it.
+//! Deposits of checkouts. The deposit job: one pass scans every chain for payments to watched deposit
+//! addresses (the chain module's watcher), then credits the confirmed deposits of finalized checkouts
+//! to their purchases, refreshes the pending markers and erases expired receipts (the chain side never
+//! reaches into checkouts: this module drives it). And the payments still on their way, with their
+//! confirmations, for the customer page.
 
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sqlx::PgPool;
+
+use super::{CheckoutError, Checkouts, credit, receipt};
 use crate::billing::ledger;
-use crate::chain::watcher;
+use crate::chain::{Chains, watcher};
 use crate::domain::Outcome;
-use crate::domain::ids::PurchaseId;
-
-use super::{Checkouts, credit, receipt};
+use crate::domain::ids::{CheckoutSessionId, PurchaseId};
+use crate::domain::money::UsdMicros;
 
 /// One pass over every chain, then credits and pending markers. A pass credits the deposits it saw
 /// confirmed; the periodic full pass (with the full list reload) also credits anything left over (a
@@ -71,3 +77,79 @@ async fn credit_confirmed(cx: &Checkouts, ids: &[i64]) -> anyhow::Result<usize> 
     }
     Ok(credited)
 }
+
+/// A payment to a purchase's deposit address that is not in its balance yet (waiting for
+/// confirmations, or confirmed and about to be credited).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Incoming {
+    pub chain_id: u64,
+    pub token_symbol: String,
+    /// At the token's USD rate, as it will be credited.
+    pub amount_usd: UsdMicros,
+    pub tx_hash: String,
+    /// `pending` (below the chain's confirmation depth) or `confirmed` (being credited).
+    pub status: String,
+    /// Blocks since the payment's block, counting it; `None` when the chain's node did not answer.
+    pub confirmations: Option<u64>,
+    /// Confirmations the chain requires before the payment counts.
+    pub required_confirmations: u64,
+    /// The transaction on the chain's block explorer (none for local chains).
+    pub explorer_url: Option<String>,
+}
+
+/// The payments on their way to a checkout's purchase, oldest first. Confirmations are counted from
+/// each chain's head, read once per chain with a short deadline (a slow node leaves them unknown).
+pub async fn incoming(
+    pool: &PgPool,
+    chains: &Chains,
+    session: CheckoutSessionId,
+) -> Result<Vec<Incoming>, CheckoutError> {
+    let rows = sqlx::query!(
+        "select chain_id, token_symbol, amount_micros, tx_hash, status, block_number
+         from deposit
+         where checkout_session_id = $1 and status in ('pending', 'confirmed')
+           and unclaimed_at is null
+         order by deposit_id limit 50",
+        session.0
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut heads: HashMap<i64, Option<u64>> = HashMap::new();
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let chain = u64::try_from(r.chain_id)
+            .ok()
+            .and_then(|id| chains.by_id(id));
+        let head = match heads.get(&r.chain_id) {
+            Some(head) => *head,
+            None => {
+                let head = match chain {
+                    Some(c) => tokio::time::timeout(HEAD_DEADLINE, c.head())
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                    None => None,
+                };
+                heads.insert(r.chain_id, head);
+                head
+            }
+        };
+        let block = u64::try_from(r.block_number).unwrap_or(u64::MAX);
+        out.push(Incoming {
+            chain_id: u64::try_from(r.chain_id).unwrap_or_default(),
+            token_symbol: r.token_symbol,
+            amount_usd: UsdMicros(r.amount_micros),
+            status: r.status,
+            confirmations: head.map(|h| if h >= block { h - block + 1 } else { 0 }),
+            required_confirmations: chain.map_or(0, |c| c.config.confirmations),
+            explorer_url: chain
+                .filter(|c| !c.config.explorer_url.is_empty())
+                .map(|c| crate::chain::sweeper::explorer_tx(c, &r.tx_hash)),
+            tx_hash: r.tx_hash,
+        });
+    }
+    Ok(out)
+}
+
+/// How long [`incoming`] waits for a chain's head.
+const HEAD_DEADLINE: Duration = Duration::from_secs(2);

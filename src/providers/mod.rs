@@ -53,6 +53,25 @@ pub struct Delivered {
     pub state: serde_json::Value,
 }
 
+/// What a customer needs to use a resource, never a secret (the customer page shows it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ResourceInfo {
+    /// The provider kind (`s3`, `gemini`).
+    pub kind: &'static str,
+    /// S3: the bucket's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<String>,
+    /// S3: the bucket's region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// S3: the endpoint URL clients talk to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Gemini: the base URL to give any Gemini client (the gateway's `/v1beta` API is under it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_base_url: Option<String>,
+}
+
 /// A resource's lifecycle.
 #[async_trait]
 pub trait ResourceProvider: Send + Sync {
@@ -72,6 +91,14 @@ pub trait ResourceProvider: Send + Sync {
         purchase_id: PurchaseId,
         state: &serde_json::Value,
     ) -> Result<(), ProviderError>;
+    /// What the customer needs to use the resource described by its stored `state` (no secret).
+    fn info(&self, state: &serde_json::Value) -> ResourceInfo {
+        let _ = state;
+        ResourceInfo {
+            kind: self.kind(),
+            ..ResourceInfo::default()
+        }
+    }
     /// Removes the resource and its data. Safe to run again after a crash halfway.
     async fn delete(
         &self,

@@ -18,7 +18,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Delivered, ProviderError, ProvisionRequest, ResourceProvider};
+use super::{Delivered, ProviderError, ProvisionRequest, ResourceInfo, ResourceProvider};
 use crate::config::{AwsConfig, Config};
 use crate::domain::ids::PurchaseId;
 
@@ -206,7 +206,7 @@ pub struct S3Provider {
 
 impl S3Provider {
     /// Clients for `config.aws`: its region, endpoint, static credentials (else the SDK's own chain:
-    /// env, profile, instance role) and deadlines ([`timeouts`]), shared with the cost import.
+    /// env, profile, instance role) and deadlines ([`crate::aws::timeouts`]), shared with the cost import.
     pub async fn from_config(aws: &AwsConfig, config: &Config) -> Self {
         let sdk = crate::aws::sdk_config(aws).await;
         let settings = S3Settings {
@@ -588,6 +588,23 @@ fn parse_state(state: &serde_json::Value) -> Result<S3State, ProviderError> {
 impl ResourceProvider for S3Provider {
     fn kind(&self) -> &'static str {
         "s3"
+    }
+
+    fn info(&self, state: &serde_json::Value) -> ResourceInfo {
+        let state: Option<S3State> = serde_json::from_value(state.clone()).ok();
+        let region = state.as_ref().map(|s| s.region.clone());
+        ResourceInfo {
+            kind: self.kind(),
+            bucket: state.map(|s| s.bucket),
+            endpoint: Some(self.settings.endpoint_url.clone().unwrap_or_else(|| {
+                format!(
+                    "https://s3.{}.amazonaws.com",
+                    region.as_deref().unwrap_or(&self.settings.region)
+                )
+            })),
+            region,
+            gateway_base_url: None,
+        }
     }
 
     #[tracing::instrument(skip_all, fields(purchase_id = %request.purchase_id), err)]

@@ -253,6 +253,8 @@ async fn full_usdc_flow_credits_once_and_sweeps_by_eip3009_relay(pool: PgPool) {
     );
     assert_eq!(wallet["checkout_session_id"], session.as_str());
     assert_eq!(view["purchase"]["balance_usd"], "5.000000");
+    assert_eq!(view["purchase"]["resource"]["kind"], "gemini", "{view}");
+    assert_eq!(view["pending_deposits"], json!([]));
     assert!(!view.to_string().contains(key), "{view}");
 
     assert_eq!(p.balance().await, 5_000_000);
@@ -281,6 +283,41 @@ async fn full_usdc_flow_credits_once_and_sweeps_by_eip3009_relay(pool: PgPool) {
         .await;
     assert_eq!(leaks, 0);
 
+    // A top-up on its way shows with its confirmations counting up, then is in the balance.
+    let topup = p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
+    p.watch().await;
+    let pending = |view: &Value| view["pending_deposits"].as_array().unwrap().clone();
+    let (_, view) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}"), key)
+        .await;
+    let incoming = pending(&view);
+    assert_eq!(incoming.len(), 1, "{view}");
+    assert_eq!(incoming[0]["tx_hash"], topup.as_str());
+    assert_eq!(incoming[0]["amount_usd"], "2.000000");
+    assert_eq!(incoming[0]["status"], "pending");
+    assert_eq!(incoming[0]["confirmations"], 1);
+    assert_eq!(incoming[0]["required_confirmations"], 2);
+    assert_eq!(
+        incoming[0]["explorer_url"],
+        format!("https://explorer.test/tx/{topup}")
+    );
+    p.anvil.mine(1).await;
+    let (_, view) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}"), key)
+        .await;
+    assert_eq!(pending(&view)[0]["confirmations"], 2);
+    p.anvil.mine(1).await;
+    p.watch().await;
+    let (_, view) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}"), key)
+        .await;
+    assert_eq!(pending(&view), Vec::<Value>::new(), "{view}");
+    assert_eq!(view["purchase"]["balance_usd"], "7.000000");
+    assert_eq!(p.balance().await, 7_000_000);
+
     p.sweep_all().await;
     let sweep: (String, String) = sqlx::query_as("select method, status from sweep")
         .fetch_one(&p.app.state.pool)
@@ -291,7 +328,7 @@ async fn full_usdc_flow_credits_once_and_sweeps_by_eip3009_relay(pool: PgPool) {
         p.anvil
             .token_balance(p.anvil.usdc, p.wallets.treasury)
             .await,
-        U256::from(5_000_000u64)
+        U256::from(7_000_000u64)
     );
     assert_eq!(
         p.anvil.token_balance(p.anvil.usdc, address).await,
@@ -302,7 +339,7 @@ async fn full_usdc_flow_credits_once_and_sweeps_by_eip3009_relay(pool: PgPool) {
     assert_eq!(p.anvil.nonce(address).await, 0);
     assert_eq!(p.anvil.nonce(p.wallets.gas.address()).await, 1);
     // Credit is untouched by the sweep.
-    assert_eq!(p.balance().await, 5_000_000);
+    assert_eq!(p.balance().await, 7_000_000);
 }
 
 #[sqlx::test]

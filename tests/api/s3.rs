@@ -267,6 +267,18 @@ async fn gift_card_credentials_reach_their_bucket_and_nothing_else() {
         (moto.url.as_str(), region)
     );
     assert_eq!(auth.bucket, names.bucket);
+    // What the customer page shows: the gift card's bucket, region and endpoint, no secret.
+    let info = provider.info(&delivered.state);
+    assert_eq!(
+        (info.kind, info.bucket.as_deref(), info.region.as_deref()),
+        ("s3", Some(names.bucket.as_str()), Some(region))
+    );
+    assert_eq!(info.endpoint.as_deref(), Some(moto.url.as_str()));
+    assert!(
+        !serde_json::to_string(&info)
+            .unwrap()
+            .contains(&auth.secret_key)
+    );
     assert_eq!(
         state,
         S3State {

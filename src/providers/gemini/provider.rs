@@ -62,6 +62,14 @@ impl ResourceProvider for GeminiProvider {
         "gemini"
     }
 
+    fn info(&self, _state: &serde_json::Value) -> ResourceInfo {
+        ResourceInfo {
+            kind: self.kind(),
+            gateway_base_url: Some(self.base_url.clone()),
+            ..ResourceInfo::default()
+        }
+    }
+
     /// Issues the purchase's gateway key. A retried provisioning revokes the earlier key (its
     /// secret was never delivered) and issues a new one.
     #[tracing::instrument(skip_all, fields(purchase_id = %request.purchase_id), err)]
