@@ -9,8 +9,9 @@
 #
 # Env: PORT (3001), DEV_ANVIL_PORT (8545), DEV_MOTO_PORT (5000) and DATABASE_URL choose what a new .env
 #      gets; VENDOR_SERVER_BIN = a prebuilt binary (skips `cargo build`); TOOLS_DIR = where anvil and
-#      moto are installed ($HOME/.cache/vendor-server-tools). Extra arguments go to `cargo build`
-#      (e.g. --release).
+#      moto are installed ($HOME/.cache/vendor-server-tools); DEV_STATE_DIR = where .env and .dev/ live
+#      and the server runs (the repository root; scripts/schemathesis.sh uses a temporary one). Extra
+#      arguments go to `cargo build` (e.g. --release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TOOLS_DIR="${TOOLS_DIR:-$HOME/.cache/vendor-server-tools}"
@@ -38,6 +39,12 @@ else
   case " $* " in *" --release "*) profile=release ;; esac
   bin="${CARGO_TARGET_DIR:-target}/$profile/vendor-server"
 fi
+case "$bin" in /*) ;; *) bin="$PWD/$bin" ;; esac
+root="$PWD"
+mkdir -p "${DEV_STATE_DIR:-.}"
+cd "${DEV_STATE_DIR:-.}"
+# Outside the repository the offers file is still the repository's.
+[ "$PWD" = "$root" ] || export OFFERS_FILE="${OFFERS_FILE:-$root/config/offers.toml}"
 
 if [ ! -f .env ]; then
   "$bin" dev env \

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs the external test tools (anvil, moto, an SMTP sink) into a cache outside
-# the repository, makes sure PostgreSQL is up, then runs the whole test suite against it.
+# the repository, makes sure PostgreSQL is up, then runs the whole test suite against it, then
+# fuzzes the running server against its OpenAPI document (scripts/schemathesis.sh; SKIP_SCHEMATHESIS=1
+# skips that).
 # Usage: scripts/test.sh [extra cargo nextest/test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,4 +19,7 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo test --doc --quiet
 else
   cargo test --all-targets --no-fail-fast "$@"
+fi
+if [ -z "${SKIP_SCHEMATHESIS:-}" ]; then
+  VENDOR_SERVER_BIN="${CARGO_TARGET_DIR:-target}/debug/vendor-server" scripts/schemathesis.sh
 fi

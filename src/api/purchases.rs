@@ -1,14 +1,14 @@
 //! A purchase as its customer sees it: `GET /v1/purchase/{id}`, `POST …/historical-billing`
 //! (customer key) and `POST …/validate-auth` (key in the body, always 200).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::CustomerAuth;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppPath};
 use crate::billing::history::{self, Bound, Bucket, Interval};
 use crate::billing::keys::KeyKind;
@@ -22,7 +22,8 @@ use crate::state::AppState;
 /// OfficeX purchase id (with it, the customer key would lead to the receipt's secrets) or internal
 /// column. USD amounts are decimal strings; times are epoch milliseconds as in the
 /// reference's rows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Purchase)]
 pub struct PurchaseOut {
     pub id: PurchaseId,
     pub offer_id: String,
@@ -32,18 +33,34 @@ pub struct PurchaseOut {
     pub vendor_id: Option<String>,
     pub vendor_name: String,
     pub status: PurchaseStatus,
+    /// The status as OfficeX shows it.
+    #[schema(value_type = OfficexStatus)]
     pub officex_status: &'static str,
     pub balance_usd: UsdMicros,
     /// `null` until the first credit derives them.
     pub balance_low_trigger: Option<UsdMicros>,
     pub balance_critical_trigger: Option<UsdMicros>,
     pub balance_termination_trigger: Option<UsdMicros>,
+    /// Epoch milliseconds.
     pub created_at: i64,
+    /// Epoch milliseconds.
     pub updated_at: i64,
 }
 
+/// A purchase's status in OfficeX's words (`PurchaseStatus::officex`; documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_camel_case_types, clippy::upper_case_acronyms)]
+enum OfficexStatus {
+    AWAITING,
+    RUNNING,
+    PAYMENT_REQUIRED,
+    BLOCKED,
+    CANCELED,
+}
+
 /// One chain/token a checkout address accepts.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = AcceptedChainToken)]
 pub struct AcceptedToken {
     pub chain: String,
     pub chain_id: u64,
@@ -54,7 +71,8 @@ pub struct AcceptedToken {
 }
 
 /// The purchase's deposit address (`checkout_wallet` in the reference), without any key or seed.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = CheckoutWallet)]
 pub struct CheckoutWalletOut {
     pub id: CheckoutWalletId,
     pub evm_address: String,
@@ -103,7 +121,7 @@ impl CheckoutWalletOut {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PurchaseResponse {
     pub purchase: PurchaseOut,
     /// The purchase's deposit wallet (top up by sending to `evm_address`); `null` for a purchase
@@ -111,6 +129,20 @@ pub struct PurchaseResponse {
     pub checkout_wallet: Option<CheckoutWalletOut>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/purchase/{id}",
+    tag = "purchases",
+    summary = "A purchase with its balance, status, thresholds and deposit address",
+    description = "Never a key, tracer, officex_purchase_id or customer org data.",
+    params(("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`")),
+    security(("customer_key" = []), ("customer_key_query" = [])),
+    responses(
+        (status = 200, description = "The purchase", body = PurchaseResponse),
+        (status = 401, description = "No key, not this purchase's customer key, or an unknown purchase (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 async fn get_purchase(
     State(state): State<AppState>,
     auth: CustomerAuth,
@@ -169,12 +201,31 @@ async fn get_purchase(
     }))
 }
 
-/// `{interval?, start_date?, end_date?}`; an empty body means all defaults.
-#[derive(Debug, Default, Deserialize)]
+/// `{interval?, start_date?, end_date?}`; an empty body (or `null`) means all defaults.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = HistoricalBillingRequest)]
 pub struct HistoricalBillingIn {
+    /// Default `daily`.
+    #[schema(value_type = Option<BillingInterval>)]
     pub interval: Option<String>,
+    /// `YYYY-MM-DD` or RFC 3339; inclusive.
+    #[schema(example = "2026-01-01")]
     pub start_date: Option<String>,
+    /// `YYYY-MM-DD` (the whole day is included) or RFC 3339 (inclusive).
+    #[schema(example = "2026-01-31")]
     pub end_date: Option<String>,
+}
+
+/// The width of a billing bucket (`Interval::parse`; documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+enum BillingInterval {
+    Hourly,
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
 }
 
 fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
@@ -192,10 +243,29 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Resu
     crate::domain::input::json("", &value).map_err(|e| {
         ApiError::bad_request(e.code, format!("invalid request body: {}", e.message))
     })?;
+    // `null` is an empty body too (the document's optional body).
+    if value.is_null() {
+        return Ok(T::default());
+    }
     T::deserialize(value)
         .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid request body: {e}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/purchase/{id}/historical-billing",
+    tag = "purchases",
+    summary = "Usage charges per time bucket (UTC), net of refunds, never deposits",
+    params(("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`")),
+    request_body(content = Option<HistoricalBillingIn>, description = "Optional; an empty body means the defaults"),
+    security(("customer_key" = []), ("customer_key_query" = [])),
+    responses(
+        (status = 200, description = "Buckets, ascending; only buckets with charges", body = Vec<Bucket>),
+        (status = 400, description = "Malformed body or bad interval or dates (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_interval`, `invalid_date`)", body = ErrorBody),
+        (status = 401, description = "No key, not this purchase's customer key, or an unknown purchase (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 async fn historical_billing(
     State(state): State<AppState>,
     auth: CustomerAuth,
@@ -224,12 +294,16 @@ async fn historical_billing(
     Ok(AppJson(buckets))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = ValidateAuthRequest)]
 struct ValidateAuthIn {
+    /// The customer key to check.
+    #[schema(value_type = String)]
     api_key: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ValidateAuthResponse)]
 pub struct ValidateAuthOut {
     pub valid: bool,
     pub message: &'static str,
@@ -237,6 +311,19 @@ pub struct ValidateAuthOut {
 
 /// Always 200 `{valid, message}` (the reference's contract); an unknown purchase and a wrong key
 /// get the same answer.
+#[utoipa::path(
+    post,
+    path = "/v1/purchase/{id}/validate-auth",
+    tag = "purchases",
+    summary = "Whether a customer key is valid for the purchase",
+    description = "Always 200 with the verdict (the reference's contract), whatever the body; an unknown purchase and a wrong key answer alike.",
+    params(("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`")),
+    request_body(content = Option<ValidateAuthIn>, description = "`{api_key}`; anything else is an invalid key"),
+    responses(
+        (status = 200, description = "The verdict", body = ValidateAuthOut),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 async fn validate_auth(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
@@ -263,14 +350,11 @@ async fn validate_auth(
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/purchase/{id}", get(get_purchase))
-        .route(
-            "/v1/purchase/{id}/historical-billing",
-            post(historical_billing),
-        )
-        .route("/v1/purchase/{id}/validate-auth", post(validate_auth))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_purchase))
+        .routes(routes!(historical_billing))
+        .routes(routes!(validate_auth))
 }
 
 #[cfg(test)]

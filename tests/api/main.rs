@@ -7,6 +7,7 @@ mod bad_input;
 mod chain;
 mod checkout;
 mod cli;
+mod contract;
 mod cost_import;
 mod deposits;
 mod errors;
