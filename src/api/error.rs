@@ -279,9 +279,12 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
             G::RateLimited { .. } | G::TooManyConcurrent { .. } => StatusCode::TOO_MANY_REQUESTS,
             G::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             G::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            G::UnknownModel { .. } | G::UnknownMethod(_) => StatusCode::NOT_FOUND,
+            // Not configured: this server does not serve the gateway at all (not a passing outage).
+            G::UnknownModel { .. } | G::UnknownMethod(_) | G::NotConfigured => {
+                StatusCode::NOT_FOUND
+            }
             G::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-            G::NotConfigured | G::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            G::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             G::Db(db) if crate::db::is_unavailable(db) => StatusCode::SERVICE_UNAVAILABLE,
             G::Billing(crate::billing::BillingError::Db(db)) if crate::db::is_unavailable(db) => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -197,3 +197,42 @@ pub fn assert_none(violations: &Violations) {
         );
     }
 }
+
+/// The check itself: an undocumented status and a body off its schema are both caught; a
+/// documented answer and an undocumented route are not.
+#[tokio::test]
+async fn undocumented_statuses_and_off_schema_bodies_are_caught() {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    let violations = Violations::default();
+    let app = checked(
+        Router::new()
+            .route("/health", get(|| async { StatusCode::IM_A_TEAPOT }))
+            .route(
+                "/health/live",
+                get(|| async { axum::Json(serde_json::json!({"status": 1})) }),
+            )
+            .route(
+                "/v1/offer/{id}",
+                get(|| async {
+                    (
+                        StatusCode::NOT_FOUND,
+                        axum::Json(serde_json::json!({"error": "x", "code": "offer_not_found"})),
+                    )
+                }),
+            )
+            .route("/elsewhere", get(|| async { StatusCode::IM_A_TEAPOT })),
+        violations.clone(),
+    );
+    for path in ["/health", "/health/live", "/v1/offer/x", "/elsewhere"] {
+        let request = axum::http::Request::get(path).body(Body::empty()).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let _ = response.into_body().collect().await.unwrap();
+    }
+    let seen = std::mem::take(&mut *violations.lock().unwrap());
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert!(seen[0].starts_with("GET /health → 418: status not in"), "{seen:#?}");
+    assert!(seen[1].starts_with("GET /health/live → 200: body does not match"), "{seen:#?}");
+}
