@@ -8,7 +8,9 @@
 # security scheme (customer key, billing token, admin token), so they are exercised past the 401.
 # The Gemini gateway is not configured here: its routes answer 404 in Google's shape.
 #
-# Env: ST_MAX_EXAMPLES (25) examples per operation and phase; ST_WORKERS (2); VENDOR_SERVER_BIN = a
+# Env: ST_MAX_EXAMPLES (25) examples per operation and phase; ST_WORKERS (1: Python 3.11's ast module
+#      is not thread-safe and Hypothesis trips over it with more); ST_KEEP=1 keeps the
+#      temporary state directory (the stack's log, .env, schemathesis.toml); VENDOR_SERVER_BIN = a
 #      prebuilt binary (else `cargo build`); TOOLS_DIR as scripts/install-tools.sh; DATABASE_URL = the
 #      PostgreSQL server (a fresh database is created on it and dropped afterwards).
 # Schemathesis (pinned) is installed into its own venv, $TOOLS_DIR/venv-schemathesis, apart from the
@@ -54,7 +56,7 @@ cleanup() {
     wait "$server" 2>/dev/null || true
   fi
   psql "$admin_url" -q -c "drop database if exists \"$database\" with (force)" >/dev/null 2>&1 || true
-  rm -rf "$state"
+  if [ -n "${ST_KEEP:-}" ]; then log "kept $state"; else rm -rf "$state"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -109,9 +111,14 @@ status=0
   --checks not_a_server_error,status_code_conformance,response_schema_conformance \
   --phases examples,coverage,fuzzing \
   --max-examples "${ST_MAX_EXAMPLES:-25}" \
-  --workers "${ST_WORKERS:-2}" \
+  --workers "${ST_WORKERS:-1}" \
   --request-timeout 30 \
   --no-color || status=$?
+# What the server answered, per route and status (keyed routes should show 200s, not only 401s).
+log "answers per route (from the server's log):"
+sed 's/\x1b\[[0-9;]*m//g' "$state/stack.log" | grep ' response status=' |
+  sed -E 's/.*method=([A-Z]+) path="?([^" ]+)"? .* status=([0-9]+).*/\1 \2 \3/' |
+  grep -E '^(GET|POST) /(health|metrics|v1)' | sort | uniq -c | sort -k3,3 -k2,2 -k4,4 >&2 || true
 if [ "$status" -ne 0 ]; then
   log "failures; the server's log:"
   grep -iE ' (ERROR|WARN) ' "$state/stack.log" | tail -n 40 >&2 || true

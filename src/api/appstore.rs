@@ -94,7 +94,7 @@ async fn suggest(
     path = "/v1/appstore/list/{list_id}",
     tag = "appstore",
     summary = "One curated list and its offers",
-    params(("list_id" = String, Path, description = "The list's id", example = "cloud-storage")),
+    params(("list_id" = String, Path, description = "The list's id", example = "recommended_s3")),
     responses(
         (status = 200, description = "The list", body = ListOut),
         (status = 404, description = "No such list (`list_not_found`)", body = ErrorBody),

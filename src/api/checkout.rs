@@ -95,7 +95,11 @@ impl RateLimiter {
 #[schema(as = CheckoutInitiateRequest)]
 pub struct InitiateIn {
     /// From the offer's `checkout_options`.
-    #[schema(value_type = String, max_length = 200, example = "gemini-api-gateway:base:usdc")]
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "001_amazon_storage_crypto_wallet_topup_gift_card_only"
+    )]
     pub checkout_flow_id: Option<String>,
     #[schema(max_length = 200)]
     pub org_id: Option<String>,
@@ -300,10 +304,18 @@ async fn initiate(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(as = CheckoutValidateRequest)]
 pub struct ValidateIn {
-    #[schema(value_type = String, max_length = 200)]
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "001_amazon_storage_crypto_wallet_topup_gift_card_only"
+    )]
     pub checkout_flow_id: Option<String>,
     /// `CheckoutSessionID_<uuid>`, from initiate.
-    #[schema(value_type = String, max_length = 200)]
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "CheckoutSessionID_00000000-0000-4000-8000-000000000000"
+    )]
     pub checkout_session_id: Option<String>,
     #[schema(max_length = 2000)]
     pub note: Option<String>,
@@ -411,9 +423,17 @@ pub struct ProxyBuyerData {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(as = CheckoutFinalizeRequest)]
 pub struct FinalizeIn {
-    #[schema(value_type = String, max_length = 200)]
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "001_amazon_storage_crypto_wallet_topup_gift_card_only"
+    )]
     pub checkout_flow_id: Option<String>,
-    #[schema(value_type = String, max_length = 200)]
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "CheckoutSessionID_00000000-0000-4000-8000-000000000000"
+    )]
     pub checkout_session_id: Option<String>,
     /// The OfficeX `PurchaseID_<uuid>`; replays with the same id within 24 h get the receipt with
     /// its secrets.
@@ -543,7 +563,11 @@ async fn authorize(state: &AppState, purchase_id: PurchaseId, key: &str) -> Resu
 #[schema(as = CheckoutTopupRequest)]
 pub struct TopupIn {
     /// The finalized checkout's `CheckoutSessionID_<uuid>`.
-    #[schema(value_type = String, max_length = 200)]
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "CheckoutSessionID_00000000-0000-4000-8000-000000000000"
+    )]
     pub checkout_session_id: Option<String>,
     #[schema(max_length = 2000)]
     pub note: Option<String>,
@@ -667,7 +691,7 @@ pub fn usd_input() -> utoipa::openapi::schema::Schema {
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .pattern(Some(r"^[0-9]*\.?[0-9]{0,6}$")),
+                .pattern(Some(r"^(?:[0-9]+\.?[0-9]{0,6}|\.[0-9]{1,6})$")),
         )
         .item(
             ObjectBuilder::new()

@@ -34,8 +34,9 @@ const MAX_USAGE: UsdMicros = UsdMicros(1_000_000_000_000 * 1_000_000);
 #[schema(as = UsageRecord)]
 pub struct UsageRecordIn {
     /// Must equal the path's purchase when present.
+    #[schema(value_type = Option<crate::domain::ids::PurchaseId>)]
     pub purchase_id: Option<String>,
-    /// RFC 3339 or epoch milliseconds; defaults to now.
+    /// RFC 3339 or epoch milliseconds, from 2000-01-01 to one day from now; defaults to now.
     #[schema(schema_with = timestamp_input)]
     pub timestamp: Option<serde_json::Value>,
     #[schema(schema_with = usd_input, required = true)]
@@ -69,6 +70,7 @@ fn timestamp_input() -> utoipa::openapi::schema::Schema {
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
+                .minimum(Some(946_684_800_000_i64))
                 .description(Some("epoch milliseconds")),
         )
         .item(ObjectBuilder::new().schema_type(Type::Null))

@@ -107,7 +107,7 @@ impl OfferOut {
     path = "/v1/offer/{offer_id}",
     tag = "appstore",
     summary = "One offer",
-    params(("offer_id" = String, Path, description = "The offer's id", example = "gemini-api-gateway")),
+    params(("offer_id" = String, Path, description = "The offer's id", example = "aws-s3-storage-giftcard")),
     responses(
         (status = 200, description = "The offer", body = OfferOut),
         (status = 404, description = "No such offer (`offer_not_found`), or this server cannot deliver it (`offer_unavailable`)", body = ErrorBody),
