@@ -106,6 +106,8 @@ allow-x00 = true
 EOF
 
 status=0
+# Run from the state directory: Hypothesis and Schemathesis keep their caches in the working directory.
+cd "$state"
 "$venv/bin/st" --config-file "$state/schemathesis.toml" run "$base/v1/openapi.json" \
   --url "$base" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance \

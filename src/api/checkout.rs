@@ -688,18 +688,18 @@ pub fn usd_input() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::{ObjectBuilder, OneOfBuilder, Type};
     Schema::OneOf(
         OneOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some(r"^(?:[0-9]+\.?[0-9]{0,6}|\.[0-9]{1,6})$")),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Number)
-                .minimum(Some(0)),
-        )
-        .description(Some("Exact decimal, at most 6 places, not negative"))
-        .build(),
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^(?:[0-9]+\.?[0-9]{0,6}|\.[0-9]{1,6})$")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(0)),
+            )
+            .description(Some("Exact decimal, at most 6 places, not negative"))
+            .build(),
     )
 }
 

@@ -62,20 +62,20 @@ fn timestamp_input() -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
     Schema::OneOf(
         OneOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .minimum(Some(946_684_800_000_i64))
-                .description(Some("epoch milliseconds")),
-        )
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .description(Some("Defaults to now"))
-        .build(),
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(946_684_800_000_i64))
+                    .description(Some("epoch milliseconds")),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .description(Some("Defaults to now"))
+            .build(),
     )
 }
 

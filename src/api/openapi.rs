@@ -245,7 +245,9 @@ pub struct Served(pub Option<Bytes>);
     summary = "This document",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]
-async fn openapi(Extension(Served(body)): Extension<Served>) -> Result<impl IntoResponse, ApiError> {
+async fn openapi(
+    Extension(Served(body)): Extension<Served>,
+) -> Result<impl IntoResponse, ApiError> {
     let body = body.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no OpenAPI document")))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body))
 }
@@ -275,7 +277,10 @@ mod tests {
                 .lines()
                 .zip(generated.lines())
                 .position(|(a, b)| a != b)
-                .map_or_else(|| committed.lines().count().min(generated.lines().count()), |n| n)
+                .map_or_else(
+                    || committed.lines().count().min(generated.lines().count()),
+                    |n| n,
+                )
                 + 1;
             panic!(
                 "openapi.json differs from the document generated from the code (first at line \

@@ -52,21 +52,22 @@ fn contract() -> &'static Contract {
                 let mut responses = HashMap::new();
                 for (status, response) in operation["responses"].as_object().unwrap() {
                     let response = resolve(&doc, response);
-                    let json = response["content"]["application/json"]
-                        .get("schema")
-                        .map(|schema| {
-                            let root = serde_json::json!({
-                                "$schema": "https://json-schema.org/draft/2020-12/schema",
-                                "components": components,
-                                "allOf": [schema],
+                    let json =
+                        response["content"]["application/json"]
+                            .get("schema")
+                            .map(|schema| {
+                                let root = serde_json::json!({
+                                    "$schema": "https://json-schema.org/draft/2020-12/schema",
+                                    "components": components,
+                                    "allOf": [schema],
+                                });
+                                jsonschema::options()
+                                    .with_draft(jsonschema::Draft::Draft202012)
+                                    .build(&root)
+                                    .unwrap_or_else(|e| {
+                                        panic!("{method} {path} {status}: bad schema: {e}")
+                                    })
                             });
-                            jsonschema::options()
-                                .with_draft(jsonschema::Draft::Draft202012)
-                                .build(&root)
-                                .unwrap_or_else(|e| {
-                                    panic!("{method} {path} {status}: bad schema: {e}")
-                                })
-                        });
                     responses.insert(status.clone(), Documented { json });
                 }
                 operations.push(Operation {
@@ -233,6 +234,12 @@ async fn undocumented_statuses_and_off_schema_bodies_are_caught() {
     }
     let seen = std::mem::take(&mut *violations.lock().unwrap());
     assert_eq!(seen.len(), 2, "{seen:#?}");
-    assert!(seen[0].starts_with("GET /health → 418: status not in"), "{seen:#?}");
-    assert!(seen[1].starts_with("GET /health/live → 200: body does not match"), "{seen:#?}");
+    assert!(
+        seen[0].starts_with("GET /health → 418: status not in"),
+        "{seen:#?}"
+    );
+    assert!(
+        seen[1].starts_with("GET /health/live → 200: body does not match"),
+        "{seen:#?}"
+    );
 }

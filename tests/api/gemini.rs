@@ -1080,7 +1080,11 @@ async fn an_unconfigured_gateway_answers_404_in_googles_shape(pool: PgPool) {
         ("GET", "/v1beta/models", None),
         ("GET", "/v1beta/models", Some("vsg_x")),
         ("GET", "/v1beta/models/gemini-2.5-flash", Some("vsg_x")),
-        ("POST", "/v1beta/models/gemini-2.5-flash:generateContent", None),
+        (
+            "POST",
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            None,
+        ),
         (
             "POST",
             "/v1beta/models/gemini-2.5-flash:countTokens?key=vsg_x",

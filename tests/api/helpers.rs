@@ -98,11 +98,9 @@ pub fn serve(app: Application, addr: SocketAddr) -> TestApp {
     let shutdown = CancellationToken::new();
     let violations = Violations::default();
     let checked = violations.clone();
-    let server = tokio::spawn(
-        app.run_until_stopped_with(shutdown.clone(), move |router| {
-            contract::checked(router, checked)
-        }),
-    );
+    let server = tokio::spawn(app.run_until_stopped_with(shutdown.clone(), move |router| {
+        contract::checked(router, checked)
+    }));
     TestApp {
         addr,
         base_url: format!("http://{addr}"),
