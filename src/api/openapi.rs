@@ -277,10 +277,7 @@ mod tests {
                 .lines()
                 .zip(generated.lines())
                 .position(|(a, b)| a != b)
-                .map_or_else(
-                    || committed.lines().count().min(generated.lines().count()),
-                    |n| n,
-                )
+                .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()))
                 + 1;
             panic!(
                 "openapi.json differs from the document generated from the code (first at line \

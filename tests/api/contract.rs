@@ -128,7 +128,7 @@ async fn check(State(violations): State<Violations>, request: Request, next: Nex
         return response;
     };
     let status = response.status().as_u16().to_string();
-    let mut record = |problem: String| {
+    let record = |problem: String| {
         violations
             .lock()
             .unwrap_or_else(|e| e.into_inner())
