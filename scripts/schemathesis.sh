@@ -8,7 +8,7 @@
 # security scheme (customer key, billing token, admin token), so they are exercised past the 401.
 # The Gemini gateway is not configured here: its routes answer 404 in Google's shape.
 #
-# Env: ST_MAX_EXAMPLES (25) examples per operation and phase; ST_WORKERS (1: Python 3.11's ast module
+# Env: ST_MAX_EXAMPLES (100; about a minute) examples per operation and phase; ST_WORKERS (1: Python 3.11's ast module
 #      is not thread-safe and Hypothesis trips over it with more); ST_KEEP=1 keeps the
 #      temporary state directory (the stack's log, .env, schemathesis.toml); VENDOR_SERVER_BIN = a
 #      prebuilt binary (else `cargo build`); TOOLS_DIR as scripts/install-tools.sh; DATABASE_URL = the
@@ -112,7 +112,7 @@ cd "$state"
   --url "$base" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance \
   --phases examples,coverage,fuzzing \
-  --max-examples "${ST_MAX_EXAMPLES:-25}" \
+  --max-examples "${ST_MAX_EXAMPLES:-100}" \
   --workers "${ST_WORKERS:-1}" \
   --request-timeout 30 \
   --no-color || status=$?

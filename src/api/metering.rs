@@ -41,7 +41,8 @@ pub struct UsageRecordIn {
     pub timestamp: Option<serde_json::Value>,
     #[schema(schema_with = usd_input, required = true)]
     pub usage_amount: Option<serde_json::Value>,
-    #[schema(value_type = String, max_length = 64, example = "tokens")]
+    /// Not blank.
+    #[schema(value_type = String, max_length = 64, pattern = r"\S", example = "tokens")]
     pub usage_unit: Option<String>,
     /// USD debited from the balance.
     #[schema(schema_with = usd_input, required = true)]
@@ -52,7 +53,7 @@ pub struct UsageRecordIn {
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
     /// The same as the Idempotency-Key header (they must agree when both are sent).
-    #[schema(max_length = 255)]
+    #[schema(pattern = "^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
 }
 
@@ -239,7 +240,7 @@ fn key_of(headers: &HeaderMap, body_key: Option<&str>) -> Result<Option<String>,
     description = "Needs a vendor-wide billing token (`vendor-server tokens create`). Usage always records: the balance may go negative. A retry with the same key (header or body) returns the first answer and debits once; the same key with another body is 409. Keys are scoped to the purchase and kept 30 days.",
     params(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body = UsageRecordIn,
     security(("billing_token" = []), ("billing_token_query" = [])),
