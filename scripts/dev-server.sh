@@ -10,8 +10,8 @@
 # Env: PORT (3001), DEV_ANVIL_PORT (8545), DEV_MOTO_PORT (5000) and DATABASE_URL choose what a new .env
 #      gets; VENDOR_SERVER_BIN = a prebuilt binary (skips `cargo build`); TOOLS_DIR = where anvil and
 #      moto are installed ($HOME/.cache/vendor-server-tools); DEV_STATE_DIR = where .env and .dev/ live
-#      (default: the repository; scripts/browser-test.sh runs a second, separate one). Extra arguments
-#      go to `cargo build` (e.g. --release).
+#      (default: the repository; scripts/browser-test.sh and scripts/schemathesis.sh run separate
+#      ones). Extra arguments go to `cargo build` (e.g. --release).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TOOLS_DIR="${TOOLS_DIR:-$HOME/.cache/vendor-server-tools}"

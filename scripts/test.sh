@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: installs the external test tools (anvil, moto, an SMTP sink) into a cache outside
 # the repository, makes sure PostgreSQL is up, builds the dashboard, runs the whole Rust test suite
-# against it, then the dashboard's browser tests (scripts/browser-test.sh; SKIP_BROWSER_TESTS=1 skips).
+# against it, then the dashboard's browser tests (scripts/browser-test.sh; SKIP_BROWSER_TESTS=1 skips)
+# and fuzzes the running server against its OpenAPI document (scripts/schemathesis.sh;
+# SKIP_SCHEMATHESIS=1 skips).
 # Usage: scripts/test.sh [extra cargo nextest/test args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,5 +27,7 @@ fi
 if [ "${SKIP_BROWSER_TESTS:-0}" != 1 ]; then
   scripts/browser-test.sh || status=$?
 fi
+if [ -z "${SKIP_SCHEMATHESIS:-}" ]; then
+  VENDOR_SERVER_BIN="${CARGO_TARGET_DIR:-target}/debug/vendor-server" scripts/schemathesis.sh || status=$?
+fi
 exit "$status"
-

@@ -65,6 +65,9 @@ pub enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// Print the OpenAPI document generated from the code (JSON; the committed `openapi.json`), e.g.
+    /// for client type generators. Needs no configuration.
+    Openapi,
     /// Local development only (chain id 31337/1337): deploy the test tokens, write a dev .env, pay a
     /// deposit address, run a whole checkout.
     Dev {
@@ -146,6 +149,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Billing { command } => billing::run(command).await,
         Command::Tokens { command } => tokens(command).await,
         Command::Dev { command } => dev::run(command).await,
+        Command::Openapi => {
+            let text = crate::api::openapi::pretty().context("serialising the OpenAPI document")?;
+            print!("{text}");
+            Ok(())
+        }
     }
 }
 

@@ -82,6 +82,16 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then drains in-flight requests (bounded by the
     /// request timeout) and stops the background jobs.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.run_until_stopped_with(shutdown, |app| app).await
+    }
+
+    /// [`Self::run_until_stopped`] with the HTTP application wrapped by `wrap` first (the
+    /// integration tests check every response against the OpenAPI document this way).
+    pub async fn run_until_stopped_with(
+        self,
+        shutdown: CancellationToken,
+        wrap: impl FnOnce(Router) -> Router,
+    ) -> anyhow::Result<()> {
         let Self { listener, state } = self;
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -96,7 +106,7 @@ impl Application {
         let limits = state.config.server.limits.clone();
         // Draining ends with the longest a request may run (the timeout layer), plus a margin.
         let drain = state.config.server.request_timeout + Duration::from_secs(5);
-        let app = api::router(state);
+        let app = wrap(api::router(state));
         let served = serve(listener, app, limits, drain, shutdown.clone()).await;
         shutdown.cancel();
         if let Some(mut jobs) = jobs {

@@ -1,31 +1,42 @@
 //! Appstore: `suggest` ranks curated lists for the caller; `list/:list_id` returns one list's offers.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppPath, AppQuery};
 use super::offers::OfferOut;
 use crate::catalog::{self, SuggestHints};
 use crate::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SuggestIn {
+    /// ISO country code hint.
+    #[param(example = "de")]
     pub country: Option<String>,
+    /// Language code hint.
+    #[param(example = "de")]
     pub language: Option<String>,
+    /// Profession hint.
+    #[param(example = "developer")]
     pub profession: Option<String>,
     /// At most this many lists (default: all).
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize)]
+/// One suggested list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SuggestionOut {
+    /// The list's absolute URL (`/v1/appstore/list/{list_id}`).
     pub url: String,
 }
 
-#[derive(Debug, Serialize)]
+/// One curated list and its offers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = AppstoreList)]
 pub struct ListOut {
     pub list_id: String,
     pub title: String,
@@ -33,6 +44,19 @@ pub struct ListOut {
     pub offers: Vec<OfferOut>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/appstore/suggest",
+    tag = "appstore",
+    summary = "Curated lists ranked for the caller",
+    description = "Only lists with an offer this server can deliver (its provider is configured).",
+    params(SuggestIn),
+    responses(
+        (status = 200, description = "Absolute list URLs, best first", body = Vec<SuggestionOut>),
+        (status = 400, description = "A malformed query parameter (`invalid_query`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn suggest(
     State(state): State<AppState>,
@@ -65,6 +89,18 @@ async fn suggest(
     Ok(AppJson(urls))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/appstore/list/{list_id}",
+    tag = "appstore",
+    summary = "One curated list and its offers",
+    params(("list_id" = String, Path, description = "The list's id", example = "recommended_s3")),
+    responses(
+        (status = 200, description = "The list", body = ListOut),
+        (status = 404, description = "No such list (`list_not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(list_id = %list_id))]
 async fn list(
     State(state): State<AppState>,
@@ -86,8 +122,8 @@ async fn list(
     }))
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/appstore/suggest", get(suggest))
-        .route("/v1/appstore/list/{list_id}", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(suggest))
+        .routes(routes!(list))
 }

@@ -7,16 +7,17 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
 
 use axum::Extension;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::routing::post;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::{CustomerAuth, PresentedKey, unauthorized};
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, ClientIp, rate_limit_key};
+use super::offers::CheckoutPattern;
 use crate::billing::keys::KeyKind;
 use crate::billing::purchases;
 use crate::checkout::finalize::{self, FinalizeInput, Finalized};
@@ -26,7 +27,7 @@ use crate::domain::ids::{PurchaseId, TracerId};
 use crate::domain::money::UsdMicros;
 use crate::state::AppState;
 
-const PATTERN: &str = "CRYPTO_WALLET_TOPUP";
+const PATTERN: CheckoutPattern = CheckoutPattern::CryptoWalletTopup;
 
 // ---------------------------------------------------------------- input checks
 
@@ -75,35 +76,55 @@ impl RateLimiter {
 
 // ---------------------------------------------------------------- initiate
 
-#[derive(Debug, Deserialize)]
+/// `IRequestCheckoutInit`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = CheckoutInitiateRequest)]
 pub struct InitiateIn {
+    /// From the offer's `checkout_options`.
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "001_amazon_storage_crypto_wallet_topup_gift_card_only"
+    )]
     pub checkout_flow_id: Option<String>,
+    #[schema(max_length = 200)]
     pub org_id: Option<String>,
+    #[schema(max_length = 200)]
     pub user_id: Option<String>,
+    /// The buyer's OfficeX org host.
+    #[schema(max_length = 500)]
     pub host: Option<String>,
+    #[schema(max_length = 200)]
     pub tracer: Option<String>,
+    /// Where payment and balance notices go (optional).
+    #[schema(max_length = 320, example = "buyer@example.com")]
     pub email: Option<String>,
 }
 
 /// `IResponseCheckoutInit_Crypto`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CheckoutInitiateResponse)]
 pub struct InitiateOut {
     pub offer_id: String,
     pub checkout_flow_id: String,
-    pub checkout_pattern: &'static str,
+    pub checkout_pattern: CheckoutPattern,
+    /// `CheckoutSessionID_<uuid>`.
     pub checkout_session_id: String,
     pub vendor_disclaimer: String,
     pub tracer: String,
     pub validation_endpoint: String,
     pub finalization_endpoint: String,
     pub final_cta: String,
+    #[schema(value_type = Object)]
     pub post_payment: serde_json::Value,
+    #[schema(value_type = Vec<Object>)]
     pub requirements: Vec<serde_json::Value>,
     pub crypto_checkout: CryptoCheckout,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CryptoCheckout {
+    /// The checkout's own deposit address (EIP-55).
     pub receiving_address: String,
     pub token_address: String,
     pub token_name: String,
@@ -117,20 +138,21 @@ pub struct CryptoCheckout {
     pub chain_explorer_url: String,
     pub vendor_disclaimer: String,
     pub checkout_wallet_id: String,
-    /// RFC 3339; the address is still watched for late payments after this.
+    /// RFC 3339; shown as expired after this, but late payments are still detected and credited.
+    #[schema(format = DateTime)]
     pub expires_at: String,
     /// Every chain and token the address accepts.
     pub accepted: Vec<AcceptedChain>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AcceptedChain {
     pub chain: String,
     pub chain_id: u64,
     pub tokens: Vec<AcceptedToken>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AcceptedToken {
     pub symbol: String,
     pub address: String,
@@ -143,6 +165,23 @@ fn in_tokens(amount: UsdMicros, rate: &str) -> f64 {
     amount.0 as f64 / rate as f64
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/checkout/initiate",
+    tag = "checkout",
+    summary = "Start a checkout: a new session and its own derived deposit address",
+    description = "Rate-limited per client IP (CHECKOUT_INITIATE_PER_MINUTE). The offer's terms are kept with the checkout.",
+    request_body = InitiateIn,
+    responses(
+        (status = 200, description = "The session", body = InitiateOut),
+        (status = 400, description = "Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_request`)", body = ErrorBody),
+        (status = 404, description = "Unknown checkout flow (`checkout_flow_not_found`)", body = ErrorBody),
+        (status = 409, description = "The offer's provider is not configured on this server (`offer_unavailable`)", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 429, description = "Too many checkouts from this client (`rate_limited`)", body = ErrorBody),
+        (status = 503, description = "Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn initiate(
     State(state): State<AppState>,
@@ -247,27 +286,47 @@ async fn initiate(
 
 // ---------------------------------------------------------------- validate
 
-#[derive(Debug, Deserialize)]
+/// `IRequestCheckoutValidate`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = CheckoutValidateRequest)]
 pub struct ValidateIn {
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "001_amazon_storage_crypto_wallet_topup_gift_card_only"
+    )]
     pub checkout_flow_id: Option<String>,
+    /// `CheckoutSessionID_<uuid>`, from initiate.
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "CheckoutSessionID_00000000-0000-4000-8000-000000000000"
+    )]
     pub checkout_session_id: Option<String>,
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
+    #[schema(max_length = 200)]
     pub tracer: Option<String>,
 }
 
 /// `IResponseCheckoutValidate` plus the amounts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CheckoutValidateResponse)]
 pub struct ValidateOut {
+    /// `false` when the session is unknown or the minimum is not reached.
     pub success: bool,
     pub message: String,
     #[serde(rename = "type")]
-    pub kind: &'static str,
+    pub kind: CheckoutPattern,
     pub tracer: Option<String>,
     pub checkout_session_id: String,
     pub checkout_flow_id: String,
     pub vendor_disclaimer: String,
+    #[schema(value_type = crate::domain::money::UsdMicros)]
     pub confirmed_balance_usd: String,
+    #[schema(value_type = crate::domain::money::UsdMicros)]
     pub pending_balance_usd: String,
+    #[schema(value_type = crate::domain::money::UsdMicros)]
     pub minimum_usd: String,
     pub expired: bool,
 }
@@ -276,6 +335,22 @@ pub struct ValidateOut {
 #[derive(Clone, Default)]
 pub struct ValidateLimiter(Arc<RateLimiter>);
 
+#[utoipa::path(
+    post,
+    path = "/v1/checkout/validate",
+    tag = "checkout",
+    summary = "Read the checkout's confirmed deposits",
+    description = "From the watcher's last pass when it is recent (CHECKOUT_VALIDATE_FRESH_SECS), otherwise scans the address first. Rate-limited per client IP (CHECKOUT_VALIDATE_PER_MINUTE).",
+    request_body = ValidateIn,
+    responses(
+        (status = 200, description = "`success: false` when the session is unknown or the minimum is not reached", body = ValidateOut),
+        (status = 400, description = "Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_request`)", body = ErrorBody),
+        (status = 404, description = "Unknown checkout flow (`checkout_flow_not_found`)", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 429, description = "Too many payment checks from this client (`rate_limited`)", body = ErrorBody),
+        (status = 503, description = "Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn validate(
     State(state): State<AppState>,
@@ -317,37 +392,60 @@ async fn validate(
 
 // ---------------------------------------------------------------- finalize
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ProxyBuyerData {
+    #[schema(max_length = 200)]
     pub org_id: Option<String>,
+    #[schema(max_length = 500)]
     pub org_host: Option<String>,
     /// The older name of `org_host`.
+    #[schema(max_length = 500)]
     pub org_endpoint: Option<String>,
+    #[schema(max_length = 200)]
     pub user_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// `IRequestCheckoutFinalize`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = CheckoutFinalizeRequest)]
 pub struct FinalizeIn {
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "001_amazon_storage_crypto_wallet_topup_gift_card_only"
+    )]
     pub checkout_flow_id: Option<String>,
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "CheckoutSessionID_00000000-0000-4000-8000-000000000000"
+    )]
     pub checkout_session_id: Option<String>,
+    /// The OfficeX `PurchaseID_<uuid>`; replays with the same id within 24 h get the receipt with
+    /// its secrets.
+    #[schema(value_type = String, max_length = 200)]
     pub officex_purchase_id: Option<String>,
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
+    #[schema(max_length = 200)]
     pub tracer: Option<String>,
     pub proxy_buyer_data: Option<ProxyBuyerData>,
-    /// Accepted for compatibility; every configured token is swept.
+    /// Accepted for compatibility and ignored: every configured token is swept.
     #[allow(dead_code)]
     pub sweep_tokens: Option<Vec<String>>,
 }
 
 /// The receipt of a refusal: the reference's three fields.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefusedReceipt {
     pub checkout_flow_id: String,
     pub vendor_disclaimer: String,
     pub checkout_session_id: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The full receipt, or the three fields of a refusal.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum FinalizeReceipt {
     Full(Box<Receipt>),
@@ -355,7 +453,8 @@ pub enum FinalizeReceipt {
 }
 
 /// `IResponseCheckoutFinalize`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CheckoutFinalizeResponse)]
 pub struct FinalizeOut {
     pub success: bool,
     pub message: String,
@@ -363,6 +462,22 @@ pub struct FinalizeOut {
     pub receipt: FinalizeReceipt,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/checkout/finalize",
+    tag = "checkout",
+    summary = "Credit the confirmed deposits, create the purchase, provision it and return the receipt",
+    description = "Idempotent by checkout_session_id. Answers within REQUEST_TIMEOUT_SECS − 5 s: `RUNNING`, or `AWAITING` while provisioning goes on (the same finalize, same officex_purchase_id, returns the secrets once ready, for 24 h). Finishes on the offer terms of initiate even after the offer or chain is retired.",
+    request_body = FinalizeIn,
+    responses(
+        (status = 200, description = "The receipt, or `success: false` (unknown session, under the offer minimum: nothing lost)", body = FinalizeOut),
+        (status = 400, description = "Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_request`)", body = ErrorBody),
+        (status = 404, description = "Unknown checkout flow (`checkout_flow_not_found`)", body = ErrorBody),
+        (status = 409, description = "officex_purchase_id already belongs to another purchase (`officex_purchase_id_in_use`)", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 503, description = "Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn finalize_route(
     State(state): State<AppState>,
@@ -431,28 +546,44 @@ async fn authorize(state: &AppState, purchase_id: PurchaseId, key: &str) -> Resu
     if ok { Ok(()) } else { Err(unauthorized()) }
 }
 
-#[derive(Debug, Deserialize)]
+/// `IRequestCheckoutTopup`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = CheckoutTopupRequest)]
 pub struct TopupIn {
+    /// The finalized checkout's `CheckoutSessionID_<uuid>`.
+    #[schema(
+        value_type = String,
+        max_length = 200,
+        example = "CheckoutSessionID_00000000-0000-4000-8000-000000000000"
+    )]
     pub checkout_session_id: Option<String>,
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
+    #[schema(max_length = 200)]
     pub tracer: Option<String>,
+    /// Accepted for compatibility and ignored.
     #[allow(dead_code)]
     pub sweep_tokens: Option<Vec<String>>,
 }
 
 /// `IResponseCheckoutTopup` plus exact amounts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CheckoutTopupResponse)]
 #[allow(non_snake_case)]
 pub struct TopupOut {
     pub vendor_disclaimer: String,
     pub checkout_session_id: String,
+    /// `true` when this call credited a new deposit.
     pub success: bool,
     pub message: String,
     pub tracer: Option<String>,
     /// The purchase's balance in USD (a number, as the types declare).
     pub updatedValue: f64,
+    #[schema(value_type = crate::domain::money::UsdMicros)]
     pub balance_usd: String,
+    #[schema(value_type = crate::domain::money::UsdMicros)]
     pub credited_usd: String,
+    #[schema(value_type = crate::domain::money::UsdMicros)]
     pub pending_usd: String,
 }
 
@@ -484,6 +615,21 @@ fn topup_message(report: &checkout::TopupReport) -> String {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/checkout/topup",
+    tag = "checkout",
+    summary = "Credit new confirmed deposits to a finalized checkout's purchase (exactly once each)",
+    request_body = TopupIn,
+    security(("customer_key" = []), ("customer_key_query" = [])),
+    responses(
+        (status = 200, description = "What was credited", body = TopupOut),
+        (status = 400, description = "Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`)", body = ErrorBody),
+        (status = 401, description = "No key, or not the customer key of this checkout's purchase (also for an unknown or unfinalized session) (`unauthorized`)", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 503, description = "Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn topup(
     State(state): State<AppState>,
@@ -516,13 +662,38 @@ async fn topup(
     }))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = VerifyTopupRequest)]
 pub struct VerifyTopupIn {
+    /// USD, a decimal string or number with at most 6 places, not negative; default 0.
+    #[schema(schema_with = usd_input)]
     pub min_target_balance: Option<UsdMicros>,
 }
 
-#[derive(Debug, Serialize)]
+/// A USD amount as a client may send it: a decimal string or a JSON number, at most 6 places.
+pub fn usd_input() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::{ObjectBuilder, OneOfBuilder, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^(?:[0-9]+\.?[0-9]{0,6}|\.[0-9]{1,6})$")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Number)
+                    .minimum(Some(0)),
+            )
+            .description(Some("Exact decimal, at most 6 places, not negative"))
+            .build(),
+    )
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
+#[schema(as = VerifyTopupResponse)]
 pub enum VerifyTopupOut {
     Credited {
         message: String,
@@ -531,22 +702,40 @@ pub enum VerifyTopupOut {
     },
     Nothing {
         message: String,
+        /// Deposits seen but not yet confirmed.
         current_wallet_balance_usd: f64,
         min_target_balance_for_topup: f64,
     },
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/purchase/{id}/verify-topup",
+    tag = "checkout",
+    summary = "Same as topup, addressed by purchase; never sends gas",
+    params(("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`")),
+    request_body(content = Option<VerifyTopupIn>, description = "Optional; an empty body means the defaults"),
+    security(("customer_key" = []), ("customer_key_query" = [])),
+    responses(
+        (status = 200, description = "Credited, or nothing new", body = VerifyTopupOut),
+        (status = 400, description = "Invalid body (`invalid_body`)", body = ErrorBody),
+        (status = 401, description = "No key, not this purchase's customer key, or an unknown purchase (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all)]
 async fn verify_topup(
     State(state): State<AppState>,
     CustomerAuth { purchase_id }: CustomerAuth,
     body: Bytes,
 ) -> Result<AppJson<VerifyTopupOut>, ApiError> {
+    // An empty body or `null` means the defaults.
     let body: VerifyTopupIn = if body.iter().all(u8::is_ascii_whitespace) {
         VerifyTopupIn::default()
     } else {
-        serde_json::from_slice(&body)
+        serde_json::from_slice::<Option<VerifyTopupIn>>(&body)
             .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid body: {e}")))?
+            .unwrap_or_default()
     };
     let target = body.min_target_balance.unwrap_or_default();
     if target.0 < 0 {
@@ -575,13 +764,13 @@ async fn verify_topup(
     }))
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/checkout/initiate", post(initiate))
-        .route("/v1/checkout/validate", post(validate))
-        .route("/v1/checkout/finalize", post(finalize_route))
-        .route("/v1/checkout/topup", post(topup))
-        .route("/v1/purchase/{id}/verify-topup", post(verify_topup))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(initiate))
+        .routes(routes!(validate))
+        .routes(routes!(finalize_route))
+        .routes(routes!(topup))
+        .routes(routes!(verify_topup))
         .layer(Extension(Arc::new(RateLimiter::default())))
         .layer(Extension(ValidateLimiter::default()))
 }

@@ -7,10 +7,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-/// The JSON error body.
-#[derive(Debug, Serialize, serde::Deserialize)]
+/// The JSON error body of every route outside the Gemini gateway.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = Error)]
 pub struct ErrorBody {
+    /// Human-readable message.
+    #[schema(example = "Purchase not found")]
     pub error: String,
+    /// Stable snake_case code.
+    #[schema(example = "purchase_not_found")]
     pub code: String,
 }
 
@@ -275,9 +280,12 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
             G::RateLimited { .. } | G::TooManyConcurrent { .. } => StatusCode::TOO_MANY_REQUESTS,
             G::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             G::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            G::UnknownModel { .. } | G::UnknownMethod(_) => StatusCode::NOT_FOUND,
+            // Not configured: this server does not serve the gateway at all (not a passing outage).
+            G::UnknownModel { .. } | G::UnknownMethod(_) | G::NotConfigured => {
+                StatusCode::NOT_FOUND
+            }
             G::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-            G::NotConfigured | G::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            G::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             G::Db(db) if crate::db::is_unavailable(db) => StatusCode::SERVICE_UNAVAILABLE,
             G::Billing(crate::billing::BillingError::Db(db)) if crate::db::is_unavailable(db) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -314,15 +322,34 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
     }
 }
 
+/// Google's error shape (the gateway's only error body).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = GoogleError)]
+pub struct GoogleErrorBody {
+    pub error: GoogleErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GoogleErrorDetail {
+    /// The HTTP status.
+    #[schema(example = 404)]
+    pub code: u16,
+    pub message: String,
+    /// Google's canonical status (INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION,
+    /// PERMISSION_DENIED, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL, …).
+    #[schema(example = "NOT_FOUND")]
+    pub status: &'static str,
+}
+
 impl IntoResponse for GoogleError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "error": {
-                "code": self.status.as_u16(),
-                "message": self.message,
-                "status": Self::status_name(self.status),
-            }
-        });
+        let body = GoogleErrorBody {
+            error: GoogleErrorDetail {
+                code: self.status.as_u16(),
+                message: self.message,
+                status: Self::status_name(self.status),
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after_secs
             && let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string())

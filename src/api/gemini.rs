@@ -16,11 +16,12 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures::StreamExt;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::GoogleError;
+use super::error::{GoogleError, GoogleErrorBody};
 use crate::providers::gemini::{
     self, Estimate, Gateway, GatewayError, GatewaySettings, KeyAccess, Metered, Reservation,
     ResponseUsage, StreamMeter,
@@ -125,7 +126,80 @@ fn respond(status: StatusCode, content_type: Option<HeaderValue>, body: Body) ->
     response
 }
 
+// Documentation only: Google's own types, passed through (the fields the gateway reads).
+
+/// `{models: [Model]}` as Google answers, filtered to the offer's models.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ModelList {
+    /// Google's `Model` objects.
+    #[schema(value_type = Vec<Object>)]
+    models: Vec<serde_json::Value>,
+}
+
+/// Google's `GenerateContentRequest`, forwarded as is (also `CountTokensRequest`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)]
+struct GenerateContentRequest {
+    #[schema(value_type = Option<Vec<Object>>)]
+    contents: Option<Vec<serde_json::Value>>,
+    #[schema(value_type = Option<Object>)]
+    systemInstruction: Option<serde_json::Value>,
+    generationConfig: Option<GenerationConfig>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)]
+struct GenerationConfig {
+    /// Also bounds the balance held while the call runs.
+    maxOutputTokens: Option<u64>,
+    candidateCount: Option<u64>,
+}
+
+/// Google's `GenerateContentResponse` (or `CountTokensResponse`), returned as is.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)]
+struct GenerateContentResponse {
+    #[schema(value_type = Option<Vec<Object>>)]
+    candidates: Option<Vec<serde_json::Value>>,
+    usageMetadata: Option<UsageMetadata>,
+    responseId: Option<String>,
+    modelVersion: Option<String>,
+}
+
+/// What each answer is debited by (USD per million tokens at the offer's per-model prices).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)]
+struct UsageMetadata {
+    promptTokenCount: Option<u64>,
+    cachedContentTokenCount: Option<u64>,
+    candidatesTokenCount: Option<u64>,
+    thoughtsTokenCount: Option<u64>,
+    toolUsePromptTokenCount: Option<u64>,
+    totalTokenCount: Option<u64>,
+}
+
 /// `GET /v1beta/models`: the upstream's models this offer sells.
+#[utoipa::path(
+    get,
+    path = "/v1beta/models",
+    tag = "gemini",
+    summary = "Gemini gateway: the models this purchase may use",
+    description = "Google's `models.list`, filtered to the offer's models. Drop-in for Google's Gemini REST API: point any Gemini client's base URL at this server and use the gateway key as the API key.",
+    security(("gemini_key" = []), ("gemini_key_query" = [])),
+    responses(
+        (status = 200, description = "`{models: [Model]}` as Google answers", body = ModelList),
+        (status = 400, description = "A malformed query string (INVALID_ARGUMENT)", body = GoogleErrorBody),
+        (status = 401, description = "No key (UNAUTHENTICATED)", body = GoogleErrorBody),
+        (status = 402, description = "Purchase suspended or balance used up (FAILED_PRECONDITION)", body = GoogleErrorBody),
+        (status = 403, description = "Unknown or revoked key (PERMISSION_DENIED)", body = GoogleErrorBody),
+        (status = 404, description = "The gateway is not configured on this server (no GEMINI_API_KEY) (NOT_FOUND)", body = GoogleErrorBody),
+        (status = 429, description = "Over the purchase's requests per minute (RESOURCE_EXHAUSTED); Retry-After set", body = GoogleErrorBody),
+        (status = 500, description = "Internal error (INTERNAL)", body = GoogleErrorBody),
+        (status = 503, description = "Upstream or database unreachable (UNAVAILABLE); Retry-After set", body = GoogleErrorBody),
+        (status = "default", description = "An upstream error, passed through as Google sent it (free)", body = GoogleErrorBody),
+    )
+)]
 async fn list_models(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     list_models_inner(&state, &uri, &headers)
         .await
@@ -178,6 +252,27 @@ async fn list_models_inner(
 }
 
 /// `GET /v1beta/models/{model}`: one model the offer sells, as the upstream describes it.
+#[utoipa::path(
+    get,
+    path = "/v1beta/models/{model_action}",
+    tag = "gemini",
+    summary = "Gemini gateway: one model",
+    description = "`{model_action}` is a model name (`gemini-2.5-flash`); answers Google's `models.get`.",
+    params(("model_action" = String, Path, description = "A model name", example = "gemini-2.5-flash")),
+    security(("gemini_key" = []), ("gemini_key_query" = [])),
+    responses(
+        (status = 200, description = "Google's Model object", body = Object),
+        (status = 400, description = "A malformed path or query string (INVALID_ARGUMENT)", body = GoogleErrorBody),
+        (status = 401, description = "No key (UNAUTHENTICATED)", body = GoogleErrorBody),
+        (status = 402, description = "Purchase suspended or balance used up (FAILED_PRECONDITION)", body = GoogleErrorBody),
+        (status = 403, description = "Unknown or revoked key (PERMISSION_DENIED)", body = GoogleErrorBody),
+        (status = 404, description = "The gateway is not configured on this server, the model is not sold by this offer, or a method was named (NOT_FOUND)", body = GoogleErrorBody),
+        (status = 429, description = "Over the purchase's requests per minute (RESOURCE_EXHAUSTED); Retry-After set", body = GoogleErrorBody),
+        (status = 500, description = "Internal error (INTERNAL)", body = GoogleErrorBody),
+        (status = 503, description = "Upstream or database unreachable (UNAVAILABLE); Retry-After set", body = GoogleErrorBody),
+        (status = "default", description = "An upstream error, passed through as Google sent it (free)", body = GoogleErrorBody),
+    )
+)]
 async fn get_model(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -286,6 +381,36 @@ async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, 
 ///
 /// The body is read only after the key, the gateway and the model are checked, within the
 /// gateway's body limit and body-read timeout.
+#[utoipa::path(
+    post,
+    path = "/v1beta/models/{model_action}",
+    tag = "gemini",
+    summary = "Gemini gateway: generateContent, streamGenerateContent, countTokens",
+    description = "`{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Upstream errors pass through unchanged and free. While the call runs its worst case (input upper bound plus maxOutputTokens × candidateCount, or the model's max_output_tokens from the offer when unset) is held against the balance, and at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its reserved worst case. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.",
+    params(
+        ("model_action" = String, Path, description = "`<model>:<method>`", pattern = "^[^:]+:(generateContent|streamGenerateContent|countTokens)$", example = "gemini-2.5-flash:generateContent"),
+        ("alt" = Option<String>, Query, description = "`sse`: server-sent events for streamGenerateContent"),
+    ),
+    request_body = GenerateContentRequest,
+    security(("gemini_key" = []), ("gemini_key_query" = [])),
+    responses(
+        (status = 200, description = "Google's GenerateContentResponse (or CountTokensResponse); for streams, text/event-stream (or a JSON array) of GenerateContentResponse chunks", content(
+            (GenerateContentResponse = "application/json"),
+            (String = "text/event-stream"),
+        )),
+        (status = 400, description = "Malformed JSON or request, or an unsupported query parameter (fields, $fields, alt other than sse) (INVALID_ARGUMENT)", body = GoogleErrorBody),
+        (status = 401, description = "No key (UNAUTHENTICATED)", body = GoogleErrorBody),
+        (status = 402, description = "Purchase suspended, balance used up, or the balance less what running calls hold cannot cover this call's worst case (FAILED_PRECONDITION)", body = GoogleErrorBody),
+        (status = 403, description = "Unknown or revoked key (PERMISSION_DENIED)", body = GoogleErrorBody),
+        (status = 404, description = "The gateway is not configured on this server, the model is not sold by this offer, or an unsupported method (NOT_FOUND)", body = GoogleErrorBody),
+        (status = 408, description = "The request body did not arrive within GEMINI_BODY_READ_TIMEOUT_SECS (DEADLINE_EXCEEDED)", body = GoogleErrorBody),
+        (status = 413, description = "The request body is larger than GEMINI_MAX_BODY_BYTES (INVALID_ARGUMENT)", body = GoogleErrorBody),
+        (status = 429, description = "Over the purchase's requests or tokens per minute, or its max_concurrent_requests calls already running (RESOURCE_EXHAUSTED); Retry-After set", body = GoogleErrorBody),
+        (status = 500, description = "Internal error (INTERNAL)", body = GoogleErrorBody),
+        (status = 503, description = "Upstream or database unreachable (UNAVAILABLE); Retry-After set", body = GoogleErrorBody),
+        (status = "default", description = "An upstream error, passed through as Google sent it (free)", body = GoogleErrorBody),
+    )
+)]
 async fn call_model(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -539,13 +664,15 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// The gateway's routes. Merged outside the API's request timeout (generations run for minutes):
 /// the request body has its own limit and read timeout (`call_model`), and the upstream client
 /// cuts off a silent upstream.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1beta/models", get(list_models))
-        .route(
-            "/v1beta/models/{model_action}",
-            get(get_model).post(call_model),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_models))
+        .routes(routes!(get_model, call_model))
+}
+
+/// The gateway's own fallbacks and panic handler (Google's error shape), around [`router`]'s routes.
+pub fn finish(routes: Router<AppState>) -> Router<AppState> {
+    routes
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
 }

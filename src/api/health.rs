@@ -4,13 +4,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgPool;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::AppJson;
 use crate::state::AppState;
 
@@ -59,11 +59,71 @@ impl DbCheck {
     }
 }
 
-async fn health(State(state): State<AppState>) -> Result<AppJson<Value>, ApiError> {
+/// `GET /health`'s answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct HealthOut {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    #[schema(example = "ok")]
+    pub database: &'static str,
+    #[schema(example = "0.1.0")]
+    pub version: &'static str,
+    /// Per configured chain, the state of each of its RPC endpoints (no URL, only a label).
+    #[schema(value_type = BTreeMap<String, ChainHealth>)]
+    pub chains: Value,
+}
+
+/// One chain's RPC endpoints (`Chains::health`; documentation only, checked against real answers by
+/// the integration tests).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ChainHealth {
+    /// `down` when every endpoint is down.
+    #[schema(example = "ok")]
+    status: String,
+    endpoints: Vec<EndpointHealth>,
+}
+
+/// One RPC endpoint of a chain.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct EndpointHealth {
+    endpoint: String,
+    index: usize,
+    state: crate::chain::EndpointState,
+    requests: u64,
+    errors: u64,
+    last_error_at: Option<String>,
+    last_error: Option<String>,
+}
+
+/// `GET /health/live`'s answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveOut {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    #[schema(example = "0.1.0")]
+    pub version: &'static str,
+}
+
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    summary = "Readiness: the server and its database answer (database check cached for at most 1 s)",
+    responses(
+        (status = 200, description = "Up", body = HealthOut),
+        (status = 503, description = "The database does not answer (`database_unavailable`)", body = ErrorBody),
+    )
+)]
+async fn health(State(state): State<AppState>) -> Result<AppJson<HealthOut>, ApiError> {
     match state.db_check.check(&state.pool).await {
-        Ok(()) => Ok(AppJson(
-            json!({ "status": "ok", "database": "ok", "version": env!("CARGO_PKG_VERSION"), "chains": state.chains.health() }),
-        )),
+        Ok(()) => Ok(AppJson(HealthOut {
+            status: "ok",
+            database: "ok",
+            version: env!("CARGO_PKG_VERSION"),
+            chains: state.chains.health(),
+        })),
         Err(message) => Err(ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "database_unavailable",
@@ -72,12 +132,22 @@ async fn health(State(state): State<AppState>) -> Result<AppJson<Value>, ApiErro
     }
 }
 
-async fn live() -> AppJson<Value> {
-    AppJson(json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    summary = "Liveness: the process answers (no database check)",
+    responses((status = 200, description = "Up", body = LiveOut))
+)]
+async fn live() -> AppJson<LiveOut> {
+    AppJson(LiveOut {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/health/live", get(live))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(live))
 }

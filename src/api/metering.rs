@@ -1,18 +1,19 @@
 //! `POST /v1/purchase/{id}/meter-usage` (a vendor-wide billing token): the reference's
 //! `UsageRecord` body, debited exactly once per `Idempotency-Key`.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::VendorAuth;
-use super::error::ApiError;
+use super::checkout::usd_input;
+use super::error::{ApiError, ErrorBody};
 use super::extract::AppJson;
-use crate::billing::meter::{MAX_BILLED, MAX_KEY_LEN, UsageRecord};
+use crate::billing::meter::{MAX_BILLED, MAX_KEY_LEN, MeterAnswer, UsageRecord};
 use crate::domain::ids::PurchaseId;
 use crate::domain::input;
 use crate::domain::money::UsdMicros;
@@ -27,17 +28,56 @@ const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Largest `usage_amount` (units).
 const MAX_USAGE: UsdMicros = UsdMicros(1_000_000_000_000 * 1_000_000);
 
-/// The body as sent; amounts are decimal strings or JSON numbers, checked by [`parse`].
-#[derive(Debug, Deserialize)]
+/// The body as sent (the reference's `UsageRecord`); amounts are decimal strings or JSON numbers
+/// (checked by `parse`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(as = UsageRecord)]
 pub struct UsageRecordIn {
+    /// Must equal the path's purchase when present.
+    #[schema(value_type = Option<crate::domain::ids::PurchaseId>)]
     pub purchase_id: Option<String>,
+    /// RFC 3339 or epoch milliseconds, from 2000-01-01 to one day from now; defaults to now.
+    #[schema(schema_with = timestamp_input)]
     pub timestamp: Option<serde_json::Value>,
+    #[schema(schema_with = usd_input, required = true)]
     pub usage_amount: Option<serde_json::Value>,
+    /// Not blank.
+    #[schema(value_type = String, max_length = 64, pattern = r"\S", example = "tokens")]
     pub usage_unit: Option<String>,
+    /// USD debited from the balance.
+    #[schema(schema_with = usd_input, required = true)]
     pub billed_amount: Option<serde_json::Value>,
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
+    /// A JSON object of at most 16 KiB.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+    /// The same as the Idempotency-Key header (they must agree when both are sent).
+    #[schema(pattern = "^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
+}
+
+/// `timestamp`: an RFC 3339 datetime or epoch milliseconds.
+fn timestamp_input() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime))),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .minimum(Some(946_684_800_000_i64))
+                    .description(Some("epoch milliseconds")),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Null))
+            .description(Some("Defaults to now"))
+            .build(),
+    )
 }
 
 fn amount(
@@ -195,6 +235,27 @@ pub(super) fn key_of(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/purchase/{id}/meter-usage",
+    tag = "metering",
+    summary = "Record usage and debit its billed amount; idempotent per Idempotency-Key",
+    description = "Needs a vendor-wide billing token (`vendor-server tokens create`). Usage always records: the balance may go negative. A retry with the same key (header or body) returns the first answer and debits once; the same key with another body is 409. Keys are scoped to the purchase and kept 30 days.",
+    params(
+        ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body = UsageRecordIn,
+    security(("billing_token" = []), ("billing_token_query" = [])),
+    responses(
+        (status = 200, description = "Recorded (or the first answer replayed, with header `Idempotent-Replayed: true`)", body = MeterAnswer),
+        (status = 400, description = "Malformed or invalid record (`malformed_json`, `invalid_body`, `invalid_text`, `missing_field`, `invalid_amount`, `invalid_timestamp`, `purchase_mismatch`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `amount_too_large`, `invalid_request`)", body = ErrorBody),
+        (status = 401, description = "No key, not a live billing token, or an unknown purchase (`unauthorized`)", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used with another body (`idempotency_key_reused`), or a reference conflict (`reference_conflict`)", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable or the meter is saturated; retry (`service_unavailable`, `overloaded`)", body = ErrorBody),
+    )
+)]
 async fn meter_usage(
     State(state): State<AppState>,
     auth: VendorAuth,
@@ -216,8 +277,8 @@ async fn meter_usage(
     Ok(response)
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/purchase/{id}/meter-usage", post(meter_usage))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(meter_usage))
 }
 
 #[cfg(test)]

@@ -4,18 +4,18 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// How often histogram samples are folded into their buckets (bounded memory whether or not anyone
@@ -95,6 +95,17 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    summary = "Prometheus metrics (the admin token when ADMIN_TOKEN is set)",
+    security((), ("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "ADMIN_TOKEN is set and was not presented (`unauthorized`)", body = ErrorBody),
+    )
+)]
 async fn render(State(state): State<AppState>, parts: Parts) -> Result<Response, ApiError> {
     if let Some(token) = &state.config.server.admin_token {
         // The same credential forms as every keyed route (bearer in any case, or `?auth=`).
@@ -113,8 +124,8 @@ async fn render(State(state): State<AppState>, parts: Parts) -> Result<Response,
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> OpenApiRouter<AppState> {
     // Installed before the jobs start, so their counters are never recorded into nothing.
     let _ = handle();
-    Router::new().route("/metrics", get(render))
+    OpenApiRouter::new().routes(routes!(render))
 }

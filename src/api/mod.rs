@@ -44,17 +44,17 @@ pub fn router(state: AppState) -> Router {
     let body_limit = server.body_limit_bytes;
     let timeout = server.request_timeout;
     let body_read_timeout = server.limits.body_read_timeout;
-    Router::new()
-        .merge(health::router())
-        .merge(appstore::router())
-        .merge(offers::router())
-        .merge(openapi::router())
-        .merge(metrics::router())
-        .merge(checkout::router())
-        .merge(purchases::router())
-        .merge(metering::router())
-        .merge(admin::router())
+    // The routes and the OpenAPI document come from the same routers; the document is serialised
+    // once here and served as these bytes.
+    let (api, gemini, doc) = openapi::documented();
+    let served = openapi::Served(
+        openapi::render(doc, &server.public_base_url)
+            .map_err(|e| tracing::error!(error = %e, "cannot serialise the OpenAPI document"))
+            .ok(),
+    );
+    api.merge(admin::router())
         .merge(dashboard::router(server.dashboard_dir.clone()))
+        .layer(axum::Extension(served))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(json_error_bodies))
@@ -69,7 +69,7 @@ pub fn router(state: AppState) -> Router {
         ))
         // The Gemini gateway answers in Google's error shape and streams for minutes: it brings its
         // own body limit and panic handler, outside the JSON-error and timeout layers above.
-        .merge(gemini::router())
+        .merge(gemini::finish(gemini))
         // Every route's body: a pause longer than BODY_READ_TIMEOUT_SECS ends it with an error.
         .layer(axum::middleware::from_fn_with_state(
             body_read_timeout,

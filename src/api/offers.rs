@@ -1,40 +1,55 @@
 //! `GET /v1/offer/:offer_id`: one offer with the checkout options a client can start.
 
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppPath};
 use crate::catalog::{self, Offer};
 use crate::config::Config;
 use crate::state::AppState;
 
 /// `CheckoutOption` of `@officexapp/types`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CheckoutOption)]
 pub struct CheckoutOptionOut {
     pub offer_id: String,
+    /// `<offer_id>:<chain>:<token>`, or the original's flow id for the S3 offer.
+    #[schema(example = "gemini-api-gateway:base:usdc")]
     pub checkout_flow_id: String,
     pub title: String,
     pub note: String,
     pub checkout_init_endpoint: String,
-    pub checkout_pattern: &'static str,
+    pub checkout_pattern: CheckoutPattern,
     pub about_url: String,
     pub vendor_disclaimer: String,
     pub requires_email_for_init: bool,
 }
 
+/// The one checkout pattern this server offers.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+pub enum CheckoutPattern {
+    #[serde(rename = "CRYPTO_WALLET_TOPUP")]
+    CryptoWalletTopup,
+}
+
 /// An offer on the wire: the reference's `{id, sku, title, description, metadata}` plus options.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Offer)]
 pub struct OfferOut {
+    #[schema(example = "gemini-api-gateway")]
     pub id: String,
     pub sku: String,
     pub title: String,
     pub description: String,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub price_line: String,
+    #[schema(value_type = crate::domain::money::UsdMicros)]
     pub minimum_deposit_usd: String,
+    #[schema(value_type = crate::domain::money::UsdMicros)]
     pub suggested_deposit_usd: String,
     pub checkout_options: Vec<CheckoutOptionOut>,
 }
@@ -67,7 +82,7 @@ impl OfferOut {
                     offer_id: flow.offer_id,
                     checkout_flow_id: flow.flow_id,
                     checkout_init_endpoint: config.public_url("/v1/checkout/initiate"),
-                    checkout_pattern: "CRYPTO_WALLET_TOPUP",
+                    checkout_pattern: CheckoutPattern::CryptoWalletTopup,
                     about_url: about_url.clone(),
                     requires_email_for_init: false,
                 }
@@ -87,6 +102,18 @@ impl OfferOut {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/offer/{offer_id}",
+    tag = "appstore",
+    summary = "One offer",
+    params(("offer_id" = String, Path, description = "The offer's id", example = "aws-s3-storage-giftcard")),
+    responses(
+        (status = 200, description = "The offer", body = OfferOut),
+        (status = 404, description = "No such offer (`offer_not_found`), or this server cannot deliver it (`offer_unavailable`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(offer_id = %offer_id))]
 async fn get_offer(
     State(state): State<AppState>,
@@ -106,6 +133,6 @@ async fn get_offer(
     Ok(AppJson(OfferOut::new(offer.clone(), &state.config)))
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/offer/{offer_id}", get(get_offer))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_offer))
 }

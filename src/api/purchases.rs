@@ -1,14 +1,14 @@
 //! A purchase as its customer sees it: `GET /v1/purchase/{id}`, `POST …/historical-billing`
 //! and `GET …/ledger` (customer key), and `POST …/validate-auth` (key in the body, always 200).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth::CustomerAuth;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::extract::{AppJson, AppPath, AppQuery};
 use crate::billing::history::{self, Bound, Bucket, Interval};
 use crate::billing::keys::KeyKind;
@@ -26,7 +26,8 @@ use crate::state::AppState;
 /// OfficeX purchase id (with it, the customer key would lead to the receipt's secrets) or internal
 /// column. USD amounts are decimal strings; times are epoch milliseconds as in the
 /// reference's rows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Purchase)]
 pub struct PurchaseOut {
     pub id: PurchaseId,
     pub offer_id: String,
@@ -36,21 +37,37 @@ pub struct PurchaseOut {
     pub vendor_id: Option<String>,
     pub vendor_name: String,
     pub status: PurchaseStatus,
+    /// The status as OfficeX shows it.
+    #[schema(value_type = OfficexStatus)]
     pub officex_status: &'static str,
     pub balance_usd: UsdMicros,
     /// `null` until the first credit derives them.
     pub balance_low_trigger: Option<UsdMicros>,
     pub balance_critical_trigger: Option<UsdMicros>,
     pub balance_termination_trigger: Option<UsdMicros>,
+    /// Epoch milliseconds.
     pub created_at: i64,
+    /// Epoch milliseconds.
     pub updated_at: i64,
     /// How to use what was bought (bucket, region and endpoint; the gateway's base URL): never a
     /// secret. `null` while the resource is not ready.
     pub resource: Option<ResourceInfo>,
 }
 
+/// A purchase's status in OfficeX's words (`PurchaseStatus::officex`; documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_camel_case_types, clippy::upper_case_acronyms)]
+enum OfficexStatus {
+    AWAITING,
+    RUNNING,
+    PAYMENT_REQUIRED,
+    BLOCKED,
+    CANCELED,
+}
+
 /// One chain/token a checkout address accepts.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = AcceptedChainToken)]
 pub struct AcceptedToken {
     pub chain: String,
     pub chain_id: u64,
@@ -61,7 +78,8 @@ pub struct AcceptedToken {
 }
 
 /// The purchase's deposit address (`checkout_wallet` in the reference), without any key or seed.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = CheckoutWallet)]
 pub struct CheckoutWalletOut {
     pub id: CheckoutWalletId,
     pub evm_address: String,
@@ -110,7 +128,7 @@ impl CheckoutWalletOut {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PurchaseResponse {
     pub purchase: PurchaseOut,
     /// The purchase's deposit wallet (top up by sending to `evm_address`); `null` for a purchase
@@ -120,6 +138,20 @@ pub struct PurchaseResponse {
     pub pending_deposits: Vec<Incoming>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/purchase/{id}",
+    tag = "purchases",
+    summary = "A purchase with its balance, status, thresholds and deposit address",
+    description = "Never a key, tracer, officex_purchase_id or customer org data.",
+    params(("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`")),
+    security(("customer_key" = []), ("customer_key_query" = [])),
+    responses(
+        (status = 200, description = "The purchase", body = PurchaseResponse),
+        (status = 401, description = "No key, not this purchase's customer key, or an unknown purchase (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 async fn get_purchase(
     State(state): State<AppState>,
     auth: CustomerAuth,
@@ -185,12 +217,31 @@ async fn get_purchase(
     }))
 }
 
-/// `{interval?, start_date?, end_date?}`; an empty body means all defaults.
-#[derive(Debug, Default, Deserialize)]
+/// `{interval?, start_date?, end_date?}`; an empty body (or `null`) means all defaults.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = HistoricalBillingRequest)]
 pub struct HistoricalBillingIn {
+    /// Default `daily`.
+    #[schema(value_type = Option<BillingInterval>)]
     pub interval: Option<String>,
+    /// `YYYY-MM-DD` or RFC 3339; inclusive.
+    #[schema(example = "2026-01-01")]
     pub start_date: Option<String>,
+    /// `YYYY-MM-DD` (the whole day is included) or RFC 3339 (inclusive).
+    #[schema(example = "2026-01-31")]
     pub end_date: Option<String>,
+}
+
+/// The width of a billing bucket (`Interval::parse`; documentation only).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+enum BillingInterval {
+    Hourly,
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
 }
 
 fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Result<T, ApiError> {
@@ -208,10 +259,29 @@ fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &Bytes) -> Resu
     crate::domain::input::json("", &value).map_err(|e| {
         ApiError::bad_request(e.code, format!("invalid request body: {}", e.message))
     })?;
+    // `null` is an empty body too (the document's optional body).
+    if value.is_null() {
+        return Ok(T::default());
+    }
     T::deserialize(value)
         .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid request body: {e}")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/purchase/{id}/historical-billing",
+    tag = "purchases",
+    summary = "Usage charges per time bucket (UTC), net of refunds, never deposits",
+    params(("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`")),
+    request_body(content = Option<HistoricalBillingIn>, description = "Optional; an empty body means the defaults"),
+    security(("customer_key" = []), ("customer_key_query" = [])),
+    responses(
+        (status = 200, description = "Buckets, ascending; only buckets with charges", body = Vec<Bucket>),
+        (status = 400, description = "Malformed body or bad interval or dates (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_interval`, `invalid_date`)", body = ErrorBody),
+        (status = 401, description = "No key, not this purchase's customer key, or an unknown purchase (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 async fn historical_billing(
     State(state): State<AppState>,
     auth: CustomerAuth,
@@ -240,12 +310,16 @@ async fn historical_billing(
     Ok(AppJson(buckets))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = ValidateAuthRequest)]
 struct ValidateAuthIn {
+    /// The customer key to check.
+    #[schema(value_type = String)]
     api_key: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = ValidateAuthResponse)]
 pub struct ValidateAuthOut {
     pub valid: bool,
     pub message: &'static str,
@@ -253,6 +327,19 @@ pub struct ValidateAuthOut {
 
 /// Always 200 `{valid, message}` (the reference's contract); an unknown purchase and a wrong key
 /// get the same answer.
+#[utoipa::path(
+    post,
+    path = "/v1/purchase/{id}/validate-auth",
+    tag = "purchases",
+    summary = "Whether a customer key is valid for the purchase",
+    description = "Always 200 with the verdict (the reference's contract), whatever the body; an unknown purchase and a wrong key answer alike.",
+    params(("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`")),
+    request_body(content = Option<ValidateAuthIn>, description = "`{api_key}`; anything else is an invalid key"),
+    responses(
+        (status = 200, description = "The verdict", body = ValidateAuthOut),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 async fn validate_auth(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
@@ -281,7 +368,8 @@ async fn validate_auth(
 
 /// `GET /v1/purchase/{id}/ledger` query: the previous page's `next_cursor`, and the page size
 /// (1–500, default 50).
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LedgerQuery {
     pub cursor: Option<String>,
     pub limit: Option<i64>,
@@ -290,6 +378,21 @@ pub struct LedgerQuery {
 /// The purchase's ledger, newest first: `{items: [{id, kind, amount_usd, balance_after_usd,
 /// description, created_at, occurred_at, tx_hash?, chain_id?, explorer_url?}], next_cursor}`.
 /// Credits from deposits carry their transaction hash and explorer link.
+#[utoipa::path(
+    get,
+    path = "/v1/purchase/{id}/ledger",
+    tag = "purchases",
+    summary = "The purchase's ledger, newest first, a page at a time",
+    description = "Every balance change: deposits (with their transaction and explorer link), usage, costs, sweep fees and adjustments.",
+    params(("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"), LedgerQuery),
+    security(("customer_key" = []), ("customer_key_query" = [])),
+    responses(
+        (status = 200, description = "One page of ledger entries", body = Page<LedgerItem>),
+        (status = 400, description = "Bad cursor or limit (`invalid_cursor`, `invalid_limit`, `invalid_query`, `invalid_text`)", body = ErrorBody),
+        (status = 401, description = "No key, not this purchase's customer key, or an unknown purchase (`unauthorized`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 async fn ledger(
     State(state): State<AppState>,
     auth: CustomerAuth,
@@ -312,15 +415,12 @@ async fn ledger(
     Ok(AppJson(page))
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/purchase/{id}", get(get_purchase))
-        .route("/v1/purchase/{id}/ledger", get(ledger))
-        .route(
-            "/v1/purchase/{id}/historical-billing",
-            post(historical_billing),
-        )
-        .route("/v1/purchase/{id}/validate-auth", post(validate_auth))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_purchase))
+        .routes(routes!(ledger))
+        .routes(routes!(historical_billing))
+        .routes(routes!(validate_auth))
 }
 
 #[cfg(test)]

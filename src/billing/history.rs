@@ -106,7 +106,7 @@ impl Bound {
 }
 
 /// One bucket on the wire.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Bucket {
     pub time_bucket: String,
     pub total_usage_amount: String,

@@ -94,7 +94,7 @@ impl UsageRecord {
 }
 
 /// The record as answered (the reference's `record`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecordOut {
     pub id: i64,
     pub purchase_id: PurchaseId,
@@ -107,7 +107,7 @@ pub struct RecordOut {
 }
 
 /// The answer to meter-usage: the reference's `{message, record}` plus `balance_usd` and `status`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MeterAnswer {
     pub message: &'static str,
     pub record: RecordOut,

@@ -64,7 +64,9 @@ impl BillingError {
 }
 
 /// Purchase lifecycle (SPEC §9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PurchaseStatus {
     Provisioning,

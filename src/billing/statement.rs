@@ -12,7 +12,7 @@ use crate::domain::money::UsdMicros;
 use crate::domain::page::Page;
 
 /// One ledger entry on the wire.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LedgerItem {
     pub id: i64,
     /// `deposit`, `usage`, `cost`, `sweep_fee` or `adjustment`.
@@ -21,8 +21,10 @@ pub struct LedgerItem {
     pub amount_usd: UsdMicros,
     pub balance_after_usd: UsdMicros,
     pub description: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     /// When the usage happened (the CUR usage day, the meter timestamp); `created_at` otherwise.
+    #[schema(value_type = String, format = DateTime)]
     pub occurred_at: DateTime<Utc>,
     /// A deposit's transaction hash.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -87,7 +87,7 @@ pub(super) fn endpoint_labels(urls: &[reqwest::Url]) -> Vec<String> {
 }
 
 /// Whether an endpoint answered its last call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EndpointState {
     /// Not called yet.

@@ -80,7 +80,7 @@ async fn credit_confirmed(cx: &Checkouts, ids: &[i64]) -> anyhow::Result<usize> 
 
 /// A payment to a purchase's deposit address that is not in its balance yet (waiting for
 /// confirmations, or confirmed and about to be credited).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Incoming {
     pub chain_id: u64,
     pub token_symbol: String,

@@ -13,7 +13,7 @@ use super::CheckoutError;
 pub const SEALED_FOR_HOURS: i64 = 24;
 
 /// `IResponseCheckoutFinalize.receipt` (`@officexapp/types`), plus the optional fields the types allow.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Receipt {
     pub vendor_disclaimer: String,
     pub checkout_session_id: String,

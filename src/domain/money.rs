@@ -107,6 +107,24 @@ impl Serialize for UsdMicros {
     }
 }
 
+/// On the wire (OpenAPI component `UsdAmount`): a decimal string with exactly 6 places.
+impl utoipa::PartialSchema for UsdMicros {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .pattern(Some(r"^-?[0-9]+\.[0-9]{6}$"))
+            .description(Some("USD decimal string with 6 places"))
+            .examples(["12.500000"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for UsdMicros {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "UsdAmount".into()
+    }
+}
+
 /// Accepts a JSON string or number; numbers are read from their exact decimal text.
 impl<'de> Deserialize<'de> for UsdMicros {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -54,7 +54,7 @@ pub struct Delivered {
 }
 
 /// What a customer needs to use a resource, never a secret (the customer page shows it).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ResourceInfo {
     /// The provider kind (`s3`, `gemini`).
     pub kind: &'static str,

@@ -404,20 +404,7 @@ pub async fn spawn_with_providers(
     for provider in providers {
         app.providers_mut().insert(provider.clone());
     }
-    let state = app.state().clone();
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    TestApp {
-        addr,
-        base_url,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        state,
-        shutdown,
-        server,
-    }
+    crate::helpers::serve(app, addr)
 }
 
 /// How an [`RpcProxy`] treats requests.

@@ -978,20 +978,7 @@ pub async fn spawn_dyn(
     for provider in providers {
         app.providers_mut().insert(provider);
     }
-    let state = app.state().clone();
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
-    TestApp {
-        addr,
-        base_url,
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap(),
-        state,
-        shutdown,
-        server,
-    }
+    crate::helpers::serve(app, addr)
 }
 
 /// An S3 stand-in whose AWS calls take `delay` before the gift card is delivered.

@@ -1050,7 +1050,8 @@ async fn providers_and_the_gateway_follow_the_configuration(pool: PgPool) {
         .await,
     )
     .await;
-    assert_google_error(&got, 503, "UNAVAILABLE");
+    // Not configured is not a passing outage: 404, as Google answers what it does not serve.
+    assert_google_error(&got, 404, "NOT_FOUND");
     drop(app);
 
     let app = spawn_app_with(
@@ -1067,6 +1068,52 @@ async fn providers_and_the_gateway_follow_the_configuration(pool: PgPool) {
     let (status, doc) = app.get("/v1/openapi.json").await;
     assert_eq!(status, StatusCode::OK);
     assert!(doc["paths"]["/v1beta/models/{model_action}"]["post"].is_object());
+}
+
+/// Issue 13: a server without Gemini keys does not serve the gateway at all: every gateway route
+/// answers 404 in Google's error shape (not a 503, which clients retry as a passing outage).
+#[sqlx::test]
+async fn an_unconfigured_gateway_answers_404_in_googles_shape(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    assert!(app.state.gemini.is_none());
+    for (method, path, key) in [
+        ("GET", "/v1beta/models", None),
+        ("GET", "/v1beta/models", Some("vsg_x")),
+        ("GET", "/v1beta/models/gemini-2.5-flash", Some("vsg_x")),
+        (
+            "POST",
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            None,
+        ),
+        (
+            "POST",
+            "/v1beta/models/gemini-2.5-flash:countTokens?key=vsg_x",
+            None,
+        ),
+    ] {
+        let mut request = match method {
+            "GET" => app.client.get(app.url(path)),
+            _ => app.client.post(app.url(path)).json(&prompt("hi")),
+        };
+        if let Some(key) = key {
+            request = request.header("x-goog-api-key", key);
+        }
+        let response = request.send().await.unwrap();
+        assert!(
+            response.headers().get("retry-after").is_none(),
+            "{method} {path}: nothing to retry"
+        );
+        let got = json_of(response).await;
+        assert_google_error(&got, 404, "NOT_FOUND");
+        assert!(
+            got.1["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("not configured"),
+            "{method} {path}: {}",
+            got.1
+        );
+    }
 }
 
 /// The offer's prices of `model`, as the gateway reads them.
@@ -1390,8 +1437,8 @@ async fn the_key_is_checked_before_the_body_and_a_stalled_body_is_cut_off(pool: 
 
     // 20 MB announced, 1 KB sent: answered without waiting for the rest.
     for (target, key, expected) in [
-        (&off, None, "503"),
-        (&off, Some("vsg_whatever"), "503"),
+        (&off, None, "404"),
+        (&off, Some("vsg_whatever"), "404"),
         (&app, None, "401"),
         (&app, Some("vsg_not-a-real-key"), "403"),
         (&app, Some(bought.key.as_str()), "413"),

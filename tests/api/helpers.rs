@@ -1,4 +1,6 @@
 //! Shared test harness: `spawn_app` starts the real `Application` on port 0 on a fresh database.
+//! Every response it serves is checked against the OpenAPI document (`contract.rs`): a status or
+//! body the document does not describe fails the test when its `TestApp` is dropped.
 // Helpers are shared by every test module; not each uses all of them.
 #![allow(dead_code)]
 
@@ -14,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 use vendor_server::config::Config;
 use vendor_server::startup::Application;
 use vendor_server::state::AppState;
+
+use crate::contract::{self, Violations};
 
 /// The repository root (for config files).
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -39,11 +43,14 @@ pub struct TestApp {
     pub state: AppState,
     pub shutdown: CancellationToken,
     pub server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Responses that broke the OpenAPI document (checked on drop).
+    pub violations: Violations,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        contract::assert_none(&self.violations);
     }
 }
 
@@ -81,12 +88,22 @@ pub async fn spawn_app_with(pool: PgPool, extra: &[(&str, &str)]) -> TestApp {
     let app = Application::build_with(config, pool, listener)
         .await
         .expect("build app");
+    serve(app, addr)
+}
+
+/// Serves a built application (listening on `addr`) with every response checked against the
+/// OpenAPI document.
+pub fn serve(app: Application, addr: SocketAddr) -> TestApp {
     let state = app.state().clone();
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    let violations = Violations::default();
+    let checked = violations.clone();
+    let server = tokio::spawn(app.run_until_stopped_with(shutdown.clone(), move |router| {
+        contract::checked(router, checked)
+    }));
     TestApp {
         addr,
-        base_url,
+        base_url: format!("http://{addr}"),
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -94,6 +111,7 @@ pub async fn spawn_app_with(pool: PgPool, extra: &[(&str, &str)]) -> TestApp {
         state,
         shutdown,
         server,
+        violations,
     }
 }
 

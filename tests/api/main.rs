@@ -8,6 +8,7 @@ mod bad_input;
 mod chain;
 mod checkout;
 mod cli;
+mod contract;
 mod cost_import;
 mod deposits;
 mod errors;
