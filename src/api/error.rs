@@ -94,7 +94,7 @@ impl IntoResponse for ApiError {
                 )
             }
             Self::Internal(e) => {
-                tracing::error!(error = ?e, "internal error");
+                tracing::error!(error = format!("{e:#}"), "internal error");
                 ("internal_error", "Internal server error".to_owned())
             }
         };
@@ -293,7 +293,7 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
             G::Misconfigured(_) | G::Billing(_) | G::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = ?e, "Gemini gateway internal error");
+            tracing::error!(error = format!("{e:#}"), "Gemini gateway internal error");
             "Internal error encountered.".to_owned()
         } else if status == StatusCode::SERVICE_UNAVAILABLE {
             tracing::warn!(error = %e, "Gemini gateway unavailable");

@@ -1,17 +1,18 @@
 //! `GET /health`: the server is up and its database answers (readiness; the database check is
 //! cached for at most a second). `GET /health/live`: the process answers (liveness; no database).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
-use serde_json::Value;
 use sqlx::PgPool;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::error::{ApiError, ErrorBody};
 use super::extract::AppJson;
+use crate::chain::ChainHealth;
 use crate::state::AppState;
 
 /// How long a database check result is reused.
@@ -69,32 +70,7 @@ pub struct HealthOut {
     #[schema(example = "0.1.0")]
     pub version: &'static str,
     /// Per configured chain, the state of each of its RPC endpoints (no URL, only a label).
-    #[schema(value_type = BTreeMap<String, ChainHealth>)]
-    pub chains: Value,
-}
-
-/// One chain's RPC endpoints (`Chains::health`; documentation only, checked against real answers by
-/// the integration tests).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct ChainHealth {
-    /// `down` when every endpoint is down.
-    #[schema(example = "ok")]
-    status: String,
-    endpoints: Vec<EndpointHealth>,
-}
-
-/// One RPC endpoint of a chain.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct EndpointHealth {
-    endpoint: String,
-    index: usize,
-    state: crate::chain::EndpointState,
-    requests: u64,
-    errors: u64,
-    last_error_at: Option<String>,
-    last_error: Option<String>,
+    pub chains: BTreeMap<String, ChainHealth>,
 }
 
 /// `GET /health/live`'s answer.

@@ -96,6 +96,30 @@ pub enum EndpointState {
     Down,
 }
 
+/// One chain's RPC endpoints as `/health` and the vendor console show them.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ChainHealth {
+    /// `down` when every endpoint is down, else `ok`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    pub endpoints: Vec<EndpointReport>,
+}
+
+/// One RPC endpoint: its label (never its URL), state and counters.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EndpointReport {
+    /// `host[:port]`.
+    pub endpoint: String,
+    pub index: usize,
+    pub state: EndpointState,
+    pub requests: u64,
+    pub errors: u64,
+    /// RFC 3339.
+    pub last_error_at: Option<String>,
+    /// The last error, with every URL scrubbed.
+    pub last_error: Option<String>,
+}
+
 /// The in-memory health of one JSON-RPC endpoint (also exported as `vendor_rpc_*` metrics).
 #[derive(Debug)]
 pub struct EndpointHealth {

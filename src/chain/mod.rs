@@ -425,34 +425,30 @@ impl Chains {
     }
 
     /// Per chain, the state of each RPC endpoint (for `/health`): no URL, only its label.
-    pub fn health(&self) -> serde_json::Value {
+    pub fn health(&self) -> std::collections::BTreeMap<String, ChainHealth> {
         self.clients
             .iter()
             .map(|c| {
-                let endpoints: Vec<serde_json::Value> = c
+                let endpoints = c
                     .endpoints
                     .iter()
                     .map(|e| {
                         let last_error = e.last_error();
-                        serde_json::json!({
-                            "endpoint": e.label,
-                            "index": e.index,
-                            "state": e.state(),
-                            "requests": e.requests(),
-                            "errors": e.errors(),
-                            "last_error_at": last_error.as_ref().map(|(at, _)| at.to_rfc3339()),
-                            "last_error": last_error.map(|(_, m)| m),
-                        })
+                        EndpointReport {
+                            endpoint: e.label.clone(),
+                            index: e.index,
+                            state: e.state(),
+                            requests: e.requests(),
+                            errors: e.errors(),
+                            last_error_at: last_error.as_ref().map(|(at, _)| at.to_rfc3339()),
+                            last_error: last_error.map(|(_, m)| m),
+                        }
                     })
                     .collect();
                 let status = if c.all_endpoints_down() { "down" } else { "ok" };
-                (
-                    c.name().to_owned(),
-                    serde_json::json!({ "status": status, "endpoints": endpoints }),
-                )
+                (c.name().to_owned(), ChainHealth { status, endpoints })
             })
-            .collect::<serde_json::Map<_, _>>()
-            .into()
+            .collect()
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &ChainClient> {

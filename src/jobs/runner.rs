@@ -25,7 +25,7 @@ pub async fn run_loop<F, Fut>(
             Ok(Outcome::Processed(_)) => Duration::ZERO,
             Ok(Outcome::Idle) => idle,
             Err(e) => {
-                tracing::error!(job = name, error = ?e, "job pass failed");
+                tracing::error!(job = name, error = format!("{e:#}"), "job pass failed");
                 on_error
             }
         };
