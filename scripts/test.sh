@@ -24,10 +24,13 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --all-targets --no-fail-fast "$@" || status=$?
 fi
+# Both run the server binary the test build above just made (a plain `cargo build` would resolve
+# features without the dev-dependencies and rebuild half the tree).
+bin="${CARGO_TARGET_DIR:-target}/debug/vendor-server"
 if [ "${SKIP_BROWSER_TESTS:-0}" != 1 ]; then
-  scripts/browser-test.sh || status=$?
+  VENDOR_SERVER_BIN="$bin" scripts/browser-test.sh || status=$?
 fi
 if [ -z "${SKIP_SCHEMATHESIS:-}" ]; then
-  VENDOR_SERVER_BIN="${CARGO_TARGET_DIR:-target}/debug/vendor-server" scripts/schemathesis.sh || status=$?
+  VENDOR_SERVER_BIN="$bin" scripts/schemathesis.sh || status=$?
 fi
 exit "$status"
