@@ -735,7 +735,7 @@ function PendingDeposits(props: { deposits: Incoming[]; accepts: AcceptedToken[]
                     <Money field="amount_usd" value={d.amount_usd} />
                   </strong>{' '}
                   <span data-field="token_symbol" data-value={d.token_symbol}>
-                    {d.token_symbol}
+                    {d.token_symbol.toUpperCase()}
                   </span>{' '}
                   on{' '}
                   <span data-field="chain_id" data-value={String(d.chain_id)}>
@@ -746,7 +746,7 @@ function PendingDeposits(props: { deposits: Incoming[]; accepts: AcceptedToken[]
                   </span>
                 </div>
                 <div class="pending-confs">
-                  <progress max={need || 1} value={need ? shown : 1} aria-label={`Confirmations of the ${d.token_symbol} payment`} />
+                  <progress max={need || 1} value={need ? shown : 1} aria-label={`Confirmations of the ${d.token_symbol.toUpperCase()} payment`} />
                   <span>
                     {have === null ? (
                       <span data-field="confirmations" data-value="">
