@@ -364,7 +364,7 @@ function TopUpCard(props: { data: PurchaseView; creds: Credentials; onCredited: 
         {result && (
           <Alert tone={result.tone === 'error' ? 'error' : result.tone === 'ok' ? 'ok' : 'info'}>
             {result.text}
-            {result.pending && (
+            {result.pending && (props.data.pending_deposits ?? []).length === 0 && (
               <>
                 {' '}
                 <span data-field="pending_usd" data-value={result.pending}>
