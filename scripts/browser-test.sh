@@ -6,7 +6,8 @@
 #
 # Usage: scripts/browser-test.sh [node --test args, e.g. --test-name-pattern=customer]
 # Env:   VENDOR_SERVER_BIN (a prebuilt binary; else `cargo build`), CHROMIUM (/usr/bin/chromium),
-#        BROWSER_TEST_OUT (where screenshots and logs go).
+#        BROWSER_TEST_OUT (where screenshots and logs go), BROWSER_TEST_CONFIRMATIONS (5: the test
+#        chain's deposit confirmations).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
@@ -15,6 +16,10 @@ log() { echo "[browser-test] $*" >&2; }
 target="${CARGO_TARGET_DIR:-$repo/target}"
 out="${BROWSER_TEST_OUT:-$target/browser-test}"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+# Deposits on the test chain need this many confirmations (the real environment wins over the state
+# folder's .env, for the server and the CLI alike): enough that the customer page can be watched
+# counting a payment's confirmations up before it is credited. `dev pay`/`dev checkout` mine them all.
+export DEFAULT_BLOCK_CONFIRMATIONS="${BROWSER_TEST_CONFIRMATIONS:-5}"
 
 if [ ! -x "$CHROMIUM" ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

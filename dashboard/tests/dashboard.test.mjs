@@ -7,6 +7,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
   ADMIN_TOKEN,
   BASE_URL,
@@ -16,6 +18,7 @@ import {
   closeBrowser,
   devCheckout,
   newPage,
+  STATE_DIR,
   sumMicros,
   valueOf,
   waitForValue,
@@ -39,6 +42,50 @@ async function apiPurchase(p = purchase) {
   const r = await call(`/v1/purchase/${p.purchaseId}`, { token: p.key });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body;
+}
+
+/** A setting of the test server's .env (as scripts/dev-server.sh wrote it). */
+function setting(name) {
+  const env = readFileSync(join(STATE_DIR, '.env'), 'utf8');
+  const line = env.split('\n').filter((l) => l.startsWith(`${name}=`)).pop();
+  return line ? line.slice(name.length + 1).replace(/^"|"$/g, '') : '';
+}
+
+/** A JSON-RPC call to the test stack's anvil. */
+async function rpc(method, params = []) {
+  const res = await fetch(setting('RPC_ENDPOINT'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  const body = await res.json();
+  if (body.error) throw new Error(`${method}: ${JSON.stringify(body.error)}`);
+  return body.result;
+}
+
+const word = (hex) => hex.replace(/^0x/, '').toLowerCase().padStart(64, '0');
+
+/**
+ * Pays AMOUNT test USDC (6 decimals) to TO from one of anvil's unlocked accounts (not the server's
+ * gas or treasury account), mining only the blocks of the two transactions themselves: the deposit
+ * then waits for its confirmations. Returns the transfer's hash.
+ */
+async function payWithoutConfirmations(to, amount) {
+  const usdc = setting('USDC_ADDRESS');
+  const accounts = await rpc('eth_accounts');
+  const from = accounts[6];
+  const units = (BigInt(Math.round(amount * 1e6))).toString(16);
+  const send = async (data) => {
+    const hash = await rpc('eth_sendTransaction', [{ from, to: usdc, data, gas: '0x30000' }]);
+    const receipt = await eventually(async () => {
+      const r = await rpc('eth_getTransactionReceipt', [hash]);
+      return { ok: r !== null, value: r };
+    }, `receipt of ${hash}`);
+    assert.equal(receipt.status, '0x1', `${hash} reverted`);
+    return hash;
+  };
+  await send(`0x40c10f19${word(from)}${word(units)}`); // mint(from, units)
+  return send(`0xa9059cbb${word(to)}${word(units)}`); // transfer(to, units)
 }
 
 async function eventually(fn, what, timeout = 30_000) {
@@ -91,6 +138,11 @@ describe('customer page', () => {
   test('shows the purchase as the API does, and a payment on anvil becomes the new balance without a reload', async () => {
     const page = await newPage();
     await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE_URL });
+    // The S3 bucket (moto) is ready before the page opens, so "How to use it" shows it at once.
+    const resource = await eventually(async () => {
+      const r = (await apiPurchase()).purchase.resource;
+      return { ok: Boolean(r), value: r };
+    }, 'the purchase\'s resource');
     const started = Date.now();
     await page.goto(customerUrl(purchase));
     await page.locator('[data-field="balance_usd"]').waitFor();
@@ -128,16 +180,94 @@ describe('customer page', () => {
     assert.ok(qrLoaded, 'the QR image renders');
     await page.click('[data-action="copy-address"]');
     assert.equal(await page.evaluate(() => navigator.clipboard.readText()), wallet.evm_address);
+
+    // How to use it: decided by the resource's kind (S3 on moto here), its settings as the API has them.
+    assert.equal(resource.kind, 's3');
+    const use = '[data-section="how-to-use"]';
+    await page.locator(`${use}[data-state="ready"][data-kind="s3"]`).waitFor();
+    for (const f of ['bucket', 'endpoint', 'region']) {
+      assert.ok(resource[f], `the API gives the ${f}`);
+      assert.equal(await valueOf(page, f, use), resource[f], f);
+    }
+    await page.click(`${use} [data-action="copy-bucket"]`);
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), resource.bucket);
+    const secret = setting('AWS_SECRET_ACCESS_KEY');
+    assert.ok(secret && !((await page.locator('body').textContent()) ?? '').includes(secret), 'never the secret');
+    assert.equal(await page.locator('[data-section="pending-deposits"]').getAttribute('data-count'), '0');
     await checkView(page, 'customer');
 
-    const expected = sumMicros([p.balance_usd, '3']);
-    cli('dev', 'pay', '--to', wallet.evm_address, '--amount', '3');
+    // A payment on its way: in a block but short of the chain's confirmations (the test stack requires
+    // BROWSER_TEST_CONFIRMATIONS of them), so it is listed with its confirmations and not credited.
+    const before = (await apiPurchase()).purchase.balance_usd;
+    const tx = await payWithoutConfirmations(wallet.evm_address, 3);
+    await page.click('[data-action="check-payment"]');
+    const item = page.locator(`[data-section="pending-deposits"] li[data-tx-hash="${tx}"]`);
+    await item.waitFor({ timeout: 30_000 });
+    const confs = async () => Number(await item.locator('[data-field="confirmations"]').getAttribute('data-value'));
+    const required = Number(await item.locator('[data-field="required_confirmations"]').getAttribute('data-value'));
+    const firstConfs = await confs();
+    assert.ok(firstConfs >= 1 && firstConfs < required, `confirmations ${firstConfs} of ${required}`);
+    assert.equal(await item.locator('[data-field="amount_usd"]').getAttribute('data-value'), '3.000000');
+    assert.equal(await item.locator('[data-field="tx_hash"]').getAttribute('data-value'), tx);
+    assert.equal(await item.locator('[data-field="status"]').getAttribute('data-value'), 'pending');
+    assert.match((await item.textContent()) ?? '', new RegExp(`of ${required} confirmations`));
+    const listed = (await apiPurchase()).pending_deposits.find((d) => d.tx_hash === tx);
+    assert.ok(listed, 'the API lists the pending deposit');
+    assert.equal(await item.locator('[data-field="token_symbol"]').getAttribute('data-value'), listed.token_symbol);
+    assert.equal(listed.token_symbol.toUpperCase(), 'USDC');
+    assert.equal(await item.locator('[data-field="confirmations"]').getAttribute('data-value') !== null, true);
+    assert.equal(required, listed.required_confirmations);
+    assert.equal(await valueOf(page, 'balance_usd'), before, 'not credited yet');
+    await checkView(page, 'customer-pending-deposit');
+
+    // One more block: the counter goes up by itself (the page refreshes while payments are on their way).
+    await rpc('anvil_mine', ['0x1']);
+    await page.waitForFunction(
+      ([hash, n]) =>
+        Number(
+          document.querySelector(`[data-section="pending-deposits"] li[data-tx-hash="${hash}"] [data-field="confirmations"]`)
+            ?.getAttribute('data-value') ?? 0,
+        ) > n,
+      [tx, firstConfs],
+      { timeout: 30_000 },
+    );
+
+    // Enough blocks: "check for payment" credits it; the balance includes it and the list is empty.
+    await rpc('anvil_mine', [`0x${required.toString(16)}`]);
+    const expected = sumMicros([before, '3']);
     await page.click('[data-action="check-payment"]');
     await waitForValue(page, 'balance_usd', expected, 60_000);
+    await page.locator('[data-section="pending-deposits"][data-count="0"]').waitFor({ timeout: 30_000 });
     assert.equal(page.url(), `${BASE_URL}/v1/dashboard/customer`, 'no reload, no navigation');
-    assert.equal((await apiPurchase()).purchase.balance_usd, expected);
+    const after = await apiPurchase();
+    assert.equal(after.purchase.balance_usd, expected);
+    assert.ok(!after.pending_deposits.some((d) => d.tx_hash === tx), 'no longer pending in the API');
     await page.locator('[data-field="topup_result"] .alert').waitFor();
     await checkView(page, 'customer-after-payment');
+    await page.context().close();
+  });
+
+  test('a Gemini purchase shows the gateway base URL and snippets for it', async (t) => {
+    if (!setting('GEMINI_API_KEY')) {
+      t.skip('the test stack has no Gemini key (GEMINI_API_KEY), so it sells no Gemini gateway');
+      return;
+    }
+    const gemini = devCheckout('gemini-api-gateway');
+    const resource = await eventually(async () => {
+      const r = (await apiPurchase(gemini)).purchase.resource;
+      return { ok: Boolean(r), value: r };
+    }, 'the Gemini purchase’s resource');
+    assert.equal(resource.kind, 'gemini');
+    const page = await newPage();
+    await page.goto(customerUrl(gemini));
+    const use = '[data-section="how-to-use"][data-kind="gemini"]';
+    await page.locator(use).waitFor();
+    const base = resource.gateway_base_url.replace(/\/+$/, '');
+    assert.equal(await valueOf(page, 'gateway_base_url', use), resource.gateway_base_url);
+    const snippets = await page.locator(`${use} pre`).allTextContents();
+    assert.ok(snippets[0].includes(`"${base}/v1beta/models/`), snippets[0]);
+    assert.ok(snippets.every((s) => s.includes('YOUR_KEY')));
+    await checkView(page, 'customer-gemini');
     await page.context().close();
   });
 

@@ -7,12 +7,16 @@ import { daysLeft, formatAmount, formatUsd, sumDecimals, toMicros, toNumber } fr
 import { Alert, CopyButton, Field, Money, STATUS_TEXT, StatusBadge } from '../lib/ui';
 import { BarChart } from '../lib/Chart';
 import { QrCode, eip681 } from '../lib/qr';
-import type { AcceptedToken, BillingBucket, Interval, PurchaseResponse, VerifyTopupResponse } from '../api/types';
+import type { AcceptedToken, BillingBucket, Interval, VerifyTopupResponse } from '../api/types';
 import type { LedgerEntry, Page } from '../api/handwritten';
 import { type Credentials, forgetCredentials, takeCredentials } from './credentials';
+import type { Incoming, PurchaseView, ResourceInfo } from './types';
+import { geminiSnippets } from './snippets';
 
 const OFFICEX_URL = 'https://officex.app';
 const REFRESH_MS = 20_000;
+/** While payments are on their way: often enough to watch their confirmations count up. */
+const REFRESH_PENDING_MS = 5_000;
 
 export function App() {
   const state = useMemo(takeCredentials, []);
@@ -71,14 +75,14 @@ function Support(props: { purchaseId?: string; vendor?: string }) {
 
 function Purchase(props: { creds: Credentials }) {
   const { creds } = props;
-  const [data, setData] = useState<PurchaseResponse | null>(null);
+  const [data, setData] = useState<PurchaseView | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [refreshedAt, setRefreshedAt] = useState<Date | null>(null);
   const [reloadKey, setReloadKey] = useState(0);
 
   const load = useCallback(async () => {
     try {
-      const body = await api<PurchaseResponse>(`/v1/purchase/${encodeURIComponent(creds.purchaseId)}`, {
+      const body = await api<PurchaseView>(`/v1/purchase/${encodeURIComponent(creds.purchaseId)}`, {
         token: creds.key,
       });
       setData(body);
@@ -92,11 +96,17 @@ function Purchase(props: { creds: Credentials }) {
 
   useEffect(() => {
     void load();
-    const timer = window.setInterval(() => {
-      if (document.visibilityState === 'visible') void load();
-    }, REFRESH_MS);
-    return () => window.clearInterval(timer);
   }, [load]);
+  const waiting = (data?.pending_deposits?.length ?? 0) > 0;
+  useEffect(() => {
+    const timer = window.setInterval(
+      () => {
+        if (document.visibilityState === 'visible') void load();
+      },
+      waiting ? REFRESH_PENDING_MS : REFRESH_MS,
+    );
+    return () => window.clearInterval(timer);
+  }, [load, waiting]);
 
   const refreshAll = useCallback(async () => {
     await load();
@@ -185,7 +195,7 @@ function StatusNote(props: { status: string }) {
   );
 }
 
-function BalanceCard(props: { data: PurchaseResponse; creds: Credentials; reloadKey: number }) {
+function BalanceCard(props: { data: PurchaseView; creds: Credentials; reloadKey: number }) {
   const p = props.data.purchase;
   const [spent7, setSpent7] = useState<string | null>(null);
   useEffect(() => {
@@ -243,7 +253,7 @@ function tokenKey(t: AcceptedToken): string {
   return `${t.chain_id}:${t.token_address}`;
 }
 
-function TopUpCard(props: { data: PurchaseResponse; creds: Credentials; onCredited: () => Promise<void> }) {
+function TopUpCard(props: { data: PurchaseView; creds: Credentials; onCredited: () => Promise<void> }) {
   const wallet = props.data.checkout_wallet;
   const accepts = wallet?.accepts ?? [];
   const [selected, setSelected] = useState<string>(accepts[0] ? tokenKey(accepts[0]) : '');
@@ -344,6 +354,7 @@ function TopUpCard(props: { data: PurchaseResponse; creds: Credentials; onCredit
           </div>
         </>
       )}
+      <PendingDeposits deposits={props.data.pending_deposits ?? []} accepts={accepts} />
       <div class="actions-row">
         <button type="button" class="btn btn-primary" data-action="check-payment" onClick={check} disabled={checking}>
           {checking ? 'Checking…' : 'Check for payment'}
@@ -353,7 +364,7 @@ function TopUpCard(props: { data: PurchaseResponse; creds: Credentials; onCredit
         {result && (
           <Alert tone={result.tone === 'error' ? 'error' : result.tone === 'ok' ? 'ok' : 'info'}>
             {result.text}
-            {result.pending && (
+            {result.pending && (props.data.pending_deposits ?? []).length === 0 && (
               <>
                 {' '}
                 <span data-field="pending_usd" data-value={result.pending}>
@@ -700,75 +711,184 @@ function Snippet(props: { id: string; label: string; code: string }) {
   );
 }
 
-function HowToUse(props: { data: PurchaseResponse }) {
-  const p = props.data.purchase as PurchaseResponse['purchase'] & {
-    resource?: { bucket?: string; endpoint?: string; region?: string; gateway_base_url?: string };
-  };
-  const origin = window.location.origin;
-  const isGemini = p.offer_id.includes('gemini');
-  const isS3 = p.offer_id.includes('s3') || p.offer_id.includes('storage');
-  if (isGemini) {
-    const base = p.resource?.gateway_base_url ?? `${origin}/v1beta`;
-    const curl = `curl "${base}/models/gemini-2.5-flash:generateContent" \\
-  -H "x-goog-api-key: YOUR_KEY" \\
-  -H "content-type: application/json" \\
-  -d '{"contents":[{"parts":[{"text":"Hello"}]}]}'`;
-    const python = `from google import genai
-from google.genai import types
+/** Payments to the deposit address that are not in the balance yet, with their confirmations. */
+function PendingDeposits(props: { deposits: Incoming[]; accepts: AcceptedToken[] }) {
+  const { deposits } = props;
+  const chainName = (id: number) => props.accepts.find((t) => t.chain_id === id)?.chain ?? `chain ${id}`;
+  return (
+    <div class="pending" data-section="pending-deposits" data-count={String(deposits.length)}>
+      <h3 id="pending-h">Payments on their way</h3>
+      {deposits.length === 0 ? (
+        <p class="muted small" data-field="pending_empty">
+          None right now. A payment shows up here once it is in a block, then counts its confirmations.
+        </p>
+      ) : (
+        <ul class="pending-list" aria-labelledby="pending-h">
+          {deposits.map((d) => {
+            const have = d.confirmations ?? null;
+            const need = d.required_confirmations;
+            const shown = have === null ? 0 : Math.min(have, need);
+            return (
+              <li key={d.tx_hash} class="pending-item" data-tx-hash={d.tx_hash} data-status={d.status}>
+                <div class="pending-main">
+                  <strong>
+                    <Money field="amount_usd" value={d.amount_usd} />
+                  </strong>{' '}
+                  <span data-field="token_symbol" data-value={d.token_symbol}>
+                    {d.token_symbol.toUpperCase()}
+                  </span>{' '}
+                  on{' '}
+                  <span data-field="chain_id" data-value={String(d.chain_id)}>
+                    {chainName(d.chain_id)}
+                  </span>
+                  <span class={`badge ${d.status === 'confirmed' ? 'badge-ok' : 'badge-info'}`} data-field="status" data-value={d.status}>
+                    {d.status === 'confirmed' ? 'Confirmed, being credited' : 'Waiting for confirmations'}
+                  </span>
+                </div>
+                <div class="pending-confs">
+                  <progress max={need || 1} value={need ? shown : 1} aria-label={`Confirmations of the ${d.token_symbol.toUpperCase()} payment`} />
+                  <span>
+                    {have === null ? (
+                      <span data-field="confirmations" data-value="">
+                        ? (the chain's node did not answer)
+                      </span>
+                    ) : (
+                      <span data-field="confirmations" data-value={String(have)}>
+                        {have}
+                      </span>
+                    )}{' '}
+                    of{' '}
+                    <span data-field="required_confirmations" data-value={String(need)}>
+                      {need}
+                    </span>{' '}
+                    confirmations
+                  </span>
+                </div>
+                <div class="small">
+                  {d.explorer_url ? (
+                    <a href={d.explorer_url} rel="noreferrer" target="_blank" data-field="tx_hash" data-value={d.tx_hash}>
+                      tx {shortHex(d.tx_hash)}
+                      <span class="sr-only"> (opens the block explorer in a new tab)</span>
+                    </a>
+                  ) : (
+                    <code data-field="tx_hash" data-value={d.tx_hash} title={d.tx_hash}>
+                      tx {shortHex(d.tx_hash)}
+                    </code>
+                  )}
+                </div>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </div>
+  );
+}
 
-client = genai.Client(
-    api_key="YOUR_KEY",
-    http_options=types.HttpOptions(base_url="${origin}/"),
-)
-print(client.models.generate_content(model="gemini-2.5-flash", contents="Hello").text)`;
-    const js = `import { GoogleGenAI } from "@google/genai";
+function FactRow(props: { label: string; field: string; value: string | null | undefined; copyLabel: string }) {
+  return (
+    <>
+      <dt>{props.label}</dt>
+      <dd class="fact-value">
+        {props.value ? (
+          <>
+            <code data-field={props.field} data-value={props.value}>
+              {props.value}
+            </code>
+            <CopyButton text={props.value} label={props.copyLabel} action={`copy-${props.field}`} />
+          </>
+        ) : (
+          <span class="muted" data-field={props.field} data-value="">
+            not given (the default)
+          </span>
+        )}
+      </dd>
+    </>
+  );
+}
 
-const ai = new GoogleGenAI({ apiKey: "YOUR_KEY", httpOptions: { baseUrl: "${origin}/" } });
-const res = await ai.models.generateContent({ model: "gemini-2.5-flash", contents: "Hello" });
-console.log(res.text);`;
+function HowToUse(props: { data: PurchaseView }) {
+  const p = props.data.purchase;
+  const r: ResourceInfo | null = p.resource ?? null;
+  const kind = r?.kind ?? '';
+  const head = <h2 id="use-h">How to use it</h2>;
+  if (p.status === 'deleted') {
     return (
-      <section class="card" aria-labelledby="use-h">
-        <h2 id="use-h">How to use it</h2>
-        <p>
-          Use any Gemini client with this base URL and your gateway key (from your receipt; it is not shown here).
-          Replace <code>YOUR_KEY</code> with it.
-        </p>
-        <p class="address-row">
-          <code data-field="gateway_base_url" data-value={base}>
-            {base}
-          </code>
-          <CopyButton text={base} label="the gateway base URL" />
-        </p>
-        <Snippet id="snip-curl" label="curl" code={curl} />
-        <Snippet id="snip-py" label="Python" code={python} />
-        <Snippet id="snip-js" label="JavaScript" code={js} />
+      <section class="card" aria-labelledby="use-h" data-section="how-to-use" data-state="deleted">
+        {head}
+        <p>The resource was deleted after the grace period; there is nothing left to connect to.</p>
       </section>
     );
   }
-  if (isS3) {
-    const r = p.resource;
+  if (!r) {
     return (
-      <section class="card" aria-labelledby="use-h">
-        <h2 id="use-h">How to use it</h2>
+      <section class="card" aria-labelledby="use-h" data-section="how-to-use" data-state="preparing">
+        {head}
+        <p data-field="resource" data-value="">
+          Your resource is being prepared. Its details (where to connect, how) appear here as soon as it is ready; this
+          page refreshes by itself.
+        </p>
+      </section>
+    );
+  }
+  if (kind === 'gemini') {
+    const base = r.gateway_base_url ?? window.location.origin;
+    const s = geminiSnippets(base);
+    return (
+      <section class="card" aria-labelledby="use-h" data-section="how-to-use" data-state="ready" data-kind={kind}>
+        {head}
         <p>
-          Your storage is an S3 bucket of its own. Open it in OfficeX from the gift card of your receipt; the gift card
-          holds the access key (never shown on this page).
+          Use any Gemini client with this base URL and your gateway key (from your receipt; it is not shown here).
+          Replace <code>YOUR_KEY</code> with it. The REST API is under <code>/v1beta</code>.
         </p>
         <dl class="facts">
-          <dt>Bucket</dt>
-          <dd>{r?.bucket ? <code data-field="bucket">{r.bucket}</code> : <span class="muted">in your gift card</span>}</dd>
-          <dt>Endpoint</dt>
-          <dd>{r?.endpoint ? <code data-field="endpoint">{r.endpoint}</code> : <span class="muted">in your gift card</span>}</dd>
-          <dt>Region</dt>
-          <dd>{r?.region ? <code data-field="region">{r.region}</code> : <span class="muted">in your gift card</span>}</dd>
+          <FactRow label="Base URL" field="gateway_base_url" value={r.gateway_base_url} copyLabel="the gateway base URL" />
         </dl>
+        <Snippet id="snip-curl" label="curl" code={s.curl} />
+        <Snippet id="snip-py" label="Python (google-genai)" code={s.python} />
+        <Snippet id="snip-js" label="JavaScript (@google/genai)" code={s.js} />
+      </section>
+    );
+  }
+  if (kind === 's3') {
+    const opts = `${r.endpoint ? ` --endpoint-url ${r.endpoint}` : ''}${r.region ? ` --region ${r.region}` : ''}`;
+    const bucket = r.bucket ?? 'YOUR_BUCKET';
+    return (
+      <section class="card" aria-labelledby="use-h" data-section="how-to-use" data-state="ready" data-kind={kind}>
+        {head}
+        <p>
+          Your storage is an S3 bucket of its own. The access key is in the gift card of your receipt (open it in
+          OfficeX); it is never shown on this page. Any S3 client works with these settings.
+        </p>
+        <dl class="facts">
+          <FactRow label="Bucket" field="bucket" value={r.bucket} copyLabel="the bucket name" />
+          <FactRow label="Endpoint" field="endpoint" value={r.endpoint} copyLabel="the endpoint URL" />
+          <FactRow label="Region" field="region" value={r.region} copyLabel="the region" />
+        </dl>
+        <Snippet id="snip-aws" label="AWS CLI" code={`aws s3 ls s3://${bucket}/${opts}`} />
         <Snippet
-          id="snip-aws"
-          label="AWS CLI"
-          code={`aws s3 ls s3://${r?.bucket ?? 'YOUR_BUCKET'}/ ${r?.endpoint ? `--endpoint-url ${r.endpoint} ` : ''}${r?.region ? `--region ${r.region}` : ''}`.trim()}
+          id="snip-boto"
+          label="Python (boto3)"
+          code={`import boto3
+
+s3 = boto3.client(
+    "s3",${r.endpoint ? `\n    endpoint_url="${r.endpoint}",` : ''}${r.region ? `\n    region_name="${r.region}",` : ''}
+    aws_access_key_id="YOUR_ACCESS_KEY_ID",
+    aws_secret_access_key="YOUR_SECRET_ACCESS_KEY",
+)
+for obj in s3.list_objects_v2(Bucket="${bucket}").get("Contents", []):
+    print(obj["Key"])`}
         />
       </section>
     );
   }
-  return null;
+  return (
+    <section class="card" aria-labelledby="use-h" data-section="how-to-use" data-state="ready" data-kind={kind}>
+      {head}
+      <p>
+        Your resource (<code data-field="kind" data-value={kind}>{kind}</code>) is ready. The vendor's instructions in
+        your receipt say how to connect to it.
+      </p>
+    </section>
+  );
 }
