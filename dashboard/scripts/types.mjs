@@ -3,9 +3,8 @@
 //   npm run types         writes the file
 //   npm run check-types   fails (exit 1) when the committed file differs from what the document gives
 // The document: OPENAPI_SOURCE (a file path or an http(s) URL such as http://127.0.0.1:3001/v1/openapi.json)
-// when set; else the committed snapshot (../openapi.json, or ../docs/openapi.json) when it exists; else
-// the fragments the server merges (../src/api/openapi/base.json + the per-resource files).
-import { readFileSync, existsSync, writeFileSync, readdirSync } from 'node:fs';
+// when set; else the committed snapshot ../openapi.json (`vendor-server openapi` prints it).
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import openapiTS, { astToString } from 'openapi-typescript';
@@ -26,22 +25,8 @@ async function loadDocument() {
     }
     return { doc: JSON.parse(readFileSync(resolve(source), 'utf8')), from: source };
   }
-  for (const snapshot of [join(repo, 'openapi.json'), join(repo, 'docs/openapi.json')]) {
-    if (existsSync(snapshot)) return { doc: JSON.parse(readFileSync(snapshot, 'utf8')), from: snapshot };
-  }
-  const dir = join(repo, 'src/api/openapi');
-  if (!existsSync(join(dir, 'base.json'))) {
-    throw new Error('no OpenAPI document: set OPENAPI_SOURCE (a file, or http://…/v1/openapi.json of a running server)');
-  }
-  const doc = JSON.parse(readFileSync(join(dir, 'base.json'), 'utf8'));
-  const fragments = readdirSync(dir).filter((f) => f.endsWith('.json') && f !== 'base.json').sort();
-  for (const file of fragments) {
-    const fragment = JSON.parse(readFileSync(join(dir, file), 'utf8'));
-    Object.assign((doc.paths ??= {}), fragment.paths ?? {});
-    doc.components ??= {};
-    Object.assign((doc.components.schemas ??= {}), fragment.components?.schemas ?? {});
-  }
-  return { doc, from: `${dir}/*.json` };
+  const snapshot = join(repo, 'openapi.json');
+  return { doc: JSON.parse(readFileSync(snapshot, 'utf8')), from: snapshot };
 }
 
 const { doc, from } = await loadDocument();
