@@ -359,6 +359,24 @@ mod tests {
         }
     }
 
+    /// Clients generated from the document (openapi-typescript, Schemathesis) need one
+    /// `operationId` per operation; utoipa takes the handler's name, so two handlers of the same
+    /// name need an explicit `operation_id`.
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let mut seen = std::collections::HashMap::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let id = operation["operationId"].as_str().unwrap_or_default().to_owned();
+                assert!(!id.is_empty(), "{method} {path}: no operationId");
+                if let Some(other) = seen.insert(id.clone(), format!("{method} {path}")) {
+                    panic!("operationId {id:?} of {method} {path} is also {other}'s");
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_served_document_names_its_server() {
         let body = render(document(), "http://a.example").unwrap();

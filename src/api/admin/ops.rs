@@ -24,6 +24,7 @@ use crate::state::AppState;
     get,
     path = "/v1/admin/overview",
     tag = "admin",
+    operation_id = "admin_overview",
     summary = "The console's first screen: money, purchases by status, gas, sweeps, notifications, the last cost import",
     description = "Gas balances are read from each chain with a timeout; an unreadable chain carries an `error` instead of failing the call.",
     security(("admin_token" = []), ("admin_token_query" = [])),
@@ -47,6 +48,7 @@ pub(super) async fn overview(
     get,
     path = "/v1/admin/gas",
     tag = "admin",
+    operation_id = "admin_gas",
     summary = "The gas wallet on every configured chain: balance, low flag, sweeps it still pays for",
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
@@ -135,6 +137,7 @@ enum NotificationChannel {
     get,
     path = "/v1/admin/sweeps",
     tag = "admin",
+    operation_id = "admin_list_sweeps",
     summary = "Sweeps, newest first, with their transactions, attempts and last errors",
     params(
         SweepsQuery
@@ -168,6 +171,7 @@ fn numeric_id(raw: &str, what: &'static str) -> Result<i64, AdminError> {
     post,
     path = "/v1/admin/sweeps/{id}/retry",
     tag = "admin",
+    operation_id = "admin_retry_sweep",
     summary = "Plan a failed sweep again (as `vendor-server sweeps retry`)",
     params(
         ("id" = String, Path, description = "The sweep's numeric id"),
@@ -206,6 +210,7 @@ pub(super) async fn retry_sweep(
     get,
     path = "/v1/admin/notifications",
     tag = "admin",
+    operation_id = "admin_list_notifications",
     summary = "The notifications outbox (webhooks, emails, OfficeX updates, alerts), newest first, with payloads and last errors",
     params(
         NotificationsQuery
@@ -236,6 +241,7 @@ pub(super) async fn list_notifications(
     post,
     path = "/v1/admin/notifications/{id}/retry",
     tag = "admin",
+    operation_id = "admin_retry_notification",
     summary = "Deliver a failed (or pending) notification again at once, with a fresh retry schedule",
     params(
         ("id" = String, Path, description = "The notification's numeric id"),
@@ -274,6 +280,7 @@ pub(super) async fn retry_notification(
     get,
     path = "/v1/admin/cost-imports",
     tag = "admin",
+    operation_id = "admin_list_cost_imports",
     summary = "Cost import runs, newest first: what each charged, restated and skipped",
     params(
         PageQuery
@@ -302,6 +309,7 @@ pub(super) async fn list_cost_imports(
     get,
     path = "/v1/admin/tokens",
     tag = "admin",
+    operation_id = "admin_list_tokens",
     summary = "Every billing token, newest first (never the secret)",
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
@@ -334,6 +342,7 @@ pub struct TokenIn {
     post,
     path = "/v1/admin/tokens",
     tag = "admin",
+    operation_id = "admin_create_token",
     summary = "Create a billing token (as `vendor-server tokens create`); the secret is shown once",
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
@@ -366,6 +375,7 @@ pub(super) async fn create_token(
     delete,
     path = "/v1/admin/tokens/{id}",
     tag = "admin",
+    operation_id = "admin_revoke_token",
     summary = "Revoke a billing token at once (as `vendor-server tokens revoke`); revoking twice is fine",
     params(
         ("id" = String, Path, description = "The token's numeric id"),
@@ -420,6 +430,7 @@ pub struct AuditQuery {
     get,
     path = "/v1/admin/audit",
     tag = "admin",
+    operation_id = "admin_audit_log",
     summary = "The audit log of every admin action, newest first",
     params(
         AuditQuery

@@ -64,6 +64,7 @@ enum SortOrder {
     get,
     path = "/v1/admin/purchases",
     tag = "admin",
+    operation_id = "admin_list_purchases",
     summary = "Purchases: search by id, OfficeX purchase id or customer email; filter; sort; keyset pages",
     params(
         PurchasesQuery
@@ -128,6 +129,7 @@ pub(super) async fn list_purchases(
     get,
     path = "/v1/admin/purchases/{id}",
     tag = "admin",
+    operation_id = "admin_get_purchase",
     summary = "One purchase with everything around it (never a secret)",
     params(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
@@ -166,6 +168,7 @@ pub struct PageQuery {
     get,
     path = "/v1/admin/purchases/{id}/ledger",
     tag = "admin",
+    operation_id = "admin_purchase_ledger",
     summary = "A purchase's ledger, newest first, a page at a time",
     params(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
@@ -231,6 +234,7 @@ fn signed_usd_input() -> utoipa::openapi::schema::Schema {
     post,
     path = "/v1/admin/purchases/{id}/adjustments",
     tag = "admin",
+    operation_id = "admin_adjust",
     summary = "Post a balance adjustment (a signed amount with a reason); the status moves as for any credit or debit",
     params(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
@@ -335,6 +339,7 @@ pub(super) async fn status_action(
     post,
     path = "/v1/admin/purchases/{id}/suspend",
     tag = "admin",
+    operation_id = "admin_suspend",
     summary = "Suspend a purchase (held until an operator resumes it); the lifecycle job suspends its resource",
     params(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
@@ -365,6 +370,7 @@ pub(super) async fn suspend(
     post,
     path = "/v1/admin/purchases/{id}/resume",
     tag = "admin",
+    operation_id = "admin_resume",
     summary = "Resume a suspended purchase; its status follows its balance again",
     params(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
@@ -395,6 +401,7 @@ pub(super) async fn resume(
     post,
     path = "/v1/admin/purchases/{id}/delete",
     tag = "admin",
+    operation_id = "admin_delete_purchase",
     summary = "Delete a purchase (final); the lifecycle job deletes its resource",
     params(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
