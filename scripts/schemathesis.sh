@@ -74,7 +74,10 @@ for _ in $(seq 1 600); do
 done
 curl -sf -o /dev/null "$base/health" || { cat "$state/stack.log" >&2; log "the server does not answer"; exit 1; }
 
-# A paid purchase with its keys (the commands read the stack's .env in $state).
+# A paid purchase with its keys (the commands read the stack's .env in $state). DATABASE_URL is the
+# stack's database: the caller's (the PostgreSQL server's) would win over the .env, and the tokens
+# would be created in another database.
+export DATABASE_URL="${admin_url%/*}/$database"
 receipt="$(cd "$state" && "$bin" dev checkout --offer aws-s3-storage-giftcard --url "$base")"
 field() { printf '%s\n' "$receipt" | sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" | head -n 1; }
 export VS_PURCHASE_ID VS_CUSTOMER_KEY VS_BILLING_TOKEN VS_ADMIN_TOKEN VS_ADMIN_PURCHASE_ID VS_SPARE_TOKEN_ID
@@ -92,6 +95,13 @@ if [ -z "$VS_PURCHASE_ID" ] || [ -z "$VS_CUSTOMER_KEY" ] || [ -z "$VS_ADMIN_PURC
   [ -z "$VS_ADMIN_TOKEN" ] || [ -z "$VS_SPARE_TOKEN_ID" ]; then
   printf '%s\n' "$receipt" >&2
   log "the checkout gave no purchase or key, or no admin token / spare billing token"
+  exit 1
+fi
+# The billing token must pass meter-usage's auth (an empty record is then a 400, never a 401).
+token_check="$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $VS_BILLING_TOKEN" \
+  -H 'Content-Type: application/json' -d '{}' "$base/v1/purchase/$VS_PURCHASE_ID/meter-usage")"
+if [ "$token_check" = 401 ]; then
+  log "the billing token is refused by meter-usage"
   exit 1
 fi
 log "purchase $VS_PURCHASE_ID bought; running schemathesis"

@@ -368,7 +368,10 @@ mod tests {
         let mut seen = std::collections::HashMap::new();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
-                let id = operation["operationId"].as_str().unwrap_or_default().to_owned();
+                let id = operation["operationId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 assert!(!id.is_empty(), "{method} {path}: no operationId");
                 if let Some(other) = seen.insert(id.clone(), format!("{method} {path}")) {
                     panic!("operationId {id:?} of {method} {path} is also {other}'s");
