@@ -2517,7 +2517,7 @@ export interface operations {
                     "application/json": components["schemas"]["NotificationRetryOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2859,7 +2859,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdjustmentOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2963,7 +2963,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3063,7 +3063,7 @@ export interface operations {
                     "application/json": components["schemas"]["Page_LedgerItem"];
                 };
             };
-            /** @description Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`) */
+            /** @description Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`, `invalid_path`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3150,7 +3150,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3255,7 +3255,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3441,7 +3441,7 @@ export interface operations {
                     "application/json": components["schemas"]["SweepRetryOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3721,7 +3721,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenRow"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -83,7 +83,8 @@ pub struct SweepsQuery {
     pub limit: Option<i64>,
 }
 
-/// A sweep status to list by (documentation only).
+/// A sweep status to list by (`waiting`: every unfinished one).
+// Documents the query only; the handler reads a string.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 #[schema(rename_all = "lowercase")]
@@ -111,7 +112,8 @@ pub struct NotificationsQuery {
     pub limit: Option<i64>,
 }
 
-/// An outbox row's status (documentation only).
+/// An outbox row's status.
+// Documents the query only; the handler reads a string.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 #[schema(rename_all = "lowercase")]
@@ -122,7 +124,8 @@ enum NotificationStatus {
     Skipped,
 }
 
-/// An outbox row's channel (documentation only).
+/// An outbox row's channel.
+// Documents the query only; the handler reads a string.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 #[schema(rename_all = "lowercase")]
@@ -181,7 +184,7 @@ fn numeric_id(raw: &str, what: &'static str) -> Result<i64, AdminError> {
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "Planned again; the sweeper picks it up on its next pass", body = SweepRetryOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The target's state does not allow it (only failed sweeps are retried) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
@@ -251,7 +254,7 @@ pub(super) async fn list_notifications(
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "Pending again, due now", body = NotificationRetryOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such notification (`notification_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The target's state does not allow it (delivered and skipped rows are final) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
@@ -385,7 +388,7 @@ pub(super) async fn create_token(
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The token, revoked", body = TokenRow, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such token (`token_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),

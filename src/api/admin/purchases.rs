@@ -41,7 +41,8 @@ pub struct PurchasesQuery {
     pub limit: Option<i64>,
 }
 
-/// What the purchase list is sorted by (`SortBy::parse`; documentation only).
+/// What the purchase list is sorted by.
+// Documents the query only; the handler reads a string.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 #[schema(rename_all = "lowercase")]
@@ -51,7 +52,8 @@ enum PurchaseSort {
     Activity,
 }
 
-/// Ascending or descending (documentation only).
+/// Ascending or descending.
+// Documents the query only; the handler reads a string.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 #[schema(rename_all = "lowercase")]
@@ -177,7 +179,7 @@ pub struct PageQuery {
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "One page of ledger entries", body = Page<LedgerItem>),
-        (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`)", body = ErrorBody),
+        (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`, `invalid_path`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
@@ -244,7 +246,7 @@ fn signed_usd_input() -> utoipa::openapi::schema::Schema {
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The ledger entry and the balance after it", body = AdjustmentOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`), or its ledger reference already exists (`reference_conflict`)", body = ErrorBody),
@@ -349,7 +351,7 @@ pub(super) async fn status_action(
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
@@ -380,7 +382,7 @@ pub(super) async fn suspend(
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
@@ -411,7 +413,7 @@ pub(super) async fn resume(
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
