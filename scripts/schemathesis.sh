@@ -5,7 +5,8 @@
 # billing token, then `st run` with the checks not_a_server_error, status_code_conformance and
 # response_schema_conformance: no 5xx, no status the document does not list for the operation, no
 # body that does not match its schema. Keyed routes get the purchase's id and the right key per
-# security scheme (customer key, billing token, admin token), so they are exercised past the 401.
+# security scheme (customer key, billing token, admin token), so they are exercised past the 401;
+# the admin routes get a second purchase, sweep and notification 1 and a spare billing token.
 # The Gemini gateway is not configured here: its routes answer 404 in Google's shape.
 #
 # Env: ST_MAX_EXAMPLES (100; about a minute) examples per operation and phase; ST_WORKERS (1: Python 3.11's ast module
@@ -73,17 +74,34 @@ for _ in $(seq 1 600); do
 done
 curl -sf -o /dev/null "$base/health" || { cat "$state/stack.log" >&2; log "the server does not answer"; exit 1; }
 
-# A paid purchase with its keys (the commands read the stack's .env in $state).
+# A paid purchase with its keys (the commands read the stack's .env in $state). DATABASE_URL is the
+# stack's database: the caller's (the PostgreSQL server's) would win over the .env, and the tokens
+# would be created in another database.
+export DATABASE_URL="${admin_url%/*}/$database"
 receipt="$(cd "$state" && "$bin" dev checkout --offer aws-s3-storage-giftcard --url "$base")"
 field() { printf '%s\n' "$receipt" | sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" | head -n 1; }
-export VS_PURCHASE_ID VS_CUSTOMER_KEY VS_BILLING_TOKEN VS_ADMIN_TOKEN
+export VS_PURCHASE_ID VS_CUSTOMER_KEY VS_BILLING_TOKEN VS_ADMIN_TOKEN VS_ADMIN_PURCHASE_ID VS_SPARE_TOKEN_ID
 VS_PURCHASE_ID="$(field vendor_purchase_id)"
 VS_CUSTOMER_KEY="$(field customer_billing_api_key)"
 VS_BILLING_TOKEN="$(cd "$state" && "$bin" tokens create --label schemathesis | tail -n 1)"
 VS_ADMIN_TOKEN="$(grep -E '^ADMIN_TOKEN=' "$state/.env" | cut -d= -f2-)"
-if [ -z "$VS_PURCHASE_ID" ] || [ -z "$VS_CUSTOMER_KEY" ]; then
+# The admin routes act on a purchase and a billing token of their own: they may suspend or delete
+# that purchase and revoke that token without taking the keyed routes' purchase and token away.
+receipt="$(cd "$state" && "$bin" dev checkout --offer aws-s3-storage-giftcard --url "$base")"
+VS_ADMIN_PURCHASE_ID="$(field vendor_purchase_id)"
+VS_SPARE_TOKEN_ID="$(cd "$state" && "$bin" tokens create --label schemathesis-spare 2>&1 >/dev/null |
+  sed -n 's/^created billing token \([0-9]*\) .*/\1/p')"
+if [ -z "$VS_PURCHASE_ID" ] || [ -z "$VS_CUSTOMER_KEY" ] || [ -z "$VS_ADMIN_PURCHASE_ID" ] ||
+  [ -z "$VS_ADMIN_TOKEN" ] || [ -z "$VS_SPARE_TOKEN_ID" ]; then
   printf '%s\n' "$receipt" >&2
-  log "the checkout gave no purchase or key"
+  log "the checkout gave no purchase or key, or no admin token / spare billing token"
+  exit 1
+fi
+# The billing token must pass meter-usage's auth (an empty record is then a 400, never a 401).
+token_check="$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $VS_BILLING_TOKEN" \
+  -H 'Content-Type: application/json' -d '{}' "$base/v1/purchase/$VS_PURCHASE_ID/meter-usage")"
+if [ "$token_check" = 401 ]; then
+  log "the billing token is refused by meter-usage"
   exit 1
 fi
 log "purchase $VS_PURCHASE_ID bought; running schemathesis"
@@ -100,6 +118,19 @@ bearer = "${VS_BILLING_TOKEN}"
 
 [auth.openapi.admin_token]
 bearer = "${VS_ADMIN_TOKEN}"
+
+# Admin routes: their own purchase, the first sweep and notification of the stack, a spare token.
+[[operations]]
+include-path-regex = "^/v1/admin/purchases/"
+parameters = { "path.id" = "${VS_ADMIN_PURCHASE_ID}" }
+
+[[operations]]
+include-path-regex = "^/v1/admin/(sweeps|notifications)/"
+parameters = { "path.id" = "1" }
+
+[[operations]]
+include-path-regex = "^/v1/admin/tokens/"
+parameters = { "path.id" = "${VS_SPARE_TOKEN_ID}" }
 
 [generation]
 allow-x00 = true
@@ -120,7 +151,7 @@ cd "$state"
 log "answers per route (from the server's log):"
 sed 's/\x1b\[[0-9;]*m//g' "$state/stack.log" | grep ' response status=' |
   sed -E 's/.*method=([A-Z]+) path="?([^" ]+)"? .* status=([0-9]+).*/\1 \2 \3/' |
-  grep -E '^(GET|POST) /(health|metrics|v1)' | sort | uniq -c | sort -k3,3 -k2,2 -k4,4 >&2 || true
+  grep -E '^(GET|POST|DELETE) /(health|metrics|v1)' | sort | uniq -c | sort -k3,3 -k2,2 -k4,4 >&2 || true
 if [ "$status" -ne 0 ]; then
   log "failures; the server's log:"
   grep -iE ' (ERROR|WARN) ' "$state/stack.log" | tail -n 40 >&2 || true

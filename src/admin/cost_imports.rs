@@ -9,10 +9,11 @@ use crate::domain::money::UsdMicros;
 use crate::domain::page::Page;
 
 /// One cost import run (the daily job, or `billing import` by hand).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct CostImportRow {
     pub id: i64,
     /// The UTC day the run started.
+    #[schema(value_type = String, format = Date)]
     pub day: NaiveDate,
     /// `YYYY-MM`.
     pub billing_period: String,
@@ -40,7 +41,9 @@ pub struct CostImportRow {
     pub matched_cost: Option<String>,
     pub unknown_tags: serde_json::Value,
     pub errors: serde_json::Value,
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i64>,
 }

@@ -194,7 +194,7 @@ pub(crate) async fn audit(
 }
 
 /// One audit row as listed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub id: i64,
     pub action: String,
@@ -204,6 +204,7 @@ pub struct AuditRecord {
     pub details: serde_json::Value,
     pub client_ip: Option<String>,
     pub idempotency_key: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
 

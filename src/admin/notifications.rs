@@ -10,7 +10,7 @@ use crate::domain::ids::PurchaseId;
 use crate::domain::page::Page;
 
 /// One outbox row (webhook, email, OfficeX update or alert) with its payload and last error.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct NotificationRow {
     pub id: i64,
     /// `webhook`, `email`, `officex` or `alert`.
@@ -23,12 +23,16 @@ pub struct NotificationRow {
     /// `pending`, `delivered`, `failed` or `skipped`.
     pub status: String,
     pub attempt_count: i32,
+    #[schema(value_type = String, format = DateTime)]
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub delivered_at: Option<DateTime<Utc>>,
     /// Failed and pending rows can be retried (a pending one is then due at once).
     pub retryable: bool,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -119,7 +123,7 @@ pub(crate) async fn notifications_of_purchase(
 }
 
 /// What a notification retry did.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct NotificationRetryOut {
     pub id: i64,
     pub previous_status: String,

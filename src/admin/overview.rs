@@ -20,7 +20,7 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 const RECENT_SWEEPS: i64 = 20;
 
 /// The gas wallet on one chain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct GasWallet {
     pub chain: String,
     pub chain_id: u64,
@@ -31,6 +31,7 @@ pub struct GasWallet {
     pub balance_eth: Option<String>,
     /// The sweeper found it too low for the next sweep (sweeps wait; a `gas.low` alert went out).
     pub low: bool,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub low_since: Option<DateTime<Utc>>,
     /// Average gas cost of the chain's recent sweeps (`null` until one has confirmed).
     pub sweep_cost_wei: Option<String>,
@@ -104,7 +105,7 @@ pub async fn gas(pool: &PgPool, chains: &Chains) -> Result<Vec<GasWallet>, Admin
 }
 
 /// Money over one window.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Money {
     /// Deposits credited.
     pub credited_usd: UsdMicros,
@@ -115,7 +116,7 @@ pub struct Money {
 }
 
 /// Money today (since 00:00 UTC), over the last 7 and 30 days (rolling).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct MoneyWindows {
     pub today: Money,
     pub last_7_days: Money,
@@ -123,7 +124,8 @@ pub struct MoneyWindows {
 }
 
 /// The console's first screen.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = AdminOverview)]
 pub struct Overview {
     pub money: MoneyWindows,
     /// Every status with its count (0 included).
@@ -137,6 +139,7 @@ pub struct Overview {
     pub notifications_pending: i64,
     /// The newest cost import run (`null` before the first).
     pub last_cost_import: Option<CostImportRow>,
+    #[schema(value_type = String, format = DateTime)]
     pub generated_at: DateTime<Utc>,
 }
 

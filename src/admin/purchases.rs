@@ -65,7 +65,7 @@ pub struct PurchaseQuery {
 }
 
 /// One purchase as listed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PurchaseRow {
     pub id: PurchaseId,
     pub offer_id: String,
@@ -77,7 +77,9 @@ pub struct PurchaseRow {
     pub customer_email: Option<String>,
     pub officex_purchase_id: Option<String>,
     pub resource_status: String,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
     pub last_activity_at: DateTime<Utc>,
 }
 
@@ -220,7 +222,7 @@ pub async fn list(pool: &PgPool, query: &PurchaseQuery) -> Result<Page<PurchaseR
 
 /// One purchase with everything the console shows about it. Never a secret: keys are hashes the
 /// server cannot reverse; the resource state holds names and ids only.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct PurchaseDetail {
     pub id: PurchaseId,
     pub offer_id: String,
@@ -237,11 +239,16 @@ pub struct PurchaseDetail {
     pub customer_org_host: Option<String>,
     /// The customer key's display prefix (the key itself is never stored).
     pub customer_key_prefix: String,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
     pub status_changed_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_credit_at: Option<DateTime<Utc>>,
+    #[schema(value_type = String, format = DateTime)]
     pub last_activity_at: DateTime<Utc>,
     /// A deposit is seen but not confirmed yet.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub pending_deposit_at: Option<DateTime<Utc>>,
     pub resource: Resource,
     pub officex: OfficexRecord,
@@ -256,28 +263,31 @@ pub struct PurchaseDetail {
 }
 
 /// The provider's resource: its non-secret state (bucket, IAM user, access key id, gateway key id…).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[schema(as = PurchaseResource)]
 pub struct Resource {
     /// `none`, `provisioning`, `ready`, `suspended`, `deleted` or `failed`.
     pub status: String,
     pub provider: String,
     pub state: serde_json::Value,
     pub provision_attempts: i32,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_provision_at: Option<DateTime<Utc>>,
     pub last_provision_error: Option<String>,
     /// The Gemini gateway key (id, display prefix, status), when the purchase has one.
     pub gateway_key: Option<GatewayKey>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct GatewayKey {
+    #[schema(value_type = String)]
     pub id: Uuid,
     pub key_prefix: String,
     pub status: String,
 }
 
 /// The customer's OfficeX purchase record: which status it should show, and the last update sent.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct OfficexRecord {
     pub officex_purchase_id: Option<String>,
     /// The OfficeX status the purchase's status maps to (`RUNNING`, `BLOCKED`, …).
@@ -286,18 +296,20 @@ pub struct OfficexRecord {
     pub last_update: Option<super::notifications::NotificationRow>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CheckoutInfo {
     pub checkout_session_id: CheckoutSessionId,
     pub deposit_address: String,
     pub chain: String,
     pub token: String,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finalized_at: Option<DateTime<Utc>>,
 }
 
 /// One deposit to the purchase's address.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DepositRow {
     pub id: i64,
     pub chain_id: i64,
@@ -314,7 +326,9 @@ pub struct DepositRow {
     pub ledger_entry_id: Option<i64>,
     pub sweep_id: Option<i64>,
     pub explorer_url: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub credited_at: Option<DateTime<Utc>>,
 }
 
@@ -492,7 +506,7 @@ impl Adjustment {
 }
 
 /// What an adjustment did.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AdjustmentOut {
     pub purchase_id: PurchaseId,
     /// The ledger entry (kind `adjustment`).
@@ -586,7 +600,7 @@ impl StatusAction {
 }
 
 /// What a status action did.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct StatusActionOut {
     pub purchase_id: PurchaseId,
     pub previous_status: PurchaseStatus,

@@ -19,7 +19,7 @@ fn chain_name(chains: &[ChainConfig], chain_id: i64) -> Option<String> {
 }
 
 /// One sweep as listed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SweepRow {
     pub id: i64,
     pub chain_id: i64,
@@ -41,12 +41,16 @@ pub struct SweepRow {
     pub fee_wei: Option<String>,
     pub dust_wei: Option<String>,
     pub attempts: i32,
+    #[schema(value_type = String, format = DateTime)]
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
     /// Only failed sweeps can be retried.
     pub retryable: bool,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub confirmed_at: Option<DateTime<Utc>>,
 }
 
@@ -146,7 +150,7 @@ pub(crate) async fn sweeps_of_address(
 }
 
 /// What a sweep retry did.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SweepRetryOut {
     pub id: i64,
     pub previous_status: String,

@@ -10,7 +10,7 @@ use crate::billing::{BillingError, tokens};
 use crate::domain::page::Page;
 
 /// A billing token as listed (never the secret).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TokenRow {
     pub id: i64,
     /// The token's first characters, to recognise it.
@@ -18,7 +18,9 @@ pub struct TokenRow {
     pub label: String,
     /// `active` or `revoked`.
     pub status: String,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -42,7 +44,7 @@ impl From<tokens::BillingToken> for TokenRow {
 
 /// A new token: the secret is in `token` this once (a replay with the same idempotency key
 /// answers `null` there: the secret is never stored).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TokenCreated {
     #[serde(flatten)]
     pub row: TokenRow,

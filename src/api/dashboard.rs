@@ -9,13 +9,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Path as UrlPath, State};
+use axum::Extension;
+use axum::extract::Path as UrlPath;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 
 /// Scripts and styles only from this server; no inline script, no framing, no plugin.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
@@ -41,26 +42,93 @@ impl Page {
     }
 }
 
-/// The routes under `/v1/dashboard/`, serving the build in `dir`.
-pub fn router<S: Clone + Send + Sync + 'static>(dir: PathBuf) -> Router<S> {
-    Router::new()
-        .route(
-            "/v1/dashboard/customer",
-            get(|State(dir): State<Arc<PathBuf>>| async move { page(&dir, Page::Customer).await }),
-        )
-        .route(
-            "/v1/dashboard/vendor",
-            get(|State(dir): State<Arc<PathBuf>>| async move { page(&dir, Page::Vendor).await }),
-        )
-        .route(
-            "/v1/dashboard/assets/{file}",
-            get(
-                |State(dir): State<Arc<PathBuf>>, UrlPath(file): UrlPath<String>| async move {
-                    asset(&dir, &file).await
-                },
-            ),
-        )
-        .with_state(Arc::new(dir))
+/// Where the build is (`DASHBOARD_DIR`): an extension `api::router` puts on every request.
+#[derive(Debug, Clone)]
+pub struct DashboardDir(pub Arc<PathBuf>);
+
+impl DashboardDir {
+    pub fn new(dir: PathBuf) -> Self {
+        Self(Arc::new(dir))
+    }
+}
+
+/// The routes under `/v1/dashboard/`, serving the build in the [`DashboardDir`] extension.
+pub fn router<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
+    OpenApiRouter::new()
+        .routes(routes!(customer_page))
+        .routes(routes!(vendor_page))
+        .routes(routes!(dashboard_asset))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/dashboard/customer",
+    tag = "dashboard",
+    summary = "The customer's page (HTML): balance, top-up, usage and ledger of one purchase",
+    description = "The purchase id and customer key go in the URL's fragment, never to the server. `Cache-Control: no-store` and a strict Content-Security-Policy.",
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 503, description = "The dashboard is not built in DASHBOARD_DIR; the message says how to build it (`dashboard_not_built`)", body = ErrorBody),
+    )
+)]
+async fn customer_page(Extension(DashboardDir(dir)): Extension<DashboardDir>) -> Response {
+    page(&dir, Page::Customer).await
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/dashboard/vendor",
+    tag = "dashboard",
+    summary = "The vendor's console (HTML) over the admin API",
+    description = "The page asks for ADMIN_TOKEN and calls `/v1/admin/…` with it. `Cache-Control: no-store` and a strict Content-Security-Policy.",
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 503, description = "The dashboard is not built in DASHBOARD_DIR; the message says how to build it (`dashboard_not_built`)", body = ErrorBody),
+    )
+)]
+async fn vendor_page(Extension(DashboardDir(dir)): Extension<DashboardDir>) -> Response {
+    page(&dir, Page::Vendor).await
+}
+
+/// A binary asset's body (documentation only): `{type: string, format: binary}`.
+struct AssetBytes;
+
+impl utoipa::PartialSchema for AssetBytes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for AssetBytes {}
+
+#[utoipa::path(
+    get,
+    path = "/v1/dashboard/assets/{file}",
+    tag = "dashboard",
+    summary = "A hashed script, style, image or font of the dashboard's build (cached for a year, immutable)",
+    params(("file" = String, Path, description = "A file name of the build's `assets/` (`name-HASH.ext`)")),
+    responses(
+        (status = 200, description = "The file, typed by its extension", content(
+            (String = "text/javascript"),
+            (String = "text/css"),
+            (String = "image/svg+xml"),
+            (AssetBytes = "image/png"),
+            (AssetBytes = "image/x-icon"),
+            (AssetBytes = "font/woff2"),
+            (serde_json::Value = "application/json"),
+        )),
+        (status = 404, description = "No such asset, or not a plain asset name (`not_found`)", body = ErrorBody),
+    )
+)]
+async fn dashboard_asset(
+    Extension(DashboardDir(dir)): Extension<DashboardDir>,
+    UrlPath(file): UrlPath<String>,
+) -> Response {
+    asset(&dir, &file).await
 }
 
 fn with_headers(mut response: Response, cache: &'static str) -> Response {
@@ -171,7 +239,14 @@ mod tests {
     use http_body_util::BodyExt;
     use tower::ServiceExt;
 
+    use axum::Router;
+
     use super::*;
+
+    fn app(dir: PathBuf) -> Router {
+        let (router, _) = router().split_for_parts();
+        router.layer(Extension(DashboardDir::new(dir)))
+    }
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -203,7 +278,7 @@ mod tests {
         std::fs::write(dir.join("assets/customer-AbC123.js"), "console.log(1)").unwrap();
         std::fs::write(dir.join("assets/style-x_1.css"), "p{}").unwrap();
         std::fs::write(dir.join("secret.txt"), "no").unwrap();
-        let router: Router = router(dir.clone());
+        let router = app(dir.clone());
 
         for (path, text) in [
             ("/v1/dashboard/customer", "customer"),
@@ -254,7 +329,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_build_the_pages_say_how_to_build_it() {
         let dir = std::env::temp_dir().join(format!("vs-dashboard-none-{}", uuid::Uuid::new_v4()));
-        let router: Router = router(dir);
+        let router = app(dir);
         for path in ["/v1/dashboard/customer", "/v1/dashboard/vendor"] {
             let (status, headers, body) = get(&router, path).await;
             assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");

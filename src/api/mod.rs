@@ -52,9 +52,10 @@ pub fn router(state: AppState) -> Router {
             .map_err(|e| tracing::error!(error = %e, "cannot serialise the OpenAPI document"))
             .ok(),
     );
-    api.merge(admin::router())
-        .merge(dashboard::router(server.dashboard_dir.clone()))
-        .layer(axum::Extension(served))
+    api.layer(axum::Extension(served))
+        .layer(axum::Extension(dashboard::DashboardDir::new(
+            server.dashboard_dir.clone(),
+        )))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(json_error_bodies))

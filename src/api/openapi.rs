@@ -61,6 +61,7 @@ purchases and metering, and a Gemini gateway. Every error outside the gateway is
         (name = "purchases", description = "A purchase as its customer sees it"),
         (name = "metering", description = "Usage metered by the vendor's servers"),
         (name = "gemini", description = "Google's Gemini REST API, metered per purchase"),
+        (name = "admin", description = "The vendor's console API (`ADMIN_TOKEN`; every route answers 404 when it is not set): purchases, adjustments, status actions, sweeps, notifications, cost imports, billing tokens and the audit log. Every action is audited and idempotent per `Idempotency-Key`."),
         (name = "dashboard", description = "Pages for people"),
     )
 )]
@@ -204,6 +205,8 @@ pub fn documented() -> (Router<AppState>, Router<AppState>, utoipa::openapi::Ope
         .merge(super::checkout::router())
         .merge(super::purchases::router())
         .merge(super::metering::router())
+        .merge(super::admin::router())
+        .merge(super::dashboard::router())
         .split_for_parts();
     let (gemini, gemini_doc) = super::gemini::router().split_for_parts();
     doc.merge(gemini_doc);
@@ -335,7 +338,11 @@ mod tests {
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
                 let responses = operation["responses"].as_object().unwrap();
-                assert!(responses.contains_key("200"), "{method} {path}: no 200");
+                // 200, or 201 where the route creates something (`POST /v1/admin/tokens`).
+                assert!(
+                    responses.contains_key("200") || responses.contains_key("201"),
+                    "{method} {path}: no 200 or 201"
+                );
                 for (status, response) in responses {
                     if status.starts_with('2') {
                         continue;
@@ -347,6 +354,27 @@ mod tests {
                         "#/components/schemas/Error"
                     };
                     assert_eq!(schema, want, "{method} {path} {status}");
+                }
+            }
+        }
+    }
+
+    /// Clients generated from the document (openapi-typescript, Schemathesis) need one
+    /// `operationId` per operation; utoipa takes the handler's name, so two handlers of the same
+    /// name need an explicit `operation_id`.
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let mut seen = std::collections::HashMap::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                let id = operation["operationId"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                assert!(!id.is_empty(), "{method} {path}: no operationId");
+                if let Some(other) = seen.insert(id.clone(), format!("{method} {path}")) {
+                    panic!("operationId {id:?} of {method} {path} is also {other}'s");
                 }
             }
         }

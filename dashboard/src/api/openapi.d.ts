@@ -10,31 +10,7 @@ export interface paths {
             cookie?: never;
         };
         /** Readiness: the server and its database answer (database check cached for at most 1 s) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Up */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            database?: string;
-                            status?: string;
-                            version?: string;
-                        };
-                    };
-                };
-                503: components["responses"]["Unavailable"];
-            };
-        };
+        get: operations["health"];
         put?: never;
         post?: never;
         delete?: never;
@@ -51,29 +27,7 @@ export interface paths {
             cookie?: never;
         };
         /** Liveness: the process answers (no database check) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Up */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            status?: string;
-                            version?: string;
-                        };
-                    };
-                };
-            };
-        };
+        get: operations["live"];
         put?: never;
         post?: never;
         delete?: never;
@@ -89,31 +43,304 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Prometheus metrics (admin token when ADMIN_TOKEN is set) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Prometheus text format */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/plain": unknown;
-                    };
-                };
-                401: components["responses"]["Unauthorized"];
-            };
-        };
+        /** Prometheus metrics (the admin token when ADMIN_TOKEN is set) */
+        get: operations["render"];
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The audit log of every admin action, newest first */
+        get: operations["admin_audit_log"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/cost-imports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Cost import runs, newest first: what each charged, restated and skipped */
+        get: operations["admin_list_cost_imports"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/gas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The gas wallet on every configured chain: balance, low flag, sweeps it still pays for */
+        get: operations["admin_gas"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The notifications outbox (webhooks, emails, OfficeX updates, alerts), newest first, with payloads and last errors */
+        get: operations["admin_list_notifications"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/notifications/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deliver a failed (or pending) notification again at once, with a fresh retry schedule */
+        post: operations["admin_retry_notification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The console's first screen: money, purchases by status, gas, sweeps, notifications, the last cost import
+         * @description Gas balances are read from each chain with a timeout; an unreadable chain carries an `error` instead of failing the call.
+         */
+        get: operations["admin_overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/purchases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Purchases: search by id, OfficeX purchase id or customer email; filter; sort; keyset pages */
+        get: operations["admin_list_purchases"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/purchases/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One purchase with everything around it (never a secret) */
+        get: operations["admin_get_purchase"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/purchases/{id}/adjustments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Post a balance adjustment (a signed amount with a reason); the status moves as for any credit or debit */
+        post: operations["admin_adjust"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/purchases/{id}/delete": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Delete a purchase (final); the lifecycle job deletes its resource */
+        post: operations["admin_delete_purchase"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/purchases/{id}/ledger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A purchase's ledger, newest first, a page at a time */
+        get: operations["admin_purchase_ledger"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/purchases/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Resume a suspended purchase; its status follows its balance again */
+        post: operations["admin_resume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/purchases/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Suspend a purchase (held until an operator resumes it); the lifecycle job suspends its resource */
+        post: operations["admin_suspend"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/sweeps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Sweeps, newest first, with their transactions, attempts and last errors */
+        get: operations["admin_list_sweeps"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/sweeps/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Plan a failed sweep again (as `vendor-server sweeps retry`) */
+        post: operations["admin_retry_sweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every billing token, newest first (never the secret) */
+        get: operations["admin_list_tokens"];
+        put?: never;
+        /** Create a billing token (as `vendor-server tokens create`); the secret is shown once */
+        post: operations["admin_create_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/tokens/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke a billing token at once (as `vendor-server tokens revoke`); revoking twice is fine */
+        delete: operations["admin_revoke_token"];
         options?: never;
         head?: never;
         patch?: never;
@@ -127,29 +354,7 @@ export interface paths {
             cookie?: never;
         };
         /** One curated list and its offers */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    list_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The list */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AppstoreList"];
-                    };
-                };
-                404: components["responses"]["NotFound"];
-            };
-        };
+        get: operations["list"];
         put?: never;
         post?: never;
         delete?: never;
@@ -165,39 +370,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Curated lists ranked for the caller */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description ISO country code hint */
-                    country?: string;
-                    /** @description Language code hint */
-                    language?: string;
-                    limit?: number;
-                    /** @description Profession hint */
-                    profession?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Absolute list URLs, best first */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            /** Format: uri */
-                            url: string;
-                        }[];
-                    };
-                };
-                400: components["responses"]["BadRequest"];
-            };
-        };
+        /**
+         * Curated lists ranked for the caller
+         * @description Only lists with an offer this server can deliver (its provider is configured).
+         */
+        get: operations["suggest"];
         put?: never;
         post?: never;
         delete?: never;
@@ -215,50 +392,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Credit the confirmed deposits, create the purchase, provision it and return the receipt; idempotent by checkout_session_id */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CheckoutFinalizeRequest"];
-                };
-            };
-            responses: {
-                /** @description The receipt, or success:false (unknown session, under the offer minimum: nothing lost) */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["CheckoutFinalizeResponse"];
-                    };
-                };
-                400: components["responses"]["BadRequest"];
-                /** @description Unknown checkout flow */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Payments not configured, the chain's RPC node unreachable (chain_unavailable; nothing changed) or the database unreachable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        /**
+         * Credit the confirmed deposits, create the purchase, provision it and return the receipt
+         * @description Idempotent by checkout_session_id. Answers within REQUEST_TIMEOUT_SECS − 5 s: `RUNNING`, or `AWAITING` while provisioning goes on (the same finalize, same officex_purchase_id, returns the secrets once ready, for 24 h). Finishes on the offer terms of initiate even after the offer or chain is retired.
+         */
+        post: operations["finalize_route"];
         delete?: never;
         options?: never;
         head?: never;
@@ -274,59 +412,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start a checkout: a new session and its own derived deposit address */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CheckoutInitiateRequest"];
-                };
-            };
-            responses: {
-                /** @description The session */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["CheckoutInitiateResponse"];
-                    };
-                };
-                400: components["responses"]["BadRequest"];
-                /** @description Unknown checkout flow (checkout_flow_not_found) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Too many checkouts from this client (rate_limited) */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Payments not configured, the chain's RPC node unreachable (chain_unavailable; nothing changed) or the database unreachable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        /**
+         * Start a checkout: a new session and its own derived deposit address
+         * @description Rate-limited per client IP (CHECKOUT_INITIATE_PER_MINUTE). The offer's terms are kept with the checkout.
+         */
+        post: operations["initiate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -343,44 +433,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Credit new confirmed deposits to a finalized checkout's purchase (exactly once each) */
-        post: {
-            parameters: {
-                query?: {
-                    /** @description The customer key, instead of the Authorization header */
-                    auth?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CheckoutTopupRequest"];
-                };
-            };
-            responses: {
-                /** @description What was credited */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["CheckoutTopupResponse"];
-                    };
-                };
-                400: components["responses"]["BadRequest"];
-                401: components["responses"]["Unauthorized"];
-                /** @description Payments not configured, the chain's RPC node unreachable (chain_unavailable; nothing changed) or the database unreachable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["topup"];
         delete?: never;
         options?: never;
         head?: never;
@@ -396,50 +449,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Read the checkout's confirmed deposits (scans its address first) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CheckoutValidateRequest"];
-                };
-            };
-            responses: {
-                /** @description success:false when the session is unknown or the minimum is not reached */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["CheckoutValidateResponse"];
-                    };
-                };
-                400: components["responses"]["BadRequest"];
-                /** @description Unknown checkout flow */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Payments not configured, the chain's RPC node unreachable (chain_unavailable; nothing changed) or the database unreachable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        /**
+         * Read the checkout's confirmed deposits
+         * @description From the watcher's last pass when it is recent (CHECKOUT_VALIDATE_FRESH_SECS), otherwise scans the address first. Rate-limited per client IP (CHECKOUT_VALIDATE_PER_MINUTE).
+         */
+        post: operations["validate"];
         delete?: never;
         options?: never;
         head?: never;
@@ -453,34 +467,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A hashed script or style of the dashboard build (Cache-Control: public, max-age=31536000, immutable) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    file: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The file */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-                /** @description No such asset */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        /** A hashed script, style, image or font of the dashboard's build (cached for a year, immutable) */
+        get: operations["dashboard_asset"];
         put?: never;
         post?: never;
         delete?: never;
@@ -496,34 +484,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The customer's page (dashboard build): reads #vendor_purchase_id and #customer_billing_api_key from the URL fragment; balance, status, usage, ledger, top up */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description HTML page (Cache-Control: no-store, strict Content-Security-Policy) */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/html": string;
-                    };
-                };
-                /** @description The dashboard is not built (code dashboard_not_built) */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        /**
+         * The customer's page (HTML): balance, top-up, usage and ledger of one purchase
+         * @description The purchase id and customer key go in the URL's fragment, never to the server. `Cache-Control: no-store` and a strict Content-Security-Policy.
+         */
+        get: operations["customer_page"];
         put?: never;
         post?: never;
         delete?: never;
@@ -539,34 +504,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The vendor console (dashboard build): sign in with ADMIN_TOKEN; drives the /v1/admin routes */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description HTML page (Cache-Control: no-store, strict Content-Security-Policy) */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "text/html": string;
-                    };
-                };
-                /** @description The dashboard is not built (code dashboard_not_built) */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content?: never;
-                };
-            };
-        };
+        /**
+         * The vendor's console (HTML) over the admin API
+         * @description The page asks for ADMIN_TOKEN and calls `/v1/admin/…` with it. `Cache-Control: no-store` and a strict Content-Security-Policy.
+         */
+        get: operations["vendor_page"];
         put?: never;
         post?: never;
         delete?: never;
@@ -583,29 +525,7 @@ export interface paths {
             cookie?: never;
         };
         /** One offer */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    offer_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The offer */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Offer"];
-                    };
-                };
-                404: components["responses"]["NotFound"];
-            };
-        };
+        get: operations["get_offer"];
         put?: never;
         post?: never;
         delete?: never;
@@ -622,26 +542,7 @@ export interface paths {
             cookie?: never;
         };
         /** This document */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OpenAPI 3.1 document */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": unknown;
-                    };
-                };
-            };
-        };
+        get: operations["openapi"];
         put?: never;
         post?: never;
         delete?: never;
@@ -657,35 +558,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A purchase with its balance, status, thresholds and deposit address */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description The key, when it cannot go in the Authorization header */
-                    auth?: string;
-                };
-                header?: never;
-                path: {
-                    /** @description CustomerPurchaseID_<uuid> */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The purchase */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["PurchaseResponse"];
-                    };
-                };
-                401: components["responses"]["Unauthorized"];
-                503: components["responses"]["Unavailable"];
-            };
-        };
+        /**
+         * A purchase with its balance, status, thresholds and deposit address
+         * @description Never a key, tracer, officex_purchase_id or customer org data.
+         */
+        get: operations["get_purchase"];
         put?: never;
         post?: never;
         delete?: never;
@@ -704,39 +581,27 @@ export interface paths {
         get?: never;
         put?: never;
         /** Usage charges per time bucket (UTC), net of refunds, never deposits */
-        post: {
-            parameters: {
-                query?: {
-                    /** @description The key, when it cannot go in the Authorization header */
-                    auth?: string;
-                };
-                header?: never;
-                path: {
-                    /** @description CustomerPurchaseID_<uuid> */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: {
-                content: {
-                    "application/json": components["schemas"]["HistoricalBillingRequest"];
-                };
-            };
-            responses: {
-                /** @description Buckets, ascending; only buckets with charges */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["BillingBucket"][];
-                    };
-                };
-                400: components["responses"]["BadRequest"];
-                401: components["responses"]["Unauthorized"];
-                503: components["responses"]["Unavailable"];
-            };
+        post: operations["historical_billing"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/purchase/{id}/ledger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
         };
+        /**
+         * The purchase's ledger, newest first, a page at a time
+         * @description Every balance change: deposits (with their transaction and explorer link), usage, costs, sweep fees and adjustments.
+         */
+        get: operations["ledger"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -753,45 +618,10 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Record usage and debit its billed amount (a vendor-wide billing token from `vendor-server tokens create`); idempotent per Idempotency-Key
-         * @description Usage always records: the balance may go negative. A retry with the same key (header or body) returns the first answer and debits once; the same key with another body is 409. Keys are scoped to the purchase and kept 30 days.
+         * Record usage and debit its billed amount; idempotent per Idempotency-Key
+         * @description Needs a vendor-wide billing token (`vendor-server tokens create`). Usage always records: the balance may go negative. A retry with the same key (header or body) returns the first answer and debits once; the same key with another body is 409. Keys are scoped to the purchase and kept 30 days.
          */
-        post: {
-            parameters: {
-                query?: {
-                    /** @description The key, when it cannot go in the Authorization header */
-                    auth?: string;
-                };
-                header?: {
-                    "Idempotency-Key"?: string;
-                };
-                path: {
-                    /** @description CustomerPurchaseID_<uuid> */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["UsageRecord"];
-                };
-            };
-            responses: {
-                /** @description Recorded (or the first answer replayed, with header Idempotent-Replayed: true) */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["MeterUsageResponse"];
-                    };
-                };
-                400: components["responses"]["BadRequest"];
-                401: components["responses"]["Unauthorized"];
-                409: components["responses"]["Conflict"];
-                503: components["responses"]["Unavailable"];
-            };
-        };
+        post: operations["meter_usage"];
         delete?: never;
         options?: never;
         head?: never;
@@ -807,36 +637,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Whether a customer key is valid for the purchase (always 200) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    /** @description CustomerPurchaseID_<uuid> */
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        api_key?: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description The verdict; an unknown purchase and a wrong key answer alike */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ValidateAuthResponse"];
-                    };
-                };
-            };
-        };
+        /**
+         * Whether a customer key is valid for the purchase
+         * @description Always 200 with the verdict (the reference's contract), whatever the body; an unknown purchase and a wrong key answer alike.
+         */
+        post: operations["validate_auth"];
         delete?: never;
         options?: never;
         head?: never;
@@ -853,46 +658,7 @@ export interface paths {
         get?: never;
         put?: never;
         /** Same as topup, addressed by purchase; never sends gas */
-        post: {
-            parameters: {
-                query?: {
-                    /** @description The customer key, instead of the Authorization header */
-                    auth?: string;
-                };
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: {
-                content: {
-                    "application/json": components["schemas"]["VerifyTopupRequest"];
-                };
-            };
-            responses: {
-                /** @description Credited, or nothing new */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["VerifyTopupResponse"];
-                    };
-                };
-                400: components["responses"]["BadRequest"];
-                401: components["responses"]["Unauthorized"];
-                /** @description Payments not configured, the chain's RPC node unreachable (chain_unavailable; nothing changed) or the database unreachable */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
+        post: operations["verify_topup"];
         delete?: never;
         options?: never;
         head?: never;
@@ -910,88 +676,7 @@ export interface paths {
          * Gemini gateway: the models this purchase may use
          * @description Google's `models.list`, filtered to the offer's models. Drop-in for Google's Gemini REST API: point any Gemini client's base URL at this server and use the gateway key as the API key.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description The gateway key, when not sent in x-goog-api-key */
-                    key?: string;
-                };
-                header?: {
-                    /** @description The purchase's gateway key (vsg_…), as with Google */
-                    "x-goog-api-key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description `{models: [Model]}` as Google answers */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            models?: Record<string, never>[];
-                        };
-                    };
-                };
-                /** @description No key (UNAUTHENTICATED) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Purchase suspended, balance used up, or the balance cannot cover the request (FAILED_PRECONDITION) */
-                402: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Unknown or revoked key (PERMISSION_DENIED) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Model not sold by this offer, or unsupported method (NOT_FOUND) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Over the purchase's requests or tokens per minute (RESOURCE_EXHAUSTED); Retry-After set */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Upstream or database unreachable (UNAVAILABLE) */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-            };
-        };
+        get: operations["list_models"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1011,220 +696,13 @@ export interface paths {
          * Gemini gateway: one model
          * @description `{model_action}` is a model name (`gemini-2.5-flash`); answers Google's `models.get`.
          */
-        get: {
-            parameters: {
-                query?: {
-                    /** @description The gateway key, when not sent in x-goog-api-key */
-                    key?: string;
-                };
-                header?: {
-                    /** @description The purchase's gateway key (vsg_…), as with Google */
-                    "x-goog-api-key"?: string;
-                };
-                path: {
-                    /** @example gemini-2.5-flash */
-                    model_action: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Google's Model object */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": unknown;
-                    };
-                };
-                /** @description No key (UNAUTHENTICATED) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Purchase suspended, balance used up, or the balance cannot cover the request (FAILED_PRECONDITION) */
-                402: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Unknown or revoked key (PERMISSION_DENIED) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Model not sold by this offer, or unsupported method (NOT_FOUND) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Over the purchase's requests or tokens per minute (RESOURCE_EXHAUSTED); Retry-After set */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Upstream or database unreachable (UNAVAILABLE) */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-            };
-        };
+        get: operations["get_model"];
         put?: never;
         /**
          * Gemini gateway: generateContent, streamGenerateContent, countTokens
          * @description `{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Upstream errors pass through unchanged and free. While the call runs its worst case (input upper bound plus maxOutputTokens × candidateCount, or the model's max_output_tokens from the offer when unset) is held against the balance, and at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its reserved worst case. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.
          */
-        post: {
-            parameters: {
-                query?: {
-                    /** @description Server-sent events for streamGenerateContent */
-                    alt?: "sse";
-                    /** @description The gateway key, when not sent in x-goog-api-key */
-                    key?: string;
-                };
-                header?: {
-                    /** @description The purchase's gateway key (vsg_…), as with Google */
-                    "x-goog-api-key"?: string;
-                };
-                path: {
-                    /** @example gemini-2.5-flash:generateContent */
-                    model_action: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["GenerateContentRequest"];
-                };
-            };
-            responses: {
-                /** @description Google's GenerateContentResponse (or CountTokensResponse); for streams, text/event-stream of GenerateContentResponse chunks */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GenerateContentResponse"];
-                        "text/event-stream": string;
-                    };
-                };
-                /** @description Malformed JSON or request, or an unsupported query parameter (fields, $fields, alt other than sse) (INVALID_ARGUMENT); upstream 4xx bodies pass through as Google sent them */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description No key (UNAUTHENTICATED) */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Purchase suspended, balance used up, or the balance less what running calls hold cannot cover this call's worst case (FAILED_PRECONDITION) */
-                402: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Unknown or revoked key (PERMISSION_DENIED) */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Model not sold by this offer, or unsupported method (NOT_FOUND) */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description The request body did not arrive within GEMINI_BODY_READ_TIMEOUT_SECS (DEADLINE_EXCEEDED) */
-                408: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description The request body is larger than GEMINI_MAX_BODY_BYTES (INVALID_ARGUMENT) */
-                413: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Over the purchase's requests or tokens per minute, or its max_concurrent_requests calls already running (RESOURCE_EXHAUSTED); Retry-After set */
-                429: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Upstream or internal error; upstream 5xx bodies pass through as Google sent them, never charged */
-                500: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-                /** @description Upstream or database unreachable (UNAVAILABLE) */
-                503: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["GoogleError"];
-                    };
-                };
-            };
-        };
+        post: operations["call_model"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1235,15 +713,109 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        AcceptedChain: {
+            chain: string;
+            /** Format: int64 */
+            chain_id: number;
+            tokens: components["schemas"]["AcceptedToken"][];
+        };
+        /** @description One chain/token a checkout address accepts. */
+        AcceptedChainToken: {
+            chain: string;
+            /** Format: int64 */
+            chain_id: number;
+            token_address: string;
+            /** Format: int32 */
+            token_decimals: number;
+            token_name: string;
+            token_symbol: string;
+        };
+        AcceptedToken: {
+            address: string;
+            /** Format: int32 */
+            decimals: number;
+            symbol: string;
+        };
+        /** @description What an adjustment did. */
+        AdjustmentOut: {
+            amount_usd: components["schemas"]["UsdAmount"];
+            /** @description The balance right after the entry. */
+            balance_usd: components["schemas"]["UsdAmount"];
+            /**
+             * Format: int64
+             * @description The ledger entry (kind `adjustment`).
+             */
+            entry_id: number;
+            previous_status: components["schemas"]["PurchaseStatus"];
+            purchase_id: components["schemas"]["PurchaseId"];
+            reason: string;
+            status: components["schemas"]["PurchaseStatus"];
+        };
+        /** @description `POST /v1/admin/purchases/{id}/adjustments` body. */
+        AdjustmentRequest: {
+            /** @description Exact signed decimal, at most 6 places, not zero */
+            amount_usd: string | number;
+            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
+            idempotency_key?: string | null;
+            /** @description Why (required, 1 to 500 characters; shown in the ledger and the audit log). */
+            reason: string;
+        };
+        /** @description The console's first screen. */
+        AdminOverview: {
+            gas: components["schemas"]["GasWallet"][];
+            /** Format: date-time */
+            generated_at: string;
+            last_cost_import?: null | components["schemas"]["CostImportRow"];
+            money: components["schemas"]["MoneyWindows"];
+            /** Format: int64 */
+            notifications_failed: number;
+            /** Format: int64 */
+            notifications_pending: number;
+            /** @description Every status with its count (0 included). */
+            purchases_by_status: {
+                [key: string]: number;
+            };
+            /** Format: int64 */
+            purchases_total: number;
+            /** Format: int64 */
+            sweeps_failed: number;
+            /**
+             * Format: int64
+             * @description Unfinished sweeps (planned, signed, broadcast).
+             */
+            sweeps_waiting: number;
+        };
+        /** @description One curated list and its offers. */
         AppstoreList: {
             description: string;
             list_id: string;
             offers: components["schemas"]["Offer"][];
             title: string;
         };
-        BillingBucket: {
-            purchase_id: string;
+        /** Format: binary */
+        AssetBytes: string;
+        /** @description One audit row as listed. */
+        AuditRecord: {
+            action: string;
+            client_ip?: string | null;
             /** Format: date-time */
+            created_at: string;
+            details: unknown;
+            /** Format: int64 */
+            id: number;
+            idempotency_key?: string | null;
+            reason?: string | null;
+            target_id: string;
+            target_type: string;
+        };
+        /**
+         * @description The width of a billing bucket (`Interval::parse`; documentation only).
+         * @enum {string}
+         */
+        BillingInterval: "hourly" | "daily" | "weekly" | "monthly" | "yearly";
+        /** @description One bucket on the wire. */
+        Bucket: {
+            purchase_id: components["schemas"]["PurchaseId"];
             time_bucket: string;
             total_billed_amount: components["schemas"]["UsdAmount"];
             total_usage_amount: string;
@@ -1251,380 +823,4619 @@ export interface components {
                 [key: string]: string;
             };
         };
-        CheckoutFinalizeRequest: {
-            checkout_flow_id: string;
-            checkout_session_id: string;
-            note?: string;
-            /** @description The OfficeX PurchaseID_<uuid>; replays with the same id within 24 h get the receipt with its secrets */
-            officex_purchase_id: string;
-            proxy_buyer_data?: {
-                /** @description Older name of org_host */
-                org_endpoint?: string;
-                org_host?: string;
-                org_id?: string;
-                user_id?: string;
-            };
-            /** @description Accepted and ignored: every configured token is swept */
-            sweep_tokens?: string[];
-            tracer?: string;
+        /** @description One chain's RPC endpoints as `/health` and the vendor console show them. */
+        ChainHealth: {
+            endpoints: components["schemas"]["EndpointReport"][];
+            /**
+             * @description `down` when every endpoint is down, else `ok`.
+             * @example ok
+             */
+            status: string;
         };
+        /** @description `IRequestCheckoutFinalize`. */
+        CheckoutFinalizeRequest: {
+            /** @example 001_amazon_storage_crypto_wallet_topup_gift_card_only */
+            checkout_flow_id: string;
+            /** @example CheckoutSessionID_00000000-0000-4000-8000-000000000000 */
+            checkout_session_id: string;
+            note?: string | null;
+            /**
+             * @description The OfficeX `PurchaseID_<uuid>`; replays with the same id within 24 h get the receipt with
+             *     its secrets.
+             */
+            officex_purchase_id: string;
+            proxy_buyer_data?: null | components["schemas"]["ProxyBuyerData"];
+            /** @description Accepted for compatibility and ignored: every configured token is swept. */
+            sweep_tokens?: string[] | null;
+            tracer?: string | null;
+        };
+        /** @description `IResponseCheckoutFinalize`. */
         CheckoutFinalizeResponse: {
             message: string;
-            receipt: components["schemas"]["Receipt"] | {
-                checkout_flow_id?: string;
-                checkout_session_id?: string;
-                vendor_disclaimer?: string;
-            };
+            receipt: components["schemas"]["FinalizeReceipt"];
             success: boolean;
-            tracer?: string;
+            tracer?: string | null;
         };
+        CheckoutInfo: {
+            chain: string;
+            checkout_session_id: components["schemas"]["CheckoutSessionId"];
+            /** Format: date-time */
+            created_at: string;
+            deposit_address: string;
+            /** Format: date-time */
+            finalized_at?: string | null;
+            token: string;
+        };
+        /** @description `IRequestCheckoutInit`. */
         CheckoutInitiateRequest: {
+            /**
+             * @description From the offer's `checkout_options`.
+             * @example 001_amazon_storage_crypto_wallet_topup_gift_card_only
+             */
             checkout_flow_id: string;
-            email?: string;
-            host?: string;
-            org_id?: string;
-            tracer?: string;
-            user_id?: string;
+            /**
+             * @description Where payment and balance notices go (optional).
+             * @example buyer@example.com
+             */
+            email?: string | null;
+            /** @description The buyer's OfficeX org host. */
+            host?: string | null;
+            org_id?: string | null;
+            tracer?: string | null;
+            user_id?: string | null;
         };
+        /** @description `IResponseCheckoutInit_Crypto`. */
         CheckoutInitiateResponse: {
             checkout_flow_id: string;
-            /** @enum {string} */
-            checkout_pattern: "CRYPTO_WALLET_TOPUP";
-            /** @description CheckoutSessionID_<uuid> */
+            checkout_pattern: components["schemas"]["CheckoutPattern"];
+            /** @description `CheckoutSessionID_<uuid>`. */
             checkout_session_id: string;
             crypto_checkout: components["schemas"]["CryptoCheckout"];
-            final_cta?: string;
-            /** Format: uri */
+            final_cta: string;
             finalization_endpoint: string;
             offer_id: string;
-            post_payment?: Record<string, never>;
-            requirements?: Record<string, never>[];
-            tracer?: string;
-            /** Format: uri */
+            post_payment: Record<string, never>;
+            requirements: Record<string, never>[];
+            tracer: string;
             validation_endpoint: string;
-            vendor_disclaimer?: string;
+            vendor_disclaimer: string;
         };
+        /** @description `CheckoutOption` of `@officexapp/types`. */
         CheckoutOption: {
-            /** Format: uri */
             about_url: string;
-            /** @description <offer_id>:<chain>:<token>, or the original's flow id for the S3 offer */
+            /**
+             * @description `<offer_id>:<chain>:<token>`, or the original's flow id for the S3 offer.
+             * @example gemini-api-gateway:base:usdc
+             */
             checkout_flow_id: string;
-            /** Format: uri */
             checkout_init_endpoint: string;
-            /** @enum {string} */
-            checkout_pattern: "CRYPTO_WALLET_TOPUP";
+            checkout_pattern: components["schemas"]["CheckoutPattern"];
             note: string;
             offer_id: string;
-            requires_email_for_init?: boolean;
+            requires_email_for_init: boolean;
             title: string;
-            vendor_disclaimer?: string;
+            vendor_disclaimer: string;
         };
+        /**
+         * @description The one checkout pattern this server offers.
+         * @enum {string}
+         */
+        CheckoutPattern: "CRYPTO_WALLET_TOPUP";
+        /** @description CheckoutSessionID_<uuid> */
+        CheckoutSessionId: string;
+        /** @description `IRequestCheckoutTopup`. */
         CheckoutTopupRequest: {
+            /**
+             * @description The finalized checkout's `CheckoutSessionID_<uuid>`.
+             * @example CheckoutSessionID_00000000-0000-4000-8000-000000000000
+             */
             checkout_session_id: string;
-            note?: string;
-            sweep_tokens?: string[];
-            tracer?: string;
+            note?: string | null;
+            /** @description Accepted for compatibility and ignored. */
+            sweep_tokens?: string[] | null;
+            tracer?: string | null;
         };
+        /** @description `IResponseCheckoutTopup` plus exact amounts. */
         CheckoutTopupResponse: {
-            balance_usd?: components["schemas"]["UsdAmount"];
-            checkout_session_id?: string;
-            credited_usd?: components["schemas"]["UsdAmount"];
-            message: string;
-            pending_usd?: components["schemas"]["UsdAmount"];
-            /** @description true when this call credited a new deposit */
-            success: boolean;
-            tracer?: string;
-            /** @description Balance in USD */
-            updatedValue: number;
-            vendor_disclaimer?: string;
-        };
-        CheckoutValidateRequest: {
-            checkout_flow_id: string;
+            balance_usd: components["schemas"]["UsdAmount"];
             checkout_session_id: string;
-            note?: string;
-            tracer?: string;
+            credited_usd: components["schemas"]["UsdAmount"];
+            message: string;
+            pending_usd: components["schemas"]["UsdAmount"];
+            /** @description `true` when this call credited a new deposit. */
+            success: boolean;
+            tracer?: string | null;
+            /**
+             * Format: double
+             * @description The purchase's balance in USD (a number, as the types declare).
+             */
+            updatedValue: number;
+            vendor_disclaimer: string;
         };
+        /** @description `IRequestCheckoutValidate`. */
+        CheckoutValidateRequest: {
+            /** @example 001_amazon_storage_crypto_wallet_topup_gift_card_only */
+            checkout_flow_id: string;
+            /**
+             * @description `CheckoutSessionID_<uuid>`, from initiate.
+             * @example CheckoutSessionID_00000000-0000-4000-8000-000000000000
+             */
+            checkout_session_id: string;
+            note?: string | null;
+            tracer?: string | null;
+        };
+        /** @description `IResponseCheckoutValidate` plus the amounts. */
         CheckoutValidateResponse: {
             checkout_flow_id: string;
             checkout_session_id: string;
-            confirmed_balance_usd?: components["schemas"]["UsdAmount"];
-            expired?: boolean;
+            confirmed_balance_usd: components["schemas"]["UsdAmount"];
+            expired: boolean;
             message: string;
-            minimum_usd?: components["schemas"]["UsdAmount"];
-            pending_balance_usd?: components["schemas"]["UsdAmount"];
+            minimum_usd: components["schemas"]["UsdAmount"];
+            pending_balance_usd: components["schemas"]["UsdAmount"];
+            /** @description `false` when the session is unknown or the minimum is not reached. */
             success: boolean;
-            tracer?: string;
-            /** @enum {string} */
-            type: "CRYPTO_WALLET_TOPUP";
-            vendor_disclaimer?: string;
+            tracer?: string | null;
+            type: components["schemas"]["CheckoutPattern"];
+            vendor_disclaimer: string;
         };
+        /** @description The purchase's deposit address (`checkout_wallet` in the reference), without any key or seed. */
         CheckoutWallet: {
-            accepts: {
-                chain?: string;
-                chain_id?: number;
-                token_address?: string;
-                token_decimals?: number;
-                token_name?: string;
-                token_symbol?: string;
-            }[];
-            checkout_session_id: string;
+            /** @description Every configured stablecoin the offer accepts, on every configured chain. */
+            accepts: components["schemas"]["AcceptedChainToken"][];
+            checkout_session_id: components["schemas"]["CheckoutSessionId"];
             evm_address: string;
-            /** @description CheckoutWalletID_<uuid> */
-            id: string;
+            id: components["schemas"]["CheckoutWalletId"];
             offer_id: string;
         };
+        /** @description CheckoutWalletID_<uuid> */
+        CheckoutWalletId: string;
+        /** @description One cost import run (the daily job, or `billing import` by hand). */
+        CostImportRow: {
+            /** @description `YYYY-MM`. */
+            billing_period: string;
+            /** @description Net of this run's ledger posts, positive = debited from customers. */
+            charged_usd: components["schemas"]["UsdAmount"];
+            /**
+             * Format: date
+             * @description The UTC day the run started.
+             */
+            day: string;
+            /** Format: int64 */
+            duration_ms?: number | null;
+            /** Format: int32 */
+            entries_posted: number;
+            /** Format: int64 */
+            error_rows: number;
+            errors: unknown;
+            /** Format: int32 */
+            files: number;
+            /** Format: date-time */
+            finished_at?: string | null;
+            /** Format: int64 */
+            id: number;
+            /** @description The AWS cost of the matched rows (before markup). */
+            matched_cost?: string | null;
+            /** Format: int32 */
+            purchases_charged: number;
+            /**
+             * Format: int64
+             * @description Ledger rows of this run that restated a day already charged (AWS changed its cost).
+             */
+            restated_entries: number;
+            /** Format: int64 */
+            rows_matched: number;
+            /** Format: int64 */
+            rows_read: number;
+            /**
+             * Format: int64
+             * @description Rows not charged: unknown tag + untagged + malformed.
+             */
+            rows_skipped: number;
+            /** @description `cur` or `cost_explorer`. */
+            source: string;
+            /** Format: date-time */
+            started_at: string;
+            /** @description `running`, `succeeded`, `failed` or `no_data`. */
+            status: string;
+            /** @description `schedule` or `cli`. */
+            trigger: string;
+            /** Format: int64 */
+            unknown_tag_rows: number;
+            unknown_tags: unknown;
+            /** Format: int64 */
+            untagged_rows: number;
+        };
         CryptoCheckout: {
-            /** @description Every chain and token this address accepts */
-            accepted?: {
-                chain?: string;
-                chain_id?: number;
-                tokens?: {
-                    address?: string;
-                    decimals?: number;
-                    symbol?: string;
-                }[];
-            }[];
+            /** @description Every chain and token the address accepts. */
+            accepted: components["schemas"]["AcceptedChain"][];
             chain: string;
-            chain_explorer_url?: string;
-            chain_id?: number;
-            checkout_wallet_id?: string;
+            chain_explorer_url: string;
+            /** Format: int64 */
+            chain_id: number;
+            checkout_wallet_id: string;
             /**
              * Format: date-time
-             * @description Shown as expired after this; late payments are still detected and credited
+             * @description RFC 3339; shown as expired after this, but late payments are still detected and credited.
              */
-            expires_at?: string;
-            maximum_amount_decimals?: number;
-            minimum_amount_decimals?: number;
-            /** @description The checkout's own deposit address (EIP-55) */
+            expires_at: string;
+            /** Format: double */
+            maximum_amount_decimals: number;
+            /** Format: double */
+            minimum_amount_decimals: number;
+            /** @description The checkout's own deposit address (EIP-55). */
             receiving_address: string;
-            suggested_amount_decimals?: number;
+            /** Format: double */
+            suggested_amount_decimals: number;
             token_address: string;
+            /** Format: int32 */
             token_decimals: number;
-            token_name?: string;
+            token_name: string;
             token_symbol: string;
-            vendor_disclaimer?: string;
+            vendor_disclaimer: string;
         };
+        /** @description `POST /v1/admin/purchases/{id}/delete` body: `confirm` must repeat the purchase id. */
+        DeleteRequest: {
+            /** @description The purchase id typed again. */
+            confirm: components["schemas"]["PurchaseId"];
+            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
+            idempotency_key?: string | null;
+            /** @description Why (at most 500 characters; kept in the audit log). */
+            reason?: string | null;
+        };
+        /** @description One deposit to the purchase's address. */
+        DepositRow: {
+            /** @description In the token's smallest unit. */
+            amount_units: string;
+            amount_usd: components["schemas"]["UsdAmount"];
+            /** Format: int64 */
+            block_number: number;
+            /** Format: int64 */
+            chain_id: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            credited_at?: string | null;
+            explorer_url?: string | null;
+            from_address: string;
+            /** Format: int64 */
+            id: number;
+            /** Format: int64 */
+            ledger_entry_id?: number | null;
+            /** Format: int64 */
+            log_index: number;
+            /** @description `pending`, `confirmed`, `credited` or `reorged`. */
+            status: string;
+            /** Format: int64 */
+            sweep_id?: number | null;
+            token_symbol: string;
+            tx_hash: string;
+        };
+        /** @description One RPC endpoint: its label (never its URL), state and counters. */
+        EndpointReport: {
+            /** @description `host[:port]`. */
+            endpoint: string;
+            /** Format: int64 */
+            errors: number;
+            index: number;
+            /** @description The last error, with every URL scrubbed. */
+            last_error?: string | null;
+            /** @description RFC 3339. */
+            last_error_at?: string | null;
+            /** Format: int64 */
+            requests: number;
+            state: components["schemas"]["EndpointState"];
+        };
+        /**
+         * @description Whether an endpoint answered its last call.
+         * @enum {string}
+         */
+        EndpointState: "unknown" | "up" | "down";
+        /** @description The JSON error body of every route outside the Gemini gateway. */
         Error: {
-            /** @description Stable snake_case code */
+            /**
+             * @description Stable snake_case code.
+             * @example purchase_not_found
+             */
             code: string;
-            /** @description Human-readable message */
+            /**
+             * @description Human-readable message.
+             * @example Purchase not found
+             */
             error: string;
         };
-        /** @description Google's GenerateContentRequest, forwarded as is */
-        GenerateContentRequest: {
-            contents?: Record<string, never>[];
-            generationConfig?: {
-                /** @description Also bounds the pre-call balance check */
-                maxOutputTokens?: number;
-            };
-            systemInstruction?: Record<string, never>;
-        } & {
-            [key: string]: unknown;
-        };
-        /** @description Google's GenerateContentResponse, returned as is */
-        GenerateContentResponse: {
-            candidates?: Record<string, never>[];
-            modelVersion?: string;
-            responseId?: string;
-            usageMetadata?: {
-                cachedContentTokenCount?: number;
-                candidatesTokenCount?: number;
-                promptTokenCount?: number;
-                thoughtsTokenCount?: number;
-                toolUsePromptTokenCount?: number;
-                totalTokenCount?: number;
-            };
-        } & {
-            [key: string]: unknown;
-        };
-        /** @description Google's error shape (the gateway's only error body) */
-        GoogleError: {
-            error: {
-                code: number;
-                message: string;
-                /** @description Google canonical status (INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION, PERMISSION_DENIED, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL) */
-                status: string;
-            };
-        };
-        HistoricalBillingRequest: {
-            /** @description YYYY-MM-DD (the whole day is included) or RFC 3339 (inclusive) */
-            end_date?: string;
+        /** @description The full receipt, or the three fields of a refusal. */
+        FinalizeReceipt: components["schemas"]["Receipt"] | components["schemas"]["RefusedReceipt"];
+        /** @description The gas wallet on one chain. */
+        GasWallet: {
+            address: string;
+            /** @description The balance in ETH, as an exact decimal string. */
+            balance_eth?: string | null;
+            /** @description `null` when the chain could not be read (see `error`). */
+            balance_wei?: string | null;
+            chain: string;
+            /** Format: int64 */
+            chain_id: number;
+            error?: string | null;
+            /** @description The sweeper found it too low for the next sweep (sweeps wait; a `gas.low` alert went out). */
+            low: boolean;
+            /** Format: date-time */
+            low_since?: string | null;
+            /** @description Average gas cost of the chain's recent sweeps (`null` until one has confirmed). */
+            sweep_cost_wei?: string | null;
+            /** @description How many sweeps the balance still pays for at that cost. */
+            sweeps_covered?: string | null;
             /**
-             * @default daily
-             * @enum {string}
+             * Format: int64
+             * @description Unfinished sweeps on this chain.
              */
-            interval: "hourly" | "daily" | "weekly" | "monthly" | "yearly";
-            /** @description YYYY-MM-DD or RFC 3339; inclusive */
-            start_date?: string;
+            sweeps_waiting: number;
         };
-        MeterUsageResponse: {
-            balance_usd: components["schemas"]["UsdAmount"];
-            message: string;
-            record: components["schemas"]["UsageRecordOut"];
+        GatewayKey: {
+            id: string;
+            key_prefix: string;
             status: string;
         };
+        /** @description Google's `GenerateContentRequest`, forwarded as is (also `CountTokensRequest`). */
+        GenerateContentRequest: {
+            contents?: Record<string, never>[] | null;
+            generationConfig?: null | components["schemas"]["GenerationConfig"];
+            systemInstruction?: Record<string, never> | null;
+        };
+        /** @description Google's `GenerateContentResponse` (or `CountTokensResponse`), returned as is. */
+        GenerateContentResponse: {
+            candidates?: Record<string, never>[] | null;
+            modelVersion?: string | null;
+            responseId?: string | null;
+            usageMetadata?: null | components["schemas"]["UsageMetadata"];
+        };
+        GenerationConfig: {
+            /** Format: int64 */
+            candidateCount?: number | null;
+            /**
+             * Format: int64
+             * @description Also bounds the balance held while the call runs.
+             */
+            maxOutputTokens?: number | null;
+        };
+        /** @description Google's error shape (the gateway's only error body). */
+        GoogleError: {
+            error: components["schemas"]["GoogleErrorDetail"];
+        };
+        GoogleErrorDetail: {
+            /**
+             * Format: int32
+             * @description The HTTP status.
+             * @example 404
+             */
+            code: number;
+            message: string;
+            /**
+             * @description Google's canonical status (INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION,
+             *     PERMISSION_DENIED, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL, …).
+             * @example NOT_FOUND
+             */
+            status: string;
+        };
+        /** @description `GET /health`'s answer. */
+        HealthOut: {
+            /** @description Per configured chain, the state of each of its RPC endpoints (no URL, only a label). */
+            chains: {
+                [key: string]: components["schemas"]["ChainHealth"];
+            };
+            /** @example ok */
+            database: string;
+            /** @example ok */
+            status: string;
+            /** @example 0.1.0 */
+            version: string;
+        };
+        /** @description `{interval?, start_date?, end_date?}`; an empty body (or `null`) means all defaults. */
+        HistoricalBillingRequest: {
+            /**
+             * @description `YYYY-MM-DD` (the whole day is included) or RFC 3339 (inclusive).
+             * @example 2026-01-31
+             */
+            end_date?: string | null;
+            interval?: null | components["schemas"]["BillingInterval"];
+            /**
+             * @description `YYYY-MM-DD` or RFC 3339; inclusive.
+             * @example 2026-01-01
+             */
+            start_date?: string | null;
+        };
+        /** @description A mutating call's optional body when it has nothing but the idempotency key. */
+        IdempotencyIn: {
+            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
+            idempotency_key?: string | null;
+        };
+        /**
+         * @description A payment to a purchase's deposit address that is not in its balance yet (waiting for
+         *     confirmations, or confirmed and about to be credited).
+         */
+        Incoming: {
+            /** @description At the token's USD rate, as it will be credited. */
+            amount_usd: components["schemas"]["UsdAmount"];
+            /** Format: int64 */
+            chain_id: number;
+            /**
+             * Format: int64
+             * @description Blocks since the payment's block, counting it; `None` when the chain's node did not answer.
+             */
+            confirmations?: number | null;
+            /** @description The transaction on the chain's block explorer (none for local chains). */
+            explorer_url?: string | null;
+            /**
+             * Format: int64
+             * @description Confirmations the chain requires before the payment counts.
+             */
+            required_confirmations: number;
+            /** @description `pending` (below the chain's confirmation depth) or `confirmed` (being credited). */
+            status: string;
+            token_symbol: string;
+            tx_hash: string;
+        };
+        /** @description One ledger entry on the wire. */
+        LedgerItem: {
+            /** @description Signed: credits positive, debits negative. */
+            amount_usd: components["schemas"]["UsdAmount"];
+            balance_after_usd: components["schemas"]["UsdAmount"];
+            /**
+             * Format: int64
+             * @description A deposit's chain id.
+             */
+            chain_id?: number | null;
+            /** Format: date-time */
+            created_at: string;
+            description?: string | null;
+            /** @description `<explorer>/tx/<hash>` when the chain has an explorer. */
+            explorer_url?: string | null;
+            /** Format: int64 */
+            id: number;
+            /** @description `deposit`, `usage`, `cost`, `sweep_fee` or `adjustment`. */
+            kind: string;
+            /**
+             * Format: date-time
+             * @description When the usage happened (the CUR usage day, the meter timestamp); `created_at` otherwise.
+             */
+            occurred_at: string;
+            /** @description A deposit's transaction hash. */
+            tx_hash?: string | null;
+        };
+        /** @description `GET /health/live`'s answer. */
+        LiveOut: {
+            /** @example ok */
+            status: string;
+            /** @example 0.1.0 */
+            version: string;
+        };
+        /** @description The answer to meter-usage: the reference's `{message, record}` plus `balance_usd` and `status`. */
+        MeterAnswer: {
+            balance_usd: components["schemas"]["UsdAmount"];
+            message: string;
+            record: components["schemas"]["RecordOut"];
+            status: components["schemas"]["PurchaseStatus"];
+        };
+        /** @description `{models: [Model]}` as Google answers, filtered to the offer's models. */
+        ModelList: {
+            /** @description Google's `Model` objects. */
+            models: Record<string, never>[];
+        };
+        /** @description Money over one window. */
+        Money: {
+            /** @description Operators' adjustments, net. */
+            adjustments_usd: components["schemas"]["UsdAmount"];
+            /** @description Deposits credited. */
+            credited_usd: components["schemas"]["UsdAmount"];
+            /** @description Usage billed (meter-usage, the Gemini gateway, the cost import), net of refunds. */
+            usage_billed_usd: components["schemas"]["UsdAmount"];
+        };
+        /** @description Money today (since 00:00 UTC), over the last 7 and 30 days (rolling). */
+        MoneyWindows: {
+            last_7_days: components["schemas"]["Money"];
+            last_30_days: components["schemas"]["Money"];
+            today: components["schemas"]["Money"];
+        };
+        /** @description What a notification retry did. */
+        NotificationRetryOut: {
+            /** Format: int64 */
+            id: number;
+            previous_status: string;
+            /** @description `pending`, due now with a fresh retry schedule; the notify worker delivers it. */
+            status: string;
+        };
+        /** @description One outbox row (webhook, email, OfficeX update or alert) with its payload and last error. */
+        NotificationRow: {
+            /** Format: int32 */
+            attempt_count: number;
+            /** @description `webhook`, `email`, `officex` or `alert`. */
+            channel: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            delivered_at?: string | null;
+            /** @description `evt_<uuid>`. */
+            event_id: string;
+            event_type: string;
+            /** Format: int64 */
+            id: number;
+            last_error?: string | null;
+            /** Format: date-time */
+            next_attempt_at: string;
+            payload: unknown;
+            purchase_id?: null | components["schemas"]["PurchaseId"];
+            /** @description Failed and pending rows can be retried (a pending one is then due at once). */
+            retryable: boolean;
+            /** @description `pending`, `delivered`, `failed` or `skipped`. */
+            status: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description An offer on the wire: the reference's `{id, sku, title, description, metadata}` plus options. */
         Offer: {
             checkout_options: components["schemas"]["CheckoutOption"][];
             description: string;
+            /** @example gemini-api-gateway */
             id: string;
             metadata: Record<string, never>;
-            minimum_deposit_usd?: components["schemas"]["UsdAmount"];
-            price_line?: string;
+            minimum_deposit_usd: components["schemas"]["UsdAmount"];
+            price_line: string;
             sku: string;
-            suggested_deposit_usd?: components["schemas"]["UsdAmount"];
+            suggested_deposit_usd: components["schemas"]["UsdAmount"];
             title: string;
         };
+        /** @description The customer's OfficeX purchase record: which status it should show, and the last update sent. */
+        OfficexRecord: {
+            /** @description The OfficeX status the purchase's status maps to (`RUNNING`, `BLOCKED`, …). */
+            expected_status: string;
+            last_update?: null | components["schemas"]["NotificationRow"];
+            officex_purchase_id?: string | null;
+        };
+        /**
+         * @description A purchase's status in OfficeX's words (`PurchaseStatus::officex`; documentation only).
+         * @enum {string}
+         */
+        OfficexStatus: "AWAITING" | "RUNNING" | "PAYMENT_REQUIRED" | "BLOCKED" | "CANCELED";
+        /** @description One page of a list. */
+        Page_AuditRecord: {
+            items: {
+                action: string;
+                client_ip?: string | null;
+                /** Format: date-time */
+                created_at: string;
+                details: unknown;
+                /** Format: int64 */
+                id: number;
+                idempotency_key?: string | null;
+                reason?: string | null;
+                target_id: string;
+                target_type: string;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
+        Page_CostImportRow: {
+            items: {
+                /** @description `YYYY-MM`. */
+                billing_period: string;
+                /** @description Net of this run's ledger posts, positive = debited from customers. */
+                charged_usd: components["schemas"]["UsdAmount"];
+                /**
+                 * Format: date
+                 * @description The UTC day the run started.
+                 */
+                day: string;
+                /** Format: int64 */
+                duration_ms?: number | null;
+                /** Format: int32 */
+                entries_posted: number;
+                /** Format: int64 */
+                error_rows: number;
+                errors: unknown;
+                /** Format: int32 */
+                files: number;
+                /** Format: date-time */
+                finished_at?: string | null;
+                /** Format: int64 */
+                id: number;
+                /** @description The AWS cost of the matched rows (before markup). */
+                matched_cost?: string | null;
+                /** Format: int32 */
+                purchases_charged: number;
+                /**
+                 * Format: int64
+                 * @description Ledger rows of this run that restated a day already charged (AWS changed its cost).
+                 */
+                restated_entries: number;
+                /** Format: int64 */
+                rows_matched: number;
+                /** Format: int64 */
+                rows_read: number;
+                /**
+                 * Format: int64
+                 * @description Rows not charged: unknown tag + untagged + malformed.
+                 */
+                rows_skipped: number;
+                /** @description `cur` or `cost_explorer`. */
+                source: string;
+                /** Format: date-time */
+                started_at: string;
+                /** @description `running`, `succeeded`, `failed` or `no_data`. */
+                status: string;
+                /** @description `schedule` or `cli`. */
+                trigger: string;
+                /** Format: int64 */
+                unknown_tag_rows: number;
+                unknown_tags: unknown;
+                /** Format: int64 */
+                untagged_rows: number;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
+        Page_GasWallet: {
+            items: {
+                address: string;
+                /** @description The balance in ETH, as an exact decimal string. */
+                balance_eth?: string | null;
+                /** @description `null` when the chain could not be read (see `error`). */
+                balance_wei?: string | null;
+                chain: string;
+                /** Format: int64 */
+                chain_id: number;
+                error?: string | null;
+                /** @description The sweeper found it too low for the next sweep (sweeps wait; a `gas.low` alert went out). */
+                low: boolean;
+                /** Format: date-time */
+                low_since?: string | null;
+                /** @description Average gas cost of the chain's recent sweeps (`null` until one has confirmed). */
+                sweep_cost_wei?: string | null;
+                /** @description How many sweeps the balance still pays for at that cost. */
+                sweeps_covered?: string | null;
+                /**
+                 * Format: int64
+                 * @description Unfinished sweeps on this chain.
+                 */
+                sweeps_waiting: number;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
+        Page_LedgerItem: {
+            items: {
+                /** @description Signed: credits positive, debits negative. */
+                amount_usd: components["schemas"]["UsdAmount"];
+                balance_after_usd: components["schemas"]["UsdAmount"];
+                /**
+                 * Format: int64
+                 * @description A deposit's chain id.
+                 */
+                chain_id?: number | null;
+                /** Format: date-time */
+                created_at: string;
+                description?: string | null;
+                /** @description `<explorer>/tx/<hash>` when the chain has an explorer. */
+                explorer_url?: string | null;
+                /** Format: int64 */
+                id: number;
+                /** @description `deposit`, `usage`, `cost`, `sweep_fee` or `adjustment`. */
+                kind: string;
+                /**
+                 * Format: date-time
+                 * @description When the usage happened (the CUR usage day, the meter timestamp); `created_at` otherwise.
+                 */
+                occurred_at: string;
+                /** @description A deposit's transaction hash. */
+                tx_hash?: string | null;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
+        Page_NotificationRow: {
+            items: {
+                /** Format: int32 */
+                attempt_count: number;
+                /** @description `webhook`, `email`, `officex` or `alert`. */
+                channel: string;
+                /** Format: date-time */
+                created_at: string;
+                /** Format: date-time */
+                delivered_at?: string | null;
+                /** @description `evt_<uuid>`. */
+                event_id: string;
+                event_type: string;
+                /** Format: int64 */
+                id: number;
+                last_error?: string | null;
+                /** Format: date-time */
+                next_attempt_at: string;
+                payload: unknown;
+                purchase_id?: null | components["schemas"]["PurchaseId"];
+                /** @description Failed and pending rows can be retried (a pending one is then due at once). */
+                retryable: boolean;
+                /** @description `pending`, `delivered`, `failed` or `skipped`. */
+                status: string;
+                /** Format: date-time */
+                updated_at: string;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
+        Page_PurchaseRow: {
+            items: {
+                balance_usd: components["schemas"]["UsdAmount"];
+                /** Format: date-time */
+                created_at: string;
+                customer_email?: string | null;
+                /** @description Suspended by an operator (only `resume` lifts it). */
+                held: boolean;
+                id: components["schemas"]["PurchaseId"];
+                /** Format: date-time */
+                last_activity_at: string;
+                offer_id: string;
+                officex_purchase_id?: string | null;
+                resource_status: string;
+                status: components["schemas"]["PurchaseStatus"];
+                title: string;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
+        Page_SweepRow: {
+            items: {
+                /** @description In the token's smallest unit. */
+                amount_units: string;
+                /** Format: int32 */
+                attempts: number;
+                /** @description The chain's configured name (`null` for a chain no longer configured). */
+                chain?: string | null;
+                /** Format: int64 */
+                chain_id: number;
+                /** Format: date-time */
+                confirmed_at?: string | null;
+                /** Format: date-time */
+                created_at: string;
+                deposit_address: string;
+                dust_wei?: string | null;
+                explorer_url?: string | null;
+                fee_wei?: string | null;
+                /** Format: int64 */
+                id: number;
+                last_error?: string | null;
+                /** @description `eip3009` or `transfer`. */
+                method: string;
+                /** Format: date-time */
+                next_attempt_at: string;
+                /** @description Only failed sweeps can be retried. */
+                retryable: boolean;
+                /** @description `planned`, `signed`, `broadcast`, `confirmed` or `failed`. */
+                status: string;
+                /** @description `topup` or `sweep`. */
+                step: string;
+                token_symbol: string;
+                topup_tx_hash?: string | null;
+                tx_hash?: string | null;
+                /** Format: date-time */
+                updated_at: string;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
+        Page_TokenRow: {
+            items: {
+                /** Format: date-time */
+                created_at: string;
+                /** @description The token's first characters, to recognise it. */
+                display_prefix: string;
+                /** Format: int64 */
+                id: number;
+                label: string;
+                /** Format: date-time */
+                revoked_at?: string | null;
+                /** @description `active` or `revoked`. */
+                status: string;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        ProxyBuyerData: {
+            /** @description The older name of `org_host`. */
+            org_endpoint?: string | null;
+            org_host?: string | null;
+            org_id?: string | null;
+            user_id?: string | null;
+        };
+        /**
+         * @description The purchase on the wire: the reference's fields without any key, tracer, customer org data,
+         *     OfficeX purchase id (with it, the customer key would lead to the receipt's secrets) or internal
+         *     column. USD amounts are decimal strings; times are epoch milliseconds as in the
+         *     reference's rows.
+         */
         Purchase: {
-            balance_critical_trigger?: components["schemas"]["UsdAmount"] | null;
-            balance_low_trigger?: components["schemas"]["UsdAmount"] | null;
-            balance_termination_trigger?: components["schemas"]["UsdAmount"] | null;
+            balance_critical_trigger?: null | components["schemas"]["UsdAmount"];
+            balance_low_trigger?: null | components["schemas"]["UsdAmount"];
+            balance_termination_trigger?: null | components["schemas"]["UsdAmount"];
             balance_usd: components["schemas"]["UsdAmount"];
-            /** @description epoch milliseconds */
+            /**
+             * Format: int64
+             * @description Epoch milliseconds.
+             */
             created_at: number;
-            description?: string;
-            /** @description CustomerPurchaseID_<uuid> */
-            id: string;
+            description: string;
+            id: components["schemas"]["PurchaseId"];
             offer_id: string;
-            /** @enum {string} */
-            officex_status?: "AWAITING" | "RUNNING" | "PAYMENT_REQUIRED" | "BLOCKED" | "CANCELED";
-            pricing?: string;
-            /** @enum {string} */
-            status: "provisioning" | "active" | "low" | "critical" | "suspended" | "deleted" | "failed";
+            /** @description The status as OfficeX shows it. */
+            officex_status: components["schemas"]["OfficexStatus"];
+            pricing: string;
+            resource?: null | components["schemas"]["ResourceInfo"];
+            status: components["schemas"]["PurchaseStatus"];
             title: string;
-            /** @description epoch milliseconds */
+            /**
+             * Format: int64
+             * @description Epoch milliseconds.
+             */
             updated_at: number;
             vendor_id?: string | null;
-            vendor_name?: string;
+            vendor_name: string;
+        };
+        /**
+         * @description One purchase with everything the console shows about it. Never a secret: keys are hashes the
+         *     server cannot reverse; the resource state holds names and ids only.
+         */
+        PurchaseDetail: {
+            /** @description The newest admin actions on this purchase. */
+            audit: components["schemas"]["AuditRecord"][];
+            balance_critical_trigger?: null | components["schemas"]["UsdAmount"];
+            balance_low_trigger?: null | components["schemas"]["UsdAmount"];
+            balance_termination_trigger?: null | components["schemas"]["UsdAmount"];
+            balance_usd: components["schemas"]["UsdAmount"];
+            checkout?: null | components["schemas"]["CheckoutInfo"];
+            /** Format: date-time */
+            created_at: string;
+            customer_email?: string | null;
+            /** @description The customer key's display prefix (the key itself is never stored). */
+            customer_key_prefix: string;
+            customer_org_host?: string | null;
+            customer_org_id?: string | null;
+            customer_user_id?: string | null;
+            deposits: components["schemas"]["DepositRow"][];
+            held: boolean;
+            id: components["schemas"]["PurchaseId"];
+            /** Format: date-time */
+            last_activity_at: string;
+            /** Format: date-time */
+            last_credit_at?: string | null;
+            /** @description The newest ledger entries; more with `GET /v1/admin/purchases/{id}/ledger?cursor=`. */
+            ledger: components["schemas"]["Page_LedgerItem"];
+            notifications: components["schemas"]["NotificationRow"][];
+            offer_id: string;
+            officex: components["schemas"]["OfficexRecord"];
+            /**
+             * Format: date-time
+             * @description A deposit is seen but not confirmed yet.
+             */
+            pending_deposit_at?: string | null;
+            resource: components["schemas"]["PurchaseResource"];
+            status: components["schemas"]["PurchaseStatus"];
+            /** Format: date-time */
+            status_changed_at: string;
+            sweeps: components["schemas"]["SweepRow"][];
+            title: string;
+        };
+        /** @description CustomerPurchaseID_<uuid> */
+        PurchaseId: string;
+        /** @description The provider's resource: its non-secret state (bucket, IAM user, access key id, gateway key id…). */
+        PurchaseResource: {
+            gateway_key?: null | components["schemas"]["GatewayKey"];
+            last_provision_error?: string | null;
+            /** Format: date-time */
+            next_provision_at?: string | null;
+            provider: string;
+            /** Format: int32 */
+            provision_attempts: number;
+            state: unknown;
+            /** @description `none`, `provisioning`, `ready`, `suspended`, `deleted` or `failed`. */
+            status: string;
         };
         PurchaseResponse: {
-            checkout_wallet: components["schemas"]["CheckoutWallet"] | null;
+            checkout_wallet?: null | components["schemas"]["CheckoutWallet"];
+            /** @description Payments to the deposit address not in the balance yet, with their confirmations. */
+            pending_deposits: components["schemas"]["Incoming"][];
             purchase: components["schemas"]["Purchase"];
         };
+        /** @description One purchase as listed. */
+        PurchaseRow: {
+            balance_usd: components["schemas"]["UsdAmount"];
+            /** Format: date-time */
+            created_at: string;
+            customer_email?: string | null;
+            /** @description Suspended by an operator (only `resume` lifts it). */
+            held: boolean;
+            id: components["schemas"]["PurchaseId"];
+            /** Format: date-time */
+            last_activity_at: string;
+            offer_id: string;
+            officex_purchase_id?: string | null;
+            resource_status: string;
+            status: components["schemas"]["PurchaseStatus"];
+            title: string;
+        };
+        /**
+         * @description Purchase lifecycle (SPEC §9).
+         * @enum {string}
+         */
+        PurchaseStatus: "provisioning" | "active" | "low" | "critical" | "suspended" | "deleted" | "failed";
+        /** @description `IResponseCheckoutFinalize.receipt` (`@officexapp/types`), plus the optional fields the types allow. */
         Receipt: {
-            about_url?: string;
-            /** @description Customer page; credentials in the URL fragment (#vendor_purchase_id=…&customer_billing_api_key=…) */
+            about_url: string;
             billing_url: string;
             checkout_flow_id: string;
             checkout_session_id: string;
-            /** @description Only in the first answer and replays to the same officex_purchase_id within 24 h */
-            customer_billing_api_key?: string;
-            delivery_url?: string;
-            description?: string;
-            pricing?: string;
-            /** @description Gemini: the gateway key */
-            redeem_code?: string;
-            skip_to_final_cta?: string;
-            /** @description S3: the OfficeX disk gift card; otherwise the customer page */
-            skip_to_final_redirect?: string;
-            /** @enum {string} */
-            status: "RUNNING" | "AWAITING";
-            subtitle?: string;
-            support_url?: string;
-            title?: string;
-            vendor_disclaimer?: string;
-            vendor_id?: string;
-            vendor_name?: string;
-            /** @description Never carries a secret (officex.app shows it to other org members) */
-            vendor_notes?: string;
+            /**
+             * @description The customer's billing key; only in the first answer and in replays to the same
+             *     `officex_purchase_id` within 24 hours.
+             */
+            customer_billing_api_key?: string | null;
+            delivery_url?: string | null;
+            description: string;
+            pricing: string;
+            redeem_code?: string | null;
+            skip_to_final_cta: string;
+            skip_to_final_redirect: string;
+            /** @description `RUNNING` when the resource is ready, `AWAITING` while it is provisioned. */
+            status: string;
+            subtitle: string;
+            support_url: string;
+            title: string;
+            vendor_disclaimer: string;
+            vendor_id: string;
+            vendor_name: string;
+            vendor_notes: string;
+            /** @description Our purchase id (`CustomerPurchaseID_…`). */
             vendor_purchase_id: string;
         };
+        /** @description The record as answered (the reference's `record`). */
+        RecordOut: {
+            billed_amount: components["schemas"]["UsdAmount"];
+            description?: string | null;
+            /** Format: int64 */
+            id: number;
+            metadata: unknown;
+            purchase_id: components["schemas"]["PurchaseId"];
+            timestamp: string;
+            usage_amount: string;
+            usage_unit: string;
+        };
+        /** @description The receipt of a refusal: the reference's three fields. */
+        RefusedReceipt: {
+            checkout_flow_id: string;
+            checkout_session_id: string;
+            vendor_disclaimer: string;
+        };
+        /** @description What a customer needs to use a resource, never a secret (the customer page shows it). */
+        ResourceInfo: {
+            /** @description S3: the bucket's name. */
+            bucket?: string | null;
+            /** @description S3: the endpoint URL clients talk to. */
+            endpoint?: string | null;
+            /** @description Gemini: the base URL to give any Gemini client (the gateway's `/v1beta` API is under it). */
+            gateway_base_url?: string | null;
+            /** @description The provider kind (`s3`, `gemini`). */
+            kind: string;
+            /** @description S3: the bucket's region. */
+            region?: string | null;
+        };
+        /** @description What a status action did. */
+        StatusActionOut: {
+            balance_usd: components["schemas"]["UsdAmount"];
+            /** @description Suspended by an operator after the action. */
+            held: boolean;
+            previous_status: components["schemas"]["PurchaseStatus"];
+            purchase_id: components["schemas"]["PurchaseId"];
+            status: components["schemas"]["PurchaseStatus"];
+        };
+        /** @description `POST /v1/admin/purchases/{id}/suspend|resume` body (optional). */
+        StatusActionRequest: {
+            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
+            idempotency_key?: string | null;
+            /** @description Why (at most 500 characters; kept in the audit log). */
+            reason?: string | null;
+        };
+        /** @description One suggested list. */
+        SuggestionOut: {
+            /** @description The list's absolute URL (`/v1/appstore/list/{list_id}`). */
+            url: string;
+        };
+        /** @description What a sweep retry did. */
+        SweepRetryOut: {
+            /** Format: int64 */
+            id: number;
+            previous_status: string;
+            /** @description `planned`: the sweeper picks it up on its next pass. */
+            status: string;
+        };
+        /** @description One sweep as listed. */
+        SweepRow: {
+            /** @description In the token's smallest unit. */
+            amount_units: string;
+            /** Format: int32 */
+            attempts: number;
+            /** @description The chain's configured name (`null` for a chain no longer configured). */
+            chain?: string | null;
+            /** Format: int64 */
+            chain_id: number;
+            /** Format: date-time */
+            confirmed_at?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            deposit_address: string;
+            dust_wei?: string | null;
+            explorer_url?: string | null;
+            fee_wei?: string | null;
+            /** Format: int64 */
+            id: number;
+            last_error?: string | null;
+            /** @description `eip3009` or `transfer`. */
+            method: string;
+            /** Format: date-time */
+            next_attempt_at: string;
+            /** @description Only failed sweeps can be retried. */
+            retryable: boolean;
+            /** @description `planned`, `signed`, `broadcast`, `confirmed` or `failed`. */
+            status: string;
+            /** @description `topup` or `sweep`. */
+            step: string;
+            token_symbol: string;
+            topup_tx_hash?: string | null;
+            tx_hash?: string | null;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /**
+         * @description A new token: the secret is in `token` this once (a replay with the same idempotency key
+         *     answers `null` there: the secret is never stored).
+         */
+        TokenCreated: components["schemas"]["TokenRow"] & {
+            token?: string | null;
+        };
+        /** @description `POST /v1/admin/tokens` body. */
+        TokenRequest: {
+            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
+            idempotency_key?: string | null;
+            /**
+             * @description What the token is for (1 to 100 characters), e.g. the AI server's name.
+             * @example ai-server-1
+             */
+            label: string;
+        };
+        /** @description A billing token as listed (never the secret). */
+        TokenRow: {
+            /** Format: date-time */
+            created_at: string;
+            /** @description The token's first characters, to recognise it. */
+            display_prefix: string;
+            /** Format: int64 */
+            id: number;
+            label: string;
+            /** Format: date-time */
+            revoked_at?: string | null;
+            /** @description `active` or `revoked`. */
+            status: string;
+        };
+        /** @description What each answer is debited by (USD per million tokens at the offer's per-model prices). */
+        UsageMetadata: {
+            /** Format: int64 */
+            cachedContentTokenCount?: number | null;
+            /** Format: int64 */
+            candidatesTokenCount?: number | null;
+            /** Format: int64 */
+            promptTokenCount?: number | null;
+            /** Format: int64 */
+            thoughtsTokenCount?: number | null;
+            /** Format: int64 */
+            toolUsePromptTokenCount?: number | null;
+            /** Format: int64 */
+            totalTokenCount?: number | null;
+        };
+        /**
+         * @description The body as sent (the reference's `UsageRecord`); amounts are decimal strings or JSON numbers
+         *     (checked by `parse`).
+         */
         UsageRecord: {
             /** @description Exact decimal, at most 6 places, not negative */
             billed_amount: string | number;
-            description?: string;
-            idempotency_key?: string;
-            metadata?: Record<string, never>;
-            /** @description Must equal the path's purchase when present */
-            purchase_id?: string;
+            description?: string | null;
+            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
+            idempotency_key?: string | null;
+            /** @description A JSON object of at most 16 KiB. */
+            metadata?: Record<string, never> | null;
+            purchase_id?: null | components["schemas"]["PurchaseId"];
             /** @description Defaults to now */
-            timestamp?: string | number;
+            timestamp?: string | number | null;
             /** @description Exact decimal, at most 6 places, not negative */
             usage_amount: string | number;
+            /**
+             * @description Not blank.
+             * @example tokens
+             */
             usage_unit: string;
         };
-        UsageRecordOut: {
-            billed_amount?: components["schemas"]["UsdAmount"];
-            description?: string | null;
-            id?: number;
-            metadata?: Record<string, never>;
-            purchase_id?: string;
-            /** Format: date-time */
-            timestamp?: string;
-            usage_amount?: string;
-            usage_unit?: string;
-        };
-        /** @description USD decimal string with 6 places */
+        /**
+         * @description USD decimal string with 6 places
+         * @example 12.500000
+         */
         UsdAmount: string;
+        ValidateAuthRequest: {
+            /** @description The customer key to check. */
+            api_key: string;
+        };
         ValidateAuthResponse: {
             message: string;
             valid: boolean;
         };
         VerifyTopupRequest: {
-            /** @description Optional, default 0 */
-            min_target_balance?: number | string;
+            /** @description Exact decimal, at most 6 places, not negative */
+            min_target_balance?: string | number;
         };
         VerifyTopupResponse: {
             message: string;
+            /** Format: double */
             new_balance: number;
+            /** Format: double */
             topup_amount: number;
         } | {
-            /** @description Deposits seen but not yet confirmed */
+            /**
+             * Format: double
+             * @description Deposits seen but not yet confirmed.
+             */
             current_wallet_balance_usd: number;
             message: string;
+            /** Format: double */
             min_target_balance_for_topup: number;
         };
     };
-    responses: {
-        /** @description Malformed request */
-        BadRequest: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["Error"];
-            };
-        };
-        /** @description Conflicting retry */
-        Conflict: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["Error"];
-            };
-        };
-        /** @description Unknown resource */
-        NotFound: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["Error"];
-            };
-        };
-        /** @description Missing or wrong key */
-        Unauthorized: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["Error"];
-            };
-        };
-        /** @description Database unreachable; retry */
-        Unavailable: {
-            headers: {
-                [name: string]: unknown;
-            };
-            content: {
-                "application/json": components["schemas"]["Error"];
-            };
-        };
-    };
+    responses: never;
     parameters: never;
     requestBodies: never;
     headers: never;
     pathItems: never;
 }
 export type $defs = Record<string, never>;
-export type operations = Record<string, never>;
+export interface operations {
+    health: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Up */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HealthOut"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database does not answer (`database_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    live: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Up */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveOut"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    render: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text format */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is set and was not presented (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_audit_log: {
+        parameters: {
+            query?: {
+                /** @description e.g. `purchase.adjust`, `sweep.retry`, `token.create`. */
+                action?: string;
+                /** @description The previous page's `next_cursor`. */
+                cursor?: string;
+                /** @description 1 to 500 (default 50). */
+                limit?: number;
+                target_id?: string;
+                /** @description `purchase`, `sweep`, `notification` or `token`. */
+                target_type?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of audit records */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_AuditRecord"];
+                };
+            };
+            /** @description Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_list_cost_imports: {
+        parameters: {
+            query?: {
+                /** @description The previous page's `next_cursor`. */
+                cursor?: string;
+                /** @description 1 to 500 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of runs */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_CostImportRow"];
+                };
+            };
+            /** @description Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_gas: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One row per chain (`next_cursor` is always null; `[]` without a gas wallet) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_GasWallet"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_list_notifications: {
+        parameters: {
+            query?: {
+                channel?: "webhook" | "email" | "officex" | "alert";
+                /** @description The previous page's `next_cursor`. */
+                cursor?: string;
+                /** @description 1 to 500 (default 50). */
+                limit?: number;
+                status?: "pending" | "delivered" | "failed" | "skipped";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of outbox rows */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_NotificationRow"];
+                };
+            };
+            /** @description Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_channel`, `invalid_text`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_retry_notification: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description The notification's numeric id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["IdempotencyIn"];
+            };
+        };
+        responses: {
+            /** @description Pending again, due now */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotificationRetryOut"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such notification (`notification_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The target's state does not allow it (delivered and skipped rows are final) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The overview */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminOverview"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_list_purchases: {
+        parameters: {
+            query?: {
+                /** @description The previous page's `next_cursor`. */
+                cursor?: string;
+                /** @description 1 to 500 (default 50). */
+                limit?: number;
+                offer_id?: string;
+                /** @description `desc` (default: newest, largest, most recent first) or `asc`. */
+                order?: "asc" | "desc";
+                /** @description A purchase id, an OfficeX purchase id or the start of a customer email. */
+                q?: string;
+                /** @description `created` (default), `balance` or `activity` (last activity). */
+                sort?: "created" | "balance" | "activity";
+                status?: "provisioning" | "active" | "low" | "critical" | "suspended" | "deleted" | "failed";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of purchases */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_PurchaseRow"];
+                };
+            };
+            /** @description Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_sort`, `invalid_order`, `invalid_text`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_get_purchase: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The purchase with its resource, OfficeX record, checkout, ledger head, deposits, sweeps, notifications and audit */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PurchaseDetail"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_adjust: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdjustmentRequest"];
+            };
+        };
+        responses: {
+            /** @description The ledger entry and the balance after it */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdjustmentOut"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The idempotency key was used with another request (`idempotency_key_reused`), or its ledger reference already exists (`reference_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_delete_purchase: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeleteRequest"];
+            };
+        };
+        responses: {
+            /** @description The status before and after */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusActionOut"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_purchase_ledger: {
+        parameters: {
+            query?: {
+                /** @description The previous page's `next_cursor`. */
+                cursor?: string;
+                /** @description 1 to 500 (default 50). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of ledger entries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_LedgerItem"];
+                };
+            };
+            /** @description Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`, `invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_resume: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["StatusActionRequest"];
+            };
+        };
+        responses: {
+            /** @description The status before and after */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusActionOut"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_suspend: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["StatusActionRequest"];
+            };
+        };
+        responses: {
+            /** @description The status before and after */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatusActionOut"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_list_sweeps: {
+        parameters: {
+            query?: {
+                /** @description The previous page's `next_cursor`. */
+                cursor?: string;
+                /** @description 1 to 500 (default 50). */
+                limit?: number;
+                /** @description `waiting` is every unfinished one (planned, signed, broadcast). */
+                status?: "waiting" | "planned" | "signed" | "broadcast" | "confirmed" | "failed";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of sweeps */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_SweepRow"];
+                };
+            };
+            /** @description Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_text`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_retry_sweep: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description The sweep's numeric id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["IdempotencyIn"];
+            };
+        };
+        responses: {
+            /** @description Planned again; the sweeper picks it up on its next pass */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepRetryOut"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The target's state does not allow it (only failed sweeps are retried) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_list_tokens: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every token (`next_cursor` is always null) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_TokenRow"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_create_token: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenRequest"];
+            };
+        };
+        responses: {
+            /** @description Created: the secret is in `token` this once (a replay answers `null` there) */
+            201: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenCreated"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `invalid_label`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_revoke_token: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description The token's numeric id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["IdempotencyIn"];
+            };
+        };
+        responses: {
+            /** @description The token, revoked */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TokenRow"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such token (`token_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The list's id
+                 * @example recommended_s3
+                 */
+                list_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The list */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppstoreList"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such list (`list_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    suggest: {
+        parameters: {
+            query?: {
+                /**
+                 * @description ISO country code hint.
+                 * @example de
+                 */
+                country?: string;
+                /**
+                 * @description Language code hint.
+                 * @example de
+                 */
+                language?: string;
+                /** @description At most this many lists (default: all). */
+                limit?: number;
+                /**
+                 * @description Profession hint.
+                 * @example developer
+                 */
+                profession?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Absolute list URLs, best first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SuggestionOut"][];
+                };
+            };
+            /** @description A malformed query parameter (`invalid_query`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    finalize_route: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckoutFinalizeRequest"];
+            };
+        };
+        responses: {
+            /** @description The receipt, or `success: false` (unknown session, under the offer minimum: nothing lost) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckoutFinalizeResponse"];
+                };
+            };
+            /** @description Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown checkout flow (`checkout_flow_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description officex_purchase_id already belongs to another purchase (`officex_purchase_id_in_use`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    initiate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckoutInitiateRequest"];
+            };
+        };
+        responses: {
+            /** @description The session */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckoutInitiateResponse"];
+                };
+            };
+            /** @description Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown checkout flow (`checkout_flow_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The offer's provider is not configured on this server (`offer_unavailable`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many checkouts from this client (`rate_limited`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    topup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckoutTopupRequest"];
+            };
+        };
+        responses: {
+            /** @description What was credited */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckoutTopupResponse"];
+                };
+            };
+            /** @description Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, or not the customer key of this checkout's purchase (also for an unknown or unfinalized session) (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    validate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckoutValidateRequest"];
+            };
+        };
+        responses: {
+            /** @description `success: false` when the session is unknown or the minimum is not reached */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CheckoutValidateResponse"];
+                };
+            };
+            /** @description Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unknown checkout flow (`checkout_flow_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Too many payment checks from this client (`rate_limited`) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    dashboard_asset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A file name of the build's `assets/` (`name-HASH.ext`) */
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file, typed by its extension */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                    "font/woff2": components["schemas"]["AssetBytes"];
+                    "image/png": components["schemas"]["AssetBytes"];
+                    "image/svg+xml": string;
+                    "image/x-icon": components["schemas"]["AssetBytes"];
+                    "text/css": string;
+                    "text/javascript": string;
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such asset, or not a plain asset name (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    customer_page: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The dashboard is not built in DASHBOARD_DIR; the message says how to build it (`dashboard_not_built`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    vendor_page: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/html": string;
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The dashboard is not built in DASHBOARD_DIR; the message says how to build it (`dashboard_not_built`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_offer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The offer's id
+                 * @example aws-s3-storage-giftcard
+                 */
+                offer_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The offer */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Offer"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such offer (`offer_not_found`), or this server cannot deliver it (`offer_unavailable`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    openapi: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OpenAPI 3.1 document */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    get_purchase: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The purchase */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PurchaseResponse"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    historical_billing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional; an empty body means the defaults */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["HistoricalBillingRequest"];
+            };
+        };
+        responses: {
+            /** @description Buckets, ascending; only buckets with charges */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Bucket"][];
+                };
+            };
+            /** @description Malformed body or bad interval or dates (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_interval`, `invalid_date`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ledger: {
+        parameters: {
+            query?: {
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of ledger entries */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_LedgerItem"];
+                };
+            };
+            /** @description Bad cursor or limit (`invalid_cursor`, `invalid_limit`, `invalid_query`, `invalid_text`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    meter_usage: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UsageRecord"];
+            };
+        };
+        responses: {
+            /** @description Recorded (or the first answer replayed, with header `Idempotent-Replayed: true`) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MeterAnswer"];
+                };
+            };
+            /** @description Malformed or invalid record (`malformed_json`, `invalid_body`, `invalid_text`, `missing_field`, `invalid_amount`, `invalid_timestamp`, `purchase_mismatch`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `amount_too_large`, `invalid_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not a live billing token, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The idempotency key was used with another body (`idempotency_key_reused`), or a reference conflict (`reference_conflict`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is not `application/json` (`unsupported_media_type`) */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable or the meter is saturated; retry (`service_unavailable`, `overloaded`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    validate_auth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description `{api_key}`; anything else is an invalid key */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["ValidateAuthRequest"];
+            };
+        };
+        responses: {
+            /** @description The verdict */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidateAuthResponse"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    verify_topup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional; an empty body means the defaults */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["VerifyTopupRequest"];
+            };
+        };
+        responses: {
+            /** @description Credited, or nothing new */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyTopupResponse"];
+                };
+            };
+            /** @description Invalid body (`invalid_body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_models: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{models: [Model]}` as Google answers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            /** @description A malformed query string (INVALID_ARGUMENT) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description No key (UNAUTHENTICATED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Purchase suspended or balance used up (FAILED_PRECONDITION) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Unknown or revoked key (PERMISSION_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description The gateway is not configured on this server (no GEMINI_API_KEY) (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Over the purchase's requests per minute (RESOURCE_EXHAUSTED); Retry-After set */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Internal error (INTERNAL) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Upstream or database unreachable (UNAVAILABLE); Retry-After set */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description An upstream error, passed through as Google sent it (free) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+        };
+    };
+    get_model: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description A model name
+                 * @example gemini-2.5-flash
+                 */
+                model_action: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Google's Model object */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description A malformed path or query string (INVALID_ARGUMENT) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description No key (UNAUTHENTICATED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Purchase suspended or balance used up (FAILED_PRECONDITION) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Unknown or revoked key (PERMISSION_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description The gateway is not configured on this server, the model is not sold by this offer, or a method was named (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Over the purchase's requests per minute (RESOURCE_EXHAUSTED); Retry-After set */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Internal error (INTERNAL) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Upstream or database unreachable (UNAVAILABLE); Retry-After set */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description An upstream error, passed through as Google sent it (free) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+        };
+    };
+    call_model: {
+        parameters: {
+            query?: {
+                /** @description `sse`: server-sent events for streamGenerateContent */
+                alt?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description `<model>:<method>`
+                 * @example gemini-2.5-flash:generateContent
+                 */
+                model_action: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GenerateContentRequest"];
+            };
+        };
+        responses: {
+            /** @description Google's GenerateContentResponse (or CountTokensResponse); for streams, text/event-stream (or a JSON array) of GenerateContentResponse chunks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GenerateContentResponse"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Malformed JSON or request, or an unsupported query parameter (fields, $fields, alt other than sse) (INVALID_ARGUMENT) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description No key (UNAUTHENTICATED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Purchase suspended, balance used up, or the balance less what running calls hold cannot cover this call's worst case (FAILED_PRECONDITION) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Unknown or revoked key (PERMISSION_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description The gateway is not configured on this server, the model is not sold by this offer, or an unsupported method (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description The request body did not arrive within GEMINI_BODY_READ_TIMEOUT_SECS (DEADLINE_EXCEEDED) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description The request body is larger than GEMINI_MAX_BODY_BYTES (INVALID_ARGUMENT) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Over the purchase's requests or tokens per minute, or its max_concurrent_requests calls already running (RESOURCE_EXHAUSTED); Retry-After set */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Internal error (INTERNAL) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Upstream or database unreachable (UNAVAILABLE); Retry-After set */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description An upstream error, passed through as Google sent it (free) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+        };
+    };
+}

@@ -1,13 +1,36 @@
-// The customer routes' types, taken from the generated OpenAPI types (src/api/openapi.d.ts).
+// The routes' types, taken from the generated OpenAPI types (src/api/openapi.d.ts).
 import type { components } from './openapi';
 
 type Schemas = components['schemas'];
+
+// The customer's routes.
 export type PurchaseResponse = Schemas['PurchaseResponse'];
 export type Purchase = Schemas['Purchase'];
 export type CheckoutWallet = NonNullable<PurchaseResponse['checkout_wallet']>;
 export type AcceptedToken = CheckoutWallet['accepts'][number];
-export type BillingBucket = Schemas['BillingBucket'];
+export type BillingBucket = Schemas['Bucket'];
 export type HistoricalBillingRequest = Schemas['HistoricalBillingRequest'];
-export type Interval = HistoricalBillingRequest['interval'];
+export type Interval = NonNullable<HistoricalBillingRequest['interval']>;
 export type VerifyTopupResponse = Schemas['VerifyTopupResponse'];
 export type PurchaseStatus = Purchase['status'];
+export type LedgerItem = Schemas['LedgerItem'];
+
+// The admin API (`/v1/admin/…`, the vendor console).
+export type AdminOverview = Schemas['AdminOverview'];
+export type MoneyWindows = Schemas['MoneyWindows'];
+/** A row of `GET /v1/admin/purchases`. */
+export type AdminPurchase = Schemas['PurchaseRow'];
+/** `GET /v1/admin/purchases/{id}`: the purchase with its resource, ledger head, deposits, sweeps, … */
+export type AdminPurchaseDetail = Schemas['PurchaseDetail'];
+/** A row of `GET /v1/admin/gas` (and the overview's `gas`). */
+export type GasBalance = Schemas['GasWallet'];
+export type AdjustmentRequest = Schemas['AdjustmentRequest'];
+export type AdjustmentOut = Schemas['AdjustmentOut'];
+export type StatusActionOut = Schemas['StatusActionOut'];
+/** `POST /v1/admin/tokens` answers the secret once (`token`; null in a replay). */
+export type CreatedToken = Schemas['TokenCreated'];
+export type TokenRow = Schemas['TokenRow'];
+export type SweepRow = Schemas['SweepRow'];
+export type NotificationRow = Schemas['NotificationRow'];
+export type CostImportRow = Schemas['CostImportRow'];
+export type AuditRecord = Schemas['AuditRecord'];

@@ -7,7 +7,8 @@ import { ApiError, api, errorText, newIdempotencyKey } from '../lib/api';
 import { formatTime, humanize } from '../lib/format';
 import { formatUsd } from '../lib/money';
 import { Alert, CopyButton, DataTable, Field, Money, StatusBadge, Value } from '../lib/ui';
-import type { AdminPurchase, AdminPurchaseDetail, CreatedToken, GasBalance, Page, Row } from '../api/handwritten';
+import type { Page, Row } from '../api/handwritten';
+import type { AdminPurchase, AdminPurchaseDetail, CreatedToken, GasBalance } from '../api/types';
 
 const TOKEN_KEY = 'vendor-server.admin-token';
 
@@ -433,7 +434,7 @@ function MoneyTable(props: { windows: MoneyWindows }) {
 }
 
 function gasValue(g: GasBalance): string {
-  const v = g.balance_eth ?? g.balance ?? g.gas_balance ?? g.balance_wei;
+  const v = g.balance_eth ?? g.balance_wei;
   return v === undefined || v === null ? '' : String(v);
 }
 
@@ -456,7 +457,7 @@ function GasTable(props: { rows: GasBalance[] }) {
         <tbody>
           {props.rows.map((g) => {
             const extra = Object.entries(g).filter(
-              ([k]) => !['chain_id', 'chain', 'address', 'balance_eth', 'balance', 'gas_balance', 'balance_wei', 'low'].includes(k),
+              ([k]) => !['chain_id', 'chain', 'address', 'balance_eth', 'balance_wei', 'low'].includes(k),
             );
             return (
               <tr key={String(g.chain_id)} data-chain-id={String(g.chain_id)}>
@@ -603,7 +604,7 @@ function Purchases(props: { call: Call }) {
                       <Field field="offer_id" value={p.offer_id} />
                     </td>
                     <td data-label="Customer">
-                      <Value field="customer_email" value={p.customer_email ?? p.email ?? null} />
+                      <Value field="customer_email" value={p.customer_email ?? null} />
                     </td>
                     <td data-label="Status">
                       <StatusBadge status={p.status} />
@@ -704,12 +705,9 @@ function PurchasePage(props: { call: Call; id: string }) {
     );
   }
   // The detail is the purchase's fields with its related lists beside them (ledger, deposits, …).
-  const p = (data.purchase ?? data) as AdminPurchase & Row;
+  const p: AdminPurchaseDetail = data;
   const scalar = Object.entries(p).filter(([, v]) => v === null || typeof v !== 'object');
-  const sections = [
-    ...Object.entries(p).filter(([, v]) => v !== null && typeof v === 'object'),
-    ...(data.purchase ? Object.entries(data).filter(([k, v]) => k !== 'purchase' && v !== null && typeof v === 'object') : []),
-  ];
+  const sections = Object.entries(p).filter(([, v]) => v !== null && typeof v === 'object');
   return (
     <div data-purchase-id={p.id ?? id}>
       <p>
@@ -1028,7 +1026,7 @@ function Tokens(props: { call: Call }) {
       setMessage({ tone: 'error', text: errorText(err) });
     }
   };
-  const secret = created ? String(created.token ?? created.secret ?? '') : '';
+  const secret = created ? String(created.token ?? '') : '';
   return (
     <>
       <h1>Billing tokens</h1>

@@ -18,15 +18,15 @@ pub mod purchases;
 
 use std::net::IpAddr;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use secrecy::ExposeSecret;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::auth;
 use super::error::ApiError;
@@ -187,38 +187,32 @@ pub(super) fn body_as<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid request body: {e}")))
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/overview", get(ops::overview))
-        .route("/v1/admin/gas", get(ops::gas))
-        .route("/v1/admin/purchases", get(purchases::list_purchases))
-        .route("/v1/admin/purchases/{id}", get(purchases::get_purchase))
-        .route(
-            "/v1/admin/purchases/{id}/ledger",
-            get(purchases::purchase_ledger),
-        )
-        .route(
-            "/v1/admin/purchases/{id}/adjustments",
-            post(purchases::adjust),
-        )
-        .route("/v1/admin/purchases/{id}/suspend", post(purchases::suspend))
-        .route("/v1/admin/purchases/{id}/resume", post(purchases::resume))
-        .route(
-            "/v1/admin/purchases/{id}/delete",
-            post(purchases::delete_purchase),
-        )
-        .route("/v1/admin/sweeps", get(ops::list_sweeps))
-        .route("/v1/admin/sweeps/{id}/retry", post(ops::retry_sweep))
-        .route("/v1/admin/notifications", get(ops::list_notifications))
-        .route(
-            "/v1/admin/notifications/{id}/retry",
-            post(ops::retry_notification),
-        )
-        .route("/v1/admin/cost-imports", get(ops::list_cost_imports))
-        .route(
-            "/v1/admin/tokens",
-            get(ops::list_tokens).post(ops::create_token),
-        )
-        .route("/v1/admin/tokens/{id}", delete(ops::revoke_token))
-        .route("/v1/admin/audit", get(ops::audit_log))
+/// The admin routes, each documented (`#[utoipa::path]`) and registered with `routes!`.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(ops::overview))
+        .routes(routes!(ops::gas))
+        .routes(routes!(purchases::list_purchases))
+        .routes(routes!(purchases::get_purchase))
+        .routes(routes!(purchases::purchase_ledger))
+        .routes(routes!(purchases::adjust))
+        .routes(routes!(purchases::suspend))
+        .routes(routes!(purchases::resume))
+        .routes(routes!(purchases::delete_purchase))
+        .routes(routes!(ops::list_sweeps))
+        .routes(routes!(ops::retry_sweep))
+        .routes(routes!(ops::list_notifications))
+        .routes(routes!(ops::retry_notification))
+        .routes(routes!(ops::list_cost_imports))
+        .routes(routes!(ops::list_tokens, ops::create_token))
+        .routes(routes!(ops::revoke_token))
+        .routes(routes!(ops::audit_log))
+}
+
+/// A mutating call's optional body when it has nothing but the idempotency key.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct IdempotencyIn {
+    /// The same as the Idempotency-Key header (they must agree when both are sent).
+    #[schema(pattern = "^[!-~]{1,255}$")]
+    pub idempotency_key: Option<String>,
 }

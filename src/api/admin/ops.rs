@@ -8,18 +8,33 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::purchases::PageQuery;
-use super::{AdminAuth, answer, body_as, id_page, mutation};
+use super::{AdminAuth, IdempotencyIn, answer, body_as, id_page, mutation};
 use crate::admin::cost_imports::{self, CostImportRow};
-use crate::admin::notifications::{self, NotificationRow};
+use crate::admin::notifications::{self, NotificationRetryOut, NotificationRow};
 use crate::admin::overview::{self, GasWallet, Overview};
-use crate::admin::sweeps::{self, SweepRow};
-use crate::admin::tokens::{self, TokenRow};
+use crate::admin::sweeps::{self, SweepRetryOut, SweepRow};
+use crate::admin::tokens::{self, TokenCreated, TokenRow};
 use crate::admin::{AdminError, AuditFilter, AuditRecord};
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{AppJson, AppPath, AppQuery};
 use crate::domain::page::Page;
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/overview",
+    tag = "admin",
+    operation_id = "admin_overview",
+    summary = "The console's first screen: money, purchases by status, gas, sweeps, notifications, the last cost import",
+    description = "Gas balances are read from each chain with a timeout; an unreadable chain carries an `error` instead of failing the call.",
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "The overview", body = Overview),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn overview(
     State(state): State<AppState>,
     _auth: AdminAuth,
@@ -29,6 +44,20 @@ pub(super) async fn overview(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/gas",
+    tag = "admin",
+    operation_id = "admin_gas",
+    summary = "The gas wallet on every configured chain: balance, low flag, sweeps it still pays for",
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "One row per chain (`next_cursor` is always null; `[]` without a gas wallet)", body = Page<GasWallet>),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn gas(
     State(state): State<AppState>,
     _auth: AdminAuth,
@@ -40,22 +69,95 @@ pub(super) async fn gas(
     }))
 }
 
-/// `GET /v1/admin/sweeps` and `/notifications` query.
-#[derive(Debug, Default, Deserialize, Serialize)]
-pub struct OpsQuery {
-    /// Sweeps: `waiting`, `planned`, `signed`, `broadcast`, `confirmed`, `failed`; notifications:
-    /// `pending`, `delivered`, `failed`, `skipped`.
+/// `GET /v1/admin/sweeps` query.
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SweepsQuery {
+    /// `waiting` is every unfinished one (planned, signed, broadcast).
+    #[param(value_type = Option<SweepStatusFilter>, inline)]
     pub status: Option<String>,
-    /// Notifications only: `webhook`, `email`, `officex`, `alert`.
-    pub channel: Option<String>,
+    /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
+/// A sweep status to list by (`waiting`: every unfinished one).
+// Documents the query only; the handler reads a string.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+enum SweepStatusFilter {
+    Waiting,
+    Planned,
+    Signed,
+    Broadcast,
+    Confirmed,
+    Failed,
+}
+
+/// `GET /v1/admin/notifications` query.
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NotificationsQuery {
+    #[param(value_type = Option<NotificationStatus>, inline)]
+    pub status: Option<String>,
+    #[param(value_type = Option<NotificationChannel>, inline)]
+    pub channel: Option<String>,
+    /// The previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+}
+
+/// An outbox row's status.
+// Documents the query only; the handler reads a string.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+enum NotificationStatus {
+    Pending,
+    Delivered,
+    Failed,
+    Skipped,
+}
+
+/// An outbox row's channel.
+// Documents the query only; the handler reads a string.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+enum NotificationChannel {
+    Webhook,
+    Email,
+    Officex,
+    Alert,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/sweeps",
+    tag = "admin",
+    operation_id = "admin_list_sweeps",
+    summary = "Sweeps, newest first, with their transactions, attempts and last errors",
+    params(
+        SweepsQuery
+    ),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "One page of sweeps", body = Page<SweepRow>),
+        (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_text`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn list_sweeps(
     State(state): State<AppState>,
     _auth: AdminAuth,
-    AppQuery(query): AppQuery<OpsQuery>,
+    AppQuery(query): AppQuery<SweepsQuery>,
 ) -> Result<AppJson<Page<SweepRow>>, ApiError> {
     let (before, limit) = id_page(query.cursor.as_deref(), query.limit)?;
     let status = query.status.as_deref().filter(|s| !s.is_empty());
@@ -68,6 +170,27 @@ fn numeric_id(raw: &str, what: &'static str) -> Result<i64, AdminError> {
     raw.parse().map_err(|_| AdminError::NotFound(what))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/sweeps/{id}/retry",
+    tag = "admin",
+    operation_id = "admin_retry_sweep",
+    summary = "Plan a failed sweep again (as `vendor-server sweeps retry`)",
+    params(
+        ("id" = String, Path, description = "The sweep's numeric id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(content = Option<IdempotencyIn>, description = "Optional"),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "Planned again; the sweeper picks it up on its next pass", body = SweepRetryOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The target's state does not allow it (only failed sweeps are retried) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn retry_sweep(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -86,10 +209,28 @@ pub(super) async fn retry_sweep(
     Ok(answer(StatusCode::OK, done))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/notifications",
+    tag = "admin",
+    operation_id = "admin_list_notifications",
+    summary = "The notifications outbox (webhooks, emails, OfficeX updates, alerts), newest first, with payloads and last errors",
+    params(
+        NotificationsQuery
+    ),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "One page of outbox rows", body = Page<NotificationRow>),
+        (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_channel`, `invalid_text`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn list_notifications(
     State(state): State<AppState>,
     _auth: AdminAuth,
-    AppQuery(query): AppQuery<OpsQuery>,
+    AppQuery(query): AppQuery<NotificationsQuery>,
 ) -> Result<AppJson<Page<NotificationRow>>, ApiError> {
     let (before, limit) = id_page(query.cursor.as_deref(), query.limit)?;
     let status = query.status.as_deref().filter(|s| !s.is_empty());
@@ -99,6 +240,27 @@ pub(super) async fn list_notifications(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/notifications/{id}/retry",
+    tag = "admin",
+    operation_id = "admin_retry_notification",
+    summary = "Deliver a failed (or pending) notification again at once, with a fresh retry schedule",
+    params(
+        ("id" = String, Path, description = "The notification's numeric id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(content = Option<IdempotencyIn>, description = "Optional"),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "Pending again, due now", body = NotificationRetryOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such notification (`notification_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The target's state does not allow it (delivered and skipped rows are final) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn retry_notification(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -117,6 +279,24 @@ pub(super) async fn retry_notification(
     Ok(answer(StatusCode::OK, done))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/cost-imports",
+    tag = "admin",
+    operation_id = "admin_list_cost_imports",
+    summary = "Cost import runs, newest first: what each charged, restated and skipped",
+    params(
+        PageQuery
+    ),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "One page of runs", body = Page<CostImportRow>),
+        (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn list_cost_imports(
     State(state): State<AppState>,
     _auth: AdminAuth,
@@ -128,6 +308,20 @@ pub(super) async fn list_cost_imports(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tokens",
+    tag = "admin",
+    operation_id = "admin_list_tokens",
+    summary = "Every billing token, newest first (never the secret)",
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "Every token (`next_cursor` is always null)", body = Page<TokenRow>),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn list_tokens(
     State(state): State<AppState>,
     _auth: AdminAuth,
@@ -136,13 +330,37 @@ pub(super) async fn list_tokens(
 }
 
 /// `POST /v1/admin/tokens` body.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[schema(as = TokenRequest)]
 pub struct TokenIn {
     /// What the token is for (1 to 100 characters), e.g. the AI server's name.
+    #[schema(value_type = String, min_length = 1, max_length = 100, example = "ai-server-1")]
     pub label: Option<String>,
+    /// The same as the Idempotency-Key header (they must agree when both are sent).
+    #[schema(pattern = "^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tokens",
+    tag = "admin",
+    operation_id = "admin_create_token",
+    summary = "Create a billing token (as `vendor-server tokens create`); the secret is shown once",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body = TokenIn,
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 201, description = "Created: the secret is in `token` this once (a replay answers `null` there)", body = TokenCreated, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `invalid_label`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn create_token(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -156,6 +374,27 @@ pub(super) async fn create_token(
     Ok(answer(StatusCode::CREATED, done))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/tokens/{id}",
+    tag = "admin",
+    operation_id = "admin_revoke_token",
+    summary = "Revoke a billing token at once (as `vendor-server tokens revoke`); revoking twice is fine",
+    params(
+        ("id" = String, Path, description = "The token's numeric id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(content = Option<IdempotencyIn>, description = "Optional"),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "The token, revoked", body = TokenRow, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such token (`token_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn revoke_token(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -175,16 +414,39 @@ pub(super) async fn revoke_token(
 }
 
 /// `GET /v1/admin/audit` query.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// e.g. `purchase.adjust`, `sweep.retry`, `token.create`.
     pub action: Option<String>,
     /// `purchase`, `sweep`, `notification` or `token`.
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/audit",
+    tag = "admin",
+    operation_id = "admin_audit_log",
+    summary = "The audit log of every admin action, newest first",
+    params(
+        AuditQuery
+    ),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "One page of audit records", body = Page<AuditRecord>),
+        (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn audit_log(
     State(state): State<AppState>,
     _auth: AdminAuth,

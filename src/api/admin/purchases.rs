@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{AdminAuth, answer, body_as, id_page, mutation, page_error, purchase_id};
 use crate::admin::purchases::{
-    self as admin_purchases, Adjustment, PurchaseDetail, PurchaseQuery, PurchaseRow, SortBy,
-    StatusAction,
+    self as admin_purchases, Adjustment, AdjustmentOut, PurchaseDetail, PurchaseQuery, PurchaseRow,
+    SortBy, StatusAction, StatusActionOut,
 };
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{AppJson, AppPath, AppQuery};
 use crate::billing::PurchaseStatus;
 use crate::billing::statement::{self, LedgerItem};
@@ -20,20 +20,66 @@ use crate::domain::page::{self, Page};
 use crate::state::AppState;
 
 /// `GET /v1/admin/purchases` query.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PurchasesQuery {
     /// A purchase id, an OfficeX purchase id or the start of a customer email.
     pub q: Option<String>,
+    #[param(value_type = Option<PurchaseStatus>, inline)]
     pub status: Option<String>,
     pub offer_id: Option<String>,
     /// `created` (default), `balance` or `activity` (last activity).
+    #[param(value_type = Option<PurchaseSort>, inline)]
     pub sort: Option<String>,
     /// `desc` (default: newest, largest, most recent first) or `asc`.
+    #[param(value_type = Option<SortOrder>, inline)]
     pub order: Option<String>,
+    /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
+/// What the purchase list is sorted by.
+// Documents the query only; the handler reads a string.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+enum PurchaseSort {
+    Created,
+    Balance,
+    Activity,
+}
+
+/// Ascending or descending.
+// Documents the query only; the handler reads a string.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+#[schema(rename_all = "lowercase")]
+enum SortOrder {
+    Asc,
+    Desc,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/purchases",
+    tag = "admin",
+    operation_id = "admin_list_purchases",
+    summary = "Purchases: search by id, OfficeX purchase id or customer email; filter; sort; keyset pages",
+    params(
+        PurchasesQuery
+    ),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "One page of purchases", body = Page<PurchaseRow>),
+        (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_sort`, `invalid_order`, `invalid_text`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn list_purchases(
     State(state): State<AppState>,
     _auth: AdminAuth,
@@ -81,6 +127,23 @@ pub(super) async fn list_purchases(
     Ok(AppJson(admin_purchases::list(&state.pool, &query).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/purchases/{id}",
+    tag = "admin",
+    operation_id = "admin_get_purchase",
+    summary = "One purchase with everything around it (never a secret)",
+    params(
+        ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
+    ),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "The purchase with its resource, OfficeX record, checkout, ledger head, deposits, sweeps, notifications and audit", body = PurchaseDetail),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn get_purchase(
     State(state): State<AppState>,
     _auth: AdminAuth,
@@ -93,12 +156,35 @@ pub(super) async fn get_purchase(
 }
 
 /// `?cursor=&limit=` of a list ordered by id.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/purchases/{id}/ledger",
+    tag = "admin",
+    operation_id = "admin_purchase_ledger",
+    summary = "A purchase's ledger, newest first, a page at a time",
+    params(
+        ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
+        PageQuery
+    ),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "One page of ledger entries", body = Page<LedgerItem>),
+        (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`, `invalid_path`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn purchase_ledger(
     State(state): State<AppState>,
     _auth: AdminAuth,
@@ -114,15 +200,59 @@ pub(super) async fn purchase_ledger(
 }
 
 /// `POST /v1/admin/purchases/{id}/adjustments` body.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[schema(as = AdjustmentRequest)]
 pub struct AdjustmentIn {
     /// Signed decimal USD (`"5"`, `"-1.25"`), up to 6 places; credits positive.
+    #[schema(schema_with = signed_usd_input)]
     pub amount_usd: UsdMicros,
-    /// Why (required; shown in the ledger and the audit log).
+    /// Why (required, 1 to 500 characters; shown in the ledger and the audit log).
+    #[schema(value_type = String, min_length = 1, max_length = 500, pattern = r"\S")]
     pub reason: Option<String>,
+    /// The same as the Idempotency-Key header (they must agree when both are sent).
+    #[schema(pattern = "^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
 }
 
+/// A signed USD amount as an operator sends it: a decimal string or a JSON number, at most 6 places.
+fn signed_usd_input() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::Schema;
+    use utoipa::openapi::{ObjectBuilder, OneOfBuilder, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(r"^-?(?:[0-9]+\.?[0-9]{0,6}|\.[0-9]{1,6})$"))
+                    .examples(["5", "-1.25"]),
+            )
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .description(Some("Exact signed decimal, at most 6 places, not zero"))
+            .build(),
+    )
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/purchases/{id}/adjustments",
+    tag = "admin",
+    operation_id = "admin_adjust",
+    summary = "Post a balance adjustment (a signed amount with a reason); the status moves as for any credit or debit",
+    params(
+        ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body = AdjustmentIn,
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "The ledger entry and the balance after it", body = AdjustmentOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`), or its ledger reference already exists (`reference_conflict`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn adjust(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -144,17 +274,29 @@ pub(super) async fn adjust(
 }
 
 /// `POST /v1/admin/purchases/{id}/suspend|resume` body (optional).
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[schema(as = StatusActionRequest)]
 pub struct StatusActionIn {
+    /// Why (at most 500 characters; kept in the audit log).
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
+    /// The same as the Idempotency-Key header (they must agree when both are sent).
+    #[schema(pattern = "^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
 }
 
 /// `POST /v1/admin/purchases/{id}/delete` body: `confirm` must repeat the purchase id.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[schema(as = DeleteRequest)]
 pub struct DeleteIn {
+    /// The purchase id typed again.
+    #[schema(value_type = crate::domain::ids::PurchaseId)]
     pub confirm: Option<String>,
+    /// Why (at most 500 characters; kept in the audit log).
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
+    /// The same as the Idempotency-Key header (they must agree when both are sent).
+    #[schema(pattern = "^[!-~]{1,255}$")]
     pub idempotency_key: Option<String>,
 }
 
@@ -195,6 +337,27 @@ pub(super) async fn status_action(
     Ok(answer(StatusCode::OK, done))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/purchases/{id}/suspend",
+    tag = "admin",
+    operation_id = "admin_suspend",
+    summary = "Suspend a purchase (held until an operator resumes it); the lifecycle job suspends its resource",
+    params(
+        ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(content = Option<StatusActionIn>, description = "Optional"),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn suspend(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -205,6 +368,27 @@ pub(super) async fn suspend(
     status_action(&state, auth, &id, &headers, &body, StatusAction::Suspend).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/purchases/{id}/resume",
+    tag = "admin",
+    operation_id = "admin_resume",
+    summary = "Resume a suspended purchase; its status follows its balance again",
+    params(
+        ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(content = Option<StatusActionIn>, description = "Optional"),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn resume(
     State(state): State<AppState>,
     auth: AdminAuth,
@@ -215,6 +399,27 @@ pub(super) async fn resume(
     status_action(&state, auth, &id, &headers, &body, StatusAction::Resume).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/admin/purchases/{id}/delete",
+    tag = "admin",
+    operation_id = "admin_delete_purchase",
+    summary = "Delete a purchase (final); the lifecycle job deletes its resource",
+    params(
+        ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body = DeleteIn,
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
 pub(super) async fn delete_purchase(
     State(state): State<AppState>,
     auth: AdminAuth,
