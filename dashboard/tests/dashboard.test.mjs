@@ -415,6 +415,20 @@ describe('vendor console', () => {
     await checkView(page, 'vendor-gas');
   });
 
+  test('RPC endpoints per chain: state as the API says, host:port only', async (t) => {
+    if (skip(t)) return;
+    await page.goto(`${BASE_URL}/v1/dashboard/vendor#/`);
+    const state = page.locator('[data-field="rpc_state"]').first();
+    await state.waitFor();
+    const res = await fetch(`${BASE_URL}/v1/admin/overview`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
+    const overview = await res.json();
+    const [chain] = Object.values(overview.rpc);
+    assert.equal(await state.getAttribute('data-value'), chain.endpoints[0].state);
+    const endpoint = await page.locator('tr[data-endpoint] code').first().textContent();
+    assert.equal(endpoint, chain.endpoints[0].endpoint);
+    assert.ok(!endpoint.includes('://'), endpoint);
+  });
+
   test('find the purchase, adjust its balance, suspend and resume it', async (t) => {
     if (skip(t)) return;
     await page.goto(`${BASE_URL}/v1/dashboard/vendor#/purchases`);

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use super::AdminError;
 use super::cost_imports::{CostImportRow, cost_imports};
 use crate::billing::PurchaseStatus;
-use crate::chain::Chains;
+use crate::chain::{ChainHealth, Chains};
 use crate::domain::money::UsdMicros;
 
 /// How long one gas-balance read may take before the console shows the chain as unreadable.
@@ -132,6 +132,9 @@ pub struct Overview {
     pub purchases_by_status: BTreeMap<String, i64>,
     pub purchases_total: i64,
     pub gas: Vec<GasWallet>,
+    /// Each chain's JSON-RPC endpoints: up, down or not called yet, with their counters (as on
+    /// `/health`). A chain whose endpoints are all down holds its checkouts (503) and sweeps.
+    pub rpc: BTreeMap<String, ChainHealth>,
     /// Unfinished sweeps (planned, signed, broadcast).
     pub sweeps_waiting: i64,
     pub sweeps_failed: i64,
@@ -212,6 +215,7 @@ pub async fn overview(pool: &PgPool, chains: &Chains) -> Result<Overview, AdminE
         purchases_by_status,
         purchases_total,
         gas: gas(pool, chains).await?,
+        rpc: chains.health(),
         sweeps_waiting: q.sweeps_waiting,
         sweeps_failed: q.sweeps_failed,
         notifications_failed: q.notifications_failed,

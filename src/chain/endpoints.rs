@@ -87,7 +87,9 @@ pub(super) fn endpoint_labels(urls: &[reqwest::Url]) -> Vec<String> {
 }
 
 /// Whether an endpoint answered its last call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum EndpointState {
     /// Not called yet.
@@ -97,16 +99,16 @@ pub enum EndpointState {
 }
 
 /// One chain's RPC endpoints as `/health` and the vendor console show them.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ChainHealth {
     /// `down` when every endpoint is down, else `ok`.
     #[schema(example = "ok")]
-    pub status: &'static str,
+    pub status: String,
     pub endpoints: Vec<EndpointReport>,
 }
 
 /// One RPC endpoint: its label (never its URL), state and counters.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct EndpointReport {
     /// `host[:port]`.
     pub endpoint: String,

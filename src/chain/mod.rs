@@ -446,7 +446,13 @@ impl Chains {
                     })
                     .collect();
                 let status = if c.all_endpoints_down() { "down" } else { "ok" };
-                (c.name().to_owned(), ChainHealth { status, endpoints })
+                (
+                    c.name().to_owned(),
+                    ChainHealth {
+                        status: status.to_owned(),
+                        endpoints,
+                    },
+                )
             })
             .collect()
     }

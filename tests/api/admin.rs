@@ -1075,6 +1075,24 @@ async fn on_anvil_the_console_sees_deposits_sweeps_and_the_gas_wallet(pool: PgPo
     let overview = get(&p.app, "/v1/admin/overview").await;
     assert_eq!(overview["gas"][0]["chain_id"], 31337);
     assert_eq!(overview["money"]["today"]["credited_usd"], "3.000000");
+    // The chain's RPC endpoint is up and has been used; its URL is never shown, only host:port.
+    let rpc = overview["rpc"].as_object().unwrap();
+    assert_eq!(rpc.len(), 1, "{overview}");
+    let (_, chain) = rpc.iter().next().unwrap();
+    assert_eq!(chain["status"], "ok");
+    let endpoint = &chain["endpoints"][0];
+    assert_eq!(endpoint["state"], "up", "{chain}");
+    assert!(endpoint["requests"].as_u64().unwrap() > 0);
+    assert!(
+        endpoint["endpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert!(
+        !overview.to_string().contains("http://127.0.0.1"),
+        "{overview}"
+    );
 
     // The purchase's page shows the deposit and its sweep.
     let detail = get(&p.app, &format!("/v1/admin/purchases/{id}")).await;

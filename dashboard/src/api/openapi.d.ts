@@ -777,6 +777,13 @@ export interface components {
             };
             /** Format: int64 */
             purchases_total: number;
+            /**
+             * @description Each chain's JSON-RPC endpoints: up, down or not called yet, with their counters (as on
+             *     `/health`). A chain whose endpoints are all down holds its checkouts (503) and sweeps.
+             */
+            rpc: {
+                [key: string]: components["schemas"]["ChainHealth"];
+            };
             /** Format: int64 */
             sweeps_failed: number;
             /**

@@ -24,6 +24,7 @@ export type AdminPurchase = Schemas['PurchaseRow'];
 export type AdminPurchaseDetail = Schemas['PurchaseDetail'];
 /** A row of `GET /v1/admin/gas` (and the overview's `gas`). */
 export type GasBalance = Schemas['GasWallet'];
+export type ChainHealth = Schemas['ChainHealth'];
 export type AdjustmentRequest = Schemas['AdjustmentRequest'];
 export type AdjustmentOut = Schemas['AdjustmentOut'];
 export type StatusActionOut = Schemas['StatusActionOut'];

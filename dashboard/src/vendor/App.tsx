@@ -8,7 +8,7 @@ import { formatTime, humanize } from '../lib/format';
 import { formatUsd } from '../lib/money';
 import { Alert, CopyButton, DataTable, Field, Money, StatusBadge, Value } from '../lib/ui';
 import type { Page, Row } from '../api/handwritten';
-import type { AdminPurchase, AdminPurchaseDetail, CreatedToken, GasBalance } from '../api/types';
+import type { AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
 
 const TOKEN_KEY = 'vendor-server.admin-token';
 
@@ -376,6 +376,10 @@ function Overview(props: { call: Call }) {
                 <Section key={k} title="Gas wallets">
                   <GasTable rows={v as GasBalance[]} />
                 </Section>
+              ) : k === 'rpc' ? (
+                <Section key={k} title="RPC endpoints">
+                  <RpcTable chains={v as Record<string, ChainHealth>} />
+                </Section>
               ) : (
                 <Section key={k} title={humanize(k)}>
                   <Generic value={v} field={k} />
@@ -425,6 +429,74 @@ function MoneyTable(props: { windows: MoneyWindows }) {
                   <Value field={f} value={props.windows[key][f]} />
                 </td>
               ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** Each chain's JSON-RPC endpoints: state, calls and the last error (never a URL: the server shows
+ * only host:port). A chain with every endpoint down holds its checkouts and sweeps. */
+function RpcTable(props: { chains: Record<string, ChainHealth> }) {
+  const rows = Object.entries(props.chains).flatMap(([chain, health]) =>
+    health.endpoints.map((e) => ({ chain, chainStatus: health.status, ...e })),
+  );
+  if (rows.length === 0) return <p class="muted">No chain is configured.</p>;
+  return (
+    <div class="table-wrap" tabIndex={0} role="region" aria-label="RPC endpoints">
+      <table>
+        <caption class="sr-only">JSON-RPC endpoints per chain</caption>
+        <thead>
+          <tr>
+            <th scope="col">Chain</th>
+            <th scope="col">Endpoint</th>
+            <th scope="col">State</th>
+            <th scope="col" class="num">
+              Calls
+            </th>
+            <th scope="col" class="num">
+              Errors
+            </th>
+            <th scope="col">Last error</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r) => (
+            <tr key={`${r.chain}#${r.index}`} data-chain={r.chain} data-endpoint={r.endpoint}>
+              <td data-label="Chain">
+                {r.chain}
+                {r.chainStatus === 'down' && <span class="badge badge-bad">All endpoints down</span>}
+              </td>
+              <td data-label="Endpoint">
+                <code>{r.endpoint}</code>
+              </td>
+              <td data-label="State">
+                <span
+                  data-field="rpc_state"
+                  data-value={r.state}
+                  class={`badge ${r.state === 'up' ? 'badge-ok' : r.state === 'down' ? 'badge-bad' : ''}`}
+                >
+                  {r.state === 'up' ? 'Up' : r.state === 'down' ? 'Down' : 'Not called yet'}
+                </span>
+              </td>
+              <td class="num" data-label="Calls">
+                {r.requests}
+              </td>
+              <td class="num" data-label="Errors">
+                {r.errors}
+              </td>
+              <td data-label="Last error">
+                {r.last_error ? (
+                  <span class="small">
+                    {r.last_error}
+                    {r.last_error_at && <span class="muted"> ({r.last_error_at})</span>}
+                  </span>
+                ) : (
+                  <span class="muted">—</span>
+                )}
+              </td>
             </tr>
           ))}
         </tbody>
