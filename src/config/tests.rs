@@ -1,3 +1,5 @@
+//! Configuration tests: every variable parsed and checked, defaults, and the errors that name the variable.
+
 use super::*;
 
 fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
