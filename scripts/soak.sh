@@ -39,6 +39,9 @@ cleanup() {
 trap cleanup EXIT
 
 psql "$admin" -q -c "create database \"$db\""
+# Without autovacuum nothing vacuums or analyzes the growing tables and meter-usage slows down over
+# the run (README "Soak"): say which way this server is set.
+log "PostgreSQL autovacuum: $(psql "$admin" -Atc 'show autovacuum')"
 "$TOOLS_DIR/bin/anvil" --host 127.0.0.1 --port "$anvil_port" --chain-id 31337 --silent >"$work/anvil.log" 2>&1 &
 pids+=($!)
 node scripts/soak-gemini-upstream.mjs "$upstream_port" &

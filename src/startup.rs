@@ -48,6 +48,10 @@ impl Application {
         // The vendor identity and VENDOR_ID are checked before anything else starts.
         let officex = officex::from_config(&config)?;
         db::migrate(&pool).await?;
+        match db::setting_warnings(&pool).await {
+            Ok(warnings) => warnings.iter().for_each(|w| tracing::warn!("{w}")),
+            Err(e) => tracing::warn!(error = %e, "could not read the database's settings"),
+        }
         catalog
             .sync(&pool)
             .await

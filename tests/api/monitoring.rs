@@ -350,3 +350,18 @@ async fn an_empty_gas_wallet_shows_as_low_with_no_balance(pool: PgPool) {
         1.0
     );
 }
+
+#[sqlx::test]
+async fn a_database_without_autovacuum_is_reported_at_start(pool: PgPool) {
+    let shown: String = sqlx::query_scalar("show autovacuum")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let warnings = vendor_server::db::setting_warnings(&pool).await.unwrap();
+    if shown == "off" {
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("autovacuum = off"), "{warnings:?}");
+    } else {
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+}
