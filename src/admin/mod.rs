@@ -171,6 +171,23 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// Ends an audited action: stores its answer under the actor's idempotency key, writes the audit row
+/// and commits, all in the action's transaction.
+pub(crate) async fn finish<T: Serialize>(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    actor: &Actor,
+    answer: T,
+    entry: AuditEntry,
+) -> Result<Done<T>, AdminError> {
+    save_answer(&mut tx, actor, &answer).await?;
+    audit(&mut tx, actor, entry).await?;
+    tx.commit().await?;
+    Ok(Done {
+        value: answer,
+        replayed: false,
+    })
+}
+
 /// Writes one audit row in the caller's transaction; returns its id.
 pub(crate) async fn audit(
     conn: &mut PgConnection,

@@ -166,22 +166,12 @@ pub async fn retry_notification(
         previous_status: status,
         status: "pending".into(),
     };
-    super::save_answer(&mut tx, actor, &out).await?;
-    super::audit(
-        &mut tx,
-        actor,
-        AuditEntry {
-            action: "notification.retry",
-            target_type: "notification",
-            target_id: outbox_id.to_string(),
-            reason: None,
-            details: serde_json::json!({"previous_status": out.previous_status}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Done {
-        value: out,
-        replayed: false,
-    })
+    let entry = AuditEntry {
+        action: "notification.retry",
+        target_type: "notification",
+        target_id: outbox_id.to_string(),
+        reason: None,
+        details: serde_json::json!({"previous_status": out.previous_status}),
+    };
+    super::finish(tx, actor, out, entry).await
 }

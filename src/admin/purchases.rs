@@ -555,30 +555,20 @@ pub async fn adjust(
         previous_status: posted.status_before,
         status: posted.status_after,
     };
-    super::save_answer(&mut tx, actor, &out).await?;
-    super::audit(
-        &mut tx,
-        actor,
-        AuditEntry {
-            action: "purchase.adjust",
-            target_type: "purchase",
-            target_id: id.to_string(),
-            reason: Some(adjustment.reason.clone()),
-            details: serde_json::json!({
-                "entry_id": out.entry_id,
-                "amount_usd": out.amount_usd,
-                "balance_usd": out.balance_usd,
-                "previous_status": out.previous_status,
-                "status": out.status,
-            }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Done {
-        value: out,
-        replayed: false,
-    })
+    let entry = AuditEntry {
+        action: "purchase.adjust",
+        target_type: "purchase",
+        target_id: id.to_string(),
+        reason: Some(adjustment.reason.clone()),
+        details: serde_json::json!({
+            "entry_id": out.entry_id,
+            "amount_usd": out.amount_usd,
+            "balance_usd": out.balance_usd,
+            "previous_status": out.previous_status,
+            "status": out.status,
+        }),
+    };
+    super::finish(tx, actor, out, entry).await
 }
 
 /// An operator's status action on a purchase.
@@ -646,28 +636,18 @@ pub async fn set_status(
         held: action == StatusAction::Suspend,
         balance_usd: UsdMicros(balance),
     };
-    super::save_answer(&mut tx, actor, &out).await?;
-    super::audit(
-        &mut tx,
-        actor,
-        AuditEntry {
-            action: action.audit_name(),
-            target_type: "purchase",
-            target_id: id.to_string(),
-            reason,
-            details: serde_json::json!({
-                "previous_status": out.previous_status,
-                "status": out.status,
-                "balance_usd": out.balance_usd,
-            }),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Done {
-        value: out,
-        replayed: false,
-    })
+    let entry = AuditEntry {
+        action: action.audit_name(),
+        target_type: "purchase",
+        target_id: id.to_string(),
+        reason,
+        details: serde_json::json!({
+            "previous_status": out.previous_status,
+            "status": out.status,
+            "balance_usd": out.balance_usd,
+        }),
+    };
+    super::finish(tx, actor, out, entry).await
 }
 
 #[cfg(test)]

@@ -187,22 +187,12 @@ pub async fn retry_sweep(
         previous_status: status,
         status: "planned".into(),
     };
-    super::save_answer(&mut tx, actor, &out).await?;
-    super::audit(
-        &mut tx,
-        actor,
-        AuditEntry {
-            action: "sweep.retry",
-            target_type: "sweep",
-            target_id: sweep_id.to_string(),
-            reason: None,
-            details: serde_json::json!({"previous_status": out.previous_status}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Done {
-        value: out,
-        replayed: false,
-    })
+    let entry = AuditEntry {
+        action: "sweep.retry",
+        target_type: "sweep",
+        target_id: sweep_id.to_string(),
+        reason: None,
+        details: serde_json::json!({"previous_status": out.previous_status}),
+    };
+    super::finish(tx, actor, out, entry).await
 }

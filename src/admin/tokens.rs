@@ -125,22 +125,12 @@ pub async fn revoke_token(
         BillingError::TokenNotFound(_) => AdminError::NotFound("token"),
         other => other.into(),
     })?);
-    super::save_answer(&mut tx, actor, &row).await?;
-    super::audit(
-        &mut tx,
-        actor,
-        AuditEntry {
-            action: "token.revoke",
-            target_type: "token",
-            target_id: id.to_string(),
-            reason: None,
-            details: serde_json::json!({"label": row.label, "display_prefix": row.display_prefix}),
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Done {
-        value: row,
-        replayed: false,
-    })
+    let entry = AuditEntry {
+        action: "token.revoke",
+        target_type: "token",
+        target_id: id.to_string(),
+        reason: None,
+        details: serde_json::json!({"label": row.label, "display_prefix": row.display_prefix}),
+    };
+    super::finish(tx, actor, row, entry).await
 }
