@@ -341,6 +341,96 @@ pub struct GoogleErrorDetail {
     pub status: &'static str,
 }
 
+/// An error of the gateway's OpenAI-compatible surface, in OpenAI's shape
+/// `{"error": {"message", "type", "code"}}`.
+#[derive(Debug)]
+pub struct OpenAiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub code: &'static str,
+    pub retry_after_secs: Option<u64>,
+}
+
+/// OpenAI's error body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = OpenAiError)]
+pub struct OpenAiErrorBody {
+    pub error: OpenAiErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OpenAiErrorDetail {
+    pub message: String,
+    /// OpenAI's error type: invalid_request_error, authentication_error, permission_error,
+    /// not_found_error, insufficient_quota, rate_limit_error, server_error.
+    #[serde(rename = "type")]
+    #[schema(example = "invalid_request_error")]
+    pub kind: &'static str,
+    /// A machine-readable code (`invalid_api_key`, `model_not_found`, `tool_not_sold`, …).
+    #[schema(example = "model_not_found")]
+    pub code: &'static str,
+}
+
+impl From<crate::providers::gemini::GatewayError> for OpenAiError {
+    fn from(e: crate::providers::gemini::GatewayError) -> Self {
+        use crate::providers::gemini::GatewayError as G;
+        let code = match &e {
+            G::MissingKey => "missing_api_key",
+            G::InvalidKey => "invalid_api_key",
+            G::PaymentRequired(_) => "insufficient_quota",
+            G::RateLimited { .. } | G::TooManyConcurrent { .. } => "rate_limit_exceeded",
+            G::PayloadTooLarge(_) => "payload_too_large",
+            G::BodyTimeout(_) => "request_timeout",
+            G::UnknownModel { .. } => "model_not_found",
+            G::UnknownMethod(_) | G::NotConfigured => "not_found",
+            G::InvalidArgument(_) => "invalid_request",
+            G::UpstreamUnavailable(_) => "upstream_unavailable",
+            _ => "internal_error",
+        };
+        let google = GoogleError::from(e);
+        let code = match google.status {
+            StatusCode::SERVICE_UNAVAILABLE if code == "internal_error" => "service_unavailable",
+            _ => code,
+        };
+        Self {
+            status: google.status,
+            message: google.message,
+            code,
+            retry_after_secs: google.retry_after_secs,
+        }
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let kind = match self.status.as_u16() {
+            401 => "authentication_error",
+            402 => "insufficient_quota",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            s if s >= 500 => "server_error",
+            _ => "invalid_request_error",
+        };
+        let body = OpenAiErrorBody {
+            error: OpenAiErrorDetail {
+                message: self.message,
+                kind,
+                code: self.code,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs
+            && let Ok(value) = axum::http::HeaderValue::from_str(&secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
+
 impl IntoResponse for GoogleError {
     fn into_response(self) -> Response {
         let body = GoogleErrorBody {

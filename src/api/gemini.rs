@@ -16,6 +16,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
 use futures::StreamExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa_axum::router::OpenApiRouter;
@@ -24,9 +25,11 @@ use utoipa_axum::routes;
 use super::error::{GoogleError, GoogleErrorBody};
 use crate::providers::gemini::{
     self, Estimate, Gateway, GatewayError, GatewaySettings, KeyAccess, Metered, Reservation,
-    ResponseUsage, StreamMeter,
+    ResponseUsage, StreamMeter, UpstreamAuth,
 };
 use crate::state::AppState;
+
+mod openai;
 
 /// The methods the gateway serves on a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +37,8 @@ enum Action {
     Generate,
     Stream,
     CountTokens,
+    Embed,
+    BatchEmbed,
 }
 
 impl Action {
@@ -42,6 +47,8 @@ impl Action {
             "generateContent" => Ok(Self::Generate),
             "streamGenerateContent" => Ok(Self::Stream),
             "countTokens" => Ok(Self::CountTokens),
+            "embedContent" => Ok(Self::Embed),
+            "batchEmbedContents" => Ok(Self::BatchEmbed),
             other => Err(GatewayError::UnknownMethod(other.to_owned())),
         }
     }
@@ -51,8 +58,27 @@ impl Action {
             Self::Generate => "generateContent",
             Self::Stream => "streamGenerateContent",
             Self::CountTokens => "countTokens",
+            Self::Embed => "embedContent",
+            Self::BatchEmbed => "batchEmbedContents",
         }
     }
+}
+
+/// The contents of an embedding request (`embedContent`'s `content`, each of
+/// `batchEmbedContents`' `requests[].content`) as a countTokens request: what is counted when the
+/// answer reports no usage.
+fn embedded_contents(action: Action, request: &serde_json::Value) -> serde_json::Value {
+    let contents: Vec<serde_json::Value> = match action {
+        Action::BatchEmbed => request
+            .get("requests")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("content").cloned())
+            .collect(),
+        _ => request.get("content").cloned().into_iter().collect(),
+    };
+    serde_json::json!({ "contents": contents })
 }
 
 /// The query parameters, in order.
@@ -60,6 +86,16 @@ fn query_pairs(uri: &Uri) -> Result<Vec<(String, String)>, GatewayError> {
     Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map(|Query(pairs)| pairs)
         .map_err(|e| GatewayError::InvalidArgument(format!("Invalid query string: {e}")))
+}
+
+/// The API version a client called (`/v1/…`, Google's stable version, which `google-genai` 3.x
+/// calls; or `/v1beta/…`): the same version is asked of the upstream.
+fn api_version(uri: &Uri) -> &'static str {
+    if uri.path().starts_with("/v1/") {
+        "v1"
+    } else {
+        "v1beta"
+    }
 }
 
 /// The customer's key: `x-goog-api-key`, else `?key=`.
@@ -92,9 +128,14 @@ async fn authorize(
     headers: &HeaderMap,
     query: &[(String, String)],
 ) -> Result<Caller, GatewayError> {
-    let gateway = state.gemini.clone().ok_or(GatewayError::NotConfigured)?;
     let key = presented_key(headers, query)?;
-    let access = gemini::find_key(&state.pool, &key)
+    authorize_key(state, &key).await
+}
+
+/// The caller a presented key stands for (any surface).
+async fn authorize_key(state: &AppState, key: &str) -> Result<Caller, GatewayError> {
+    let gateway = state.gemini.clone().ok_or(GatewayError::NotConfigured)?;
+    let access = gemini::find_key(&state.pool, key)
         .await?
         .ok_or(GatewayError::InvalidKey)?;
     access.check_usable()?;
@@ -104,6 +145,47 @@ async fn authorize(
         access,
         settings,
     })
+}
+
+impl Caller {
+    /// The prices of a model the purchase may use (404 otherwise).
+    fn prices(&self, model: &str) -> Result<gemini::ModelPrices, GatewayError> {
+        self.settings
+            .models
+            .get(model)
+            .copied()
+            .ok_or_else(|| GatewayError::UnknownModel {
+                model: model.to_owned(),
+            })
+    }
+
+    /// Counts one request (with `tokens` of likely input) against the purchase's limits.
+    fn admit(&self, tokens: u64) -> Result<(), GatewayError> {
+        self.gateway.limiter.admit(
+            self.access.purchase_id,
+            self.settings.limits(),
+            tokens,
+            Instant::now(),
+        )
+    }
+}
+
+/// Reads a request body within the gateway's size and time limits (a declared `Content-Length`
+/// over the limit is refused before reading).
+async fn read_limited(
+    caller: &Caller,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, GatewayError> {
+    let limit = caller.gateway.max_body_bytes;
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(GatewayError::PayloadTooLarge(limit));
+    }
+    read_body(body, limit, caller.gateway.body_read_timeout).await
 }
 
 /// An upstream answer as it came: status, content type, body.
@@ -222,7 +304,7 @@ async fn list_models_inner(
         .gateway
         .send(
             reqwest::Method::GET,
-            "/v1beta/models",
+            &format!("/{}/models", api_version(uri)),
             &[("pageSize".to_owned(), "1000".to_owned())],
             None,
         )
@@ -309,7 +391,7 @@ async fn get_model_inner(
         .gateway
         .send(
             reqwest::Method::GET,
-            &format!("/v1beta/models/{model}"),
+            &format!("/{}/models/{model}", api_version(uri)),
             &[],
             None,
         )
@@ -447,49 +529,118 @@ async fn call_model_inner(
     })?;
     let action = Action::parse(action)?;
     let query = query_pairs(uri)?;
-    let Caller {
-        gateway,
-        access,
-        settings,
-    } = authorize(state, headers, &query).await?;
-    let prices = *settings
-        .models
-        .get(model)
-        .ok_or_else(|| GatewayError::UnknownModel {
-            model: model.to_owned(),
-        })?;
+    let caller = authorize(state, headers, &query).await?;
+    let prices = caller.prices(model)?;
     let forward = forwarded_query(action, &query)?;
-    let limit = gateway.max_body_bytes;
-    let announced = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
-        return Err(GatewayError::PayloadTooLarge(limit));
-    }
-    let body = read_body(body, limit, gateway.body_read_timeout).await?;
+    let body = read_limited(&caller, headers, body).await?;
     let request: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         GatewayError::InvalidArgument(format!("Invalid JSON payload received. {e}"))
     })?;
-    let estimate = Estimate::of_request(&request);
-    let limits = settings.limits();
-    let purchase_id = access.purchase_id;
-    let tokens_now = if action == Action::CountTokens {
-        0
-    } else {
-        estimate.input_tokens
-    };
-    gateway
-        .limiter
-        .admit(purchase_id, limits, tokens_now, Instant::now())?;
-    let path = format!("/v1beta/models/{model}:{}", action.name());
+    let path = format!("/{}/models/{model}:{}", api_version(uri), action.name());
     if action == Action::CountTokens {
         // Token counts are free.
-        let upstream = gateway
+        caller.admit(0)?;
+        let upstream = caller
+            .gateway
             .send(reqwest::Method::POST, &path, &forward, Some(body))
             .await?;
         return pass_through(upstream).await;
     }
+    let embedding = matches!(action, Action::Embed | Action::BatchEmbed);
+    let (estimate, count_tokens) = if embedding {
+        // Input only; counted upstream (free) when the answer does not say.
+        (
+            gemini::Estimate::input_only(body.len() as u64),
+            Some((
+                format!("/{}/models/{model}:countTokens", api_version(uri)),
+                embedded_contents(action, &request),
+            )),
+        )
+    } else {
+        (Estimate::of_request(&request), None)
+    };
+    let call = Forward {
+        model: model.to_owned(),
+        prices,
+        path,
+        query: forward,
+        body,
+        auth: UpstreamAuth::GoogleKey,
+        estimate,
+        dialect: Dialect::Gemini,
+        stream: action == Action::Stream,
+        count_tokens,
+    };
+    forward_metered(state, caller, call).await
+}
+
+/// Where an upstream answer's usage is, and what the client sees of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// Google's `usageMetadata`.
+    Gemini,
+    /// OpenAI's `usage`; in a stream, the usage chunk reaches the client only if it asked.
+    OpenAi { client_wants_usage: bool },
+}
+
+impl Dialect {
+    fn observe(self, seen: &mut ResponseUsage, answer: &serde_json::Value) {
+        match self {
+            Self::Gemini => seen.observe(answer),
+            Self::OpenAi { .. } => gemini::observe_openai(seen, answer),
+        }
+    }
+}
+
+/// One call forwarded upstream, held for and charged: every surface (Google's, under `/v1beta`
+/// and `/v1`, embeddings, and the OpenAI-compatible one) goes through [`forward_metered`].
+struct Forward {
+    model: String,
+    prices: gemini::ModelPrices,
+    /// The upstream path and query.
+    path: String,
+    query: Vec<(String, String)>,
+    body: Bytes,
+    auth: UpstreamAuth,
+    /// What the hold (and the tokens-per-minute limit) is computed from.
+    estimate: Estimate,
+    dialect: Dialect,
+    stream: bool,
+    /// An answer without usage: its input is counted by this free countTokens call (upstream
+    /// path and body) instead of being charged the hold (embeddings).
+    count_tokens: Option<(String, serde_json::Value)>,
+}
+
+/// Forwards a call and charges it: admits it against the purchase's limits, holds its worst case
+/// against the balance, sends it with the vendor's key, and charges the answer's usage (or the
+/// hold when the answer has none) through the ledger. Upstream errors pass through, free.
+async fn forward_metered(
+    state: &AppState,
+    caller: Caller,
+    call: Forward,
+) -> Result<Response, GatewayError> {
+    let Caller {
+        gateway,
+        access,
+        settings,
+    } = caller;
+    let Forward {
+        model,
+        prices,
+        path,
+        query,
+        body,
+        auth,
+        estimate,
+        dialect,
+        stream,
+        count_tokens,
+    } = call;
+    let limits = settings.limits();
+    let purchase_id = access.purchase_id;
+    gateway
+        .limiter
+        .admit(purchase_id, limits, estimate.input_tokens, Instant::now())?;
 
     // The call's worst case is held against the balance (and counts against the purchase's
     // concurrent calls) until its real usage is charged.
@@ -499,13 +650,13 @@ async fn call_model_inner(
     let reservation = Reservation::take(
         &state.pool,
         purchase_id,
-        model,
+        &model,
         worst_cost,
         settings.max_concurrent(),
     )
     .await?;
     let upstream = match gateway
-        .send(reqwest::Method::POST, &path, &forward, Some(body))
+        .send_as(reqwest::Method::POST, &path, &query, Some(body), auth)
         .await
     {
         Ok(upstream) => upstream,
@@ -521,13 +672,20 @@ async fn call_model_inner(
     }
     let call = Call {
         purchase_id,
-        model,
+        model: &model,
         prices,
         limits,
         worst_case,
     };
-    if action == Action::Stream {
-        return Ok(stream_metered(state, gateway, upstream, call, reservation));
+    if stream {
+        return Ok(stream_metered(
+            state,
+            gateway,
+            upstream,
+            call,
+            reservation,
+            dialect,
+        ));
     }
 
     let status = upstream.status();
@@ -542,12 +700,17 @@ async fn call_model_inner(
     };
     let mut seen = ResponseUsage::default();
     if let Ok(response) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-        seen.observe(&response);
+        dialect.observe(&mut seen, &response);
+    }
+    if seen.usage.is_none()
+        && let Some((count_path, count_body)) = count_tokens
+    {
+        seen.usage = counted_input(&gateway, &count_path, &count_body).await;
     }
     let (usage, charged_worst_case) = match seen.usage {
         Some(usage) => (usage, false),
         None => {
-            tracing::warn!(%purchase_id, model, "upstream answer without usageMetadata: charged its reserved worst case");
+            tracing::warn!(%purchase_id, model = %model, "upstream answer without usage: charged its reserved worst case");
             (worst_case, true)
         }
     };
@@ -558,7 +721,7 @@ async fn call_model_inner(
     // with it, in the same transaction).
     let metered = Metered {
         purchase_id,
-        model: model.to_owned(),
+        model: model.clone(),
         prices,
         usage,
         response_id: seen.response_id,
@@ -567,6 +730,31 @@ async fn call_model_inner(
     };
     gemini::settle(&state.pool, Some(&metered), Some(reservation)).await?;
     Ok(respond(status, content_type, Body::from(bytes)))
+}
+
+/// The input tokens of an answer that reported none: a free upstream countTokens of the same
+/// content (`None` if it fails: the call is then charged its hold).
+async fn counted_input(
+    gateway: &Gateway,
+    path: &str,
+    body: &serde_json::Value,
+) -> Option<gemini::Usage> {
+    let body = serde_json::to_vec(body).ok()?;
+    let answer = gateway
+        .send(reqwest::Method::POST, path, &[], Some(body.into()))
+        .await
+        .ok()?;
+    if !answer.status().is_success() {
+        tracing::warn!(status = %answer.status(), path, "countTokens for an answer without usage failed");
+        return None;
+    }
+    let counted: serde_json::Value = answer.json().await.ok()?;
+    let tokens = counted.get("totalTokens")?.as_u64()?;
+    Some(gemini::Usage {
+        prompt_token_count: tokens,
+        total_token_count: tokens,
+        ..gemini::Usage::default()
+    })
 }
 
 /// What a running call is metered by.
@@ -586,6 +774,7 @@ fn stream_metered(
     upstream: reqwest::Response,
     call: Call<'_>,
     reservation: Reservation,
+    dialect: Dialect,
 ) -> Response {
     let Call {
         purchase_id,
@@ -610,14 +799,29 @@ fn stream_metered(
         Some(reservation),
         on_tokens,
     );
+    // OpenAI's event stream: its usage is read (and shown only to a client that asked) here.
+    let events = match dialect {
+        Dialect::OpenAi { client_wants_usage } => {
+            Some(gemini::OpenAiEvents::new(client_wants_usage))
+        }
+        Dialect::Gemini => None,
+    };
     let chunks = futures::stream::unfold(
-        (upstream.bytes_stream(), Some(meter)),
-        |(mut chunks, mut meter)| async move {
+        (upstream.bytes_stream(), Some(meter), events),
+        |(mut chunks, mut meter, mut events)| async move {
             let current = meter.as_mut()?;
             match chunks.next().await {
                 Some(Ok(chunk)) => {
                     current.observe(&chunk);
-                    Some((Ok(chunk), (chunks, meter)))
+                    let chunk = match events.as_mut() {
+                        Some(events) => {
+                            let out = events.push(&chunk);
+                            current.observe_usage(&events.seen);
+                            Bytes::from(out)
+                        }
+                        None => chunk,
+                    };
+                    Some((Ok(chunk), (chunks, meter, events)))
                 }
                 Some(Err(e)) => {
                     // The upstream broke off: meter what was seen (the meter's drop), then end.
@@ -625,14 +829,24 @@ fn stream_metered(
                     drop(meter.take());
                     Some((
                         Err(std::io::Error::other("upstream stream interrupted")),
-                        (chunks, None),
+                        (chunks, None, events),
                     ))
                 }
                 None => {
+                    let rest = events.as_mut().map(|events| {
+                        let rest = events.finish();
+                        current.observe_usage(&events.seen);
+                        rest
+                    });
                     if let Some(done) = meter.take() {
                         done.finish().await;
                     }
-                    None
+                    match rest {
+                        Some(rest) if !rest.is_empty() => {
+                            Some((Ok(Bytes::from(rest)), (chunks, None, None)))
+                        }
+                        _ => None,
+                    }
                 }
             }
         },
@@ -643,6 +857,45 @@ fn stream_metered(
     // Reverse proxies (nginx, traefik) must not buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// Google's resources this gateway does not sell (under `/v1/` only these answer in Google's
+/// shape: the rest of `/v1/` is this server's own API).
+const NOT_SOLD: [&str; 10] = [
+    "files",
+    "cachedContents",
+    "batches",
+    "tunedModels",
+    "operations",
+    "corpora",
+    "fileSearchStores",
+    "generatedFiles",
+    "dynamic",
+    "interactions",
+];
+
+/// A Google route the gateway does not sell (files, cachedContents, batches, tunedModels, …):
+/// 404 in Google's shape, saying what is served.
+async fn not_sold(uri: Uri) -> GoogleError {
+    let path = uri.path();
+    let rest = path
+        .strip_prefix("/upload")
+        .unwrap_or(path)
+        .trim_start_matches('/');
+    let resource = rest
+        .split_once('/')
+        .map_or("", |(_, r)| r)
+        .split(['/', ':'])
+        .next()
+        .filter(|r| !r.is_empty())
+        .unwrap_or(rest);
+    GoogleError::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "{resource:?} is not sold by this gateway. {}",
+            gemini::SERVED
+        ),
+    )
 }
 
 async fn method_not_allowed() -> GoogleError {
@@ -665,9 +918,50 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 /// the request body has its own limit and read timeout (`call_model`), and the upstream client
 /// cuts off a silent upstream.
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut router = OpenApiRouter::new()
         .routes(routes!(list_models))
         .routes(routes!(get_model, call_model))
+        // Google's stable version: the same routes (their document is mirrored below).
+        .route("/v1/models", get(list_models))
+        .route("/v1/models/{model_action}", get(get_model).post(call_model))
+        .route("/v1beta/{*rest}", any(not_sold))
+        .route("/upload/{*rest}", any(not_sold));
+    for resource in NOT_SOLD {
+        router = router
+            .route(&format!("/v1/{resource}"), any(not_sold))
+            .route(&format!("/v1/{resource}/{{*rest}}"), any(not_sold));
+    }
+    mirror_stable_version(router.get_openapi_mut());
+    router.merge(openai::router())
+}
+
+/// Whether a path is the gateway's (errors in Google's shape, outside the API's layers).
+pub fn is_gateway_path(path: &str) -> bool {
+    // (`/v1beta/openai/…` included: errors there are OpenAI's shape.)
+    path.starts_with("/v1beta/") || path == "/v1/models" || path.starts_with("/v1/models/")
+}
+
+/// Documents each `/v1beta/models…` operation again under `/v1/models…` (its operation id
+/// suffixed `_v1`).
+fn mirror_stable_version(doc: &mut utoipa::openapi::OpenApi) {
+    let mirrored: Vec<_> = doc
+        .paths
+        .paths
+        .iter()
+        .filter_map(|(path, item)| {
+            let stable = path.strip_prefix("/v1beta/models")?;
+            let mut item = item.clone();
+            for operation in [&mut item.get, &mut item.post].into_iter().flatten() {
+                operation.operation_id = operation.operation_id.take().map(|id| format!("{id}_v1"));
+                operation.summary = operation
+                    .summary
+                    .take()
+                    .map(|s| format!("{s} (Google's stable version, /v1)"));
+            }
+            Some((format!("/v1/models{stable}"), item))
+        })
+        .collect();
+    doc.paths.paths.extend(mirrored);
 }
 
 /// The gateway's own fallbacks and panic handler (Google's error shape), around [`router`]'s routes.
@@ -751,6 +1045,7 @@ mod tests {
             Action::parse("streamGenerateContent").unwrap(),
             Action::Stream
         );
-        assert!(Action::parse("embedContent").is_err());
+        assert_eq!(Action::parse("embedContent").unwrap(), Action::Embed);
+        assert!(Action::parse("batchGenerateContent").is_err());
     }
 }

@@ -124,6 +124,10 @@ impl utoipa::Modify for SecuritySchemes {
                 "gemini_key_query",
                 query("key", "The gateway key, when not sent in x-goog-api-key"),
             ),
+            (
+                "gemini_bearer",
+                bearer("The gateway key (`vsg_…`), as OpenAI's clients send their API key"),
+            ),
         ] {
             components.security_schemes.insert(name.to_owned(), scheme);
         }
@@ -149,7 +153,7 @@ fn layer_responses(doc: &mut utoipa::openapi::OpenApi) {
         )
     };
     for (path, item) in doc.paths.paths.iter_mut() {
-        if path.starts_with("/v1beta/") {
+        if super::gemini::is_gateway_path(path) {
             continue;
         }
         for operation in [
@@ -348,7 +352,12 @@ mod tests {
                         continue;
                     }
                     let schema = &response["content"]["application/json"]["schema"]["$ref"];
-                    let want = if path.starts_with("/v1beta/") {
+                    let want = if path.starts_with("/v1beta/openai/") {
+                        if status == "default" {
+                            continue;
+                        }
+                        "#/components/schemas/OpenAiError"
+                    } else if crate::api::gemini::is_gateway_path(path) {
                         "#/components/schemas/GoogleError"
                     } else {
                         "#/components/schemas/Error"

@@ -3,9 +3,10 @@
 //! documented schema, is recorded, and the test fails when its `TestApp` is dropped.
 //!
 //! Not checked: requests to undocumented paths or methods (the JSON 404/405 fallbacks), and the
-//! bodies of the Gemini gateway's `POST /v1beta/models/{model_action}` (Google's own
-//! `GenerateContentResponse`, often streamed: buffering it here would change what the streaming
-//! tests observe). Its statuses are still checked.
+//! bodies of the Gemini gateway's POSTs (`/v1beta/models/{model_action}`, the same under `/v1/`,
+//! and the OpenAI-compatible `/v1beta/openai/…`): Google's own answers, often streamed, and
+//! buffering them here would change what the streaming tests observe. Their statuses are still
+//! checked.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -77,7 +78,8 @@ fn contract() -> &'static Contract {
                         .collect(),
                     method: method.to_uppercase(),
                     responses,
-                    skip_bodies: path.starts_with("/v1beta/") && method == "post",
+                    skip_bodies: vendor_server::api::gemini::is_gateway_path(path)
+                        && method == "post",
                 });
             }
         }

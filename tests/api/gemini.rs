@@ -31,36 +31,38 @@ use vendor_server::providers::gemini::{
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
-const VENDOR_KEYS: [&str; 2] = ["vendor-upstream-key-1", "vendor-upstream-key-2"];
+pub(crate) const VENDOR_KEYS: [&str; 2] = ["vendor-upstream-key-1", "vendor-upstream-key-2"];
 
 /// What the stand-in received.
 #[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    query: String,
-    key: Option<String>,
-    body: Value,
+pub(crate) struct Seen {
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) query: String,
+    pub(crate) key: Option<String>,
+    pub(crate) body: Value,
 }
 
 #[derive(Clone, Default)]
-struct StandIn {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    counter: Arc<AtomicUsize>,
-    /// SSE streams send their first chunk, then wait for this.
+pub(crate) struct StandIn {
+    pub(crate) seen: Arc<Mutex<Vec<Seen>>>,
+    pub(crate) counter: Arc<AtomicUsize>,
+    /// SSE streams send their first chunk, then wait for this (unless `free_streams`).
     release: Arc<Notify>,
+    /// SSE streams send every chunk at once (the SDK tests).
+    pub(crate) free_streams: Arc<std::sync::atomic::AtomicBool>,
     /// Calls being answered now, and the most at once.
     in_flight: Arc<AtomicUsize>,
     max_in_flight: Arc<AtomicUsize>,
 }
 
 impl StandIn {
-    fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 }
 
-fn google_error(code: u16, status: &str, message: &str) -> Response {
+pub(crate) fn google_error(code: u16, status: &str, message: &str) -> Response {
     (
         StatusCode::from_u16(code).unwrap(),
         axum::Json(json!({"error": {"code": code, "message": message, "status": status}})),
@@ -68,7 +70,7 @@ fn google_error(code: u16, status: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn usage(prompt: u64, cached: u64, candidates: u64, thoughts: u64) -> Value {
+pub(crate) fn usage(prompt: u64, cached: u64, candidates: u64, thoughts: u64) -> Value {
     let mut u = json!({
         "promptTokenCount": prompt,
         "candidatesTokenCount": candidates,
@@ -99,7 +101,7 @@ fn response(n: usize, model: &str, text: &str, usage: Value, finished: bool) -> 
 }
 
 /// The usage the stand-in reports per model (flash: 960 µUSD; pro: 7212.5 → 7213 µUSD).
-fn usage_for(model: &str) -> Value {
+pub(crate) fn usage_for(model: &str) -> Value {
     if model == "gemini-2.5-pro" {
         usage(1234, 0, 567, 0)
     } else {
@@ -204,19 +206,41 @@ async fn standin_call(
             axum::Json(strip(response(n, model, "Hello!", usage_for(model), true))).into_response()
         }
         "countTokens" => axum::Json(json!({"totalTokens": 42})).into_response(),
+        // Google's answers: `embedContent` without usage (the gateway asks countTokens);
+        // `batchEmbedContents` with `usageMetadata` (prompt tokens only), 7,000 tokens a text.
+        "embedContent" => {
+            axum::Json(json!({"embedding": {"values": [0.25, -0.5, 1.0]}})).into_response()
+        }
+        "batchEmbedContents" => {
+            let n = body["requests"].as_array().map_or(0, Vec::len);
+            let embeddings: Vec<Value> = (0..n)
+                .map(|i| json!({"values": [i as f64, 0.5, -1.0]}))
+                .collect();
+            axum::Json(json!({
+                "embeddings": embeddings,
+                "usageMetadata": {
+                    "promptTokenCount": 7_000 * n,
+                    "promptTokenDetails": [{"modality": "TEXT", "tokenCount": 7_000 * n}]
+                }
+            }))
+            .into_response()
+        }
         "streamGenerateContent" if query.contains("alt=sse") => {
             let events = sse(&stream_chunks(n, model)
                 .into_iter()
                 .map(strip)
                 .collect::<Vec<_>>());
             let release = s.release;
+            let free = s.free_streams.load(Ordering::SeqCst);
             let breaks = text.contains("BREAK");
             let first = events[0].clone();
             let rest = events[1..].concat();
             let stream =
                 futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(first)) })
                     .chain(futures::stream::once(async move {
-                        release.notified().await;
+                        if !free {
+                            release.notified().await;
+                        }
                         if breaks {
                             return Err(std::io::Error::other("upstream connection reset"));
                         }
@@ -256,6 +280,7 @@ async fn standin_models(State(s): State<StandIn>, uri: Uri, headers: HeaderMap) 
         "gemini-2.5-flash",
         "gemini-2.5-pro",
         "gemini-2.0-flash",
+        "gemini-embedding-001",
         "gemini-1.0-ultra",
     ]
     .iter()
@@ -269,14 +294,20 @@ async fn standin_model(Path(model): Path<String>) -> Response {
         .into_response()
 }
 
-async fn start_standin() -> (StandIn, String) {
+pub(crate) async fn start_standin() -> (StandIn, String) {
     let s = StandIn::default();
-    let app = Router::new()
-        .route("/v1beta/models", get(standin_models))
-        .route(
-            "/v1beta/models/{model_action}",
-            get(standin_model).post(standin_call),
-        )
+    let mut app = Router::new();
+    // Google serves the model routes under both versions.
+    for version in ["v1beta", "v1"] {
+        app = app
+            .route(&format!("/{version}/models"), get(standin_models))
+            .route(
+                &format!("/{version}/models/{{model_action}}"),
+                get(standin_model).post(standin_call),
+            );
+    }
+    let app = app
+        .merge(crate::gemini_clients::openai_standin())
         .with_state(s.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -284,7 +315,7 @@ async fn start_standin() -> (StandIn, String) {
     (s, url)
 }
 
-async fn gateway_app(pool: PgPool) -> (TestApp, StandIn) {
+pub(crate) async fn gateway_app(pool: PgPool) -> (TestApp, StandIn) {
     let (standin, url) = start_standin().await;
     let app = spawn_app_with(
         pool,
@@ -298,14 +329,14 @@ async fn gateway_app(pool: PgPool) -> (TestApp, StandIn) {
 }
 
 /// A Gemini purchase as finalize leaves it: created, provisioned (gateway key), credited, active.
-struct Bought {
-    id: PurchaseId,
-    key: String,
+pub(crate) struct Bought {
+    pub(crate) id: PurchaseId,
+    pub(crate) key: String,
     customer_key: String,
     state: Value,
 }
 
-async fn buy(app: &TestApp, deposit: i64) -> Bought {
+pub(crate) async fn buy(app: &TestApp, deposit: i64) -> Bought {
     let pool = &app.state.pool;
     let mut conn = pool.acquire().await.unwrap();
     let created = purchases::create(
@@ -352,7 +383,7 @@ async fn buy(app: &TestApp, deposit: i64) -> Bought {
     }
 }
 
-async fn balance(pool: &PgPool, id: PurchaseId) -> i64 {
+pub(crate) async fn balance(pool: &PgPool, id: PurchaseId) -> i64 {
     sqlx::query_scalar("select balance_micros from purchase where purchase_id = $1")
         .bind(id.0)
         .fetch_one(pool)
@@ -361,7 +392,7 @@ async fn balance(pool: &PgPool, id: PurchaseId) -> i64 {
 }
 
 /// (amount, usage_amount, unit, reference) of the purchase's usage entries, oldest first.
-async fn usage_entries(
+pub(crate) async fn usage_entries(
     pool: &PgPool,
     id: PurchaseId,
 ) -> Vec<(i64, Option<String>, Option<String>, Option<String>)> {
@@ -375,7 +406,7 @@ async fn usage_entries(
     .unwrap()
 }
 
-fn prompt(text: &str) -> Value {
+pub(crate) fn prompt(text: &str) -> Value {
     json!({"contents": [{"role": "user", "parts": [{"text": text}]}]})
 }
 
@@ -404,7 +435,7 @@ async fn call(
     request.json(body).send().await.unwrap()
 }
 
-async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+pub(crate) async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let body = response.bytes().await.unwrap();
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
@@ -412,7 +443,7 @@ async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
 
 /// Google's error shape with this status.
 #[track_caller]
-fn assert_google_error(got: &(StatusCode, Value), code: u16, status: &str) {
+pub(crate) fn assert_google_error(got: &(StatusCode, Value), code: u16, status: &str) {
     assert_eq!(got.0.as_u16(), code, "{}", got.1);
     assert_eq!(got.1["error"]["code"], code, "{}", got.1);
     assert_eq!(got.1["error"]["status"], status, "{}", got.1);
@@ -571,7 +602,7 @@ async fn bad_keys_models_and_bodies_get_googles_errors_without_reaching_upstream
             &app,
             &bought.key,
             KeyIn::Header,
-            "gemini-2.5-flash:embedContent",
+            "gemini-2.5-flash:batchGenerateContent",
             &body,
         )
         .await,
@@ -957,7 +988,8 @@ async fn count_tokens_is_free_and_the_model_list_is_the_offers(pool: PgPool) {
         [
             "models/gemini-2.5-flash",
             "models/gemini-2.5-pro",
-            "models/gemini-2.0-flash"
+            "models/gemini-2.0-flash",
+            "models/gemini-embedding-001"
         ]
     );
     assert!(listed.1.get("nextPageToken").is_none());

@@ -14,6 +14,7 @@ mod deposits;
 mod errors;
 mod fixtures;
 mod gemini;
+mod gemini_clients;
 mod helpers;
 mod hostile;
 mod layers;

@@ -839,7 +839,8 @@ function HowToUse(props: { data: PurchaseView }) {
         {head}
         <p>
           Use any Gemini client with this base URL and your gateway key (from your receipt; it is not shown here).
-          Replace <code>YOUR_KEY</code> with it. The REST API is under <code>/v1beta</code>.
+          Replace <code>YOUR_KEY</code> with it. Google's REST API is under <code>/v1beta</code> and <code>/v1</code>,
+          Gemini's OpenAI-compatible API under <code>/v1beta/openai/</code>.
         </p>
         <dl class="facts">
           <FactRow label="Base URL" field="gateway_base_url" value={r.gateway_base_url} copyLabel="the gateway base URL" />
@@ -847,6 +848,7 @@ function HowToUse(props: { data: PurchaseView }) {
         <Snippet id="snip-curl" label="curl" code={s.curl} />
         <Snippet id="snip-py" label="Python (google-genai)" code={s.python} />
         <Snippet id="snip-js" label="JavaScript (@google/genai)" code={s.js} />
+        <Snippet id="snip-openai" label="Python (openai)" code={s.openai} />
       </section>
     );
   }

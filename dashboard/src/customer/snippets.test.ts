@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import readme from '../../../README.md?raw';
 import { geminiSnippets } from './snippets';
 
 describe('geminiSnippets', () => {
@@ -11,6 +12,17 @@ describe('geminiSnippets', () => {
       expect(s.python).toContain('api_key="YOUR_KEY"');
       expect(s.js).toContain('baseUrl: "https://vendor.example"');
       expect(s.js).toContain('apiKey: "YOUR_KEY"');
+      expect(s.openai).toContain('base_url="https://vendor.example/v1beta/openai/"');
+      expect(s.openai).toContain('api_key="YOUR_KEY"');
+    }
+  });
+
+  test("the README's \"Use it from your code\" shows the same snippets", () => {
+    const section = readme.split('## Use it from your code')[1]?.split('\n## ')[0] ?? '';
+    expect(section).not.toBe('');
+    const s = geminiSnippets('https://vendor.example');
+    for (const snippet of [s.python, s.js, s.openai, s.curl]) {
+      expect(section).toContain(snippet);
     }
   });
 });

@@ -1,9 +1,13 @@
-// Copyable examples for the "How to use it" card.
+// Copyable examples for the "How to use it" card. The README's "Use it from your code" section shows
+// the same three SDK snippets (snippets.test.ts checks they match).
 
 const GEMINI_MODEL = 'gemini-2.5-flash';
 
-/** The snippets for a Gemini gateway at BASE (the server's public base URL; `/v1beta` is under it). */
-export function geminiSnippets(base: string): { curl: string; python: string; js: string } {
+/**
+ * The snippets for a Gemini gateway at BASE (the server's public base URL; Google's REST API is
+ * under `/v1beta` and `/v1`, Gemini's OpenAI-compatible API under `/v1beta/openai/`).
+ */
+export function geminiSnippets(base: string): { curl: string; python: string; js: string; openai: string } {
   const root = base.replace(/\/+$/, '');
   return {
     curl: `curl "${root}/v1beta/models/${GEMINI_MODEL}:generateContent" \\
@@ -23,5 +27,13 @@ print(client.models.generate_content(model="${GEMINI_MODEL}", contents="Hello").
 const ai = new GoogleGenAI({ apiKey: "YOUR_KEY", httpOptions: { baseUrl: "${root}" } });
 const res = await ai.models.generateContent({ model: "${GEMINI_MODEL}", contents: "Hello" });
 console.log(res.text);`,
+    openai: `from openai import OpenAI
+
+client = OpenAI(api_key="YOUR_KEY", base_url="${root}/v1beta/openai/")
+res = client.chat.completions.create(
+    model="${GEMINI_MODEL}",
+    messages=[{"role": "user", "content": "Hello"}],
+)
+print(res.choices[0].message.content)`,
   };
 }

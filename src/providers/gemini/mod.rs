@@ -29,15 +29,24 @@ use crate::domain::money::UsdMicros;
 
 mod access;
 mod limiter;
+mod openai;
 mod pricing;
 mod provider;
 mod stream;
 
 pub use access::*;
 pub use limiter::*;
+pub use openai::*;
 pub use pricing::*;
 pub use provider::*;
 pub use stream::*;
+
+/// What the gateway serves, named in the 404 of anything else.
+pub const SERVED: &str = "It serves models.list and models.get (GET /v1beta/models, \
+     /v1beta/models/{model}) and, on a model, :generateContent, :streamGenerateContent, \
+     :countTokens (free), :embedContent and :batchEmbedContents, each also under /v1/; and \
+     Gemini's OpenAI-compatible API: POST /v1beta/openai/chat/completions, POST \
+     /v1beta/openai/embeddings, GET /v1beta/openai/models.";
 
 /// Gateway keys start with this, so a leaked one is recognisable.
 pub const KEY_PREFIX: &str = "vsg_";
@@ -88,7 +97,7 @@ pub enum GatewayError {
     BodyTimeout(u64),
     #[error("models/{model} is not found for API version v1beta, or is not supported by this key.")]
     UnknownModel { model: String },
-    #[error("Method {0:?} is not supported by this gateway.")]
+    #[error("Method {0:?} is not served by this gateway. {SERVED}")]
     UnknownMethod(String),
     #[error("{0}")]
     InvalidArgument(String),
@@ -102,6 +111,14 @@ pub enum GatewayError {
     Billing(#[from] BillingError),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+}
+
+/// How the vendor's key goes upstream: Google's header, or a bearer token (Gemini's
+/// OpenAI-compatible API, as OpenAI's clients send it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamAuth {
+    GoogleKey,
+    Bearer,
 }
 
 /// The upstream side: HTTP client, base URL, the vendor's keys (used in turn) and the limiter.
@@ -150,14 +167,27 @@ impl Gateway {
         self.keys.get(i)
     }
 
-    /// Sends one request upstream with the vendor's key (never the customer's); on a 429, tries the
-    /// next key while there is one.
+    /// Sends one request upstream with the vendor's key (never the customer's) in
+    /// `x-goog-api-key`; on a 429, tries the next key while there is one.
     pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         query: &[(String, String)],
         body: Option<axum::body::Bytes>,
+    ) -> Result<reqwest::Response, GatewayError> {
+        self.send_as(method, path, query, body, UpstreamAuth::GoogleKey)
+            .await
+    }
+
+    /// [`Gateway::send`] with the vendor's key presented as `auth` says.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(String, String)],
+        body: Option<axum::body::Bytes>,
+        auth: UpstreamAuth,
     ) -> Result<reqwest::Response, GatewayError> {
         let mut url = reqwest::Url::parse(&format!("{}{path}", self.upstream_url))
             .map_err(|e| GatewayError::Misconfigured(format!("GEMINI_UPSTREAM_URL: {e}")))?;
@@ -167,10 +197,11 @@ impl Gateway {
         let attempts = self.keys.len().clamp(1, 3);
         for attempt in 0..attempts {
             let key = self.next_key().ok_or(GatewayError::NotConfigured)?;
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .header("x-goog-api-key", key.expose_secret());
+            let request = self.http.request(method.clone(), url.clone());
+            let mut request = match auth {
+                UpstreamAuth::GoogleKey => request.header("x-goog-api-key", key.expose_secret()),
+                UpstreamAuth::Bearer => request.bearer_auth(key.expose_secret()),
+            };
             if let Some(body) = &body {
                 request = request
                     .header(reqwest::header::CONTENT_TYPE, "application/json")

@@ -118,6 +118,17 @@ impl Estimate {
         }
     }
 
+    /// A request with input only (embeddings): its body's bytes bound the input tokens (a token
+    /// is never shorter than one byte); nothing is generated.
+    pub fn input_only(body_bytes: u64) -> Self {
+        Self {
+            input_tokens: body_bytes.div_ceil(4),
+            max_input_tokens: body_bytes,
+            max_output_tokens: Some(0),
+            candidates: 1,
+        }
+    }
+
     /// Reads the text, media parts and `generationConfig` of a request body.
     pub fn of_request(body: &serde_json::Value) -> Self {
         fn walk(value: &serde_json::Value, chars: &mut u64, media: &mut u64) {

@@ -264,6 +264,19 @@ impl StreamMeter {
         self.splitter.push(chunk, |object| seen.observe(&object));
     }
 
+    /// Usage read from the stream by its own parser (OpenAI's events): later ones win.
+    pub fn observe_usage(&mut self, seen: &ResponseUsage) {
+        if seen.usage.is_some() {
+            self.seen.usage = seen.usage;
+        }
+        if seen.response_id.is_some() {
+            self.seen.response_id.clone_from(&seen.response_id);
+        }
+        if seen.model_version.is_some() {
+            self.seen.model_version.clone_from(&seen.model_version);
+        }
+    }
+
     /// What to charge, and the reservation to settle with it.
     fn take(&mut self) -> (Option<Metered>, Option<Reservation>) {
         if std::mem::replace(&mut self.done, true) {
