@@ -128,13 +128,23 @@ async fn authorize(
     headers: &HeaderMap,
     query: &[(String, String)],
 ) -> Result<Caller, GatewayError> {
+    let gateway = configured(state)?;
     let key = presented_key(headers, query)?;
-    authorize_key(state, &key).await
+    authorize_key(state, gateway, &key).await
+}
+
+/// The gateway, when this server serves it (checked before the key: without it every gateway
+/// route is a 404).
+fn configured(state: &AppState) -> Result<Arc<Gateway>, GatewayError> {
+    state.gemini.clone().ok_or(GatewayError::NotConfigured)
 }
 
 /// The caller a presented key stands for (any surface).
-async fn authorize_key(state: &AppState, key: &str) -> Result<Caller, GatewayError> {
-    let gateway = state.gemini.clone().ok_or(GatewayError::NotConfigured)?;
+async fn authorize_key(
+    state: &AppState,
+    gateway: Arc<Gateway>,
+    key: &str,
+) -> Result<Caller, GatewayError> {
     let access = gemini::find_key(&state.pool, key)
         .await?
         .ok_or(GatewayError::InvalidKey)?;
@@ -839,7 +849,9 @@ fn stream_metered(
                         rest
                     });
                     if let Some(done) = meter.take() {
-                        done.finish().await;
+                        // In a task of its own: a client that hangs up now (after the last event,
+                        // as OpenAI's SDK does at `[DONE]`) drops this stream, not the charge.
+                        let _ = tokio::spawn(done.finish()).await;
                     }
                     match rest {
                         Some(rest) if !rest.is_empty() => {

@@ -192,18 +192,23 @@ async fn google_genai_python_works_with_only_a_base_url_and_the_key(pool: PgPool
     assert!(listed.contains(&json!("models/gemini-2.5-flash")), "{got}");
     assert!(!listed.contains(&json!("models/gemini-1.0-ultra")), "{got}");
     assert_eq!(got["get_model"], "models/gemini-2.5-flash", "{got}");
+    let embedded: Vec<Vec<f64>> = serde_json::from_value(got["embed"].clone()).unwrap();
+    assert_eq!(embedded, [[0.0, 0.5, -1.0]], "{got}");
+    assert_eq!(got["embed_many"].as_array().unwrap().len(), 2, "{got}");
 
-    // Four generations charged exactly; counting tokens and listing models are free.
+    // Four generations charged exactly, and the embeddings their input tokens (batchEmbedContents
+    // reports 7,000 a text: 1050 µUSD each at $0.15 per million); counting tokens and listing
+    // models are free.
     let pool = &app.state.pool;
-    let entries = usage_entries(pool, bought.id).await;
-    assert_eq!(entries.len(), 4, "{entries:?}");
-    assert!(
-        entries.iter().all(|e| e.0 == -FLASH_CALL_MICROS),
-        "{entries:?}"
-    );
+    let charges: Vec<i64> = usage_entries(pool, bought.id)
+        .await
+        .iter()
+        .map(|e| -e.0)
+        .collect();
+    assert_eq!(charges, [960, 960, 960, 960, 1050, 2100], "{charges:?}");
     assert_eq!(
         balance(pool, bought.id).await,
-        10_000_000 - 4 * FLASH_CALL_MICROS
+        10_000_000 - 4 * FLASH_CALL_MICROS - 3150
     );
     // google-genai 3.x calls Google's stable version, and the gateway asks the same upstream.
     let seen = standin.seen();
@@ -245,7 +250,8 @@ async fn google_genai_javascript_works_with_only_a_base_url_and_the_key(pool: Pg
     assert_eq!(got["stream"]["texts"], json!(["Hel", "lo", "!"]), "{got}");
     assert_eq!(got["stream"]["usage"]["candidatesTokenCount"], 200, "{got}");
     assert_eq!(got["count_tokens"], 42, "{got}");
-    assert_eq!(got["embed"], json!([[0.0, 0.5, -1.0]]), "{got}");
+    let embedded: Vec<Vec<f64>> = serde_json::from_value(got["embed"].clone()).unwrap();
+    assert_eq!(embedded, [[0.0, 0.5, -1.0]], "{got}");
     let pool = &app.state.pool;
     assert_eq!(usage_entries(pool, bought.id).await.len(), 3);
     assert_eq!(
@@ -327,7 +333,13 @@ pub(crate) fn openai_standin() -> Router<StandIn> {
         .route("/v1beta/openai/models", get(standin_openai_models))
 }
 
-fn standin_seen(s: &StandIn, method: &str, uri: &Uri, headers: &HeaderMap, body: &Value) -> Option<String> {
+fn standin_seen(
+    s: &StandIn,
+    method: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Option<String> {
     let key = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -352,7 +364,12 @@ fn openai_chat_usage() -> Value {
     })
 }
 
-async fn standin_chat(State(s): State<StandIn>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn standin_chat(
+    State(s): State<StandIn>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if standin_seen(&s, "POST", &uri, &headers, &body).is_none() {
         return google_error(401, "UNAUTHENTICATED", "API key not valid.");
@@ -403,7 +420,12 @@ async fn standin_chat(State(s): State<StandIn>, uri: Uri, headers: HeaderMap, bo
         .into_response()
 }
 
-async fn standin_embeddings(State(s): State<StandIn>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn standin_embeddings(
+    State(s): State<StandIn>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if standin_seen(&s, "POST", &uri, &headers, &body).is_none() {
         return google_error(401, "UNAUTHENTICATED", "API key not valid.");
@@ -512,7 +534,10 @@ async fn embeddings_are_charged_their_input_tokens(pool: PgPool) {
 #[sqlx::test]
 async fn the_openai_sdk_works_and_the_same_usage_costs_the_same(pool: PgPool) {
     let Ok(python) = python_with("openai").await.map_err(|why| {
-        skip("the_openai_sdk_works_and_the_same_usage_costs_the_same", &why);
+        skip(
+            "the_openai_sdk_works_and_the_same_usage_costs_the_same",
+            &why,
+        );
     }) else {
         return;
     };
@@ -525,7 +550,14 @@ async fn the_openai_sdk_works_and_the_same_usage_costs_the_same(pool: PgPool) {
         &[],
         &app,
         &bought.key,
-        &["chat", "stream", "stream_usage", "embed", "models", "unknown_model"],
+        &[
+            "chat",
+            "stream",
+            "stream_usage",
+            "embed",
+            "models",
+            "unknown_model",
+        ],
     )
     .await;
     assert_eq!(got["chat"]["text"], "Hello!", "{got}");
@@ -534,10 +566,18 @@ async fn the_openai_sdk_works_and_the_same_usage_costs_the_same(pool: PgPool) {
     // Not asked: no usage chunk reaches the client (the upstream was asked for it anyway).
     assert_eq!(got["stream"]["usage"], Value::Null, "{got}");
     assert_eq!(got["stream"]["chunks"], 3, "{got}");
-    assert_eq!(got["stream_usage"]["texts"], json!(["Hel", "lo", "!"]), "{got}");
+    assert_eq!(
+        got["stream_usage"]["texts"],
+        json!(["Hel", "lo", "!"]),
+        "{got}"
+    );
     assert_eq!(got["stream_usage"]["usage"]["prompt_tokens"], 1000, "{got}");
     assert_eq!(got["stream_usage"]["chunks"], 4, "{got}");
-    assert_eq!(got["embed"]["vectors"].as_array().unwrap().len(), 2, "{got}");
+    assert_eq!(
+        got["embed"]["vectors"].as_array().unwrap().len(),
+        2,
+        "{got}"
+    );
     assert_eq!(got["embed"]["usage"]["prompt_tokens"], 14_000, "{got}");
     let models = got["models"].as_array().unwrap();
     assert!(models.contains(&json!("models/gemini-2.5-flash")), "{got}");
@@ -584,19 +624,27 @@ async fn the_openai_sdk_works_and_the_same_usage_costs_the_same(pool: PgPool) {
 async fn the_openai_surface_answers_openai_errors_and_counts_unreported_input(pool: PgPool) {
     let (app, standin) = gateway_app(pool).await;
     let bought = buy(&app, 10_000_000).await;
-    let chat = json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]});
+    let chat =
+        json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]});
     for (key, status, code) in [
         (None, 401, "missing_api_key"),
         (Some("vsg_nope"), 403, "invalid_api_key"),
     ] {
-        let mut request = app.client.post(app.url("/v1beta/openai/chat/completions")).json(&chat);
+        let mut request = app
+            .client
+            .post(app.url("/v1beta/openai/chat/completions"))
+            .json(&chat);
         if let Some(key) = key {
             request = request.bearer_auth(key);
         }
         let got = json_of(request.send().await.unwrap()).await;
         assert_eq!(got.0.as_u16(), status, "{}", got.1);
         assert_eq!(got.1["error"]["code"], code, "{}", got.1);
-        assert!(got.1["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            got.1["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
         assert!(got.1["error"]["type"].is_string(), "{}", got.1);
     }
     let got = json_of(
@@ -611,8 +659,30 @@ async fn the_openai_surface_answers_openai_errors_and_counts_unreported_input(po
     .await;
     assert_eq!(got.0, StatusCode::NOT_FOUND);
     assert_eq!(got.1["error"]["type"], "not_found_error", "{}", got.1);
-    assert!(got.1["error"]["message"].as_str().unwrap().contains("chat/completions"));
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("chat/completions")
+    );
     assert!(standin.seen().is_empty());
+
+    // A stream read to its end without the SDK: charged as the plain call (960 µUSD), and the
+    // usage chunk it did not ask for is not in it.
+    let streamed = app
+        .client
+        .post(app.url("/v1beta/openai/chat/completions"))
+        .bearer_auth(&bought.key)
+        .json(&json!({"model": "gemini-2.5-flash", "stream": true,
+                      "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), StatusCode::OK);
+    let text = streamed.text().await.unwrap();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(!text.contains("usage"), "{text}");
+    assert_eq!(usage_entries(&app.state.pool, bought.id).await[0].0, -960);
 
     // Embeddings whose answer has no usage: counted upstream (42 tokens → 6 µUSD), free.
     let got = json_of(
@@ -626,7 +696,7 @@ async fn the_openai_surface_answers_openai_errors_and_counts_unreported_input(po
     )
     .await;
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
-    assert_eq!(usage_entries(&app.state.pool, bought.id).await[0].0, -6);
+    assert_eq!(usage_entries(&app.state.pool, bought.id).await[1].0, -6);
     let counted = standin
         .seen()
         .into_iter()

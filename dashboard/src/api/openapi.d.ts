@@ -517,6 +517,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Gemini gateway: the models this purchase may use (Google's stable version, /v1)
+         * @description Google's `models.list`, filtered to the offer's models. Drop-in for Google's Gemini REST API: point any Gemini client's base URL at this server and use the gateway key as the API key.
+         */
+        get: operations["list_models_v1"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/models/{model_action}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Gemini gateway: one model (Google's stable version, /v1)
+         * @description `{model_action}` is a model name (`gemini-2.5-flash`); answers Google's `models.get`.
+         */
+        get: operations["get_model_v1"];
+        put?: never;
+        /**
+         * Gemini gateway: generateContent, streamGenerateContent, countTokens (Google's stable version, /v1)
+         * @description `{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Upstream errors pass through unchanged and free. While the call runs its worst case (input upper bound plus maxOutputTokens × candidateCount, or the model's max_output_tokens from the offer when unset) is held against the balance, and at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its reserved worst case. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.
+         */
+        post: operations["call_model_v1"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/offer/{offer_id}": {
         parameters: {
             query?: never;
@@ -709,6 +753,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1beta/openai/chat/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Gemini gateway, OpenAI-compatible: chat completions
+         * @description Gemini's OpenAI-compatible chat completions (`stream` too: server-sent `chat.completion.chunk` events ending with `data: [DONE]`). The gateway key as `Authorization: Bearer`. Charged as the same usage on Google's own surface: `prompt_tokens` (less `prompt_tokens_details.cached_tokens`) × input, cached × cached_input, and the larger of `completion_tokens` and `total_tokens − prompt_tokens` × output. Upstream streams always ask `stream_options.include_usage`; the usage chunk reaches the client only if it asked for it. Errors in OpenAI's shape.
+         */
+        post: operations["chat_completions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1beta/openai/embeddings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Gemini gateway, OpenAI-compatible: embeddings
+         * @description Gemini's OpenAI-compatible embeddings. Charged input tokens × the model's input price: the answer's `usage.prompt_tokens`, else a free upstream countTokens of the same input. Errors in OpenAI's shape.
+         */
+        post: operations["embeddings"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1beta/openai/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Gemini gateway, OpenAI-compatible: the models this purchase may use
+         * @description Gemini's OpenAI-compatible model list, filtered to the offer's models. Free.
+         */
+        get: operations["models"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -838,6 +942,23 @@ export interface components {
              * @example ok
              */
             status: string;
+        };
+        /** @description A chat request as OpenAI's SDK sends it, forwarded as is (a stream also asks its usage). */
+        ChatRequest: {
+            /**
+             * Format: int64
+             * @description Also bounds the balance held while the call runs (else `max_tokens`, else the model's
+             *     output limit).
+             */
+            max_completion_tokens?: number | null;
+            /** Format: int64 */
+            max_tokens?: number | null;
+            messages: Record<string, never>[];
+            model: string;
+            /** Format: int64 */
+            n?: number | null;
+            stream?: boolean | null;
+            stream_options?: Record<string, never> | null;
         };
         /** @description `IRequestCheckoutFinalize`. */
         CheckoutFinalizeRequest: {
@@ -1117,6 +1238,12 @@ export interface components {
             sweep_id?: number | null;
             token_symbol: string;
             tx_hash: string;
+        };
+        /** @description An embeddings request: `input` is a string or a list of them. */
+        EmbeddingsRequest: {
+            encoding_format?: string | null;
+            input: Record<string, never>;
+            model: string;
         };
         /** @description One RPC endpoint: its label (never its URL), state and counters. */
         EndpointReport: {
@@ -1403,6 +1530,34 @@ export interface components {
          * @enum {string}
          */
         OfficexStatus: "AWAITING" | "RUNNING" | "PAYMENT_REQUIRED" | "BLOCKED" | "CANCELED";
+        /** @description Google's OpenAI-compatible `ChatCompletion` / `CreateEmbeddingResponse`, as it came. */
+        OpenAiAnswer: {
+            /** @description `{prompt_tokens, completion_tokens, total_tokens, …}`: what the call is charged by. */
+            usage?: Record<string, never> | null;
+        };
+        /** @description OpenAI's error body. */
+        OpenAiError: {
+            error: components["schemas"]["OpenAiErrorDetail"];
+        };
+        OpenAiErrorDetail: {
+            /**
+             * @description A machine-readable code (`invalid_api_key`, `model_not_found`, `tool_not_sold`, …).
+             * @example model_not_found
+             */
+            code: string;
+            message: string;
+            /**
+             * @description OpenAI's error type: invalid_request_error, authentication_error, permission_error,
+             *     not_found_error, insufficient_quota, rate_limit_error, server_error.
+             * @example invalid_request_error
+             */
+            type: string;
+        };
+        /** @description `{object: "list", data: [{id, object: "model", …}]}`, filtered to the offer's models. */
+        OpenAiModelList: {
+            data: Record<string, never>[];
+            object: string;
+        };
         /** @description One page of a list. */
         Page_AuditRecord: {
             items: {
@@ -4508,6 +4663,347 @@ export interface operations {
             };
         };
     };
+    list_models_v1: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{models: [Model]}` as Google answers */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelList"];
+                };
+            };
+            /** @description A malformed query string (INVALID_ARGUMENT) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description No key (UNAUTHENTICATED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Purchase suspended or balance used up (FAILED_PRECONDITION) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Unknown or revoked key (PERMISSION_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description The gateway is not configured on this server (no GEMINI_API_KEY) (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Over the purchase's requests per minute (RESOURCE_EXHAUSTED); Retry-After set */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Internal error (INTERNAL) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Upstream or database unreachable (UNAVAILABLE); Retry-After set */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description An upstream error, passed through as Google sent it (free) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+        };
+    };
+    get_model_v1: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description A model name
+                 * @example gemini-2.5-flash
+                 */
+                model_action: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Google's Model object */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description A malformed path or query string (INVALID_ARGUMENT) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description No key (UNAUTHENTICATED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Purchase suspended or balance used up (FAILED_PRECONDITION) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Unknown or revoked key (PERMISSION_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description The gateway is not configured on this server, the model is not sold by this offer, or a method was named (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Over the purchase's requests per minute (RESOURCE_EXHAUSTED); Retry-After set */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Internal error (INTERNAL) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Upstream or database unreachable (UNAVAILABLE); Retry-After set */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description An upstream error, passed through as Google sent it (free) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+        };
+    };
+    call_model_v1: {
+        parameters: {
+            query?: {
+                /** @description `sse`: server-sent events for streamGenerateContent */
+                alt?: string;
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description `<model>:<method>`
+                 * @example gemini-2.5-flash:generateContent
+                 */
+                model_action: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GenerateContentRequest"];
+            };
+        };
+        responses: {
+            /** @description Google's GenerateContentResponse (or CountTokensResponse); for streams, text/event-stream (or a JSON array) of GenerateContentResponse chunks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GenerateContentResponse"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Malformed JSON or request, or an unsupported query parameter (fields, $fields, alt other than sse) (INVALID_ARGUMENT) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description No key (UNAUTHENTICATED) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Purchase suspended, balance used up, or the balance less what running calls hold cannot cover this call's worst case (FAILED_PRECONDITION) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Unknown or revoked key (PERMISSION_DENIED) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description The gateway is not configured on this server, the model is not sold by this offer, or an unsupported method (NOT_FOUND) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description The request body did not arrive within GEMINI_BODY_READ_TIMEOUT_SECS (DEADLINE_EXCEEDED) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description The request body is larger than GEMINI_MAX_BODY_BYTES (INVALID_ARGUMENT) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Over the purchase's requests or tokens per minute, or its max_concurrent_requests calls already running (RESOURCE_EXHAUSTED); Retry-After set */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Internal error (INTERNAL) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description Upstream or database unreachable (UNAVAILABLE); Retry-After set */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+            /** @description An upstream error, passed through as Google sent it (free) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+        };
+    };
     get_offer: {
         parameters: {
             query?: never;
@@ -5441,6 +5937,345 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["GoogleError"];
+                };
+            };
+        };
+    };
+    chat_completions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatRequest"];
+            };
+        };
+        responses: {
+            /** @description Google's ChatCompletion, or text/event-stream of chunks */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiAnswer"];
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Malformed JSON or request (`invalid_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description No key (`missing_api_key`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Purchase suspended, balance used up, or it cannot cover the call's hold (`insufficient_quota`) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Unknown or revoked key (`invalid_api_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The gateway is not configured, or the model is not sold (`model_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The request body did not arrive in time (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The request body is larger than GEMINI_MAX_BODY_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Over the purchase's rate or concurrency limits (`rate_limit_exceeded`); Retry-After set */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Internal error (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Upstream or database unreachable (`upstream_unavailable`); Retry-After set */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description An upstream error, passed through as Google sent it (free) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+        };
+    };
+    embeddings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmbeddingsRequest"];
+            };
+        };
+        responses: {
+            /** @description Google's CreateEmbeddingResponse */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiAnswer"];
+                };
+            };
+            /** @description Malformed JSON or request (`invalid_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description No key (`missing_api_key`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Purchase suspended, balance used up, or it cannot cover the call's hold (`insufficient_quota`) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Unknown or revoked key (`invalid_api_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The gateway is not configured, or the model is not sold (`model_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The request body did not arrive in time (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The request body is larger than GEMINI_MAX_BODY_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Over the purchase's rate or concurrency limits (`rate_limit_exceeded`); Retry-After set */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Internal error (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Upstream or database unreachable (`upstream_unavailable`); Retry-After set */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description An upstream error, passed through as Google sent it (free) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
+                };
+            };
+        };
+    };
+    models: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `{object: "list", data: [Model]}` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiModelList"];
+                };
+            };
+            /** @description No key (`missing_api_key`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Purchase suspended or balance used up (`insufficient_quota`) */
+            402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Unknown or revoked key (`invalid_api_key`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description The gateway is not configured on this server (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Over the purchase's requests per minute (`rate_limit_exceeded`); Retry-After set */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Internal error (`internal_error`) */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description Upstream or database unreachable (`upstream_unavailable`); Retry-After set */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OpenAiError"];
+                };
+            };
+            /** @description An upstream error, passed through as Google sent it (free) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": Record<string, never>;
                 };
             };
         };

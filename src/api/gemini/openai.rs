@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::{Caller, Dialect, Forward, authorize_key, forward_metered, read_limited};
+use super::{Caller, Dialect, Forward, authorize_key, configured, forward_metered, read_limited};
 use crate::api::error::{OpenAiError, OpenAiErrorBody};
 use crate::providers::gemini::{self, GatewayError, UpstreamAuth};
 use crate::state::AppState;
@@ -36,8 +36,9 @@ fn bearer_key(headers: &HeaderMap) -> Result<String, GatewayError> {
 }
 
 async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, GatewayError> {
+    let gateway = configured(state)?;
     let key = bearer_key(headers)?;
-    authorize_key(state, &key).await
+    authorize_key(state, gateway, &key).await
 }
 
 /// The model a request names (`gemini-2.5-flash` or `models/gemini-2.5-flash`), as the offer
