@@ -78,8 +78,8 @@ pub fn decode(raw: &[u8]) -> Result<TxEip1559, ChainError> {
     match envelope {
         TxEnvelope::Eip1559(signed) => Ok(signed.tx().clone()),
         other => Err(ChainError::Invalid(format!(
-            "stored transaction is of type {}, not EIP-1559",
-            other.ty()
+            "stored transaction is of type {:?}, not EIP-1559",
+            other.tx_type()
         ))),
     }
 }
