@@ -77,7 +77,8 @@ macro_rules! sweep_rows {
                     .as_deref()
                     .and_then(|h| tx_link($chains, r.chain_id, h)),
                 retryable: r.status == "failed",
-                replaceable: matches!(r.status.as_str(), "signed" | "broadcast") && r.nonce.is_some(),
+                replaceable: matches!(r.status.as_str(), "signed" | "broadcast")
+                    && r.nonce.is_some(),
                 nonce: r.nonce,
                 replacements: r.replacements,
                 stuck_at: r.stuck_at,
@@ -268,7 +269,11 @@ pub async fn request_tx_action(
         (status, _) => {
             return Err(AdminError::InvalidState(format!(
                 "sweep {sweep_id} is {status}; only a signed or broadcast transaction can be {}",
-                if action == TxAction::Bump { "bumped" } else { "cancelled" }
+                if action == TxAction::Bump {
+                    "bumped"
+                } else {
+                    "cancelled"
+                }
             )));
         }
     };

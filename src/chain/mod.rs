@@ -338,9 +338,7 @@ impl ChainClient {
         let deep = head.saturating_sub(self.config.confirmations);
         match self.config.finality {
             crate::config::Finality::Confirmations => deep,
-            crate::config::Finality::Finalized => {
-                deep.min(self.finalized.load(Ordering::Acquire))
-            }
+            crate::config::Finality::Finalized => deep.min(self.finalized.load(Ordering::Acquire)),
         }
     }
 

@@ -182,9 +182,7 @@ pub async fn mined_among(
 
 /// Whether the stored bytes are a cancellation (a 0-value transfer of the signer to itself).
 pub fn is_cancel(raw: &[u8], signer: alloy::primitives::Address) -> bool {
-    decode(raw).is_ok_and(|tx| {
-        tx.to() == Some(signer) && tx.value.is_zero() && tx.input.is_empty()
-    })
+    decode(raw).is_ok_and(|tx| tx.to() == Some(signer) && tx.value.is_zero() && tx.input.is_empty())
 }
 
 #[cfg(test)]

@@ -164,10 +164,7 @@ async fn a_sweep_priced_out_by_the_base_fee_is_replaced_at_the_same_nonce_and_la
     assert_eq!(done.status, "confirmed", "{done:?}");
     assert_ne!(done.tx_hash.as_deref(), Some(original.as_str()));
     assert_eq!(p.anvil.nonce(gas).await, 1, "one transaction at that nonce");
-    assert_eq!(
-        p.anvil.token_balance(p.anvil.usdc, first).await,
-        U256::ZERO
-    );
+    assert_eq!(p.anvil.token_balance(p.anvil.usdc, first).await, U256::ZERO);
 
     // Later sweeps follow on the next nonce.
     let second = paid(&p, GEMINI_USDC, 1_000_000).await;
@@ -190,7 +187,9 @@ async fn a_sweep_priced_out_by_the_base_fee_is_replaced_at_the_same_nonce_and_la
 /// limit) is replaced in the pool at the same nonce with both fees +25 %; the replacement is the one
 /// mined and the sweep settles on its hash.
 #[sqlx::test]
-async fn a_broadcast_sweep_held_in_the_pool_is_replaced_and_settles_on_the_mined_hash(pool: PgPool) {
+async fn a_broadcast_sweep_held_in_the_pool_is_replaced_and_settles_on_the_mined_hash(
+    pool: PgPool,
+) {
     let p = setup_with(pool, &[("REPLACE_AFTER_BLOCKS", "3")], 0, false).await;
     paid(&p, GEMINI_USDC, 2_000_000).await;
     p.anvil.rpc("evm_setAutomine", json!([false])).await;
@@ -200,10 +199,15 @@ async fn a_broadcast_sweep_held_in_the_pool_is_replaced_and_settles_on_the_mined
     assert_eq!(sent.status, "broadcast", "{sent:?}");
     block_gas_limit(&p, 30_000).await;
     p.anvil.mine(3).await;
+    // Still in the pool; blocks big enough again, but nothing mined before the sweeper's pass.
+    block_gas_limit(&p, 30_000_000).await;
     pass(&p).await;
     let replaced = sweep(&p, sent.sweep_id).await;
     assert_eq!(replaced.replacements, 1, "{replaced:?}");
-    assert_eq!(replaced.replaced_tx_hashes, vec![sent.tx_hash.clone().unwrap()]);
+    assert_eq!(
+        replaced.replaced_tx_hashes,
+        vec![sent.tx_hash.clone().unwrap()]
+    );
     let (old, new) = (
         replace::decode(sent.raw_tx.as_deref().unwrap()).unwrap(),
         replace::decode(replaced.raw_tx.as_deref().unwrap()).unwrap(),
@@ -212,7 +216,6 @@ async fn a_broadcast_sweep_held_in_the_pool_is_replaced_and_settles_on_the_mined
     assert!(new.max_priority_fee_per_gas >= old.max_priority_fee_per_gas * 125 / 100);
     assert_eq!(new.nonce, old.nonce);
 
-    block_gas_limit(&p, 30_000_000).await;
     p.anvil.mine(3).await;
     pass(&p).await;
     let done = sweep(&p, sent.sweep_id).await;
@@ -280,12 +283,15 @@ async fn at_the_fee_cap_one_tx_stuck_alert_then_the_operator_bump_is_mined(pool:
     assert_eq!(body["status"], "requested");
     let (status, again) = admin(&p, &path, "bump-1").await;
     assert_eq!((status, &again), (StatusCode::OK, &body), "replayed");
+    block_gas_limit(&p, 30_000_000).await;
     pass(&p).await;
     let bumped = sweep(&p, sent.sweep_id).await;
     assert_eq!(bumped.replacements, 1, "{bumped:?}");
-    assert!(max_fee(&bumped) > 1_000_000_000, "the operator goes past the cap");
+    assert!(
+        max_fee(&bumped) > 1_000_000_000,
+        "the operator goes past the cap"
+    );
     assert!(bumped.stuck_at.is_none());
-    block_gas_limit(&p, 30_000_000).await;
     p.anvil.mine(3).await;
     pass(&p).await;
     let done = sweep(&p, sent.sweep_id).await;
@@ -464,21 +470,28 @@ async fn a_reorged_credit_is_reversed_once_and_credited_again_once_when_reinclud
     );
 }
 
-/// `finality = "finalized"`: deposits count only at or below the node's finalized block.
+/// `finality = "finalized"`: deposits count only at or below the node's finalized block, however
+/// deep they are (anvil finalizes 64 blocks below its head).
 #[sqlx::test]
 async fn with_finalized_finality_only_finalized_blocks_count(pool: PgPool) {
     let p = setup_with(pool, &[("CHAIN_FINALITY", "finalized")], 0, false).await;
-    let chain = p.app.state.chains.iter().next().unwrap();
-    let head = chain.head().await.unwrap();
-    let finalized = p
-        .anvil
-        .rpc("eth_getBlockByNumber", json!(["finalized", false]))
-        .await;
-    let finalized =
-        u64::from_str_radix(finalized["number"].as_str().unwrap().trim_start_matches("0x"), 16)
-            .unwrap();
-    assert!(finalized < head.saturating_sub(2), "anvil finalizes behind the head");
-    assert_eq!(chain.safe_block(head), finalized);
+    let (_, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
+    p.anvil.mine(10).await;
+    p.watch().await;
+    let status = "select status from deposit";
+    let pending: String = sqlx::query_scalar(status)
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(pending, "pending", "10 blocks deep but not finalized");
+    p.anvil.mine(64).await;
+    p.watch().await;
+    let confirmed: String = sqlx::query_scalar(status)
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(confirmed, "confirmed", "finalized now");
 }
 
 /// A failed sweep retried after a reorg lowered the deposit address's balance is re-planned from the
@@ -566,19 +579,14 @@ async fn two_transfer_tokens_on_one_address_never_share_a_deposit_nonce(pool: Pg
             break;
         }
     }
-    let nonces: Vec<(String, Option<i64>)> = sqlx::query_as(
-        "select from_address, nonce from sweep where step = 'sweep' order by nonce",
-    )
-    .fetch_all(&p.app.state.pool)
-    .await
-    .unwrap();
+    let nonces: Vec<(String, Option<i64>)> =
+        sqlx::query_as("select from_address, nonce from sweep where step = 'sweep' order by nonce")
+            .fetch_all(&p.app.state.pool)
+            .await
+            .unwrap();
     assert_eq!(nonces.len(), 2, "{nonces:?}");
     assert_eq!(nonces[0].0, nonces[1].0, "both from the deposit address");
-    assert_eq!(
-        (nonces[0].1, nonces[1].1),
-        (Some(0), Some(1)),
-        "{nonces:?}"
-    );
+    assert_eq!((nonces[0].1, nonces[1].1), (Some(0), Some(1)), "{nonces:?}");
     p.anvil.rpc("evm_setAutomine", json!([true])).await;
     for _ in 0..6 {
         due_now(&p).await;
@@ -589,6 +597,12 @@ async fn two_transfer_tokens_on_one_address_never_share_a_deposit_nonce(pool: Pg
         .scalar_i64("select count(*) from sweep where status <> 'confirmed'")
         .await;
     assert_eq!(open, 0);
-    assert_eq!(p.anvil.token_balance(p.anvil.usdt, address).await, U256::ZERO);
-    assert_eq!(p.anvil.token_balance(p.anvil.usdc, address).await, U256::ZERO);
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdt, address).await,
+        U256::ZERO
+    );
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, address).await,
+        U256::ZERO
+    );
 }

@@ -440,7 +440,8 @@ async fn replan(
     sweep: &SweepRow,
     safe: u64,
 ) -> Result<bool, ChainError> {
-    let balance = erc20::balance_of(chain, sweep.token, sweep.deposit, BlockId::number(safe)).await?;
+    let balance =
+        erc20::balance_of(chain, sweep.token, sweep.deposit, BlockId::number(safe)).await?;
     if balance.is_zero() {
         fail(
             cx,
@@ -452,9 +453,12 @@ async fn replan(
             ),
         )
         .await?;
-        sqlx::query!("update sweep set replan = false where sweep_id = $1", sweep.sweep_id)
-            .execute(cx.pool)
-            .await?;
+        sqlx::query!(
+            "update sweep set replan = false where sweep_id = $1",
+            sweep.sweep_id
+        )
+        .execute(cx.pool)
+        .await?;
         return Ok(true);
     }
     sqlx::query!(

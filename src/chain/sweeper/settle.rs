@@ -37,7 +37,9 @@ pub(super) async fn broadcast(
             // One of this sweep's own transactions at that nonce (an earlier fee level) may be the
             // one mined: settling finds it.
             if sweep.hashes().len() > 1
-                && replace::mined_among(chain, &sweep.hashes()).await?.is_some()
+                && replace::mined_among(chain, &sweep.hashes())
+                    .await?
+                    .is_some()
             {
                 sqlx::query!(
                     "update sweep set status = 'broadcast' where sweep_id = $1 and status = 'signed'",

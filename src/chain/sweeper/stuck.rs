@@ -7,7 +7,11 @@ use crate::chain::replace::{Mode, Replacement};
 
 /// The key that signed the sweep's current transaction: the gas wallet, or the deposit key (the
 /// `transfer` step of tokens without EIP-3009).
-fn signer_of(cx: &Ctx<'_>, sweep: &SweepRow, from: Address) -> Result<PrivateKeySigner, ChainError> {
+fn signer_of(
+    cx: &Ctx<'_>,
+    sweep: &SweepRow,
+    from: Address,
+) -> Result<PrivateKeySigner, ChainError> {
     if let Some(gas) = cx.chains.gas()
         && gas.address() == from
     {
@@ -130,6 +134,7 @@ pub(super) async fn replace_if_stuck(
             let new_is_cancel = sweep.cancelled || mode == Mode::Cancel;
             sqlx::query!(
                 "update sweep set tx_hash = $2, raw_tx = $3, max_cost_wei = $4, cancelled = $5,
+                     replacements = replacements - 1,
                      replaced_tx_hashes = array_remove(replaced_tx_hashes, $2)
                          || case when $7 then '{}'::text[] else array[$6] end,
                      cancel_tx_hashes = array_remove(cancel_tx_hashes, $2)
