@@ -9,6 +9,7 @@ import { formatUsd } from '../lib/money';
 import { Alert, CopyButton, DataTable, Field, Money, StatusBadge, Value } from '../lib/ui';
 import type { Page, Row } from '../api/handwritten';
 import type { AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
+import { S3EstimateCard } from '../components/S3Estimate';
 
 const TOKEN_KEY = 'vendor-server.admin-token';
 
@@ -813,6 +814,7 @@ function PurchasePage(props: { call: Call; id: string }) {
           ) : null,
         )}
       </div>
+      {p.resource?.provider === 's3' && <S3EstimateCard path={`${path}/s3-usage`} get={call} reloadKey={data} console />}
       <div class="grid">
         <Section title="Adjust the balance">
           <form onSubmit={adjust} class="form-grid">
