@@ -35,14 +35,30 @@ fn generate(path: &str, requests: u64) {
         let minute = (i * 60 / requests.max(1)) % 60;
         let second = r % 60;
         let (op, method, status, sent, size) = match r % 100 {
-            0..70 => ("REST.GET.OBJECT", "GET", 200, (r >> 20) % 10_000_000, "10000000".to_owned()),
+            0..70 => (
+                "REST.GET.OBJECT",
+                "GET",
+                200,
+                (r >> 20) % 10_000_000,
+                "10000000".to_owned(),
+            ),
             70..75 => ("REST.HEAD.OBJECT", "HEAD", 200, 0, "10000000".to_owned()),
-            75..90 => ("REST.PUT.OBJECT", "PUT", 200, 0, ((r >> 20) % 1_000_000).to_string()),
+            75..90 => (
+                "REST.PUT.OBJECT",
+                "PUT",
+                200,
+                0,
+                ((r >> 20) % 1_000_000).to_string(),
+            ),
             90..95 => ("REST.GET.BUCKET", "GET", 200, 4_000, "-".to_owned()),
             95..99 => ("REST.DELETE.OBJECT", "DELETE", 204, 0, "-".to_owned()),
             _ => ("REST.GET.OBJECT", "GET", 403, 243, "-".to_owned()),
         };
-        let sent = if sent == 0 { "-".to_owned() } else { sent.to_string() };
+        let sent = if sent == 0 {
+            "-".to_owned()
+        } else {
+            sent.to_string()
+        };
         let error = if status == 403 { "AccessDenied" } else { "-" };
         writeln!(
             out,
@@ -82,8 +98,16 @@ fn parse(path: &str) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["generate", path, n] => generate(path, n.parse().unwrap()),
         ["parse", path] => parse(path),
         _ => {

@@ -55,15 +55,27 @@ async fn estimate(state: &AppState) -> anyhow::Result<()> {
         .await
         .context("S3 usage estimate failed")?;
     if r.busy {
-        anyhow::bail!("another S3 usage estimate is running (on this or another replica); try again later");
+        anyhow::bail!(
+            "another S3 usage estimate is running (on this or another replica); try again later"
+        );
     }
     println!(
         "log objects {} ({} bytes), lines {} (malformed {}, unknown bucket {}), storage figures {}",
-        r.log_objects, r.log_bytes, r.lines, r.malformed_lines, r.unknown_bucket_lines, r.storage_points
+        r.log_objects,
+        r.log_bytes,
+        r.lines,
+        r.malformed_lines,
+        r.unknown_bucket_lines,
+        r.storage_points
     );
     println!(
         "charged {} USD net in {} ledger row(s) over {} purchase-day(s); limit suspensions {}, lifted {}; log prefixes removed {}",
-        r.charged, r.entries_posted, r.days_charged, r.limit_suspended, r.limit_lifted, r.log_prefixes_purged
+        r.charged,
+        r.entries_posted,
+        r.days_charged,
+        r.limit_suspended,
+        r.limit_lifted,
+        r.log_prefixes_purged
     );
     Ok(())
 }

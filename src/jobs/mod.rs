@@ -63,7 +63,11 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
         // Buckets made before the hardening get it at the next start (and when the log bucket changes).
         ("resource_upgrade", secs(3600), secs(300), |s| {
             Box::pin(async move {
-                let log_bucket = s.config.aws.as_ref().and_then(|a| a.access_log_bucket.as_deref());
+                let log_bucket = s
+                    .config
+                    .aws
+                    .as_ref()
+                    .and_then(|a| a.access_log_bucket.as_deref());
                 crate::providers::upgrade::run_once(&s.pool, &s.providers, log_bucket).await
             })
         }),

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Delivered, ProviderError, ProvisionRequest, ResourceInfo, ResourceProvider};
+use crate::aws::log_prefix;
 use crate::config::{AwsConfig, Config};
 use crate::domain::ids::PurchaseId;
 
@@ -583,14 +584,6 @@ impl S3Provider {
         user_removed.and(bucket_removed)
     }
 }
-
-/// Where a bucket's server access logs go in the log bucket.
-pub fn log_prefix(bucket: &str) -> String {
-    format!("{LOG_PREFIX_ROOT}{bucket}/")
-}
-
-/// The root of every bucket's log prefix in the log bucket.
-pub const LOG_PREFIX_ROOT: &str = "access-logs/";
 
 /// Blocks public access (all four settings), enforces bucket-owner object ownership (ACLs off) and,
 /// with a log bucket, turns on server access logging into [`log_prefix`] there. Every call is a

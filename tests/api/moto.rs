@@ -187,7 +187,12 @@ pub async fn put_bucket_size(
         .metric_data(
             MetricDatum::builder()
                 .metric_name("BucketSizeBytes")
-                .dimensions(Dimension::builder().name("BucketName").value(bucket).build())
+                .dimensions(
+                    Dimension::builder()
+                        .name("BucketName")
+                        .value(bucket)
+                        .build(),
+                )
                 .dimensions(
                     Dimension::builder()
                         .name("StorageType")

@@ -808,7 +808,11 @@ async fn buckets_block_public_access_enforce_bucket_ownership_and_log_their_requ
     assert_hardened(&s3, &state.bucket, None).await;
 
     // A bucket made before the hardening gets it from `upgrade`, as often as it runs.
-    s3.create_bucket().bucket("officex-made-before").send().await.unwrap();
+    s3.create_bucket()
+        .bucket("officex-made-before")
+        .send()
+        .await
+        .unwrap();
     let old = json!({"bucket": "officex-made-before", "region": REGION, "iam_user": "u",
                      "access_key_id": "AKIA", "policy_name": "p"});
     for _ in 0..2 {

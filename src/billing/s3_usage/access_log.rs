@@ -328,7 +328,10 @@ mod tests {
                 r#""aws-cli/1.16.2 Python/3.6.5 Linux/4.14.77""#,
                 r#""Mozilla/5.0 (say \"hi\")""#,
             )
-            .replace("[06/Feb/2019:00:00:38 +0000]", "[06/Feb/2019:00:30:38 -0130]");
+            .replace(
+                "[06/Feb/2019:00:00:38 +0000]",
+                "[06/Feb/2019:00:30:38 -0130]",
+            );
         let parsed = parse_line(&line).unwrap();
         assert_eq!(
             hour_timestamp(parsed.hour).unwrap().to_rfc3339(),
@@ -345,7 +348,10 @@ mod tests {
             "",
             "garbage",
             &GET[..120],
-            &GET.replace("[06/Feb/2019:00:00:38 +0000]", "[06/Fob/2019:00:00:38 +0000]"),
+            &GET.replace(
+                "[06/Feb/2019:00:00:38 +0000]",
+                "[06/Fob/2019:00:00:38 +0000]",
+            ),
             &GET.replace(" 2662992 ", " 12x "),
             &GET.replace(" 200 ", " OK "),
             &GET.replace("\"GET /amzn", "\"GET /amzn\"x"),

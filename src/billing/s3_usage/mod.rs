@@ -42,10 +42,10 @@ use self::access_log::{HourUsage, LogTotals};
 use self::prices::{DayUsage, S3Limits, S3Prices, days_in_month};
 use super::ledger::{self, EntryKind, LockedPurchase, NewEntry};
 use super::{BillingError, PurchaseStatus};
+use crate::aws::{LOG_PREFIX_ROOT, log_prefix};
 use crate::config::Config;
 use crate::domain::ids::PurchaseId;
 use crate::domain::money::UsdMicros;
-use crate::providers::s3::{LOG_PREFIX_ROOT, log_prefix};
 
 /// `pg_try_advisory_lock` key of the job ("s3meterx").
 const LOCK_KEY: i64 = 0x7333_6d65_7465_7278;
@@ -215,7 +215,10 @@ impl Metering {
             let start_after = newest.as_deref().and_then(|key| {
                 let date = key.strip_prefix(prefix.as_str())?.get(..10)?;
                 let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
-                Some(format!("{prefix}{}", (day - Duration::days(1)).format("%Y-%m-%d")))
+                Some(format!(
+                    "{prefix}{}",
+                    (day - Duration::days(1)).format("%Y-%m-%d")
+                ))
             });
             let read: HashSet<String> = sqlx::query_scalar!(
                 "select log_key from s3_log_object where bucket = $1 and log_key > $2",
@@ -237,7 +240,12 @@ impl Metering {
                     .set_continuation_token(token.take())
                     .send()
                     .await
-                    .map_err(|e| MeteringError::S3(format!("ListObjectsV2 {log_bucket}/{prefix}: {}", DisplayErrorContext(&e))))?;
+                    .map_err(|e| {
+                        MeteringError::S3(format!(
+                            "ListObjectsV2 {log_bucket}/{prefix}: {}",
+                            DisplayErrorContext(&e)
+                        ))
+                    })?;
                 for object in listed.contents() {
                     let Some(key) = object.key() else { continue };
                     if read.contains(key) {
@@ -271,7 +279,12 @@ impl Metering {
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(|e| MeteringError::S3(format!("ListObjectsV2 {log_bucket}: {}", DisplayErrorContext(&e))))?;
+                .map_err(|e| {
+                    MeteringError::S3(format!(
+                        "ListObjectsV2 {log_bucket}: {}",
+                        DisplayErrorContext(&e)
+                    ))
+                })?;
             out.extend(
                 listed
                     .common_prefixes()
@@ -295,7 +308,14 @@ impl Metering {
         key: &str,
         report: &mut MeteringReport,
     ) -> Result<(), MeteringError> {
-        let object = match self.s3.get_object().bucket(log_bucket).key(key).send().await {
+        let object = match self
+            .s3
+            .get_object()
+            .bucket(log_bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(o) => o,
             // Removed meanwhile (a purge): nothing to count.
             Err(e) if e.code() == Some("NoSuchKey") => return Ok(()),
@@ -353,7 +373,12 @@ impl Metering {
                 let metric = Metric::builder()
                     .namespace("AWS/S3")
                     .metric_name("BucketSizeBytes")
-                    .dimensions(Dimension::builder().name("BucketName").value(&b.bucket).build())
+                    .dimensions(
+                        Dimension::builder()
+                            .name("BucketName")
+                            .value(&b.bucket)
+                            .build(),
+                    )
                     .dimensions(
                         Dimension::builder()
                             .name("StorageType")
@@ -391,18 +416,29 @@ impl Metering {
                     .cloudwatch
                     .get_metric_data()
                     .set_metric_data_queries(Some(chunk.iter().map(|(_, q)| q.clone()).collect()))
-                    .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(start.timestamp()))
-                    .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(end.timestamp()))
+                    .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                        start.timestamp(),
+                    ))
+                    .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                        end.timestamp(),
+                    ))
                     .set_next_token(token.take())
                     .send()
                     .await
-                    .map_err(|e| MeteringError::CloudWatch(format!("GetMetricData: {}", DisplayErrorContext(&e))))?;
+                    .map_err(|e| {
+                        MeteringError::CloudWatch(format!(
+                            "GetMetricData: {}",
+                            DisplayErrorContext(&e)
+                        ))
+                    })?;
                 for result in answer.metric_data_results() {
                     let Some(owner) = result.id().and_then(|id| owners.get(id)) else {
                         continue;
                     };
                     for (at, value) in result.timestamps().iter().zip(result.values()) {
-                        let Some(day) = DateTime::from_timestamp(at.secs(), 0).map(|t| t.date_naive()) else {
+                        let Some(day) =
+                            DateTime::from_timestamp(at.secs(), 0).map(|t| t.date_naive())
+                        else {
                             continue;
                         };
                         if day < first_day || !value.is_finite() || *value < 0.0 {
@@ -469,7 +505,12 @@ impl Metering {
                     .prefix(&prefix)
                     .send()
                     .await
-                    .map_err(|e| MeteringError::S3(format!("ListObjectsV2 {log_bucket}/{prefix}: {}", DisplayErrorContext(&e))))?;
+                    .map_err(|e| {
+                        MeteringError::S3(format!(
+                            "ListObjectsV2 {log_bucket}/{prefix}: {}",
+                            DisplayErrorContext(&e)
+                        ))
+                    })?;
                 let keys: Vec<_> = listed
                     .contents()
                     .iter()
@@ -496,7 +537,12 @@ impl Metering {
                     .delete(delete)
                     .send()
                     .await
-                    .map_err(|e| MeteringError::S3(format!("DeleteObjects {log_bucket}/{prefix}: {}", DisplayErrorContext(&e))))?;
+                    .map_err(|e| {
+                        MeteringError::S3(format!(
+                            "DeleteObjects {log_bucket}/{prefix}: {}",
+                            DisplayErrorContext(&e)
+                        ))
+                    })?;
                 if let Some(failed) = deleted.errors().first() {
                     return Err(MeteringError::S3(format!(
                         "DeleteObjects {log_bucket}/{prefix}: {}",
@@ -575,7 +621,16 @@ async fn record_object(
             unknown += by_hour.values().map(|u| u.lines).sum::<u64>();
             continue;
         };
-        for (hour, HourUsage { egress_bytes, get_requests, put_requests, .. }) in by_hour {
+        for (
+            hour,
+            HourUsage {
+                egress_bytes,
+                get_requests,
+                put_requests,
+                ..
+            },
+        ) in by_hour
+        {
             let Some(at) = access_log::hour_timestamp(*hour) else {
                 continue;
             };
@@ -717,7 +772,8 @@ async fn charge(
                 continue;
             }
             let usage = day_usage(&mut tx, id, day).await?;
-            let overflow = || MeteringError::Overflow(format!("estimate of {} on {day}", locked.id));
+            let overflow =
+                || MeteringError::Overflow(format!("estimate of {} on {day}", locked.id));
             let cost = prices
                 .day_cost(&usage, days_in_month(day))
                 .ok_or_else(overflow)?;
@@ -741,7 +797,9 @@ async fn charge(
                 amount: UsdMicros(-delta),
                 usage_amount: Some(cost.to_bigdecimal()),
                 usage_unit: Some(USAGE_UNIT.to_owned()),
-                description: Some(format!("S3 usage estimate for {day} (replaced by the daily AWS figure)")),
+                description: Some(format!(
+                    "S3 usage estimate for {day} (replaced by the daily AWS figure)"
+                )),
                 metadata: serde_json::json!({
                     "usage_date": day.to_string(),
                     "egress_bytes": usage.egress_bytes,
@@ -784,7 +842,10 @@ async fn charge(
 
 /// What passed a limit, if anything.
 fn over_limit(limits: &S3Limits, egress_today: u64, storage: Option<u64>) -> Option<&'static str> {
-    if limits.egress_bytes_per_day.is_some_and(|max| egress_today > max) {
+    if limits
+        .egress_bytes_per_day
+        .is_some_and(|max| egress_today > max)
+    {
         Some("egress")
     } else if limits
         .storage_bytes

@@ -123,8 +123,12 @@ impl S3Limits {
         let bytes = |name: &str| -> Result<Option<u64>, BadSetting> {
             Ok(match decimal(&settings[name], name)? {
                 Some(gb) => Some(
-                    u64::try_from(gb.0.checked_mul(i128::from(GB)).ok_or_else(|| BadSetting(name.into()))? / 1_000_000_000_000_000_000)
-                        .map_err(|_| BadSetting(name.to_owned()))?,
+                    u64::try_from(
+                        gb.0.checked_mul(i128::from(GB))
+                            .ok_or_else(|| BadSetting(name.into()))?
+                            / 1_000_000_000_000_000_000,
+                    )
+                    .map_err(|_| BadSetting(name.to_owned()))?,
                 ),
                 None => None,
             })
@@ -156,12 +160,17 @@ mod tests {
         let p = S3Prices::from_settings(&json!({})).unwrap();
         assert_eq!(p, S3Prices::default());
         assert_eq!(p.egress_gb.to_string(), "0.09");
-        let p = S3Prices::from_settings(&json!({"s3_prices": {"egress_gb": "0.05", "get_per_1k": 0.001}}))
-            .unwrap();
+        let p = S3Prices::from_settings(
+            &json!({"s3_prices": {"egress_gb": "0.05", "get_per_1k": 0.001}}),
+        )
+        .unwrap();
         assert_eq!(p.egress_gb.to_string(), "0.05");
         assert_eq!(p.get_per_1k.to_string(), "0.001");
         assert_eq!(p.put_per_1k.to_string(), "0.005");
-        for bad in [json!({"s3_prices": {"egress_gb": "-1"}}), json!({"s3_prices": {"egress_gb": true}})] {
+        for bad in [
+            json!({"s3_prices": {"egress_gb": "-1"}}),
+            json!({"s3_prices": {"egress_gb": true}}),
+        ] {
             assert!(S3Prices::from_settings(&bad).is_err());
         }
     }
@@ -177,10 +186,16 @@ mod tests {
         };
         // 10 × 0.09 + 2.5 × 0.0004 + 1 × 0.005 + 30 × 0.023 / 30 = 0.9 + 0.001 + 0.005 + 0.023
         assert_eq!(p.day_cost(&usage, 30).unwrap().to_string(), "0.929");
-        assert_eq!(p.day_cost(&usage, 30).unwrap().charge_micros(3600), Some(1_263_440));
+        assert_eq!(
+            p.day_cost(&usage, 30).unwrap().charge_micros(3600),
+            Some(1_263_440)
+        );
         let limits = S3Limits::from_settings(&json!({"max_egress_gb_per_day": "1.5"})).unwrap();
         assert_eq!(limits.egress_bytes_per_day, Some(GB + GB / 2));
         assert_eq!(limits.storage_bytes, None);
-        assert_eq!(days_in_month(chrono::NaiveDate::from_ymd_opt(2024, 2, 10).unwrap()), 29);
+        assert_eq!(
+            days_in_month(chrono::NaiveDate::from_ymd_opt(2024, 2, 10).unwrap()),
+            29
+        );
     }
 }

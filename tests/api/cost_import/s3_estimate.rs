@@ -236,7 +236,14 @@ async fn setup(pool: PgPool, extra: &[(&str, &str)]) -> (Env, PurchaseId) {
     let d = day(TODAY.0, TODAY.1, TODAY.2);
     put_bucket_size(&cloudwatch, BUCKET, "StandardStorage", d, 30 * GIB).await;
     put_bucket_size(&cloudwatch, BUCKET, "StandardIAStorage", d, GIB).await;
-    put_bucket_size(&cloudwatch, "some-other-bucket", "StandardStorage", d, 500 * GIB).await;
+    put_bucket_size(
+        &cloudwatch,
+        "some-other-bucket",
+        "StandardStorage",
+        d,
+        500 * GIB,
+    )
+    .await;
     (env, p)
 }
 
@@ -250,11 +257,19 @@ async fn estimates_match_a_hand_computation_and_running_twice_charges_nothing_mo
     let m = metering(&env).await;
     let r = m.run_once(env.pool(), now()).await.unwrap();
     assert_eq!(
-        (r.log_objects, r.lines, r.malformed_lines, r.unknown_bucket_lines),
+        (
+            r.log_objects,
+            r.lines,
+            r.malformed_lines,
+            r.unknown_bucket_lines
+        ),
         (4, 10, 1, 1),
         "{r:?}"
     );
-    assert_eq!(r.storage_points, 1, "two storage types summed into one day: {r:?}");
+    assert_eq!(
+        r.storage_points, 1,
+        "two storage types summed into one day: {r:?}"
+    );
     assert_eq!((r.entries_posted, r.charged.0), (1, DAY_ESTIMATE), "{r:?}");
     assert_eq!(
         estimates(env.pool(), p).await,
@@ -273,7 +288,12 @@ async fn estimates_match_a_hand_computation_and_running_twice_charges_nothing_mo
     assert_eq!(
         hours,
         vec![
-            (at(d, 9, 0) - chrono::Duration::seconds(7), 2 * GIB as i64, 3, 1),
+            (
+                at(d, 9, 0) - chrono::Duration::seconds(7),
+                2 * GIB as i64,
+                3,
+                1
+            ),
             (
                 at(d, 10, 0) - chrono::Duration::seconds(7),
                 (GIB / 2) as i64 + 2000,
@@ -373,7 +393,10 @@ async fn an_egress_limit_suspends_and_lifts_the_next_day(pool: PgPool) {
     assert_eq!(s.today_estimated_usd.0, DAY_ESTIMATE);
 
     // Still over later the same day; lifted the next day.
-    let r = m.run_once(env.pool(), now() + chrono::Duration::hours(2)).await.unwrap();
+    let r = m
+        .run_once(env.pool(), now() + chrono::Duration::hours(2))
+        .await
+        .unwrap();
     assert_eq!((r.limit_suspended, r.limit_lifted), (0, 0), "{r:?}");
     let next_day = at(day(TODAY.0, TODAY.1, TODAY.2 + 1), 0, 30);
     let r = m.run_once(env.pool(), next_day).await.unwrap();
@@ -482,9 +505,13 @@ async fn buckets_made_before_are_hardened_at_the_next_start(pool: PgPool) {
     let p = purchase(env.pool(), 10).await;
     own_bucket(env.pool(), p, BUCKET).await;
     let providers = &env.state().providers;
-    let out = upgrade::run_once(env.pool(), providers, Some(LOGS)).await.unwrap();
+    let out = upgrade::run_once(env.pool(), providers, Some(LOGS))
+        .await
+        .unwrap();
     assert!(matches!(out, Outcome::Processed(1)), "{out:?}");
     crate::s3::assert_hardened(&env.s3, BUCKET, Some(LOGS)).await;
-    let out = upgrade::run_once(env.pool(), providers, Some(LOGS)).await.unwrap();
+    let out = upgrade::run_once(env.pool(), providers, Some(LOGS))
+        .await
+        .unwrap();
     assert!(matches!(out, Outcome::Idle), "done once: {out:?}");
 }
