@@ -2,7 +2,10 @@
 //! server as its base URL and the purchase's gateway key as its API key (`x-goog-api-key` header or
 //! `?key=`). Calls go upstream with the vendor's key; each response's `usageMetadata` is debited
 //! through the ledger before the answer (or the end of a stream) reaches the customer. Errors use
-//! Google's shape (`GoogleError`); upstream errors pass through unchanged and free.
+//! Google's shape (`GoogleError`); upstream errors pass through unchanged and free. Every metered
+//! call goes through [`Gateway::run`] (hold, forward, read to the end and charge in a task of its
+//! own) and reaches the client through [`deliver`]: other surfaces built on the gateway use the same
+//! two.
 //!
 //! axum cannot route `{model}:generateContent` as a literal suffix, so `{model_action}` is one path
 //! segment split on ':' here.
@@ -386,7 +389,7 @@ async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, 
     path = "/v1beta/models/{model_action}",
     tag = "gemini",
     summary = "Gemini gateway: generateContent, streamGenerateContent, countTokens",
-    description = "`{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Upstream errors pass through unchanged and free. While the call runs its worst case (input upper bound plus maxOutputTokens × candidateCount, or the model's max_output_tokens from the offer when unset) is held against the balance, and at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its reserved worst case. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.",
+    description = "`{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Prompts over 200k tokens pay the model's long-context prices when the offer sets them. Prices and models are the purchase's terms as stored at checkout. A call that reached the upstream is charged even if the client hangs up: the answer is read to its end regardless. Upstream errors pass through unchanged and free. While the call runs its worst case is held against the balance and the call is admitted only if that fits the balance less the running holds: input tokens bounded by the body's size in bytes (the model's whole input limit for a fileData part, inline video/audio/PDF or a built-in tool), plus maxOutputTokens × candidateCount (or the model's output limit), at the highest price tier it may fall in; at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Built-in tools (googleSearch, urlContext, codeExecution, …) the offer does not price are refused with 400 (reason tool_not_sold); priced ones are charged per request. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its hold's usage. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.",
     params(
         ("model_action" = String, Path, description = "`<model>:<method>`", pattern = "^[^:]+:(generateContent|streamGenerateContent|countTokens)$", example = "gemini-2.5-flash:generateContent"),
         ("alt" = Option<String>, Query, description = "`sse`: server-sent events for streamGenerateContent"),
@@ -398,7 +401,7 @@ async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, 
             (GenerateContentResponse = "application/json"),
             (String = "text/event-stream"),
         )),
-        (status = 400, description = "Malformed JSON or request, or an unsupported query parameter (fields, $fields, alt other than sse) (INVALID_ARGUMENT)", body = GoogleErrorBody),
+        (status = 400, description = "Malformed JSON or request, an unsupported query parameter (fields, $fields, alt other than sse), or a built-in tool the offer does not sell (details[0].reason tool_not_sold) (INVALID_ARGUMENT)", body = GoogleErrorBody),
         (status = 401, description = "No key (UNAUTHENTICATED)", body = GoogleErrorBody),
         (status = 402, description = "Purchase suspended, balance used up, or the balance less what running calls hold cannot cover this call's worst case (FAILED_PRECONDITION)", body = GoogleErrorBody),
         (status = 403, description = "Unknown or revoked key (PERMISSION_DENIED)", body = GoogleErrorBody),
@@ -477,7 +480,9 @@ async fn call_model_inner(
     let path = format!("/v1beta/models/{model}:{}", action.name());
     if action == Action::CountTokens {
         // Token counts are free.
-        gateway.limiter.admit(purchase_id, limits, 0, Instant::now())?;
+        gateway
+            .limiter
+            .admit(purchase_id, limits, 0, Instant::now())?;
         let upstream = gateway
             .send(reqwest::Method::POST, &path, &forward, Some(body))
             .await?;

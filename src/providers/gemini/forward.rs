@@ -132,8 +132,7 @@ impl Gateway {
         };
         // Spawned before anything else is awaited: from here the call no longer depends on the
         // client.
-        self.tasks
-            .spawn(settlement.run(request, delivery, answer));
+        self.tasks.spawn(settlement.run(request, delivery, answer));
         answered.await.unwrap_or(Err(GatewayError::TaskLost))
     }
 }
@@ -200,11 +199,10 @@ impl Settlement {
                         }
                         Err(e) => {
                             // Nothing reached the customer: free.
-                            tracing::warn!(purchase_id = %self.call.purchase_id, error = %e.without_url(), "upstream answer interrupted");
+                            let e = e.without_url();
+                            tracing::warn!(purchase_id = %self.call.purchase_id, error = %e, "upstream answer interrupted");
                             self.release().await;
-                            let _ = answer.send(Err(GatewayError::UpstreamUnavailable(
-                                e.without_url(),
-                            )));
+                            let _ = answer.send(Err(GatewayError::UpstreamUnavailable(e)));
                             return;
                         }
                     }
@@ -301,9 +299,12 @@ impl Settlement {
         if worst_case {
             tracing::warn!(purchase_id = %call.purchase_id, model = %call.model, "upstream answer without usage: charged the call's hold");
         }
-        self.gateway
-            .limiter
-            .record_tokens(call.purchase_id, call.limits, usage.total(), Instant::now());
+        self.gateway.limiter.record_tokens(
+            call.purchase_id,
+            call.limits,
+            usage.total(),
+            Instant::now(),
+        );
         let metered = Metered {
             purchase_id: call.purchase_id,
             model: call.model.clone(),

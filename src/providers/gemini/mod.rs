@@ -157,7 +157,9 @@ impl Gateway {
     /// charged; at shutdown, after the server stopped taking calls.
     pub async fn settled(&self, within: Duration) -> bool {
         self.tasks.close();
-        let done = tokio::time::timeout(within, self.tasks.wait()).await.is_ok();
+        let done = tokio::time::timeout(within, self.tasks.wait())
+            .await
+            .is_ok();
         if !done {
             tracing::warn!(
                 running = self.tasks.len(),
@@ -307,7 +309,8 @@ mod tests {
         assert_eq!(
             e,
             Estimate {
-                input_tokens: 3 + 258,
+                // "user", "abcdefgh", "abcd": 16 characters, about 4 tokens; one image.
+                input_tokens: 4 + 258,
                 body_bytes: bytes,
                 whole_context: false,
                 max_output_tokens: Some(1000),
@@ -408,7 +411,11 @@ mod tests {
         let e = estimate(&body);
         assert_eq!(e.tools, ["codeExecution", "googleSearch"]);
         assert!(e.whole_context, "tool results are prompt tokens");
-        assert!(estimate(&json!({"tools": [{"function_declarations": []}]})).tools.is_empty());
+        assert!(
+            estimate(&json!({"tools": [{"function_declarations": []}]}))
+                .tools
+                .is_empty()
+        );
         let settings = GatewaySettings::from_offer_settings(&json!({
             "models": {"m": {"input": "1", "output": "1"}},
             "tools": {"google_search": {"per_request_usd": "0.035"}}
@@ -420,7 +427,10 @@ mod tests {
         }
         let charge = settings.tool_charge(&["googleSearch".to_owned()]).unwrap();
         assert_eq!(charge.fee, UsdMicros(35_000));
-        assert_eq!(camel_case("google_search_retrieval"), "googleSearchRetrieval");
+        assert_eq!(
+            camel_case("google_search_retrieval"),
+            "googleSearchRetrieval"
+        );
         assert_eq!(camel_case("urlContext"), "urlContext");
     }
 
@@ -472,7 +482,10 @@ mod tests {
             (pro.input_over_200k, pro.output_over_200k),
             (Some(usd("2.50")), Some(usd("15")))
         );
-        assert!(settings.tools.is_empty(), "no built-in tool is sold by default");
+        assert!(
+            settings.tools.is_empty(),
+            "no built-in tool is sold by default"
+        );
         assert_eq!(settings.models["gemini-2.0-flash"].output_limit(), 8192);
         assert_eq!(settings.limits().requests_per_minute, Some(60));
         assert_eq!(settings.max_concurrent(), 4);

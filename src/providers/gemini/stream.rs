@@ -135,8 +135,8 @@ impl Metered {
         reservation: Option<Uuid>,
     ) -> Result<Posted, GatewayError> {
         let mut tx = pool.begin().await?;
-        let posted = ledger::post(&mut tx, self.purchase_id, &self.entry(reference.to_owned()))
-            .await?;
+        let posted =
+            ledger::post(&mut tx, self.purchase_id, &self.entry(reference.to_owned())).await?;
         if let Some(id) = reservation {
             sqlx::query!(
                 "delete from gateway_reservation where reservation_id = $1",
@@ -274,4 +274,3 @@ impl ResponseUsage {
         }
     }
 }
-
