@@ -8,6 +8,7 @@ mod bad_input;
 mod chain;
 mod checkout;
 mod cli;
+mod connections;
 mod contract;
 mod cost_import;
 mod deposits;
