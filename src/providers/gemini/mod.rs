@@ -32,6 +32,7 @@ mod forward;
 mod limiter;
 mod pricing;
 mod provider;
+mod slots;
 mod stream;
 
 pub use access::*;
@@ -39,6 +40,7 @@ pub use forward::*;
 pub use limiter::*;
 pub use pricing::*;
 pub use provider::*;
+pub use slots::*;
 pub use stream::*;
 
 /// Gateway keys start with this, so a leaked one is recognisable.
@@ -127,6 +129,8 @@ pub struct Gateway {
     /// The calls being read to their end and settled, detached from their clients: shutdown
     /// waits for them ([`Gateway::settled`]).
     tasks: tokio_util::task::TaskTracker,
+    /// Each purchase's calls in progress, counted from their headers.
+    pub slots: CallSlots,
     /// Largest request body read (`GEMINI_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// Time allowed to receive a request body (`GEMINI_BODY_READ_TIMEOUT_SECS`).
@@ -148,6 +152,7 @@ impl Gateway {
             next_key: AtomicUsize::new(0),
             limiter: RateLimiter::default(),
             tasks: tokio_util::task::TaskTracker::new(),
+            slots: CallSlots::default(),
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
         })
