@@ -178,13 +178,13 @@ fn numeric_id(raw: &str, what: &'static str) -> Result<i64, AdminError> {
     summary = "Plan a failed sweep again (as `vendor-server sweeps retry`)",
     params(
         ("id" = String, Path, description = "The sweep's numeric id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body(content = Option<IdempotencyIn>, description = "Optional"),
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "Planned again; the sweeper picks it up on its next pass", body = SweepRetryOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The target's state does not allow it (only failed sweeps are retried) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
@@ -248,13 +248,13 @@ pub(super) async fn list_notifications(
     summary = "Deliver a failed (or pending) notification again at once, with a fresh retry schedule",
     params(
         ("id" = String, Path, description = "The notification's numeric id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body(content = Option<IdempotencyIn>, description = "Optional"),
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "Pending again, due now", body = NotificationRetryOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such notification (`notification_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The target's state does not allow it (delivered and skipped rows are final) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
@@ -348,13 +348,13 @@ pub struct TokenIn {
     operation_id = "admin_create_token",
     summary = "Create a billing token (as `vendor-server tokens create`); the secret is shown once",
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body = TokenIn,
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 201, description = "Created: the secret is in `token` this once (a replay answers `null` there)", body = TokenCreated, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `invalid_label`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `invalid_label`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
@@ -382,13 +382,13 @@ pub(super) async fn create_token(
     summary = "Revoke a billing token at once (as `vendor-server tokens revoke`); revoking twice is fine",
     params(
         ("id" = String, Path, description = "The token's numeric id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body(content = Option<IdempotencyIn>, description = "Optional"),
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The token, revoked", body = TokenRow, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such token (`token_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
