@@ -3647,9 +3647,9 @@ export interface operations {
     admin_bump_sweep: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The sweep's numeric id */
@@ -3675,7 +3675,7 @@ export interface operations {
                     "application/json": components["schemas"]["SweepActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3752,9 +3752,9 @@ export interface operations {
     admin_cancel_sweep: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The sweep's numeric id */
@@ -3780,7 +3780,7 @@ export interface operations {
                     "application/json": components["schemas"]["SweepActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -217,13 +217,13 @@ pub(super) async fn retry_sweep(
     summary = "Re-sign a sweep's unmined transaction at the same nonce with both fees raised 25 % (past the chain's max_fee_gwei if need be)",
     params(
         ("id" = String, Path, description = "The sweep's numeric id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body(content = Option<IdempotencyIn>, description = "Optional"),
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "Requested; the sweeper signs and sends the replacement on its next pass", body = SweepActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "Only a signed or broadcast transaction can be bumped (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
@@ -248,13 +248,13 @@ pub(super) async fn bump_sweep(
     summary = "Replace a sweep's unmined transaction with a 0-value transfer of its signer to itself at the same nonce; once mined the sweep fails (funds stay on the deposit address; retry re-plans it)",
     params(
         ("id" = String, Path, description = "The sweep's numeric id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body(content = Option<IdempotencyIn>, description = "Optional"),
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "Requested; the sweeper signs and sends the cancellation on its next pass", body = SweepActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "Only a signed or broadcast transaction can be cancelled (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
