@@ -712,7 +712,7 @@ async fn provisioning_failures_answer_awaiting_and_are_retried(pool: PgPool) {
 
 #[sqlx::test]
 async fn bad_inputs_are_4xx_json(pool: PgPool) {
-    let p = setup_with(pool, &[("CHECKOUT_RATE_LIMIT_PER_MINUTE", "5")], 0, false).await;
+    let p = setup_with(pool, &[("CHECKOUT_RATE_LIMIT_PER_MINUTE", "6")], 0, false).await;
     let app = &p.app;
     let got = app
         .post_raw("/v1/checkout/initiate", "application/json", b"{".to_vec())
@@ -829,7 +829,8 @@ async fn bad_inputs_are_4xx_json(pool: PgPool) {
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
     assert_eq!(got.1["min_target_balance_for_topup"], 0.0);
 
-    // Four initiates so far (invalid ones count too); the fifth passes, the sixth is limited.
+    // Five initiates so far: every one counts, even malformed (the limit is checked from the
+    // headers, before the body); the sixth passes, the seventh is limited.
     let got = app
         .post(
             "/v1/checkout/initiate",
