@@ -213,6 +213,10 @@ impl From<crate::billing::BillingError> for ApiError {
         use crate::billing::BillingError as B;
         match e {
             B::PurchaseNotFound => Self::not_found("purchase_not_found", "Purchase not found"),
+            B::PurchaseDeleted => Self::conflict(
+                "purchase_deleted",
+                "This purchase was deleted; its balance no longer moves.",
+            ),
             B::Overflow => Self::bad_request("amount_too_large", e.to_string()),
             B::ReferenceConflict(_) => Self::conflict("reference_conflict", e.to_string()),
             B::Invalid(message) => Self::bad_request("invalid_request", message),
