@@ -4556,7 +4556,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many checkouts from this client (`rate_limited`) */
+            /** @description Too many checkouts from this client (`rate_limited`; decided before the body is read; `Retry-After` says when) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4739,7 +4739,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many payment checks from this client (`rate_limited`) */
+            /** @description Too many payment checks from this client (`rate_limited`; decided before the body is read; `Retry-After` says when) */
             429: {
                 headers: {
                     [name: string]: unknown;
