@@ -243,6 +243,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/purchases/{id}/reprovision": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Retry a failed purchase's provisioning now (the attempt count and its backoff start again) */
+        post: operations["admin_reprovision"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/purchases/{id}/resume": {
         parameters: {
             query?: never;
@@ -254,6 +271,23 @@ export interface paths {
         put?: never;
         /** Resume a suspended purchase; its status follows its balance again */
         post: operations["admin_resume"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/purchases/{id}/s3-usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An S3 purchase's hourly estimates per day beside the imported AWS costs (last 31 days) */
+        get: operations["admin_purchase_s3_usage"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -706,6 +740,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/purchase/{id}/s3-usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Today's estimated S3 spend, the last days' estimates beside the AWS figures that replaced them, and any limit hold
+         * @description Estimates are charged hourly from the bucket's access logs and storage metrics; the daily AWS cost import replaces each day's estimate with AWS's own figure (it posts only the difference).
+         */
+        get: operations["s3_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/purchase/{id}/validate-auth": {
         parameters: {
             query?: never;
@@ -778,7 +832,7 @@ export interface paths {
         put?: never;
         /**
          * Gemini gateway: generateContent, streamGenerateContent, countTokens
-         * @description `{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Upstream errors pass through unchanged and free. While the call runs its worst case (input upper bound plus maxOutputTokens × candidateCount, or the model's max_output_tokens from the offer when unset) is held against the balance, and at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its reserved worst case. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.
+         * @description `{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Prompts over 200k tokens pay the model's long-context prices when the offer sets them. Prices and models are the purchase's terms as stored at checkout. A call that reached the upstream is charged even if the client hangs up: the answer is read to its end regardless. Upstream errors pass through unchanged and free. While the call runs its worst case is held against the balance and the call is admitted only if that fits the balance less the running holds: input tokens bounded by the body's size in bytes (the model's whole input limit for a fileData part, inline video/audio/PDF or a built-in tool), plus maxOutputTokens × candidateCount (or the model's output limit), at the highest price tier it may fall in; at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Built-in tools (googleSearch, urlContext, codeExecution, …) the offer does not price are refused with 400 (reason tool_not_sold); priced ones are charged per request. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its hold's usage. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.
          */
         post: operations["call_model"];
         delete?: never;
@@ -942,6 +996,8 @@ export interface components {
         /** @description One audit row as listed. */
         AuditRecord: {
             action: string;
+            /** @description `admin` (the admin API), `cli` (the command line) or `customer` (on their own purchase). */
+            actor: string;
             client_ip?: string | null;
             /** Format: date-time */
             created_at: string;
@@ -1312,6 +1368,25 @@ export interface components {
              */
             error: string;
         };
+        /**
+         * @description What the customer and the console see of a purchase's estimates: per day, the estimate charged
+         *     and (once imported) the AWS figure that replaced it.
+         */
+        EstimateDay: {
+            /** @description `YYYY-MM-DD` (UTC). */
+            day: string;
+            /** Format: int64 */
+            egress_bytes: number;
+            /** @description What the hourly estimates charged for the day (micro-USD as a USD decimal). */
+            estimated_usd: components["schemas"]["UsdAmount"];
+            /** Format: int64 */
+            get_requests: number;
+            imported_usd?: null | components["schemas"]["UsdAmount"];
+            /** Format: int64 */
+            put_requests: number;
+            /** Format: int64 */
+            storage_bytes?: number | null;
+        };
         /** @description The full receipt, or the three fields of a refusal. */
         FinalizeReceipt: components["schemas"]["Receipt"] | components["schemas"]["RefusedReceipt"];
         /** @description The gas wallet on one chain. */
@@ -1377,6 +1452,11 @@ export interface components {
              * @example 404
              */
             code: number;
+            /**
+             * @description Google's `google.rpc.ErrorInfo` with this gateway's own reason (`tool_not_sold`), when
+             *     the refusal is the gateway's rather than Google's.
+             */
+            details?: components["schemas"]["GoogleErrorInfo"][];
             message: string;
             /**
              * @description Google's canonical status (INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION,
@@ -1384,6 +1464,15 @@ export interface components {
              * @example NOT_FOUND
              */
             status: string;
+        };
+        /** @description `google.rpc.ErrorInfo`, as Google puts it in `error.details`. */
+        GoogleErrorInfo: {
+            /** @description `type.googleapis.com/google.rpc.ErrorInfo` */
+            "@type": string;
+            /** @description `vendor-server` */
+            domain: string;
+            /** @description `tool_not_sold` */
+            reason: string;
         };
         /** @description `GET /health`'s answer. */
         HealthOut: {
@@ -1596,6 +1685,8 @@ export interface components {
         Page_AuditRecord: {
             items: {
                 action: string;
+                /** @description `admin` (the admin API), `cli` (the command line) or `customer` (on their own purchase). */
+                actor: string;
                 client_ip?: string | null;
                 /** Format: date-time */
                 created_at: string;
@@ -2035,6 +2126,19 @@ export interface components {
             checkout_session_id: string;
             vendor_disclaimer: string;
         };
+        /** @description What a reprovision did. */
+        ReprovisionOut: {
+            last_error?: string | null;
+            /**
+             * Format: int32
+             * @description Attempts made so far (the backoff starts again from the first step).
+             */
+            previous_attempts: number;
+            purchase_id: components["schemas"]["PurchaseId"];
+            /** @description `failed` (or `none`) until the next attempt delivers (`ready`). */
+            resource_status: string;
+            status: components["schemas"]["PurchaseStatus"];
+        };
         /** @description What a customer needs to use a resource, never a secret (the customer page shows it). */
         ResourceInfo: {
             /** @description S3: the bucket's name. */
@@ -2047,6 +2151,17 @@ export interface components {
             kind: string;
             /** @description S3: the bucket's region. */
             region?: string | null;
+        };
+        /** @description A purchase's S3 usage view. */
+        S3UsageView: {
+            /** @description Newest first, the last `days` days that have an estimate or an imported figure. */
+            days: components["schemas"]["EstimateDay"][];
+            /** @description `egress` or `storage` when an offer limit holds the purchase suspended. */
+            limit?: string | null;
+            /** @description What the customer should do about the limit, in words. */
+            limit_message?: string | null;
+            /** @description Today's estimated spend (UTC day so far). */
+            today_estimated_usd: components["schemas"]["UsdAmount"];
         };
         /** @description What a status action did. */
         StatusActionOut: {
@@ -2739,9 +2854,9 @@ export interface operations {
     admin_retry_notification: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The notification's numeric id */
@@ -2767,7 +2882,7 @@ export interface operations {
                     "application/json": components["schemas"]["NotificationRetryOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3082,9 +3197,9 @@ export interface operations {
     admin_adjust: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description `CustomerPurchaseID_<uuid>` */
@@ -3109,7 +3224,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdjustmentOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3186,9 +3301,9 @@ export interface operations {
     admin_delete_purchase: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description `CustomerPurchaseID_<uuid>` */
@@ -3213,7 +3328,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3369,12 +3484,117 @@ export interface operations {
             };
         };
     };
+    admin_reprovision: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["IdempotencyIn"];
+            };
+        };
+        responses: {
+            /** @description Scheduled: the attempt starts now; the purchase becomes active when it delivers */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReprovisionOut"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Its provisioning did not fail, or is running now (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     admin_resume: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description `CustomerPurchaseID_<uuid>` */
@@ -3400,7 +3620,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3474,12 +3694,89 @@ export interface operations {
             };
         };
     };
+    admin_purchase_s3_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Estimates and imported costs per day, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["S3UsageView"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A malformed purchase id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     admin_suspend: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description `CustomerPurchaseID_<uuid>` */
@@ -3505,7 +3802,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3663,9 +3960,9 @@ export interface operations {
     admin_bump_sweep: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The sweep's numeric id */
@@ -3691,7 +3988,7 @@ export interface operations {
                     "application/json": components["schemas"]["SweepActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3768,9 +4065,9 @@ export interface operations {
     admin_cancel_sweep: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The sweep's numeric id */
@@ -3796,7 +4093,7 @@ export interface operations {
                     "application/json": components["schemas"]["SweepActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3873,9 +4170,9 @@ export interface operations {
     admin_retry_sweep: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The sweep's numeric id */
@@ -3901,7 +4198,7 @@ export interface operations {
                     "application/json": components["schemas"]["SweepRetryOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4052,9 +4349,9 @@ export interface operations {
     admin_create_token: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path?: never;
             cookie?: never;
@@ -4076,7 +4373,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenCreated"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `invalid_label`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `invalid_label`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4153,9 +4450,9 @@ export interface operations {
     admin_revoke_token: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The token's numeric id */
@@ -4181,7 +4478,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenRow"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4449,7 +4746,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description officex_purchase_id already belongs to another purchase (`officex_purchase_id_in_use`) */
+            /** @description officex_purchase_id already belongs to another purchase, or this checkout was finalized with another officex_purchase_id (`officex_purchase_id_in_use`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4572,7 +4869,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many checkouts from this client (`rate_limited`) */
+            /** @description Too many checkouts from this client (`rate_limited`; decided before the body is read; `Retry-After` says when) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4755,7 +5052,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many payment checks from this client (`rate_limited`) */
+            /** @description Too many payment checks from this client (`rate_limited`; decided before the body is read; `Retry-After` says when) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5696,7 +5993,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description The idempotency key was used with another body (`idempotency_key_reused`), or a reference conflict (`reference_conflict`) */
+            /** @description The idempotency key was used with another body (`idempotency_key_reused`), a reference conflict (`reference_conflict`), or the purchase was deleted (`purchase_deleted`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5733,6 +6030,74 @@ export interface operations {
                 };
             };
             /** @description The database is unreachable or the meter is saturated; retry (`service_unavailable`, `overloaded`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    s3_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The purchase's S3 usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["S3UsageView"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6138,7 +6503,7 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            /** @description Malformed JSON or request, or an unsupported query parameter (fields, $fields, alt other than sse) (INVALID_ARGUMENT) */
+            /** @description Malformed JSON or request, an unsupported query parameter (fields, $fields, alt other than sse), or a built-in tool the offer does not sell (details[0].reason tool_not_sold) (INVALID_ARGUMENT) */
             400: {
                 headers: {
                     [name: string]: unknown;

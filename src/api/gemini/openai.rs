@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{Caller, Dialect, Forward, authorize_key, configured, forward_metered, read_limited};
 use crate::api::error::{OpenAiError, OpenAiErrorBody};
-use crate::providers::gemini::{self, GatewayError, UpstreamAuth};
+use crate::providers::gemini::{self, CallSlot, GatewayError, UpstreamAuth};
 use crate::state::AppState;
 
 /// The path of Gemini's OpenAI-compatible API, here and upstream.
@@ -124,15 +124,22 @@ struct OpenAiModelList {
     )
 )]
 async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
-    chat_inner(&state, request)
+    let mut slot = None;
+    chat_inner(&state, request, &mut slot)
         .await
+        // The purchase's slot is taken until the answer is sent.
+        .map(|response| crate::api::hold_until_sent(response, slot))
         .unwrap_or_else(|e| OpenAiError::from(e).into_response())
 }
 
-async fn chat_inner(state: &AppState, request: Request) -> Result<Response, GatewayError> {
+async fn chat_inner(
+    state: &AppState,
+    request: Request,
+    slot: &mut Option<CallSlot>,
+) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
     let caller = caller(state, &parts.headers).await?;
-    let bytes = read_limited(&caller, &parts.headers, body).await?;
+    let bytes = read_limited(&caller, &parts.headers, body, slot).await?;
     let request: Value = parse(&bytes)?;
     let model = model_of(&request)?;
     let prices = caller.prices(&model)?;
@@ -196,15 +203,21 @@ async fn chat_inner(state: &AppState, request: Request) -> Result<Response, Gate
     )
 )]
 async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
-    embeddings_inner(&state, request)
+    let mut slot = None;
+    embeddings_inner(&state, request, &mut slot)
         .await
+        .map(|response| crate::api::hold_until_sent(response, slot))
         .unwrap_or_else(|e| OpenAiError::from(e).into_response())
 }
 
-async fn embeddings_inner(state: &AppState, request: Request) -> Result<Response, GatewayError> {
+async fn embeddings_inner(
+    state: &AppState,
+    request: Request,
+    slot: &mut Option<CallSlot>,
+) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
     let caller = caller(state, &parts.headers).await?;
-    let bytes = read_limited(&caller, &parts.headers, body).await?;
+    let bytes = read_limited(&caller, &parts.headers, body, slot).await?;
     let request: Value = parse(&bytes)?;
     let model = model_of(&request)?;
     let prices = caller.prices(&model)?;

@@ -70,18 +70,15 @@ pub fn estimate_chat(body: &serde_json::Value, body_bytes: u64) -> Estimate {
     let whole_context = remote_media(body.get("messages").unwrap_or(&serde_json::Value::Null));
     Estimate {
         input_tokens: body_bytes.div_ceil(4),
-        max_input_tokens: if whole_context {
-            REMOTE_MEDIA_INPUT_TOKENS
-        } else {
-            body_bytes
-        },
+        body_bytes,
+        whole_context,
         max_output_tokens: number("max_completion_tokens").or_else(|| number("max_tokens")),
         candidates: number("n").unwrap_or(1).clamp(1, MAX_CANDIDATES),
+        // Google's built-in tools are not reachable through this surface (its `tools` are
+        // function declarations, run by the client).
+        tools: Vec::new(),
     }
 }
-
-/// The input held for a request with remote media (the Gemini 2.5 models' context window).
-const REMOTE_MEDIA_INPUT_TOKENS: u64 = 1_048_576;
 
 /// The request sent upstream: a stream always asks for its usage chunk. Returns the body and
 /// whether the client asked for usage itself.
@@ -282,18 +279,15 @@ mod tests {
         let body =
             json!({"messages": [{"role": "user", "content": "hello"}], "max_tokens": 50, "n": 2});
         let e = estimate_chat(&body, 120);
-        assert_eq!(e.max_input_tokens, 120);
+        assert_eq!((e.body_bytes, e.whole_context), (120, false));
         assert_eq!((e.max_output_tokens, e.candidates), (Some(50), 2));
         let remote = json!({"messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
         ]}]});
-        assert_eq!(
-            estimate_chat(&remote, 100).max_input_tokens,
-            REMOTE_MEDIA_INPUT_TOKENS
-        );
+        assert!(estimate_chat(&remote, 100).whole_context);
         let inline = json!({"messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
         ]}]});
-        assert_eq!(estimate_chat(&inline, 100).max_input_tokens, 100);
+        assert!(!estimate_chat(&inline, 100).whole_context);
     }
 }
