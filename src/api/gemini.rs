@@ -739,9 +739,7 @@ fn deliver(forwarded: Forwarded, events: Option<OpenAiEvents>) -> Response {
             let chunks = futures::stream::unfold(
                 (Some(chunks), events),
                 |(mut chunks, mut events)| async move {
-                    let Some(receiver) = chunks.as_mut() else {
-                        return None;
-                    };
+                    let receiver = chunks.as_mut()?;
                     match receiver.recv().await {
                         Some(Ok(chunk)) => {
                             let chunk = match events.as_mut() {
