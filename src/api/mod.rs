@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod offers;
 pub mod openapi;
 pub mod purchases;
+pub mod refunds;
 
 use std::any::Any;
 use std::sync::Arc;

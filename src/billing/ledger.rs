@@ -26,6 +26,10 @@ pub enum EntryKind {
     SweepFee,
     /// Manual correction.
     Adjustment,
+    /// A refund requested by the customer leaves the balance at once (a debit).
+    Refund,
+    /// A canceled or rejected refund credited back.
+    RefundReversal,
 }
 
 impl EntryKind {
@@ -36,6 +40,8 @@ impl EntryKind {
             Self::Cost => "cost",
             Self::SweepFee => "sweep_fee",
             Self::Adjustment => "adjustment",
+            Self::Refund => "refund",
+            Self::RefundReversal => "refund_reversal",
         }
     }
 }

@@ -277,7 +277,7 @@ pub async fn totals(
 ) -> Result<DepositTotals, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select status, coalesce(sum(amount_micros), 0)::bigint as "total!"
-           from deposit where checkout_session_id = $1 group by status"#,
+           from deposit where checkout_session_id = $1 and refund_id is null group by status"#,
         session.0
     )
     .fetch_all(conn)

@@ -493,6 +493,33 @@ impl Config {
             ));
         }
 
+        let refunds = RefundConfig {
+            payout_private_key: v.secret("VENDOR_PAYOUT_PRIVATE_KEY"),
+            auto_approve: match v.get("REFUND_AUTO_APPROVE_USD") {
+                None => UsdMicros::ZERO,
+                Some(text) => UsdMicros::parse_decimal(text)
+                    .ok()
+                    .filter(|a| a.0 >= 0)
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "REFUND_AUTO_APPROVE_USD",
+                            "a USD amount, at most 6 decimal places, not negative",
+                            text,
+                        )
+                    })?,
+            },
+        };
+        if let Some(key) = &refunds.payout_private_key {
+            let hex = key.expose_secret().trim().trim_start_matches("0x");
+            if hex.len() != 64 || hex::decode(hex).is_err() {
+                return Err(ConfigError::invalid(
+                    "VENDOR_PAYOUT_PRIVATE_KEY",
+                    "a 0x-hex private key (32 bytes)",
+                    "wrong length or not hex",
+                ));
+            }
+        }
+
         let data_encryption_key = v.secret("DATA_ENCRYPTION_KEY");
         if let Some(key) = &data_encryption_key {
             let ok = hex::decode(key.expose_secret())
@@ -519,6 +546,7 @@ impl Config {
             notify,
             officex,
             checkout,
+            refunds,
             offers_file: PathBuf::from(v.string_or("OFFERS_FILE", "config/offers.toml")),
             data_encryption_key,
             jobs_enabled: v.bool_or("JOBS_ENABLED", true)?,

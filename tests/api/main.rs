@@ -27,6 +27,7 @@ mod officex;
 mod officex_drive;
 mod outage;
 mod purchases;
+mod refunds;
 mod replicas;
 mod rpc_failover;
 mod s3;
