@@ -26,10 +26,10 @@ begin
         select array_agg(m[1]) into kinds from regexp_matches(def, '''([a-z_]+)''', 'g') as m;
         execute 'alter table ledger_entry drop constraint ledger_entry_kind_check';
     end if;
-    if not 'refund' = any(kinds) then kinds := kinds || 'refund'; end if;
-    if not 'refund_reversal' = any(kinds) then kinds := kinds || 'refund_reversal'; end if;
-    execute format('alter table ledger_entry add constraint ledger_entry_kind_check check (kind = any (%L::text[]))',
-                   kinds);
+    if not 'refund' = any(kinds) then kinds := kinds || 'refund'::text; end if;
+    if not 'refund_reversal' = any(kinds) then kinds := kinds || 'refund_reversal'::text; end if;
+    execute format('alter table ledger_entry add constraint ledger_entry_kind_check check (kind in (%s))',
+                   (select string_agg(quote_literal(k), ', ') from unnest(kinds) as k));
 end $$;
 
 create table refund

@@ -180,6 +180,7 @@ pub(crate) struct Row {
     pub token_amount: bigdecimal::BigDecimal,
     pub to_address: String,
     pub status: String,
+    #[allow(dead_code)]
     pub idempotency_key: Option<String>,
     pub request_hash: Option<Vec<u8>>,
     pub auto_approved: bool,
@@ -193,6 +194,7 @@ pub(crate) struct Row {
     pub raw_tx: Option<Vec<u8>>,
     pub broadcast_at: Option<DateTime<Utc>>,
     pub paid_at: Option<DateTime<Utc>>,
+    #[allow(dead_code)]
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
@@ -278,7 +280,6 @@ macro_rules! select_refund {
         )
     };
 }
-pub(crate) use select_refund;
 
 /// The refund, locked (`FOR UPDATE`) for the rest of the caller's transaction.
 pub(crate) async fn lock(conn: &mut PgConnection, id: Uuid) -> Result<Row, RefundError> {

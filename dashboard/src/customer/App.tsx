@@ -12,6 +12,7 @@ import type { LedgerEntry, Page } from '../api/handwritten';
 import { type Credentials, forgetCredentials, takeCredentials } from './credentials';
 import type { Incoming, PurchaseView, ResourceInfo } from './types';
 import { geminiSnippets } from './snippets';
+import { Refunds } from './Refunds';
 
 const OFFICEX_URL = 'https://officex.app';
 const REFRESH_MS = 20_000;
@@ -177,6 +178,7 @@ function Purchase(props: { creds: Credentials }) {
         </div>
         <UsageCard creds={creds} reloadKey={reloadKey} />
         <LedgerCard creds={creds} reloadKey={reloadKey} />
+        <Refunds creds={creds} data={data} reloadKey={reloadKey} onChange={refreshAll} />
         <HowToUse data={data} />
         <Support purchaseId={p.id} vendor={p.vendor_name} />
       </main>

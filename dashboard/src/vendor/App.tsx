@@ -9,6 +9,7 @@ import { formatUsd } from '../lib/money';
 import { Alert, CopyButton, DataTable, Field, Money, StatusBadge, Value } from '../lib/ui';
 import type { Page, Row } from '../api/handwritten';
 import type { AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
+import { Refunds } from './Refunds';
 
 const TOKEN_KEY = 'vendor-server.admin-token';
 
@@ -25,6 +26,7 @@ type Route =
   | { view: 'purchases' }
   | { view: 'purchase'; id: string }
   | { view: 'sweeps' }
+  | { view: 'refunds' }
   | { view: 'notifications' }
   | { view: 'cost-imports' }
   | { view: 'tokens' }
@@ -37,6 +39,7 @@ function parseRoute(hash: string): Route {
     case 'purchases':
       return parts[1] ? { view: 'purchase', id: parts[1] } : { view: 'purchases' };
     case 'sweeps':
+    case 'refunds':
     case 'notifications':
     case 'cost-imports':
     case 'tokens':
@@ -52,6 +55,7 @@ const NAV: { view: Route['view']; href: string; label: string }[] = [
   { view: 'overview', href: '#/overview', label: 'Overview' },
   { view: 'purchases', href: '#/purchases', label: 'Purchases' },
   { view: 'sweeps', href: '#/sweeps', label: 'Sweeps' },
+  { view: 'refunds', href: '#/refunds', label: 'Refunds' },
   { view: 'notifications', href: '#/notifications', label: 'Notifications' },
   { view: 'cost-imports', href: '#/cost-imports', label: 'Cost imports' },
   { view: 'tokens', href: '#/tokens', label: 'Billing tokens' },
@@ -221,6 +225,8 @@ function View(props: { route: Route; call: Call }) {
       return <PurchasePage call={call} id={route.id} />;
     case 'sweeps':
       return <Sweeps call={call} />;
+    case 'refunds':
+      return <Refunds call={call} />;
     case 'notifications':
       return <Notifications call={call} />;
     case 'cost-imports':
