@@ -180,9 +180,7 @@ fn required(field: &str, value: Option<String>) -> Result<String, ApiError> {
     value
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty() && v.len() <= 200)
-        .ok_or_else(|| {
-            ApiError::bad_request("missing_field", format!("{field} is required"))
-        })
+        .ok_or_else(|| ApiError::bad_request("missing_field", format!("{field} is required")))
 }
 
 fn created(refund: RefundOut, replayed: bool) -> Response {
@@ -232,9 +230,11 @@ async fn request_refund(
         .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid request body: {e}")))?;
     let new = NewRefund {
         amount,
-        chain_id: Some(input.chain_id.ok_or_else(|| {
-            ApiError::bad_request("missing_field", "chain_id is required")
-        })?),
+        chain_id: Some(
+            input
+                .chain_id
+                .ok_or_else(|| ApiError::bad_request("missing_field", "chain_id is required"))?,
+        ),
         token: Some(required("token", input.token)?),
         to_address: required("to_address", input.to_address)?,
         flow_id: None,

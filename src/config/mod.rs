@@ -260,7 +260,10 @@ pub struct RefundConfig {
 impl fmt::Debug for RefundConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RefundConfig")
-            .field("payout_private_key", &self.payout_private_key.as_ref().map(|_| "***"))
+            .field(
+                "payout_private_key",
+                &self.payout_private_key.as_ref().map(|_| "***"),
+            )
             .field("auto_approve", &self.auto_approve)
             .finish()
     }

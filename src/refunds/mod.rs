@@ -79,9 +79,7 @@ impl RefundError {
 }
 
 /// Where a refund stands.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RefundStatus {
     Requested,
@@ -600,7 +598,10 @@ async fn request_purchase(
         (UsdMicros(balance.0.saturating_add(unclaimed.0)), unclaimed)
     } else {
         let held = running_holds(tx, id).await?;
-        (UsdMicros(locked.balance.0.saturating_sub(held)), UsdMicros::ZERO)
+        (
+            UsdMicros(locked.balance.0.saturating_sub(held)),
+            UsdMicros::ZERO,
+        )
     };
     let amount = match new.amount {
         Amount::All => available,
@@ -775,13 +776,13 @@ async fn request_checkout(
 }
 
 /// A purchase's refunds, newest first (at most 100).
-pub async fn list_for_purchase(cx: &Ctx<'_>, id: PurchaseId) -> Result<Vec<RefundOut>, RefundError> {
-    let rows = select_refund!(
-        "where purchase_id = $1 order by seq desc limit 100",
-        id.0
-    )
-    .fetch_all(cx.pool)
-    .await?;
+pub async fn list_for_purchase(
+    cx: &Ctx<'_>,
+    id: PurchaseId,
+) -> Result<Vec<RefundOut>, RefundError> {
+    let rows = select_refund!("where purchase_id = $1 order by seq desc limit 100", id.0)
+        .fetch_all(cx.pool)
+        .await?;
     Ok(rows.iter().map(|r| r.out(cx.chains, cx.pays())).collect())
 }
 
@@ -1261,8 +1262,7 @@ async fn announce(
                 out.chain_id
             ),
         };
-        notify::events::email(conn, event, purchase, &email, Some(&format!("email:{key}")))
-            .await?;
+        notify::events::email(conn, event, purchase, &email, Some(&format!("email:{key}"))).await?;
     }
     Ok(())
 }

@@ -126,7 +126,11 @@ impl Claim {
     }
 }
 
-async fn due(cx: &Ctx<'_>, chain: &ChainClient, statuses: &[&str]) -> Result<Vec<Uuid>, sqlx::Error> {
+async fn due(
+    cx: &Ctx<'_>,
+    chain: &ChainClient,
+    statuses: &[&str],
+) -> Result<Vec<Uuid>, sqlx::Error> {
     let statuses: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
     sqlx::query_scalar!(
         "select refund_id from refund where chain_id = $1 and status = any($2) and next_attempt_at <= now()
@@ -254,7 +258,10 @@ async fn wait_for_funds(cx: &Ctx<'_>, row: &Row, message: String) -> Result<bool
     .execute(&mut *tx)
     .await?;
     let alert = notify::events::Alert {
-        subject: format!("Refund {} waits for the payout wallet", RefundId(row.refund_id)),
+        subject: format!(
+            "Refund {} waits for the payout wallet",
+            RefundId(row.refund_id)
+        ),
         text: format!("{message}\nThe refund is paid as soon as the wallet is funded.\n"),
     };
     notify::events::alert(
@@ -304,7 +311,9 @@ async fn sign(
         )
         .await;
     }
-    let input: Bytes = IERC20::transferCall { to, value: amount }.abi_encode().into();
+    let input: Bytes = IERC20::transferCall { to, value: amount }
+        .abi_encode()
+        .into();
     let request = TransactionRequest::default()
         .from(from)
         .to(token)

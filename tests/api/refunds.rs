@@ -18,7 +18,11 @@ use crate::helpers::{TestApp, assert_error};
 const TOKEN: &str = "admin-token-for-refund-tests-0123456789";
 
 /// A test chain with a funded payout wallet (10 ETH, 1,000 USDC) unless `payout` is false.
-async fn refund_setup(pool: PgPool, payout: bool, extra: &[(&str, &str)]) -> (Pay, PrivateKeySigner) {
+async fn refund_setup(
+    pool: PgPool,
+    payout: bool,
+    extra: &[(&str, &str)],
+) -> (Pay, PrivateKeySigner) {
     let wallet = PrivateKeySigner::random();
     let key = format!("0x{}", hex::encode(wallet.to_bytes()));
     let mut vars = vec![("ADMIN_TOKEN", TOKEN)];
@@ -69,17 +73,30 @@ async fn send(
     key: Option<&str>,
     body: &Value,
 ) -> (StatusCode, Value) {
-    let mut request = app.client.post(app.url(path)).bearer_auth(bearer).json(body);
+    let mut request = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(bearer)
+        .json(body);
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);
     }
     let response = request.send().await.unwrap();
     let status = response.status();
     let bytes = response.bytes().await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
-async fn ask(p: &Pay, purchase: &str, key: &str, amount: Value, to: Address) -> (StatusCode, Value) {
+async fn ask(
+    p: &Pay,
+    purchase: &str,
+    key: &str,
+    amount: Value,
+    to: Address,
+) -> (StatusCode, Value) {
     send(
         &p.app,
         &format!("/v1/purchase/{purchase}/refunds"),
@@ -138,7 +155,10 @@ async fn pay_out(p: &Pay, refund: &str) -> usize {
         }
         p.anvil.mine(1).await;
     }
-    panic!("refund {refund} was not paid: {}", refund_status(p, refund).await);
+    panic!(
+        "refund {refund} was not paid: {}",
+        refund_status(p, refund).await
+    );
 }
 
 async fn ledger_matches(p: &Pay, purchase: &str) {
@@ -172,8 +192,12 @@ async fn a_partial_refund_is_paid_to_a_fresh_address_exactly_once_under_three_co
     let id = refund["refund_id"].as_str().unwrap().to_owned();
 
     // Three operators approve at once: one wins, the others see it approved.
-    let approvals = futures::future::join_all((0..3).map(|_| admin(&p, &id, "approve", json!({})))).await;
-    let ok = approvals.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let approvals =
+        futures::future::join_all((0..3).map(|_| admin(&p, &id, "approve", json!({})))).await;
+    let ok = approvals
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::OK)
+        .count();
     assert_eq!(ok, 1, "{approvals:?}");
     for a in approvals.iter().filter(|(s, _)| *s != StatusCode::OK) {
         assert_error(a, StatusCode::CONFLICT, "invalid_state");
@@ -181,7 +205,11 @@ async fn a_partial_refund_is_paid_to_a_fresh_address_exactly_once_under_three_co
     let approved_at = Instant::now();
 
     // Three payout replicas on one database.
-    let states = [p.app.state.clone(), p.app.state.clone(), p.app.state.clone()];
+    let states = [
+        p.app.state.clone(),
+        p.app.state.clone(),
+        p.app.state.clone(),
+    ];
     let mut passes = 0;
     while refund_status(&p, &id).await != "paid" {
         passes += 1;
@@ -240,7 +268,11 @@ async fn a_server_killed_between_sign_and_broadcast_pays_once(pool: PgPool) {
     // Pass 1 signs (intent, nonce and bytes committed); the "kill" is that nothing else runs.
     pass(&p).await;
     assert_eq!(refund_status(&p, &id).await, "paying");
-    assert_eq!(p.anvil.nonce(wallet.address()).await, 0, "nothing sent before the commit");
+    assert_eq!(
+        p.anvil.nonce(wallet.address()).await,
+        0,
+        "nothing sent before the commit"
+    );
     let raw: Option<Vec<u8>> = sqlx::query_scalar("select raw_tx from refund")
         .fetch_one(&p.app.state.pool)
         .await
@@ -438,7 +470,10 @@ async fn all_pays_the_whole_balance_deletes_the_purchase_and_a_later_payment_is_
         p.anvil.token_balance(p.anvil.usdc, to).await,
         U256::from(7_500_000u64)
     );
-    let (_, got) = p.app.get_auth(&format!("/v1/purchase/{purchase}"), &key).await;
+    let (_, got) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}"), &key)
+        .await;
     assert_eq!(got["purchase"]["status"], "deleted", "{got}");
     assert_eq!(got["purchase"]["officex_status"], "CANCELED");
     let officex: i64 = sqlx::query_scalar(
@@ -453,7 +488,10 @@ async fn all_pays_the_whole_balance_deletes_the_purchase_and_a_later_payment_is_
     p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
     p.anvil.mine(3).await;
     p.watch().await;
-    let (_, got) = p.app.get_auth(&format!("/v1/purchase/{purchase}"), &key).await;
+    let (_, got) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}"), &key)
+        .await;
     assert_eq!(got["unclaimed_usd"], "2.000000", "{got}");
     let v = p.validate(GEMINI_USDC, &session).await;
     assert_eq!(v["unclaimed_usd"], "2.000000", "{v}");
@@ -465,7 +503,10 @@ async fn all_pays_the_whole_balance_deletes_the_purchase_and_a_later_payment_is_
     assert_eq!(refund["source"], "unclaimed");
     assert_eq!(refund["amount_usd"], "2.000000");
     let id = refund["refund_id"].as_str().unwrap().to_owned();
-    let (_, got) = p.app.get_auth(&format!("/v1/purchase/{purchase}"), &key).await;
+    let (_, got) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}"), &key)
+        .await;
     assert_eq!(got["unclaimed_usd"], "0.000000");
     admin(&p, &id, "approve", json!({})).await;
     pay_out(&p, &id).await;
@@ -506,7 +547,11 @@ async fn without_a_payout_key_the_vendors_own_payment_is_recognised_and_mark_pai
     // A transaction that pays someone else is refused, and so is a made-up hash.
     let elsewhere = p
         .anvil
-        .mint(p.anvil.usdc, PrivateKeySigner::random().address(), 5_000_000)
+        .mint(
+            p.anvil.usdc,
+            PrivateKeySigner::random().address(),
+            5_000_000,
+        )
         .await;
     let refused = admin(&p, &first, "mark-paid", json!({"tx_hash": elsewhere})).await;
     assert_error(&refused, StatusCode::CONFLICT, "payment_not_found");
@@ -585,10 +630,7 @@ async fn a_payment_to_a_checkout_never_finalized_is_unclaimed_and_refundable(poo
         p.anvil.token_balance(p.anvil.usdc, to).await,
         U256::from(3_000_000u64)
     );
-    let (_, listed) = p
-        .app
-        .get_auth("/v1/admin/refunds?status=paid", TOKEN)
-        .await;
+    let (_, listed) = p.app.get_auth("/v1/admin/refunds?status=paid", TOKEN).await;
     assert_eq!(listed["items"][0]["refund_id"], id.as_str());
 }
 
@@ -606,7 +648,14 @@ async fn small_refunds_to_an_address_that_paid_before_are_approved_at_once(pool:
     let (_, auto) = ask(&p, &purchase, &key, json!("5"), payer).await;
     assert_eq!(auto["status"], "approved", "{auto}");
     assert_eq!(auto["auto_approved"], true);
-    let (_, stranger) = ask(&p, &purchase, &key, json!("1"), PrivateKeySigner::random().address()).await;
+    let (_, stranger) = ask(
+        &p,
+        &purchase,
+        &key,
+        json!("1"),
+        PrivateKeySigner::random().address(),
+    )
+    .await;
     assert_eq!(stranger["status"], "requested");
     let (_, big) = ask(&p, &purchase, &key, json!("0.5"), payer).await;
     assert_eq!(big["status"], "approved");

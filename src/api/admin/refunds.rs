@@ -134,13 +134,10 @@ pub(super) async fn approve_refund(
     keyed(&actor)?;
     let cx = ctx(&state);
     // The head now: the vendor's own payment counts from here (best effort; else the first scan).
-    let chain_id = sqlx::query_scalar!(
-        "select chain_id from refund where refund_id = $1",
-        id.0
-    )
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or_else(|| ApiError::not_found("refund_not_found", "Refund not found"))?;
+    let chain_id = sqlx::query_scalar!("select chain_id from refund where refund_id = $1", id.0)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("refund_not_found", "Refund not found"))?;
     let head = match u64::try_from(chain_id)
         .ok()
         .and_then(|c| state.chains.by_id(c))
