@@ -520,6 +520,7 @@ async fn reconcile_missing(
         )
         .execute(&mut *tx)
         .await?;
+        crate::billing::ledger::reverse_deposit(tx, row.deposit_id).await?;
         report.reorged += 1;
         tracing::error!(
             chain = chain.name(),
@@ -529,7 +530,7 @@ async fn reconcile_missing(
         );
         let payload = serde_json::json!({
             "message": format!(
-                "Deposit {} on {} ({} USD to {}) was {} but its block {} is no longer on the chain. It will not be credited again; check the purchase and the treasury.",
+                "Deposit {} on {} ({} USD to {}) was {} but its block {} is no longer on the chain. A credit was reversed (deposit.reversed); it is credited again if the transfer comes back. Check the treasury.",
                 row.reference,
                 chain.name(),
                 crate::domain::money::UsdMicros(row.amount_micros),

@@ -290,6 +290,17 @@ impl Config {
                     default_reorg_window_blocks(),
                 )?,
                 start_block: v.parse("START_BLOCK", "a block number")?,
+                replace_after_blocks: v.parse_or(
+                    "REPLACE_AFTER_BLOCKS",
+                    "a block count",
+                    default_replace_after_blocks(),
+                )?,
+                max_fee_gwei: v.parse_or("MAX_FEE_GWEI", "gwei", default_max_fee_gwei())?,
+                finality: v.parse_or(
+                    "CHAIN_FINALITY",
+                    "confirmations or finalized",
+                    Finality::default(),
+                )?,
             });
         }
         if let Some(path) = v.get("CHAINS_FILE") {
