@@ -661,3 +661,71 @@ async fn small_refunds_to_an_address_that_paid_before_are_approved_at_once(pool:
     assert_eq!(big["status"], "approved");
     pay_out(&p, auto["refund_id"].as_str().unwrap()).await;
 }
+
+#[sqlx::test]
+async fn the_cli_lists_approves_and_rejects_refunds_and_audits_them_as_cli(pool: PgPool) {
+    let (p, _) = refund_setup(pool, false, &[]).await;
+    let (purchase, key, _, _) = bought(&p, 10_000_000).await;
+    let to = PrivateKeySigner::random().address();
+    let (_, first) = ask(&p, &purchase, &key, json!("2"), to).await;
+    let (_, second) = ask(&p, &purchase, &key, json!("1"), to).await;
+    let first = first["refund_id"].as_str().unwrap().to_owned();
+    let second = second["refund_id"].as_str().unwrap().to_owned();
+    let db_url = {
+        let options = p.app.state.pool.connect_options();
+        format!(
+            "postgres://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        )
+    };
+    let vars: Vec<(String, String)> = crate::chain::chain_vars(&p.anvil, &p.wallets)
+        .into_iter()
+        .chain([("DATABASE_URL".to_owned(), db_url)])
+        .collect();
+    let run = |args: &[&str]| {
+        let dir = std::env::temp_dir().join(format!("vendor-cli-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vendor-server"))
+            .args(args)
+            .current_dir(&dir)
+            .env_clear()
+            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, listed, err) = run(&["refunds", "list"]);
+    assert!(ok, "{err}");
+    assert!(listed.contains(&first) && listed.contains("requested"), "{listed}");
+    let (ok, out, err) = run(&["refunds", "approve", &first]);
+    assert!(ok, "{err}");
+    assert!(out.contains("ethereum:"), "the payment link: {out}");
+    assert_eq!(refund_status(&p, &first).await, "approved");
+    let (ok, _, err) = run(&["refunds", "reject", &second, "--reason", "asked twice"]);
+    assert!(ok, "{err}");
+    assert_eq!(refund_status(&p, &second).await, "rejected");
+    assert_eq!(balance_of(&p, &purchase).await, 8_000_000);
+    let (ok, _, err) = run(&["refunds", "approve", &second]);
+    assert!(!ok);
+    assert!(err.contains("only a requested refund"), "{err}");
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "select action, actor from admin_audit where target_type = 'refund' order by audit_id",
+    )
+    .fetch_all(&p.app.state.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        audited,
+        [
+            ("refund.approve".to_owned(), "cli".to_owned()),
+            ("refund.reject".to_owned(), "cli".to_owned())
+        ]
+    );
+}
