@@ -28,6 +28,12 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    /// Over a rate limit (429 with `Retry-After`, code `rate_limited`).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// The database cannot be reached right now (503, retryable).
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
@@ -42,6 +48,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+        }
+    }
+
+    /// 429 `rate_limited`, to retry after `retry_after` (rounded up to whole seconds, at least 1).
+    pub fn rate_limited(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        Self::RateLimited {
+            message: message.into(),
+            retry_after,
         }
     }
 
@@ -64,6 +78,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Client { status, .. } => *status,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -86,6 +101,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let (code, message) = match &self {
             Self::Client { code, message, .. } => (*code, message.clone()),
+            Self::RateLimited { message, .. } => ("rate_limited", message.clone()),
             Self::Unavailable(e) => {
                 tracing::warn!(error = %e, "database unavailable");
                 (
@@ -106,10 +122,19 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Every 429 and 503 says when to retry.
+        let retry_after_secs = match &self {
+            Self::RateLimited { retry_after, .. } => {
+                (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1)
+            }
+            _ if status == StatusCode::TOO_MANY_REQUESTS => 60,
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => 5,
+            _ => 0,
+        };
+        if retry_after_secs > 0 {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("5"),
+                axum::http::HeaderValue::from(retry_after_secs),
             );
         }
         response
@@ -188,6 +213,10 @@ impl From<crate::billing::BillingError> for ApiError {
         use crate::billing::BillingError as B;
         match e {
             B::PurchaseNotFound => Self::not_found("purchase_not_found", "Purchase not found"),
+            B::PurchaseDeleted => Self::conflict(
+                "purchase_deleted",
+                "This purchase was deleted; its balance no longer moves.",
+            ),
             B::Overflow => Self::bad_request("amount_too_large", e.to_string()),
             B::ReferenceConflict(_) => Self::conflict("reference_conflict", e.to_string()),
             B::Invalid(message) => Self::bad_request("invalid_request", message),

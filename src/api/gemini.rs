@@ -23,8 +23,8 @@ use utoipa_axum::routes;
 
 use super::error::{GoogleError, GoogleErrorBody};
 use crate::providers::gemini::{
-    self, Estimate, Gateway, GatewayError, GatewaySettings, KeyAccess, Metered, Reservation,
-    ResponseUsage, StreamMeter,
+    self, CallSlot, Estimate, Gateway, GatewayError, GatewaySettings, KeyAccess, Metered,
+    Reservation, ResponseUsage, StreamMeter,
 };
 use crate::state::AppState;
 
@@ -416,8 +416,11 @@ async fn call_model(
     path: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
-    call_model_inner(&state, path, request)
+    let mut slot = None;
+    call_model_inner(&state, path, request, &mut slot)
         .await
+        // The purchase's slot is taken until the answer is sent.
+        .map(|response| super::hold_until_sent(response, slot))
         .unwrap_or_else(|e| {
             let close = matches!(
                 e,
@@ -438,6 +441,7 @@ async fn call_model_inner(
     state: &AppState,
     path: Result<Path<String>, PathRejection>,
     request: Request,
+    slot: &mut Option<CallSlot>,
 ) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
     let (uri, headers) = (&parts.uri, &parts.headers);
@@ -467,6 +471,12 @@ async fn call_model_inner(
     if announced.is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::PayloadTooLarge(limit));
     }
+    // Concurrency counts from the headers: no more calls with bodies arriving than the limit.
+    *slot = Some(
+        gateway
+            .slots
+            .enter(access.purchase_id, settings.max_concurrent())?,
+    );
     let body = read_body(body, limit, gateway.body_read_timeout).await?;
     let request: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         GatewayError::InvalidArgument(format!("Invalid JSON payload received. {e}"))

@@ -20,6 +20,9 @@ use crate::domain::money::UsdMicros;
 pub enum BillingError {
     #[error("purchase not found")]
     PurchaseNotFound,
+    /// The purchase was deleted: nothing moves its balance any more.
+    #[error("this purchase was deleted")]
+    PurchaseDeleted,
     #[error("the balance would overflow")]
     Overflow,
     #[error("a ledger entry with reference {0:?} already exists with different content")]
@@ -48,6 +51,7 @@ impl BillingError {
     pub fn share(&self) -> Self {
         match self {
             Self::PurchaseNotFound => Self::PurchaseNotFound,
+            Self::PurchaseDeleted => Self::PurchaseDeleted,
             Self::Overflow => Self::Overflow,
             Self::ReferenceConflict(r) => Self::ReferenceConflict(r.clone()),
             Self::Invalid(m) => Self::Invalid(m.clone()),

@@ -5,6 +5,7 @@ import { ApiError, api, errorText } from '../lib/api';
 import { daysAgo, formatTime, isoDay, shortHex, toDate } from '../lib/format';
 import { daysLeft, formatAmount, formatUsd, sumDecimals, toMicros, toNumber } from '../lib/money';
 import { Alert, CopyButton, Field, Money, STATUS_TEXT, StatusBadge } from '../lib/ui';
+import { ProvisioningFailed } from './ProvisioningFailed';
 import { BarChart } from '../lib/Chart';
 import { QrCode, eip681 } from '../lib/qr';
 import type { AcceptedToken, BillingBucket, Interval, VerifyTopupResponse } from '../api/types';
@@ -172,6 +173,7 @@ function Purchase(props: { creds: Credentials }) {
           </Alert>
         )}
         <StatusNote status={p.status} />
+        <ProvisioningFailed status={p.status} />
         <div class="grid">
           <BalanceCard data={data} creds={creds} reloadKey={reloadKey} />
           <TopUpCard data={data} creds={creds} onCredited={refreshAll} />

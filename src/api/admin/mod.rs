@@ -4,8 +4,8 @@
 //!   or missing token is 401. Without `ADMIN_TOKEN` configured every route answers 404.
 //! - Lists answer `{items, next_cursor}`; pass `next_cursor` back as `cursor` (`limit` 1–500,
 //!   default 50).
-//! - Every mutating call takes an optional idempotency key, as the `Idempotency-Key` header or the
-//!   body's `idempotency_key` (both present and different: 400). The same key with the same request
+//! - Every mutating call requires an idempotency key, as the `Idempotency-Key` header or the body's
+//!   `idempotency_key` (none: 400 `idempotency_key_required`; both present and different: 400). The same key with the same request
 //!   replays the first answer (header `Idempotent-Replayed: true`); with another request it is 409
 //!   `idempotency_key_reused`. Keys are kept 30 days.
 //! - Every action is written to the audit log (`GET /v1/admin/audit`) in its own transaction, with
@@ -132,7 +132,7 @@ pub(super) fn answer<T: Serialize>(status: StatusCode, done: Done<T>) -> Respons
 }
 
 /// A mutating call's body (`{}` when empty) and its actor (client address, idempotency key from
-/// the header or the body, fingerprinted with `route` and the body).
+/// the header or the body, fingerprinted with `route` and the body; required).
 pub(super) fn mutation(
     auth: AdminAuth,
     headers: &HeaderMap,
@@ -171,13 +171,20 @@ pub(super) fn mutation(
             ));
         }
     };
-    let idempotency =
-        super::metering::key_of(headers, body_key)?.map(|key| Idempotency::new(key, route, &value));
+    // Required on every mutating route (SPEC §9): without one, a retried adjustment posts twice.
+    let key = super::metering::key_of(headers, body_key)?.ok_or_else(|| {
+        ApiError::bad_request(
+            "idempotency_key_required",
+            "every admin action needs an idempotency key (the Idempotency-Key header or the body's idempotency_key): a retry with the same key then never acts twice",
+        )
+    })?;
+    let idempotency = Some(Idempotency::new(key, route, &value));
     Ok((
         value,
         Actor {
             client_ip: auth.client_ip,
             idempotency,
+            ..Actor::default()
         },
     ))
 }
@@ -201,6 +208,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(purchases::suspend))
         .routes(routes!(purchases::resume))
         .routes(routes!(purchases::delete_purchase))
+        .routes(routes!(purchases::reprovision))
         .routes(routes!(ops::list_sweeps))
         .routes(routes!(ops::retry_sweep))
         .routes(routes!(ops::bump_sweep))

@@ -31,12 +31,14 @@ mod access;
 mod limiter;
 mod pricing;
 mod provider;
+mod slots;
 mod stream;
 
 pub use access::*;
 pub use limiter::*;
 pub use pricing::*;
 pub use provider::*;
+pub use slots::*;
 pub use stream::*;
 
 /// Gateway keys start with this, so a leaked one is recognisable.
@@ -111,6 +113,8 @@ pub struct Gateway {
     keys: Vec<SecretString>,
     next_key: AtomicUsize,
     pub limiter: RateLimiter,
+    /// Each purchase's calls in progress, counted from their headers.
+    pub slots: CallSlots,
     /// Largest request body read (`GEMINI_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// Time allowed to receive a request body (`GEMINI_BODY_READ_TIMEOUT_SECS`).
@@ -131,6 +135,7 @@ impl Gateway {
             keys: config.api_keys.clone(),
             next_key: AtomicUsize::new(0),
             limiter: RateLimiter::default(),
+            slots: CallSlots::default(),
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
         })
