@@ -33,9 +33,11 @@ pub enum RefundsCommand {
 }
 
 fn refund_id(id: &str) -> anyhow::Result<RefundId> {
-    id.trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("{id:?} is not a refund id (RefundID_<uuid>, see `vendor-server refunds list`)"))
+    id.trim().parse().map_err(|_| {
+        anyhow::anyhow!(
+            "{id:?} is not a refund id (RefundID_<uuid>, see `vendor-server refunds list`)"
+        )
+    })
 }
 
 fn failed(e: admin::AdminError) -> anyhow::Error {
@@ -85,10 +87,11 @@ pub async fn run(command: RefundsCommand) -> anyhow::Result<()> {
         }
         RefundsCommand::Approve { id } => {
             let id = refund_id(&id)?;
-            let chain_id = sqlx::query_scalar!("select chain_id from refund where refund_id = $1", id.0)
-                .fetch_optional(&pool)
-                .await?
-                .with_context(|| format!("no refund {id}"))?;
+            let chain_id =
+                sqlx::query_scalar!("select chain_id from refund where refund_id = $1", id.0)
+                    .fetch_optional(&pool)
+                    .await?
+                    .with_context(|| format!("no refund {id}"))?;
             let head = match u64::try_from(chain_id).ok().and_then(|c| chains.by_id(c)) {
                 Some(c) => c.head().await.ok(),
                 None => None,

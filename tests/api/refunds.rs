@@ -703,7 +703,10 @@ async fn the_cli_lists_approves_and_rejects_refunds_and_audits_them_as_cli(pool:
     };
     let (ok, listed, err) = run(&["refunds", "list"]);
     assert!(ok, "{err}");
-    assert!(listed.contains(&first) && listed.contains("requested"), "{listed}");
+    assert!(
+        listed.contains(&first) && listed.contains("requested"),
+        "{listed}"
+    );
     let (ok, out, err) = run(&["refunds", "approve", &first]);
     assert!(ok, "{err}");
     assert!(out.contains("ethereum:"), "the payment link: {out}");

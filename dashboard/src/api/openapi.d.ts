@@ -5369,7 +5369,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many checkouts from this client (`rate_limited`) */
+            /** @description Too many checkouts from this client (`rate_limited`; decided before the body is read; `Retry-After` says when) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5642,7 +5642,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many payment checks from this client (`rate_limited`) */
+            /** @description Too many payment checks from this client (`rate_limited`; decided before the body is read; `Retry-After` says when) */
             429: {
                 headers: {
                     [name: string]: unknown;
