@@ -529,7 +529,7 @@ pub struct FinalizeOut {
         (status = 200, description = "The receipt, or `success: false` (unknown session, under the offer minimum: nothing lost)", body = FinalizeOut),
         (status = 400, description = "Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_request`)", body = ErrorBody),
         (status = 404, description = "Unknown checkout flow (`checkout_flow_not_found`)", body = ErrorBody),
-        (status = 409, description = "officex_purchase_id already belongs to another purchase (`officex_purchase_id_in_use`)", body = ErrorBody),
+        (status = 409, description = "officex_purchase_id already belongs to another purchase, or this checkout was finalized with another officex_purchase_id (`officex_purchase_id_in_use`)", body = ErrorBody),
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
         (status = 503, description = "Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry", body = ErrorBody),
     )
