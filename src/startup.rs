@@ -103,9 +103,14 @@ impl Application {
         let limits = state.config.server.limits.clone();
         // Draining ends with the longest a request may run (the timeout layer), plus a margin.
         let drain = state.config.server.request_timeout + Duration::from_secs(5);
+        let gateway = state.gemini.clone();
         let app = wrap(api::router(state));
         let served = api::listener::serve(listener, app, limits, drain, shutdown.clone()).await;
         shutdown.cancel();
+        // Gemini calls whose clients left are still being read and charged.
+        if let Some(gateway) = gateway {
+            gateway.settled(drain).await;
+        }
         if let Some(mut jobs) = jobs {
             while let Some(result) = jobs.join_next().await {
                 if let Err(e) = result {

@@ -268,6 +268,9 @@ pub struct GoogleError {
     pub status: StatusCode,
     pub message: String,
     pub retry_after_secs: Option<u64>,
+    /// Why, for a refusal of this gateway's own (`tool_not_sold`): sent as Google's
+    /// `google.rpc.ErrorInfo` detail.
+    pub reason: Option<&'static str>,
 }
 
 impl GoogleError {
@@ -276,6 +279,7 @@ impl GoogleError {
             status,
             message: message.into(),
             retry_after_secs: None,
+            reason: None,
         }
     }
 
@@ -313,13 +317,15 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
             G::UnknownModel { .. } | G::UnknownMethod(_) | G::NotConfigured => {
                 StatusCode::NOT_FOUND
             }
-            G::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            G::InvalidArgument(_) | G::ToolNotSold(_) => StatusCode::BAD_REQUEST,
             G::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             G::Db(db) if crate::db::is_unavailable(db) => StatusCode::SERVICE_UNAVAILABLE,
             G::Billing(crate::billing::BillingError::Db(db)) if crate::db::is_unavailable(db) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            G::Misconfigured(_) | G::Billing(_) | G::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            G::Misconfigured(_) | G::TaskLost | G::Billing(_) | G::Db(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = format!("{e:#}"), "Gemini gateway internal error");
@@ -335,6 +341,10 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
         } else {
             e.to_string()
         };
+        let reason = match e {
+            G::ToolNotSold(_) => Some("tool_not_sold"),
+            _ => None,
+        };
         let retry_after_secs = match e {
             G::RateLimited {
                 retry_after_secs, ..
@@ -347,6 +357,7 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
             status,
             message,
             retry_after_secs,
+            reason,
         }
     }
 }
@@ -368,6 +379,22 @@ pub struct GoogleErrorDetail {
     /// PERMISSION_DENIED, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL, …).
     #[schema(example = "NOT_FOUND")]
     pub status: &'static str,
+    /// Google's `google.rpc.ErrorInfo` with this gateway's own reason (`tool_not_sold`), when
+    /// the refusal is the gateway's rather than Google's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<GoogleErrorInfo>,
+}
+
+/// `google.rpc.ErrorInfo`, as Google puts it in `error.details`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GoogleErrorInfo {
+    /// `type.googleapis.com/google.rpc.ErrorInfo`
+    #[serde(rename = "@type")]
+    pub type_url: &'static str,
+    /// `tool_not_sold`
+    pub reason: &'static str,
+    /// `vendor-server`
+    pub domain: &'static str,
 }
 
 impl IntoResponse for GoogleError {
@@ -377,6 +404,15 @@ impl IntoResponse for GoogleError {
                 code: self.status.as_u16(),
                 message: self.message,
                 status: Self::status_name(self.status),
+                details: self
+                    .reason
+                    .map(|reason| GoogleErrorInfo {
+                        type_url: "type.googleapis.com/google.rpc.ErrorInfo",
+                        reason,
+                        domain: "vendor-server",
+                    })
+                    .into_iter()
+                    .collect(),
             },
         };
         let mut response = (self.status, Json(body)).into_response();

@@ -17,6 +17,7 @@ pub mod offers;
 pub mod openapi;
 pub mod purchases;
 pub mod refunds;
+pub mod s3_usage;
 
 use std::any::Any;
 use std::sync::Arc;

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod ledger;
 pub mod meter;
 pub mod purchases;
+pub mod s3_usage;
 pub mod statement;
 pub mod tokens;
 

@@ -163,6 +163,9 @@ pub struct AwsConfig {
     pub operation_timeout: Duration,
     /// Deadline of one HTTP attempt of an AWS operation (`AWS_ATTEMPT_TIMEOUT_SECS`, 10).
     pub attempt_timeout: Duration,
+    /// The vendor bucket customer buckets log their requests into, under `access-logs/<bucket>/`
+    /// (`S3_ACCESS_LOG_BUCKET`); `None`: no access logging, storage-only estimates.
+    pub access_log_bucket: Option<String>,
 }
 
 /// Static AWS credentials from the configuration.
@@ -185,6 +188,8 @@ pub struct BillingConfig {
     /// tokio-cron-scheduler expression (seconds first).
     pub cron: String,
     pub suspension_grace: Duration,
+    /// How often the S3 usage estimate runs (`S3_METERING_INTERVAL_SECS`, 3600).
+    pub metering_interval: Duration,
 }
 
 #[derive(Clone)]

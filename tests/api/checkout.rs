@@ -1197,6 +1197,7 @@ async fn no_secret_leaves_the_receipt_secret_fields_on_s3_and_gemini(pool: PgPoo
             endpoint_url: Some(moto.url.clone()),
             vendor_name: "Test Vendor".into(),
             officex_app_url: "https://officex.app".into(),
+            access_log_bucket: None,
         },
     ));
     let gemini = TestProvider::new("gemini", 0);

@@ -277,6 +277,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/purchases/{id}/s3-usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An S3 purchase's hourly estimates per day beside the imported AWS costs (last 31 days) */
+        get: operations["admin_purchase_s3_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/purchases/{id}/suspend": {
         parameters: {
             query?: never;
@@ -288,94 +305,6 @@ export interface paths {
         put?: never;
         /** Suspend a purchase (held until an operator resumes it); the lifecycle job suspends its resource */
         post: operations["admin_suspend"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/admin/refunds": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Refunds, newest first, with their status, payout transaction and payment link */
-        get: operations["admin_list_refunds"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/admin/refunds/{id}/approve": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Approve a requested refund: the payout wallet pays it, or the vendor does (payment link) */
-        post: operations["admin_approve_refund"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/admin/refunds/{id}/mark-paid": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Record the vendor's own payment of an approved refund, checked on chain
-         * @description The transaction must be mined, succeeded, and hold a Transfer of the refund's token, of at least its amount, to its address, not already counted for another refund.
-         */
-        post: operations["admin_mark_refund_paid"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/admin/refunds/{id}/reject": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Reject a refund not being paid: its amount is credited back */
-        post: operations["admin_reject_refund"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/admin/refunds/{id}/retry": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Approve a failed refund again: a new payout transaction is signed */
-        post: operations["admin_retry_refund"];
         delete?: never;
         options?: never;
         head?: never;
@@ -556,26 +485,6 @@ export interface paths {
          * @description Rate-limited per client IP (CHECKOUT_INITIATE_PER_MINUTE). The offer's terms are kept with the checkout.
          */
         post: operations["initiate"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/checkout/refund": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Ask for the payments to a checkout never finalized back
-         * @description Refunds every confirmed payment on the checkout's address not yet covered by a refund; always approved by an operator. Those payments are no longer credited by a later finalize.
-         */
-        post: operations["checkout_refund"];
         delete?: never;
         options?: never;
         head?: never;
@@ -787,38 +696,20 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/purchase/{id}/refunds": {
+    "/v1/purchase/{id}/s3-usage": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** The purchase's refunds, newest first (at most 100) */
-        get: operations["list_refunds"];
-        put?: never;
         /**
-         * Ask for unused balance (or, on a deleted purchase, unclaimed payments) back
-         * @description The amount leaves the balance at once (ledger kind `refund`), so it cannot be spent meanwhile; the vendor approves it (small refunds to an address that paid this purchase may be approved at once) and it is paid in the token named. `"all"` closes the purchase once paid. A retry with the same Idempotency-Key returns the same refund.
+         * Today's estimated S3 spend, the last days' estimates beside the AWS figures that replaced them, and any limit hold
+         * @description Estimates are charged hourly from the bucket's access logs and storage metrics; the daily AWS cost import replaces each day's estimate with AWS's own figure (it posts only the difference).
          */
-        post: operations["request_refund"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/purchase/{id}/refunds/{refund_id}/cancel": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
+        get: operations["s3_usage"];
         put?: never;
-        /** Cancel a refund still requested: its amount is credited back */
-        post: operations["cancel_refund"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -897,7 +788,7 @@ export interface paths {
         put?: never;
         /**
          * Gemini gateway: generateContent, streamGenerateContent, countTokens
-         * @description `{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Upstream errors pass through unchanged and free. While the call runs its worst case (input upper bound plus maxOutputTokens × candidateCount, or the model's max_output_tokens from the offer when unset) is held against the balance, and at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its reserved worst case. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.
+         * @description `{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Prompts over 200k tokens pay the model's long-context prices when the offer sets them. Prices and models are the purchase's terms as stored at checkout. A call that reached the upstream is charged even if the client hangs up: the answer is read to its end regardless. Upstream errors pass through unchanged and free. While the call runs its worst case is held against the balance and the call is admitted only if that fits the balance less the running holds: input tokens bounded by the body's size in bytes (the model's whole input limit for a fileData part, inline video/audio/PDF or a built-in tool), plus maxOutputTokens × candidateCount (or the model's output limit), at the highest price tier it may fall in; at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Built-in tools (googleSearch, urlContext, codeExecution, …) the offer does not price are refused with 400 (reason tool_not_sold); priced ones are charged per request. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its hold's usage. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.
          */
         post: operations["call_model"];
         delete?: never;
@@ -1127,21 +1018,6 @@ export interface components {
          * @enum {string}
          */
         CheckoutPattern: "CRYPTO_WALLET_TOPUP";
-        /** @description `POST /v1/checkout/refund` body. */
-        CheckoutRefundRequest: {
-            /**
-             * Format: int64
-             * @description Optional: by default the chain and token of the largest payment.
-             */
-            chain_id?: number | null;
-            checkout_flow_id?: string | null;
-            /** @description `CheckoutSessionID_<uuid>`. */
-            checkout_session_id?: string | null;
-            idempotency_key?: string | null;
-            /** @description Where the refund is paid (0x address). */
-            to_address?: string | null;
-            token?: string | null;
-        };
         /** @description CheckoutSessionID_<uuid> */
         CheckoutSessionId: string;
         /** @description `IRequestCheckoutTopup`. */
@@ -1198,12 +1074,6 @@ export interface components {
             success: boolean;
             tracer?: string | null;
             type: components["schemas"]["CheckoutPattern"];
-            /**
-             * @description Confirmed money at this checkout's address that no purchase uses (a checkout never
-             *     finalized, or a payment after its purchase was deleted): refundable
-             *     (`POST /v1/checkout/refund`, or the purchase's refunds).
-             */
-            unclaimed_usd: components["schemas"]["UsdAmount"];
             vendor_disclaimer: string;
         };
         /** @description The purchase's deposit address (`checkout_wallet` in the reference), without any key or seed. */
@@ -1371,6 +1241,25 @@ export interface components {
              */
             error: string;
         };
+        /**
+         * @description What the customer and the console see of a purchase's estimates: per day, the estimate charged
+         *     and (once imported) the AWS figure that replaced it.
+         */
+        EstimateDay: {
+            /** @description `YYYY-MM-DD` (UTC). */
+            day: string;
+            /** Format: int64 */
+            egress_bytes: number;
+            /** @description What the hourly estimates charged for the day (micro-USD as a USD decimal). */
+            estimated_usd: components["schemas"]["UsdAmount"];
+            /** Format: int64 */
+            get_requests: number;
+            imported_usd?: null | components["schemas"]["UsdAmount"];
+            /** Format: int64 */
+            put_requests: number;
+            /** Format: int64 */
+            storage_bytes?: number | null;
+        };
         /** @description The full receipt, or the three fields of a refusal. */
         FinalizeReceipt: components["schemas"]["Receipt"] | components["schemas"]["RefusedReceipt"];
         /** @description The gas wallet on one chain. */
@@ -1436,6 +1325,11 @@ export interface components {
              * @example 404
              */
             code: number;
+            /**
+             * @description Google's `google.rpc.ErrorInfo` with this gateway's own reason (`tool_not_sold`), when
+             *     the refusal is the gateway's rather than Google's.
+             */
+            details?: components["schemas"]["GoogleErrorInfo"][];
             message: string;
             /**
              * @description Google's canonical status (INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION,
@@ -1443,6 +1337,15 @@ export interface components {
              * @example NOT_FOUND
              */
             status: string;
+        };
+        /** @description `google.rpc.ErrorInfo`, as Google puts it in `error.details`. */
+        GoogleErrorInfo: {
+            /** @description `type.googleapis.com/google.rpc.ErrorInfo` */
+            "@type": string;
+            /** @description `vendor-server` */
+            domain: string;
+            /** @description `tool_not_sold` */
+            reason: string;
         };
         /** @description `GET /health`'s answer. */
         HealthOut: {
@@ -1816,51 +1719,6 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description One page of a list. */
-        Page_Refund: {
-            items: {
-                amount_usd: components["schemas"]["UsdAmount"];
-                /** Format: date-time */
-                approved_at?: string | null;
-                auto_approved: boolean;
-                /** Format: int64 */
-                chain_id: number;
-                checkout_session_id?: null | components["schemas"]["CheckoutSessionId"];
-                /** @description `amount_usd` was `"all"`: the purchase is closed once the refund is paid. */
-                closes_purchase: boolean;
-                /** Format: date-time */
-                created_at: string;
-                explorer_url?: string | null;
-                last_error?: string | null;
-                /** Format: date-time */
-                paid_at?: string | null;
-                /** @description While approved and not being paid by this server: an EIP-681 link paying it from any wallet. */
-                payment_uri?: string | null;
-                purchase_id?: null | components["schemas"]["PurchaseId"];
-                /** @description Why it was rejected. */
-                reason?: string | null;
-                refund_id: components["schemas"]["RefundId"];
-                /**
-                 * @description `balance` (unused balance), `unclaimed` (payments to a deleted purchase) or `checkout`
-                 *     (payments to a checkout never finalized).
-                 */
-                source: string;
-                status: components["schemas"]["RefundStatus"];
-                to_address: string;
-                token_address: string;
-                /** @description The token amount paid, a decimal in token units (`"12.5"`), at the token's USD rate. */
-                token_amount: string;
-                /** Format: int32 */
-                token_decimals: number;
-                token_symbol: string;
-                /** @description The payout transaction (or the vendor's own payment, once recognised). */
-                tx_hash?: string | null;
-                /** Format: date-time */
-                updated_at: string;
-            }[];
-            /** @description Pass as `cursor` for the next page; `null` on the last page. */
-            next_cursor?: string | null;
-        };
-        /** @description One page of a list. */
         Page_SweepRow: {
             items: {
                 /** @description In the token's smallest unit. */
@@ -2043,11 +1901,6 @@ export interface components {
             /** @description Payments to the deposit address not in the balance yet, with their confirmations. */
             pending_deposits: components["schemas"]["Incoming"][];
             purchase: components["schemas"]["Purchase"];
-            /**
-             * @description Payments that reached the purchase after it was deleted, not refunded yet: refundable with
-             *     `POST /v1/purchase/{id}/refunds`.
-             */
-            unclaimed_usd: components["schemas"]["UsdAmount"];
         };
         /** @description One purchase as listed. */
         PurchaseRow: {
@@ -2112,92 +1965,6 @@ export interface components {
             usage_amount: string;
             usage_unit: string;
         };
-        /** @description A refund on the wire (customer and console). */
-        Refund: {
-            amount_usd: components["schemas"]["UsdAmount"];
-            /** Format: date-time */
-            approved_at?: string | null;
-            auto_approved: boolean;
-            /** Format: int64 */
-            chain_id: number;
-            checkout_session_id?: null | components["schemas"]["CheckoutSessionId"];
-            /** @description `amount_usd` was `"all"`: the purchase is closed once the refund is paid. */
-            closes_purchase: boolean;
-            /** Format: date-time */
-            created_at: string;
-            explorer_url?: string | null;
-            last_error?: string | null;
-            /** Format: date-time */
-            paid_at?: string | null;
-            /** @description While approved and not being paid by this server: an EIP-681 link paying it from any wallet. */
-            payment_uri?: string | null;
-            purchase_id?: null | components["schemas"]["PurchaseId"];
-            /** @description Why it was rejected. */
-            reason?: string | null;
-            refund_id: components["schemas"]["RefundId"];
-            /**
-             * @description `balance` (unused balance), `unclaimed` (payments to a deleted purchase) or `checkout`
-             *     (payments to a checkout never finalized).
-             */
-            source: string;
-            status: components["schemas"]["RefundStatus"];
-            to_address: string;
-            token_address: string;
-            /** @description The token amount paid, a decimal in token units (`"12.5"`), at the token's USD rate. */
-            token_amount: string;
-            /** Format: int32 */
-            token_decimals: number;
-            token_symbol: string;
-            /** @description The payout transaction (or the vendor's own payment, once recognised). */
-            tx_hash?: string | null;
-            /** Format: date-time */
-            updated_at: string;
-        };
-        /** @description RefundID_<uuid> */
-        RefundId: string;
-        /** @description `POST /v1/admin/refunds/{id}/mark-paid` body. */
-        RefundMarkPaidRequest: {
-            idempotency_key?: string | null;
-            /**
-             * @description The transaction that paid the refund: it must hold a Transfer of the refund's token, of at
-             *     least its amount, to its address.
-             */
-            tx_hash?: string | null;
-        };
-        /** @description `POST /v1/admin/refunds/{id}/reject` body. */
-        RefundRejectRequest: {
-            idempotency_key?: string | null;
-            /** @description Why (1 to 500 characters); shown to the customer. */
-            reason?: string | null;
-        };
-        /** @description `POST /v1/purchase/{id}/refunds` body. */
-        RefundRequest: {
-            /**
-             * @description A USD decimal (string or number, at most 6 places, more than 0), or `"all"`: everything
-             *     available, and the purchase is closed once paid.
-             * @example 12.5
-             */
-            amount_usd: string;
-            /**
-             * Format: int64
-             * @description A configured chain's id.
-             */
-            chain_id?: number | null;
-            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
-            idempotency_key?: string | null;
-            /** @description Where the refund is paid (0x address). */
-            to_address?: string | null;
-            /**
-             * @description `usdc`, `usdt` or a configured token's address on that chain.
-             * @example usdc
-             */
-            token?: string | null;
-        };
-        /**
-         * @description Where a refund stands.
-         * @enum {string}
-         */
-        RefundStatus: "requested" | "approved" | "paying" | "paid" | "rejected" | "canceled" | "failed";
         /** @description The receipt of a refusal: the reference's three fields. */
         RefusedReceipt: {
             checkout_flow_id: string;
@@ -2229,6 +1996,17 @@ export interface components {
             kind: string;
             /** @description S3: the bucket's region. */
             region?: string | null;
+        };
+        /** @description A purchase's S3 usage view. */
+        S3UsageView: {
+            /** @description Newest first, the last `days` days that have an estimate or an imported figure. */
+            days: components["schemas"]["EstimateDay"][];
+            /** @description `egress` or `storage` when an offer limit holds the purchase suspended. */
+            limit?: string | null;
+            /** @description What the customer should do about the limit, in words. */
+            limit_message?: string | null;
+            /** @description Today's estimated spend (UTC day so far). */
+            today_estimated_usd: components["schemas"]["UsdAmount"];
         };
         /** @description What a status action did. */
         StatusActionOut: {
@@ -2422,11 +2200,6 @@ export interface components {
             new_balance: number;
             /** Format: double */
             topup_amount: number;
-            /**
-             * Format: double
-             * @description Payments that reached the purchase after it was deleted, not refunded yet (USD).
-             */
-            unclaimed_usd: number;
         } | {
             /**
              * Format: double
@@ -2436,12 +2209,6 @@ export interface components {
             message: string;
             /** Format: double */
             min_target_balance_for_topup: number;
-            /**
-             * Format: double
-             * @description Payments that reached the purchase after it was deleted, not refunded yet (USD):
-             *     refundable with `POST /v1/purchase/{id}/refunds`.
-             */
-            unclaimed_usd: number;
         };
     };
     responses: never;
@@ -3772,6 +3539,83 @@ export interface operations {
             };
         };
     };
+    admin_purchase_s3_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Estimates and imported costs per day, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["S3UsageView"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A malformed purchase id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     admin_suspend: {
         parameters: {
             query?: never;
@@ -3840,505 +3684,6 @@ export interface operations {
                 };
             };
             /** @description The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Internal error (`internal_error`); logged with its cause, never shown */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The database is unreachable; retry (`service_unavailable`) */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
-    admin_list_refunds: {
-        parameters: {
-            query?: {
-                /** @description The previous page's `next_cursor`. */
-                cursor?: string;
-                /** @description 1 to 500 (default 50). */
-                limit?: number;
-                /** @description A refund status, or `open` (requested, approved, paying and failed). */
-                status?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description One page of refunds */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Page_Refund"];
-                };
-            };
-            /** @description Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_text`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Internal error (`internal_error`); logged with its cause, never shown */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The database is unreachable; retry (`service_unavailable`) */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
-    admin_approve_refund: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Required (header or body); replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
-            };
-            path: {
-                /** @description `RefundID_<uuid>` */
-                id: string;
-            };
-            cookie?: never;
-        };
-        /** @description Optional */
-        requestBody?: {
-            content: {
-                "application/json": null | components["schemas"]["IdempotencyIn"];
-            };
-        };
-        responses: {
-            /** @description Approved */
-            200: {
-                headers: {
-                    /** @description `true` when this replays the first answer for the idempotency key */
-                    "Idempotent-Replayed"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Refund"];
-                };
-            };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The refund is not requested (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Internal error (`internal_error`); logged with its cause, never shown */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The database is unreachable; retry (`service_unavailable`) */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
-    admin_mark_refund_paid: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Required (header or body); replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
-            };
-            path: {
-                /** @description `RefundID_<uuid>` */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RefundMarkPaidRequest"];
-            };
-        };
-        responses: {
-            /** @description Paid */
-            200: {
-                headers: {
-                    /** @description `true` when this replays the first answer for the idempotency key */
-                    "Idempotent-Replayed"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Refund"];
-                };
-            };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `missing_field`, `invalid_tx_hash`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The transaction does not pay the refund (`payment_not_found`), the refund is not approved or failed, or the transfer pays another refund (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Internal error (`internal_error`); logged with its cause, never shown */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The chain's node or the database is unreachable; retry (`chain_unavailable`, `service_unavailable`) */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
-    admin_reject_refund: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Required (header or body); replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
-            };
-            path: {
-                /** @description `RefundID_<uuid>` */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RefundRejectRequest"];
-            };
-        };
-        responses: {
-            /** @description Rejected */
-            200: {
-                headers: {
-                    /** @description `true` when this replays the first answer for the idempotency key */
-                    "Idempotent-Replayed"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Refund"];
-                };
-            };
-            /** @description Malformed body, no reason, or a bad idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `missing_field`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The refund is being paid or is finished (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Internal error (`internal_error`); logged with its cause, never shown */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The database is unreachable; retry (`service_unavailable`) */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
-    admin_retry_refund: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Required (header or body); replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
-            };
-            path: {
-                /** @description `RefundID_<uuid>` */
-                id: string;
-            };
-            cookie?: never;
-        };
-        /** @description Optional */
-        requestBody?: {
-            content: {
-                "application/json": null | components["schemas"]["IdempotencyIn"];
-            };
-        };
-        responses: {
-            /** @description Approved again */
-            200: {
-                headers: {
-                    /** @description `true` when this replays the first answer for the idempotency key */
-                    "Idempotent-Replayed"?: string;
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Refund"];
-                };
-            };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Only failed refunds are retried (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -5398,96 +4743,6 @@ export interface operations {
             };
         };
     };
-    checkout_refund: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["CheckoutRefundRequest"];
-            };
-        };
-        responses: {
-            /** @description Requested (or the first answer for this idempotency key, with header `Idempotent-Replayed: true`) */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Refund"];
-                };
-            };
-            /** @description Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `missing_field`, `invalid_request`, `invalid_address`, `invalid_chain`, `invalid_token`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No such checkout (`checkout_not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Nothing to refund (`insufficient_balance`), the checkout was finalized (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Internal error (`internal_error`); logged with its cause, never shown */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The database is unreachable; retry (`service_unavailable`) */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
     topup: {
         parameters: {
             query?: never;
@@ -6289,7 +5544,7 @@ export interface operations {
             };
         };
     };
-    list_refunds: {
+    s3_usage: {
         parameters: {
             query?: never;
             header?: never;
@@ -6301,13 +5556,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The refunds (`next_cursor` is always null) */
+            /** @description The purchase's S3 usage */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_Refund"];
+                    "application/json": components["schemas"]["S3UsageView"];
                 };
             };
             /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
@@ -6330,187 +5585,6 @@ export interface operations {
             };
             /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
             408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Internal error (`internal_error`); logged with its cause, never shown */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The database is unreachable; retry (`service_unavailable`) */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
-    request_refund: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
-            };
-            path: {
-                /** @description `CustomerPurchaseID_<uuid>` */
-                id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RefundRequest"];
-            };
-        };
-        responses: {
-            /** @description Requested (or the first answer for this idempotency key, with header `Idempotent-Replayed: true`) */
-            201: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Refund"];
-                };
-            };
-            /** @description Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `missing_field`, `invalid_amount`, `invalid_address`, `invalid_chain`, `invalid_token`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description More than the balance less running holds (`insufficient_balance`), or the idempotency key was used with another request (`idempotency_key_reused`) */
-            409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
-            413: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description Internal error (`internal_error`); logged with its cause, never shown */
-            500: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The database is unreachable; retry (`service_unavailable`) */
-            503: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-        };
-    };
-    cancel_refund: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                /** @description `CustomerPurchaseID_<uuid>` */
-                id: string;
-                /** @description `RefundID_<uuid>` */
-                refund_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Canceled (a retried cancel answers the same) */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Refund"];
-                };
-            };
-            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
-            400: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description No such refund on this purchase (`refund_not_found`) */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
-            408: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["Error"];
-                };
-            };
-            /** @description The refund is no longer requested (`invalid_state`) */
-            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6933,7 +6007,7 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            /** @description Malformed JSON or request, or an unsupported query parameter (fields, $fields, alt other than sse) (INVALID_ARGUMENT) */
+            /** @description Malformed JSON or request, an unsupported query parameter (fields, $fields, alt other than sse), or a built-in tool the offer does not sell (details[0].reason tool_not_sold) (INVALID_ARGUMENT) */
             400: {
                 headers: {
                     [name: string]: unknown;

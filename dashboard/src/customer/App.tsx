@@ -14,6 +14,7 @@ import { type Credentials, forgetCredentials, takeCredentials } from './credenti
 import type { Incoming, PurchaseView, ResourceInfo } from './types';
 import { geminiSnippets } from './snippets';
 import { Refunds } from './Refunds';
+import { S3EstimateCard } from '../components/S3Estimate';
 
 const OFFICEX_URL = 'https://officex.app';
 const REFRESH_MS = 20_000;
@@ -179,6 +180,13 @@ function Purchase(props: { creds: Credentials }) {
           <TopUpCard data={data} creds={creds} onCredited={refreshAll} />
         </div>
         <UsageCard creds={creds} reloadKey={reloadKey} />
+        {p.resource?.kind === 's3' && (
+          <S3EstimateCard
+            path={`/v1/purchase/${encodeURIComponent(p.id)}/s3-usage`}
+            get={(path) => api(path, { token: creds.key })}
+            reloadKey={reloadKey}
+          />
+        )}
         <LedgerCard creds={creds} reloadKey={reloadKey} />
         <Refunds creds={creds} data={data} reloadKey={reloadKey} onChange={refreshAll} />
         <HowToUse data={data} />

@@ -11,6 +11,7 @@ import type { Page, Row } from '../api/handwritten';
 import { SweepTxActions, type TxActionMessage } from './SweepTxActions';
 import type { AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
 import { Refunds } from './Refunds';
+import { S3EstimateCard } from '../components/S3Estimate';
 
 const TOKEN_KEY = 'vendor-server.admin-token';
 
@@ -820,6 +821,7 @@ function PurchasePage(props: { call: Call; id: string }) {
           ) : null,
         )}
       </div>
+      {p.resource?.provider === 's3' && <S3EstimateCard path={`${path}/s3-usage`} get={call} reloadKey={data} console />}
       <div class="grid">
         <Section title="Adjust the balance">
           <form onSubmit={adjust} class="form-grid">

@@ -16,6 +16,7 @@
 pub mod ops;
 pub mod purchases;
 pub mod refunds;
+pub mod s3_usage;
 
 use std::net::IpAddr;
 
@@ -204,6 +205,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(purchases::list_purchases))
         .routes(routes!(purchases::get_purchase))
         .routes(routes!(purchases::purchase_ledger))
+        .routes(routes!(s3_usage::purchase_s3_usage))
         .routes(routes!(purchases::adjust))
         .routes(routes!(purchases::suspend))
         .routes(routes!(purchases::resume))
