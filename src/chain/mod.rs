@@ -1,6 +1,7 @@
 //! On-chain payments over EVM JSON-RPC (alloy): configured chains and their tokens, derived deposit
 //! keys, the deposit watcher and the sweeper.
 
+pub mod batch;
 pub mod erc20;
 pub mod sweeper;
 pub mod wallet;
@@ -9,7 +10,7 @@ pub mod watcher;
 use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -70,6 +71,8 @@ pub struct ChainClient {
     scrub: Arc<Scrubber>,
     /// Start of the current "every endpoint down" episode and whether it was alerted.
     outage: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, bool)>>,
+    /// Requests per JSON-RPC batch: `rpc_max_batch`, halved whenever the provider refuses a batch.
+    batch_limit: AtomicUsize,
 }
 
 /// Retries of one logical JSON-RPC call after every endpoint failed (alloy's `RetryBackoffLayer`).
@@ -166,6 +169,7 @@ impl ChainClient {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ChainError::Invalid(format!("usd_rate on {}: {e}", config.name)))?;
         Ok(Self {
+            batch_limit: AtomicUsize::new(config.max_batch()),
             config,
             provider,
             rpc,

@@ -243,6 +243,8 @@ pub struct CheckoutConfig {
     pub validate_per_minute: u32,
     /// validate answers from the database (no RPC) while the watcher's last pass is this recent.
     pub validate_fresh: Duration,
+    /// Pause of the deposit watcher after a pass that found nothing (`WATCHER_INTERVAL_SECS`).
+    pub watch_interval: Duration,
 }
 
 /// The listener's limits against slow and greedy clients, and whose forwarding headers count.

@@ -8,7 +8,8 @@ import { formatTime, humanize } from '../lib/format';
 import { formatUsd } from '../lib/money';
 import { Alert, CopyButton, DataTable, Field, Money, StatusBadge, Value } from '../lib/ui';
 import type { Page, Row } from '../api/handwritten';
-import type { AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
+import type { AdminOverview, AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
+import { WatcherPasses } from './WatcherPasses';
 
 const TOKEN_KEY = 'vendor-server.admin-token';
 
@@ -379,8 +380,9 @@ function Overview(props: { call: Call }) {
               ) : k === 'rpc' ? (
                 <Section key={k} title="RPC endpoints">
                   <RpcTable chains={v as Record<string, ChainHealth>} />
+                  <WatcherPasses chains={(data as AdminOverview).watcher} />
                 </Section>
-              ) : (
+              ) : k === 'watcher' ? null : (
                 <Section key={k} title={humanize(k)}>
                   <Generic value={v} field={k} />
                 </Section>
