@@ -30,31 +30,40 @@ impl std::fmt::Display for CallError {
 
 impl CallError {
     /// The provider refused an `eth_getLogs` as too large (too many results, a response or block
-    /// range over its limit): the range is split and asked again. A rate limit is not this.
+    /// range over its limit): the range is split and asked again. Told by the message: `-32005` is
+    /// also a rate limit ("daily request count exceeded"), which splitting would only make worse.
     pub fn too_large(&self) -> bool {
-        let Self::Rpc { code, message } = self else {
-            return false;
+        // The retry layer turns an error it retried in vain into a transport error carrying it.
+        let message = match self {
+            Self::Rpc { message, .. } | Self::Failed(message) => message.to_ascii_lowercase(),
         };
-        let m = message.to_ascii_lowercase();
-        if m.contains("rate") || m.contains("per second") || m.contains("credits") {
+        let rate_limit = [
+            "rate limit",
+            "rate-limit",
+            "ratelimit",
+            "too many requests",
+            "per second",
+            "credits",
+            "request count",
+        ];
+        if rate_limit.iter().any(|k| message.contains(k)) {
             return false;
         }
-        *code == -32005
-            || [
-                "more than",
-                "too many",
-                "too large",
-                "too big",
-                "response size",
-                "size exceed",
-                "block range",
-                "range is too",
-                "range too",
-                "exceeds max results",
-                "is limited to",
-            ]
-            .iter()
-            .any(|k| m.contains(k))
+        [
+            "more than",
+            "too many",
+            "too large",
+            "too big",
+            "response size",
+            "size exceed",
+            "block range",
+            "range is too",
+            "range too",
+            "exceeds max results",
+            "is limited to",
+        ]
+        .iter()
+        .any(|k| message.contains(k))
     }
 }
 
@@ -90,11 +99,12 @@ where
             group.push(i);
             pending.pop_front();
         }
-        if let [i] = group[..] {
-            let answer = chain
-                .rpc()
-                .request::<_, R>(method, params[i].clone())
-                .await;
+        // A single request only once batches are refused outright (a batch of one also keeps the
+        // retry layer from retrying a -32005 "too many results" as if it were a rate limit).
+        if let [i] = group[..]
+            && limit == 1
+        {
+            let answer = chain.rpc().request::<_, R>(method, params[i].clone()).await;
             results[i] = Some(answer.map_err(|e| call_error(chain, e)));
             continue;
         }
@@ -134,7 +144,10 @@ where
         .collect()
 }
 
-fn call_error(chain: &ChainClient, e: RpcError<alloy::transports::TransportErrorKind>) -> CallError {
+fn call_error(
+    chain: &ChainClient,
+    e: RpcError<alloy::transports::TransportErrorKind>,
+) -> CallError {
     match e {
         RpcError::ErrorResp(payload) => CallError::Rpc {
             code: payload.code,
@@ -185,14 +198,18 @@ mod tests {
             rpc(-32000, "block range is too wide"),
             rpc(-32600, "eth_getLogs is limited to a 10,000 range"),
             rpc(-32000, "query exceeds max results 20000, retry with the range 1-2"),
+            CallError::Failed("Max retries exceeded server returned an error response: error code -32005: query returned more than 10000 results".into()),
         ] {
             assert!(big.too_large(), "{big}");
         }
         for other in [
             rpc(-32005, "rate limit exceeded"),
+            rpc(-32005, "daily request count exceeded"),
+            CallError::Failed("HTTP error 429 with body: Too Many Requests".into()),
             rpc(-32000, "header not found"),
             rpc(429, "Your app has exceeded its compute units per second capacity"),
             CallError::Failed("connection refused".into()),
+            CallError::Failed("Max retries exceeded server returned an error response: error code -32005: daily request count exceeded".into()),
         ] {
             assert!(!other.too_large(), "{other}");
         }

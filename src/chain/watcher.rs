@@ -518,8 +518,9 @@ async fn scan_at(
     };
     // The ranges to read: the window up to the head, and (full passes) the gaps earlier passes left.
     let mut ranges = chunks(from, head, chain.config.log_chunk_blocks);
-    let gaps: Vec<(u64, u64)> = if let Scope::All = scope {
-        sqlx::query!(
+    let gaps: Vec<(u64, u64)> =
+        if let Scope::All = scope {
+            sqlx::query!(
             "select from_block, to_block from watch_gap where chain_id = $1 order by from_block",
             chain_id
         )
@@ -528,9 +529,9 @@ async fn scan_at(
         .into_iter()
         .filter_map(|g| Some((u64::try_from(g.from_block).ok()?, u64::try_from(g.to_block).ok()?)))
         .collect()
-    } else {
-        Vec::new()
-    };
+        } else {
+            Vec::new()
+        };
     for (start, end) in &gaps {
         let end = (*end).min(from.saturating_sub(1));
         if *start <= end {
@@ -882,7 +883,10 @@ impl Coverage<'_> {
     /// Whether the pass read the logs that would show this deposit.
     fn covers(&self, block: u64, address: &Address) -> bool {
         block >= self.from
-            && !self.failed.iter().any(|(s, e, _)| (*s..=*e).contains(&block))
+            && !self
+                .failed
+                .iter()
+                .any(|(s, e, _)| (*s..=*e).contains(&block))
             && self.addresses.is_none_or(|set| set.contains(address))
     }
 }
@@ -1161,9 +1165,7 @@ pub async fn update_pending_markers(pool: &PgPool) -> Result<(), sqlx::Error> {
 }
 
 /// One chain's deposit watcher as the console shows it.
-#[derive(
-    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct WatcherStatus {
     /// When the last full pass (any replica) read the chain up to its head; `null` before the first.
     #[schema(value_type = Option<String>, format = DateTime)]

@@ -512,7 +512,10 @@ impl RpcProxy {
             };
             for r in requests.iter().filter(|r| r["method"] == "eth_getLogs") {
                 rules.get_logs.fetch_add(1, Ordering::SeqCst);
-                if r["params"][0]["topics"].get(2).is_some_and(|t| !t.is_null()) {
+                if r["params"][0]["topics"]
+                    .get(2)
+                    .is_some_and(|t| !t.is_null())
+                {
                     rules.get_logs_with_addresses.fetch_add(1, Ordering::SeqCst);
                 }
             }
@@ -551,7 +554,9 @@ impl RpcProxy {
                 {
                     Some(json!({"code": -32000, "message": "internal error: missing trie node"}))
                 } else if max_logs > 0 && found > max_logs {
-                    Some(json!({"code": -32005, "message": format!("query returned more than {max_logs} results")}))
+                    Some(
+                        json!({"code": -32005, "message": format!("query returned more than {max_logs} results")}),
+                    )
                 } else {
                     None
                 };

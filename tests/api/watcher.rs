@@ -99,7 +99,9 @@ async fn provider_limits(pool: PgPool, mode: &str) {
     }
     p.anvil.mine(60).await;
     for (i, address) in open.iter().enumerate() {
-        p.anvil.mint(p.anvil.usdc, *address, 1_000_000 + i as u64).await;
+        p.anvil
+            .mint(p.anvil.usdc, *address, 1_000_000 + i as u64)
+            .await;
         p.anvil.mine(7).await;
     }
     p.anvil.mint(p.anvil.usdt, purchase, 3_000_000).await;
@@ -178,7 +180,7 @@ async fn a_range_that_keeps_failing_is_retried_alone_and_never_stops_the_others(
     p.anvil.mint(p.anvil.usdc, other, 1_000_000).await;
     p.anvil.mint(p.anvil.usdc, purchase, 4_000_000).await;
     p.anvil.mine(3).await;
-    // The provider cannot serve any range holding that block (even alone).
+    // The provider cannot serve any range holding that block.
     proxy.rules.fail_block.store(bad_block, Ordering::SeqCst);
     p.watch().await;
     assert_eq!(deposits_to(&p, other).await, 1, "the others are detected");
@@ -188,23 +190,27 @@ async fn a_range_that_keeps_failing_is_retried_alone_and_never_stops_the_others(
         .fetch_one(&p.app.state.pool)
         .await
         .unwrap();
-    assert_eq!(gap, (bad_block as i64, bad_block as i64), "split down to the block");
+    assert!(
+        gap.0 <= bad_block as i64 && gap.1 >= bad_block as i64 && gap.1 - gap.0 < 10,
+        "the one range of {{LOG_CHUNK_BLOCKS}} holding the block: {gap:?}"
+    );
     let text = metrics(&p).await;
     assert!(
         metric(&text, "vendor_watcher_failures_total{chain=\"31337\"}").unwrap_or(0.0) >= 1.0,
         "{text}"
     );
     assert!(text.contains("vendor_watcher_pass_seconds_count{chain=\"31337\"}"));
-    // Later passes retry the gap alone (the cursor moved on); once the provider serves it, it is read.
+    // The cursor moved on past the gap: later passes retry the gap alone; once the provider serves
+    // it, it is read.
     p.anvil.mine(3).await;
     p.watch().await;
     assert_eq!(deposits_to(&p, stuck).await, 0);
-    let before = proxy.rules.get_logs.load(Ordering::SeqCst);
+    assert!(p.scalar_i64("select scanned_to from chain_cursor").await > gap.1);
     proxy.rules.fail_block.store(0, Ordering::SeqCst);
     p.watch().await;
     assert_eq!(deposits_to(&p, stuck).await, 1, "the gap is read");
     assert_eq!(p.scalar_i64("select count(*) from watch_gap").await, 0);
-    assert!(proxy.rules.get_logs.load(Ordering::SeqCst) - before <= 6);
+    assert_eq!(p.balance().await, 6_000_000, "nothing credited twice");
 }
 
 /// 150,000 open checkouts stored through the function initiate uses (their addresses are random: a
@@ -248,12 +254,10 @@ async fn open_checkouts(p: &Pay, n: usize) -> Vec<(CheckoutSessionId, Address)> 
             })
             .collect();
         checkout::insert_checkouts(&mut conn, &rows).await.unwrap();
-        out.extend(rows.iter().map(|r| {
-            (
-                r.session,
-                r.deposit_address.parse::<Address>().unwrap(),
-            )
-        }));
+        out.extend(
+            rows.iter()
+                .map(|r| (r.session, r.deposit_address.parse::<Address>().unwrap())),
+        );
     }
     out
 }
