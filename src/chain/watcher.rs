@@ -516,22 +516,24 @@ async fn scan_at(
         from,
         ..Default::default()
     };
-    // The ranges to read: the window up to the head, and (full passes) the gaps earlier passes left.
+    // The ranges to read: the window up to the head, and the gaps earlier full passes left.
     let mut ranges = chunks(from, head, chain.config.log_chunk_blocks);
-    let gaps: Vec<(u64, u64)> =
-        if let Scope::All = scope {
-            sqlx::query!(
-            "select from_block, to_block from watch_gap where chain_id = $1 order by from_block",
-            chain_id
-        )
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .filter_map(|g| Some((u64::try_from(g.from_block).ok()?, u64::try_from(g.to_block).ok()?)))
-        .collect()
-        } else {
-            Vec::new()
-        };
+    // (A checkout's own scan reads them too: validate does not answer from the database while a
+    // chain has one.)
+    let gaps: Vec<(u64, u64)> = sqlx::query!(
+        "select from_block, to_block from watch_gap where chain_id = $1 order by from_block",
+        chain_id
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .filter_map(|g| {
+        Some((
+            u64::try_from(g.from_block).ok()?,
+            u64::try_from(g.to_block).ok()?,
+        ))
+    })
+    .collect();
     for (start, end) in &gaps {
         let end = (*end).min(from.saturating_sub(1));
         if *start <= end {
@@ -545,7 +547,11 @@ async fn scan_at(
             (Source::One(watched), _) => {
                 report.addresses = watched.len();
                 let addresses: Vec<Address> = watched.keys().copied().collect();
-                let (logs, failed) = read_logs(chain, &tokens, &addresses, &ranges).await;
+                let (logs, failed) = if addresses.is_empty() {
+                    (Vec::new(), Vec::new())
+                } else {
+                    read_logs(chain, &tokens, &addresses, &ranges).await
+                };
                 (logs, failed, Some(addresses.into_iter().collect()))
             }
             (Source::Hot { hot, .. }, WatchMode::Logs) => {
