@@ -46,6 +46,18 @@ pub struct SweepRow {
     pub last_error: Option<String>,
     /// Only failed sweeps can be retried.
     pub retryable: bool,
+    /// The current transaction's nonce (signed or broadcast ones; kept by confirmed and failed ones).
+    pub nonce: Option<i64>,
+    /// Times its transaction was re-signed at the same nonce with higher fees (or cancelled).
+    pub replacements: i32,
+    /// When its fees reached the chain's `max_fee_gwei` with the transaction still not mined (one
+    /// `tx.stuck` alert went out); the operator may bump or cancel.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub stuck_at: Option<DateTime<Utc>>,
+    /// `bump` or `cancel` requested by an operator, carried out on the sweeper's next pass.
+    pub operator_action: Option<String>,
+    /// Whether its transaction can be bumped or cancelled (signed or broadcast, not yet mined).
+    pub replaceable: bool,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     #[schema(value_type = String, format = DateTime)]
@@ -65,6 +77,12 @@ macro_rules! sweep_rows {
                     .as_deref()
                     .and_then(|h| tx_link($chains, r.chain_id, h)),
                 retryable: r.status == "failed",
+                replaceable: matches!(r.status.as_str(), "signed" | "broadcast")
+                    && r.nonce.is_some(),
+                nonce: r.nonce,
+                replacements: r.replacements,
+                stuck_at: r.stuck_at,
+                operator_action: r.operator_action,
                 id: r.sweep_id,
                 chain_id: r.chain_id,
                 token_symbol: r.token_symbol.to_uppercase(),
@@ -114,7 +132,7 @@ pub async fn sweeps(
     let rows = sqlx::query!(
         r#"select sweep_id, chain_id, token_symbol, deposit_address, amount_units::text as "amount_units!", method,
                   step, status, tx_hash, topup_tx_hash, fee_wei::text, dust_wei::text, attempts, next_attempt_at,
-                  last_error, created_at, updated_at, confirmed_at
+                  last_error, created_at, updated_at, confirmed_at, nonce, replacements, stuck_at, operator_action
            from sweep
            where ($1::bigint is null or sweep_id < $1) and ($2::text[] is null or status = any($2))
            order by sweep_id desc limit $3"#,
@@ -138,7 +156,7 @@ pub(crate) async fn sweeps_of_address(
     let rows = sqlx::query!(
         r#"select sweep_id, chain_id, token_symbol, deposit_address, amount_units::text as "amount_units!", method,
                   step, status, tx_hash, topup_tx_hash, fee_wei::text, dust_wei::text, attempts, next_attempt_at,
-                  last_error, created_at, updated_at, confirmed_at
+                  last_error, created_at, updated_at, confirmed_at, nonce, replacements, stuck_at, operator_action
            from sweep where deposit_address = $1
            order by sweep_id desc limit $2"#,
         deposit_address,
@@ -193,6 +211,94 @@ pub async fn retry_sweep(
         target_id: sweep_id.to_string(),
         reason: None,
         details: serde_json::json!({"previous_status": out.previous_status}),
+    };
+    super::finish(tx, actor, out, entry).await
+}
+
+/// What an operator may do with a sweep's transaction that is not mined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxAction {
+    /// Re-sign at the same nonce with both fees raised 25 % (past the chain's cap if need be).
+    Bump,
+    /// Replace it with a 0-value transfer of its signer to itself at the same nonce.
+    Cancel,
+}
+
+impl TxAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bump => "bump",
+            Self::Cancel => "cancel",
+        }
+    }
+}
+
+/// What a bump or cancel request did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct SweepActionOut {
+    pub id: i64,
+    /// `bump` or `cancel`.
+    pub action: String,
+    /// The nonce whose transaction is replaced.
+    pub nonce: i64,
+    /// `requested`: the sweeper signs and sends the replacement on its next pass (seconds).
+    pub status: String,
+}
+
+/// Asks the sweeper to bump or cancel a sweep's signed or broadcast transaction (it signs under its
+/// claim on its next pass); audited, idempotent by key.
+pub async fn request_tx_action(
+    pool: &PgPool,
+    sweep_id: i64,
+    action: TxAction,
+    actor: &Actor,
+) -> Result<Done<SweepActionOut>, AdminError> {
+    let mut tx = pool.begin().await?;
+    if let Some(replay) = super::claim_key(&mut tx, actor).await? {
+        return Ok(replay);
+    }
+    let row = sqlx::query!(
+        "select status, nonce, tx_hash from sweep where sweep_id = $1 for update",
+        sweep_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AdminError::NotFound("sweep"))?;
+    let nonce = match (row.status.as_str(), row.nonce) {
+        ("signed" | "broadcast", Some(nonce)) => nonce,
+        (status, _) => {
+            return Err(AdminError::InvalidState(format!(
+                "sweep {sweep_id} is {status}; only a signed or broadcast transaction can be {}",
+                if action == TxAction::Bump {
+                    "bumped"
+                } else {
+                    "cancelled"
+                }
+            )));
+        }
+    };
+    sqlx::query!(
+        "update sweep set operator_action = $2, next_attempt_at = now() where sweep_id = $1",
+        sweep_id,
+        action.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
+    let out = SweepActionOut {
+        id: sweep_id,
+        action: action.as_str().into(),
+        nonce,
+        status: "requested".into(),
+    };
+    let entry = AuditEntry {
+        action: match action {
+            TxAction::Bump => "sweep.bump",
+            TxAction::Cancel => "sweep.cancel",
+        },
+        target_type: "sweep",
+        target_id: sweep_id.to_string(),
+        reason: None,
+        details: serde_json::json!({"nonce": nonce, "tx_hash": row.tx_hash, "status": row.status}),
     };
     super::finish(tx, actor, out, entry).await
 }

@@ -26,6 +26,8 @@ pub enum EntryKind {
     SweepFee,
     /// Manual correction.
     Adjustment,
+    /// Takes back a deposit credit whose block a reorg removed (one per credit).
+    Reversal,
 }
 
 impl EntryKind {
@@ -36,6 +38,7 @@ impl EntryKind {
             Self::Cost => "cost",
             Self::SweepFee => "sweep_fee",
             Self::Adjustment => "adjustment",
+            Self::Reversal => "reversal",
         }
     }
 }
@@ -584,6 +587,81 @@ pub async fn charge_sweep_fees(
         charged += 1;
     }
     Ok(charged)
+}
+
+/// Reverses a credited deposit whose block a reorg removed, in the caller's transaction (the one
+/// that marks it `reorged`): one compensating entry of kind `reversal` (reference
+/// `reversal:<deposit reference>:<round>`), the purchase's status following its balance, and the
+/// `deposit.reversed` webhook. The deposit forgets its credit, so if the transfer is re-included it is
+/// credited again once (its next round). Nothing happens for a deposit that was never credited.
+pub async fn reverse_deposit(
+    conn: &mut PgConnection,
+    deposit_id: i64,
+) -> Result<Option<Posted>, BillingError> {
+    let Some(d) = sqlx::query!(
+        "select reference, purchase_id, ledger_entry_id, amount_micros, credit_round, chain_id, tx_hash, log_index,
+                token_symbol, deposit_address, amount_units::text as amount_units, block_number
+         from deposit where deposit_id = $1 for update",
+        deposit_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let (Some(purchase), Some(credit_entry)) = (d.purchase_id, d.ledger_entry_id) else {
+        return Ok(None);
+    };
+    let purchase = PurchaseId(purchase);
+    let reference = format!("reversal:{}:{}", d.reference, d.credit_round);
+    let mut entry = NewEntry::new(EntryKind::Reversal, UsdMicros(-d.amount_micros))
+        .reference(reference.clone())
+        .description(format!(
+            "Reversal of the deposit of {} USD in {} (chain {}, tx {}): its block left the chain",
+            UsdMicros(d.amount_micros),
+            d.token_symbol.to_uppercase(),
+            d.chain_id,
+            d.tx_hash
+        ));
+    entry.metadata = serde_json::json!({
+        "chain_id": d.chain_id,
+        "tx_hash": d.tx_hash,
+        "log_index": d.log_index,
+        "block_number": d.block_number,
+        "reverses_entry_id": credit_entry,
+    });
+    let posted = post(conn, purchase, &entry).await?;
+    sqlx::query!(
+        "update deposit set ledger_entry_id = null, reversal_entry_id = $2, reversed_at = now(),
+             credit_round = credit_round + 1
+         where deposit_id = $1",
+        deposit_id,
+        posted.entry_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    let data = serde_json::json!({
+        "purchase_id": purchase.to_string(),
+        "chain_id": d.chain_id,
+        "tx_hash": d.tx_hash,
+        "log_index": d.log_index,
+        "block_number": d.block_number,
+        "token": d.token_symbol,
+        "deposit_address": d.deposit_address,
+        "amount_units": d.amount_units,
+        "amount_usd": UsdMicros(d.amount_micros).to_string(),
+        "balance_usd": posted.balance_after.to_string(),
+    });
+    crate::notify::events::webhook(
+        conn,
+        crate::notify::events::WebhookEvent::DepositReversed,
+        Some(purchase),
+        &data,
+        Some(&format!("webhook:deposit.reversed:{reference}")),
+    )
+    .await?;
+    tracing::error!(%purchase, reference, amount = %UsdMicros(d.amount_micros), "reorged deposit credit reversed");
+    Ok(Some(posted))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod erc20;
+pub mod replace;
 pub mod sweeper;
 pub mod wallet;
 pub mod watcher;
@@ -73,6 +74,8 @@ pub struct ChainClient {
     outage: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, bool)>>,
     /// Requests per JSON-RPC batch: `rpc_max_batch`, halved whenever the provider refuses a batch.
     batch_limit: AtomicUsize,
+    /// The node's `finalized` block as last read by [`Self::head`] (`finality = "finalized"` only).
+    finalized: AtomicU64,
 }
 
 /// Retries of one logical JSON-RPC call after every endpoint failed (alloy's `RetryBackoffLayer`).
@@ -181,6 +184,7 @@ impl ChainClient {
             probes,
             scrub,
             outage: std::sync::Mutex::new(None),
+            finalized: AtomicU64::new(0),
         })
     }
 
@@ -311,18 +315,35 @@ impl ChainClient {
         }
     }
 
-    /// The latest block number (only once the chain id is verified).
+    /// The latest block number (only once the chain id is verified). With `finality = "finalized"`
+    /// it also reads the node's `finalized` block, which [`Self::safe_block`] then never passes.
     pub async fn head(&self) -> Result<u64, ChainError> {
         self.ensure_chain_id().await?;
-        self.provider
+        let head = self
+            .provider
             .get_block_number()
             .await
-            .map_err(|e| self.rpc_error(e))
+            .map_err(|e| self.rpc_error(e))?;
+        if self.config.finality == crate::config::Finality::Finalized {
+            let finalized = self
+                .provider
+                .get_block_by_number(alloy::eips::BlockNumberOrTag::Finalized)
+                .await
+                .map_err(|e| self.rpc_error(e))?
+                .map_or(0, |b| b.header.number);
+            self.finalized.store(finalized, Ordering::Release);
+        }
+        Ok(head)
     }
 
-    /// The highest block whose deposits count (`head - confirmations`).
+    /// The highest block whose deposits count: `head - confirmations`, and with
+    /// `finality = "finalized"` never above the node's `finalized` block.
     pub fn safe_block(&self, head: u64) -> u64 {
-        head.saturating_sub(self.config.confirmations)
+        let deep = head.saturating_sub(self.config.confirmations);
+        match self.config.finality {
+            crate::config::Finality::Confirmations => deep,
+            crate::config::Finality::Finalized => deep.min(self.finalized.load(Ordering::Acquire)),
+        }
     }
 
     pub fn token(&self, symbol: &str) -> Option<&TokenConfig> {

@@ -1034,7 +1034,8 @@ pub struct Reorged {
 }
 
 /// The one place a deposit becomes `reorged` (in the watcher's transaction, the row locked): the
-/// status, the log line and the operator alert. A credit reversal hooks in here.
+/// status, the reversal of its credit (one `reversal` ledger entry, if it was credited), the log
+/// line and the operator alert.
 pub async fn mark_reorged(
     tx: &mut sqlx::PgConnection,
     chain: &ChainClient,
@@ -1046,6 +1047,7 @@ pub async fn mark_reorged(
     )
     .execute(&mut *tx)
     .await?;
+    crate::billing::ledger::reverse_deposit(tx, row.deposit_id).await?;
     tracing::error!(
         chain = chain.name(),
         tx_hash = row.tx_hash,
@@ -1054,7 +1056,7 @@ pub async fn mark_reorged(
     );
     let payload = serde_json::json!({
         "message": format!(
-            "Deposit {} on {} ({} USD to {}) was {} but its block {} is no longer on the chain. It will not be credited again; check the purchase and the treasury.",
+            "Deposit {} on {} ({} USD to {}) was {} but its block {} is no longer on the chain. A credit was reversed (deposit.reversed); it is credited again if the transfer comes back. Check the treasury.",
             row.reference,
             chain.name(),
             crate::domain::money::UsdMicros(row.amount_micros),

@@ -34,7 +34,7 @@ pub async fn credit_deposit(
 ) -> Result<Option<Credited>, CheckoutError> {
     let Some(d) = sqlx::query!(
         "select status, reference, amount_micros, amount_units, token_symbol, chain_id, tx_hash, log_index,
-                block_number, deposit_address
+                block_number, deposit_address, credit_round
          from deposit where deposit_id = $1 for update",
         deposit_id
     )
@@ -96,8 +96,14 @@ pub async fn credit_deposit(
         }
         return Ok(None);
     }
+    // A transfer re-included after its credit was reversed (reorg) is credited again, once per round.
+    let reference = if d.credit_round == 0 {
+        d.reference.clone()
+    } else {
+        format!("{}:again:{}", d.reference, d.credit_round)
+    };
     let mut entry = NewEntry::new(EntryKind::Deposit, UsdMicros(d.amount_micros))
-        .reference(d.reference.clone())
+        .reference(reference.clone())
         .description(format!(
             "Deposit of {} USD in {} (chain {}, tx {})",
             UsdMicros(d.amount_micros),
@@ -141,7 +147,7 @@ pub async fn credit_deposit(
         "deposit.credited",
         Some(purchase_id),
         &payload,
-        Some(&format!("webhook:deposit.credited:{}", d.reference)),
+        Some(&format!("webhook:deposit.credited:{reference}")),
     )
     .await?;
     if officex {
@@ -151,7 +157,7 @@ pub async fn credit_deposit(
             "deposit.credited",
             Some(purchase_id),
             &json!({}),
-            Some(&format!("officex:deposit.credited:{}", d.reference)),
+            Some(&format!("officex:deposit.credited:{reference}")),
         )
         .await?;
     }

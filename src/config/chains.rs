@@ -51,6 +51,15 @@ pub struct ChainConfig {
     /// Largest JSON-RPC request body in bytes (`RPC_MAX_BODY_BYTES`, default 1,000,000).
     #[serde(default)]
     pub rpc_max_body_bytes: Option<usize>,
+    /// Blocks a broadcast transaction may wait unmined before it is re-signed with higher fees.
+    #[serde(default = "default_replace_after_blocks")]
+    pub replace_after_blocks: u64,
+    /// The highest max fee per gas (gwei) the server signs by itself; replacements stop there.
+    #[serde(default = "default_max_fee_gwei")]
+    pub max_fee_gwei: u64,
+    /// How deposits count as final: `confirmations` deep, or only at or below the node's `finalized` block.
+    #[serde(default)]
+    pub finality: Finality,
 }
 
 /// How the deposit watcher reads a chain (see [`ChainConfig::watch`]).
@@ -90,6 +99,36 @@ impl ChainConfig {
             .unwrap_or(DEFAULT_RPC_MAX_BODY_BYTES)
             .max(1)
     }
+}
+
+/// How a chain decides that a block is final enough to credit its deposits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Finality {
+    /// `head - confirmations`.
+    #[default]
+    Confirmations,
+    /// The node's `finalized` block (and never above `head - confirmations`).
+    Finalized,
+}
+
+impl std::str::FromStr for Finality {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "confirmations" => Ok(Self::Confirmations),
+            "finalized" => Ok(Self::Finalized),
+            other => Err(format!("{other:?} is not confirmations or finalized")),
+        }
+    }
+}
+
+pub(super) fn default_replace_after_blocks() -> u64 {
+    20
+}
+
+pub(super) fn default_max_fee_gwei() -> u64 {
+    200
 }
 
 impl fmt::Debug for ChainConfig {

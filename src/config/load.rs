@@ -293,6 +293,17 @@ impl Config {
                 watch: v.parse_or("WATCH_MODE", "logs or addresses", WatchMode::Logs)?,
                 rpc_max_batch: None,
                 rpc_max_body_bytes: None,
+                replace_after_blocks: v.parse_or(
+                    "REPLACE_AFTER_BLOCKS",
+                    "a block count",
+                    default_replace_after_blocks(),
+                )?,
+                max_fee_gwei: v.parse_or("MAX_FEE_GWEI", "gwei", default_max_fee_gwei())?,
+                finality: v.parse_or(
+                    "CHAIN_FINALITY",
+                    "confirmations or finalized",
+                    Finality::default(),
+                )?,
             });
         }
         if let Some(path) = v.get("CHAINS_FILE") {

@@ -22,6 +22,8 @@ pub enum WebhookEvent {
     PurchaseStatusChanged,
     /// A confirmed deposit was credited to a purchase.
     DepositCredited,
+    /// A credited deposit's block left the chain (reorg): its credit was reversed.
+    DepositReversed,
     /// A sweep to the treasury failed for good.
     SweepFailed,
     /// A gas wallet is running low.
@@ -34,6 +36,7 @@ impl WebhookEvent {
             Self::PurchaseCreated => "purchase.created",
             Self::PurchaseStatusChanged => "purchase.status_changed",
             Self::DepositCredited => "deposit.credited",
+            Self::DepositReversed => "deposit.reversed",
             Self::SweepFailed => "sweep.failed",
             Self::GasLow => "gas.low",
         }

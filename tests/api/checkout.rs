@@ -607,7 +607,7 @@ async fn a_payment_after_expiry_is_still_detected_and_creditable(pool: PgPool) {
 }
 
 #[sqlx::test]
-async fn a_reorged_credited_deposit_raises_an_alert_and_is_never_credited_twice(pool: PgPool) {
+async fn a_reorged_credited_deposit_is_reversed_once_with_an_alert(pool: PgPool) {
     let p = setup(pool).await;
     let (session, address) = p.initiate(GEMINI_USDC).await;
     let before_payment = p.anvil.snapshot().await;
@@ -627,14 +627,21 @@ async fn a_reorged_credited_deposit_raises_an_alert_and_is_never_credited_twice(
         1
     );
     assert_eq!(p.outbox("alert", "deposit.reorged").await, 1);
+    assert_eq!(p.outbox("webhook", "deposit.reversed").await, 1);
     p.watch().await;
     assert_eq!(
         p.outbox("alert", "deposit.reorged").await,
         1,
         "one alert per reorg"
     );
-    assert_eq!(p.balance().await, 4_000_000);
-    assert_eq!(p.scalar_i64("select count(*) from ledger_entry").await, 1);
+    assert_eq!(p.balance().await, 0, "the credit is taken back");
+    assert_eq!(
+        p.scalar_i64("select count(*) from ledger_entry where kind = 'reversal'")
+            .await,
+        1
+    );
+    assert_eq!(p.scalar_i64("select count(*) from ledger_entry").await, 2);
+    assert_eq!(p.outbox("webhook", "deposit.reversed").await, 1);
 
     // A reorg before confirmations: the pending deposit simply disappears.
     let snap = p.anvil.snapshot().await;
@@ -653,8 +660,8 @@ async fn a_reorged_credited_deposit_raises_an_alert_and_is_never_credited_twice(
             .await,
         0
     );
-    assert_eq!(p.balance().await, 4_000_000);
-    assert_eq!(p.scalar_i64("select count(*) from ledger_entry").await, 1);
+    assert_eq!(p.balance().await, 0);
+    assert_eq!(p.scalar_i64("select count(*) from ledger_entry").await, 2);
 }
 
 #[sqlx::test]

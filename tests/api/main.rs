@@ -6,6 +6,7 @@ mod appstore;
 mod backup;
 mod bad_input;
 mod chain;
+mod chain_recovery;
 mod checkout;
 mod cli;
 mod contract;

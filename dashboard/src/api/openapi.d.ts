@@ -294,6 +294,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/sweeps/{id}/bump": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-sign a sweep's unmined transaction at the same nonce with both fees raised 25 % (past the chain's max_fee_gwei if need be) */
+        post: operations["admin_bump_sweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/sweeps/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replace a sweep's unmined transaction with a 0-value transfer of its signer to itself at the same nonce; once mined the sweep fails (funds stay on the deposit address; retry re-plans it) */
+        post: operations["admin_cancel_sweep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/sweeps/{id}/retry": {
         parameters: {
             query?: never;
@@ -1623,12 +1657,32 @@ export interface components {
                 method: string;
                 /** Format: date-time */
                 next_attempt_at: string;
+                /**
+                 * Format: int64
+                 * @description The current transaction's nonce (signed or broadcast ones; kept by confirmed and failed ones).
+                 */
+                nonce?: number | null;
+                /** @description `bump` or `cancel` requested by an operator, carried out on the sweeper's next pass. */
+                operator_action?: string | null;
+                /** @description Whether its transaction can be bumped or cancelled (signed or broadcast, not yet mined). */
+                replaceable: boolean;
+                /**
+                 * Format: int32
+                 * @description Times its transaction was re-signed at the same nonce with higher fees (or cancelled).
+                 */
+                replacements: number;
                 /** @description Only failed sweeps can be retried. */
                 retryable: boolean;
                 /** @description `planned`, `signed`, `broadcast`, `confirmed` or `failed`. */
                 status: string;
                 /** @description `topup` or `sweep`. */
                 step: string;
+                /**
+                 * Format: date-time
+                 * @description When its fees reached the chain's `max_fee_gwei` with the transaction still not mined (one
+                 *     `tx.stuck` alert went out); the operator may bump or cancel.
+                 */
+                stuck_at?: string | null;
                 token_symbol: string;
                 topup_tx_hash?: string | null;
                 tx_hash?: string | null;
@@ -1864,6 +1918,20 @@ export interface components {
             /** @description The list's absolute URL (`/v1/appstore/list/{list_id}`). */
             url: string;
         };
+        /** @description What a bump or cancel request did. */
+        SweepActionOut: {
+            /** @description `bump` or `cancel`. */
+            action: string;
+            /** Format: int64 */
+            id: number;
+            /**
+             * Format: int64
+             * @description The nonce whose transaction is replaced.
+             */
+            nonce: number;
+            /** @description `requested`: the sweeper signs and sends the replacement on its next pass (seconds). */
+            status: string;
+        };
         /** @description What a sweep retry did. */
         SweepRetryOut: {
             /** Format: int64 */
@@ -1897,12 +1965,32 @@ export interface components {
             method: string;
             /** Format: date-time */
             next_attempt_at: string;
+            /**
+             * Format: int64
+             * @description The current transaction's nonce (signed or broadcast ones; kept by confirmed and failed ones).
+             */
+            nonce?: number | null;
+            /** @description `bump` or `cancel` requested by an operator, carried out on the sweeper's next pass. */
+            operator_action?: string | null;
+            /** @description Whether its transaction can be bumped or cancelled (signed or broadcast, not yet mined). */
+            replaceable: boolean;
+            /**
+             * Format: int32
+             * @description Times its transaction was re-signed at the same nonce with higher fees (or cancelled).
+             */
+            replacements: number;
             /** @description Only failed sweeps can be retried. */
             retryable: boolean;
             /** @description `planned`, `signed`, `broadcast`, `confirmed` or `failed`. */
             status: string;
             /** @description `topup` or `sweep`. */
             step: string;
+            /**
+             * Format: date-time
+             * @description When its fees reached the chain's `max_fee_gwei` with the transaction still not mined (one
+             *     `tx.stuck` alert went out); the operator may bump or cancel.
+             */
+            stuck_at?: string | null;
             token_symbol: string;
             topup_tx_hash?: string | null;
             tx_hash?: string | null;
@@ -3417,6 +3505,216 @@ export interface operations {
             };
             /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
             408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_bump_sweep: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description The sweep's numeric id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["IdempotencyIn"];
+            };
+        };
+        responses: {
+            /** @description Requested; the sweeper signs and sends the replacement on its next pass */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepActionOut"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Only a signed or broadcast transaction can be bumped (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_cancel_sweep: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description The sweep's numeric id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["IdempotencyIn"];
+            };
+        };
+        responses: {
+            /** @description Requested; the sweeper signs and sends the cancellation on its next pass */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepActionOut"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Only a signed or broadcast transaction can be cancelled (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -8,6 +8,7 @@ import { formatTime, humanize } from '../lib/format';
 import { formatUsd } from '../lib/money';
 import { Alert, CopyButton, DataTable, Field, Money, StatusBadge, Value } from '../lib/ui';
 import type { Page, Row } from '../api/handwritten';
+import { SweepTxActions, type TxActionMessage } from './SweepTxActions';
 import type { AdminOverview, AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
 import { WatcherPasses } from './WatcherPasses';
 
@@ -307,7 +308,7 @@ function Loading(props: { error: string | null; what: string }) {
 const COLUMNS: Record<string, string[]> = {
   ledger: ['id', 'kind', 'amount_usd', 'balance_after_usd', 'description', 'created_at', 'tx_hash'],
   notifications: ['id', 'channel', 'event_type', 'status', 'attempt_count', 'last_error', 'next_attempt_at', 'payload'],
-  sweeps: ['id', 'chain', 'token_symbol', 'amount_units', 'method', 'status', 'tx_hash', 'attempts', 'last_error', 'updated_at'],
+  sweeps: ['id', 'chain', 'token_symbol', 'amount_units', 'method', 'status', 'tx_hash', 'attempts', 'stuck_at', 'last_error', 'updated_at'],
   audit: ['created_at', 'action', 'target_type', 'target_id', 'reason', 'client_ip', 'details'],
 };
 
@@ -965,12 +966,13 @@ function Sweeps(props: { call: Call }) {
   const [status, setStatus] = useState('');
   const list = usePages(props.call, '/v1/admin/sweeps', { status, limit: '50' });
   const { message, retry } = useRetry(props.call, list.reload);
+  const [txMessage, setTxMessage] = useState<TxActionMessage | null>(null);
   return (
     <>
       <h1>Sweeps</h1>
       <p class="muted">Each detected deposit is swept to the treasury. A failed sweep can be retried; low gas makes sweeps wait.</p>
       <StatusFilter value={status} onChange={setStatus} options={['', 'waiting', 'planned', 'signed', 'broadcast', 'confirmed', 'failed']} />
-      <div aria-live="polite">{message && <Alert tone={message.tone}>{message.text}</Alert>}</div>
+      <div aria-live="polite">{(txMessage ?? message) && <Alert tone={(txMessage ?? message)!.tone}>{(txMessage ?? message)!.text}</Alert>}</div>
       <Section title="Sweeps, newest first" id="sweeps-h">
         {list.data ? (
           <DataTable
@@ -980,7 +982,9 @@ function Sweeps(props: { call: Call }) {
             empty="No sweep matches."
             rowAttrs={(r) => ({ 'data-sweep-id': String(r.id ?? r.sweep_id ?? ''), 'data-status': String(r.status ?? '') })}
             actions={(r) =>
-              !(r.retryable === true || r.status === 'failed') ? null : (
+              !(r.retryable === true || r.status === 'failed') ? (
+                <SweepTxActions row={r} call={props.call} onDone={(m) => { setTxMessage(m); list.reload(); }} />
+              ) : (
                 <button type="button" class="btn btn-small" data-action="retry-sweep" onClick={() => void retry(`/v1/admin/sweeps/${encodeURIComponent(String(r.id ?? r.sweep_id))}/retry`, 'Sweep')}>
                   Retry
                 </button>

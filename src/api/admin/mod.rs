@@ -201,6 +201,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(purchases::delete_purchase))
         .routes(routes!(ops::list_sweeps))
         .routes(routes!(ops::retry_sweep))
+        .routes(routes!(ops::bump_sweep))
+        .routes(routes!(ops::cancel_sweep))
         .routes(routes!(ops::list_notifications))
         .routes(routes!(ops::retry_notification))
         .routes(routes!(ops::list_cost_imports))

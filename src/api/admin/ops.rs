@@ -12,7 +12,7 @@ use super::{AdminAuth, IdempotencyIn, answer, body_as, id_page, mutation};
 use crate::admin::cost_imports::{self, CostImportRow};
 use crate::admin::notifications::{self, NotificationRetryOut, NotificationRow};
 use crate::admin::overview::{self, GasWallet, Overview};
-use crate::admin::sweeps::{self, SweepRetryOut, SweepRow};
+use crate::admin::sweeps::{self, SweepActionOut, SweepRetryOut, SweepRow, TxAction};
 use crate::admin::tokens::{self, TokenCreated, TokenRow};
 use crate::admin::{AdminError, AuditFilter, AuditRecord};
 use crate::api::error::{ApiError, ErrorBody};
@@ -206,6 +206,87 @@ pub(super) async fn retry_sweep(
         &body,
     )?;
     let done = sweeps::retry_sweep(&state.pool, id, &actor).await?;
+    Ok(answer(StatusCode::OK, done))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/sweeps/{id}/bump",
+    tag = "admin",
+    operation_id = "admin_bump_sweep",
+    summary = "Re-sign a sweep's unmined transaction at the same nonce with both fees raised 25 % (past the chain's max_fee_gwei if need be)",
+    params(
+        ("id" = String, Path, description = "The sweep's numeric id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(content = Option<IdempotencyIn>, description = "Optional"),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "Requested; the sweeper signs and sends the replacement on its next pass", body = SweepActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Only a signed or broadcast transaction can be bumped (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
+pub(super) async fn bump_sweep(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    AppPath(id): AppPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    sweep_tx_action(state, auth, id, headers, body, TxAction::Bump).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/sweeps/{id}/cancel",
+    tag = "admin",
+    operation_id = "admin_cancel_sweep",
+    summary = "Replace a sweep's unmined transaction with a 0-value transfer of its signer to itself at the same nonce; once mined the sweep fails (funds stay on the deposit address; retry re-plans it)",
+    params(
+        ("id" = String, Path, description = "The sweep's numeric id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(content = Option<IdempotencyIn>, description = "Optional"),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "Requested; the sweeper signs and sends the cancellation on its next pass", body = SweepActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Only a signed or broadcast transaction can be cancelled (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
+pub(super) async fn cancel_sweep(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    AppPath(id): AppPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    sweep_tx_action(state, auth, id, headers, body, TxAction::Cancel).await
+}
+
+async fn sweep_tx_action(
+    state: AppState,
+    auth: AdminAuth,
+    id: String,
+    headers: HeaderMap,
+    body: Bytes,
+    action: TxAction,
+) -> Result<Response, ApiError> {
+    let id = numeric_id(&id, "sweep")?;
+    let (_, actor) = mutation(
+        auth,
+        &headers,
+        &format!("POST /v1/admin/sweeps/{id}/{}", action.as_str()),
+        &body,
+    )?;
+    let done = sweeps::request_tx_action(&state.pool, id, action, &actor).await?;
     Ok(answer(StatusCode::OK, done))
 }
 

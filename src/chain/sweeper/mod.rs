@@ -15,9 +15,7 @@
 //! (step `sweep`); the ETH left over is reported as dust. When the gas wallet cannot pay, sweeps wait
 //! and one `gas.low` alert is raised per episode. Customer credit never depends on a sweep.
 
-use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy::eips::eip2718::Encodable2718;
-use alloy::network::TxSignerSync;
+use alloy::consensus::TxEip1559;
 use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::{BlockId, TransactionInput, TransactionRequest};
@@ -28,6 +26,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use super::erc20::{self, IERC20, TransferWithAuthorization};
+use super::replace;
 use super::{ChainClient, ChainError, Chains, addr_key, from_numeric, to_numeric};
 use crate::domain::Outcome;
 use crate::notify::{self, Channel};
@@ -35,10 +34,12 @@ use crate::notify::{self, Channel};
 mod ops;
 mod settle;
 mod sign;
+mod stuck;
 
 pub use ops::*;
 use settle::*;
 use sign::*;
+use stuck::*;
 
 /// Gas limit margin over the node's estimate, in percent.
 const GAS_MARGIN_PCT: u64 = 20;
@@ -104,7 +105,7 @@ async fn pass(cx: &Ctx<'_>, chain: &ChainClient) -> Result<usize, ChainError> {
         let Some(claim) = Claim::try_take(cx.pool, "vendor_server.sweep", id).await? else {
             continue;
         };
-        let result = advance(cx, chain, id, safe).await;
+        let result = advance(cx, chain, id, head, safe).await;
         match result {
             Ok(true) => work += 1,
             Ok(false) => {}
@@ -316,6 +317,7 @@ async fn plan(cx: &Ctx<'_>, chain: &ChainClient, safe: u64) -> Result<usize, Cha
     Ok(planned)
 }
 
+#[derive(Clone)]
 struct SweepRow {
     sweep_id: i64,
     token: Address,
@@ -334,13 +336,37 @@ struct SweepRow {
     authorization: Option<B256>,
     /// Whether its next attempt is due (read under the claim).
     due: bool,
+    /// The head when the current transaction was (re)sent.
+    broadcast_block: Option<u64>,
+    /// Earlier hashes at this nonce: replaced ones, then the operator's cancellations.
+    replaced: Vec<B256>,
+    cancels: Vec<B256>,
+    /// The current transaction is a cancellation.
+    cancelled: bool,
+    stuck: bool,
+    operator_action: Option<String>,
+    /// Read the amount from the chain again before signing (after a retry).
+    replan: bool,
+}
+
+impl SweepRow {
+    /// Every hash signed at the current nonce: the current one first.
+    fn hashes(&self) -> Vec<B256> {
+        self.tx_hash
+            .iter()
+            .chain(&self.replaced)
+            .chain(&self.cancels)
+            .copied()
+            .collect()
+    }
 }
 
 async fn load(pool: &PgPool, sweep_id: i64) -> Result<SweepRow, ChainError> {
     let r = sqlx::query!(
         r#"select sweep_id, token_address, deposit_address, deposit_index, treasury_address, amount_units, method,
                 step, status, from_address, nonce, tx_hash, raw_tx, authorization_nonce,
-                next_attempt_at <= now() as "due!"
+                next_attempt_at <= now() as "due!", broadcast_block, replaced_tx_hashes, cancel_tx_hashes,
+                cancelled, stuck_at is not null as "stuck!", operator_action, replan
          from sweep where sweep_id = $1"#,
         sweep_id
     )
@@ -366,6 +392,21 @@ async fn load(pool: &PgPool, sweep_id: i64) -> Result<SweepRow, ChainError> {
         raw_tx: r.raw_tx,
         authorization: r.authorization_nonce.and_then(|h| h.parse().ok()),
         due: r.due,
+        broadcast_block: r.broadcast_block.and_then(|b| u64::try_from(b).ok()),
+        replaced: r
+            .replaced_tx_hashes
+            .iter()
+            .filter_map(|h| h.parse().ok())
+            .collect(),
+        cancels: r
+            .cancel_tx_hashes
+            .iter()
+            .filter_map(|h| h.parse().ok())
+            .collect(),
+        cancelled: r.cancelled,
+        stuck: r.stuck,
+        operator_action: r.operator_action,
+        replan: r.replan,
     })
 }
 
@@ -374,6 +415,7 @@ async fn advance(
     cx: &Ctx<'_>,
     chain: &ChainClient,
     sweep_id: i64,
+    head: u64,
     safe: u64,
 ) -> Result<bool, ChainError> {
     let sweep = load(cx.pool, sweep_id).await?;
@@ -382,9 +424,52 @@ async fn advance(
         return Ok(false);
     }
     match sweep.status.as_str() {
+        "planned" if sweep.replan => replan(cx, chain, &sweep, safe).await,
         "planned" => sign(cx, chain, &sweep).await,
-        "signed" => broadcast(cx, chain, &sweep).await,
-        "broadcast" => settle(cx, chain, &sweep, safe).await,
+        "signed" => broadcast(cx, chain, &sweep, head).await,
+        "broadcast" => settle(cx, chain, &sweep, head, safe).await,
         _ => Ok(false),
     }
+}
+
+/// A retried sweep's amount, read again from the chain at `safe` (a reorg may have lowered the
+/// balance since it was planned; signing the old amount would revert on every retry).
+async fn replan(
+    cx: &Ctx<'_>,
+    chain: &ChainClient,
+    sweep: &SweepRow,
+    safe: u64,
+) -> Result<bool, ChainError> {
+    let balance =
+        erc20::balance_of(chain, sweep.token, sweep.deposit, BlockId::number(safe)).await?;
+    if balance.is_zero() {
+        fail(
+            cx,
+            chain,
+            sweep.sweep_id,
+            &format!(
+                "{} holds none of the token at block {safe}: nothing to sweep (a reorg may have removed its deposits)",
+                sweep.deposit
+            ),
+        )
+        .await?;
+        sqlx::query!(
+            "update sweep set replan = false where sweep_id = $1",
+            sweep.sweep_id
+        )
+        .execute(cx.pool)
+        .await?;
+        return Ok(true);
+    }
+    sqlx::query!(
+        "update sweep set amount_units = $2, replan = false where sweep_id = $1 and status = 'planned'",
+        sweep.sweep_id,
+        to_numeric(balance)
+    )
+    .execute(cx.pool)
+    .await?;
+    if balance != sweep.amount {
+        tracing::warn!(sweep_id = sweep.sweep_id, planned = %sweep.amount, now = %balance, "retried sweep re-planned from the chain's balance");
+    }
+    Ok(true)
 }

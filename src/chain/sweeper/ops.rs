@@ -55,8 +55,9 @@ pub async fn list(
         .collect())
 }
 
-/// Plans a failed sweep again (the operator fixed the cause). Only failed sweeps: a signed or
-/// broadcast one may still be mined, and retrying it could send twice.
+/// Plans a failed sweep again (the operator fixed the cause); its amount is read again from the
+/// chain before it is signed. Only failed sweeps: a signed or broadcast one may still be mined, and
+/// retrying it could send twice.
 pub async fn retry(pool: &PgPool, sweep_id: i64) -> Result<(), ChainError> {
     retry_in(&mut *pool.acquire().await?, sweep_id).await
 }
@@ -78,7 +79,9 @@ pub async fn retry_in(conn: &mut sqlx::PgConnection, sweep_id: i64) -> Result<()
     sqlx::query!(
         "update sweep set status = 'planned', step = case when method = 'transfer' then 'topup' else 'sweep' end,
              from_address = null, nonce = null, tx_hash = null, raw_tx = null, broadcast_at = null,
-             attempts = 0, next_attempt_at = now(), last_error = null
+             attempts = 0, next_attempt_at = now(), last_error = null, replan = true, broadcast_block = null,
+             max_cost_wei = null, replaced_tx_hashes = '{}', cancel_tx_hashes = '{}', cancelled = false,
+             replacements = 0, stuck_at = null, operator_action = null
          where sweep_id = $1 and status = 'failed'",
         sweep_id
     )

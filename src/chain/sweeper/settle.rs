@@ -8,6 +8,7 @@ pub(super) async fn broadcast(
     cx: &Ctx<'_>,
     chain: &ChainClient,
     sweep: &SweepRow,
+    head: u64,
 ) -> Result<bool, ChainError> {
     let (Some(hash), Some(raw), Some(from), Some(nonce)) = (
         sweep.tx_hash,
@@ -33,9 +34,34 @@ pub(super) async fn broadcast(
             .await
             .map_err(|e| chain.rpc_error(e))?;
         if used > nonce {
+            // One of this sweep's own transactions at that nonce (an earlier fee level) may be the
+            // one mined: settling finds it.
+            if sweep.hashes().len() > 1
+                && replace::mined_among(chain, &sweep.hashes())
+                    .await?
+                    .is_some()
+            {
+                sqlx::query!(
+                    "update sweep set status = 'broadcast' where sweep_id = $1 and status = 'signed'",
+                    sweep.sweep_id
+                )
+                .execute(cx.pool)
+                .await?;
+                return Ok(true);
+            }
             fail(cx, chain, sweep.sweep_id, &format!("nonce {nonce} of {from} was used by another transaction; {hash} can never be mined")).await?;
             return Ok(true);
         }
+        // Blocks are counted from the first attempt to send: a node that refuses the bytes (fees
+        // under the base fee) or drops them from its pool gets a replacement all the same.
+        let first_attempt = sqlx::query_scalar!(
+            "update sweep set broadcast_block = coalesce(broadcast_block, $2) where sweep_id = $1
+             returning broadcast_block",
+            sweep.sweep_id,
+            i64::try_from(head).unwrap_or(i64::MAX)
+        )
+        .fetch_one(cx.pool)
+        .await?;
         if let Err(e) = chain.provider.send_raw_transaction(raw).await {
             let message = chain.rpc_error(e).to_string();
             // The node may already have it (a send whose answer was lost).
@@ -45,15 +71,24 @@ pub(super) async fn broadcast(
                 .await
                 .map_err(|e| chain.rpc_error(e))?;
             if again.is_none() {
+                let sweep = SweepRow {
+                    broadcast_block: first_attempt.and_then(|b| u64::try_from(b).ok()),
+                    ..sweep.clone()
+                };
+                if replace_if_stuck(cx, chain, &sweep, head).await? {
+                    return Ok(true);
+                }
                 setback(cx, chain, sweep.sweep_id, &message).await?;
                 return Ok(false);
             }
         }
     }
     sqlx::query!(
-        "update sweep set status = 'broadcast', broadcast_at = coalesce(broadcast_at, now()), last_error = null
+        "update sweep set status = 'broadcast', broadcast_at = coalesce(broadcast_at, now()), last_error = null,
+             broadcast_block = coalesce(broadcast_block, $2)
          where sweep_id = $1 and status = 'signed'",
-        sweep.sweep_id
+        sweep.sweep_id,
+        i64::try_from(head).unwrap_or(i64::MAX)
     )
     .execute(cx.pool)
     .await?;
@@ -61,29 +96,27 @@ pub(super) async fn broadcast(
     Ok(true)
 }
 
-/// Waits for the receipt at `head - confirmations`; finishes the step or fails the sweep.
+/// Waits for the receipt at `head - confirmations` of whichever transaction at the sweep's nonce got
+/// mined (the current one or one it replaced); finishes the step or fails the sweep. A pending one is
+/// replaced when stuck.
 pub(super) async fn settle(
     cx: &Ctx<'_>,
     chain: &ChainClient,
     sweep: &SweepRow,
+    head: u64,
     safe: u64,
 ) -> Result<bool, ChainError> {
-    let Some(hash) = sweep.tx_hash else {
+    let Some(current) = sweep.tx_hash else {
         return Err(ChainError::Invalid(format!(
             "sweep {} is broadcast without a hash",
             sweep.sweep_id
         )));
     };
-    let receipt = chain
-        .provider
-        .get_transaction_receipt(hash)
-        .await
-        .map_err(|e| chain.rpc_error(e))?;
-    let Some(receipt) = receipt else {
+    let Some((hash, receipt)) = replace::mined_among(chain, &sweep.hashes()).await? else {
         // Pending, or dropped by the node (e.g. after a reorg): reconcile like a signed one.
         let known = chain
             .provider
-            .get_transaction_by_hash(hash)
+            .get_transaction_by_hash(current)
             .await
             .map_err(|e| chain.rpc_error(e))?;
         if known.is_none() {
@@ -95,13 +128,31 @@ pub(super) async fn settle(
             .await?;
             return Ok(true);
         }
-        return Ok(false);
+        return replace_if_stuck(cx, chain, sweep, head).await;
     };
     let Some(block) = receipt.block_number else {
         return Ok(false);
     };
     if block > safe {
         return Ok(false);
+    }
+    let hash_text = format!("{hash:#x}");
+    if sweep.cancels.contains(&hash) || (hash == current && sweep.cancelled) {
+        sqlx::query!(
+            "update sweep set tx_hash = $2 where sweep_id = $1",
+            sweep.sweep_id,
+            hash_text
+        )
+        .execute(cx.pool)
+        .await?;
+        fail(
+            cx,
+            chain,
+            sweep.sweep_id,
+            &format!("cancelled by the operator: {hash} (a 0-value transfer at the same nonce) was mined; nothing moved"),
+        )
+        .await?;
+        return Ok(true);
     }
     let fee = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
     if !receipt.status() {
@@ -135,10 +186,13 @@ pub(super) async fn settle(
     }
     if sweep.step == "topup" {
         sqlx::query!(
-            "update sweep set step = 'sweep', status = 'planned', topup_tx_hash = tx_hash, from_address = null,
-                 nonce = null, tx_hash = null, raw_tx = null, broadcast_at = null, next_attempt_at = now()
+            "update sweep set step = 'sweep', status = 'planned', topup_tx_hash = $2, from_address = null,
+                 nonce = null, tx_hash = null, raw_tx = null, broadcast_at = null, next_attempt_at = now(),
+                 broadcast_block = null, max_cost_wei = null, replaced_tx_hashes = '{}', cancel_tx_hashes = '{}',
+                 replacements = 0, stuck_at = null, operator_action = null
              where sweep_id = $1 and status = 'broadcast'",
-            sweep.sweep_id
+            sweep.sweep_id,
+            hash_text
         )
         .execute(cx.pool)
         .await?;
@@ -159,13 +213,14 @@ pub(super) async fn settle(
     let mut tx = cx.pool.begin().await?;
     let updated = sqlx::query!(
         "update sweep set status = 'confirmed', confirmed_at = now(), block_number = $2, gas_used = $3,
-             fee_wei = $4, dust_wei = $5, raw_tx = null
+             fee_wei = $4, dust_wei = $5, raw_tx = null, tx_hash = $6, stuck_at = null, operator_action = null
          where sweep_id = $1 and status = 'broadcast'",
         sweep.sweep_id,
         i64::try_from(block).unwrap_or(i64::MAX),
         i64::try_from(receipt.gas_used).unwrap_or(i64::MAX),
         to_numeric(fee),
-        dust.map(to_numeric)
+        dust.map(to_numeric),
+        hash_text
     )
     .execute(&mut *tx)
     .await?;

@@ -4,11 +4,7 @@
 
 use super::*;
 
-/// A signed EIP-1559 transaction: raw bytes and hash.
-pub(super) struct SignedTx {
-    raw: Vec<u8>,
-    hash: B256,
-}
+pub(super) use crate::chain::replace::SignedTx;
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn sign_tx(
@@ -21,7 +17,7 @@ pub(super) fn sign_tx(
     gas_limit: u64,
     fees: (u128, u128),
 ) -> Result<SignedTx, ChainError> {
-    let mut tx = TxEip1559 {
+    let tx = TxEip1559 {
         chain_id,
         nonce,
         gas_limit,
@@ -32,24 +28,22 @@ pub(super) fn sign_tx(
         access_list: Default::default(),
         input,
     };
-    let signature = signer
-        .sign_transaction_sync(&mut tx)
-        .map_err(|e| ChainError::Wallet(format!("signing failed: {e}")))?;
-    let envelope = TxEnvelope::from(tx.into_signed(signature));
-    Ok(SignedTx {
-        raw: envelope.encoded_2718(),
-        hash: *envelope.tx_hash(),
-    })
+    replace::sign(signer, tx)
 }
 
-/// (max fee per gas, priority fee per gas).
-pub(super) async fn fees(chain: &ChainClient) -> Result<(u128, u128), ChainError> {
+/// The node's (max fee per gas, priority fee per gas), unbounded.
+pub(super) async fn estimated_fees(chain: &ChainClient) -> Result<(u128, u128), ChainError> {
     let estimate = chain
         .provider
         .estimate_eip1559_fees()
         .await
         .map_err(|e| chain.rpc_error(e))?;
     Ok((estimate.max_fee_per_gas, estimate.max_priority_fee_per_gas))
+}
+
+/// (max fee per gas, priority fee per gas) for a new transaction, never above `max_fee_gwei`.
+pub(super) async fn fees(chain: &ChainClient) -> Result<(u128, u128), ChainError> {
+    Ok(replace::capped(chain, estimated_fees(chain).await?))
 }
 
 pub(super) async fn estimate(
@@ -158,11 +152,7 @@ pub(super) async fn sign(
             .into();
             let gas_limit = estimate(chain, sweep.deposit, sweep.token, &input, U256::ZERO).await?;
             let need = U256::from(gas_limit) * U256::from(max_fee);
-            let have = chain
-                .provider
-                .get_balance(sweep.deposit)
-                .await
-                .map_err(|e| chain.rpc_error(e))?;
+            let have = spendable(cx, chain, sweep.deposit).await?;
             if have >= need {
                 // Enough ETH is already there (an earlier top-up's dust): no top-up.
                 sqlx::query!(
@@ -208,11 +198,7 @@ pub(super) async fn sign(
             .abi_encode()
             .into();
             let gas_limit = estimate(chain, sweep.deposit, sweep.token, &input, U256::ZERO).await?;
-            let have = chain
-                .provider
-                .get_balance(sweep.deposit)
-                .await
-                .map_err(|e| chain.rpc_error(e))?;
+            let have = spendable(cx, chain, sweep.deposit).await?;
             // Never ask for more than the address holds (the fee market may have moved).
             let affordable =
                 u128::try_from(have / U256::from(gas_limit.max(1))).unwrap_or(u128::MAX);
@@ -232,39 +218,65 @@ pub(super) async fn sign(
                 .pending()
                 .await
                 .map_err(|e| chain.rpc_error(e))?;
-            let signed = sign_tx(
-                &depositor,
-                chain.id(),
-                chain_nonce,
-                sweep.token,
-                U256::ZERO,
-                input,
-                gas_limit,
-                (max_fee, priority),
-            )?;
             let mut tx = cx.pool.begin().await?;
-            // One signer per deposit address at a time (two tokens on one address).
+            // One signer per deposit address at a time (two tokens on one address), and past every
+            // nonce this address has signed and not yet sent or seen mined: the node's pending count
+            // does not know a transaction that is signed but not broadcast.
             sqlx::query!(
                 "select pg_advisory_xact_lock(hashtext('vendor_server.signer:' || $1))",
                 addr_key(sweep.deposit)
             )
             .execute(&mut *tx)
             .await?;
-            let stored = store_signed(
-                &mut tx,
-                sweep.sweep_id,
-                sweep.deposit,
-                chain_nonce,
-                &signed,
-                None,
+            let taken = sqlx::query_scalar!(
+                "select max(nonce) + 1 from sweep
+                 where chain_id = $1 and from_address = $2 and status in ('signed', 'broadcast')",
+                i64::try_from(chain.id()).unwrap_or(i64::MAX),
+                addr_key(sweep.deposit)
             )
+            .fetch_one(&mut *tx)
             .await?;
+            let nonce = taken
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or_default()
+                .max(chain_nonce);
+            let signed = sign_tx(
+                &depositor,
+                chain.id(),
+                nonce,
+                sweep.token,
+                U256::ZERO,
+                input,
+                gas_limit,
+                (max_fee, priority),
+            )?;
+            let stored =
+                store_signed(&mut tx, sweep.sweep_id, sweep.deposit, nonce, &signed, None).await?;
             if stored {
                 tx.commit().await?;
             }
             Ok(stored)
         }
     }
+}
+
+/// A deposit address's ETH less what its own transactions in flight (another token's transfer) may
+/// still cost.
+async fn spendable(cx: &Ctx<'_>, chain: &ChainClient, owner: Address) -> Result<U256, ChainError> {
+    let balance = chain
+        .provider
+        .get_balance(owner)
+        .await
+        .map_err(|e| chain.rpc_error(e))?;
+    let mined = chain
+        .provider
+        .get_transaction_count(owner)
+        .latest()
+        .await
+        .map_err(|e| chain.rpc_error(e))?;
+    let chain_id = i64::try_from(chain.id()).unwrap_or(i64::MAX);
+    let in_flight = in_flight_cost(cx.pool, chain_id, owner, mined).await?;
+    Ok(balance.saturating_sub(in_flight))
 }
 
 /// Allocates the gas wallet's next nonce under its row lock, signs with it and stores the signed
@@ -353,14 +365,17 @@ pub(super) async fn store_signed(
 ) -> Result<bool, ChainError> {
     let updated = sqlx::query!(
         "update sweep set status = 'signed', from_address = $2, nonce = $3, tx_hash = $4, raw_tx = $5,
-             authorization_nonce = $6, last_error = null, attempts = 0, next_attempt_at = now()
+             authorization_nonce = $6, last_error = null, attempts = 0, next_attempt_at = now(),
+             max_cost_wei = $7, broadcast_block = null, replaced_tx_hashes = '{}', cancel_tx_hashes = '{}',
+             cancelled = false, replacements = 0, stuck_at = null, operator_action = null, replan = false
          where sweep_id = $1 and status = 'planned'",
         sweep_id,
         addr_key(from),
         i64::try_from(nonce).unwrap_or(i64::MAX),
         format!("{:#x}", signed.hash),
         signed.raw,
-        authorization.map(|a| format!("{a:#x}"))
+        authorization.map(|a| format!("{a:#x}")),
+        to_numeric(signed.max_cost)
     )
     .execute(conn)
     .await?;
@@ -371,7 +386,9 @@ pub(super) async fn store_signed(
     Ok(true)
 }
 
-/// Whether the gas wallet can pay `cost`; if not, raises `gas.low` once per episode and the sweep waits.
+/// Whether the gas wallet can pay `cost` on top of every transaction it has in flight (signed or
+/// broadcast, not yet mined: each at its maximum cost, gas limit × max fee + value); if not, raises
+/// `gas.low` once per episode and the sweep waits.
 pub(super) async fn gas_available(
     cx: &Ctx<'_>,
     chain: &ChainClient,
@@ -384,6 +401,14 @@ pub(super) async fn gas_available(
         .await
         .map_err(|e| chain.rpc_error(e))?;
     let chain_id = i64::try_from(chain.id()).unwrap_or(i64::MAX);
+    let mined = chain
+        .provider
+        .get_transaction_count(gas)
+        .latest()
+        .await
+        .map_err(|e| chain.rpc_error(e))?;
+    let in_flight = in_flight_cost(cx.pool, chain_id, gas, mined).await?;
+    let need = cost.saturating_add(in_flight);
     let mut tx = cx.pool.begin().await?;
     let nonce = chain
         .provider
@@ -399,7 +424,7 @@ pub(super) async fn gas_available(
     )
     .execute(&mut *tx)
     .await?;
-    if balance >= cost {
+    if balance >= need {
         sqlx::query!(
             "update gas_wallet set low_since = null where chain_id = $1 and address = $2 and low_since is not null",
             chain_id,
@@ -424,16 +449,37 @@ pub(super) async fn gas_available(
             "chain": chain.name(),
             "address": addr_key(gas),
             "balance_wei": balance.to_string(),
-            "required_wei": cost.to_string(),
+            "required_wei": need.to_string(),
+            "in_flight_wei": in_flight.to_string(),
             "message": format!(
-                "The gas wallet {gas} on {} holds {balance} wei but the next sweep needs {cost} wei. Sweeps wait until it is funded; customer credits are not affected.",
+                "The gas wallet {gas} on {} holds {balance} wei but the next sweep needs {cost} wei on top of {in_flight} wei its transactions in flight may still cost. Sweeps wait until it is funded; customer credits are not affected.",
                 chain.name()
             ),
         });
         let key = format!("gas.low:{}:{}", chain.id(), since.timestamp());
         tell_vendor(&mut tx, "gas.low", &data, &key).await?;
-        tracing::error!(chain = chain.name(), %gas, %balance, %cost, "gas wallet too low; sweeps wait");
+        tracing::error!(chain = chain.name(), %gas, %balance, %cost, %in_flight, "gas wallet too low; sweeps wait");
     }
     tx.commit().await?;
     Ok(false)
+}
+
+/// The most the transactions `from` has signed and not yet seen mined (nonce at or above `mined`,
+/// the node's latest nonce) can still cost it.
+pub async fn in_flight_cost(
+    pool: &PgPool,
+    chain_id: i64,
+    from: Address,
+    mined: u64,
+) -> Result<U256, ChainError> {
+    let total = sqlx::query_scalar!(
+        r#"select coalesce(sum(max_cost_wei), 0) as "total!" from sweep
+           where chain_id = $1 and from_address = $2 and status in ('signed', 'broadcast') and nonce >= $3"#,
+        chain_id,
+        addr_key(from),
+        i64::try_from(mined).unwrap_or(i64::MAX)
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(from_numeric(&total).unwrap_or(U256::MAX))
 }
