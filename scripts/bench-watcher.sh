@@ -48,6 +48,7 @@ for n in "${sizes[@]}"; do
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     psql "$admin" -q -c "drop database if exists \"$db\" with (force)" 2>/dev/null || true
+    cp "$work/server.log" "${TMPDIR:-/tmp}/vendor-bench-watcher-server.log" 2>/dev/null || true
     rm -rf "$work"
   }
   trap cleanup EXIT
@@ -68,7 +69,16 @@ for n in "${sizes[@]}"; do
     CHECKOUT_RATE_LIMIT_PER_MINUTE=1000000 WATCHER_INTERVAL_SECS=1 DEFAULT_BLOCK_CONFIRMATIONS=1
   unset RUST_BACKTRACE RUST_LIB_BACKTRACE
   (cd "$work" && "$bin" dev chain --rpc "http://127.0.0.1:$anvil_port" >/dev/null && "$bin" migrate >/dev/null)
-  # The watched set: N - 1 open checkouts (pseudo-random addresses), stored before the server starts.
+  # A first start stores the offers; the watched set (N - 1 open checkouts, pseudo-random addresses)
+  # is stored before the server starts again.
+  (cd "$work" && exec "$bin" serve >"$work/server0.log" 2>&1) &
+  first=$!
+  for _ in $(seq 1 300); do
+    curl -sf -o /dev/null "http://127.0.0.1:$port/health" && break
+    kill -0 "$first" 2>/dev/null || { cat "$work/server0.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  kill "$first"; wait "$first" 2>/dev/null || true
   log "N=$n: storing $((n - 1)) open checkouts"
   psql "$url" -q -v n="$((n - 1))" <<'SQL'
 insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
@@ -79,7 +89,7 @@ select gen_random_uuid(), gen_random_uuid(), 'gemini-api-gateway:local:usdc', 'g
 from generate_series(1, :n) i;
 analyze checkout;
 SQL
-  (cd "$work" && "$bin" serve >"$work/server.log" 2>&1) &
+  (cd "$work" && exec "$bin" serve >"$work/server.log" 2>&1) &
   server=$!
   pids+=("$server")
   for _ in $(seq 1 300); do
