@@ -1,5 +1,6 @@
-//! The AWS SDK configuration the S3 provider and the cost import share: region, endpoint override (an
-//! emulator), static credentials when configured, and the timeouts of every call.
+//! The AWS SDK configuration the S3 provider, the cost import and the S3 usage estimate share: region,
+//! endpoint override (an emulator), static credentials when configured, and the timeouts of every
+//! call; and where server access logs go.
 
 use crate::config::AwsConfig;
 
@@ -37,4 +38,12 @@ pub async fn sdk_config(aws: &AwsConfig) -> aws_config::SdkConfig {
         ));
     }
     loader.load().await
+}
+
+/// The root of every customer bucket's log prefix in `S3_ACCESS_LOG_BUCKET`.
+pub const LOG_PREFIX_ROOT: &str = "access-logs/";
+
+/// Where a customer bucket's server access logs go in the log bucket: `access-logs/<bucket>/`.
+pub fn log_prefix(bucket: &str) -> String {
+    format!("{LOG_PREFIX_ROOT}{bucket}/")
 }

@@ -177,7 +177,13 @@ async fn sweeps(pending: bool, action: Option<SweepsAction>) -> anyhow::Result<(
     let config = load_config()?;
     let pool = db::connect(&config.database).await?;
     if let Some(SweepsAction::Retry { id }) = action {
-        crate::chain::sweeper::retry(&pool, id).await?;
+        // As the console's retry: audited (actor `cli`).
+        crate::admin::sweeps::retry_sweep(&pool, id, &crate::admin::Actor::cli())
+            .await
+            .map_err(|e| match e {
+                crate::admin::AdminError::NotFound(_) => anyhow::anyhow!("no sweep with id {id}"),
+                other => anyhow::Error::from(other).context("cannot retry the sweep"),
+            })?;
         println!("sweep {id} planned again; the sweeper picks it up on its next pass");
         return Ok(());
     }
@@ -249,19 +255,23 @@ async fn gas() -> anyhow::Result<()> {
 }
 
 async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
+    use crate::admin::{Actor, tokens as admin_tokens};
     use crate::billing::tokens;
     let config = load_config()?;
     let pool = db::connect(&config.database).await?;
     db::migrate(&pool).await?;
     match command {
         TokensCommand::Create { label } => {
-            let (token, secret) = tokens::create(&pool, &label)
+            // As the console's create: audited (actor `cli`, never the secret).
+            let created = admin_tokens::create_token(&pool, &label, &Actor::cli())
                 .await
-                .context("cannot create the token")?;
-            println!("{}", crate::billing::keys::reveal(&secret));
+                .context("cannot create the token")?
+                .value;
+            let secret = created.token.context("the new token's secret is missing")?;
+            println!("{secret}");
             eprintln!(
                 "created billing token {} ({}, label {:?}); it is shown only now: store it in the AI server's secrets",
-                token.id, token.display_prefix, token.label
+                created.row.id, created.row.display_prefix, created.row.label
             );
         }
         TokensCommand::List => {
@@ -286,14 +296,17 @@ async fn tokens(command: TokensCommand) -> anyhow::Result<()> {
             }
         }
         TokensCommand::Revoke { id } => {
-            let t = tokens::revoke(&pool, id).await.map_err(|e| match e {
-                crate::billing::BillingError::TokenNotFound(_) => {
-                    anyhow::anyhow!(
-                        "no billing token with id {id} (see `vendor-server tokens list`)"
-                    )
-                }
-                other => anyhow::Error::from(other).context("cannot revoke the token"),
-            })?;
+            let t = admin_tokens::revoke_token(&pool, id, &Actor::cli())
+                .await
+                .map_err(|e| match e {
+                    crate::admin::AdminError::NotFound(_) => {
+                        anyhow::anyhow!(
+                            "no billing token with id {id} (see `vendor-server tokens list`)"
+                        )
+                    }
+                    other => anyhow::Error::from(other).context("cannot revoke the token"),
+                })?
+                .value;
             println!(
                 "revoked billing token {} ({}, label {:?})",
                 t.id, t.display_prefix, t.label

@@ -51,12 +51,46 @@ impl AdminError {
     }
 }
 
-/// Who acts: where the request came from and its idempotency key (if any).
+/// Who acts: through what, where the request came from and its idempotency key (if any).
 #[derive(Debug, Clone, Default)]
 pub struct Actor {
+    /// The audit log's `actor`.
+    pub source: Source,
     /// The client's address (`TRUSTED_PROXIES` honoured).
     pub client_ip: Option<IpAddr>,
     pub idempotency: Option<Idempotency>,
+}
+
+impl Actor {
+    /// The operator at the server's command line (`vendor-server tokens …`, `sweeps retry`).
+    pub fn cli() -> Self {
+        Self {
+            source: Source::Cli,
+            ..Self::default()
+        }
+    }
+}
+
+/// Where an audited action comes from (the audit log's `actor`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    /// The admin API (`ADMIN_TOKEN`): the console or a script.
+    #[default]
+    Admin,
+    /// The `vendor-server` command line on the server.
+    Cli,
+    /// A customer on their own purchase (customer key).
+    Customer,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Cli => "cli",
+            Self::Customer => "customer",
+        }
+    }
 }
 
 /// An idempotency key with the fingerprint of the request it was first used with.
@@ -195,8 +229,9 @@ pub(crate) async fn audit(
     entry: AuditEntry,
 ) -> Result<i64, AdminError> {
     let id = sqlx::query_scalar!(
-        "insert into admin_audit (action, target_type, target_id, reason, details, client_ip, idempotency_key)
-         values ($1, $2, $3, $4, $5, $6, $7) returning audit_id",
+        "insert into admin_audit (action, target_type, target_id, reason, details, client_ip, idempotency_key,
+             actor)
+         values ($1, $2, $3, $4, $5, $6, $7, $8) returning audit_id",
         entry.action,
         entry.target_type,
         entry.target_id,
@@ -204,6 +239,7 @@ pub(crate) async fn audit(
         entry.details,
         actor.client_ip.map(|ip| ip.to_string()),
         actor.idempotency.as_ref().map(|i| i.key.clone()),
+        actor.source.as_str(),
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -221,6 +257,8 @@ pub struct AuditRecord {
     pub details: serde_json::Value,
     pub client_ip: Option<String>,
     pub idempotency_key: Option<String>,
+    /// `admin` (the admin API), `cli` (the command line) or `customer` (on their own purchase).
+    pub actor: String,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
@@ -243,7 +281,7 @@ pub async fn audit_log(
     let rows = sqlx::query_as!(
         AuditRecord,
         "select audit_id as id, action, target_type, target_id, reason, details, client_ip, idempotency_key,
-                created_at
+                actor, created_at
          from admin_audit
          where ($1::bigint is null or audit_id < $1)
            and ($2::text is null or action = $2)

@@ -157,14 +157,14 @@ pub async fn overview(pool: &PgPool, chains: &Chains) -> Result<Overview, AdminE
              coalesce(sum(amount_micros) filter (where kind = 'deposit' and created_at >= date_trunc('day', now() at time zone 'UTC') at time zone 'UTC'), 0)::bigint as "credited_today!",
              coalesce(sum(amount_micros) filter (where kind = 'deposit' and created_at >= now() - interval '7 days'), 0)::bigint as "credited_7!",
              coalesce(sum(amount_micros) filter (where kind = 'deposit'), 0)::bigint as "credited_30!",
-             coalesce(-sum(amount_micros) filter (where kind in ('usage', 'cost') and created_at >= date_trunc('day', now() at time zone 'UTC') at time zone 'UTC'), 0)::bigint as "billed_today!",
-             coalesce(-sum(amount_micros) filter (where kind in ('usage', 'cost') and created_at >= now() - interval '7 days'), 0)::bigint as "billed_7!",
-             coalesce(-sum(amount_micros) filter (where kind in ('usage', 'cost')), 0)::bigint as "billed_30!",
+             coalesce(-sum(amount_micros) filter (where kind in ('usage', 'cost', 'usage_estimate') and created_at >= date_trunc('day', now() at time zone 'UTC') at time zone 'UTC'), 0)::bigint as "billed_today!",
+             coalesce(-sum(amount_micros) filter (where kind in ('usage', 'cost', 'usage_estimate') and created_at >= now() - interval '7 days'), 0)::bigint as "billed_7!",
+             coalesce(-sum(amount_micros) filter (where kind in ('usage', 'cost', 'usage_estimate')), 0)::bigint as "billed_30!",
              coalesce(sum(amount_micros) filter (where kind = 'adjustment' and created_at >= date_trunc('day', now() at time zone 'UTC') at time zone 'UTC'), 0)::bigint as "adjusted_today!",
              coalesce(sum(amount_micros) filter (where kind = 'adjustment' and created_at >= now() - interval '7 days'), 0)::bigint as "adjusted_7!",
              coalesce(sum(amount_micros) filter (where kind = 'adjustment'), 0)::bigint as "adjusted_30!"
            from ledger_entry
-           where kind in ('deposit', 'usage', 'cost', 'adjustment') and created_at >= now() - interval '30 days'"#
+           where kind in ('deposit', 'usage', 'cost', 'usage_estimate', 'adjustment') and created_at >= now() - interval '30 days'"#
     )
     .fetch_one(pool)
     .await?;

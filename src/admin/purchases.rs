@@ -650,6 +650,83 @@ pub async fn set_status(
     super::finish(tx, actor, out, entry).await
 }
 
+/// What a reprovision did.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ReprovisionOut {
+    pub purchase_id: PurchaseId,
+    pub status: PurchaseStatus,
+    /// `failed` (or `none`) until the next attempt delivers (`ready`).
+    pub resource_status: String,
+    /// Attempts made so far (the backoff starts again from the first step).
+    pub previous_attempts: i32,
+    pub last_error: Option<String>,
+}
+
+/// Retries a purchase's provisioning now (the console's "retry provisioning"): the attempt count and
+/// its backoff start again, and the retry job (every few seconds) makes the attempt. Only a purchase
+/// whose resource is not delivered and that no worker is provisioning right now; audited, idempotent
+/// by the actor's key.
+pub async fn reprovision(
+    pool: &PgPool,
+    id: PurchaseId,
+    actor: &Actor,
+) -> Result<Done<ReprovisionOut>, AdminError> {
+    let mut tx = pool.begin().await?;
+    if let Some(replay) = super::claim_key(&mut tx, actor).await? {
+        return Ok(replay);
+    }
+    let row = sqlx::query!(
+        r#"select status, resource_status, provision_attempts, last_provision_error,
+                  coalesce(next_provision_at > now(), false) as "leased!"
+           from purchase where purchase_id = $1 for update"#,
+        id.0
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(AdminError::NotFound("purchase"))?;
+    let status = PurchaseStatus::parse(&row.status)
+        .ok_or_else(|| AdminError::Internal(format!("unknown status {}", row.status)))?;
+    if !matches!(
+        status,
+        PurchaseStatus::Failed | PurchaseStatus::Provisioning
+    ) || row.resource_status == "ready"
+    {
+        return Err(AdminError::InvalidState(format!(
+            "only a purchase whose provisioning failed can be provisioned again (this one is {}, its resource {})",
+            row.status, row.resource_status
+        )));
+    }
+    if row.resource_status == "provisioning" && row.leased {
+        return Err(AdminError::InvalidState(
+            "this purchase is being provisioned right now; wait for the attempt to end".into(),
+        ));
+    }
+    sqlx::query!(
+        "update purchase set provision_attempts = 0, next_provision_at = now() where purchase_id = $1",
+        id.0
+    )
+    .execute(&mut *tx)
+    .await?;
+    let out = ReprovisionOut {
+        purchase_id: id,
+        status,
+        resource_status: row.resource_status,
+        previous_attempts: row.provision_attempts,
+        last_error: row.last_provision_error,
+    };
+    let entry = AuditEntry {
+        action: "purchase.reprovision",
+        target_type: "purchase",
+        target_id: id.to_string(),
+        reason: None,
+        details: serde_json::json!({
+            "previous_attempts": out.previous_attempts,
+            "last_error": out.last_error,
+        }),
+    };
+    super::finish(tx, actor, out, entry).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

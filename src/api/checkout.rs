@@ -5,10 +5,13 @@
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -58,10 +61,11 @@ fn required(field: &str, value: Option<String>, max: usize) -> Result<String, Ap
 pub struct RateLimiter(OnceLock<DefaultKeyedRateLimiter<Option<IpAddr>>>);
 
 impl RateLimiter {
-    /// Takes one cell; `false` when the caller is over `per_minute` (0 admits everyone).
-    fn allow(&self, ip: Option<IpAddr>, per_minute: u32) -> bool {
+    /// Takes one cell, or says how long until the caller, over `per_minute`, has one again (0
+    /// admits everyone).
+    fn check(&self, ip: Option<IpAddr>, per_minute: u32) -> Result<(), Duration> {
         let Some(per_minute) = NonZeroU32::new(per_minute) else {
-            return true;
+            return Ok(());
         };
         let limiter = self
             .0
@@ -70,7 +74,52 @@ impl RateLimiter {
             limiter.retain_recent();
         }
         // IPv6 counts per /64: a host picks any address of its allocation at will.
-        limiter.check_key(&ip.map(rate_limit_key)).is_ok()
+        limiter
+            .check_key(&ip.map(rate_limit_key))
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    #[cfg(test)]
+    fn allow(&self, ip: Option<IpAddr>, per_minute: u32) -> bool {
+        self.check(ip, per_minute).is_ok()
+    }
+
+    /// Admits the caller of `parts` or refuses with 429 and `Retry-After`.
+    async fn admit(
+        &self,
+        parts: &mut Parts,
+        state: &AppState,
+        per_minute: u32,
+        message: &'static str,
+    ) -> Result<(), ApiError> {
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        self.check(ip, per_minute)
+            .map_err(|wait| ApiError::rate_limited(message, wait))
+    }
+}
+
+/// A caller of `initiate` under its per-IP limit. An extractor, so a 429 is decided from the
+/// headers: the body is not read.
+pub struct InitiateAdmitted;
+
+impl FromRequestParts<AppState> for InitiateAdmitted {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let limiter = parts
+            .extensions
+            .get::<Arc<RateLimiter>>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no initiate limiter")))?;
+        limiter
+            .admit(
+                parts,
+                state,
+                state.config.checkout.initiate_per_minute,
+                "Too many checkouts started from this address; try again in a minute.",
+            )
+            .await?;
+        Ok(Self)
     }
 }
 
@@ -178,24 +227,16 @@ fn in_tokens(amount: UsdMicros, rate: &str) -> f64 {
         (status = 404, description = "Unknown checkout flow (`checkout_flow_not_found`)", body = ErrorBody),
         (status = 409, description = "The offer's provider is not configured on this server (`offer_unavailable`)", body = ErrorBody),
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
-        (status = 429, description = "Too many checkouts from this client (`rate_limited`)", body = ErrorBody),
+        (status = 429, description = "Too many checkouts from this client (`rate_limited`; decided before the body is read; `Retry-After` says when)", body = ErrorBody),
         (status = 503, description = "Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all)]
 async fn initiate(
     State(state): State<AppState>,
-    Extension(limiter): Extension<Arc<RateLimiter>>,
-    ClientIp(ip): ClientIp,
+    _admitted: InitiateAdmitted,
     AppJson(body): AppJson<InitiateIn>,
 ) -> Result<AppJson<InitiateOut>, ApiError> {
-    if !limiter.allow(ip, state.config.checkout.initiate_per_minute) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "Too many checkouts started from this address; try again in a minute.",
-        ));
-    }
     let email = text("email", body.email, 320)?;
     if email.as_deref().is_some_and(|e| !e.contains('@')) {
         return Err(ApiError::bad_request(
@@ -335,6 +376,32 @@ pub struct ValidateOut {
 #[derive(Clone, Default)]
 pub struct ValidateLimiter(Arc<RateLimiter>);
 
+/// A caller of `validate` under its per-IP limit, admitted from the headers like
+/// [`InitiateAdmitted`].
+pub struct ValidateAdmitted;
+
+impl FromRequestParts<AppState> for ValidateAdmitted {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let limiter = parts
+            .extensions
+            .get::<ValidateLimiter>()
+            .cloned()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("no validate limiter")))?;
+        limiter
+            .0
+            .admit(
+                parts,
+                state,
+                state.config.checkout.validate_per_minute,
+                "Too many payment checks from this address; try again in a minute.",
+            )
+            .await?;
+        Ok(Self)
+    }
+}
+
 #[utoipa::path(
     post,
     path = "/v1/checkout/validate",
@@ -347,28 +414,17 @@ pub struct ValidateLimiter(Arc<RateLimiter>);
         (status = 400, description = "Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_request`)", body = ErrorBody),
         (status = 404, description = "Unknown checkout flow (`checkout_flow_not_found`)", body = ErrorBody),
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
-        (status = 429, description = "Too many payment checks from this client (`rate_limited`)", body = ErrorBody),
+        (status = 429, description = "Too many payment checks from this client (`rate_limited`; decided before the body is read; `Retry-After` says when)", body = ErrorBody),
         (status = 503, description = "Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry", body = ErrorBody),
     )
 )]
 #[tracing::instrument(skip_all)]
 async fn validate(
     State(state): State<AppState>,
-    Extension(limiter): Extension<ValidateLimiter>,
-    ClientIp(ip): ClientIp,
+    // Public and backed by RPC calls: limited per client IP like initiate.
+    _admitted: ValidateAdmitted,
     AppJson(body): AppJson<ValidateIn>,
 ) -> Result<AppJson<ValidateOut>, ApiError> {
-    // Public and backed by RPC calls: limited per client IP like initiate.
-    if !limiter
-        .0
-        .allow(ip, state.config.checkout.validate_per_minute)
-    {
-        return Err(ApiError::new(
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "Too many payment checks from this address; try again in a minute.",
-        ));
-    }
     let flow_id = required("checkout_flow_id", body.checkout_flow_id, 200)?;
     let session_text = required("checkout_session_id", body.checkout_session_id, 200)?;
     text("note", body.note, 2000)?;
@@ -473,7 +529,7 @@ pub struct FinalizeOut {
         (status = 200, description = "The receipt, or `success: false` (unknown session, under the offer minimum: nothing lost)", body = FinalizeOut),
         (status = 400, description = "Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_request`)", body = ErrorBody),
         (status = 404, description = "Unknown checkout flow (`checkout_flow_not_found`)", body = ErrorBody),
-        (status = 409, description = "officex_purchase_id already belongs to another purchase (`officex_purchase_id_in_use`)", body = ErrorBody),
+        (status = 409, description = "officex_purchase_id already belongs to another purchase, or this checkout was finalized with another officex_purchase_id (`officex_purchase_id_in_use`)", body = ErrorBody),
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
         (status = 503, description = "Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry", body = ErrorBody),
     )

@@ -28,6 +28,12 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    /// Over a rate limit (429 with `Retry-After`, code `rate_limited`).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// The database cannot be reached right now (503, retryable).
     #[error("database unavailable")]
     Unavailable(#[source] sqlx::Error),
@@ -42,6 +48,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+        }
+    }
+
+    /// 429 `rate_limited`, to retry after `retry_after` (rounded up to whole seconds, at least 1).
+    pub fn rate_limited(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        Self::RateLimited {
+            message: message.into(),
+            retry_after,
         }
     }
 
@@ -64,6 +78,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Client { status, .. } => *status,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -86,6 +101,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let (code, message) = match &self {
             Self::Client { code, message, .. } => (*code, message.clone()),
+            Self::RateLimited { message, .. } => ("rate_limited", message.clone()),
             Self::Unavailable(e) => {
                 tracing::warn!(error = %e, "database unavailable");
                 (
@@ -106,10 +122,19 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Every 429 and 503 says when to retry.
+        let retry_after_secs = match &self {
+            Self::RateLimited { retry_after, .. } => {
+                (retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1)
+            }
+            _ if status == StatusCode::TOO_MANY_REQUESTS => 60,
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => 5,
+            _ => 0,
+        };
+        if retry_after_secs > 0 {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from_static("5"),
+                axum::http::HeaderValue::from(retry_after_secs),
             );
         }
         response
@@ -188,6 +213,10 @@ impl From<crate::billing::BillingError> for ApiError {
         use crate::billing::BillingError as B;
         match e {
             B::PurchaseNotFound => Self::not_found("purchase_not_found", "Purchase not found"),
+            B::PurchaseDeleted => Self::conflict(
+                "purchase_deleted",
+                "This purchase was deleted; its balance no longer moves.",
+            ),
             B::Overflow => Self::bad_request("amount_too_large", e.to_string()),
             B::ReferenceConflict(_) => Self::conflict("reference_conflict", e.to_string()),
             B::Invalid(message) => Self::bad_request("invalid_request", message),
@@ -239,6 +268,9 @@ pub struct GoogleError {
     pub status: StatusCode,
     pub message: String,
     pub retry_after_secs: Option<u64>,
+    /// Why, for a refusal of this gateway's own (`tool_not_sold`): sent as Google's
+    /// `google.rpc.ErrorInfo` detail.
+    pub reason: Option<&'static str>,
 }
 
 impl GoogleError {
@@ -247,6 +279,7 @@ impl GoogleError {
             status,
             message: message.into(),
             retry_after_secs: None,
+            reason: None,
         }
     }
 
@@ -284,13 +317,15 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
             G::UnknownModel { .. } | G::UnknownMethod(_) | G::NotConfigured => {
                 StatusCode::NOT_FOUND
             }
-            G::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            G::InvalidArgument(_) | G::ToolNotSold(_) => StatusCode::BAD_REQUEST,
             G::UpstreamUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             G::Db(db) if crate::db::is_unavailable(db) => StatusCode::SERVICE_UNAVAILABLE,
             G::Billing(crate::billing::BillingError::Db(db)) if crate::db::is_unavailable(db) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            G::Misconfigured(_) | G::Billing(_) | G::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            G::Misconfigured(_) | G::TaskLost | G::Billing(_) | G::Db(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = format!("{e:#}"), "Gemini gateway internal error");
@@ -306,6 +341,10 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
         } else {
             e.to_string()
         };
+        let reason = match e {
+            G::ToolNotSold(_) => Some("tool_not_sold"),
+            _ => None,
+        };
         let retry_after_secs = match e {
             G::RateLimited {
                 retry_after_secs, ..
@@ -318,6 +357,7 @@ impl From<crate::providers::gemini::GatewayError> for GoogleError {
             status,
             message,
             retry_after_secs,
+            reason,
         }
     }
 }
@@ -339,6 +379,22 @@ pub struct GoogleErrorDetail {
     /// PERMISSION_DENIED, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL, …).
     #[schema(example = "NOT_FOUND")]
     pub status: &'static str,
+    /// Google's `google.rpc.ErrorInfo` with this gateway's own reason (`tool_not_sold`), when
+    /// the refusal is the gateway's rather than Google's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<GoogleErrorInfo>,
+}
+
+/// `google.rpc.ErrorInfo`, as Google puts it in `error.details`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GoogleErrorInfo {
+    /// `type.googleapis.com/google.rpc.ErrorInfo`
+    #[serde(rename = "@type")]
+    pub type_url: &'static str,
+    /// `tool_not_sold`
+    pub reason: &'static str,
+    /// `vendor-server`
+    pub domain: &'static str,
 }
 
 impl IntoResponse for GoogleError {
@@ -348,6 +404,15 @@ impl IntoResponse for GoogleError {
                 code: self.status.as_u16(),
                 message: self.message,
                 status: Self::status_name(self.status),
+                details: self
+                    .reason
+                    .map(|reason| GoogleErrorInfo {
+                        type_url: "type.googleapis.com/google.rpc.ErrorInfo",
+                        reason,
+                        domain: "vendor-server",
+                    })
+                    .into_iter()
+                    .collect(),
             },
         };
         let mut response = (self.status, Json(body)).into_response();

@@ -2,7 +2,10 @@
 //! server as its base URL and the purchase's gateway key as its API key (`x-goog-api-key` header or
 //! `?key=`). Calls go upstream with the vendor's key; each response's `usageMetadata` is debited
 //! through the ledger before the answer (or the end of a stream) reaches the customer. Errors use
-//! Google's shape (`GoogleError`); upstream errors pass through unchanged and free.
+//! Google's shape (`GoogleError`); upstream errors pass through unchanged and free. Every metered
+//! call goes through [`Gateway::run`] (hold, forward, read to the end and charge in a task of its
+//! own) and reaches the client through [`deliver`]: other surfaces built on the gateway use the same
+//! two.
 //!
 //! axum cannot route `{model}:generateContent` as a literal suffix, so `{model_action}` is one path
 //! segment split on ':' here.
@@ -23,8 +26,8 @@ use utoipa_axum::routes;
 
 use super::error::{GoogleError, GoogleErrorBody};
 use crate::providers::gemini::{
-    self, Estimate, Gateway, GatewayError, GatewaySettings, KeyAccess, Metered, Reservation,
-    ResponseUsage, StreamMeter,
+    self, CallSlot, Delivery, Estimate, Forwarded, ForwardedBody, Gateway, GatewayError,
+    GatewaySettings, KeyAccess, MeteredCall, UpstreamRequest,
 };
 use crate::state::AppState;
 
@@ -386,7 +389,7 @@ async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, 
     path = "/v1beta/models/{model_action}",
     tag = "gemini",
     summary = "Gemini gateway: generateContent, streamGenerateContent, countTokens",
-    description = "`{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Upstream errors pass through unchanged and free. While the call runs its worst case (input upper bound plus maxOutputTokens × candidateCount, or the model's max_output_tokens from the offer when unset) is held against the balance, and at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its reserved worst case. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.",
+    description = "`{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Prompts over 200k tokens pay the model's long-context prices when the offer sets them. Prices and models are the purchase's terms as stored at checkout. A call that reached the upstream is charged even if the client hangs up: the answer is read to its end regardless. Upstream errors pass through unchanged and free. While the call runs its worst case is held against the balance and the call is admitted only if that fits the balance less the running holds: input tokens bounded by the body's size in bytes (the model's whole input limit for a fileData part, inline video/audio/PDF or a built-in tool), plus maxOutputTokens × candidateCount (or the model's output limit), at the highest price tier it may fall in; at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Built-in tools (googleSearch, urlContext, codeExecution, …) the offer does not price are refused with 400 (reason tool_not_sold); priced ones are charged per request. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its hold's usage. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.",
     params(
         ("model_action" = String, Path, description = "`<model>:<method>`", pattern = "^[^:]+:(generateContent|streamGenerateContent|countTokens)$", example = "gemini-2.5-flash:generateContent"),
         ("alt" = Option<String>, Query, description = "`sse`: server-sent events for streamGenerateContent"),
@@ -398,7 +401,7 @@ async fn read_body(body: Body, limit: usize, within: Duration) -> Result<Bytes, 
             (GenerateContentResponse = "application/json"),
             (String = "text/event-stream"),
         )),
-        (status = 400, description = "Malformed JSON or request, or an unsupported query parameter (fields, $fields, alt other than sse) (INVALID_ARGUMENT)", body = GoogleErrorBody),
+        (status = 400, description = "Malformed JSON or request, an unsupported query parameter (fields, $fields, alt other than sse), or a built-in tool the offer does not sell (details[0].reason tool_not_sold) (INVALID_ARGUMENT)", body = GoogleErrorBody),
         (status = 401, description = "No key (UNAUTHENTICATED)", body = GoogleErrorBody),
         (status = 402, description = "Purchase suspended, balance used up, or the balance less what running calls hold cannot cover this call's worst case (FAILED_PRECONDITION)", body = GoogleErrorBody),
         (status = 403, description = "Unknown or revoked key (PERMISSION_DENIED)", body = GoogleErrorBody),
@@ -416,8 +419,11 @@ async fn call_model(
     path: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
-    call_model_inner(&state, path, request)
+    let mut slot = None;
+    call_model_inner(&state, path, request, &mut slot)
         .await
+        // The purchase's slot is taken until the answer is sent.
+        .map(|response| super::hold_until_sent(response, slot))
         .unwrap_or_else(|e| {
             let close = matches!(
                 e,
@@ -438,6 +444,7 @@ async fn call_model_inner(
     state: &AppState,
     path: Result<Path<String>, PathRejection>,
     request: Request,
+    slot: &mut Option<CallSlot>,
 ) -> Result<Response, GatewayError> {
     let (parts, body) = request.into_parts();
     let (uri, headers) = (&parts.uri, &parts.headers);
@@ -467,182 +474,86 @@ async fn call_model_inner(
     if announced.is_some_and(|n| n > limit as u64) {
         return Err(GatewayError::PayloadTooLarge(limit));
     }
+    // Concurrency counts from the headers: no more calls with bodies arriving than the limit.
+    *slot = Some(
+        gateway
+            .slots
+            .enter(access.purchase_id, settings.max_concurrent())?,
+    );
     let body = read_body(body, limit, gateway.body_read_timeout).await?;
     let request: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
         GatewayError::InvalidArgument(format!("Invalid JSON payload received. {e}"))
     })?;
-    let estimate = Estimate::of_request(&request);
+    let estimate = Estimate::of_request(&request, body.len() as u64);
     let limits = settings.limits();
     let purchase_id = access.purchase_id;
-    let tokens_now = if action == Action::CountTokens {
-        0
-    } else {
-        estimate.input_tokens
-    };
-    gateway
-        .limiter
-        .admit(purchase_id, limits, tokens_now, Instant::now())?;
     let path = format!("/v1beta/models/{model}:{}", action.name());
     if action == Action::CountTokens {
         // Token counts are free.
+        gateway
+            .limiter
+            .admit(purchase_id, limits, 0, Instant::now())?;
         let upstream = gateway
             .send(reqwest::Method::POST, &path, &forward, Some(body))
             .await?;
         return pass_through(upstream).await;
     }
-
-    // The call's worst case is held against the balance (and counts against the purchase's
-    // concurrent calls) until its real usage is charged.
-    let worst_case = estimate.worst_case(&prices);
-    let worst_cost = prices.estimate(&estimate);
-    access.check_balance(worst_cost)?;
-    let reservation = Reservation::take(
-        &state.pool,
-        purchase_id,
-        model,
-        worst_cost,
-        settings.max_concurrent(),
-    )
-    .await?;
-    let upstream = match gateway
-        .send(reqwest::Method::POST, &path, &forward, Some(body))
-        .await
-    {
-        Ok(upstream) => upstream,
-        Err(e) => {
-            reservation.release().await?;
-            return Err(e);
-        }
-    };
-    if !upstream.status().is_success() {
-        // Upstream errors are free.
-        reservation.release().await?;
-        return pass_through(upstream).await;
-    }
-    let call = Call {
-        purchase_id,
-        model,
-        prices,
-        limits,
-        worst_case,
-    };
-    if action == Action::Stream {
-        return Ok(stream_metered(state, gateway, upstream, call, reservation));
-    }
-
-    let status = upstream.status();
-    let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
-    let bytes = match upstream.bytes().await {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            // Nothing reached the customer: free.
-            reservation.release().await?;
-            return Err(GatewayError::UpstreamUnavailable(e.without_url()));
-        }
-    };
-    let mut seen = ResponseUsage::default();
-    if let Ok(response) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-        seen.observe(&response);
-    }
-    let (usage, charged_worst_case) = match seen.usage {
-        Some(usage) => (usage, false),
-        None => {
-            tracing::warn!(%purchase_id, model, "upstream answer without usageMetadata: charged its reserved worst case");
-            (worst_case, true)
-        }
-    };
+    let tools = settings.tool_charge(&estimate.tools)?;
     gateway
         .limiter
-        .record_tokens(purchase_id, limits, usage.total(), Instant::now());
-    // The answer is released only once its cost is on the ledger (and the reservation gone
-    // with it, in the same transaction).
-    let metered = Metered {
+        .admit(purchase_id, limits, estimate.input_tokens, Instant::now())?;
+    let call = MeteredCall {
         purchase_id,
         model: model.to_owned(),
         prices,
-        usage,
-        response_id: seen.response_id,
-        model_version: seen.model_version,
-        worst_case: charged_worst_case,
-    };
-    gemini::settle(&state.pool, Some(&metered), Some(reservation)).await?;
-    Ok(respond(status, content_type, Body::from(bytes)))
-}
-
-/// What a running call is metered by.
-struct Call<'a> {
-    purchase_id: crate::domain::ids::PurchaseId,
-    model: &'a str,
-    prices: gemini::ModelPrices,
-    limits: gemini::Limits,
-    worst_case: gemini::Usage,
-}
-
-/// Passes the upstream's chunks through as they arrive and meters the last `usageMetadata` once
-/// at the end (or in the background if the client leaves early).
-fn stream_metered(
-    state: &AppState,
-    gateway: Arc<Gateway>,
-    upstream: reqwest::Response,
-    call: Call<'_>,
-    reservation: Reservation,
-) -> Response {
-    let Call {
-        purchase_id,
-        model,
-        prices,
+        tools,
+        worst_case: estimate.worst_case(&prices),
         limits,
-        worst_case,
-    } = call;
-    let status = upstream.status();
-    let content_type = upstream.headers().get(header::CONTENT_TYPE).cloned();
-    let on_tokens = Box::new(move |tokens: u64| {
-        gateway
-            .limiter
-            .record_tokens(purchase_id, limits, tokens, Instant::now());
-    });
-    let meter = StreamMeter::new(
-        state.pool.clone(),
-        purchase_id,
-        model.to_owned(),
-        prices,
-        worst_case,
-        Some(reservation),
-        on_tokens,
-    );
-    let chunks = futures::stream::unfold(
-        (upstream.bytes_stream(), Some(meter)),
-        |(mut chunks, mut meter)| async move {
-            let current = meter.as_mut()?;
-            match chunks.next().await {
-                Some(Ok(chunk)) => {
-                    current.observe(&chunk);
-                    Some((Ok(chunk), (chunks, meter)))
-                }
-                Some(Err(e)) => {
-                    // The upstream broke off: meter what was seen (the meter's drop), then end.
-                    tracing::warn!(error = %e.without_url(), "upstream stream interrupted");
-                    drop(meter.take());
-                    Some((
-                        Err(std::io::Error::other("upstream stream interrupted")),
-                        (chunks, None),
-                    ))
-                }
-                None => {
-                    if let Some(done) = meter.take() {
-                        done.finish().await;
-                    }
-                    None
-                }
-            }
-        },
-    );
-    let mut response = respond(status, content_type, Body::from_stream(chunks));
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // Reverse proxies (nginx, traefik) must not buffer the stream.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    response
+    };
+    let delivery = if action == Action::Stream {
+        Delivery::Streamed
+    } else {
+        Delivery::Buffered
+    };
+    let forwarded = gateway
+        .run(
+            &state.pool,
+            call,
+            settings.max_concurrent(),
+            UpstreamRequest {
+                method: reqwest::Method::POST,
+                path,
+                query: forward,
+                body: Some(body),
+            },
+            delivery,
+            gemini::gemini_usage(),
+        )
+        .await?;
+    Ok(deliver(forwarded))
+}
+
+/// The answer of a metered call as the client gets it: whole, or streamed as it arrives.
+pub(super) fn deliver(forwarded: Forwarded) -> Response {
+    let Forwarded {
+        status,
+        content_type,
+        body,
+    } = forwarded;
+    match body {
+        ForwardedBody::Whole(bytes) => respond(status, content_type, Body::from(bytes)),
+        ForwardedBody::Chunks(chunks) => {
+            let chunks = futures::stream::unfold(chunks, |mut chunks| async move {
+                chunks.recv().await.map(|chunk| (chunk, chunks))
+            });
+            let mut response = respond(status, content_type, Body::from_stream(chunks));
+            let headers = response.headers_mut();
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            // Reverse proxies (nginx, traefik) must not buffer the stream.
+            headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            response
+        }
+    }
 }
 
 async fn method_not_allowed() -> GoogleError {

@@ -251,7 +251,7 @@ pub(super) fn key_of(
         (status = 200, description = "Recorded (or the first answer replayed, with header `Idempotent-Replayed: true`)", body = MeterAnswer),
         (status = 400, description = "Malformed or invalid record (`malformed_json`, `invalid_body`, `invalid_text`, `missing_field`, `invalid_amount`, `invalid_timestamp`, `purchase_mismatch`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `amount_too_large`, `invalid_request`)", body = ErrorBody),
         (status = 401, description = "No key, not a live billing token, or an unknown purchase (`unauthorized`)", body = ErrorBody),
-        (status = 409, description = "The idempotency key was used with another body (`idempotency_key_reused`), or a reference conflict (`reference_conflict`)", body = ErrorBody),
+        (status = 409, description = "The idempotency key was used with another body (`idempotency_key_reused`), a reference conflict (`reference_conflict`), or the purchase was deleted (`purchase_deleted`)", body = ErrorBody),
         (status = 415, description = "The body is not `application/json` (`unsupported_media_type`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable or the meter is saturated; retry (`service_unavailable`, `overloaded`)", body = ErrorBody),
     )

@@ -10,11 +10,13 @@ pub mod error;
 pub mod extract;
 pub mod gemini;
 pub mod health;
+pub mod listener;
 pub mod metering;
 pub mod metrics;
 pub mod offers;
 pub mod openapi;
 pub mod purchases;
+pub mod s3_usage;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -87,6 +89,16 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Keeps `guard` alive until `response`'s body is sent (or dropped with a client that left).
+pub(crate) fn hold_until_sent<G: Send + 'static>(response: Response, guard: G) -> Response {
+    response.map(|body| {
+        Body::new(body.map_frame(move |frame| {
+            let _held = &guard;
+            frame
+        }))
+    })
 }
 
 /// Set on a request whose body stalled longer than the body-read timeout.

@@ -204,6 +204,7 @@ pub fn documented() -> (Router<AppState>, Router<AppState>, utoipa::openapi::Ope
         .merge(super::metrics::router())
         .merge(super::checkout::router())
         .merge(super::purchases::router())
+        .merge(super::s3_usage::router())
         .merge(super::metering::router())
         .merge(super::admin::router())
         .merge(super::dashboard::router())

@@ -143,7 +143,7 @@ pub async fn buckets(
                   coalesce(sum(usage_amount), 0) as "usage!",
                   (-sum(amount_micros))::bigint as "billed!"
            from ledger_entry
-           where purchase_id = $1 and kind in ('usage', 'cost')
+           where purchase_id = $1 and kind in ('usage', 'cost', 'usage_estimate')
              and ($3::timestamptz is null or occurred_at >= $3)
              and ($4::timestamptz is null or occurred_at < $4)
            group by 1, 2

@@ -26,6 +26,8 @@ pub enum EntryKind {
     SweepFee,
     /// Manual correction.
     Adjustment,
+    /// The hourly S3 usage estimate (access logs, storage metrics); the daily import settles it.
+    UsageEstimate,
     /// Takes back a deposit credit whose block a reorg removed (one per credit).
     Reversal,
 }
@@ -38,6 +40,7 @@ impl EntryKind {
             Self::Cost => "cost",
             Self::SweepFee => "sweep_fee",
             Self::Adjustment => "adjustment",
+            Self::UsageEstimate => "usage_estimate",
             Self::Reversal => "reversal",
         }
     }
@@ -115,6 +118,8 @@ pub struct LockedPurchase {
     pub status_version: i64,
     /// An operator holds it suspended (`admin_hold_at`): the balance does not move its status.
     pub held: bool,
+    /// An offer limit holds it suspended (`limit_hold_at`): the balance does not move its status.
+    pub limit_held: bool,
     offer_triggers: (Option<UsdMicros>, Option<UsdMicros>, Option<UsdMicros>),
 }
 
@@ -156,7 +161,7 @@ pub async fn lock_many(
     let rows = sqlx::query!(
         "select p.purchase_id, p.offer_id, p.title, p.customer_email, p.status, p.balance_micros,
                 p.low_trigger_micros, p.critical_trigger_micros, p.termination_trigger_micros, p.status_version,
-                p.admin_hold_at is not null as \"held!\",
+                p.admin_hold_at is not null as \"held!\", p.limit_hold_at is not null as \"limit_held!\",
                 o.low_trigger_micros as offer_low, o.critical_trigger_micros as offer_critical,
                 o.termination_trigger_micros as offer_termination
          from purchase p join offer o using (offer_id)
@@ -194,6 +199,7 @@ pub async fn lock_many(
                 triggers,
                 status_version: row.status_version,
                 held: row.held,
+                limit_held: row.limit_held,
                 offer_triggers: (
                     row.offer_low.map(UsdMicros),
                     row.offer_critical.map(UsdMicros),
@@ -331,7 +337,9 @@ pub async fn post_locked(
         }
         let status_before = p.status;
         let status_after = match p.triggers {
-            Some(t) if p.status.follows_balance() && !p.held => t.status_for(balance_after),
+            Some(t) if p.status.follows_balance() && !p.held && !p.limit_held => {
+                t.status_for(balance_after)
+            }
             _ => p.status,
         };
         p.balance = balance_after;

@@ -279,10 +279,11 @@ async fn process(
     let mut first_with_key: HashMap<(Uuid, String), usize> = HashMap::new();
     for (i, job) in batch.iter().enumerate() {
         let r = &job.record;
-        if locked.get(r.purchase_id).is_none() {
+        let Some(purchase) = locked.get(r.purchase_id) else {
             plans.push(Plan::Done(Err(BillingError::PurchaseNotFound)));
             continue;
-        }
+        };
+        let deleted = purchase.status == PurchaseStatus::Deleted;
         if let Some(key) = &job.key {
             let scoped = (r.purchase_id.0, key.clone());
             if let Some((hash, response)) = answered.get(&scoped) {
@@ -305,6 +306,11 @@ async fn process(
                 continue;
             }
             first_with_key.insert(scoped, i);
+        }
+        // A deleted purchase has no balance to move (its retries above still replay).
+        if deleted {
+            plans.push(Plan::Done(Err(BillingError::PurchaseDeleted)));
+            continue;
         }
         let mut entry = NewEntry::new(EntryKind::Usage, UsdMicros(-r.billed_amount.0));
         entry.usage_amount = Some(BigDecimal::new(r.usage_amount.0.into(), 6));

@@ -10,6 +10,7 @@ pub mod keys;
 pub mod ledger;
 pub mod meter;
 pub mod purchases;
+pub mod s3_usage;
 pub mod statement;
 pub mod tokens;
 
@@ -20,6 +21,9 @@ use crate::domain::money::UsdMicros;
 pub enum BillingError {
     #[error("purchase not found")]
     PurchaseNotFound,
+    /// The purchase was deleted: nothing moves its balance any more.
+    #[error("this purchase was deleted")]
+    PurchaseDeleted,
     #[error("the balance would overflow")]
     Overflow,
     #[error("a ledger entry with reference {0:?} already exists with different content")]
@@ -48,6 +52,7 @@ impl BillingError {
     pub fn share(&self) -> Self {
         match self {
             Self::PurchaseNotFound => Self::PurchaseNotFound,
+            Self::PurchaseDeleted => Self::PurchaseDeleted,
             Self::Overflow => Self::Overflow,
             Self::ReferenceConflict(r) => Self::ReferenceConflict(r.clone()),
             Self::Invalid(m) => Self::Invalid(m.clone()),

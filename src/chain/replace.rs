@@ -9,7 +9,7 @@
 //! so a transaction and its replacements can never both be mined; the row keeps every hash it signed
 //! at that nonce and settles on whichever one [`mined_among`] finds.
 
-use alloy::consensus::{SignableTransaction, Transaction as _, TxEip1559, TxEnvelope};
+use alloy::consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy::eips::eip2718::{Decodable2718, Encodable2718};
 use alloy::network::TxSignerSync;
 use alloy::primitives::{B256, Bytes, TxKind, U256};
@@ -178,11 +178,6 @@ pub async fn mined_among(
         }
     }
     Ok(None)
-}
-
-/// Whether the stored bytes are a cancellation (a 0-value transfer of the signer to itself).
-pub fn is_cancel(raw: &[u8], signer: alloy::primitives::Address) -> bool {
-    decode(raw).is_ok_and(|tx| tx.to() == Some(signer) && tx.value.is_zero() && tx.input.is_empty())
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! Finalize: idempotent by `checkout_session_id` and crash-safe. One transaction credits the confirmed
 //! deposits, creates the purchase, queues its notifications and stores the receipt (sealed, with the
 //! customer key); provisioning follows, awaited up to `FINALIZE_PROVISION_WAIT_SECS` but never past
-//! `REQUEST_TIMEOUT_SECS` minus 5 s, and is retried by a job when it is not done. Any later call returns
-//! the stored receipt (with secrets only to the same `officex_purchase_id` within 24 hours, including the
-//! resource's once provisioning delivered them). A checkout finishes on the offer terms stored at
-//! initiate, even after the offer or its chain is retired.
+//! `REQUEST_TIMEOUT_SECS` minus 5 s, and is retried by a job when it is not done. Any later call with
+//! the same `officex_purchase_id` returns the stored receipt (with secrets within 24 hours, including
+//! the resource's once provisioning delivered them); another `officex_purchase_id` is a 409. A
+//! checkout finishes on the offer terms stored at initiate, even after the offer or its chain is
+//! retired.
 
 use std::time::{Duration, Instant};
 
@@ -205,10 +206,7 @@ pub async fn finalize(cx: &Checkouts, input: &FinalizeInput) -> Result<Finalized
         BillingError::Db(sqlx::Error::Database(db))
             if db.constraint() == Some("purchase_officex_purchase_id_key") =>
         {
-            CheckoutError::Conflict {
-                code: "officex_purchase_id_in_use",
-                message: "officex_purchase_id is already used by another purchase; finalize this checkout with its own officex_purchase_id".into(),
-            }
+            in_use()
         }
         other => other.into(),
     })?;
@@ -226,11 +224,18 @@ pub async fn finalize(cx: &Checkouts, input: &FinalizeInput) -> Result<Finalized
         }
     }
     // Thresholds from everything credited at finalize (1 + 99 paid in one checkout is a $100
-    // purchase), on the offer's terms as they were at initiate.
+    // purchase), on the offer's terms as they were at initiate; a purchase finalized with nothing
+    // paid (an offer without minimum) takes them from the offer's minimum, and is suspended like
+    // any other when its balance is at or below them (SPEC §9).
     let total = UsdMicros(credited.iter().map(|c| c.amount.0).sum());
-    if total.0 > 0 {
+    {
+        let basis = if total.0 > 0 {
+            total
+        } else {
+            offer.min_deposit
+        };
         let t = Triggers::from_first_credit(
-            total,
+            basis,
             offer.low_trigger,
             offer.critical_trigger,
             offer.termination_trigger,
@@ -334,6 +339,14 @@ pub async fn finalize(cx: &Checkouts, input: &FinalizeInput) -> Result<Finalized
     })
 }
 
+/// `officex_purchase_id` names another purchase than this checkout's.
+fn in_use() -> CheckoutError {
+    CheckoutError::Conflict {
+        code: "officex_purchase_id_in_use",
+        message: "officex_purchase_id is already used by another purchase, or this checkout was finalized with another officex_purchase_id; finalize each checkout with its own officex_purchase_id".into(),
+    }
+}
+
 fn done_message(receipt: &Receipt) -> String {
     if receipt.status == "RUNNING" {
         "Payment confirmed and your purchase is ready.".into()
@@ -342,9 +355,9 @@ fn done_message(receipt: &Receipt) -> String {
     }
 }
 
-/// A finalized checkout again: the sealed receipt for the same `officex_purchase_id` within 24 hours
-/// (with the resource's secrets once provisioning delivered them), else the receipt without secrets.
-/// The status is current.
+/// A finalized checkout again, for the same `officex_purchase_id` (another one is 409
+/// `officex_purchase_id_in_use`): the sealed receipt within 24 hours (with the resource's secrets once
+/// provisioning delivered them), else the receipt without secrets. The status is current.
 async fn replay(
     cx: &Checkouts,
     cipher: &ReceiptCipher,
@@ -356,6 +369,10 @@ async fn replay(
     let purchase_id = checkout
         .purchase_id
         .ok_or_else(|| CheckoutError::Internal("replay of an unfinalized checkout".into()))?;
+    // One checkout, one OfficeX purchase (SPEC §9): another id is a conflict, never a receipt.
+    if checkout.officex_purchase_id.as_deref() != Some(officex_purchase_id) {
+        return Err(in_use());
+    }
     // A replay racing the first call waits for the same provisioning, within its own deadline.
     let until = deadline.min(Instant::now() + cx.config.checkout.provision_wait);
     while resource_status(cx, purchase_id).await? == "provisioning" && Instant::now() < until {
@@ -364,11 +381,9 @@ async fn replay(
     let checkout = &super::find(&cx.pool, checkout.session)
         .await?
         .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
-    let same_caller = checkout.officex_purchase_id.as_deref() == Some(officex_purchase_id);
     let sealed = checkout
         .receipt_sealed
         .as_deref()
-        .filter(|_| same_caller)
         .and_then(|s| cipher.open(s, &checkout.session.to_string()));
     let ready = resource_ready(cx, purchase_id).await?;
     let mut receipt = match sealed {

@@ -19,8 +19,11 @@ pub const LEASE_SECS: f64 = 600.0;
 // A provisioning attempt (creation, then cleanup) always ends before another worker may retry it.
 const _: () = assert!(crate::providers::s3::PROVISION_DEADLINE.as_secs() * 2 <= LEASE_SECS as u64);
 /// Backoff between attempts (seconds); after the last one the purchase stays `failed` and an alert
-/// is raised.
+/// is raised (an operator may retry it: `POST /v1/admin/purchases/{id}/reprovision`). A provider that
+/// is not configured is never given up on (see [`UNCONFIGURED_RETRY_SECS`]).
 pub const RETRY_SCHEDULE_SECS: &[u64] = &[10, 30, 60, 300, 900, 1800, 3600, 7200, 21600, 43200];
+/// Backoff cap for a purchase whose provider is not configured (retried for ever, at least hourly).
+pub const UNCONFIGURED_RETRY_SECS: u64 = 3600;
 /// Purchases claimed per retry pass.
 const BATCH_SIZE: i64 = 10;
 
@@ -183,7 +186,15 @@ async fn record_failure(
     .fetch_one(&mut *tx)
     .await?;
     let step = usize::try_from(attempts.max(1) - 1).unwrap_or(usize::MAX);
-    let delay = RETRY_SCHEDULE_SECS.get(step).copied();
+    let not_configured = matches!(error, ProviderError::NotConfigured(_));
+    let scheduled = RETRY_SCHEDULE_SECS.get(step).copied();
+    // A provider that is not configured is retried until it is (as its alert says), at least
+    // hourly: configuring it and restarting delivers within the hour; it is never given up.
+    let delay = if not_configured {
+        Some(scheduled.map_or(UNCONFIGURED_RETRY_SECS, |d| d.min(UNCONFIGURED_RETRY_SECS)))
+    } else {
+        scheduled
+    };
     sqlx::query!(
         "update purchase set next_provision_at = case when $2::float8 is null then null
                                                      else now() + make_interval(secs => $2) end
@@ -194,7 +205,7 @@ async fn record_failure(
     .execute(&mut *tx)
     .await?;
     purchases::set_status(&mut tx, purchase_id, PurchaseStatus::Failed).await?;
-    if let ProviderError::NotConfigured(_) = error {
+    if not_configured {
         // Paid for, but this server cannot deliver it (SPEC §9): keep retrying and tell the vendor now.
         notify::enqueue(
             &mut tx,

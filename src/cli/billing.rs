@@ -1,4 +1,4 @@
-//! `vendor-server billing …`: run the cost import by hand and list recent runs.
+//! `vendor-server billing …`: run the cost import or the S3 usage estimate by hand and list recent runs.
 
 use std::sync::Arc;
 
@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::billing::cost_import::{
     self, BillingPeriod, CostImportError, ImportOptions, PeriodReport, Progress, RunStatus, Trigger,
 };
+use crate::billing::s3_usage;
 use crate::config::Config;
 use crate::db;
 use crate::state::AppState;
@@ -24,6 +25,9 @@ pub enum BillingCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run the S3 usage estimate now (new access logs, storage metrics, estimate charges, limits),
+    /// as the hourly job does, and print what it did.
+    Estimate,
     /// List recent cost import runs, newest first.
     Runs {
         /// How many runs to show.
@@ -40,7 +44,40 @@ pub async fn run(command: BillingCommand) -> anyhow::Result<()> {
     match command {
         BillingCommand::Import { period, dry_run } => import(&state, period, dry_run).await,
         BillingCommand::Runs { limit } => runs(&state, limit).await,
+        BillingCommand::Estimate => estimate(&state).await,
     }
+}
+
+async fn estimate(state: &AppState) -> anyhow::Result<()> {
+    let metering = s3_usage::Metering::from_config(&state.config).await?;
+    let r = metering
+        .run_once(&state.pool, chrono::Utc::now())
+        .await
+        .context("S3 usage estimate failed")?;
+    if r.busy {
+        anyhow::bail!(
+            "another S3 usage estimate is running (on this or another replica); try again later"
+        );
+    }
+    println!(
+        "log objects {} ({} bytes), lines {} (malformed {}, unknown bucket {}), storage figures {}",
+        r.log_objects,
+        r.log_bytes,
+        r.lines,
+        r.malformed_lines,
+        r.unknown_bucket_lines,
+        r.storage_points
+    );
+    println!(
+        "charged {} USD net in {} ledger row(s) over {} purchase-day(s); limit suspensions {}, lifted {}; log prefixes removed {}",
+        r.charged,
+        r.entries_posted,
+        r.days_charged,
+        r.limit_suspended,
+        r.limit_lifted,
+        r.log_prefixes_purged
+    );
+    Ok(())
 }
 
 /// Draws a bar of compressed bytes per data file (on stderr, only on a terminal).

@@ -364,6 +364,11 @@ impl Config {
                     credentials,
                     operation_timeout: Duration::from_secs(operation_timeout),
                     attempt_timeout: Duration::from_secs(attempt_timeout.min(operation_timeout)),
+                    access_log_bucket: v
+                        .get("S3_ACCESS_LOG_BUCKET")
+                        .map(str::trim)
+                        .filter(|b| !b.is_empty())
+                        .map(str::to_owned),
                 })
             });
         let aws = aws.transpose()?;
@@ -404,6 +409,10 @@ impl Config {
             cost_markup_bps,
             cron: v.string_or("BILLING_CRON", "0 0 3 * * *"),
             suspension_grace: days(v.parse_or("SUSPENSION_GRACE_DAYS", "a number of days", 7)?),
+            metering_interval: Duration::from_secs(
+                v.parse_or("S3_METERING_INTERVAL_SECS", "seconds", 3600u64)?
+                    .max(1),
+            ),
         };
 
         let gemini = v

@@ -162,6 +162,9 @@ pub struct AwsConfig {
     pub operation_timeout: Duration,
     /// Deadline of one HTTP attempt of an AWS operation (`AWS_ATTEMPT_TIMEOUT_SECS`, 10).
     pub attempt_timeout: Duration,
+    /// The vendor bucket customer buckets log their requests into, under `access-logs/<bucket>/`
+    /// (`S3_ACCESS_LOG_BUCKET`); `None`: no access logging, storage-only estimates.
+    pub access_log_bucket: Option<String>,
 }
 
 /// Static AWS credentials from the configuration.
@@ -184,6 +187,8 @@ pub struct BillingConfig {
     /// tokio-cron-scheduler expression (seconds first).
     pub cron: String,
     pub suspension_grace: Duration,
+    /// How often the S3 usage estimate runs (`S3_METERING_INTERVAL_SECS`, 3600).
+    pub metering_interval: Duration,
 }
 
 #[derive(Clone)]
@@ -257,6 +262,9 @@ pub struct HttpLimits {
     pub max_header_bytes: usize,
     /// Open connections served at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// Open connections one client address (IPv6: one /64) may hold; more are answered 429 and
+    /// closed. Trusted proxies are not capped.
+    pub max_connections_per_ip: usize,
     /// A connection with no request in flight for this long is closed.
     pub keep_alive_timeout: Duration,
     /// Longest pause while reading a request body before a 408.
@@ -281,6 +289,11 @@ impl HttpLimits {
             header_read_timeout: secs("HEADER_READ_TIMEOUT_SECS", 10)?,
             max_header_bytes: v.parse_or("MAX_HEADER_BYTES", "a size in bytes", 32 * 1024)?,
             max_connections: v.parse_or("MAX_CONNECTIONS", "a connection count", 1024)?,
+            max_connections_per_ip: v.parse_or(
+                "MAX_CONNECTIONS_PER_IP",
+                "a connection count",
+                64,
+            )?,
             keep_alive_timeout: secs("KEEP_ALIVE_TIMEOUT_SECS", 60)?,
             body_read_timeout: secs("BODY_READ_TIMEOUT_SECS", 10)?,
             trusted_proxies: v
@@ -312,6 +325,13 @@ impl HttpLimits {
         }
         if limits.max_connections == 0 {
             return Err(ConfigError::invalid("MAX_CONNECTIONS", "at least 1", "0"));
+        }
+        if limits.max_connections_per_ip == 0 {
+            return Err(ConfigError::invalid(
+                "MAX_CONNECTIONS_PER_IP",
+                "at least 1",
+                "0",
+            ));
         }
         Ok(limits)
     }

@@ -311,6 +311,7 @@ fn http_limits_have_defaults_and_parse_trusted_proxies() {
     assert_eq!(l.body_read_timeout, Duration::from_secs(10));
     assert_eq!(l.max_header_bytes, 32 * 1024);
     assert_eq!(l.max_connections, 1024);
+    assert_eq!(l.max_connections_per_ip, 64);
     assert!(l.trusted_proxies.is_empty());
     let c = Config::from_vars(&vars(&[
         DB,
@@ -330,6 +331,7 @@ fn http_limits_have_defaults_and_parse_trusted_proxies() {
         ("TRUSTED_PROXIES", "10.0.0.0/33"),
         ("MAX_HEADER_BYTES", "1024"),
         ("MAX_CONNECTIONS", "0"),
+        ("MAX_CONNECTIONS_PER_IP", "0"),
         ("HEADER_READ_TIMEOUT_SECS", "0"),
         ("BODY_READ_TIMEOUT_SECS", "soon"),
     ] {

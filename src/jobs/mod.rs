@@ -14,6 +14,8 @@ pub mod cost_import;
 pub mod gauges;
 /// The loop that runs one job's passes (knows nothing of the jobs themselves).
 pub mod runner;
+/// The hourly S3 usage estimate.
+pub mod s3_metering;
 
 pub use runner::run_loop;
 
@@ -24,7 +26,7 @@ pub use crate::domain::Outcome;
 pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
     type Pass = fn(AppState) -> futures::future::BoxFuture<'static, anyhow::Result<Outcome>>;
     // (name, sleep when idle, sleep after an error, one pass)
-    let jobs: [(&'static str, Duration, Duration, Pass); 7] = [
+    let jobs: [(&'static str, Duration, Duration, Pass); 8] = [
         (
             "deposit_watcher",
             state.config.checkout.watch_interval,
@@ -61,6 +63,17 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
         ("gauges", gauges::INTERVAL, gauges::INTERVAL, |s| {
             Box::pin(async move { gauges::run_once(&s).await })
         }),
+        // Buckets made before the hardening get it at the next start (and when the log bucket changes).
+        ("resource_upgrade", secs(3600), secs(300), |s| {
+            Box::pin(async move {
+                let log_bucket = s
+                    .config
+                    .aws
+                    .as_ref()
+                    .and_then(|a| a.access_log_bucket.as_deref());
+                crate::providers::upgrade::run_once(&s.pool, &s.providers, log_bucket).await
+            })
+        }),
     ];
     let mut set = JoinSet::new();
     for (name, idle, on_error, pass) in jobs {
@@ -74,6 +87,7 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
         ));
     }
     cost_import::spawn(&mut set, state, &shutdown);
+    s3_metering::spawn(&mut set, state, &shutdown);
     set
 }
 

@@ -4,6 +4,7 @@
 pub mod gemini;
 pub mod lifecycle;
 pub mod s3;
+pub mod upgrade;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -98,6 +99,16 @@ pub trait ResourceProvider: Send + Sync {
             kind: self.kind(),
             ..ResourceInfo::default()
         }
+    }
+    /// Brings a resource made by an older version up to what provisioning does now (the S3
+    /// provider's bucket hardening and access logging). Idempotent; nothing to do by default.
+    async fn upgrade(
+        &self,
+        purchase_id: PurchaseId,
+        state: &serde_json::Value,
+    ) -> Result<(), ProviderError> {
+        let _ = (purchase_id, state);
+        Ok(())
     }
     /// Removes the resource and its data. Safe to run again after a crash halfway.
     async fn delete(

@@ -10,8 +10,9 @@ use aws_sdk_iam::types::StatusType;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, CorsConfiguration, CorsRule, CreateBucketConfiguration, Delete,
-    ObjectIdentifier, Tag, Tagging,
+    BucketLocationConstraint, BucketLoggingStatus, CorsConfiguration, CorsRule,
+    CreateBucketConfiguration, Delete, LoggingEnabled, ObjectIdentifier, ObjectOwnership,
+    OwnershipControls, OwnershipControlsRule, PublicAccessBlockConfiguration, Tag, Tagging,
 };
 use base64::Engine;
 use secrecy::SecretString;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{Delivered, ProviderError, ProvisionRequest, ResourceInfo, ResourceProvider};
+use crate::aws::log_prefix;
 use crate::config::{AwsConfig, Config};
 use crate::domain::ids::PurchaseId;
 
@@ -44,6 +46,8 @@ pub struct S3Settings {
     pub vendor_name: String,
     /// `OFFICEX_APP_URL`: gift card redeem links point there.
     pub officex_app_url: String,
+    /// `S3_ACCESS_LOG_BUCKET`: where each bucket's server access logs go (`access-logs/<bucket>/`).
+    pub access_log_bucket: Option<String>,
 }
 
 impl S3Settings {
@@ -214,6 +218,7 @@ impl S3Provider {
             endpoint_url: aws.endpoint_url.clone(),
             vendor_name: config.vendor.name.clone(),
             officex_app_url: config.officex.app_url.clone(),
+            access_log_bucket: aws.access_log_bucket.clone(),
         };
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::config::Builder::from(&sdk)
@@ -255,6 +260,7 @@ impl S3Provider {
             Err(e) if e.code() == Some("BucketAlreadyOwnedByYou") => {}
             Err(e) => return Err(classify("CreateBucket", e)),
         }
+        harden_bucket(&self.s3, bucket, self.settings.access_log_bucket.as_deref()).await?;
         let tag = Tag::builder()
             .key(PURCHASE_TAG)
             .value(request.purchase_id.to_string())
@@ -579,6 +585,64 @@ impl S3Provider {
     }
 }
 
+/// Blocks public access (all four settings), enforces bucket-owner object ownership (ACLs off) and,
+/// with a log bucket, turns on server access logging into [`log_prefix`] there. Every call is a
+/// plain `Put…`, so running it again on a hardened bucket changes nothing.
+pub async fn harden_bucket(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    log_bucket: Option<&str>,
+) -> Result<(), ProviderError> {
+    s3.put_public_access_block()
+        .bucket(bucket)
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .ignore_public_acls(true)
+                .block_public_policy(true)
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| classify("PutPublicAccessBlock", e))?;
+    s3.put_bucket_ownership_controls()
+        .bucket(bucket)
+        .ownership_controls(
+            OwnershipControls::builder()
+                .rules(
+                    OwnershipControlsRule::builder()
+                        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build()
+                .map_err(build_error)?,
+        )
+        .send()
+        .await
+        .map_err(|e| classify("PutBucketOwnershipControls", e))?;
+    if let Some(log_bucket) = log_bucket {
+        s3.put_bucket_logging()
+            .bucket(bucket)
+            .bucket_logging_status(
+                BucketLoggingStatus::builder()
+                    .logging_enabled(
+                        LoggingEnabled::builder()
+                            .target_bucket(log_bucket)
+                            .target_prefix(log_prefix(bucket))
+                            .build()
+                            .map_err(build_error)?,
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| classify("PutBucketLogging", e))?;
+    }
+    Ok(())
+}
+
 fn parse_state(state: &serde_json::Value) -> Result<S3State, ProviderError> {
     serde_json::from_value(state.clone())
         .map_err(|e| ProviderError::Permanent(format!("unreadable S3 resource state: {e}")))
@@ -650,6 +714,23 @@ impl ResourceProvider for S3Provider {
                 Err(e)
             }
         }
+    }
+
+    #[tracing::instrument(skip_all, fields(purchase_id = %purchase_id), err)]
+    async fn upgrade(
+        &self,
+        purchase_id: PurchaseId,
+        state: &serde_json::Value,
+    ) -> Result<(), ProviderError> {
+        let state = parse_state(state)?;
+        harden_bucket(
+            &self.s3,
+            &state.bucket,
+            self.settings.access_log_bucket.as_deref(),
+        )
+        .await?;
+        tracing::info!(%purchase_id, bucket = %state.bucket, "S3 bucket hardened");
+        Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(purchase_id = %purchase_id), err)]
@@ -808,6 +889,7 @@ mod tests {
             endpoint_url: None,
             vendor_name: "v".into(),
             officex_app_url: "https://officex.app".into(),
+            access_log_bucket: None,
         };
         assert_eq!(s.customer_endpoint(), "https://s3.amazonaws.com");
         s.region = "eu-west-1".into();

@@ -29,12 +29,22 @@ async fn call(
     body: Option<&Value>,
     key: Option<&str>,
 ) -> (StatusCode, Value, bool) {
-    let mut request = app.client.request(method, app.url(path)).bearer_auth(TOKEN);
+    let mut request = app
+        .client
+        .request(method.clone(), app.url(path))
+        .bearer_auth(TOKEN);
     if let Some(body) = body {
         request = request.json(body);
     }
-    if let Some(key) = key {
-        request = request.header("idempotency-key", key);
+    // Every mutating admin call needs an idempotency key (SPEC §9): one per call unless the test
+    // passes its own (in the header or the body).
+    let in_body = body.is_some_and(|b| b.get("idempotency_key").is_some());
+    match key {
+        Some(key) => request = request.header("idempotency-key", key),
+        None if method != Method::GET && !in_body => {
+            request = request.header("idempotency-key", uuid::Uuid::new_v4().to_string());
+        }
+        None => {}
     }
     let response = request.send().await.unwrap();
     let status = response.status();
@@ -1126,6 +1136,7 @@ async fn the_audit_log_records_the_client_behind_a_trusted_proxy(pool: PgPool) {
         .post(app.url("/v1/admin/tokens"))
         .bearer_auth(TOKEN)
         .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+        .header("idempotency-key", "behind-caddy-1")
         .json(&json!({"label": "behind caddy"}))
         .send()
         .await
@@ -1134,4 +1145,70 @@ async fn the_audit_log_records_the_client_behind_a_trusted_proxy(pool: PgPool) {
     let audit = get(&app, "/v1/admin/audit").await;
     assert_eq!(audit["items"][0]["client_ip"], "203.0.113.7", "{audit}");
     assert_eq!(audit["items"][0]["action"], "token.create");
+    assert_eq!(audit["items"][0]["actor"], "admin");
+}
+
+/// SPEC §9: every mutating admin route requires an idempotency key (an adjustment without one
+/// could post twice); without one it is 400 `idempotency_key_required` and nothing changes.
+#[sqlx::test]
+async fn every_mutating_admin_route_requires_an_idempotency_key(pool: PgPool) {
+    let app = admin_app(pool.clone()).await;
+    let p = buy(&pool, "gemini-api-gateway", 10_000_000, None).await;
+    let base = format!("/v1/admin/purchases/{}", p.id);
+    for (method, path, body) in [
+        (
+            Method::POST,
+            format!("{base}/adjustments"),
+            json!({"amount_usd": "5", "reason": "goodwill"}),
+        ),
+        (Method::POST, format!("{base}/suspend"), json!({})),
+        (Method::POST, format!("{base}/resume"), json!({})),
+        (
+            Method::POST,
+            format!("{base}/delete"),
+            json!({"confirm": p.id.to_string()}),
+        ),
+        (Method::POST, format!("{base}/reprovision"), json!({})),
+        (Method::POST, "/v1/admin/sweeps/1/retry".into(), json!({})),
+        (
+            Method::POST,
+            "/v1/admin/notifications/1/retry".into(),
+            json!({}),
+        ),
+        (
+            Method::POST,
+            "/v1/admin/tokens".into(),
+            json!({"label": "x"}),
+        ),
+        (Method::DELETE, "/v1/admin/tokens/1".into(), json!({})),
+    ] {
+        let response = app
+            .client
+            .request(method.clone(), app.url(&path))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        assert_error(
+            &(status, answer),
+            StatusCode::BAD_REQUEST,
+            "idempotency_key_required",
+        );
+    }
+    assert_eq!(balance(&pool, p.id).await, 10_000_000);
+    assert!(audit_actions(&app, &p.id.to_string()).await.is_empty());
+    // The key may also come in the body.
+    let (status, body, _) = call(
+        &app,
+        Method::POST,
+        &format!("{base}/adjustments"),
+        Some(&json!({"amount_usd": "5", "reason": "goodwill", "idempotency_key": "in-body"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(balance(&pool, p.id).await, 15_000_000);
 }

@@ -451,20 +451,16 @@ async fn finalize_is_idempotent_and_replays_secrets_only_to_the_same_purchase(po
     let again = p.finalize(GEMINI_USDC, &session, "PurchaseID_same").await;
     assert_eq!(again["receipt"], a["receipt"]);
     assert!(again["receipt"]["customer_billing_api_key"].is_string());
-    let other = p.finalize(GEMINI_USDC, &session, "PurchaseID_other").await;
-    assert_eq!(other["success"], true);
-    let r = &other["receipt"];
-    assert!(
-        r.get("customer_billing_api_key").is_none() && r.get("redeem_code").is_none(),
-        "{r}"
-    );
-    assert!(
-        !r["billing_url"]
-            .as_str()
-            .unwrap()
-            .contains("customer_billing_api_key")
-    );
-    assert_eq!(r["vendor_purchase_id"], a["receipt"]["vendor_purchase_id"]);
+    // Another OfficeX purchase id on a finalized session: a conflict (SPEC §9), never a receipt.
+    let other = p
+        .app
+        .post(
+            "/v1/checkout/finalize",
+            &finalize_body(GEMINI_USDC, &session, "PurchaseID_other"),
+        )
+        .await;
+    assert_error(&other, StatusCode::CONFLICT, "officex_purchase_id_in_use");
+    assert!(!other.1.to_string().contains("vsc_"), "{}", other.1);
 
     assert_eq!(p.scalar_i64("select count(*) from purchase").await, 1);
     assert_eq!(p.scalar_i64("select count(*) from ledger_entry").await, 1);
@@ -716,7 +712,7 @@ async fn provisioning_failures_answer_awaiting_and_are_retried(pool: PgPool) {
 
 #[sqlx::test]
 async fn bad_inputs_are_4xx_json(pool: PgPool) {
-    let p = setup_with(pool, &[("CHECKOUT_RATE_LIMIT_PER_MINUTE", "5")], 0, false).await;
+    let p = setup_with(pool, &[("CHECKOUT_RATE_LIMIT_PER_MINUTE", "6")], 0, false).await;
     let app = &p.app;
     let got = app
         .post_raw("/v1/checkout/initiate", "application/json", b"{".to_vec())
@@ -833,7 +829,8 @@ async fn bad_inputs_are_4xx_json(pool: PgPool) {
     assert_eq!(got.0, StatusCode::OK, "{}", got.1);
     assert_eq!(got.1["min_target_balance_for_topup"], 0.0);
 
-    // Four initiates so far (invalid ones count too); the fifth passes, the sixth is limited.
+    // Five initiates so far: every one counts, even malformed (the limit is checked from the
+    // headers, before the body); the sixth passes, the seventh is limited.
     let got = app
         .post(
             "/v1/checkout/initiate",
@@ -1200,6 +1197,7 @@ async fn no_secret_leaves_the_receipt_secret_fields_on_s3_and_gemini(pool: PgPoo
             endpoint_url: Some(moto.url.clone()),
             vendor_name: "Test Vendor".into(),
             officex_app_url: "https://officex.app".into(),
+            access_log_bucket: None,
         },
     ));
     let gemini = TestProvider::new("gemini", 0);
@@ -1506,6 +1504,31 @@ async fn offers_whose_provider_is_not_configured_are_not_sold(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(alerts, 1);
+    // Past the whole backoff schedule (22 h) it is still retried, at least hourly, and never
+    // reported as given up: the provider may be configured any time (SPEC §9).
+    sqlx::query("update purchase set provision_attempts = 30, next_provision_at = now()")
+        .execute(&app.state.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        provision::run_once(&app.state.checkouts()).await.unwrap(),
+        Outcome::Processed(1)
+    );
+    let (status, within_the_hour): (String, bool) = sqlx::query_as(
+        "select status, next_provision_at between now() and now() + interval '1 hour 1 minute'
+         from purchase",
+    )
+    .fetch_one(&app.state.pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), within_the_hour), ("failed", true));
+    let given_up: i64 = sqlx::query_scalar(
+        "select count(*) from outbox where channel = 'alert' and event_type = 'provision.failed'",
+    )
+    .fetch_one(&app.state.pool)
+    .await
+    .unwrap();
+    assert_eq!(given_up, 0);
 }
 
 #[test]
@@ -1552,4 +1575,140 @@ async fn receipt_notes_name_only_the_tokens_and_chains_really_configured(pool: P
         assert!(text.contains("USDC on anvil"), "{field}: {text}");
         assert!(!text.contains("USDT"), "{field}: {text}");
     }
+}
+
+/// An offers file whose Gemini offer asks no minimum deposit.
+fn offers_with_free_gemini() -> String {
+    let gemini_minimum = "minimum_deposit_usd = \"1\"\nsuggested_deposit_usd = \"5\"";
+    let text =
+        std::fs::read_to_string(format!("{}/config/offers.toml", crate::helpers::ROOT)).unwrap();
+    assert!(text.contains(gemini_minimum), "the offers file changed");
+    let text = text.replacen(
+        gemini_minimum,
+        "minimum_deposit_usd = \"0\"\nsuggested_deposit_usd = \"5\"",
+        1,
+    );
+    let dir = std::env::temp_dir().join(format!("offers-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("offers.toml");
+    std::fs::write(&file, text).unwrap();
+    file.to_str().unwrap().to_owned()
+}
+
+/// SPEC §9: a purchase finalized with $0 takes its thresholds from the offer's minimum and is
+/// suspended like any other (it used to have none and stay active with nothing paid).
+#[sqlx::test]
+async fn a_purchase_finalized_with_nothing_paid_has_thresholds_and_is_suspended(pool: PgPool) {
+    let offers = offers_with_free_gemini();
+    let p = setup_with(pool, &[("OFFERS_FILE", &offers)], 0, false).await;
+    let (session, _) = p.initiate(GEMINI_USDC).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_free").await;
+    assert_eq!(f["success"], true, "{f}");
+    let key = f["receipt"]["customer_billing_api_key"].as_str().unwrap();
+    let purchase = f["receipt"]["vendor_purchase_id"].as_str().unwrap();
+    let (_, view) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}"), key)
+        .await;
+    let v = &view["purchase"];
+    assert_eq!(v["balance_usd"], "0.000000", "{view}");
+    // From the minimum ($0): low 0, critical 0, termination 0.05.
+    assert_eq!(
+        (
+            v["balance_low_trigger"].as_str(),
+            v["balance_critical_trigger"].as_str(),
+            v["balance_termination_trigger"].as_str()
+        ),
+        (Some("0.000000"), Some("0.000000"), Some("0.050000")),
+        "{view}"
+    );
+    assert_eq!(v["status"], "suspended", "{view}");
+}
+
+/// SPEC §9: a purchase whose provisioning failed for good shows `failed` to its customer; an
+/// operator retries it (`POST /v1/admin/purchases/{id}/reprovision`, idempotency key, audited) and
+/// it is delivered.
+#[sqlx::test]
+async fn a_purchase_failed_for_good_shows_failed_and_an_operator_retries_it(pool: PgPool) {
+    const ADMIN: &str = "admin-token-0123456789abcdef";
+    let p = setup_with(pool, &[("ADMIN_TOKEN", ADMIN)], 1, false).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 3_000_000).await;
+    p.anvil.mine(2).await;
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_fail").await;
+    assert_eq!(f["receipt"]["status"], "AWAITING", "{f}");
+    let key = f["receipt"]["customer_billing_api_key"].as_str().unwrap();
+    let purchase = f["receipt"]["vendor_purchase_id"].as_str().unwrap();
+    // Given up: the whole backoff schedule has run.
+    sqlx::query("update purchase set provision_attempts = 10, next_provision_at = null")
+        .execute(&p.app.state.pool)
+        .await
+        .unwrap();
+    let (_, view) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}"), key)
+        .await;
+    assert_eq!(view["purchase"]["status"], "failed", "{view}");
+    assert_eq!(
+        provision::run_once(&p.app.state.checkouts()).await.unwrap(),
+        Outcome::Idle
+    );
+
+    let path = format!("/v1/admin/purchases/{purchase}/reprovision");
+    let send = |idempotency: Option<&'static str>| {
+        let mut request = p.app.client.post(p.app.url(&path)).bearer_auth(ADMIN);
+        if let Some(k) = idempotency {
+            request = request.header("idempotency-key", k);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let replayed = response.headers().get("idempotent-replayed").is_some();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body, replayed)
+        }
+    };
+    let (status, body, _) = send(None).await;
+    assert_error(
+        &(status, body),
+        StatusCode::BAD_REQUEST,
+        "idempotency_key_required",
+    );
+    let (status, body, replayed) = send(Some("retry-provisioning-1")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!replayed);
+    assert_eq!(body["previous_attempts"], 10, "{body}");
+    assert_eq!(body["status"], "failed", "{body}");
+    // The attempt starts at once (not at the job's next pass) and delivers.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, view) = p
+            .app
+            .get_auth(&format!("/v1/purchase/{purchase}"), key)
+            .await;
+        if view["purchase"]["status"] == "active" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never provisioned: {view}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(p.gemini.calls.load(Ordering::SeqCst), 2);
+    let (status, again, replayed) = send(Some("retry-provisioning-1")).await;
+    assert_eq!((status, replayed), (StatusCode::OK, true), "{again}");
+    assert_eq!(again, body);
+    // A delivered purchase has nothing to retry.
+    let (status, body, _) = send(Some("retry-provisioning-2")).await;
+    assert_error(&(status, body), StatusCode::CONFLICT, "invalid_state");
+    assert_eq!(p.gemini.calls.load(Ordering::SeqCst), 2);
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "select action, actor from admin_audit where target_id = $1 order by audit_id",
+    )
+    .bind(purchase)
+    .fetch_all(&p.app.state.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        audited,
+        vec![("purchase.reprovision".to_owned(), "admin".to_owned())]
+    );
 }

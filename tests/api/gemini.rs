@@ -25,9 +25,7 @@ use vendor_server::catalog;
 use vendor_server::domain::ids::PurchaseId;
 use vendor_server::domain::money::UsdMicros;
 use vendor_server::providers::ProvisionRequest;
-use vendor_server::providers::gemini::{
-    Estimate, GatewaySettings, ModelPrices, Reservation, StreamMeter, Usage,
-};
+use vendor_server::providers::gemini::{Estimate, GatewaySettings, ModelPrices, Reservation};
 
 use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 
@@ -107,11 +105,26 @@ fn usage_for(model: &str) -> Value {
     }
 }
 
-fn stream_chunks(n: usize, model: &str) -> Vec<Value> {
+/// What the stand-in reports for a request: what Google would count for a long video by URI
+/// (`fileData`) or a 3 MB tool answer (`functionResponse`); OVERHOLD stands for a prompt the
+/// gateway could not foresee (more tokens than the request's bytes).
+fn reported_usage(model: &str, request: &str) -> Value {
+    if request.contains("fileData") {
+        usage(1_000_000, 0, 567, 0)
+    } else if request.contains("functionResponse") {
+        usage(750_000, 0, 567, 0)
+    } else if request.contains("OVERHOLD") {
+        usage(50_000, 0, 10, 0)
+    } else {
+        usage_for(model)
+    }
+}
+
+fn stream_chunks(n: usize, model: &str, request: &str) -> Vec<Value> {
     vec![
         response(n, model, "Hel", usage(1000, 0, 1, 0), false),
         response(n, model, "lo", usage(1000, 0, 40, 0), false),
-        response(n, model, "!", usage_for(model), true),
+        response(n, model, "!", reported_usage(model, request), true),
     ]
 }
 
@@ -201,11 +214,28 @@ async fn standin_call(
         ))
         .into_response(),
         "generateContent" => {
-            axum::Json(strip(response(n, model, "Hello!", usage_for(model), true))).into_response()
+            if text.contains("WAIT1S") {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let answer = response(n, model, "Hello!", reported_usage(model, &text), true);
+            axum::Json(strip(answer)).into_response()
         }
         "countTokens" => axum::Json(json!({"totalTokens": 42})).into_response(),
+        // Headers at once, every chunk a second later.
+        "streamGenerateContent" if query.contains("alt=sse") && text.contains("WAIT1S") => {
+            let events = sse(&stream_chunks(n, model, &text)).concat();
+            let stream = futures::stream::once(async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok::<_, std::io::Error>(Bytes::from(events))
+            });
+            (
+                [("content-type", "text/event-stream")],
+                Body::from_stream(stream),
+            )
+                .into_response()
+        }
         "streamGenerateContent" if query.contains("alt=sse") => {
-            let events = sse(&stream_chunks(n, model)
+            let events = sse(&stream_chunks(n, model, &text)
                 .into_iter()
                 .map(strip)
                 .collect::<Vec<_>>());
@@ -229,7 +259,7 @@ async fn standin_call(
                 .into_response()
         }
         "streamGenerateContent" => {
-            let chunks: Vec<String> = stream_chunks(n, model)
+            let chunks: Vec<String> = stream_chunks(n, model, &text)
                 .into_iter()
                 .map(|c| strip(c).to_string())
                 .collect();
@@ -277,6 +307,8 @@ async fn start_standin() -> (StandIn, String) {
             "/v1beta/models/{model_action}",
             get(standin_model).post(standin_call),
         )
+        // Google takes requests up to 20 MB.
+        .layer(axum::extract::DefaultBodyLimit::max(20 * 1024 * 1024))
         .with_state(s.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -323,6 +355,21 @@ async fn buy(app: &TestApp, deposit: i64) -> Bought {
         .await
         .unwrap()
         .unwrap();
+    // The checkout it was finalized from, with the offer's terms as initiate stores them.
+    sqlx::query(
+        "insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id,
+             chain_name, token_symbol, deposit_index, deposit_address, purchase_id, expires_at,
+             watch_until, offer_terms)
+         values (gen_random_uuid(), gen_random_uuid(), 'gemini-api-gateway:base:usdc',
+             'gemini-api-gateway', 'base', 'usdc', nextval('deposit_index_seq'),
+             '0x' || replace(gen_random_uuid()::text, '-', '') || '00000000', $1,
+             now() + interval '1 day', now() + interval '30 days', $2)",
+    )
+    .bind(created.id.0)
+    .bind(serde_json::to_value(&offer).unwrap())
+    .execute(pool)
+    .await
+    .unwrap();
     let provider = app.state.providers.get("gemini").unwrap();
     let delivered = provider
         .provision(&ProvisionRequest {
@@ -640,11 +687,9 @@ async fn suspended_or_empty_purchases_get_402_and_deleted_keys_403(pool: PgPool)
     let got = json_of(call(&app, &bought.key, KeyIn::Header, flash, &body).await).await;
     assert_eq!(got.0, StatusCode::OK);
 
-    // A request the balance cannot cover is refused before it costs anything.
-    let big = json!({
-        "contents": [{"role": "user", "parts": [{"text": "write a book"}]}],
-        "generationConfig": {"maxOutputTokens": 1_000_000}
-    });
+    // A request the balance cannot cover (a whole context at long-context prices) is refused
+    // before it costs anything.
+    let big = video_request();
     let calls = standin.seen().len();
     let got = json_of(
         call(
@@ -799,7 +844,7 @@ async fn streams_pass_through_as_they_arrive_and_are_metered_once(pool: PgPool) 
     }
     assert_eq!(
         String::from_utf8(received).unwrap(),
-        sse(&stream_chunks(0, "gemini-2.5-flash")).concat()
+        sse(&stream_chunks(0, "gemini-2.5-flash", "")).concat()
     );
     assert_eq!(
         usage_entries(pool, bought.id).await,
@@ -868,38 +913,6 @@ async fn an_interrupted_stream_is_metered_from_what_was_seen(pool: PgPool) {
     }
     assert!(failed, "the customer sees the stream break");
     assert_eq!(wait_for_usage(pool, bought.id, 1).await[0].0, -303);
-
-    // A client leaving early: the meter is dropped mid-stream and posts in the background.
-    let other = buy(&app, 10_000_000).await;
-    let prices = ModelPrices {
-        input: UsdMicros(300_000),
-        output: UsdMicros(2_500_000),
-        cached_input: None,
-        max_output_tokens: None,
-    };
-    let mut meter = StreamMeter::new(
-        pool.clone(),
-        other.id,
-        "gemini-2.5-flash".into(),
-        prices,
-        Usage::default(),
-        None,
-        Box::new(|_| {}),
-    );
-    meter.observe(format!("data: {}\r\n\r\n", response_for_drop()).as_bytes());
-    drop(meter);
-    assert_eq!(wait_for_usage(pool, other.id, 1).await[0].0, -50_000);
-}
-
-fn response_for_drop() -> Value {
-    // 100_000 prompt tokens × 0.30 + 8_000 output × 2.50 = 30_000 + 20_000 µUSD.
-    response(
-        9,
-        "gemini-2.5-flash",
-        "par",
-        usage(100_000, 0, 8_000, 0),
-        false,
-    )
 }
 
 /// Background posts: polls (bounded) until the purchase has `n` usage entries.
@@ -1116,6 +1129,11 @@ async fn an_unconfigured_gateway_answers_404_in_googles_shape(pool: PgPool) {
     }
 }
 
+/// The estimate of a body as a client sends it (compact JSON, as `call` sends it).
+fn estimate(body: &Value) -> Estimate {
+    Estimate::of_request(body, serde_json::to_vec(body).unwrap().len() as u64)
+}
+
 /// The offer's prices of `model`, as the gateway reads them.
 async fn offer_prices(pool: &PgPool, model: &str) -> ModelPrices {
     let offer = catalog::find_offer(pool, "gemini-api-gateway")
@@ -1135,19 +1153,19 @@ async fn reservations(pool: &PgPool) -> i64 {
 }
 
 /// Issue 10 #2: 60 parallel `gemini-2.5-pro` calls without `maxOutputTokens` on a $1 balance.
-/// Each holds its worst case (the model's output limit) while it runs, so together they never
-/// spend more than the balance plus one call's worst case; and no more than the offer's
-/// `max_concurrent_requests` run at once.
+/// Each holds its worst case (the model's output limit) while it runs and is admitted only if
+/// that fits the balance less the running holds, so together they never take the balance below
+/// zero (issue 20); and no more than the offer's `max_concurrent_requests` run at once.
 #[sqlx::test]
-async fn parallel_calls_never_spend_more_than_the_balance_plus_one_worst_case(pool: PgPool) {
+async fn parallel_calls_never_take_the_balance_below_zero(pool: PgPool) {
     let (app, standin) = gateway_app(pool).await;
     let pool = &app.state.pool;
     let bought = buy(&app, 1_000_000).await;
     let body = prompt("LONG story please");
     let pro = offer_prices(pool, "gemini-2.5-pro").await;
-    let worst = pro.estimate(&Estimate::of_request(&body)).0;
-    // 17 characters + 65536 output tokens at 1.25 / 10 $/M.
-    assert_eq!(worst, 655_382);
+    let worst = pro.hold(&estimate(&body)).0;
+    // 69 bytes + 65536 output tokens at 1.25 / 10 $/M = 655,446.25, rounded up.
+    assert_eq!(worst, 655_447);
 
     let calls: Vec<_> = (0..60)
         .map(|_| {
@@ -1177,7 +1195,7 @@ async fn parallel_calls_never_spend_more_than_the_balance_plus_one_worst_case(po
         .sum();
     assert!(answered >= 1);
     assert!(
-        charged <= 1_000_000 + worst,
+        charged <= 1_000_000,
         "{answered} calls charged {charged} µUSD on a 1,000,000 µUSD balance"
     );
     // Refused calls never reached Google; every answer was charged (1000 × 1.25 + 60000 × 10).
@@ -1352,11 +1370,9 @@ async fn response_filters_are_refused_and_unreported_usage_is_charged_the_worst_
         "contents": [{"role": "user", "parts": [{"text": "NOUSAGE"}]}],
         "generationConfig": {"maxOutputTokens": 1000}
     });
-    let worst = flash
-        .charge(&Estimate::of_request(&unreported).worst_case(&flash))
-        .0;
-    // 7 characters × 0.30 + 1000 × 2.50 µUSD.
-    assert_eq!(worst, 2502);
+    let worst = flash.charge(&estimate(&unreported).worst_case(&flash)).0;
+    // 103 bytes × 0.30 + 1000 × 2.50 µUSD = 2530.9, rounded half up.
+    assert_eq!(worst, 2531);
     let got = json_of(
         call(
             &app,
@@ -1481,4 +1497,391 @@ async fn the_key_is_checked_before_the_body_and_a_stalled_body_is_cut_off(pool: 
     );
     let answer = raw_exchange(&app, &chunked, format!("{chunk}{chunk}").as_bytes(), quick).await;
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+}
+
+/// Sends a whole request on a raw connection, then closes it after `after` without reading.
+async fn hang_up_after(app: &TestApp, path: &str, key: &str, body: &Value, after: Duration) {
+    use tokio::io::AsyncWriteExt;
+    let body = serde_json::to_vec(body).unwrap();
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nx-goog-api-key: {key}\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    tokio::time::sleep(after).await;
+    drop(stream);
+}
+
+/// Issue 20 #1: a call that reached the upstream is charged whatever the client does. The
+/// upstream takes 1 s; clients hang up at 0.3 s (before the answer), or close a stream after its
+/// headers, before its first chunk: each is charged what a call read to the end is.
+#[sqlx::test]
+async fn hanging_up_never_makes_a_call_free(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let pool = &app.state.pool;
+    let body = prompt("WAIT1S tell me a story");
+    let generate = "gemini-2.5-flash:generateContent";
+    let stream = "gemini-2.5-flash:streamGenerateContent?alt=sse";
+
+    // Read to the end: 1000 prompt (400 cached) + 200 + 100 thought tokens = 960 µUSD.
+    let reader = buy(&app, 10_000_000).await;
+    let got = json_of(call(&app, &reader.key, KeyIn::Header, generate, &body).await).await;
+    assert_eq!(got.0, StatusCode::OK);
+    let streamed = call(&app, &reader.key, KeyIn::Header, stream, &body).await;
+    assert_eq!(streamed.status(), StatusCode::OK);
+    assert!(
+        streamed
+            .text()
+            .await
+            .unwrap()
+            .contains("\"finishReason\":\"STOP\"")
+    );
+    let read: Vec<i64> = usage_entries(pool, reader.id)
+        .await
+        .iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(read, [-960, -960]);
+
+    // Hung up before the answer (at 0.3 s of the upstream's 1 s).
+    let early = buy(&app, 10_000_000).await;
+    hang_up_after(
+        &app,
+        &format!("/v1beta/models/{generate}"),
+        &early.key,
+        &body,
+        Duration::from_millis(300),
+    )
+    .await;
+    // Hung up on a stream before its headers.
+    let early_stream = buy(&app, 10_000_000).await;
+    hang_up_after(
+        &app,
+        &format!("/v1beta/models/{stream}"),
+        &early_stream.key,
+        &body,
+        Duration::from_millis(300),
+    )
+    .await;
+    // A stream closed after its headers, before its first chunk.
+    let after_headers = buy(&app, 10_000_000).await;
+    let response = call(&app, &after_headers.key, KeyIn::Header, stream, &body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    drop(response);
+
+    for leaver in [&early, &early_stream, &after_headers] {
+        let entries = wait_for_usage(pool, leaver.id, 1).await;
+        assert_eq!(entries[0].0, -960);
+        assert_eq!(balance(pool, leaver.id).await, 10_000_000 - 960);
+    }
+    assert_eq!(standin.seen().len(), 5, "every call reached the upstream");
+    for _ in 0..100 {
+        if reservations(pool).await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("a reservation was left behind");
+}
+
+/// A `gemini-2.5-pro` call on a long video by URI (its size is not in the request).
+fn video_request() -> Value {
+    json!({"contents": [{"role": "user", "parts": [
+        {"fileData": {"fileUri": "https://www.youtube.com/watch?v=9hE5-98ZeCg"}},
+        {"text": "Summarize this video."}
+    ]}]})
+}
+
+/// A call whose client hands back a 3 MB tool answer (not under any `text` key).
+fn tool_answer_request() -> Value {
+    json!({
+        "contents": [
+            {"role": "user", "parts": [{"text": "Look it up."}]},
+            {"role": "model", "parts": [{"functionCall": {"name": "lookup", "args": {}}}]},
+            {"role": "user", "parts": [{"functionResponse": {
+                "name": "lookup", "response": {"result": "x".repeat(3_000_000)}
+            }}]}
+        ],
+        "generationConfig": {"maxOutputTokens": 100}
+    })
+}
+
+/// Issue 20 #2: the hold is a true upper bound. Six concurrent `fileData` / 3 MB
+/// `functionResponse` calls on `gemini-2.5-pro` with $0.50 are all refused up front (402): none
+/// reaches Google and the balance never goes below zero.
+#[sqlx::test]
+async fn calls_whose_worst_case_exceeds_the_balance_are_refused_up_front(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let pool = &app.state.pool;
+    let bought = buy(&app, 500_000).await;
+    let (video, tool_answer) = (video_request(), tool_answer_request());
+    let calls: Vec<_> = (0..6)
+        .map(|i| {
+            let body = if i % 2 == 0 { &video } else { &tool_answer };
+            call(
+                &app,
+                &bought.key,
+                KeyIn::Header,
+                "gemini-2.5-pro:generateContent",
+                body,
+            )
+        })
+        .collect();
+    for response in futures::future::join_all(calls).await {
+        let got = json_of(response).await;
+        assert_google_error(&got, 402, "FAILED_PRECONDITION");
+    }
+    assert!(standin.seen().is_empty(), "nothing reached the upstream");
+    assert_eq!(balance(pool, bought.id).await, 500_000);
+    assert!(usage_entries(pool, bought.id).await.is_empty());
+    assert_eq!(reservations(pool).await, 0);
+}
+
+/// (charge, hold) in micro-USD of the purchase's last usage entry.
+async fn last_charge_and_hold(pool: &PgPool, id: PurchaseId) -> (i64, i64) {
+    let metadata: Value = sqlx::query_scalar(
+        "select metadata from ledger_entry where purchase_id = $1 and kind = 'usage'
+         order by entry_id desc limit 1",
+    )
+    .bind(id.0)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    let micros = |field: &str| {
+        UsdMicros::parse_decimal(
+            metadata[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("{metadata}")),
+        )
+        .unwrap()
+        .0
+    };
+    (micros("charge_usd"), micros("hold_usd"))
+}
+
+/// Issue 20 #2: text, media (by URI) and tool-answer calls are each charged within what they held
+/// (the long ones at the long-context tier); a charge above its hold is still posted and raises a
+/// `gateway.hold_exceeded` alert.
+#[sqlx::test]
+async fn every_charge_is_within_its_hold_and_one_above_it_is_posted_and_alerted(pool: PgPool) {
+    let (app, _standin) = gateway_app(pool).await;
+    let pool = &app.state.pool;
+    let pro = "gemini-2.5-pro:generateContent";
+    for (what, body, charge) in [
+        // 1234 × 1.25 + 567 × 10 = 7212.5 → 7213.
+        ("text", prompt("Hello there"), 7213),
+        // Over 200k prompt tokens: 1,000,000 × 2.50 + 567 × 15 = 2,508,505.
+        ("fileData", video_request(), 2_508_505),
+        // 750,000 × 2.50 + 567 × 15.
+        ("functionResponse", tool_answer_request(), 1_883_505),
+    ] {
+        // One purchase each (a million tokens is its tokens-per-minute budget).
+        let rich = buy(&app, 10_000_000).await;
+        let got = json_of(call(&app, &rich.key, KeyIn::Header, pro, &body).await).await;
+        assert_eq!(got.0, StatusCode::OK, "{what}: {}", got.1);
+        let (charged, hold) = last_charge_and_hold(pool, rich.id).await;
+        eprintln!("gemini-2.5-pro {what}: hold {hold} µUSD, charge {charged} µUSD");
+        assert_eq!(charged, charge, "{what}");
+        assert!(charged <= hold, "{what}: charged {charged} > hold {hold}");
+    }
+
+    // A prompt of more tokens than its bytes (a stand-in for what the bound cannot see).
+    let small = buy(&app, 10_000_000).await;
+    let body = json!({
+        "contents": [{"role": "user", "parts": [{"text": "OVERHOLD"}]}],
+        "generationConfig": {"maxOutputTokens": 10}
+    });
+    let got = json_of(
+        call(
+            &app,
+            &small.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:generateContent",
+            &body,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(got.0, StatusCode::OK);
+    // 50,000 × 0.30 + 10 × 2.50 = 15,025 µUSD, above a hold of about a hundred.
+    let (charged, hold) = last_charge_and_hold(pool, small.id).await;
+    assert_eq!(charged, 15_025);
+    assert!(hold < charged, "{hold}");
+    assert_eq!(balance(pool, small.id).await, 10_000_000 - 15_025);
+    let alerts: Vec<(String, Value)> = sqlx::query_as(
+        "select channel, payload from outbox where event_type = 'gateway.hold_exceeded' and purchase_id = $1",
+    )
+    .bind(small.id.0)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0].0, "alert");
+    assert!(alerts[0].1["text"].as_str().unwrap().contains("$0.015025"));
+}
+
+/// Issue 20 #3: a purchase keeps the prices and models it was bought on. The vendor restarts with
+/// flash at 10× and gemini-2.0-flash removed: the existing purchase's identical call costs what it
+/// did and gemini-2.0-flash still works for it; a new purchase pays the new prices.
+#[sqlx::test]
+async fn purchases_keep_the_prices_and_models_they_were_bought_on(pool: PgPool) {
+    let (standin, url) = start_standin().await;
+    let keys = VENDOR_KEYS.join(",");
+    let gemini = [
+        ("GEMINI_API_KEY", keys.as_str()),
+        ("GEMINI_UPSTREAM_URL", url.as_str()),
+    ];
+    let app = spawn_app_with(pool.clone(), &gemini).await;
+    let old = buy(&app, 10_000_000).await;
+    let flash = "gemini-2.5-flash:generateContent";
+    let body = prompt("hi");
+    assert_eq!(
+        call(&app, &old.key, KeyIn::Header, flash, &body)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    drop(app);
+
+    let offers =
+        std::fs::read_to_string(format!("{}/config/offers.toml", crate::helpers::ROOT)).unwrap();
+    let removed = offers
+        .split_once("[offers.settings.models.\"gemini-2.0-flash\"]")
+        .map(|(before, after)| format!("{before}{}", &after[after.find("\n\n").unwrap()..]))
+        .unwrap();
+    let raised = removed
+        .replace("input = \"0.30\"", "input = \"3.00\"")
+        .replace("output = \"2.50\"", "output = \"25.00\"")
+        .replace("cached_input = \"0.075\"", "cached_input = \"0.75\"")
+        .replace("\"gemini-2.0-flash\"]", "]")
+        .replace(", ]", "]");
+    assert_ne!(raised, offers);
+    let file = std::env::temp_dir().join(format!("offers-{}.toml", uuid::Uuid::new_v4()));
+    std::fs::write(&file, raised).unwrap();
+    let mut vars = gemini.to_vec();
+    vars.push(("OFFERS_FILE", file.to_str().unwrap()));
+    let app = spawn_app_with(pool, &vars).await;
+    std::fs::remove_file(&file).unwrap();
+    let pool = &app.state.pool;
+
+    let got = json_of(call(&app, &old.key, KeyIn::Header, flash, &body).await).await;
+    assert_eq!(got.0, StatusCode::OK);
+    let legacy = "gemini-2.0-flash:generateContent";
+    let got = json_of(call(&app, &old.key, KeyIn::Header, legacy, &body).await).await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    let charges: Vec<i64> = usage_entries(pool, old.id)
+        .await
+        .iter()
+        .map(|e| e.0)
+        .collect();
+    // 600 × 0.10 + 400 × 0.025 + 300 × 0.40 = 190 µUSD for gemini-2.0-flash.
+    assert_eq!(charges, [-960, -960, -190]);
+
+    let new = buy(&app, 10_000_000).await;
+    let got = json_of(call(&app, &new.key, KeyIn::Header, flash, &body).await).await;
+    assert_eq!(got.0, StatusCode::OK);
+    assert_eq!(usage_entries(pool, new.id).await[0].0, -9600);
+    let got = json_of(call(&app, &new.key, KeyIn::Header, legacy, &body).await).await;
+    assert_google_error(&got, 404, "NOT_FOUND");
+    assert_eq!(standin.seen().len(), 4);
+}
+
+/// Issue 20 #4: built-in tools Google bills per request are refused (400 `tool_not_sold`, in
+/// Google's shape, before reaching Google) unless the offer prices them; a priced one is charged
+/// per request on top of the tokens. Function declarations are the client's own.
+#[sqlx::test]
+async fn tools_the_offer_does_not_price_are_refused(pool: PgPool) {
+    let (app, standin) = gateway_app(pool).await;
+    let pool = &app.state.pool;
+    let bought = buy(&app, 10_000_000).await;
+    let with_tool = |tool: Value| json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "tools": [tool]});
+    for (tool, name) in [
+        (json!({"googleSearch": {}}), "googleSearch"),
+        (
+            json!({"google_search_retrieval": {"dynamic_retrieval_config": {"mode": "MODE_DYNAMIC"}}}),
+            "googleSearchRetrieval",
+        ),
+        (json!({"urlContext": {}}), "urlContext"),
+        (json!({"code_execution": {}}), "codeExecution"),
+    ] {
+        for action in [
+            "gemini-2.5-flash:generateContent",
+            "gemini-2.5-flash:streamGenerateContent?alt=sse",
+        ] {
+            let got = json_of(
+                call(
+                    &app,
+                    &bought.key,
+                    KeyIn::Header,
+                    action,
+                    &with_tool(tool.clone()),
+                )
+                .await,
+            )
+            .await;
+            assert_google_error(&got, 400, "INVALID_ARGUMENT");
+            assert_eq!(
+                got.1["error"]["details"][0]["reason"], "tool_not_sold",
+                "{}",
+                got.1
+            );
+            let message = got.1["error"]["message"].as_str().unwrap();
+            assert!(message.contains(name), "{message}");
+        }
+    }
+    assert!(standin.seen().is_empty());
+
+    let functions = with_tool(json!({"functionDeclarations": [{"name": "lookup"}]}));
+    let got = json_of(
+        call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:generateContent",
+            &functions,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(got.0, StatusCode::OK);
+    assert_eq!(usage_entries(pool, bought.id).await[0].0, -960);
+
+    // An offer that prices Google Search: its purchases are charged per request.
+    sqlx::query(
+        r#"update offer set settings = settings || '{"tools": {"googleSearch": {"per_request_usd": "0.035"}}}'::jsonb
+           where offer_id = 'gemini-api-gateway'"#,
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    let priced = buy(&app, 10_000_000).await;
+    let search = with_tool(json!({"google_search": {}}));
+    let got = json_of(
+        call(
+            &app,
+            &priced.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:generateContent",
+            &search,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(usage_entries(pool, priced.id).await[0].0, -(960 + 35_000));
+    // The earlier purchase's terms do not sell it.
+    let got = json_of(
+        call(
+            &app,
+            &bought.key,
+            KeyIn::Header,
+            "gemini-2.5-flash:generateContent",
+            &search,
+        )
+        .await,
+    )
+    .await;
+    assert_google_error(&got, 400, "INVALID_ARGUMENT");
 }

@@ -9,6 +9,7 @@ mod chain;
 mod chain_recovery;
 mod checkout;
 mod cli;
+mod connections;
 mod contract;
 mod cost_import;
 mod deposits;

@@ -460,3 +460,28 @@ async fn a_bad_record_never_reaches_a_batch(pool: PgPool) {
     assert_eq!(usage_rows(&pool, &a).await, 36);
     assert_eq!(balance(&pool, a.id).await, 10_000_000 - 36 * 1_000);
 }
+
+/// SPEC §9: meter-usage on a deleted purchase is 409 `purchase_deleted` and moves nothing; a retry
+/// of a record made before the deletion still replays its first answer.
+#[sqlx::test]
+async fn metering_a_deleted_purchase_is_409_and_moves_nothing(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let a = buy(&pool, OFFER, 10_000_000, None).await;
+    let body = json!({"usage_amount": "1", "usage_unit": "tokens", "billed_amount": "1"});
+    let first = meter(&app, &a, Some("before"), &body).await;
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+    sqlx::query("update purchase set status = 'deleted' where purchase_id = $1")
+        .bind(a.id.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let before = balance(&pool, a.id).await;
+    let got = meter(&app, &a, Some("after"), &body).await;
+    assert_error(&(got.0, got.1), StatusCode::CONFLICT, "purchase_deleted");
+    let got = meter(&app, &a, None, &body).await;
+    assert_error(&(got.0, got.1), StatusCode::CONFLICT, "purchase_deleted");
+    assert_eq!(balance(&pool, a.id).await, before);
+    assert_eq!(usage_rows(&pool, &a).await, 1);
+    let retry = meter(&app, &a, Some("before"), &body).await;
+    assert_eq!((retry.0, retry.2), (StatusCode::OK, true), "{}", retry.1);
+}

@@ -159,4 +159,52 @@ impl Moto {
     pub fn iam(&self, region: &str, access_key: &str, secret: &str) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::new(&self.sdk_config(region, access_key, secret))
     }
+
+    pub fn cloudwatch(
+        &self,
+        region: &str,
+        access_key: &str,
+        secret: &str,
+    ) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.sdk_config(region, access_key, secret))
+    }
+}
+
+/// Publishes a bucket's daily `BucketSizeBytes` as S3 does: namespace `AWS/S3`, dimensions
+/// `BucketName` and `StorageType`, unit `Bytes`, one datapoint at 00:00 UTC of `day`.
+pub async fn put_bucket_size(
+    cloudwatch: &aws_sdk_cloudwatch::Client,
+    bucket: &str,
+    storage_type: &str,
+    day: chrono::NaiveDate,
+    bytes: u64,
+) {
+    use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
+    let at = day.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp();
+    cloudwatch
+        .put_metric_data()
+        .namespace("AWS/S3")
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name("BucketSizeBytes")
+                .dimensions(
+                    Dimension::builder()
+                        .name("BucketName")
+                        .value(bucket)
+                        .build(),
+                )
+                .dimensions(
+                    Dimension::builder()
+                        .name("StorageType")
+                        .value(storage_type)
+                        .build(),
+                )
+                .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(at))
+                .value(bytes as f64)
+                .unit(StandardUnit::Bytes)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
 }

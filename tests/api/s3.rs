@@ -29,6 +29,7 @@ fn settings(moto: &Moto, region: &str) -> S3Settings {
         endpoint_url: Some(moto.url.clone()),
         vendor_name: "Test Vendor".to_owned(),
         officex_app_url: "https://officex.app".to_owned(),
+        access_log_bucket: None,
     }
 }
 
@@ -717,4 +718,105 @@ async fn a_stalled_aws_endpoint_fails_within_the_configured_deadline() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// The log bucket's policy as README "S3 costs" gives it: the logging service principal may write.
+pub async fn create_log_bucket(s3: &aws_sdk_s3::Client, log_bucket: &str) {
+    s3.create_bucket().bucket(log_bucket).send().await.unwrap();
+    let policy = json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "S3ServerAccessLogsPolicy",
+            "Effect": "Allow",
+            "Principal": {"Service": "logging.s3.amazonaws.com"},
+            "Action": ["s3:PutObject"],
+            "Resource": format!("arn:aws:s3:::{log_bucket}/*"),
+            "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+        }]
+    });
+    s3.put_bucket_policy()
+        .bucket(log_bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Public access blocked (all four), ACLs off, and (with a log bucket) access logs into
+/// `access-logs/<bucket>/` there.
+pub async fn assert_hardened(s3: &aws_sdk_s3::Client, bucket: &str, log_bucket: Option<&str>) {
+    let block = s3
+        .get_public_access_block()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let c = block.public_access_block_configuration().unwrap();
+    assert_eq!(
+        (
+            c.block_public_acls(),
+            c.ignore_public_acls(),
+            c.block_public_policy(),
+            c.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true)),
+        "{bucket}"
+    );
+    let ownership = s3
+        .get_bucket_ownership_controls()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let rules = ownership.ownership_controls().unwrap().rules();
+    assert_eq!(
+        rules.first().map(|r| r.object_ownership().clone()),
+        Some(aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced)
+    );
+    let logging = s3.get_bucket_logging().bucket(bucket).send().await.unwrap();
+    match log_bucket {
+        Some(log_bucket) => {
+            let enabled = logging.logging_enabled().expect("logging on");
+            assert_eq!(enabled.target_bucket(), log_bucket);
+            assert_eq!(enabled.target_prefix(), format!("access-logs/{bucket}/"));
+        }
+        None => assert!(logging.logging_enabled().is_none()),
+    }
+}
+
+#[tokio::test]
+async fn buckets_block_public_access_enforce_bucket_ownership_and_log_their_requests() {
+    let moto = Moto::start().await;
+    let s3 = moto.s3(REGION, "test", "test");
+    create_log_bucket(&s3, "vendor-access-logs").await;
+    let mut with_logs = settings(&moto, REGION);
+    with_logs.access_log_bucket = Some("vendor-access-logs".into());
+    let provider = S3Provider::with_clients(
+        moto.s3(REGION, "test", "test"),
+        moto.iam(REGION, "test", "test"),
+        with_logs,
+    );
+    let id = PurchaseId::new();
+    let delivered = provider.provision(&request(id)).await.unwrap();
+    let (_, _, state) = card_of(&delivered);
+    assert_hardened(&s3, &state.bucket, Some("vendor-access-logs")).await;
+
+    // Without a log bucket: hardened, no logging.
+    let plain = s3_provider(&moto, REGION, "test", "test");
+    let id = PurchaseId::new();
+    let (_, _, state) = card_of(&plain.provision(&request(id)).await.unwrap());
+    assert_hardened(&s3, &state.bucket, None).await;
+
+    // A bucket made before the hardening gets it from `upgrade`, as often as it runs.
+    s3.create_bucket()
+        .bucket("officex-made-before")
+        .send()
+        .await
+        .unwrap();
+    let old = json!({"bucket": "officex-made-before", "region": REGION, "iam_user": "u",
+                     "access_key_id": "AKIA", "policy_name": "p"});
+    for _ in 0..2 {
+        provider.upgrade(id, &old).await.unwrap();
+        assert_hardened(&s3, "officex-made-before", Some("vendor-access-logs")).await;
+    }
 }

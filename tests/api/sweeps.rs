@@ -237,6 +237,24 @@ async fn cli_lists_sweeps_prints_gas_and_derives_addresses(pool: PgPool) {
     let out = run(&["sweeps", "retry", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("only failed sweeps can be retried"));
+    // A failed sweep retried from the CLI is planned again and audited with actor `cli` (SPEC §9).
+    sqlx::query("update sweep set status = 'failed', last_error = 'test' where sweep_id = 1")
+        .execute(&p.app.state.pool)
+        .await
+        .unwrap();
+    let out = run(&["sweeps", "retry", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "select action, actor from admin_audit where target_type = 'sweep' and target_id = '1'",
+    )
+    .fetch_all(&p.app.state.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, vec![("sweep.retry".to_owned(), "cli".to_owned())]);
     let out = run(&["gas"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -69,6 +69,21 @@ async fn billing_tokens_from_the_cli(pool: PgPool) {
         "unauthorized",
     );
 
+    // Both actions are in the audit log, by actor `cli` (SPEC §9).
+    let audited: Vec<(String, String, String)> = sqlx::query_as(
+        "select action, target_id, actor from admin_audit where target_type = 'token' order by audit_id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        audited,
+        vec![
+            ("token.create".to_owned(), id.clone(), "cli".to_owned()),
+            ("token.revoke".to_owned(), id.clone(), "cli".to_owned()),
+        ]
+    );
+
     let unknown = cli(&pool, &["tokens", "revoke", "987654"]);
     assert_eq!(unknown.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no billing token with id 987654"));

@@ -243,6 +243,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/purchases/{id}/reprovision": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Retry a failed purchase's provisioning now (the attempt count and its backoff start again) */
+        post: operations["admin_reprovision"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/purchases/{id}/resume": {
         parameters: {
             query?: never;
@@ -842,6 +859,8 @@ export interface components {
         /** @description One audit row as listed. */
         AuditRecord: {
             action: string;
+            /** @description `admin` (the admin API), `cli` (the command line) or `customer` (on their own purchase). */
+            actor: string;
             client_ip?: string | null;
             /** Format: date-time */
             created_at: string;
@@ -1445,6 +1464,8 @@ export interface components {
         Page_AuditRecord: {
             items: {
                 action: string;
+                /** @description `admin` (the admin API), `cli` (the command line) or `customer` (on their own purchase). */
+                actor: string;
                 client_ip?: string | null;
                 /** Format: date-time */
                 created_at: string;
@@ -1883,6 +1904,19 @@ export interface components {
             checkout_flow_id: string;
             checkout_session_id: string;
             vendor_disclaimer: string;
+        };
+        /** @description What a reprovision did. */
+        ReprovisionOut: {
+            last_error?: string | null;
+            /**
+             * Format: int32
+             * @description Attempts made so far (the backoff starts again from the first step).
+             */
+            previous_attempts: number;
+            purchase_id: components["schemas"]["PurchaseId"];
+            /** @description `failed` (or `none`) until the next attempt delivers (`ready`). */
+            resource_status: string;
+            status: components["schemas"]["PurchaseStatus"];
         };
         /** @description What a customer needs to use a resource, never a secret (the customer page shows it). */
         ResourceInfo: {
@@ -2611,9 +2645,9 @@ export interface operations {
     admin_retry_notification: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The notification's numeric id */
@@ -2639,7 +2673,7 @@ export interface operations {
                     "application/json": components["schemas"]["NotificationRetryOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -2954,9 +2988,9 @@ export interface operations {
     admin_adjust: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description `CustomerPurchaseID_<uuid>` */
@@ -2981,7 +3015,7 @@ export interface operations {
                     "application/json": components["schemas"]["AdjustmentOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3058,9 +3092,9 @@ export interface operations {
     admin_delete_purchase: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description `CustomerPurchaseID_<uuid>` */
@@ -3085,7 +3119,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3241,12 +3275,117 @@ export interface operations {
             };
         };
     };
+    admin_reprovision: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["IdempotencyIn"];
+            };
+        };
+        responses: {
+            /** @description Scheduled: the attempt starts now; the purchase becomes active when it delivers */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReprovisionOut"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Its provisioning did not fail, or is running now (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     admin_resume: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description `CustomerPurchaseID_<uuid>` */
@@ -3272,7 +3411,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3349,9 +3488,9 @@ export interface operations {
     admin_suspend: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description `CustomerPurchaseID_<uuid>` */
@@ -3377,7 +3516,7 @@ export interface operations {
                     "application/json": components["schemas"]["StatusActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3535,9 +3674,9 @@ export interface operations {
     admin_bump_sweep: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The sweep's numeric id */
@@ -3563,7 +3702,7 @@ export interface operations {
                     "application/json": components["schemas"]["SweepActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3640,9 +3779,9 @@ export interface operations {
     admin_cancel_sweep: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The sweep's numeric id */
@@ -3668,7 +3807,7 @@ export interface operations {
                     "application/json": components["schemas"]["SweepActionOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3745,9 +3884,9 @@ export interface operations {
     admin_retry_sweep: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The sweep's numeric id */
@@ -3773,7 +3912,7 @@ export interface operations {
                     "application/json": components["schemas"]["SweepRetryOut"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -3924,9 +4063,9 @@ export interface operations {
     admin_create_token: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path?: never;
             cookie?: never;
@@ -3948,7 +4087,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenCreated"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `invalid_label`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `invalid_label`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4025,9 +4164,9 @@ export interface operations {
     admin_revoke_token: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Replays the first answer for the same request; 1 to 255 visible ASCII characters */
-                "Idempotency-Key"?: string | null;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
             };
             path: {
                 /** @description The token's numeric id */
@@ -4053,7 +4192,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenRow"];
                 };
             };
-            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -4321,7 +4460,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description officex_purchase_id already belongs to another purchase (`officex_purchase_id_in_use`) */
+            /** @description officex_purchase_id already belongs to another purchase, or this checkout was finalized with another officex_purchase_id (`officex_purchase_id_in_use`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4444,7 +4583,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many checkouts from this client (`rate_limited`) */
+            /** @description Too many checkouts from this client (`rate_limited`; decided before the body is read; `Retry-After` says when) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4627,7 +4766,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description Too many payment checks from this client (`rate_limited`) */
+            /** @description Too many payment checks from this client (`rate_limited`; decided before the body is read; `Retry-After` says when) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -5227,7 +5366,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description The idempotency key was used with another body (`idempotency_key_reused`), or a reference conflict (`reference_conflict`) */
+            /** @description The idempotency key was used with another body (`idempotency_key_reused`), a reference conflict (`reference_conflict`), or the purchase was deleted (`purchase_deleted`) */
             409: {
                 headers: {
                     [name: string]: unknown;

@@ -5,6 +5,7 @@ import { ApiError, api, errorText } from '../lib/api';
 import { daysAgo, formatTime, isoDay, shortHex, toDate } from '../lib/format';
 import { daysLeft, formatAmount, formatUsd, sumDecimals, toMicros, toNumber } from '../lib/money';
 import { Alert, CopyButton, Field, Money, STATUS_TEXT, StatusBadge } from '../lib/ui';
+import { ProvisioningFailed } from './ProvisioningFailed';
 import { BarChart } from '../lib/Chart';
 import { QrCode, eip681 } from '../lib/qr';
 import type { AcceptedToken, BillingBucket, Interval, VerifyTopupResponse } from '../api/types';
@@ -12,6 +13,7 @@ import type { LedgerEntry, Page } from '../api/handwritten';
 import { type Credentials, forgetCredentials, takeCredentials } from './credentials';
 import type { Incoming, PurchaseView, ResourceInfo } from './types';
 import { geminiSnippets } from './snippets';
+import { S3EstimateCard } from '../components/S3Estimate';
 
 const OFFICEX_URL = 'https://officex.app';
 const REFRESH_MS = 20_000;
@@ -171,11 +173,19 @@ function Purchase(props: { creds: Credentials }) {
           </Alert>
         )}
         <StatusNote status={p.status} />
+        <ProvisioningFailed status={p.status} />
         <div class="grid">
           <BalanceCard data={data} creds={creds} reloadKey={reloadKey} />
           <TopUpCard data={data} creds={creds} onCredited={refreshAll} />
         </div>
         <UsageCard creds={creds} reloadKey={reloadKey} />
+        {p.resource?.kind === 's3' && (
+          <S3EstimateCard
+            path={`/v1/purchase/${encodeURIComponent(p.id)}/s3-usage`}
+            get={(path) => api(path, { token: creds.key })}
+            reloadKey={reloadKey}
+          />
+        )}
         <LedgerCard creds={creds} reloadKey={reloadKey} />
         <HowToUse data={data} />
         <Support purchaseId={p.id} vendor={p.vendor_name} />

@@ -37,7 +37,7 @@ export const STATUS_TEXT: Record<string, { label: string; tone: string; meaning:
   critical: { label: 'Balance critical', tone: 'bad', meaning: 'Your balance is almost used up: top up now, or use will be suspended.' },
   suspended: { label: 'Suspended', tone: 'bad', meaning: 'Use is paused because the balance ran out. Your data is kept for now: top up to resume.' },
   deleted: { label: 'Deleted', tone: 'muted', meaning: 'The resource and its data were deleted after the grace period. A top up does not bring them back.' },
-  failed: { label: 'Setup retrying', tone: 'warn', meaning: 'Setting up your resource failed and is being retried. The vendor has been told.' },
+  failed: { label: 'Setup failed', tone: 'bad', meaning: 'Setting up your resource failed; it is retried and the vendor has been told. Your balance is intact: you can request a refund.' },
 };
 
 export function StatusBadge(props: { status: string }) {

@@ -10,6 +10,7 @@ import { Alert, CopyButton, DataTable, Field, Money, StatusBadge, Value } from '
 import type { Page, Row } from '../api/handwritten';
 import { SweepTxActions, type TxActionMessage } from './SweepTxActions';
 import type { AdminOverview, AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
+import { S3EstimateCard } from '../components/S3Estimate';
 import { WatcherPasses } from './WatcherPasses';
 
 const TOKEN_KEY = 'vendor-server.admin-token';
@@ -816,6 +817,7 @@ function PurchasePage(props: { call: Call; id: string }) {
           ) : null,
         )}
       </div>
+      {p.resource?.provider === 's3' && <S3EstimateCard path={`${path}/s3-usage`} get={call} reloadKey={data} console />}
       <div class="grid">
         <Section title="Adjust the balance">
           <form onSubmit={adjust} class="form-grid">

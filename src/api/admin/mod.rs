@@ -4,8 +4,8 @@
 //!   or missing token is 401. Without `ADMIN_TOKEN` configured every route answers 404.
 //! - Lists answer `{items, next_cursor}`; pass `next_cursor` back as `cursor` (`limit` 1–500,
 //!   default 50).
-//! - Every mutating call takes an optional idempotency key, as the `Idempotency-Key` header or the
-//!   body's `idempotency_key` (both present and different: 400). The same key with the same request
+//! - Every mutating call requires an idempotency key, as the `Idempotency-Key` header or the body's
+//!   `idempotency_key` (none: 400 `idempotency_key_required`; both present and different: 400). The same key with the same request
 //!   replays the first answer (header `Idempotent-Replayed: true`); with another request it is 409
 //!   `idempotency_key_reused`. Keys are kept 30 days.
 //! - Every action is written to the audit log (`GET /v1/admin/audit`) in its own transaction, with
@@ -15,6 +15,7 @@
 
 pub mod ops;
 pub mod purchases;
+pub mod s3_usage;
 
 use std::net::IpAddr;
 
@@ -130,7 +131,7 @@ pub(super) fn answer<T: Serialize>(status: StatusCode, done: Done<T>) -> Respons
 }
 
 /// A mutating call's body (`{}` when empty) and its actor (client address, idempotency key from
-/// the header or the body, fingerprinted with `route` and the body).
+/// the header or the body, fingerprinted with `route` and the body; required).
 pub(super) fn mutation(
     auth: AdminAuth,
     headers: &HeaderMap,
@@ -169,13 +170,20 @@ pub(super) fn mutation(
             ));
         }
     };
-    let idempotency =
-        super::metering::key_of(headers, body_key)?.map(|key| Idempotency::new(key, route, &value));
+    // Required on every mutating route (SPEC §9): without one, a retried adjustment posts twice.
+    let key = super::metering::key_of(headers, body_key)?.ok_or_else(|| {
+        ApiError::bad_request(
+            "idempotency_key_required",
+            "every admin action needs an idempotency key (the Idempotency-Key header or the body's idempotency_key): a retry with the same key then never acts twice",
+        )
+    })?;
+    let idempotency = Some(Idempotency::new(key, route, &value));
     Ok((
         value,
         Actor {
             client_ip: auth.client_ip,
             idempotency,
+            ..Actor::default()
         },
     ))
 }
@@ -195,10 +203,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(purchases::list_purchases))
         .routes(routes!(purchases::get_purchase))
         .routes(routes!(purchases::purchase_ledger))
+        .routes(routes!(s3_usage::purchase_s3_usage))
         .routes(routes!(purchases::adjust))
         .routes(routes!(purchases::suspend))
         .routes(routes!(purchases::resume))
         .routes(routes!(purchases::delete_purchase))
+        .routes(routes!(purchases::reprovision))
         .routes(routes!(ops::list_sweeps))
         .routes(routes!(ops::retry_sweep))
         .routes(routes!(ops::bump_sweep))

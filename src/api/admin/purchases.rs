@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{AdminAuth, answer, body_as, id_page, mutation, page_error, purchase_id};
 use crate::admin::purchases::{
     self as admin_purchases, Adjustment, AdjustmentOut, PurchaseDetail, PurchaseQuery, PurchaseRow,
-    SortBy, StatusAction, StatusActionOut,
+    ReprovisionOut, SortBy, StatusAction, StatusActionOut,
 };
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{AppJson, AppPath, AppQuery};
@@ -240,13 +240,13 @@ fn signed_usd_input() -> utoipa::openapi::schema::Schema {
     summary = "Post a balance adjustment (a signed amount with a reason); the status moves as for any credit or debit",
     params(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body = AdjustmentIn,
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The ledger entry and the balance after it", body = AdjustmentOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`), or its ledger reference already exists (`reference_conflict`)", body = ErrorBody),
@@ -345,13 +345,13 @@ pub(super) async fn status_action(
     summary = "Suspend a purchase (held until an operator resumes it); the lifecycle job suspends its resource",
     params(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body(content = Option<StatusActionIn>, description = "Optional"),
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
@@ -376,13 +376,13 @@ pub(super) async fn suspend(
     summary = "Resume a suspended purchase; its status follows its balance again",
     params(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body(content = Option<StatusActionIn>, description = "Optional"),
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
@@ -407,13 +407,13 @@ pub(super) async fn resume(
     summary = "Delete a purchase (final); the lifecycle job deletes its resource",
     params(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
     request_body = DeleteIn,
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
-        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`)", body = ErrorBody),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`)", body = ErrorBody),
         (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
         (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
@@ -428,4 +428,48 @@ pub(super) async fn delete_purchase(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     status_action(&state, auth, &id, &headers, &body, StatusAction::Delete).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/purchases/{id}/reprovision",
+    tag = "admin",
+    operation_id = "admin_reprovision",
+    summary = "Retry a failed purchase's provisioning now (the attempt count and its backoff start again)",
+    params(
+        ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(content = Option<super::IdempotencyIn>, description = "Optional"),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "Scheduled: the attempt starts now; the purchase becomes active when it delivers", body = ReprovisionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Its provisioning did not fail, or is running now (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
+pub(super) async fn reprovision(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    AppPath(id): AppPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = purchase_id(&id)?;
+    let route = format!("POST /v1/admin/purchases/{id}/reprovision");
+    let (_, actor) = mutation(auth, &headers, &route, &body)?;
+    let done = admin_purchases::reprovision(&state.pool, id, &actor).await?;
+    if !done.replayed {
+        // The attempt starts now rather than at the retry job's next pass.
+        let checkouts = state.checkouts();
+        tokio::spawn(async move {
+            if let Err(e) = crate::checkout::provision::run_once(&checkouts).await {
+                tracing::warn!(error = %e, "provisioning retry pass failed; the job retries");
+            }
+        });
+    }
+    Ok(answer(StatusCode::OK, done))
 }

@@ -136,11 +136,54 @@ pub(super) async fn charged_so_far(
         .collect()
 }
 
+/// What the hourly S3 estimates charged per day of the period (`s3_estimate_day`): the import
+/// posts each day's AWS figure less this and what earlier imports charged.
+pub(super) async fn estimated_so_far(
+    conn: &mut sqlx::PgConnection,
+    id: PurchaseId,
+    period: BillingPeriod,
+    lock: bool,
+) -> Result<BTreeMap<NaiveDate, i64>, CostImportError> {
+    let rows = if lock {
+        sqlx::query!(
+            "select usage_date, charged_micros from s3_estimate_day
+             where purchase_id = $1 and usage_date >= $2 and usage_date < $3 for update",
+            id.0,
+            period.first_day(),
+            period.end()
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.usage_date, r.charged_micros))
+        .collect()
+    } else {
+        sqlx::query!(
+            "select usage_date, charged_micros from s3_estimate_day
+             where purchase_id = $1 and usage_date >= $2 and usage_date < $3",
+            id.0,
+            period.first_day(),
+            period.end()
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.usage_date, r.charged_micros))
+        .collect()
+    };
+    Ok(rows)
+}
+
 /// One key's new state.
 pub(super) struct Planned {
     day: NaiveDate,
     before: Charged,
     cost: Exact,
+    /// The day's AWS figure with markup: what the customer owes for the day in total.
+    total_micros: i64,
+    /// What the hourly S3 estimates charged for the day.
+    estimated: i64,
+    /// What the imports charge for the day in total: `total_micros - estimated`.
     micros: i64,
     /// The markup this day is charged with: its own once charged, else the configured one.
     markup_bps: u32,
@@ -151,6 +194,7 @@ pub(super) fn plan(
     id: PurchaseId,
     days: &BTreeMap<NaiveDate, DayTotal>,
     before: &BTreeMap<NaiveDate, Charged>,
+    estimated: &BTreeMap<NaiveDate, i64>,
     markup_bps: u32,
 ) -> Result<Vec<Planned>, CostImportError> {
     let all: BTreeSet<NaiveDate> = days.keys().chain(before.keys()).copied().collect();
@@ -161,14 +205,18 @@ pub(super) fn plan(
             // A day keeps the markup it was first charged with: changing COST_MARKUP_PERCENT never
             // re-prices the past, restatements included.
             let markup_bps = before.markup_bps.unwrap_or(markup_bps);
-            let micros = total
-                .cost
-                .charge_micros(markup_bps)
-                .ok_or_else(|| CostImportError::Overflow(format!("charge of {id} on {day}")))?;
+            let overflow = || CostImportError::Overflow(format!("charge of {id} on {day}"));
+            let total_micros = total.cost.charge_micros(markup_bps).ok_or_else(overflow)?;
+            // Only days the import has (a CUR figure, or charged before) are settled: an
+            // estimate-only day waits for its AWS figure.
+            let estimated = estimated.get(&day).copied().unwrap_or(0);
+            let micros = total_micros.checked_sub(estimated).ok_or_else(overflow)?;
             Ok(Planned {
                 day,
                 before,
                 cost: total.cost,
+                total_micros,
+                estimated,
                 micros,
                 markup_bps,
                 total,
@@ -196,7 +244,7 @@ pub(super) fn summarize(
         charge.aws_cost = charge.aws_cost.checked_add(p.cost).ok_or_else(overflow)?;
         charge.charged = charge
             .charged
-            .checked_add(UsdMicros(p.micros))
+            .checked_add(UsdMicros(p.total_micros))
             .ok_or_else(overflow)?;
         let delta = p.micros.checked_sub(p.before.micros).ok_or_else(overflow)?;
         charge.delta = charge
@@ -217,7 +265,8 @@ pub(super) async fn preview_purchase(
 ) -> Result<PurchaseCharge, CostImportError> {
     let mut conn = pool.acquire().await?;
     let before = charged_so_far(&mut conn, id, period, false).await?;
-    summarize(id, &plan(id, days, &before, markup_bps)?)
+    let estimated = estimated_so_far(&mut conn, id, period, false).await?;
+    summarize(id, &plan(id, days, &before, &estimated, markup_bps)?)
 }
 
 /// Charges one purchase's differences in one transaction.
@@ -231,8 +280,12 @@ pub(super) async fn charge_purchase(
     run_id: Option<i64>,
 ) -> Result<PurchaseCharge, CostImportError> {
     let mut tx = pool.begin().await?;
+    // The purchase row first: the S3 estimate job takes it before its own rows too, so the two
+    // never interleave on one purchase.
+    ledger::lock(&mut tx, id).await?;
     let before = charged_so_far(&mut tx, id, period, true).await?;
-    let planned = plan(id, days, &before, markup_bps)?;
+    let estimated = estimated_so_far(&mut tx, id, period, true).await?;
+    let planned = plan(id, days, &before, &estimated, markup_bps)?;
     let mut charge = summarize(id, &planned)?;
     let mut first_status: Option<PurchaseStatus> = None;
     let mut last_status: Option<PurchaseStatus> = None;
@@ -270,7 +323,9 @@ pub(super) async fn charge_purchase(
                     "usage_date": p.day.to_string(),
                     "aws_cost": p.cost,
                     "aws_cost_before": p.before.aws_cost,
-                    "charged_total": UsdMicros(p.micros),
+                    "charged_total": UsdMicros(p.total_micros),
+                    "estimated": UsdMicros(p.estimated),
+                    "imports_total": UsdMicros(p.micros),
                     "charged_before": UsdMicros(p.before.micros),
                     "markup_bps": p.markup_bps,
                     "rows": p.total.rows,

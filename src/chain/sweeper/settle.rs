@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// Longest wait before a sweep whose bytes the node refused is looked at again (its replacement
+/// may be due).
+const REFUSED_RETRY_SECS: f64 = 30.0;
+
 /// Sends a signed transaction: reconciles by hash, then by nonce, then sends the stored bytes.
 pub(super) async fn broadcast(
     cx: &Ctx<'_>,
@@ -79,6 +83,16 @@ pub(super) async fn broadcast(
                     return Ok(true);
                 }
                 setback(cx, chain, sweep.sweep_id, &message).await?;
+                // Its replacement is due after a number of blocks, not of attempts: look again
+                // at least every REFUSED_RETRY_SECS whatever the backoff says.
+                sqlx::query!(
+                    "update sweep set next_attempt_at = least(next_attempt_at, now() + make_interval(secs => $2))
+                     where sweep_id = $1",
+                    sweep.sweep_id,
+                    REFUSED_RETRY_SECS
+                )
+                .execute(cx.pool)
+                .await?;
                 return Ok(false);
             }
         }

@@ -35,38 +35,24 @@ impl KeyAccess {
         }
         Ok(())
     }
-
-    /// Whether the balance can cover a call estimated at `estimate`.
-    pub fn check_balance(&self, estimate: UsdMicros) -> Result<(), GatewayError> {
-        if self.balance.0 <= 0 {
-            return Err(GatewayError::PaymentRequired(format!(
-                "The balance of this purchase is ${}. Top up to continue.",
-                self.balance
-            )));
-        }
-        if estimate > self.balance {
-            return Err(GatewayError::PaymentRequired(format!(
-                "The balance of this purchase (${}) cannot cover this request (up to ${}). \
-                 Top up, or lower generationConfig.maxOutputTokens.",
-                self.balance, estimate
-            )));
-        }
-        Ok(())
-    }
 }
 
-/// Looks a presented key up (by its hash).
+/// Looks a presented key up (by its hash). The settings are the purchase's terms: the offer as
+/// stored at checkout (`checkout.offer_terms`), so a price change or a removed model in the offers
+/// file applies only to purchases made after it. A purchase without stored terms (checked out
+/// before they were stored) reads the offer row.
 pub async fn find_key(pool: &PgPool, key: &str) -> Result<Option<KeyAccess>, GatewayError> {
     if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
         return Ok(None);
     }
     let row = sqlx::query!(
-        "select k.purchase_id, k.status as key_status, p.status as purchase_status, p.balance_micros,
-                o.settings
-         from gateway_key k
-         join purchase p using (purchase_id)
-         join offer o using (offer_id)
-         where k.key_hash = $1",
+        r#"select k.purchase_id, k.status as key_status, p.status as purchase_status, p.balance_micros,
+                  coalesce(c.offer_terms -> 'settings', o.settings) as "settings!"
+           from gateway_key k
+           join purchase p using (purchase_id)
+           join offer o using (offer_id)
+           left join checkout c on c.purchase_id = k.purchase_id
+           where k.key_hash = $1"#,
         keys::hash(key)
     )
     .fetch_optional(pool)

@@ -28,15 +28,19 @@ use crate::domain::ids::PurchaseId;
 use crate::domain::money::UsdMicros;
 
 mod access;
+mod forward;
 mod limiter;
 mod pricing;
 mod provider;
+mod slots;
 mod stream;
 
 pub use access::*;
+pub use forward::*;
 pub use limiter::*;
 pub use pricing::*;
 pub use provider::*;
+pub use slots::*;
 pub use stream::*;
 
 /// Gateway keys start with this, so a leaked one is recognisable.
@@ -50,6 +54,11 @@ const LIMITER_PRUNE_AT: usize = 10_000;
 /// A model's output limit when its prices in the offer do not set `max_output_tokens` (the
 /// Gemini 2.5 models' limit).
 pub const DEFAULT_MAX_OUTPUT_TOKENS: u64 = 65_536;
+/// A model's input limit when its prices in the offer do not set `max_input_tokens` (the Gemini
+/// 2.5 models' context window).
+pub const DEFAULT_MAX_INPUT_TOKENS: u64 = 1_048_576;
+/// Prompts over this many tokens pay a model's long-context prices (`input_over_200k`, …).
+pub const LONG_CONTEXT_TOKENS: u64 = 200_000;
 /// Concurrent calls per purchase when the offer does not set `max_concurrent_requests`.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: u32 = 4;
 /// The most candidates a reservation counts (`generationConfig.candidateCount`; Google allows 8).
@@ -92,12 +101,18 @@ pub enum GatewayError {
     UnknownMethod(String),
     #[error("{0}")]
     InvalidArgument(String),
+    #[error(
+        "tool_not_sold: the tool {0:?} is not sold with this key (its use is billed per request upstream and this offer does not price it). Remove it from `tools`."
+    )]
+    ToolNotSold(String),
     #[error("The Gemini gateway is not configured on this server.")]
     NotConfigured,
     #[error("The upstream model service is unavailable; retry shortly.")]
     UpstreamUnavailable(#[source] reqwest::Error),
     #[error("the offer's gateway settings are invalid: {0}")]
     Misconfigured(String),
+    #[error("the call's settlement task ended without an answer")]
+    TaskLost,
     #[error(transparent)]
     Billing(#[from] BillingError),
     #[error(transparent)]
@@ -111,6 +126,11 @@ pub struct Gateway {
     keys: Vec<SecretString>,
     next_key: AtomicUsize,
     pub limiter: RateLimiter,
+    /// The calls being read to their end and settled, detached from their clients: shutdown
+    /// waits for them ([`Gateway::settled`]).
+    tasks: tokio_util::task::TaskTracker,
+    /// Each purchase's calls in progress, counted from their headers.
+    pub slots: CallSlots,
     /// Largest request body read (`GEMINI_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// Time allowed to receive a request body (`GEMINI_BODY_READ_TIMEOUT_SECS`).
@@ -131,9 +151,27 @@ impl Gateway {
             keys: config.api_keys.clone(),
             next_key: AtomicUsize::new(0),
             limiter: RateLimiter::default(),
+            tasks: tokio_util::task::TaskTracker::new(),
+            slots: CallSlots::default(),
             max_body_bytes: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
         })
+    }
+
+    /// Waits (at most `within`) for every call already forwarded to be read to its end and
+    /// charged; at shutdown, after the server stopped taking calls.
+    pub async fn settled(&self, within: Duration) -> bool {
+        self.tasks.close();
+        let done = tokio::time::timeout(within, self.tasks.wait())
+            .await
+            .is_ok();
+        if !done {
+            tracing::warn!(
+                running = self.tasks.len(),
+                "Gemini calls still running at shutdown: their holds lapse and they are not charged"
+            );
+        }
+        done
     }
 
     /// How many upstream keys there are (a 429 on one is retried on the next).
@@ -195,13 +233,22 @@ impl Gateway {
 mod tests {
     use super::*;
 
+    fn usd(text: &str) -> UsdMicros {
+        UsdMicros::parse_decimal(text).unwrap()
+    }
+
     fn prices(input: &str, output: &str, cached: Option<&str>) -> ModelPrices {
         ModelPrices {
-            input: UsdMicros::parse_decimal(input).unwrap(),
-            output: UsdMicros::parse_decimal(output).unwrap(),
-            cached_input: cached.map(|c| UsdMicros::parse_decimal(c).unwrap()),
-            max_output_tokens: None,
+            input: usd(input),
+            output: usd(output),
+            cached_input: cached.map(usd),
+            ..ModelPrices::default()
         }
+    }
+
+    /// The estimate of a body as a client sends it (compact JSON).
+    fn estimate(body: &serde_json::Value) -> Estimate {
+        Estimate::of_request(body, serde_json::to_vec(body).unwrap().len() as u64)
     }
 
     #[test]
@@ -253,7 +300,7 @@ mod tests {
     }
 
     #[test]
-    fn estimates_count_text_media_and_requested_output() {
+    fn the_hold_bounds_input_by_the_body_and_output_by_the_request() {
         let body = json!({
             "contents": [{"role": "user", "parts": [
                 {"text": "abcdefgh"},
@@ -262,54 +309,156 @@ mod tests {
             "systemInstruction": {"parts": [{"text": "abcd"}]},
             "generationConfig": {"maxOutputTokens": 1000}
         });
-        let e = Estimate::of_request(&body);
+        let bytes = serde_json::to_vec(&body).unwrap().len() as u64;
+        let e = estimate(&body);
         assert_eq!(
             e,
             Estimate {
-                input_tokens: 3 + 258,
-                max_input_tokens: 12 + 258,
+                // "user", "abcdefgh", "abcd": 16 characters, about 4 tokens; one image.
+                input_tokens: 4 + 258,
+                body_bytes: bytes,
+                whole_context: false,
                 max_output_tokens: Some(1000),
                 candidates: 1,
+                tools: Vec::new(),
             }
         );
         let p = prices("1", "10", None);
-        // The worst case: 270 × 1 + 1000 × 10 µUSD (1 $/M = 1 µUSD per token).
-        assert_eq!(p.estimate(&e), UsdMicros(10_270));
+        // The worst case: every byte a token at 1 µUSD, 1000 output tokens at 10 µUSD.
+        assert_eq!(p.hold(&e), UsdMicros(bytes as i64 + 10_000));
+        // Strings under any key count: a 3 MB functionResponse is held at the model's input limit.
+        let tool_answer = json!({"contents": [{"role": "user", "parts": [{"functionResponse": {
+            "name": "f", "response": {"result": "x".repeat(3_000_000)}}}]}],
+            "generationConfig": {"maxOutputTokens": 10}});
+        let e = estimate(&tool_answer);
+        assert!(e.body_bytes > 3_000_000 && e.input_tokens >= 750_000);
+        assert_eq!(
+            e.worst_case(&p).prompt_token_count,
+            DEFAULT_MAX_INPUT_TOKENS
+        );
+        // A file (by URI) or inline video/audio/PDF: the whole input limit, whatever its size.
+        for part in [
+            json!({"fileData": {"fileUri": "https://www.youtube.com/watch?v=x"}}),
+            json!({"file_data": {"file_uri": "gs://b/o", "mime_type": "image/png"}}),
+            json!({"inlineData": {"mimeType": "video/mp4", "data": "AAAA"}}),
+            json!({"inline_data": {"mime_type": "audio/ogg", "data": "AAAA"}}),
+            json!({"inlineData": {"mimeType": "application/pdf", "data": "AAAA"}}),
+        ] {
+            let limited = ModelPrices {
+                max_input_tokens: Some(32_768),
+                ..p
+            };
+            let e = estimate(&json!({"contents": [{"parts": [part]}]}));
+            assert!(e.whole_context, "{part}");
+            assert_eq!(e.worst_case(&limited).prompt_token_count, 32_768);
+        }
         // Estimates round up: 1 token at 0.30 $/M = 0.3 µUSD → 1.
-        let one = Estimate {
-            input_tokens: 1,
-            max_input_tokens: 1,
-            max_output_tokens: Some(0),
-            candidates: 1,
+        let one = Usage {
+            prompt_token_count: 1,
+            ..Default::default()
         };
-        assert_eq!(prices("0.30", "0", None).estimate(&one), UsdMicros(1));
-        let big = Estimate {
-            input_tokens: 1_000_000,
-            max_input_tokens: 1_000_000,
-            max_output_tokens: Some(1_000_000),
-            candidates: 1,
+        assert_eq!(prices("0.30", "0", None).hold_for(&one), UsdMicros(1));
+    }
+
+    #[test]
+    fn long_prompts_pay_the_long_context_tier_and_holds_the_highest() {
+        // gemini-2.5-pro: $1.25 / $10 up to 200k prompt tokens, $2.50 / $15 above.
+        let pro = ModelPrices {
+            input_over_200k: Some(usd("2.50")),
+            output_over_200k: Some(usd("15")),
+            ..prices("1.25", "10", Some("0.31"))
         };
-        assert_eq!(p.estimate(&big), UsdMicros(11_000_000));
+        let at = |prompt: u64, cached: u64| Usage {
+            prompt_token_count: prompt,
+            cached_content_token_count: cached,
+            candidates_token_count: 1000,
+            ..Default::default()
+        };
+        // 200,000 × 1.25 + 1000 × 10 = 260,000 µUSD.
+        assert_eq!(pro.charge(&at(200_000, 0)), UsdMicros(260_000));
+        // 200,001 × 2.50 + 1000 × 15 = 515,002.5 → 515,003.
+        assert_eq!(pro.charge(&at(200_001, 0)), UsdMicros(515_003));
+        // Cached tokens above 200k: cached_input_over_200k, else cached_input.
+        assert_eq!(
+            pro.charge(&at(300_000, 100_000)),
+            UsdMicros(200_000 * 2_500_000 / 1_000_000 + 31_000 + 15_000)
+        );
+        // A worst case under 200k holds the base tier; above it, the higher of both.
+        let small = Usage {
+            prompt_token_count: 100_000,
+            candidates_token_count: 65_536,
+            ..Default::default()
+        };
+        assert_eq!(pro.hold_for(&small), UsdMicros(125_000 + 655_360));
+        let whole = Usage {
+            prompt_token_count: DEFAULT_MAX_INPUT_TOKENS,
+            candidates_token_count: 65_536,
+            ..Default::default()
+        };
+        assert_eq!(
+            pro.hold_for(&whole),
+            UsdMicros(2_621_440 + 983_040),
+            "1,048,576 × 2.50 + 65,536 × 15"
+        );
+        // The charge of any usage within the worst case is within the hold.
+        for usage in [at(150_000, 0), at(300_000, 0), at(1_000_000, 500_000)] {
+            assert!(pro.charge(&usage) <= pro.hold_for(&whole));
+        }
+    }
+
+    #[test]
+    fn built_in_tools_are_named_and_priced_per_request() {
+        let body = json!({"contents": [], "tools": [
+            {"functionDeclarations": [{"name": "f"}]},
+            {"google_search": {}},
+            {"codeExecution": {}}
+        ]});
+        let e = estimate(&body);
+        assert_eq!(e.tools, ["codeExecution", "googleSearch"]);
+        assert!(e.whole_context, "tool results are prompt tokens");
+        assert!(
+            estimate(&json!({"tools": [{"function_declarations": []}]}))
+                .tools
+                .is_empty()
+        );
+        let settings = GatewaySettings::from_offer_settings(&json!({
+            "models": {"m": {"input": "1", "output": "1"}},
+            "tools": {"google_search": {"per_request_usd": "0.035"}}
+        }))
+        .unwrap();
+        match settings.tool_charge(&e.tools) {
+            Err(GatewayError::ToolNotSold(tool)) => assert_eq!(tool, "codeExecution"),
+            other => panic!("{other:?}"),
+        }
+        let charge = settings.tool_charge(&["googleSearch".to_owned()]).unwrap();
+        assert_eq!(charge.fee, UsdMicros(35_000));
+        assert_eq!(
+            camel_case("google_search_retrieval"),
+            "googleSearchRetrieval"
+        );
+        assert_eq!(camel_case("urlContext"), "urlContext");
     }
 
     #[test]
     fn the_worst_case_is_the_models_output_limit_when_the_request_sets_none() {
         let body = json!({"contents": [{"parts": [{"text": "abcd"}]}]});
-        let e = Estimate::of_request(&body);
+        let e = estimate(&body);
         assert_eq!(e.max_output_tokens, None);
-        // gemini-2.5-pro: 4 × 1.25 + 65536 × 10 µUSD = 655365 µUSD.
+        // gemini-2.5-pro: 42 bytes × 1.25 + 65536 × 10 µUSD = 655412.5 → 655413 µUSD.
+        assert_eq!(e.body_bytes, 42);
         let pro = prices("1.25", "10", None);
         assert_eq!(e.worst_case(&pro).output(), DEFAULT_MAX_OUTPUT_TOKENS);
-        assert_eq!(pro.estimate(&e), UsdMicros(655_365));
+        assert_eq!(pro.hold(&e), UsdMicros(655_413));
         let limited = ModelPrices {
             max_output_tokens: Some(8192),
             ..prices("0.10", "0.40", None)
         };
         assert_eq!(e.worst_case(&limited).output(), 8192);
-        // Several candidates multiply the output (at most 8).
+        // Several candidates multiply the output (at most 8); a request above the limit is capped.
         let many = json!({"contents": [], "generationConfig": {"candidateCount": 50, "maxOutputTokens": 100}});
-        let e = Estimate::of_request(&many);
-        assert_eq!(e.worst_case(&limited).output(), 800);
+        assert_eq!(estimate(&many).worst_case(&limited).output(), 800);
+        let over = json!({"generationConfig": {"maxOutputTokens": 1_000_000}});
+        assert_eq!(estimate(&over).worst_case(&limited).output(), 8192);
     }
 
     #[test]
@@ -329,8 +478,18 @@ mod tests {
             settings.models["gemini-2.5-flash"],
             ModelPrices {
                 max_output_tokens: Some(65_536),
+                max_input_tokens: Some(1_048_576),
                 ..prices("0.30", "2.50", Some("0.075"))
             }
+        );
+        let pro = settings.models["gemini-2.5-pro"];
+        assert_eq!(
+            (pro.input_over_200k, pro.output_over_200k),
+            (Some(usd("2.50")), Some(usd("15")))
+        );
+        assert!(
+            settings.tools.is_empty(),
+            "no built-in tool is sold by default"
         );
         assert_eq!(settings.models["gemini-2.0-flash"].output_limit(), 8192);
         assert_eq!(settings.limits().requests_per_minute, Some(60));
@@ -353,6 +512,10 @@ mod tests {
             json!({"models": {"m": {"input": "1"}}}),
             json!({"models": {"m": {"input": "1", "output": "1", "max_output_tokens": 0}}}),
             json!({"models": {"m": {"input": "1", "output": "1"}}, "max_concurrent_requests": 0}),
+            json!({"models": {"m": {"input": "1", "output": "1", "output_over_200k": "-1"}}}),
+            json!({"models": {"m": {"input": "1", "output": "1", "max_input_tokens": 0}}}),
+            json!({"models": {"m": {"input": "1", "output": "1"}}, "tools": {"t": {"per_request_usd": "-1"}}}),
+            json!({"models": {"m": {"input": "1", "output": "1"}}, "tools": {"t": {}}}),
         ] {
             assert!(GatewaySettings::from_offer_settings(&bad).is_err(), "{bad}");
         }
@@ -422,7 +585,7 @@ mod tests {
     }
 
     #[test]
-    fn key_access_checks_status_then_balance() {
+    fn key_access_checks_the_key_and_purchase_status() {
         let access = |key: &str, status: PurchaseStatus, balance: i64| KeyAccess {
             purchase_id: PurchaseId::new(),
             key_status: key.to_owned(),
@@ -453,14 +616,6 @@ mod tests {
                 Err(GatewayError::PaymentRequired(_))
             ));
         }
-        let a = access("active", PurchaseStatus::Active, 100);
-        assert!(a.check_balance(UsdMicros(100)).is_ok());
-        assert!(a.check_balance(UsdMicros(101)).is_err());
-        assert!(
-            access("active", PurchaseStatus::Active, 0)
-                .check_balance(UsdMicros(0))
-                .is_err()
-        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Metering responses: the usage of a whole JSON response, and of a stream (SSE or a JSON array)
-//! read object by object as it passes through, settled when it ends or is dropped.
+//! Metering answers: the usage an answer reports (a whole JSON response, or a stream — SSE or a
+//! JSON array — read object by object as it passes) and its charge, posted through the ledger.
 
 use super::*;
 
@@ -10,24 +10,49 @@ pub struct Metered {
     pub model: String,
     pub prices: ModelPrices,
     pub usage: Usage,
+    /// Built-in tools used and their per-request price (charged with the tokens).
+    pub tools: ToolCharge,
     pub response_id: Option<String>,
     pub model_version: Option<String>,
-    /// The upstream reported no `usageMetadata`: `usage` is the call's reserved worst case.
+    /// The upstream reported no `usageMetadata`: `usage` is the call's held worst case.
     pub worst_case: bool,
+    /// What the call held while it ran: a charge above it is still posted and raises a
+    /// `gateway.hold_exceeded` alert.
+    pub hold: Option<UsdMicros>,
 }
 
+/// Attempts at posting a charge the database refused for a passing reason (a detached call has
+/// no client to answer, so it waits for the database a little).
+const POST_ATTEMPTS: u32 = 5;
+
 impl Metered {
+    /// The call's charge: its tokens at the tier of its real prompt size, plus its tools.
+    pub fn charge(&self) -> UsdMicros {
+        UsdMicros(
+            self.prices
+                .charge(&self.usage)
+                .0
+                .saturating_add(self.tools.fee.0),
+        )
+    }
+
     fn entry(&self, reference: String) -> NewEntry {
         let u = &self.usage;
         let basis = if self.worst_case {
-            " (no usage reported: the call's reserved maximum)"
+            " (no usage reported: the call's held maximum)"
         } else {
             ""
         };
-        let mut entry = NewEntry::new(EntryKind::Usage, UsdMicros(-self.prices.charge(u).0))
+        let tools = if self.tools.tools.is_empty() {
+            String::new()
+        } else {
+            format!(" + {} (${})", self.tools.tools.join(", "), self.tools.fee)
+        };
+        let charge = self.charge();
+        let mut entry = NewEntry::new(EntryKind::Usage, UsdMicros(-charge.0))
             .reference(reference)
             .description(format!(
-                "Gemini {}: {} input ({} cached) + {} output tokens{basis}",
+                "Gemini {}: {} input ({} cached) + {} output tokens{tools}{basis}",
                 self.model,
                 u.input() + u.cached(),
                 u.cached(),
@@ -45,43 +70,52 @@ impl Metered {
             "tool_use_prompt_tokens": u.tool_use_prompt_token_count,
             "candidates_tokens": u.candidates_token_count,
             "thoughts_tokens": u.thoughts_token_count,
-            "charge_usd": self.prices.charge(u),
+            "long_context": u.prompt_token_count > LONG_CONTEXT_TOKENS,
+            "tools": self.tools.tools,
+            "tools_usd": self.tools.fee,
+            "charge_usd": charge,
+            "hold_usd": self.hold,
             "usage_reported": !self.worst_case,
         });
         entry
     }
 
     /// Debits the call through the ledger and deletes its reservation (if any) in the same
-    /// transaction. Nothing is posted for a call without tokens (the reservation still goes).
+    /// transaction. Nothing is posted for a call that costs nothing (the reservation still goes).
+    /// A passing database failure is retried with the same reference (posting it twice is a
+    /// replay, not a second charge).
     pub async fn post(
         &self,
         pool: &PgPool,
         reservation: Option<Uuid>,
     ) -> Result<Option<Posted>, GatewayError> {
-        if self.usage.total() == 0 {
+        if self.usage.total() == 0 && self.tools.fee.0 == 0 {
             if let Some(id) = reservation {
                 delete_reservation(pool, id).await?;
             }
             return Ok(None);
         }
-        let reference = match &self.response_id {
+        let mut reference = match &self.response_id {
             Some(id) if !id.is_empty() && id.len() <= 200 => format!("gemini:{id}"),
             _ => format!("gemini:req:{}", Uuid::new_v4()),
         };
-        let posted = match self
-            .post_once(pool, self.entry(reference), reservation)
-            .await
-        {
-            // An upstream that repeats a response id for a different call is still charged.
-            Err(GatewayError::Billing(BillingError::ReferenceConflict(_))) => {
-                self.post_once(
-                    pool,
-                    self.entry(format!("gemini:req:{}", Uuid::new_v4())),
-                    reservation,
-                )
-                .await?
+        let mut attempt = 0;
+        let posted = loop {
+            attempt += 1;
+            match self.post_once(pool, &reference, reservation).await {
+                Ok(posted) => break posted,
+                // An upstream that repeats a response id for a different call is still charged.
+                Err(GatewayError::Billing(BillingError::ReferenceConflict(_)))
+                    if !reference.starts_with("gemini:req:") =>
+                {
+                    reference = format!("gemini:req:{}", Uuid::new_v4());
+                }
+                Err(e) if attempt < POST_ATTEMPTS && is_passing(&e) => {
+                    tracing::warn!(purchase_id = %self.purchase_id, attempt, error = %e, "cannot post Gemini usage yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+                Err(e) => return Err(e),
             }
-            other => other?,
         };
         if posted.status_changed() {
             tracing::info!(
@@ -97,11 +131,12 @@ impl Metered {
     async fn post_once(
         &self,
         pool: &PgPool,
-        entry: NewEntry,
+        reference: &str,
         reservation: Option<Uuid>,
     ) -> Result<Posted, GatewayError> {
         let mut tx = pool.begin().await?;
-        let posted = ledger::post(&mut tx, self.purchase_id, &entry).await?;
+        let posted =
+            ledger::post(&mut tx, self.purchase_id, &self.entry(reference.to_owned())).await?;
         if let Some(id) = reservation {
             sqlx::query!(
                 "delete from gateway_reservation where reservation_id = $1",
@@ -110,8 +145,47 @@ impl Metered {
             .execute(&mut *tx)
             .await?;
         }
+        let charge = self.charge();
+        if let Some(hold) = self.hold.filter(|hold| charge > *hold)
+            && !posted.replayed
+        {
+            tracing::error!(purchase_id = %self.purchase_id, model = %self.model, %charge, %hold, "a Gemini call cost more than it held");
+            let alert = crate::notify::events::Alert {
+                subject: format!("A Gemini call cost more than its hold (${charge} > ${hold})"),
+                text: format!(
+                    "Purchase {} was charged ${charge} for a {} call that held ${hold} while it ran \
+                     ({} prompt + {} tool-use + {} output tokens; reference {reference}). The hold \
+                     is meant to be an upper bound: check the model's max_input_tokens / \
+                     max_output_tokens and prices in the offers file. The balance may be below \
+                     zero by the difference.\n",
+                    self.purchase_id,
+                    self.model,
+                    self.usage.prompt_token_count,
+                    self.usage.tool_use_prompt_token_count,
+                    self.usage.output(),
+                ),
+            };
+            crate::notify::events::alert(
+                &mut tx,
+                "gateway.hold_exceeded",
+                Some(self.purchase_id),
+                &alert,
+                Some(&format!("alert:gateway.hold_exceeded:{reference}")),
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(posted)
+    }
+}
+
+/// A database failure that may pass (the database restarting or out of connections).
+fn is_passing(e: &GatewayError) -> bool {
+    match e {
+        GatewayError::Db(db) | GatewayError::Billing(BillingError::Db(db)) => {
+            crate::db::is_unavailable(db)
+        }
+        _ => false,
     }
 }
 
@@ -197,132 +271,6 @@ impl ResponseUsage {
         }
         if let Some(v) = response.get("modelVersion").and_then(|v| v.as_str()) {
             self.model_version = Some(v.to_owned());
-        }
-    }
-}
-
-/// Meters a streamed response: watches the chunks as they pass and posts the last
-/// `usageMetadata` once — at the end of the stream, or (in the background) when the stream is
-/// dropped early because the client went away. A stream that delivered anything without ever
-/// showing `usageMetadata` is charged its worst case; one that delivered nothing is free. Either
-/// way the call's reservation is settled with it.
-pub struct StreamMeter {
-    pool: PgPool,
-    purchase_id: PurchaseId,
-    model: String,
-    prices: ModelPrices,
-    worst_case: Usage,
-    reservation: Option<Reservation>,
-    on_tokens: Box<dyn Fn(u64) + Send + Sync>,
-    splitter: JsonObjectSplitter,
-    seen: ResponseUsage,
-    delivered: bool,
-    done: bool,
-    extended_at: Instant,
-}
-
-impl StreamMeter {
-    pub fn new(
-        pool: PgPool,
-        purchase_id: PurchaseId,
-        model: String,
-        prices: ModelPrices,
-        worst_case: Usage,
-        reservation: Option<Reservation>,
-        on_tokens: Box<dyn Fn(u64) + Send + Sync>,
-    ) -> Self {
-        Self {
-            pool,
-            purchase_id,
-            model,
-            prices,
-            worst_case,
-            reservation,
-            on_tokens,
-            splitter: JsonObjectSplitter::default(),
-            seen: ResponseUsage::default(),
-            delivered: false,
-            done: false,
-            extended_at: Instant::now(),
-        }
-    }
-
-    pub fn observe(&mut self, chunk: &[u8]) {
-        self.delivered |= !chunk.is_empty();
-        if let Some(reservation) = &self.reservation
-            && self.extended_at.elapsed() >= RESERVATION_REFRESH
-        {
-            self.extended_at = Instant::now();
-            let (pool, id) = (self.pool.clone(), reservation.id);
-            tokio::spawn(async move {
-                if let Err(e) = extend_reservation(&pool, id).await {
-                    tracing::warn!(reservation_id = %id, error = %e, "cannot extend a running stream's reservation");
-                }
-            });
-        }
-        let seen = &mut self.seen;
-        self.splitter.push(chunk, |object| seen.observe(&object));
-    }
-
-    /// What to charge, and the reservation to settle with it.
-    fn take(&mut self) -> (Option<Metered>, Option<Reservation>) {
-        if std::mem::replace(&mut self.done, true) {
-            return (None, None);
-        }
-        let reservation = self.reservation.take();
-        let (usage, worst_case) = match self.seen.usage {
-            Some(usage) => (usage, false),
-            None if self.delivered => (self.worst_case, true),
-            None => return (None, reservation),
-        };
-        (self.on_tokens)(usage.total());
-        let metered = Metered {
-            purchase_id: self.purchase_id,
-            model: self.model.clone(),
-            prices: self.prices,
-            usage,
-            response_id: self.seen.response_id.clone(),
-            model_version: self.seen.model_version.clone(),
-            worst_case,
-        };
-        (Some(metered), reservation)
-    }
-
-    /// The stream ended: post the usage now (the client sees the end after the debit).
-    pub async fn finish(mut self) {
-        let (metered, reservation) = self.take();
-        settle_logged(self.pool.clone(), self.purchase_id, metered, reservation).await;
-    }
-}
-
-pub(super) async fn settle_logged(
-    pool: PgPool,
-    purchase_id: PurchaseId,
-    metered: Option<Metered>,
-    reservation: Option<Reservation>,
-) {
-    if metered.as_ref().is_some_and(|m| m.worst_case) {
-        tracing::warn!(%purchase_id, "streamed answer without usageMetadata: charged its reserved worst case");
-    }
-    if let Err(e) = settle(&pool, metered.as_ref(), reservation).await {
-        tracing::error!(%purchase_id, error = %e, "cannot post streamed Gemini usage");
-    }
-}
-
-impl Drop for StreamMeter {
-    fn drop(&mut self) {
-        let (metered, reservation) = self.take();
-        if metered.is_none() && reservation.is_none() {
-            return;
-        }
-        let (pool, purchase_id) = (self.pool.clone(), self.purchase_id);
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(settle_logged(pool, purchase_id, metered, reservation));
-            }
-            Err(_) => {
-                tracing::error!(%purchase_id, "Gemini usage of an interrupted stream lost: no runtime");
-            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod cost_explorer;
+mod s3_estimate;
 
 use chrono::NaiveDate;
 use flate2::Compression;
