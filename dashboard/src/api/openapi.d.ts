@@ -277,6 +277,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/purchases/{id}/s3-usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An S3 purchase's hourly estimates per day beside the imported AWS costs (last 31 days) */
+        get: operations["admin_purchase_s3_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/purchases/{id}/suspend": {
         parameters: {
             query?: never;
@@ -679,6 +696,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/purchase/{id}/s3-usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Today's estimated S3 spend, the last days' estimates beside the AWS figures that replaced them, and any limit hold
+         * @description Estimates are charged hourly from the bucket's access logs and storage metrics; the daily AWS cost import replaces each day's estimate with AWS's own figure (it posts only the difference).
+         */
+        get: operations["s3_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/purchase/{id}/validate-auth": {
         parameters: {
             query?: never;
@@ -751,7 +788,7 @@ export interface paths {
         put?: never;
         /**
          * Gemini gateway: generateContent, streamGenerateContent, countTokens
-         * @description `{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Upstream errors pass through unchanged and free. While the call runs its worst case (input upper bound plus maxOutputTokens × candidateCount, or the model's max_output_tokens from the offer when unset) is held against the balance, and at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its reserved worst case. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.
+         * @description `{model_action}` is `<model>:generateContent`, `<model>:streamGenerateContent` (SSE with `?alt=sse`, else a streamed JSON array; chunks pass through as they arrive) or `<model>:countTokens` (free). The request and response bodies are Google's (`GenerateContentRequest` / `GenerateContentResponse`), forwarded with the vendor's key. Each answer's `usageMetadata` is debited at the offer's per-model prices (USD per million tokens: uncached prompt and tool-use prompt × input, cached prompt × cached_input, candidates and thoughts × output; rounded half up to micro-USD) before the answer — or the end of the stream — is released. Prompts over 200k tokens pay the model's long-context prices when the offer sets them. Prices and models are the purchase's terms as stored at checkout. A call that reached the upstream is charged even if the client hangs up: the answer is read to its end regardless. Upstream errors pass through unchanged and free. While the call runs its worst case is held against the balance and the call is admitted only if that fits the balance less the running holds: input tokens bounded by the body's size in bytes (the model's whole input limit for a fileData part, inline video/audio/PDF or a built-in tool), plus maxOutputTokens × candidateCount (or the model's output limit), at the highest price tier it may fall in; at most the offer's max_concurrent_requests (default 4) calls of a purchase run at once. Built-in tools (googleSearch, urlContext, codeExecution, …) the offer does not price are refused with 400 (reason tool_not_sold); priced ones are charged per request. Only `alt=sse` goes upstream: `fields`/`$fields` and other formats (`alt=proto`) are refused with 400, other query parameters dropped; an answer without usageMetadata is charged its hold's usage. The key is checked before the body is read; the body is capped at GEMINI_MAX_BODY_BYTES and must arrive within GEMINI_BODY_READ_TIMEOUT_SECS.
          */
         post: operations["call_model"];
         delete?: never;
@@ -1208,6 +1245,25 @@ export interface components {
              */
             error: string;
         };
+        /**
+         * @description What the customer and the console see of a purchase's estimates: per day, the estimate charged
+         *     and (once imported) the AWS figure that replaced it.
+         */
+        EstimateDay: {
+            /** @description `YYYY-MM-DD` (UTC). */
+            day: string;
+            /** Format: int64 */
+            egress_bytes: number;
+            /** @description What the hourly estimates charged for the day (micro-USD as a USD decimal). */
+            estimated_usd: components["schemas"]["UsdAmount"];
+            /** Format: int64 */
+            get_requests: number;
+            imported_usd?: null | components["schemas"]["UsdAmount"];
+            /** Format: int64 */
+            put_requests: number;
+            /** Format: int64 */
+            storage_bytes?: number | null;
+        };
         /** @description The full receipt, or the three fields of a refusal. */
         FinalizeReceipt: components["schemas"]["Receipt"] | components["schemas"]["RefusedReceipt"];
         /** @description The gas wallet on one chain. */
@@ -1273,6 +1329,11 @@ export interface components {
              * @example 404
              */
             code: number;
+            /**
+             * @description Google's `google.rpc.ErrorInfo` with this gateway's own reason (`tool_not_sold`), when
+             *     the refusal is the gateway's rather than Google's.
+             */
+            details?: components["schemas"]["GoogleErrorInfo"][];
             message: string;
             /**
              * @description Google's canonical status (INVALID_ARGUMENT, UNAUTHENTICATED, FAILED_PRECONDITION,
@@ -1280,6 +1341,15 @@ export interface components {
              * @example NOT_FOUND
              */
             status: string;
+        };
+        /** @description `google.rpc.ErrorInfo`, as Google puts it in `error.details`. */
+        GoogleErrorInfo: {
+            /** @description `type.googleapis.com/google.rpc.ErrorInfo` */
+            "@type": string;
+            /** @description `vendor-server` */
+            domain: string;
+            /** @description `tool_not_sold` */
+            reason: string;
         };
         /** @description `GET /health`'s answer. */
         HealthOut: {
@@ -1930,6 +2000,17 @@ export interface components {
             kind: string;
             /** @description S3: the bucket's region. */
             region?: string | null;
+        };
+        /** @description A purchase's S3 usage view. */
+        S3UsageView: {
+            /** @description Newest first, the last `days` days that have an estimate or an imported figure. */
+            days: components["schemas"]["EstimateDay"][];
+            /** @description `egress` or `storage` when an offer limit holds the purchase suspended. */
+            limit?: string | null;
+            /** @description What the customer should do about the limit, in words. */
+            limit_message?: string | null;
+            /** @description Today's estimated spend (UTC day so far). */
+            today_estimated_usd: components["schemas"]["UsdAmount"];
         };
         /** @description What a status action did. */
         StatusActionOut: {
@@ -3458,6 +3539,83 @@ export interface operations {
             };
             /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_purchase_s3_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Estimates and imported costs per day, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["S3UsageView"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A malformed purchase id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5413,6 +5571,74 @@ export interface operations {
             };
         };
     };
+    s3_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The purchase's S3 usage */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["S3UsageView"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     validate_auth: {
         parameters: {
             query?: never;
@@ -5808,7 +6034,7 @@ export interface operations {
                     "text/event-stream": string;
                 };
             };
-            /** @description Malformed JSON or request, or an unsupported query parameter (fields, $fields, alt other than sse) (INVALID_ARGUMENT) */
+            /** @description Malformed JSON or request, an unsupported query parameter (fields, $fields, alt other than sse), or a built-in tool the offer does not sell (details[0].reason tool_not_sold) (INVALID_ARGUMENT) */
             400: {
                 headers: {
                     [name: string]: unknown;
