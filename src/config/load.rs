@@ -290,6 +290,9 @@ impl Config {
                     default_reorg_window_blocks(),
                 )?,
                 start_block: v.parse("START_BLOCK", "a block number")?,
+                watch: v.parse_or("WATCH_MODE", "logs or addresses", WatchMode::Logs)?,
+                rpc_max_batch: None,
+                rpc_max_body_bytes: None,
                 replace_after_blocks: v.parse_or(
                     "REPLACE_AFTER_BLOCKS",
                     "a block count",
@@ -309,6 +312,13 @@ impl Config {
             let file: ChainsFile = toml::from_str(&text)
                 .map_err(|e| ConfigError::invalid("CHAINS_FILE", "a valid chains TOML file", e))?;
             chains.extend(file.chains);
+        }
+        // The RPC limits apply to every chain that does not set its own.
+        let max_batch: Option<usize> = v.parse("RPC_MAX_BATCH", "a number of requests")?;
+        let max_body: Option<usize> = v.parse("RPC_MAX_BODY_BYTES", "a size in bytes")?;
+        for chain in &mut chains {
+            chain.rpc_max_batch = chain.rpc_max_batch.or(max_batch);
+            chain.rpc_max_body_bytes = chain.rpc_max_body_bytes.or(max_body);
         }
         validate_chains(&mut chains)?;
 
@@ -483,6 +493,10 @@ impl Config {
                 "seconds",
                 10,
             )?),
+            watch_interval: Duration::from_secs(
+                v.parse_or::<u64>("WATCHER_INTERVAL_SECS", "seconds", 5)?
+                    .clamp(1, 3600),
+            ),
             // Finalize answers within REQUEST_TIMEOUT_SECS minus 5 s (SPEC §9); by default it waits
             // for provisioning 10 s less than the request timeout, leaving time for the chain scan.
             provision_wait: Duration::from_secs(v.parse_or(

@@ -249,6 +249,8 @@ pub struct CheckoutConfig {
     pub validate_per_minute: u32,
     /// validate answers from the database (no RPC) while the watcher's last pass is this recent.
     pub validate_fresh: Duration,
+    /// Pause of the deposit watcher after a pass that found nothing (`WATCHER_INTERVAL_SECS`).
+    pub watch_interval: Duration,
 }
 
 /// Refunds (SPEC §9 "Customers get what they paid for, or their money back").

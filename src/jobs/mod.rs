@@ -31,9 +31,12 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
     type Pass = fn(AppState) -> futures::future::BoxFuture<'static, anyhow::Result<Outcome>>;
     // (name, sleep when idle, sleep after an error, one pass)
     let jobs: [(&'static str, Duration, Duration, Pass); 8] = [
-        ("deposit_watcher", secs(5), secs(15), |s| {
-            Box::pin(async move { crate::checkout::deposits::run_once(&s.checkouts()).await })
-        }),
+        (
+            "deposit_watcher",
+            state.config.checkout.watch_interval,
+            secs(15),
+            |s| Box::pin(async move { crate::checkout::deposits::run_once(&s.checkouts()).await }),
+        ),
         ("sweeper", secs(10), secs(30), |s| {
             Box::pin(async move { crate::chain::sweeper::run_once(&s.pool, &s.chains).await })
         }),

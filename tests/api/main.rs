@@ -36,3 +36,4 @@ mod s3;
 mod shutdown;
 mod sweeps;
 mod tokens;
+mod watcher;

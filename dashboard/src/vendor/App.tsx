@@ -9,9 +9,10 @@ import { formatUsd } from '../lib/money';
 import { Alert, CopyButton, DataTable, Field, Money, StatusBadge, Value } from '../lib/ui';
 import type { Page, Row } from '../api/handwritten';
 import { SweepTxActions, type TxActionMessage } from './SweepTxActions';
-import type { AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
+import type { AdminOverview, AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
 import { Refunds } from './Refunds';
 import { S3EstimateCard } from '../components/S3Estimate';
+import { WatcherPasses } from './WatcherPasses';
 
 const TOKEN_KEY = 'vendor-server.admin-token';
 
@@ -387,8 +388,9 @@ function Overview(props: { call: Call }) {
               ) : k === 'rpc' ? (
                 <Section key={k} title="RPC endpoints">
                   <RpcTable chains={v as Record<string, ChainHealth>} />
+                  <WatcherPasses chains={(data as AdminOverview).watcher} />
                 </Section>
-              ) : (
+              ) : k === 'watcher' ? null : (
                 <Section key={k} title={humanize(k)}>
                   <Generic value={v} field={k} />
                 </Section>
