@@ -14,6 +14,8 @@ use crate::config::Config;
 mod billing;
 /// `dev …`: the main job on a local chain and a local AWS, without any account.
 mod dev;
+/// `refunds list|approve|reject`.
+mod refunds;
 use crate::startup::Application;
 use crate::{db, shutdown, telemetry};
 
@@ -60,6 +62,11 @@ pub enum Command {
     },
     /// Gas wallet balance per chain.
     Gas,
+    /// Refunds: list them, approve or reject one (audited, as in the console).
+    Refunds {
+        #[command(subcommand)]
+        command: refunds::RefundsCommand,
+    },
     /// Vendor-wide billing tokens (meter-usage on any purchase, for AI servers).
     Tokens {
         #[command(subcommand)]
@@ -146,6 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Address { index } => address(index),
         Command::Sweeps { pending, action } => sweeps(pending, action).await,
         Command::Gas => gas().await,
+        Command::Refunds { command } => refunds::run(command).await,
         Command::Billing { command } => billing::run(command).await,
         Command::Tokens { command } => tokens(command).await,
         Command::Dev { command } => dev::run(command).await,

@@ -30,6 +30,8 @@ pub mod notify;
 pub mod officex;
 /// Resources customers buy (S3 buckets, Gemini gateway keys) behind one trait.
 pub mod providers;
+/// Refunds of unused balance and unclaimed money, and their payout.
+pub mod refunds;
 /// Graceful shutdown on signals.
 pub mod shutdown;
 /// The startup seam shared by `main` and tests.

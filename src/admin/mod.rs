@@ -7,6 +7,7 @@ pub mod cost_imports;
 pub mod notifications;
 pub mod overview;
 pub mod purchases;
+pub mod refunds;
 pub mod sweeps;
 pub mod tokens;
 

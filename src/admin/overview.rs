@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use super::AdminError;
 use super::cost_imports::{CostImportRow, cost_imports};
 use crate::billing::PurchaseStatus;
+use crate::chain::watcher::{self, WatcherStatus};
 use crate::chain::{ChainHealth, Chains};
 use crate::domain::money::UsdMicros;
 
@@ -135,6 +136,9 @@ pub struct Overview {
     /// Each chain's JSON-RPC endpoints: up, down or not called yet, with their counters (as on
     /// `/health`). A chain whose endpoints are all down holds its checkouts (503) and sweeps.
     pub rpc: BTreeMap<String, ChainHealth>,
+    /// Each chain's deposit watcher: its last full pass and the block ranges it could not read yet.
+    #[serde(default)]
+    pub watcher: BTreeMap<String, WatcherStatus>,
     /// Unfinished sweeps (planned, signed, broadcast).
     pub sweeps_waiting: i64,
     pub sweeps_failed: i64,
@@ -216,6 +220,10 @@ pub async fn overview(pool: &PgPool, chains: &Chains) -> Result<Overview, AdminE
         purchases_total,
         gas: gas(pool, chains).await?,
         rpc: chains.health(),
+        watcher: watcher::status(pool, chains).await.map_err(|e| match e {
+            crate::chain::ChainError::Db(e) => AdminError::Db(e),
+            other => AdminError::InvalidState(other.to_string()),
+        })?,
         sweeps_waiting: q.sweeps_waiting,
         sweeps_failed: q.sweeps_failed,
         notifications_failed: q.notifications_failed,

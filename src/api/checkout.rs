@@ -370,6 +370,10 @@ pub struct ValidateOut {
     #[schema(value_type = crate::domain::money::UsdMicros)]
     pub minimum_usd: String,
     pub expired: bool,
+    /// Confirmed money at this checkout's address that no purchase uses (a checkout never
+    /// finalized, or a payment after its purchase was deleted): refundable
+    /// (`POST /v1/checkout/refund`, or the purchase's refunds).
+    pub unclaimed_usd: crate::domain::money::UsdMicros,
 }
 
 /// The validate route's own per-IP limiter (polling a payment must not use up initiate's budget).
@@ -443,6 +447,7 @@ async fn validate(
         pending_balance_usd: v.totals.pending.to_string(),
         minimum_usd: v.minimum.to_string(),
         expired: v.expired,
+        unclaimed_usd: crate::refunds::unclaimed_of_checkout(&state.pool, session).await?,
     }))
 }
 
@@ -755,12 +760,17 @@ pub enum VerifyTopupOut {
         message: String,
         new_balance: f64,
         topup_amount: f64,
+        /// Payments that reached the purchase after it was deleted, not refunded yet (USD).
+        unclaimed_usd: f64,
     },
     Nothing {
         message: String,
         /// Deposits seen but not yet confirmed.
         current_wallet_balance_usd: f64,
         min_target_balance_for_topup: f64,
+        /// Payments that reached the purchase after it was deleted, not refunded yet (USD):
+        /// refundable with `POST /v1/purchase/{id}/refunds`.
+        unclaimed_usd: f64,
     },
 }
 
@@ -803,19 +813,28 @@ async fn verify_topup(
     let found = checkout::find_by_purchase(&state.pool, purchase_id)
         .await?
         .ok_or_else(unauthorized)?;
+    let session = found.session;
     let report = checkout::topup(&state.checkouts(), found).await?;
-    let message = topup_message(&report);
+    let mut message = topup_message(&report);
+    let unclaimed = crate::refunds::unclaimed_of_checkout(&state.pool, session).await?;
+    if unclaimed.0 > 0 {
+        message.push_str(&format!(
+            " {unclaimed} USD paid to this deleted purchase is unclaimed: request it back with POST /v1/purchase/{purchase_id}/refunds."
+        ));
+    }
     Ok(AppJson(if report.credited.is_empty() {
         VerifyTopupOut::Nothing {
             message,
             current_wallet_balance_usd: usd_number(report.pending),
             min_target_balance_for_topup: usd_number(target),
+            unclaimed_usd: usd_number(unclaimed),
         }
     } else {
         VerifyTopupOut::Credited {
             message,
             new_balance: usd_number(report.balance),
             topup_amount: usd_number(report.credited_total()),
+            unclaimed_usd: usd_number(unclaimed),
         }
     }))
 }

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod offers;
 pub mod openapi;
 pub mod purchases;
+pub mod refunds;
 pub mod s3_usage;
 
 use std::any::Any;

@@ -60,6 +60,7 @@ purchases and metering, and a Gemini gateway. Every error outside the gateway is
         (name = "checkout", description = "Checkout with a stablecoin deposit (`@officexapp/types` vendor.ts)"),
         (name = "purchases", description = "A purchase as its customer sees it"),
         (name = "metering", description = "Usage metered by the vendor's servers"),
+        (name = "refunds", description = "Unused balance and unclaimed payments back to the customer"),
         (name = "gemini", description = "Google's Gemini REST API, metered per purchase"),
         (name = "admin", description = "The vendor's console API (`ADMIN_TOKEN`; every route answers 404 when it is not set): purchases, adjustments, status actions, sweeps, notifications, cost imports, billing tokens and the audit log. Every action is audited and idempotent per `Idempotency-Key`."),
         (name = "dashboard", description = "Pages for people"),
@@ -208,6 +209,7 @@ pub fn documented() -> (Router<AppState>, Router<AppState>, utoipa::openapi::Ope
         .merge(super::metrics::router())
         .merge(super::checkout::router())
         .merge(super::purchases::router())
+        .merge(super::refunds::router())
         .merge(super::s3_usage::router())
         .merge(super::metering::router())
         .merge(super::admin::router())

@@ -136,6 +136,9 @@ pub struct PurchaseResponse {
     pub checkout_wallet: Option<CheckoutWalletOut>,
     /// Payments to the deposit address not in the balance yet, with their confirmations.
     pub pending_deposits: Vec<Incoming>,
+    /// Payments that reached the purchase after it was deleted, not refunded yet: refundable with
+    /// `POST /v1/purchase/{id}/refunds`.
+    pub unclaimed_usd: UsdMicros,
 }
 
 #[utoipa::path(
@@ -192,6 +195,12 @@ async fn get_purchase(
             .map(|p| p.info(&r.resource_state)),
     };
     let mut pending_deposits = Vec::new();
+    let unclaimed_usd = if status == PurchaseStatus::Deleted {
+        crate::refunds::unclaimed_of_purchase(&mut *state.pool.acquire().await?, purchase.id)
+            .await?
+    } else {
+        UsdMicros::ZERO
+    };
     let checkout_wallet = match crate::checkout::find_by_purchase(&state.pool, purchase.id).await? {
         Some(c) => {
             pending_deposits = deposits::incoming(&state.pool, &state.chains, c.session).await?;
@@ -214,6 +223,7 @@ async fn get_purchase(
         purchase,
         checkout_wallet,
         pending_deposits,
+        unclaimed_usd,
     }))
 }
 

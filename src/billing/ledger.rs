@@ -26,6 +26,10 @@ pub enum EntryKind {
     SweepFee,
     /// Manual correction.
     Adjustment,
+    /// A refund requested by the customer leaves the balance at once (a debit).
+    Refund,
+    /// A canceled or rejected refund credited back.
+    RefundReversal,
     /// The hourly S3 usage estimate (access logs, storage metrics); the daily import settles it.
     UsageEstimate,
     /// Takes back a deposit credit whose block a reorg removed (one per credit).
@@ -40,6 +44,8 @@ impl EntryKind {
             Self::Cost => "cost",
             Self::SweepFee => "sweep_fee",
             Self::Adjustment => "adjustment",
+            Self::Refund => "refund",
+            Self::RefundReversal => "refund_reversal",
             Self::UsageEstimate => "usage_estimate",
             Self::Reversal => "reversal",
         }

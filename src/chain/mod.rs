@@ -1,6 +1,7 @@
 //! On-chain payments over EVM JSON-RPC (alloy): configured chains and their tokens, derived deposit
 //! keys, the deposit watcher and the sweeper.
 
+pub mod batch;
 pub mod erc20;
 pub mod replace;
 pub mod sweeper;
@@ -10,7 +11,7 @@ pub mod watcher;
 use std::num::NonZeroUsize;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -71,6 +72,8 @@ pub struct ChainClient {
     scrub: Arc<Scrubber>,
     /// Start of the current "every endpoint down" episode and whether it was alerted.
     outage: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, bool)>>,
+    /// Requests per JSON-RPC batch: `rpc_max_batch`, halved whenever the provider refuses a batch.
+    batch_limit: AtomicUsize,
     /// The node's `finalized` block as last read by [`Self::head`] (`finality = "finalized"` only).
     finalized: AtomicU64,
 }
@@ -169,6 +172,7 @@ impl ChainClient {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ChainError::Invalid(format!("usd_rate on {}: {e}", config.name)))?;
         Ok(Self {
+            batch_limit: AtomicUsize::new(config.max_batch()),
             config,
             provider,
             rpc,

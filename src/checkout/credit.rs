@@ -34,7 +34,7 @@ pub async fn credit_deposit(
 ) -> Result<Option<Credited>, CheckoutError> {
     let Some(d) = sqlx::query!(
         "select status, reference, amount_micros, amount_units, token_symbol, chain_id, tx_hash, log_index,
-                block_number, deposit_address, credit_round
+                block_number, deposit_address, credit_round, refund_id
          from deposit where deposit_id = $1 for update",
         deposit_id
     )
@@ -43,7 +43,8 @@ pub async fn credit_deposit(
     else {
         return Ok(None);
     };
-    if d.status != "confirmed" {
+    // A deposit a refund covers (a checkout never finalized) goes back to its payer instead.
+    if d.status != "confirmed" || d.refund_id.is_some() {
         return Ok(None);
     }
     // A late payment to a deleted purchase is credited to nothing: the sweeper still moves it to the

@@ -223,36 +223,97 @@ pub async fn initiate(
     let child = u32::try_from(index)
         .map_err(|_| CheckoutError::Internal("deposit index space exhausted".into()))?;
     let address = addr_key(keys.address(child)?);
-    sqlx::query!(
-        "insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
-             token_symbol, deposit_index, deposit_address, tracer, customer_email, customer_user_id,
-             customer_org_id, customer_org_host, expires_at, watch_until, offer_terms)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
-        session.0,
-        wallet_id.0,
-        flow.flow_id,
-        offer.offer_id,
-        flow.chain,
-        flow.token,
-        index,
-        address,
-        input.tracer,
-        input.email,
-        input.user_id,
-        input.org_id,
-        input.org_host,
-        now + expiry,
-        now + expiry.max(watch),
-        terms,
-    )
-    .execute(&mut *tx)
-    .await?;
+    let row = NewCheckout {
+        session,
+        wallet_id,
+        flow_id: flow.flow_id.clone(),
+        offer_id: offer.offer_id.clone(),
+        chain_name: flow.chain.clone(),
+        token_symbol: flow.token.clone(),
+        deposit_index: index,
+        deposit_address: address,
+        tracer: input.tracer.clone(),
+        email: input.email.clone(),
+        user_id: input.user_id.clone(),
+        org_id: input.org_id.clone(),
+        org_host: input.org_host.clone(),
+        expires_at: now + expiry,
+        watch_until: now + expiry.max(watch),
+        offer_terms: terms,
+    };
+    insert_checkouts(&mut tx, std::slice::from_ref(&row)).await?;
     tx.commit().await?;
     let checkout = find(&cx.pool, session)
         .await?
         .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
     tracing::info!(session = %session, index, "checkout initiated");
     Ok((checkout, offer, flow))
+}
+
+/// A checkout as initiate stores it.
+#[derive(Debug, Clone)]
+pub struct NewCheckout {
+    pub session: CheckoutSessionId,
+    pub wallet_id: CheckoutWalletId,
+    pub flow_id: String,
+    pub offer_id: String,
+    pub chain_name: String,
+    pub token_symbol: String,
+    /// From `deposit_index_seq`; the address is the key derived at this index.
+    pub deposit_index: i64,
+    /// Lowercase 0x-hex.
+    pub deposit_address: String,
+    pub tracer: Option<String>,
+    pub email: Option<String>,
+    pub user_id: Option<String>,
+    pub org_id: Option<String>,
+    pub org_host: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub watch_until: DateTime<Utc>,
+    /// The offer as it is now (the checkout finishes on these terms).
+    pub offer_terms: serde_json::Value,
+}
+
+/// Stores checkouts in one statement (initiate stores one). Nothing else is needed for their
+/// addresses to be watched: the deposit watcher picks new checkouts up by their creation time.
+pub async fn insert_checkouts(
+    conn: &mut sqlx::PgConnection,
+    rows: &[NewCheckout],
+) -> Result<(), sqlx::Error> {
+    macro_rules! column {
+        ($field:ident) => {
+            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
+        };
+    }
+    let sessions: Vec<uuid::Uuid> = rows.iter().map(|r| r.session.0).collect();
+    let wallets: Vec<uuid::Uuid> = rows.iter().map(|r| r.wallet_id.0).collect();
+    sqlx::query!(
+        "insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
+             token_symbol, deposit_index, deposit_address, tracer, customer_email, customer_user_id,
+             customer_org_id, customer_org_host, expires_at, watch_until, offer_terms)
+         select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
+             $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
+             $14::timestamptz[], $15::timestamptz[], $16::jsonb[])",
+        &sessions,
+        &wallets,
+        &column!(flow_id),
+        &column!(offer_id),
+        &column!(chain_name),
+        &column!(token_symbol),
+        &column!(deposit_index),
+        &column!(deposit_address),
+        &column!(tracer) as &[Option<String>],
+        &column!(email) as &[Option<String>],
+        &column!(user_id) as &[Option<String>],
+        &column!(org_id) as &[Option<String>],
+        &column!(org_host) as &[Option<String>],
+        &column!(expires_at),
+        &column!(watch_until),
+        &column!(offer_terms),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Deposit totals of one checkout, by status.
@@ -277,7 +338,7 @@ pub async fn totals(
 ) -> Result<DepositTotals, sqlx::Error> {
     let rows = sqlx::query!(
         r#"select status, coalesce(sum(amount_micros), 0)::bigint as "total!"
-           from deposit where checkout_session_id = $1 group by status"#,
+           from deposit where checkout_session_id = $1 and refund_id is null group by status"#,
         session.0
     )
     .fetch_all(conn)

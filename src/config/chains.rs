@@ -40,6 +40,17 @@ pub struct ChainConfig {
     /// First block to scan when the chain has no cursor yet (default: a lookback below the head).
     #[serde(default)]
     pub start_block: Option<u64>,
+    /// How the watcher reads Transfer logs: `logs` (default; every transfer of the tokens by block
+    /// range, recipients matched in memory: the cost does not grow with the watched addresses) or
+    /// `addresses` (address filters in bounded batches, for a chain whose token traffic is too dense).
+    #[serde(default)]
+    pub watch: WatchMode,
+    /// Most requests in one JSON-RPC batch (`RPC_MAX_BATCH`, default 50).
+    #[serde(default)]
+    pub rpc_max_batch: Option<usize>,
+    /// Largest JSON-RPC request body in bytes (`RPC_MAX_BODY_BYTES`, default 1,000,000).
+    #[serde(default)]
+    pub rpc_max_body_bytes: Option<usize>,
     /// Blocks a broadcast transaction may wait unmined before it is re-signed with higher fees.
     #[serde(default = "default_replace_after_blocks")]
     pub replace_after_blocks: u64,
@@ -49,6 +60,45 @@ pub struct ChainConfig {
     /// How deposits count as final: `confirmations` deep, or only at or below the node's `finalized` block.
     #[serde(default)]
     pub finality: Finality,
+}
+
+/// How the deposit watcher reads a chain (see [`ChainConfig::watch`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    #[default]
+    Logs,
+    Addresses,
+}
+
+impl std::str::FromStr for WatchMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "logs" => Ok(Self::Logs),
+            "addresses" => Ok(Self::Addresses),
+            other => Err(format!("unknown watch mode {other}")),
+        }
+    }
+}
+
+/// `RPC_MAX_BATCH` when unset.
+pub const DEFAULT_RPC_MAX_BATCH: usize = 50;
+/// `RPC_MAX_BODY_BYTES` when unset.
+pub const DEFAULT_RPC_MAX_BODY_BYTES: usize = 1_000_000;
+
+impl ChainConfig {
+    /// Most requests in one JSON-RPC batch.
+    pub fn max_batch(&self) -> usize {
+        self.rpc_max_batch.unwrap_or(DEFAULT_RPC_MAX_BATCH).max(1)
+    }
+
+    /// Largest JSON-RPC request body.
+    pub fn max_body_bytes(&self) -> usize {
+        self.rpc_max_body_bytes
+            .unwrap_or(DEFAULT_RPC_MAX_BODY_BYTES)
+            .max(1)
+    }
 }
 
 /// How a chain decides that a block is final enough to credit its deposits.
@@ -247,6 +297,20 @@ pub(super) fn validate_chains(chains: &mut [ChainConfig]) -> Result<(), ConfigEr
                 var_rpc,
                 "rpc_timeout_secs (RPC_TIMEOUT_SECS) of 1..=120 seconds",
                 chain.rpc_timeout_secs,
+            ));
+        }
+        if chain.rpc_max_batch.is_some_and(|n| n == 0 || n > 1000) {
+            return Err(ConfigError::invalid(
+                "RPC_MAX_BATCH / CHAINS_FILE",
+                "rpc_max_batch of 1..=1000 requests",
+                &chain.name,
+            ));
+        }
+        if chain.rpc_max_body_bytes.is_some_and(|n| n < 10_000) {
+            return Err(ConfigError::invalid(
+                "RPC_MAX_BODY_BYTES / CHAINS_FILE",
+                "rpc_max_body_bytes of at least 10000",
+                &chain.name,
             ));
         }
         if chain.log_chunk_blocks == 0 || chain.reorg_window_blocks == 0 {

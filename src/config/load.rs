@@ -290,6 +290,9 @@ impl Config {
                     default_reorg_window_blocks(),
                 )?,
                 start_block: v.parse("START_BLOCK", "a block number")?,
+                watch: v.parse_or("WATCH_MODE", "logs or addresses", WatchMode::Logs)?,
+                rpc_max_batch: None,
+                rpc_max_body_bytes: None,
                 replace_after_blocks: v.parse_or(
                     "REPLACE_AFTER_BLOCKS",
                     "a block count",
@@ -309,6 +312,13 @@ impl Config {
             let file: ChainsFile = toml::from_str(&text)
                 .map_err(|e| ConfigError::invalid("CHAINS_FILE", "a valid chains TOML file", e))?;
             chains.extend(file.chains);
+        }
+        // The RPC limits apply to every chain that does not set its own.
+        let max_batch: Option<usize> = v.parse("RPC_MAX_BATCH", "a number of requests")?;
+        let max_body: Option<usize> = v.parse("RPC_MAX_BODY_BYTES", "a size in bytes")?;
+        for chain in &mut chains {
+            chain.rpc_max_batch = chain.rpc_max_batch.or(max_batch);
+            chain.rpc_max_body_bytes = chain.rpc_max_body_bytes.or(max_body);
         }
         validate_chains(&mut chains)?;
 
@@ -483,6 +493,10 @@ impl Config {
                 "seconds",
                 10,
             )?),
+            watch_interval: Duration::from_secs(
+                v.parse_or::<u64>("WATCHER_INTERVAL_SECS", "seconds", 5)?
+                    .clamp(1, 3600),
+            ),
             // Finalize answers within REQUEST_TIMEOUT_SECS minus 5 s (SPEC §9); by default it waits
             // for provisioning 10 s less than the request timeout, leaving time for the chain scan.
             provision_wait: Duration::from_secs(v.parse_or(
@@ -513,6 +527,33 @@ impl Config {
             ));
         }
 
+        let refunds = RefundConfig {
+            payout_private_key: v.secret("VENDOR_PAYOUT_PRIVATE_KEY"),
+            auto_approve: match v.get("REFUND_AUTO_APPROVE_USD") {
+                None => UsdMicros::ZERO,
+                Some(text) => UsdMicros::parse_decimal(text)
+                    .ok()
+                    .filter(|a| a.0 >= 0)
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            "REFUND_AUTO_APPROVE_USD",
+                            "a USD amount, at most 6 decimal places, not negative",
+                            text,
+                        )
+                    })?,
+            },
+        };
+        if let Some(key) = &refunds.payout_private_key {
+            let hex = key.expose_secret().trim().trim_start_matches("0x");
+            if hex.len() != 64 || hex::decode(hex).is_err() {
+                return Err(ConfigError::invalid(
+                    "VENDOR_PAYOUT_PRIVATE_KEY",
+                    "a 0x-hex private key (32 bytes)",
+                    "wrong length or not hex",
+                ));
+            }
+        }
+
         let data_encryption_key = v.secret("DATA_ENCRYPTION_KEY");
         if let Some(key) = &data_encryption_key {
             let ok = hex::decode(key.expose_secret())
@@ -539,6 +580,7 @@ impl Config {
             notify,
             officex,
             checkout,
+            refunds,
             offers_file: PathBuf::from(v.string_or("OFFERS_FILE", "config/offers.toml")),
             data_encryption_key,
             jobs_enabled: v.bool_or("JOBS_ENABLED", true)?,

@@ -77,6 +77,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub officex: OfficexConfig,
     pub checkout: CheckoutConfig,
+    pub refunds: RefundConfig,
     pub offers_file: PathBuf,
     /// Key for secrets kept at rest (receipts), 32 bytes.
     pub data_encryption_key: Option<SecretString>,
@@ -248,6 +249,31 @@ pub struct CheckoutConfig {
     pub validate_per_minute: u32,
     /// validate answers from the database (no RPC) while the watcher's last pass is this recent.
     pub validate_fresh: Duration,
+    /// Pause of the deposit watcher after a pass that found nothing (`WATCHER_INTERVAL_SECS`).
+    pub watch_interval: Duration,
+}
+
+/// Refunds (SPEC §9 "Customers get what they paid for, or their money back").
+#[derive(Clone, Default)]
+pub struct RefundConfig {
+    /// The hot wallet approved refunds are paid from (`VENDOR_PAYOUT_PRIVATE_KEY`); `None`: the
+    /// vendor pays by hand (EIP-681 link in the console) and the payment is recognised on chain.
+    pub payout_private_key: Option<SecretString>,
+    /// Refunds up to this amount to an address that paid into the purchase before are approved
+    /// without an operator (`REFUND_AUTO_APPROVE_USD`, default 0: never).
+    pub auto_approve: UsdMicros,
+}
+
+impl fmt::Debug for RefundConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefundConfig")
+            .field(
+                "payout_private_key",
+                &self.payout_private_key.as_ref().map(|_| "***"),
+            )
+            .field("auto_approve", &self.auto_approve)
+            .finish()
+    }
 }
 
 /// The listener's limits against slow and greedy clients, and whose forwarding headers count.

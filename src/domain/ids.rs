@@ -103,6 +103,12 @@ prefixed_id!(
     "CheckoutWalletID_"
 );
 prefixed_id!(
+    /// A refund of unused balance or unclaimed money.
+    RefundId,
+    "RefundID_"
+);
+
+prefixed_id!(
     /// A client-supplied or generated tracer.
     TracerId,
     "TracerID_"

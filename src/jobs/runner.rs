@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::Outcome;
@@ -15,6 +16,22 @@ pub async fn run_loop<F, Fut>(
     shutdown: CancellationToken,
     idle: Duration,
     on_error: Duration,
+    pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Outcome>>,
+{
+    run_loop_woken(name, shutdown, idle, on_error, &Notify::new(), pass).await;
+}
+
+/// [`run_loop`] that also starts the next pass as soon as `wake` is notified (a notification during
+/// a pass starts another one right after it).
+pub async fn run_loop_woken<F, Fut>(
+    name: &'static str,
+    shutdown: CancellationToken,
+    idle: Duration,
+    on_error: Duration,
+    wake: &Notify,
     mut pass: F,
 ) where
     F: FnMut() -> Fut,
@@ -32,6 +49,7 @@ pub async fn run_loop<F, Fut>(
         tokio::select! {
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep(wait) => {}
+            () = wake.notified() => {}
         }
     }
     tracing::info!(job = name, "job stopped");

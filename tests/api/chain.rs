@@ -414,10 +414,29 @@ pub const PROXY_OMIT_LOGS: u8 = 1;
 /// Answers HTTP 502 (the node is unreachable).
 pub const PROXY_DOWN: u8 = 2;
 
+/// Limits a production provider puts on its callers, enforced by an [`RpcProxy`] (0 = none).
+#[derive(Default)]
+pub struct ProxyRules {
+    /// Batches with more requests are refused whole (one `-32600` error object, as providers do).
+    pub max_batch: std::sync::atomic::AtomicUsize,
+    /// An `eth_getLogs` finding more logs answers `-32005 query returned more than N results`.
+    pub max_logs: std::sync::atomic::AtomicUsize,
+    /// An `eth_getLogs` whose range holds this block fails (a provider that cannot serve it).
+    pub fail_block: std::sync::atomic::AtomicU64,
+    /// Batches refused so far.
+    pub refused_batches: AtomicUsize,
+    /// The largest batch forwarded to the node.
+    pub largest_batch: AtomicUsize,
+    /// `eth_getLogs` requests forwarded, and how many carried an address (`topics[2]`) filter.
+    pub get_logs: AtomicUsize,
+    pub get_logs_with_addresses: AtomicUsize,
+}
+
 /// A JSON-RPC proxy in front of a real anvil that can misbehave like production nodes do.
 pub struct RpcProxy {
     pub url: String,
     mode: Arc<std::sync::atomic::AtomicU8>,
+    pub rules: Arc<ProxyRules>,
     stop: CancellationToken,
 }
 
@@ -452,12 +471,23 @@ impl RpcProxy {
     pub async fn start_at(target: &str, mode: u8, port: u16) -> Self {
         use axum::extract::State;
         let mode = Arc::new(std::sync::atomic::AtomicU8::new(mode));
+        let rules = Arc::new(ProxyRules::default());
         let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = (mode.clone(), target.to_owned(), reqwest::Client::new());
-        type S = (Arc<std::sync::atomic::AtomicU8>, String, reqwest::Client);
+        let state = (
+            mode.clone(),
+            target.to_owned(),
+            reqwest::Client::new(),
+            rules.clone(),
+        );
+        type S = (
+            Arc<std::sync::atomic::AtomicU8>,
+            String,
+            reqwest::Client,
+            Arc<ProxyRules>,
+        );
         async fn handle(
-            State((mode, target, http)): State<S>,
+            State((mode, target, http, rules)): State<S>,
             body: axum::body::Bytes,
         ) -> axum::response::Response {
             use axum::response::IntoResponse;
@@ -466,6 +496,29 @@ impl RpcProxy {
                 return (axum::http::StatusCode::BAD_GATEWAY, "down").into_response();
             }
             let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if let Value::Array(items) = &request {
+                let max = rules.max_batch.load(Ordering::SeqCst);
+                if max > 0 && items.len() > max {
+                    rules.refused_batches.fetch_add(1, Ordering::SeqCst);
+                    return axum::Json(json!({"jsonrpc": "2.0", "id": null,
+                        "error": {"code": -32600, "message": format!("batch of {} requests is over the limit of {max}", items.len())}}))
+                    .into_response();
+                }
+                rules.largest_batch.fetch_max(items.len(), Ordering::SeqCst);
+            }
+            let requests: Vec<Value> = match &request {
+                Value::Array(items) => items.clone(),
+                single => vec![single.clone()],
+            };
+            for r in requests.iter().filter(|r| r["method"] == "eth_getLogs") {
+                rules.get_logs.fetch_add(1, Ordering::SeqCst);
+                if r["params"][0]["topics"]
+                    .get(2)
+                    .is_some_and(|t| !t.is_null())
+                {
+                    rules.get_logs_with_addresses.fetch_add(1, Ordering::SeqCst);
+                }
+            }
             let answer: Value = http
                 .post(&target)
                 .header("content-type", "application/json")
@@ -477,6 +530,45 @@ impl RpcProxy {
                 .await
                 .unwrap();
             let mut answer = answer;
+            let block = |v: &Value| {
+                v.as_str()
+                    .and_then(|h| u64::from_str_radix(h.trim_start_matches("0x"), 16).ok())
+            };
+            let fail_block = rules.fail_block.load(Ordering::SeqCst);
+            let max_logs = rules.max_logs.load(Ordering::SeqCst);
+            let limit = |r: &mut Value| {
+                let Some(asked) = requests
+                    .iter()
+                    .find(|q| q["id"] == r["id"] && q["method"] == "eth_getLogs")
+                else {
+                    return;
+                };
+                let (from, to) = (
+                    block(&asked["params"][0]["fromBlock"]),
+                    block(&asked["params"][0]["toBlock"]),
+                );
+                let found = r["result"].as_array().map_or(0, Vec::len);
+                let error = if fail_block > 0
+                    && from.is_some_and(|f| f <= fail_block)
+                    && to.is_some_and(|t| t >= fail_block)
+                {
+                    Some(json!({"code": -32000, "message": "internal error: missing trie node"}))
+                } else if max_logs > 0 && found > max_logs {
+                    Some(
+                        json!({"code": -32005, "message": format!("query returned more than {max_logs} results")}),
+                    )
+                } else {
+                    None
+                };
+                if let Some(error) = error {
+                    r.as_object_mut().unwrap().remove("result");
+                    r["error"] = error;
+                }
+            };
+            match &mut answer {
+                Value::Array(items) => items.iter_mut().for_each(limit),
+                single => limit(single),
+            }
             if mode == PROXY_OMIT_LOGS {
                 let log_ids: Vec<Value> = match &request {
                     Value::Array(items) => items.clone(),
@@ -509,7 +601,12 @@ impl RpcProxy {
                 .await
                 .unwrap();
         });
-        Self { url, mode, stop }
+        Self {
+            url,
+            mode,
+            rules,
+            stop,
+        }
     }
 
     pub fn set(&self, mode: u8) {

@@ -1647,6 +1647,15 @@ fn tool_answer_request() -> Value {
 async fn calls_whose_worst_case_exceeds_the_balance_are_refused_up_front(pool: PgPool) {
     let (app, standin) = gateway_app(pool).await;
     let pool = &app.state.pool;
+    // All six run at once (not refused 429 by the concurrency cap): each must be refused for
+    // its hold.
+    sqlx::query(
+        r#"update offer set settings = settings || '{"max_concurrent_requests": 8}'::jsonb
+           where offer_id = 'gemini-api-gateway'"#,
+    )
+    .execute(pool)
+    .await
+    .unwrap();
     let bought = buy(&app, 500_000).await;
     let (video, tool_answer) = (video_request(), tool_answer_request());
     let calls: Vec<_> = (0..6)

@@ -16,6 +16,7 @@ const DOMAIN: &[&str] = &[
     "providers",
     "officex",
     "notify",
+    "refunds",
 ];
 /// The ground: types, configuration and infrastructure every layer may use.
 const GROUND: &[&str] = &[

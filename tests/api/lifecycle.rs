@@ -348,3 +348,44 @@ async fn an_operators_suspension_holds_through_the_grace_period_until_resumed(po
     );
     assert_eq!(recorder.calls(), vec!["suspend", "resume", "delete"]);
 }
+
+/// Issue 23 #6: a status change reaches the resource within seconds: the lifecycle job is woken by
+/// the change (PostgreSQL NOTIFY, seen by every replica), not only by its one-minute timer.
+#[sqlx::test]
+async fn a_status_change_reaches_the_resource_within_seconds(pool: PgPool) {
+    let (app, state, recorder, a) = setup(&pool).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut jobs = vendor_server::jobs::spawn_all(&state, shutdown.clone());
+    // The first (timed) pass finds nothing to do; the next timed one is a minute away.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(recorder.calls().is_empty());
+
+    let within = |want: Vec<&'static str>| {
+        let recorder = recorder.clone();
+        async move {
+            let started = std::time::Instant::now();
+            while recorder.calls() != want {
+                assert!(
+                    started.elapsed() < std::time::Duration::from_secs(10),
+                    "{:?} after 10 s, wanted {want:?}",
+                    recorder.calls()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            started.elapsed()
+        }
+    };
+    debit(&app, &a, "9.95").await;
+    let took = within(vec!["suspend"]).await;
+    eprintln!("suspension reached the resource in {took:?}");
+    assert_eq!(
+        statuses(&pool, a.id).await,
+        ("suspended".into(), "suspended".into())
+    );
+    credit(&pool, a.id, 20_000_000, "deposit:topup").await;
+    let took = within(vec!["suspend", "resume"]).await;
+    eprintln!("the top-up reached the resource in {took:?}");
+
+    shutdown.cancel();
+    while jobs.join_next().await.is_some() {}
+}

@@ -983,6 +983,10 @@ export interface components {
              * @description Unfinished sweeps (planned, signed, broadcast).
              */
             sweeps_waiting: number;
+            /** @description Each chain's deposit watcher: its last full pass and the block ranges it could not read yet. */
+            watcher?: {
+                [key: string]: components["schemas"]["WatcherStatus"];
+            };
         };
         /** @description One curated list and its offers. */
         AppstoreList: {
@@ -2364,6 +2368,29 @@ export interface components {
             message: string;
             /** Format: double */
             min_target_balance_for_topup: number;
+        };
+        /** @description One chain's deposit watcher as the console shows it. */
+        WatcherStatus: {
+            /**
+             * Format: int64
+             * @description Block ranges that could not be read yet (retried each pass).
+             */
+            gaps: number;
+            /**
+             * Format: date-time
+             * @description When the last full pass (any replica) read the chain up to its head; `null` before the first.
+             */
+            last_pass_at?: string | null;
+            /**
+             * @description `logs` or `addresses`.
+             * @example logs
+             */
+            mode: string;
+            /**
+             * Format: int64
+             * @description Every block up to this one was read for every address watched then.
+             */
+            scanned_to?: number | null;
         };
     };
     responses: never;

@@ -25,6 +25,7 @@ export type AdminPurchaseDetail = Schemas['PurchaseDetail'];
 /** A row of `GET /v1/admin/gas` (and the overview's `gas`). */
 export type GasBalance = Schemas['GasWallet'];
 export type ChainHealth = Schemas['ChainHealth'];
+export type WatcherStatus = Schemas['WatcherStatus'];
 export type AdjustmentRequest = Schemas['AdjustmentRequest'];
 export type AdjustmentOut = Schemas['AdjustmentOut'];
 export type StatusActionOut = Schemas['StatusActionOut'];

@@ -13,6 +13,7 @@ import type { LedgerEntry, Page } from '../api/handwritten';
 import { type Credentials, forgetCredentials, takeCredentials } from './credentials';
 import type { Incoming, PurchaseView, ResourceInfo } from './types';
 import { geminiSnippets } from './snippets';
+import { Refunds } from './Refunds';
 import { S3EstimateCard } from '../components/S3Estimate';
 
 const OFFICEX_URL = 'https://officex.app';
@@ -187,6 +188,7 @@ function Purchase(props: { creds: Credentials }) {
           />
         )}
         <LedgerCard creds={creds} reloadKey={reloadKey} />
+        <Refunds creds={creds} data={data} reloadKey={reloadKey} onChange={refreshAll} />
         <HowToUse data={data} />
         <Support purchaseId={p.id} vendor={p.vendor_name} />
       </main>

@@ -9,8 +9,10 @@ import { formatUsd } from '../lib/money';
 import { Alert, CopyButton, DataTable, Field, Money, StatusBadge, Value } from '../lib/ui';
 import type { Page, Row } from '../api/handwritten';
 import { SweepTxActions, type TxActionMessage } from './SweepTxActions';
-import type { AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
+import type { AdminOverview, AdminPurchase, AdminPurchaseDetail, ChainHealth, CreatedToken, GasBalance } from '../api/types';
+import { Refunds } from './Refunds';
 import { S3EstimateCard } from '../components/S3Estimate';
+import { WatcherPasses } from './WatcherPasses';
 
 const TOKEN_KEY = 'vendor-server.admin-token';
 
@@ -27,6 +29,7 @@ type Route =
   | { view: 'purchases' }
   | { view: 'purchase'; id: string }
   | { view: 'sweeps' }
+  | { view: 'refunds' }
   | { view: 'notifications' }
   | { view: 'cost-imports' }
   | { view: 'tokens' }
@@ -39,6 +42,7 @@ function parseRoute(hash: string): Route {
     case 'purchases':
       return parts[1] ? { view: 'purchase', id: parts[1] } : { view: 'purchases' };
     case 'sweeps':
+    case 'refunds':
     case 'notifications':
     case 'cost-imports':
     case 'tokens':
@@ -54,6 +58,7 @@ const NAV: { view: Route['view']; href: string; label: string }[] = [
   { view: 'overview', href: '#/overview', label: 'Overview' },
   { view: 'purchases', href: '#/purchases', label: 'Purchases' },
   { view: 'sweeps', href: '#/sweeps', label: 'Sweeps' },
+  { view: 'refunds', href: '#/refunds', label: 'Refunds' },
   { view: 'notifications', href: '#/notifications', label: 'Notifications' },
   { view: 'cost-imports', href: '#/cost-imports', label: 'Cost imports' },
   { view: 'tokens', href: '#/tokens', label: 'Billing tokens' },
@@ -223,6 +228,8 @@ function View(props: { route: Route; call: Call }) {
       return <PurchasePage call={call} id={route.id} />;
     case 'sweeps':
       return <Sweeps call={call} />;
+    case 'refunds':
+      return <Refunds call={call} />;
     case 'notifications':
       return <Notifications call={call} />;
     case 'cost-imports':
@@ -381,8 +388,9 @@ function Overview(props: { call: Call }) {
               ) : k === 'rpc' ? (
                 <Section key={k} title="RPC endpoints">
                   <RpcTable chains={v as Record<string, ChainHealth>} />
+                  <WatcherPasses chains={(data as AdminOverview).watcher} />
                 </Section>
-              ) : (
+              ) : k === 'watcher' ? null : (
                 <Section key={k} title={humanize(k)}>
                   <Generic value={v} field={k} />
                 </Section>

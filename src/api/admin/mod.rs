@@ -15,6 +15,7 @@
 
 pub mod ops;
 pub mod purchases;
+pub mod refunds;
 pub mod s3_usage;
 
 use std::net::IpAddr;
@@ -77,6 +78,7 @@ impl From<AdminError> for ApiError {
                     "sweep" => "sweep_not_found",
                     "notification" => "notification_not_found",
                     "token" => "token_not_found",
+                    "refund" => "refund_not_found",
                     _ => "not_found",
                 };
                 let mut message = format!("{what} not found");
@@ -219,6 +221,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::list_tokens, ops::create_token))
         .routes(routes!(ops::revoke_token))
         .routes(routes!(ops::audit_log))
+        .routes(routes!(refunds::list_refunds))
+        .routes(routes!(refunds::approve_refund))
+        .routes(routes!(refunds::reject_refund))
+        .routes(routes!(refunds::mark_refund_paid))
+        .routes(routes!(refunds::retry_refund))
 }
 
 /// A mutating call's optional body when it has nothing but the idempotency key.
