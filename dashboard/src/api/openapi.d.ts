@@ -311,6 +311,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Refunds, newest first, with their status, payout transaction and payment link */
+        get: operations["admin_list_refunds"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/refunds/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve a requested refund: the payout wallet pays it, or the vendor does (payment link) */
+        post: operations["admin_approve_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/refunds/{id}/mark-paid": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record the vendor's own payment of an approved refund, checked on chain
+         * @description The transaction must be mined, succeeded, and hold a Transfer of the refund's token, of at least its amount, to its address, not already counted for another refund.
+         */
+        post: operations["admin_mark_refund_paid"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/refunds/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject a refund not being paid: its amount is credited back */
+        post: operations["admin_reject_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/refunds/{id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve a failed refund again: a new payout transaction is signed */
+        post: operations["admin_retry_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/sweeps": {
         parameters: {
             query?: never;
@@ -485,6 +573,26 @@ export interface paths {
          * @description Rate-limited per client IP (CHECKOUT_INITIATE_PER_MINUTE). The offer's terms are kept with the checkout.
          */
         post: operations["initiate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/checkout/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for the payments to a checkout never finalized back
+         * @description Refunds every confirmed payment on the checkout's address not yet covered by a refund; always approved by an operator. Those payments are no longer credited by a later finalize.
+         */
+        post: operations["checkout_refund"];
         delete?: never;
         options?: never;
         head?: never;
@@ -734,6 +842,44 @@ export interface paths {
          * @description Needs a vendor-wide billing token (`vendor-server tokens create`). Usage always records: the balance may go negative. A retry with the same key (header or body) returns the first answer and debits once; the same key with another body is 409. Keys are scoped to the purchase and kept 30 days.
          */
         post: operations["meter_usage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/purchase/{id}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The purchase's refunds, newest first (at most 100) */
+        get: operations["list_refunds"];
+        put?: never;
+        /**
+         * Ask for unused balance (or, on a deleted purchase, unclaimed payments) back
+         * @description The amount leaves the balance at once (ledger kind `refund`), so it cannot be spent meanwhile; the vendor approves it (small refunds to an address that paid this purchase may be approved at once) and it is paid in the token named. `"all"` closes the purchase once paid. A retry with the same Idempotency-Key returns the same refund.
+         */
+        post: operations["request_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/purchase/{id}/refunds/{refund_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel a refund still requested: its amount is credited back */
+        post: operations["cancel_refund"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1143,6 +1289,21 @@ export interface components {
          * @enum {string}
          */
         CheckoutPattern: "CRYPTO_WALLET_TOPUP";
+        /** @description `POST /v1/checkout/refund` body. */
+        CheckoutRefundRequest: {
+            /**
+             * Format: int64
+             * @description Optional: by default the chain and token of the largest payment.
+             */
+            chain_id?: number | null;
+            checkout_flow_id?: string | null;
+            /** @description `CheckoutSessionID_<uuid>`. */
+            checkout_session_id?: string | null;
+            idempotency_key?: string | null;
+            /** @description Where the refund is paid (0x address). */
+            to_address?: string | null;
+            token?: string | null;
+        };
         /** @description CheckoutSessionID_<uuid> */
         CheckoutSessionId: string;
         /** @description `IRequestCheckoutTopup`. */
@@ -1199,6 +1360,12 @@ export interface components {
             success: boolean;
             tracer?: string | null;
             type: components["schemas"]["CheckoutPattern"];
+            /**
+             * @description Confirmed money at this checkout's address that no purchase uses (a checkout never
+             *     finalized, or a payment after its purchase was deleted): refundable
+             *     (`POST /v1/checkout/refund`, or the purchase's refunds).
+             */
+            unclaimed_usd: components["schemas"]["UsdAmount"];
             vendor_disclaimer: string;
         };
         /** @description The purchase's deposit address (`checkout_wallet` in the reference), without any key or seed. */
@@ -1878,6 +2045,51 @@ export interface components {
             next_cursor?: string | null;
         };
         /** @description One page of a list. */
+        Page_Refund: {
+            items: {
+                amount_usd: components["schemas"]["UsdAmount"];
+                /** Format: date-time */
+                approved_at?: string | null;
+                auto_approved: boolean;
+                /** Format: int64 */
+                chain_id: number;
+                checkout_session_id?: null | components["schemas"]["CheckoutSessionId"];
+                /** @description `amount_usd` was `"all"`: the purchase is closed once the refund is paid. */
+                closes_purchase: boolean;
+                /** Format: date-time */
+                created_at: string;
+                explorer_url?: string | null;
+                last_error?: string | null;
+                /** Format: date-time */
+                paid_at?: string | null;
+                /** @description While approved and not being paid by this server: an EIP-681 link paying it from any wallet. */
+                payment_uri?: string | null;
+                purchase_id?: null | components["schemas"]["PurchaseId"];
+                /** @description Why it was rejected. */
+                reason?: string | null;
+                refund_id: components["schemas"]["RefundId"];
+                /**
+                 * @description `balance` (unused balance), `unclaimed` (payments to a deleted purchase) or `checkout`
+                 *     (payments to a checkout never finalized).
+                 */
+                source: string;
+                status: components["schemas"]["RefundStatus"];
+                to_address: string;
+                token_address: string;
+                /** @description The token amount paid, a decimal in token units (`"12.5"`), at the token's USD rate. */
+                token_amount: string;
+                /** Format: int32 */
+                token_decimals: number;
+                token_symbol: string;
+                /** @description The payout transaction (or the vendor's own payment, once recognised). */
+                tx_hash?: string | null;
+                /** Format: date-time */
+                updated_at: string;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
         Page_SweepRow: {
             items: {
                 /** @description In the token's smallest unit. */
@@ -2060,6 +2272,11 @@ export interface components {
             /** @description Payments to the deposit address not in the balance yet, with their confirmations. */
             pending_deposits: components["schemas"]["Incoming"][];
             purchase: components["schemas"]["Purchase"];
+            /**
+             * @description Payments that reached the purchase after it was deleted, not refunded yet: refundable with
+             *     `POST /v1/purchase/{id}/refunds`.
+             */
+            unclaimed_usd: components["schemas"]["UsdAmount"];
         };
         /** @description One purchase as listed. */
         PurchaseRow: {
@@ -2124,6 +2341,92 @@ export interface components {
             usage_amount: string;
             usage_unit: string;
         };
+        /** @description A refund on the wire (customer and console). */
+        Refund: {
+            amount_usd: components["schemas"]["UsdAmount"];
+            /** Format: date-time */
+            approved_at?: string | null;
+            auto_approved: boolean;
+            /** Format: int64 */
+            chain_id: number;
+            checkout_session_id?: null | components["schemas"]["CheckoutSessionId"];
+            /** @description `amount_usd` was `"all"`: the purchase is closed once the refund is paid. */
+            closes_purchase: boolean;
+            /** Format: date-time */
+            created_at: string;
+            explorer_url?: string | null;
+            last_error?: string | null;
+            /** Format: date-time */
+            paid_at?: string | null;
+            /** @description While approved and not being paid by this server: an EIP-681 link paying it from any wallet. */
+            payment_uri?: string | null;
+            purchase_id?: null | components["schemas"]["PurchaseId"];
+            /** @description Why it was rejected. */
+            reason?: string | null;
+            refund_id: components["schemas"]["RefundId"];
+            /**
+             * @description `balance` (unused balance), `unclaimed` (payments to a deleted purchase) or `checkout`
+             *     (payments to a checkout never finalized).
+             */
+            source: string;
+            status: components["schemas"]["RefundStatus"];
+            to_address: string;
+            token_address: string;
+            /** @description The token amount paid, a decimal in token units (`"12.5"`), at the token's USD rate. */
+            token_amount: string;
+            /** Format: int32 */
+            token_decimals: number;
+            token_symbol: string;
+            /** @description The payout transaction (or the vendor's own payment, once recognised). */
+            tx_hash?: string | null;
+            /** Format: date-time */
+            updated_at: string;
+        };
+        /** @description RefundID_<uuid> */
+        RefundId: string;
+        /** @description `POST /v1/admin/refunds/{id}/mark-paid` body. */
+        RefundMarkPaidRequest: {
+            idempotency_key?: string | null;
+            /**
+             * @description The transaction that paid the refund: it must hold a Transfer of the refund's token, of at
+             *     least its amount, to its address.
+             */
+            tx_hash?: string | null;
+        };
+        /** @description `POST /v1/admin/refunds/{id}/reject` body. */
+        RefundRejectRequest: {
+            idempotency_key?: string | null;
+            /** @description Why (1 to 500 characters); shown to the customer. */
+            reason?: string | null;
+        };
+        /** @description `POST /v1/purchase/{id}/refunds` body. */
+        RefundRequest: {
+            /**
+             * @description A USD decimal (string or number, at most 6 places, more than 0), or `"all"`: everything
+             *     available, and the purchase is closed once paid.
+             * @example 12.5
+             */
+            amount_usd: string;
+            /**
+             * Format: int64
+             * @description A configured chain's id.
+             */
+            chain_id?: number | null;
+            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
+            idempotency_key?: string | null;
+            /** @description Where the refund is paid (0x address). */
+            to_address?: string | null;
+            /**
+             * @description `usdc`, `usdt` or a configured token's address on that chain.
+             * @example usdc
+             */
+            token?: string | null;
+        };
+        /**
+         * @description Where a refund stands.
+         * @enum {string}
+         */
+        RefundStatus: "requested" | "approved" | "paying" | "paid" | "rejected" | "canceled" | "failed";
         /** @description The receipt of a refusal: the reference's three fields. */
         RefusedReceipt: {
             checkout_flow_id: string;
@@ -2359,6 +2662,11 @@ export interface components {
             new_balance: number;
             /** Format: double */
             topup_amount: number;
+            /**
+             * Format: double
+             * @description Payments that reached the purchase after it was deleted, not refunded yet (USD).
+             */
+            unclaimed_usd: number;
         } | {
             /**
              * Format: double
@@ -2368,6 +2676,12 @@ export interface components {
             message: string;
             /** Format: double */
             min_target_balance_for_topup: number;
+            /**
+             * Format: double
+             * @description Payments that reached the purchase after it was deleted, not refunded yet (USD):
+             *     refundable with `POST /v1/purchase/{id}/refunds`.
+             */
+            unclaimed_usd: number;
         };
         /** @description One chain's deposit watcher as the console shows it. */
         WatcherStatus: {
@@ -3903,6 +4217,505 @@ export interface operations {
             };
         };
     };
+    admin_list_refunds: {
+        parameters: {
+            query?: {
+                /** @description The previous page's `next_cursor`. */
+                cursor?: string;
+                /** @description 1 to 500 (default 50). */
+                limit?: number;
+                /** @description A refund status, or `open` (requested, approved, paying and failed). */
+                status?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of refunds */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Refund"];
+                };
+            };
+            /** @description Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_text`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_approve_refund: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required (header or body); replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description `RefundID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["IdempotencyIn"];
+            };
+        };
+        responses: {
+            /** @description Approved */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Refund"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The refund is not requested (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_mark_refund_paid: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required (header or body); replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description `RefundID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefundMarkPaidRequest"];
+            };
+        };
+        responses: {
+            /** @description Paid */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Refund"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `missing_field`, `invalid_tx_hash`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The transaction does not pay the refund (`payment_not_found`), the refund is not approved or failed, or the transfer pays another refund (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The chain's node or the database is unreachable; retry (`chain_unavailable`, `service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_reject_refund: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required (header or body); replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description `RefundID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefundRejectRequest"];
+            };
+        };
+        responses: {
+            /** @description Rejected */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Refund"];
+                };
+            };
+            /** @description Malformed body, no reason, or a bad idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `missing_field`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The refund is being paid or is finished (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_retry_refund: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Required (header or body); replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description `RefundID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["IdempotencyIn"];
+            };
+        };
+        responses: {
+            /** @description Approved again */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Refund"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Only failed refunds are retried (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     admin_list_sweeps: {
         parameters: {
             query?: {
@@ -4915,6 +5728,96 @@ export interface operations {
                 };
             };
             /** @description Payments not configured (`payments_not_configured`), the chain's RPC node unreachable (`chain_unavailable`; nothing changed) or the database unreachable (`service_unavailable`); retry */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    checkout_refund: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CheckoutRefundRequest"];
+            };
+        };
+        responses: {
+            /** @description Requested (or the first answer for this idempotency key, with header `Idempotent-Replayed: true`) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Refund"];
+                };
+            };
+            /** @description Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `missing_field`, `invalid_request`, `invalid_address`, `invalid_chain`, `invalid_token`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such checkout (`checkout_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Nothing to refund (`insufficient_balance`), the checkout was finalized (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -6057,6 +6960,255 @@ export interface operations {
                 };
             };
             /** @description The database is unreachable or the meter is saturated; retry (`service_unavailable`, `overloaded`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    list_refunds: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The refunds (`next_cursor` is always null) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_Refund"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    request_refund: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description 1 to 255 visible ASCII characters */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefundRequest"];
+            };
+        };
+        responses: {
+            /** @description Requested (or the first answer for this idempotency key, with header `Idempotent-Replayed: true`) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Refund"];
+                };
+            };
+            /** @description Malformed or invalid body (`malformed_json`, `invalid_body`, `invalid_text`, `missing_field`, `invalid_amount`, `invalid_address`, `invalid_chain`, `invalid_token`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description More than the balance less running holds (`insufficient_balance`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    cancel_refund: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+                /** @description `RefundID_<uuid>` */
+                refund_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Canceled (a retried cancel answers the same) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Refund"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund on this purchase (`refund_not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The refund is no longer requested (`invalid_state`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
             503: {
                 headers: {
                     [name: string]: unknown;
