@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::fixtures::{Bought, balance, buy, outbox_rows};
-use crate::helpers::{TestApp, assert_error, spawn_app};
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 
 const OFFER: &str = "gemini-api-gateway";
 
@@ -242,7 +242,9 @@ async fn idempotent_retries_debit_once(pool: PgPool) {
 /// channel.
 #[sqlx::test]
 async fn concurrent_debits_are_exact_and_each_crossing_notified_once(pool: PgPool) {
-    let app = spawn_app(pool.clone()).await;
+    // 600 callers from one address: above the per-address connection cap's default (64), which an
+    // AI server this busy raises (or lists its proxy in TRUSTED_PROXIES).
+    let app = spawn_app_with(pool.clone(), &[("MAX_CONNECTIONS_PER_IP", "1024")]).await;
     // 10 USD: low 2, critical 1, termination 0.10.
     let a = buy(&pool, OFFER, 10_000_000, Some("customer@example.com")).await;
     let body = json!({"usage_amount": "1", "usage_unit": "tokens", "billed_amount": "0.02"});

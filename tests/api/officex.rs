@@ -230,7 +230,7 @@ async fn finalize_topup_and_suspension_each_update_the_record_once(pool: PgPool)
             "billing_url": page,
             "support_url": page,
             "delivery_url": page,
-            "pricing": "Per million tokens: gemini-2.5-flash $0.30 in / $2.50 out; gemini-2.5-pro $1.25 in / $10 out",
+            "pricing": "Per million tokens: gemini-2.5-flash $0.30 in / $2.50 out; gemini-2.5-pro $1.25 in / $10 out ($2.50 / $15 for prompts over 200k tokens)",
             "vendor_notes": "Running. Prepaid balance: 20.000000 USD. Top up any time from the billing page.",
         })
     );

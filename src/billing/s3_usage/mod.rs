@@ -186,6 +186,12 @@ impl Metering {
             self.purge_deleted(pool, log_bucket, now, &mut report)
                 .await?;
         }
+        // Released now, not when the closing session is reaped in the background: a pass that
+        // follows at once (the CLI, a test, another replica) must not find it still held.
+        sqlx::query("select pg_advisory_unlock($1)")
+            .bind(LOCK_KEY)
+            .execute(&mut *lock)
+            .await?;
         drop(lock);
         Ok(report)
     }
