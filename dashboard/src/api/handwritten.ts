@@ -6,7 +6,7 @@ import type { LedgerItem } from './types';
 /** Every list: `{items, next_cursor}` (cursor pagination; `next_cursor` is null on the last page). */
 export interface Page<T> {
   items: T[];
-  next_cursor: string | null;
+  next_cursor?: string | null;
 }
 
 /** `GET /v1/purchase/{id}/ledger` entries (the generated `LedgerItem`; kept for the customer page's import). */

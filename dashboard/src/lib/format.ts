@@ -38,8 +38,3 @@ export function daysAgo(n: number, from = new Date()): Date {
   d.setUTCDate(d.getUTCDate() - n);
   return d;
 }
-
-export function humanize(key: string): string {
-  const text = key.replace(/_usd$/, ' (USD)').replace(/_/g, ' ');
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}

@@ -1,7 +1,7 @@
 // The deposit watcher per chain, shown on the console's RPC card: when its last full pass read the
 // chain (any replica), how far every block was read, and the block ranges it could not read yet.
-import type { WatcherStatus } from '../api/types';
-import { formatTime } from '../lib/format';
+import type { WatcherStatus } from '../../api/types';
+import { formatTime } from '../../lib/format';
 
 export function WatcherPasses(props: { chains: Record<string, WatcherStatus> | undefined }) {
   const rows = Object.entries(props.chains ?? {});

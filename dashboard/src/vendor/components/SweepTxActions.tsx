@@ -1,21 +1,19 @@
 // Bump / cancel for a sweep whose transaction is signed or broadcast but not mined (SPEC §9 "Chains
 // that recover by themselves"): the sweeper carries the request out on its next pass.
 import { useState } from 'preact/hooks';
-import { errorText, newIdempotencyKey } from '../lib/api';
-import type { Row } from '../api/handwritten';
-
-type Call = <T>(path: string, opts?: { method?: 'GET' | 'POST' | 'DELETE'; body?: unknown; idempotencyKey?: string }) => Promise<T>;
-
-export type TxActionMessage = { tone: 'ok' | 'error'; text: string };
+import { errorText, newIdempotencyKey } from '../../lib/api';
+import type { SweepRow } from '../../api/types';
+import type { Message } from '../../components/Section';
+import { useAdmin } from '../hooks';
 
 /** The bump and cancel buttons of one sweep row (nothing unless the row is `replaceable`). */
-export function SweepTxActions(props: { row: Row; call: Call; onDone: (m: TxActionMessage) => void }) {
-  const { row, call, onDone } = props;
+export function SweepTxActions(props: { row: SweepRow; onDone: (m: Message) => void }) {
+  const { row, onDone } = props;
+  const admin = useAdmin();
   const [busy, setBusy] = useState(false);
   // One key per action until it succeeds: a retry after a network error is not a second request.
   const [keys, setKeys] = useState<Record<string, string>>({});
   if (row.replaceable !== true) return null;
-  const id = encodeURIComponent(String(row.id ?? ''));
   const act = async (action: 'bump' | 'cancel') => {
     if (action === 'cancel' && !window.confirm('Cancel this sweep transaction? A 0-value transfer replaces it at the same nonce; the funds stay on the deposit address and the sweep can be retried.')) {
       return;
@@ -24,7 +22,7 @@ export function SweepTxActions(props: { row: Row; call: Call; onDone: (m: TxActi
     setKeys({ ...keys, [action]: key });
     setBusy(true);
     try {
-      await call(`/v1/admin/sweeps/${id}/${action}`, { method: 'POST', body: {}, idempotencyKey: key });
+      await admin.sweepAction(row.id, action, key);
       const rest = { ...keys };
       delete rest[action];
       setKeys(rest);

@@ -2,12 +2,12 @@
 // payments) back to an address, see each refund's status and its transaction, cancel one still
 // waiting for the vendor. POST/GET /v1/purchase/{id}/refunds (customer key, Idempotency-Key).
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { api, errorText, newIdempotencyKey } from '../lib/api';
-import { formatTime, shortHex } from '../lib/format';
-import { formatUsd, toMicros } from '../lib/money';
-import { Alert, Field, Money } from '../lib/ui';
-import type { Credentials } from './credentials';
-import type { PurchaseView } from './types';
+import { api, errorText, newIdempotencyKey } from '../../lib/api';
+import { formatTime, shortHex } from '../../lib/format';
+import { formatUsd, toMicros } from '../../lib/money';
+import { Alert, Field, Money } from '../../components/ui';
+import type { Credentials } from '../credentials';
+import type { PurchaseView } from '../types';
 
 /** A refund as the API answers it (OpenAPI `Refund`). */
 export interface Refund {

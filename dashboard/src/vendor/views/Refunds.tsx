@@ -1,34 +1,27 @@
 // The console's refunds: the list (open ones first by default), approve / reject with a reason,
 // and, when this server has no payout key, an EIP-681 link and QR code to pay from the vendor's own
 // wallet, then mark-paid with the transaction (checked on chain). Failed payouts can be retried.
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useState } from 'preact/hooks';
 import { renderSVG } from 'uqr';
-import { ApiError, errorText, newIdempotencyKey } from '../lib/api';
-import { formatTime, humanize, shortHex } from '../lib/format';
-import { Alert, Field, Money } from '../lib/ui';
+import { errorText, newIdempotencyKey } from '../../lib/api';
+import { formatTime, shortHex } from '../../lib/format';
+import type { RefundAction } from '../../api/admin';
+import type { AdminRefund as Refund } from '../../api/types';
+import { Pager } from '../../components/Pager';
+import { ActionMessage, type Message } from '../../components/Section';
+import { Alert, Field, Money } from '../../components/ui';
+import { useAdmin, useList } from '../hooks';
 
-type Call = <T>(path: string, opts?: { method?: 'GET' | 'POST' | 'DELETE'; body?: unknown; idempotencyKey?: string }) => Promise<T>;
-
-interface Refund {
-  refund_id: string;
-  purchase_id?: string | null;
-  checkout_session_id?: string | null;
-  source: string;
-  status: string;
-  amount_usd: string;
-  token_amount: string;
-  token_symbol: string;
-  chain_id: number;
-  to_address: string;
-  closes_purchase: boolean;
-  auto_approved: boolean;
-  reason?: string | null;
-  tx_hash?: string | null;
-  explorer_url?: string | null;
-  payment_uri?: string | null;
-  last_error?: string | null;
-  created_at: string;
-}
+export const REFUND_STATUS_TEXT: Record<string, string> = {
+  open: 'Open (requested, approved, paying or failed)',
+  requested: 'Waiting for approval',
+  approved: 'Approved',
+  paying: 'Being paid',
+  paid: 'Paid',
+  rejected: 'Rejected',
+  canceled: 'Canceled by the customer',
+  failed: 'Payout failed',
+};
 
 const STATUSES = ['open', '', 'requested', 'approved', 'paying', 'paid', 'rejected', 'canceled', 'failed'];
 
@@ -38,43 +31,22 @@ function PaymentQr(props: { uri: string }) {
   return <img class="qr" src={src} width={160} height={160} alt="QR code paying this refund from a wallet app" data-field="payment_qr" data-value={props.uri} />;
 }
 
-export function Refunds(props: { call: Call }) {
-  const { call } = props;
+export function Refunds() {
+  const admin = useAdmin();
   const [status, setStatus] = useState('open');
-  const [cursors, setCursors] = useState<string[]>(['']);
-  const [data, setData] = useState<{ items: Refund[]; next_cursor?: string | null } | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const [message, setMessage] = useState<{ tone: 'ok' | 'error'; text: string } | null>(null);
+  const list = useList(`refunds?${status}`, (cursor) => admin.refunds(status, cursor));
+  const data = list.data;
+  const error = list.error;
+  const [message, setMessage] = useState<Message | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
-  const cursor = cursors[cursors.length - 1];
 
-  const load = useCallback(async () => {
-    const q = new URLSearchParams({ limit: '50' });
-    if (status) q.set('status', status);
-    if (cursor) q.set('cursor', cursor);
-    try {
-      setData(await call<{ items: Refund[]; next_cursor?: string | null }>(`/v1/admin/refunds?${q.toString()}`));
-      setError(null);
-    } catch (e) {
-      setError(e instanceof ApiError && e.status === 404 ? `${errorText(e)} (/v1/admin/refunds)` : errorText(e));
-    }
-  }, [call, status, cursor]);
-  useEffect(() => {
-    void load();
-  }, [load]);
-  useEffect(() => setCursors(['']), [status]);
-
-  const act = async (r: Refund, action: string, body: Record<string, unknown> = {}) => {
+  const act = async (r: Refund, action: RefundAction, body: Record<string, unknown> = {}) => {
     setBusy(r.refund_id);
     setMessage(null);
     try {
-      const done = await call<Refund>(`/v1/admin/refunds/${encodeURIComponent(r.refund_id)}/${action}`, {
-        method: 'POST',
-        body,
-        idempotencyKey: newIdempotencyKey(),
-      });
-      setMessage({ tone: 'ok', text: `Refund ${shortHex(r.refund_id, 8)}: ${humanize(done.status)}.` });
-      await load();
+      const done = await admin.refundAction(r.refund_id, action, body, newIdempotencyKey());
+      setMessage({ tone: 'ok', text: `Refund ${shortHex(r.refund_id, 8)}: ${REFUND_STATUS_TEXT[done.status] ?? done.status}.` });
+      list.reload();
     } catch (e) {
       setMessage({ tone: 'error', text: errorText(e) });
     } finally {
@@ -105,12 +77,12 @@ export function Refunds(props: { call: Call }) {
         <select name="status" value={status} onChange={(e) => setStatus(e.currentTarget.value)}>
           {STATUSES.map((o) => (
             <option key={o} value={o}>
-              {o ? humanize(o) : 'Any'}
+              {o ? (REFUND_STATUS_TEXT[o] ?? o) : 'Any'}
             </option>
           ))}
         </select>
       </label>
-      <div aria-live="polite">{message && <Alert tone={message.tone}>{message.text}</Alert>}</div>
+      <ActionMessage message={message} />
       <section class="card" aria-labelledby="refunds-h">
         <h2 id="refunds-h">Refunds, newest first</h2>
         {error && <Alert tone="error">{error}</Alert>}
@@ -165,7 +137,7 @@ export function Refunds(props: { call: Call }) {
                   </td>
                   <td>
                     <Field field="status" value={r.status}>
-                      {humanize(r.status)}
+                      {REFUND_STATUS_TEXT[r.status] ?? r.status}
                     </Field>
                     {r.auto_approved && <div class="muted small">auto-approved</div>}
                     {r.reason && <div class="muted small">{r.reason}</div>}
@@ -222,26 +194,7 @@ export function Refunds(props: { call: Call }) {
             </tbody>
           </table>
         )}
-        {data && (
-          <nav class="pager" aria-label="Pages">
-            <button type="button" class="btn" disabled={cursors.length <= 1} data-action="previous-page" onClick={() => setCursors((c) => c.slice(0, -1))}>
-              Previous
-            </button>
-            <span class="muted small">Page {cursors.length}</span>
-            <button
-              type="button"
-              class="btn"
-              disabled={!data.next_cursor}
-              data-action="next-page"
-              onClick={() => {
-                const next = data.next_cursor;
-                if (next) setCursors((c) => [...c, next]);
-              }}
-            >
-              Next
-            </button>
-          </nav>
-        )}
+        {data && <Pager cursors={list.cursors} next={data.next_cursor} />}
       </section>
     </>
   );
