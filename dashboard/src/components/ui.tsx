@@ -2,7 +2,7 @@
 // and data-value="<the API's exact value>" where the display is formatted (SPEC §9, Dashboard).
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import { formatUsd } from '../lib/money';
+import { formatUsd, formatUsdCents } from '../lib/money';
 
 export function Money(props: { field: string; value: string | null | undefined; class?: string }) {
   const { field, value } = props;
@@ -14,8 +14,8 @@ export function Money(props: { field: string; value: string | null | undefined; 
     );
   }
   return (
-    <span class={props.class} data-field={field} data-value={value}>
-      {formatUsd(value)}
+    <span class={props.class} data-field={field} data-value={value} title={`${formatUsd(value)} exactly`}>
+      {formatUsdCents(value)}
     </span>
   );
 }

@@ -1,8 +1,8 @@
 // How single API values are shown: times, hashes and addresses, transactions. Each keeps
 // data-field="<API field>" and data-value="<the API's exact value>".
-import { formatTime, shortHex } from '../lib/format';
+import { formatExactTime, formatRelative, shortHex, toDate } from '../lib/format';
 
-/** A time from the API. */
+/** A time from the API: how long ago in words, the exact time on hover. */
 export function Time(props: { field: string; value: string | number | null | undefined }) {
   const raw = props.value === null || props.value === undefined ? '' : String(props.value);
   if (!raw) {
@@ -13,9 +13,9 @@ export function Time(props: { field: string; value: string | number | null | und
     );
   }
   return (
-    <span data-field={props.field} data-value={raw}>
-      {formatTime(props.value)}
-    </span>
+    <time data-field={props.field} data-value={raw} dateTime={toDate(props.value)?.toISOString()} title={formatExactTime(props.value)}>
+      {formatRelative(props.value)}
+    </time>
   );
 }
 

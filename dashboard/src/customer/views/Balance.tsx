@@ -1,7 +1,7 @@
 // The balance, how long it lasts at the last 7 days' rate, and the thresholds.
 import { useEffect, useState } from 'preact/hooks';
 import { daysAgo, isoDay } from '../../lib/format';
-import { daysLeft, formatUsd, sumDecimals, toMicros } from '../../lib/money';
+import { daysLeft, formatUsdCents, sumDecimals, toMicros } from '../../lib/money';
 import * as customer from '../../api/customer';
 import { Money } from '../../components/ui';
 import type { Credentials } from '../credentials';
@@ -29,7 +29,7 @@ export function BalanceCard(props: { data: PurchaseView; creds: Credentials; rel
           ? 'Working out how long it lasts…'
           : days === null
             ? 'No usage in the last 7 days, so the balance is not going down.'
-            : `Lasts about ${days.toString()} day${days === 1n ? '' : 's'} at the last 7 days' rate (${formatUsd(spent7)} a week).`}
+            : `Lasts about ${days.toString()} day${days === 1n ? '' : 's'} at the last 7 days' rate (${formatUsdCents(spent7)} a week).`}
       </p>
       <dl class="thresholds">
         <div>

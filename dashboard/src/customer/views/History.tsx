@@ -1,7 +1,8 @@
 // The history: the purchase's ledger, newest first, page by page.
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, errorText } from '../../lib/api';
-import { formatTime, shortHex } from '../../lib/format';
+import { shortHex } from '../../lib/format';
+import { Time } from '../../components/values';
 import { toMicros } from '../../lib/money';
 import * as customer from '../../api/customer';
 import type { LedgerEntry, Page } from '../../api/handwritten';
@@ -68,9 +69,7 @@ export function LedgerCard(props: { creds: Credentials; reloadKey: number }) {
                   {page.items.map((e) => (
                     <tr key={String(e.id)} data-ledger-id={String(e.id)} data-kind={e.kind}>
                       <td data-label="When">
-                        <span data-field="created_at" data-value={String(e.created_at)}>
-                          {formatTime(e.created_at)}
-                        </span>
+                        <Time field="created_at" value={e.created_at} />
                       </td>
                       <td data-label="What">
                         <span class={`kind kind-${e.kind}`} data-field="kind" data-value={e.kind}>

@@ -4,7 +4,7 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, errorText } from '../../lib/api';
 import { formatTime } from '../../lib/format';
-import { formatUsd } from '../../lib/money';
+import { formatUsdCents } from '../../lib/money';
 import * as customer from '../../api/customer';
 import { Alert, STATUS_TEXT, StatusBadge } from '../../components/ui';
 import { S3EstimateCard } from '../../components/S3Estimate';
@@ -36,7 +36,7 @@ export function PurchasePage(props: { creds: Credentials }) {
       setData(body);
       setError(null);
       setRefreshedAt(new Date());
-      document.title = `${body.purchase.title} — ${formatUsd(body.purchase.balance_usd)}`;
+      document.title = `${body.purchase.title} — ${formatUsdCents(body.purchase.balance_usd)}`;
     } catch (e) {
       setError(e instanceof ApiError ? e : new ApiError(0, 'unknown', errorText(e)));
     }

@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { errorText } from '../../lib/api';
 import { shortHex } from '../../lib/format';
-import { formatUsd, toMicros } from '../../lib/money';
+import { formatUsdCents, toMicros } from '../../lib/money';
 import { QrCode, eip681 } from '../../lib/qr';
 import * as customer from '../../api/customer';
 import type { AcceptedToken } from '../../api/types';
@@ -38,7 +38,7 @@ export function TopUpCard(props: { data: PurchaseView; creds: Credentials; onCre
     try {
       const body = await customer.verifyTopup(props.creds);
       if ('new_balance' in body) {
-        setResult({ tone: 'ok', text: `Credited ${formatUsd(body.topup_amount)}. ${body.message}` });
+        setResult({ tone: 'ok', text: `Credited ${formatUsdCents(body.topup_amount)}. ${body.message}` });
       } else {
         const pending = toMicros(body.current_wallet_balance_usd);
         setResult({
@@ -128,7 +128,7 @@ export function TopUpCard(props: { data: PurchaseView; creds: Credentials; onCre
               <>
                 {' '}
                 <span data-field="pending_usd" data-value={result.pending}>
-                  {formatUsd(result.pending)} is waiting for confirmations.
+                  {formatUsdCents(result.pending)} is waiting for confirmations.
                 </span>
               </>
             )}

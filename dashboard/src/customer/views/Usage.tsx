@@ -3,7 +3,7 @@
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { errorText } from '../../lib/api';
 import { daysAgo, isoDay, toDate } from '../../lib/format';
-import { formatAmount, formatUsd, sumDecimals, toNumber } from '../../lib/money';
+import { formatAmount, formatUsd, formatUsdCents, sumDecimals, toNumber } from '../../lib/money';
 import { BarChart } from '../../lib/Chart';
 import * as customer from '../../api/customer';
 import type { BillingBucket, Interval } from '../../api/types';
@@ -138,7 +138,7 @@ export function UsageCard(props: { creds: Credentials; reloadKey: number }) {
                 interval={interval}
                 from={start ? Date.parse(`${start}T00:00:00Z`) / 1000 : undefined}
                 to={end ? Date.parse(`${end}T00:00:00Z`) / 1000 : undefined}
-                summary={`Bar chart of the amount billed per ${interval.replace(/ly$/, '').replace('dai', 'day')}: ${buckets.length} buckets, ${formatUsd(total ?? '0')} in total.`}
+                summary={`Bar chart of the amount billed per ${interval.replace(/ly$/, '').replace('dai', 'day')}: ${buckets.length} buckets, ${formatUsdCents(total ?? '0')} in total.`}
               />
               {units.length > 0 && (
                 <ul class="units" aria-label="Usage by unit">
@@ -191,7 +191,7 @@ export function UsageCard(props: { creds: Credentials; reloadKey: number }) {
                         Total
                       </th>
                       <td class="num">
-                        <strong>{formatUsd(total ?? '0')}</strong>
+                        <strong title={`${formatUsd(total ?? '0')} exactly`}>{formatUsdCents(total ?? '0')}</strong>
                       </td>
                     </tr>
                   </tfoot>

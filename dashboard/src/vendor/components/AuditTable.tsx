@@ -3,11 +3,12 @@ import type { AuditRecord } from '../../api/types';
 import { type Column, Table } from '../../components/Table';
 import { Field } from '../../components/ui';
 import { Json, Time } from '../../components/values';
+import { AUDIT_ACTION_TEXT, label } from '../../lib/labels';
 
 const COLUMNS: Column<AuditRecord>[] = [
   { label: 'When', cell: (a) => <Time field="created_at" value={a.created_at} /> },
   { label: 'By', cell: (a) => <Field field="actor" value={a.actor} /> },
-  { label: 'Action', cell: (a) => <Field field="action" value={a.action} /> },
+  { label: 'Action', cell: (a) => <Field field="action" value={a.action}>{label(AUDIT_ACTION_TEXT, a.action)}</Field> },
   {
     label: 'Target',
     cell: (a) =>

@@ -3,10 +3,11 @@ import type { GasBalance } from '../../api/types';
 import { type Column, Table } from '../../components/Table';
 import { Field } from '../../components/ui';
 import { Hex, Time } from '../../components/values';
+import { formatNative } from '../../lib/units';
 
-function gasValue(g: GasBalance): string {
-  const v = g.balance_eth ?? g.balance_wei;
-  return v === undefined || v === null ? '' : String(v);
+/** The exact balance in wei (the API's `balance_wei`), '' when it could not be read. */
+function gasWei(g: GasBalance): string {
+  return g.balance_wei ?? '';
 }
 
 const COLUMNS: Column<GasBalance>[] = [
@@ -23,8 +24,8 @@ const COLUMNS: Column<GasBalance>[] = [
     label: 'Balance',
     num: true,
     cell: (g) => (
-      <span data-field="gas_balance" data-chain-id={String(g.chain_id)} data-value={gasValue(g)}>
-        {gasValue(g) || '—'}
+      <span data-field="gas_balance" data-chain-id={String(g.chain_id)} data-value={gasWei(g)} title={g.balance_wei ? `${g.balance_wei} wei` : undefined}>
+        {gasWei(g) ? formatNative(gasWei(g), g.chain_id) : '—'}
       </span>
     ),
   },
@@ -48,7 +49,10 @@ const COLUMNS: Column<GasBalance>[] = [
         )}
         {g.sweep_cost_wei && (
           <div class="small">
-            <span class="muted">Cost of one sweep:</span> <Field field="sweep_cost_wei" value={g.sweep_cost_wei} />
+            <span class="muted">Cost of one sweep:</span>{' '}
+            <Field field="sweep_cost_wei" value={g.sweep_cost_wei}>
+              {formatNative(g.sweep_cost_wei, g.chain_id)}
+            </Field>
           </div>
         )}
         {g.error && (

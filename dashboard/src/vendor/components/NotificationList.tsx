@@ -5,6 +5,7 @@ import type { NotificationRow } from '../../api/types';
 import { Facts } from '../../components/Table';
 import { Field } from '../../components/ui';
 import { Time } from '../../components/values';
+import { NOTIFICATION_STATUS_TEXT, label } from '../../lib/labels';
 
 const CHANNEL_TEXT: Record<string, string> = { email: 'Email', webhook: 'Webhook', officex: 'OfficeX record' };
 
@@ -18,7 +19,7 @@ export function NotificationList(props: { rows: NotificationRow[]; action?: (n: 
             items={[
               ['Event', <Field field="event_type" value={n.event_type} />],
               ['Channel', <Field field="channel" value={n.channel}>{CHANNEL_TEXT[n.channel] ?? n.channel}</Field>],
-              ['Status', <Field field="status" value={n.status} />],
+              ['Status', <Field field="status" value={n.status}>{label(NOTIFICATION_STATUS_TEXT, n.status)}</Field>],
               ['Attempts', <Field field="attempt_count" value={n.attempt_count} />],
               [
                 'Purchase',

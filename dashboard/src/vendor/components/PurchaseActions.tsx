@@ -2,7 +2,7 @@
 // delete (the purchase id typed in full to confirm). Each sends its own Idempotency-Key.
 import { useState } from 'preact/hooks';
 import { errorText } from '../../lib/api';
-import { formatUsd } from '../../lib/money';
+import { formatUsdCents } from '../../lib/money';
 import type { StatusAction } from '../../api/admin';
 import { type Message, Section } from '../../components/Section';
 import { useActionKey, useAdmin } from '../hooks';
@@ -28,7 +28,7 @@ export function PurchaseActions(props: { id: string; onDone: (m: Message, change
     try {
       const res = await send();
       done();
-      const balance = typeof res?.balance_usd === 'string' ? ` Balance now ${formatUsd(res.balance_usd)}.` : '';
+      const balance = typeof res?.balance_usd === 'string' ? ` Balance now ${formatUsdCents(res.balance_usd)}.` : '';
       onDone({ tone: 'ok', text: `${DONE_TEXT[action]}${balance}` }, true);
     } catch (e) {
       onDone({ tone: 'error', text: errorText(e) }, false);

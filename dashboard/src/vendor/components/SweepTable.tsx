@@ -5,6 +5,20 @@ import type { SweepRow } from '../../api/types';
 import { type Column, Table } from '../../components/Table';
 import { Field } from '../../components/ui';
 import { Time, TxLink } from '../../components/values';
+import { formatNative, formatToken } from '../../lib/units';
+
+export const SWEEP_STATUS_TEXT: Record<string, string> = {
+    planned: 'Planned',
+  signed: 'Signed',
+  broadcast: 'Sent, not mined yet',
+  confirmed: 'Done',
+  failed: 'Failed',
+};
+
+const METHOD_TEXT: Record<string, string> = {
+  transfer: 'Transfer (gas topped up first)',
+  eip3009: 'Signed authorization (EIP-3009)',
+};
 
 const COLUMNS: Column<SweepRow>[] = [
   { label: 'Sweep', cell: (s) => <Field field="id" value={s.id} /> },
@@ -14,15 +28,28 @@ const COLUMNS: Column<SweepRow>[] = [
     num: true,
     cell: (s) => (
       <>
-        <Field field="amount_units" value={s.amount_units} />{' '}
-        <Field field="token_symbol" value={s.token_symbol}>
-          {s.token_symbol.toUpperCase()}
+        <Field field="amount_units" value={s.amount_units}>
+          {formatToken(s.amount_units, s.token_symbol)}
         </Field>
       </>
     ),
   },
-  { label: 'Method', cell: (s) => <Field field="method" value={s.method} /> },
-  { label: 'Status', cell: (s) => <Field field="status" value={s.status} /> },
+  { label: 'Method', cell: (s) => <Field field="method" value={s.method}>{METHOD_TEXT[s.method] ?? s.method}</Field> },
+  {
+    label: 'Status',
+    cell: (s) => (
+      <>
+        <Field field="status" value={s.status}>
+          {SWEEP_STATUS_TEXT[s.status] ?? s.status}
+        </Field>
+        {s.fee_wei && (
+          <div class="muted small">
+            fee <Field field="fee_wei" value={s.fee_wei}>{formatNative(s.fee_wei, s.chain_id)}</Field>
+          </div>
+        )}
+      </>
+    ),
+  },
   { label: 'Transaction', cell: (s) => <TxLink hash={s.tx_hash} url={s.explorer_url} /> },
   { label: 'Attempts', num: true, cell: (s) => <Field field="attempts" value={s.attempts} /> },
   { label: 'Stuck since', cell: (s) => <Time field="stuck_at" value={s.stuck_at} /> },

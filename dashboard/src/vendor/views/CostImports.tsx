@@ -5,11 +5,12 @@ import { Loading, Section } from '../../components/Section';
 import { type Column, Table } from '../../components/Table';
 import { Field, Money } from '../../components/ui';
 import { Json, Time } from '../../components/values';
+import { IMPORT_STATUS_TEXT, label } from '../../lib/labels';
 import { useAdmin, useList } from '../hooks';
 
 const COLUMNS: Column<CostImportRow>[] = [
   { label: 'Day', cell: (c) => <Field field="day" value={c.day} /> },
-  { label: 'Status', cell: (c) => <Field field="status" value={c.status} /> },
+  { label: 'Status', cell: (c) => <Field field="status" value={c.status}>{label(IMPORT_STATUS_TEXT, c.status)}</Field> },
   { label: 'Started by', cell: (c) => <Field field="trigger" value={c.trigger} /> },
   { label: 'Source', cell: (c) => <Field field="source" value={c.source} /> },
   { label: 'Charged', num: true, cell: (c) => <Money field="charged_usd" value={c.charged_usd} /> },

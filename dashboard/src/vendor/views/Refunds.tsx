@@ -4,7 +4,8 @@
 import { useState } from 'preact/hooks';
 import { renderSVG } from 'uqr';
 import { errorText, newIdempotencyKey } from '../../lib/api';
-import { formatTime, shortHex } from '../../lib/format';
+import { shortHex } from '../../lib/format';
+import { Time } from '../../components/values';
 import type { RefundAction } from '../../api/admin';
 import type { AdminRefund as Refund } from '../../api/types';
 import { Pager } from '../../components/Pager';
@@ -105,9 +106,7 @@ export function Refunds() {
               {data.items.map((r) => (
                 <tr key={r.refund_id} data-refund-id={r.refund_id} data-status={r.status}>
                   <td>
-                    <Field field="created_at" value={r.created_at}>
-                      {formatTime(r.created_at)}
-                    </Field>
+                    <Time field="created_at" value={r.created_at} />
                   </td>
                   <td>
                     {r.purchase_id ? (
