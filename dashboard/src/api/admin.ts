@@ -1,6 +1,17 @@
 // The admin API (`/v1/admin/…`) as typed calls, one per route the console uses. `call` adds the
 // operator's bearer token (and signs out on 401); every write sends an `Idempotency-Key`.
-import type { Page } from './handwritten';
+import type {
+  CredentialKind,
+  Daily,
+  OperatorCreated,
+  OperatorRole,
+  OperatorRow,
+  Page,
+  ReconcileReport,
+  RescanOut,
+  RotatedCredential,
+  SignedInOperator,
+} from './handwritten';
 import type {
   AdjustmentOut,
   AdminOverview,
@@ -88,7 +99,23 @@ export function adminApi(call: Call) {
     revokeToken: (id: number | string, key: string) =>
       call<unknown>(`/v1/admin/tokens/${enc(String(id))}`, { method: 'DELETE', idempotencyKey: key }),
     gas: () => call<Page<GasBalance> | GasBalance[]>('/v1/admin/gas'),
-    audit: (filter: { action?: string; target_type?: string; target_id?: string }, cursor: string, limit = 50) =>
+    me: () => call<SignedInOperator>('/v1/admin/me'),
+    daily: (days: number) => call<Daily>(`/v1/admin/stats/daily${query({ days })}`),
+    operators: () => call<Page<OperatorRow>>('/v1/admin/operators'),
+    createOperator: (name: string, role: OperatorRole, key: string) =>
+      post<OperatorCreated>('/v1/admin/operators', key, { name, role, idempotency_key: key }),
+    revokeOperator: (id: number, key: string) => post<OperatorRow>(`/v1/admin/operators/${id}/revoke`, key),
+    rescan: (chainId: number, fromBlock: number, toBlock: number | null, key: string) =>
+      post<RescanOut>(`/v1/admin/chains/${chainId}/rescan`, key, {
+        from_block: fromBlock,
+        ...(toBlock === null ? {} : { to_block: toBlock }),
+        idempotency_key: key,
+      }),
+    reconcile: () => call<ReconcileReport>('/v1/admin/reconcile'),
+    reprovision: (id: string, key: string) => post<unknown>(`/v1/admin/purchases/${enc(id)}/reprovision`, key),
+    rotateCredential: (id: string, kind: CredentialKind, key: string) =>
+      post<RotatedCredential>(`/v1/admin/purchases/${enc(id)}/credentials/rotate`, key, { kind, idempotency_key: key }),
+    audit: (filter: { action?: string; target_type?: string; target_id?: string; actor?: string }, cursor: string, limit = 50) =>
       call<Page<AuditRecord>>(`/v1/admin/audit${query({ ...filter, cursor, limit })}`),
   };
 }

@@ -4,7 +4,10 @@
 import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
 import { ApiError, api } from '../lib/api';
 import { type Call, adminApi } from '../api/admin';
-import { AdminContext } from './hooks';
+import type { SignedInOperator } from '../api/handwritten';
+import { ROLE_TEXT, can } from '../lib/roles';
+import { AdminContext, useAdmin, useLoad } from './hooks';
+import { SessionContext } from './session';
 import { NAV, type Route, parseRoute, routeTitle } from './route';
 import { SignIn, forgetToken, storedToken } from './SignIn';
 import { Overview } from './views/Overview';
@@ -17,6 +20,8 @@ import { CostImports } from './views/CostImports';
 import { Tokens } from './views/Tokens';
 import { Gas } from './views/Gas';
 import { Audit } from './views/Audit';
+import { Chains } from './views/Chains';
+import { Operators } from './views/Operators';
 
 export function App() {
   const [token, setToken] = useState<string | null>(storedToken);
@@ -44,15 +49,50 @@ export function App() {
   }, [token, signOut]);
 
   if (!token || !admin) return <SignIn onSignedIn={setToken} />;
-  const current = route.view === 'purchase' ? 'purchases' : route.view;
   return (
     <AdminContext.Provider value={admin}>
+      <Shell route={route} signOut={signOut} />
+    </AdminContext.Provider>
+  );
+}
+
+/** The ADMIN_TOKEN of a server without `GET /v1/admin/me` (before operators): the bootstrap owner. */
+const BOOTSTRAP: SignedInOperator = { id: null, name: 'admin-token', role: 'owner' };
+
+function Shell(props: { route: Route; signOut: () => void }) {
+  const { route, signOut } = props;
+  const admin = useAdmin();
+  const me = useLoad<SignedInOperator>('me', () =>
+    admin.me().catch((e: unknown) => {
+      if (e instanceof ApiError && e.status === 404) return BOOTSTRAP;
+      throw e;
+    }),
+  );
+  const current = route.view === 'purchase' ? 'purchases' : route.view;
+  const who = me.data;
+  return (
+    <SessionContext.Provider value={who}>
       <a class="skip" href="#main">
         Skip to content
       </a>
       <header class="topbar">
         <div class="page topbar-inner">
           <span class="brand">Vendor console</span>
+          <span class="signed-in small">
+            {who ? (
+              <>
+                Signed in as{' '}
+                <strong data-field="operator_name" data-value={who.name}>
+                  {who.name === BOOTSTRAP.name ? 'the admin token' : who.name}
+                </strong>{' '}
+                <span class="muted" data-field="operator_role" data-value={who.role} title={ROLE_TEXT[who.role]}>
+                  ({who.role})
+                </span>
+              </>
+            ) : (
+              me.error && <span class="muted">{me.error}</span>
+            )}
+          </span>
           <button type="button" class="btn btn-small" data-action="sign-out" onClick={signOut}>
             Sign out
           </button>
@@ -61,7 +101,7 @@ export function App() {
       <div class="layout">
         <nav class="sidenav" aria-label="Console sections">
           <ul>
-            {NAV.map((n) => (
+            {NAV.filter((n) => !n.ownerOnly || can(who?.role, 'manage-operators')).map((n) => (
               <li key={n.view}>
                 <a href={n.href} aria-current={current === n.view ? 'page' : undefined}>
                   {n.label}
@@ -74,7 +114,7 @@ export function App() {
           <View route={route} />
         </main>
       </div>
-    </AdminContext.Provider>
+    </SessionContext.Provider>
   );
 }
 
@@ -104,5 +144,9 @@ function View(props: { route: Route }) {
       return <Gas />;
     case 'audit':
       return <Audit />;
+    case 'chains':
+      return <Chains />;
+    case 'operators':
+      return <Operators />;
   }
 }

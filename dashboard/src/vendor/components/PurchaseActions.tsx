@@ -6,6 +6,7 @@ import { formatUsdCents } from '../../lib/money';
 import type { StatusAction } from '../../api/admin';
 import { type Message, Section } from '../../components/Section';
 import { useActionKey, useAdmin } from '../hooks';
+import type { PurchaseButton } from '../../lib/gates';
 
 const DONE_TEXT: Record<'adjust' | StatusAction, string> = {
   adjust: 'Adjustment done.',
@@ -14,8 +15,8 @@ const DONE_TEXT: Record<'adjust' | StatusAction, string> = {
   delete: 'Deleted.',
 };
 
-export function PurchaseActions(props: { id: string; onDone: (m: Message, changed: boolean) => void }) {
-  const { id, onDone } = props;
+export function PurchaseActions(props: { id: string; buttons: PurchaseButton[]; onDone: (m: Message, changed: boolean) => void }) {
+  const { id, onDone, buttons } = props;
   const admin = useAdmin();
   const [busy, setBusy] = useState<string | null>(null);
   const [adjustKey, nextAdjustKey] = useActionKey();
@@ -65,9 +66,12 @@ export function PurchaseActions(props: { id: string; onDone: (m: Message, change
     });
   };
 
+  const canStatus = buttons.includes('suspend');
+  const canDelete = buttons.includes('delete');
+  if (!buttons.includes('adjust') && !canStatus && !canDelete) return null;
   return (
     <div class="grid">
-      <Section title="Adjust the balance">
+      {buttons.includes('adjust') && <Section title="Adjust the balance">
         <form onSubmit={adjust} class="form-grid">
           <label class="form-field">
             <span>Amount (USD, negative to debit)</span>
@@ -83,8 +87,9 @@ export function PurchaseActions(props: { id: string; onDone: (m: Message, change
             </button>
           </div>
         </form>
-      </Section>
-      <Section title="Status">
+      </Section>}
+      {(canStatus || canDelete) && <Section title="Status">
+        {canStatus && <>
         <label class="form-field">
           <span>Reason (optional)</span>
           <input type="text" name="status_reason" placeholder="For the audit log" value={reason} onInput={(e) => setReason(e.currentTarget.value)} />
@@ -97,6 +102,8 @@ export function PurchaseActions(props: { id: string; onDone: (m: Message, change
             Resume
           </button>
         </div>
+        </>}
+        {canDelete && <>
         <h3>Delete</h3>
         <p class="small muted">Deletes the resource and its data now (bucket, keys / gateway key). Type the purchase id to confirm.</p>
         <label class="form-field">
@@ -114,7 +121,8 @@ export function PurchaseActions(props: { id: string; onDone: (m: Message, change
             Delete
           </button>
         </div>
-      </Section>
+        </>}
+      </Section>}
     </div>
   );
 }

@@ -4,7 +4,8 @@ import type { ChainHealth, EndpointReport } from '../../api/types';
 import { type Column, Table } from '../../components/Table';
 import { Time } from '../../components/values';
 
-type Row = EndpointReport & { chain: string; chainStatus: string };
+/** `reason`/`chain_id`: an endpoint answering another chain id is marked down and never used. */
+type Row = EndpointReport & { chain: string; chainStatus: string; reason?: string | null; chain_id?: number | null };
 
 const COLUMNS: Column<Row>[] = [
   {
@@ -28,6 +29,21 @@ const COLUMNS: Column<Row>[] = [
         {r.state === 'up' ? 'Up' : r.state === 'down' ? 'Down' : 'Not called yet'}
       </span>
     ),
+  },
+  {
+    label: 'Why',
+    cell: (r) =>
+      r.reason === 'chain_id_mismatch' ? (
+        <span class="badge badge-bad" data-field="rpc_reason" data-value={r.reason}>
+          Wrong chain{r.chain_id != null ? ` (id ${r.chain_id})` : ''}: not used
+        </span>
+      ) : r.reason ? (
+        <span data-field="rpc_reason" data-value={r.reason}>
+          {r.reason.replace(/_/g, ' ')}
+        </span>
+      ) : (
+        <span class="muted">—</span>
+      ),
   },
   { label: 'Calls', num: true, cell: (r) => r.requests },
   { label: 'Errors', num: true, cell: (r) => r.errors },

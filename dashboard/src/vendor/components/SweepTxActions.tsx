@@ -5,6 +5,7 @@ import { errorText, newIdempotencyKey } from '../../lib/api';
 import type { SweepRow } from '../../api/types';
 import type { Message } from '../../components/Section';
 import { useAdmin } from '../hooks';
+import { ConfirmButton } from '../../components/Confirm';
 
 /** The bump and cancel buttons of one sweep row (nothing unless the row is `replaceable`). */
 export function SweepTxActions(props: { row: SweepRow; onDone: (m: Message) => void }) {
@@ -15,9 +16,6 @@ export function SweepTxActions(props: { row: SweepRow; onDone: (m: Message) => v
   const [keys, setKeys] = useState<Record<string, string>>({});
   if (row.replaceable !== true) return null;
   const act = async (action: 'bump' | 'cancel') => {
-    if (action === 'cancel' && !window.confirm('Cancel this sweep transaction? A 0-value transfer replaces it at the same nonce; the funds stay on the deposit address and the sweep can be retried.')) {
-      return;
-    }
     const key = keys[action] ?? newIdempotencyKey();
     setKeys({ ...keys, [action]: key });
     setBusy(true);
@@ -42,9 +40,16 @@ export function SweepTxActions(props: { row: SweepRow; onDone: (m: Message) => v
       <button type="button" class={stuck ? 'btn btn-small btn-primary' : 'btn btn-small'} data-action="bump-tx" disabled={busy} title="Re-sign at the same nonce with both fees raised 25 %" onClick={() => void act('bump')}>
         Bump fee
       </button>
-      <button type="button" class="btn btn-small" data-action="cancel-tx" disabled={busy} title="Replace with a 0-value transfer at the same nonce" onClick={() => void act('cancel')}>
-        Cancel tx
-      </button>
+      <ConfirmButton
+        action="cancel-tx"
+        label="Cancel tx"
+        danger
+        disabled={busy}
+        title="Replace with a 0-value transfer at the same nonce"
+        confirmLabel="Cancel the transaction"
+        question="A 0-value transfer replaces it at the same nonce; the funds stay on the deposit address and the sweep can be retried."
+        onConfirm={() => act('cancel')}
+      />
     </>
   );
 }

@@ -5,6 +5,9 @@ import { Pager } from '../../components/Pager';
 import { ActionMessage, Loading, type Message, Section, StatusFilter } from '../../components/Section';
 import { NotificationList } from '../components/NotificationList';
 import { useAdmin, useList } from '../hooks';
+import { routeParam } from '../route';
+import { useSession } from '../session';
+import { canRetryNotification } from '../../lib/gates';
 
 const STATUSES: [string, string][] = [
   ['', 'Any'],
@@ -16,9 +19,10 @@ const STATUSES: [string, string][] = [
 
 export function Notifications() {
   const admin = useAdmin();
-  const [status, setStatus] = useState('');
+  const [status, setStatus] = useState(() => routeParam(window.location.hash, 'status') || '');
   const list = useList(`notifications?${status}`, (cursor) => admin.notifications(status, cursor));
   const [message, setMessage] = useState<Message | null>(null);
+  const role = useSession()?.role;
   const retry = async (id: number) => {
     setMessage(null);
     try {
@@ -44,7 +48,7 @@ export function Notifications() {
               rows={list.data.items}
               empty="No notification matches."
               action={(n) =>
-                n.retryable && (
+                canRetryNotification(n, role) && (
                   <button type="button" class="btn btn-small" data-action="retry-notification" onClick={() => void retry(n.id)}>
                     Retry now
                   </button>

@@ -1,12 +1,16 @@
-// The overview: counts that need a look, money in and billed, gas wallets, RPC endpoints and the
-// deposit watcher, purchases by status and the last cost import.
+// The overview, the vendor's cockpit: what needs attention, money over time, what is held and
+// owed, then the counts, gas wallets, RPC endpoints and purchases by status.
+import type { OverviewMoney } from '../../api/handwritten';
 import type { AdminOverview } from '../../api/types';
 import { Facts } from '../../components/Table';
 import { Loading, Section } from '../../components/Section';
 import { Field, Money, StatusBadge } from '../../components/ui';
 import { Time } from '../../components/values';
 import { GasTable } from '../components/GasTable';
+import { Holdings } from '../components/Holdings';
+import { MoneyOverTime } from '../components/MoneyOverTime';
 import { MoneyTable } from '../components/MoneyTable';
+import { NeedsAttention } from '../components/NeedsAttention';
 import { RpcTable } from '../components/RpcTable';
 import { WatcherPasses } from '../components/WatcherPasses';
 import { useAdmin, useLoad } from '../hooks';
@@ -24,7 +28,7 @@ function Stat(props: { label: string; field: string; value: number; href?: strin
 
 export function Overview() {
   const admin = useAdmin();
-  const { data, error } = useLoad<AdminOverview>('overview', admin.overview);
+  const { data, error } = useLoad<AdminOverview & OverviewMoney>('overview', admin.overview);
   return (
     <>
       <h1>Overview</h1>
@@ -33,21 +37,26 @@ export function Overview() {
   );
 }
 
-function OverviewBody(props: { data: AdminOverview }) {
+function OverviewBody(props: { data: AdminOverview & OverviewMoney }) {
   const o = props.data;
   const imp = o.last_cost_import;
   return (
     <>
+      <NeedsAttention overview={o} />
+      <MoneyOverTime />
+      <Section title="Held and owed" section="holdings">
+        <Holdings money={o} gas={o.gas} />
+        <p class="muted small">
+          As of <Time field="generated_at" value={o.generated_at} />
+        </p>
+      </Section>
       <div class="stats">
         <Stat label="Purchases" field="purchases_total" value={o.purchases_total} href="#/purchases" />
-        <Stat label="Sweeps waiting" field="sweeps_waiting" value={o.sweeps_waiting} href="#/sweeps" />
-        <Stat label="Sweeps failed" field="sweeps_failed" value={o.sweeps_failed} href="#/sweeps" />
-        <Stat label="Notifications pending" field="notifications_pending" value={o.notifications_pending} href="#/notifications" />
-        <Stat label="Notifications failed" field="notifications_failed" value={o.notifications_failed} href="#/notifications" />
+        <Stat label="Sweeps waiting" field="sweeps_waiting" value={o.sweeps_waiting} href="#/sweeps?status=waiting" />
+        <Stat label="Sweeps failed" field="sweeps_failed" value={o.sweeps_failed} href="#/sweeps?status=failed" />
+        <Stat label="Notifications pending" field="notifications_pending" value={o.notifications_pending} href="#/notifications?status=pending" />
+        <Stat label="Notifications failed" field="notifications_failed" value={o.notifications_failed} href="#/notifications?status=failed" />
       </div>
-      <p class="muted small">
-        As of <Time field="generated_at" value={o.generated_at} />
-      </p>
       <Section title="Money">
         <MoneyTable windows={o.money} />
       </Section>
@@ -62,7 +71,7 @@ function OverviewBody(props: { data: AdminOverview }) {
         <ul class="status-counts" data-field="purchases_by_status">
           {Object.entries(o.purchases_by_status).map(([status, n]) => (
             <li key={status}>
-              <a href={`#/purchases`}>
+              <a href={`#/purchases?status=${encodeURIComponent(status)}`}>
                 <StatusBadge status={status} />
               </a>{' '}
               <span data-field={`purchases_by_status.${status}`} data-value={String(n)}>

@@ -12,7 +12,11 @@ import { NotificationList } from '../components/NotificationList';
 import { PurchaseActions } from '../components/PurchaseActions';
 import { PurchaseDetails } from '../components/PurchaseDetails';
 import { SweepTable } from '../components/SweepTable';
-import { useAdmin, useLoad } from '../hooks';
+import { RotateCredential } from '../components/RotateCredential';
+import { useActionKey, useAdmin, useLoad } from '../hooks';
+import { useSession } from '../session';
+import { purchaseButtons } from '../../lib/gates';
+import { errorText } from '../../lib/api';
 
 const THRESHOLDS = [
   ['balance_low_trigger', 'Low at'],
@@ -25,6 +29,7 @@ export function PurchasePage(props: { id: string }) {
   const admin = useAdmin();
   const { data, error, reload } = useLoad<AdminPurchaseDetail>(`purchase:${id}`, () => admin.purchase(id));
   const [message, setMessage] = useState<Message | null>(null);
+  const role = useSession()?.role;
 
   if (!data) {
     return (
@@ -38,6 +43,11 @@ export function PurchasePage(props: { id: string }) {
     );
   }
   const p = data;
+  const buttons = purchaseButtons(p, role);
+  const done = (m: Message, changed: boolean) => {
+    setMessage(m);
+    if (changed) reload();
+  };
   return (
     <div data-purchase-id={p.id ?? id}>
       <p>
@@ -70,13 +80,13 @@ export function PurchasePage(props: { id: string }) {
         ))}
       </div>
       {p.resource?.provider === 's3' && <S3EstimateCard path={`s3:${p.id}`} get={() => admin.s3Usage(p.id)} reloadKey={data} console />}
-      <PurchaseActions
-        id={p.id}
-        onDone={(m, changed) => {
-          setMessage(m);
-          if (changed) reload();
-        }}
-      />
+      <PurchaseActions id={p.id} buttons={buttons} onDone={done} />
+      {(buttons.includes('reprovision') || buttons.includes('rotate')) && (
+        <div class="grid">
+          {buttons.includes('reprovision') && <Reprovision id={p.id} onDone={done} />}
+          {buttons.includes('rotate') && <RotateCredential id={p.id} provider={p.resource?.provider} onDone={(m) => done(m, true)} />}
+        </div>
+      )}
       <PurchaseDetails p={p} />
       <Section title="Ledger">
         <LedgerPages purchaseId={p.id} first={p.ledger} />
@@ -94,5 +104,34 @@ export function PurchasePage(props: { id: string }) {
         <AuditTable rows={p.audit} empty="No admin action on this purchase yet." />
       </Section>
     </div>
+  );
+}
+
+/** Retry provisioning of a purchase whose setup failed for good. */
+function Reprovision(props: { id: string; onDone: (m: Message, changed: boolean) => void }) {
+  const admin = useAdmin();
+  const [key, nextKey] = useActionKey();
+  const [busy, setBusy] = useState(false);
+  const run = async () => {
+    setBusy(true);
+    try {
+      await admin.reprovision(props.id, key);
+      nextKey();
+      props.onDone({ tone: 'ok', text: 'Provisioning retried: the purchase becomes active when it is delivered.' }, true);
+    } catch (e) {
+      props.onDone({ tone: 'error', text: errorText(e) }, false);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Section title="Setup failed">
+      <p class="small muted">Setting up the resource failed for good. Fix the cause (see the last provisioning error below), then try again.</p>
+      <div class="actions-row">
+        <button type="button" class="btn btn-primary" data-action="reprovision" disabled={busy} onClick={() => void run()}>
+          {busy ? 'Retrying…' : 'Retry provisioning'}
+        </button>
+      </div>
+    </Section>
   );
 }

@@ -7,6 +7,7 @@ import { type Column, Table } from '../../components/Table';
 import { Field, Money, STATUS_TEXT, StatusBadge } from '../../components/ui';
 import { Time } from '../../components/values';
 import { useAdmin, useList } from '../hooks';
+import { routeParam } from '../route';
 
 const STATUSES = ['', 'provisioning', 'active', 'low', 'critical', 'suspended', 'deleted', 'failed'];
 
@@ -36,7 +37,7 @@ const COLUMNS: Column<AdminPurchase>[] = [
 
 export function Purchases() {
   const admin = useAdmin();
-  const [filters, setFilters] = useState({ q: '', status: '', offer_id: '', sort: 'created:desc' });
+  const [filters, setFilters] = useState(() => ({ q: '', status: routeParam(window.location.hash, 'status'), offer_id: '', sort: 'created:desc' }));
   const [sort, order] = filters.sort.split(':');
   const f = { q: filters.q, status: filters.status, offer_id: filters.offer_id, sort: sort ?? 'created', order: order ?? 'desc' };
   const list = useList(`purchases?${JSON.stringify(f)}`, (cursor) => admin.purchases(f, cursor));

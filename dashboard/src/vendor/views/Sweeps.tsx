@@ -7,6 +7,9 @@ import { ActionMessage, Loading, type Message, Section, StatusFilter } from '../
 import { SweepTable } from '../components/SweepTable';
 import { SweepTxActions } from '../components/SweepTxActions';
 import { useAdmin, useList } from '../hooks';
+import { routeParam } from '../route';
+import { useSession } from '../session';
+import { sweepButtons } from '../../lib/gates';
 
 const STATUSES: [string, string][] = [
   ['', 'Any'],
@@ -20,9 +23,10 @@ const STATUSES: [string, string][] = [
 
 export function Sweeps() {
   const admin = useAdmin();
-  const [status, setStatus] = useState('');
+  const [status, setStatus] = useState(() => routeParam(window.location.hash, 'status') || '');
   const list = useList(`sweeps?${status}`, (cursor) => admin.sweeps(status, cursor));
   const [message, setMessage] = useState<Message | null>(null);
+  const role = useSession()?.role;
   const retry = async (id: number) => {
     setMessage(null);
     try {
@@ -45,21 +49,28 @@ export function Sweeps() {
             <SweepTable
               rows={list.data.items}
               empty="No sweep matches."
-              actions={(r) =>
-                !(r.retryable === true || r.status === 'failed') ? (
-                  <SweepTxActions
-                    row={r}
-                    onDone={(m) => {
-                      setMessage(m);
-                      list.reload();
-                    }}
-                  />
-                ) : (
-                  <button type="button" class="btn btn-small" data-action="retry-sweep" onClick={() => void retry(r.id)}>
-                    Retry
-                  </button>
-                )
-              }
+              actions={(r) => {
+                const buttons = sweepButtons(r, role);
+                if (buttons.includes('retry')) {
+                  return (
+                    <button type="button" class="btn btn-small" data-action="retry-sweep" onClick={() => void retry(r.id)}>
+                      Retry
+                    </button>
+                  );
+                }
+                if (buttons.includes('bump')) {
+                  return (
+                    <SweepTxActions
+                      row={r}
+                      onDone={(m) => {
+                        setMessage(m);
+                        list.reload();
+                      }}
+                    />
+                  );
+                }
+                return null;
+              }}
             />
             <Pager cursors={list.cursors} next={list.data.next_cursor} />
           </>

@@ -9,6 +9,7 @@ import { type Column, Table } from '../../components/Table';
 import { CopyButton, Field } from '../../components/ui';
 import { Time } from '../../components/values';
 import { useActionKey, useAdmin, useList } from '../hooks';
+import { useCan } from '../session';
 
 const COLUMNS: Column<TokenRow>[] = [
   { label: 'Label', cell: (t) => <Field field="label" value={t.label} /> },
@@ -23,6 +24,7 @@ export function Tokens() {
   const [created, setCreated] = useState<CreatedToken | null>(null);
   const [message, setMessage] = useState<Message | null>(null);
   const [key, nextKey] = useActionKey();
+  const canManage = useCan('manage-tokens');
   const create = async (e: Event) => {
     e.preventDefault();
     const form = e.currentTarget as HTMLFormElement;
@@ -57,7 +59,7 @@ export function Tokens() {
     <>
       <h1>Billing tokens</h1>
       <p class="muted">Vendor-wide tokens your AI servers use to call meter-usage. A token is shown once, when it is created.</p>
-      <Section title="Create a token">
+      {canManage && <Section title="Create a token">
         <form class="form-grid" onSubmit={create}>
           <label class="form-field">
             <span>Label</span>
@@ -82,7 +84,7 @@ export function Tokens() {
             </p>
           </div>
         )}
-      </Section>
+      </Section>}
       <ActionMessage message={message} />
       <Section title="Tokens" id="tokens-h">
         {list.data ? (
@@ -97,7 +99,7 @@ export function Tokens() {
               actions={(t) =>
                 t.revoked_at ? (
                   <span class="badge badge-muted">Revoked</span>
-                ) : (
+                ) : !canManage ? null : (
                   <button type="button" class="btn btn-small btn-danger" data-action="revoke-token" onClick={() => void revoke(t.id)}>
                     Revoke
                   </button>
