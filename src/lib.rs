@@ -14,6 +14,8 @@ pub mod catalog;
 pub mod chain;
 /// Checkouts: initiate, validate, finalize, topup, provisioning.
 pub mod checkout;
+/// Credentials on the customer page: listed by hint, shown from the receipt, rotated.
+pub mod credentials;
 /// Operator command line (`serve`, `migrate`, `healthcheck`, …).
 pub mod cli;
 /// Typed configuration from the environment.
