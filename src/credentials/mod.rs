@@ -105,7 +105,7 @@ pub struct RotatedOut {
 pub enum CredentialError {
     #[error("purchase not found")]
     NotFound,
-    #[error("{0}")]
+    #[error("{1}")]
     Invalid(&'static str, String),
     #[error("{0}")]
     InvalidState(String),
@@ -441,7 +441,7 @@ async fn record(
         tx,
         actor,
         AuditEntry {
-            action: "credential.rotate",
+            action: "purchase.credentials_rotate",
             target_type: "purchase",
             target_id: id.to_string(),
             reason: None,

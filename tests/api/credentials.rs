@@ -92,7 +92,7 @@ fn listed(view: &Value, kind: &str) -> (Value, Value) {
 
 async fn audit_rows(app: &TestApp, actor: &str) -> Vec<Value> {
     sqlx::query_scalar(
-        "select details from admin_audit where action = 'credential.rotate' and actor = $1
+        "select details from admin_audit where action = 'purchase.credentials_rotate' and actor = $1
          order by audit_id",
     )
     .bind(actor)
