@@ -14,12 +14,12 @@ pub mod catalog;
 pub mod chain;
 /// Checkouts: initiate, validate, finalize, topup, provisioning.
 pub mod checkout;
-/// Credentials on the customer page: listed by hint, shown from the receipt, rotated.
-pub mod credentials;
 /// Operator command line (`serve`, `migrate`, `healthcheck`, …).
 pub mod cli;
 /// Typed configuration from the environment.
 pub mod config;
+/// Credentials on the customer page: listed by hint, shown from the receipt, rotated.
+pub mod credentials;
 /// Connection pool and migrations.
 pub mod db;
 /// Newtypes: prefixed ids, exact money.

@@ -17,9 +17,7 @@ use super::extract::{AppJson, AppPath, ClientIp};
 use crate::admin::{Actor, Done, Idempotency, Source};
 use crate::billing::keys::KeyKind;
 use crate::billing::purchases;
-use crate::credentials::{
-    self, CredentialError, CredentialKind, Ctx, RevealedKey, RotatedOut,
-};
+use crate::credentials::{self, CredentialError, CredentialKind, Ctx, RevealedKey, RotatedOut};
 use crate::domain::ids::PurchaseId;
 use crate::providers::ProviderError;
 use crate::state::AppState;
@@ -27,7 +25,9 @@ use crate::state::AppState;
 impl From<CredentialError> for ApiError {
     fn from(e: CredentialError) -> Self {
         match e {
-            CredentialError::NotFound => Self::not_found("purchase_not_found", "Purchase not found"),
+            CredentialError::NotFound => {
+                Self::not_found("purchase_not_found", "Purchase not found")
+            }
             CredentialError::Invalid(code, message) => Self::bad_request(code, message),
             CredentialError::InvalidState(m) => Self::conflict("invalid_state", m),
             e @ CredentialError::Deleted => Self::conflict("purchase_deleted", e.to_string()),
@@ -46,7 +46,9 @@ impl From<CredentialError> for ApiError {
             CredentialError::Provider(e) => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "provider_unavailable",
-                format!("The resource's provider cannot issue a new credential right now ({e}); nothing was changed, retry shortly."),
+                format!(
+                    "The resource's provider cannot issue a new credential right now ({e}); nothing was changed, retry shortly."
+                ),
             ),
             CredentialError::Db(e) => e.into(),
             CredentialError::Internal(m) => Self::Internal(anyhow::anyhow!(m)),

@@ -75,7 +75,8 @@ impl ReceiptCipher {
     /// `nonce || ciphertext` of any value's JSON (a credential kept for a replay), authenticated
     /// with `aad`.
     pub fn seal_json<T: Serialize>(&self, value: &T, aad: &str) -> Result<Vec<u8>, CheckoutError> {
-        let plain = serde_json::to_vec(value).map_err(|e| CheckoutError::Internal(e.to_string()))?;
+        let plain =
+            serde_json::to_vec(value).map_err(|e| CheckoutError::Internal(e.to_string()))?;
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
         let sealed = self
             .cipher

@@ -195,8 +195,19 @@ async fn a_new_gateway_key_works_and_the_old_one_is_refused_at_once(pool: PgPool
 
     // Refused without an idempotency key, with another purchase's key, for another kind.
     let path = format!("/v1/purchase/{id}/credentials/rotate");
-    let got = post(&app, &path, &customer, None, &json!({"kind": "gateway_key"})).await;
-    assert_error(&(got.0, got.2), StatusCode::BAD_REQUEST, "idempotency_key_required");
+    let got = post(
+        &app,
+        &path,
+        &customer,
+        None,
+        &json!({"kind": "gateway_key"}),
+    )
+    .await;
+    assert_error(
+        &(got.0, got.2),
+        StatusCode::BAD_REQUEST,
+        "idempotency_key_required",
+    );
     let got = rotate(&app, id, "vsc_wrong", "k1", "gateway_key").await;
     assert_error(&(got.0, got.2), StatusCode::UNAUTHORIZED, "unauthorized");
     let got = rotate(&app, PurchaseId::new(), &customer, "k1", "gateway_key").await;
@@ -214,7 +225,11 @@ async fn a_new_gateway_key_works_and_the_old_one_is_refused_at_once(pool: PgPool
     assert!(new.starts_with("vsg_") && new != old, "{first}");
     assert_eq!(first["kind"], "gateway_key");
     assert_eq!(first["hint"], json!(last4(&new)));
-    assert_eq!(gateway_status(&app, &old).await, 403, "the old key stops at once");
+    assert_eq!(
+        gateway_status(&app, &old).await,
+        403,
+        "the old key stops at once"
+    );
     assert_eq!(gateway_status(&app, &new).await, 200);
 
     // The same key again: the same answer, nothing rotated twice; another request with it is 409.
@@ -229,7 +244,11 @@ async fn a_new_gateway_key_works_and_the_old_one_is_refused_at_once(pool: PgPool
         .unwrap();
     assert_eq!(keys, 2, "one rotation");
     let got = rotate(&app, id, &customer, "k1", "customer_key").await;
-    assert_error(&(got.0, got.2), StatusCode::CONFLICT, "idempotency_key_reused");
+    assert_error(
+        &(got.0, got.2),
+        StatusCode::CONFLICT,
+        "idempotency_key_reused",
+    );
 
     let (_, view) = app.get_auth(&format!("/v1/purchase/{id}"), &customer).await;
     assert_eq!(listed(&view, "gateway_key").0, json!(last4(&new)));
@@ -239,26 +258,58 @@ async fn a_new_gateway_key_works_and_the_old_one_is_refused_at_once(pool: PgPool
 
     // The console rotates on the customer's behalf: idempotency key required, audited as admin.
     let admin_path = format!("/v1/admin/purchases/{id}/credentials/rotate");
-    let got = post(&app, &admin_path, TOKEN, None, &json!({"kind": "gateway_key"})).await;
-    assert_error(&(got.0, got.2), StatusCode::BAD_REQUEST, "idempotency_key_required");
-    let got = post(&app, &admin_path, &customer, Some("a1"), &json!({"kind": "gateway_key"})).await;
+    let got = post(
+        &app,
+        &admin_path,
+        TOKEN,
+        None,
+        &json!({"kind": "gateway_key"}),
+    )
+    .await;
+    assert_error(
+        &(got.0, got.2),
+        StatusCode::BAD_REQUEST,
+        "idempotency_key_required",
+    );
+    let got = post(
+        &app,
+        &admin_path,
+        &customer,
+        Some("a1"),
+        &json!({"kind": "gateway_key"}),
+    )
+    .await;
     assert_error(&(got.0, got.2), StatusCode::UNAUTHORIZED, "unauthorized");
-    let (status, _, by_admin) =
-        post(&app, &admin_path, TOKEN, Some("a1"), &json!({"kind": "gateway_key"})).await;
+    let (status, _, by_admin) = post(
+        &app,
+        &admin_path,
+        TOKEN,
+        Some("a1"),
+        &json!({"kind": "gateway_key"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{by_admin}");
     let third = by_admin["secret"].as_str().unwrap();
     assert_eq!(gateway_status(&app, &new).await, 403);
     assert_eq!(gateway_status(&app, third).await, 200);
     assert_eq!(audit_rows(&app, "admin").await.len(), 1);
-    let unknown = format!("/v1/admin/purchases/{}/credentials/rotate", PurchaseId::new());
-    let got = post(&app, &unknown, TOKEN, Some("a2"), &json!({"kind": "gateway_key"})).await;
+    let unknown = format!(
+        "/v1/admin/purchases/{}/credentials/rotate",
+        PurchaseId::new()
+    );
+    let got = post(
+        &app,
+        &unknown,
+        TOKEN,
+        Some("a2"),
+        &json!({"kind": "gateway_key"}),
+    )
+    .await;
     assert_error(&(got.0, got.2), StatusCode::NOT_FOUND, "purchase_not_found");
 }
 
 #[sqlx::test]
-async fn a_new_customer_key_opens_the_page_and_the_old_one_only_replays_its_rotation(
-    pool: PgPool,
-) {
+async fn a_new_customer_key_opens_the_page_and_the_old_one_only_replays_its_rotation(pool: PgPool) {
     let (app, id, old, _) = gemini_purchase(pool).await;
     let (status, replayed, first) = rotate(&app, id, &old, "c1", "customer_key").await;
     assert_eq!((status, replayed), (StatusCode::OK, false), "{first}");
@@ -297,7 +348,12 @@ async fn a_new_s3_access_key_reaches_the_bucket_and_the_old_one_is_deleted(pool:
     let moto = Moto::start().await;
     let region = "us-east-1";
     let vendor = moto.iam(region, "test", "test");
-    vendor.create_user().user_name("vendor").send().await.unwrap();
+    vendor
+        .create_user()
+        .user_name("vendor")
+        .send()
+        .await
+        .unwrap();
     vendor
         .put_user_policy()
         .user_name("vendor")
@@ -309,10 +365,18 @@ async fn a_new_s3_access_key_reaches_the_bucket_and_the_old_one_is_deleted(pool:
         .send()
         .await
         .unwrap();
-    let created = vendor.create_access_key().user_name("vendor").send().await.unwrap();
+    let created = vendor
+        .create_access_key()
+        .user_name("vendor")
+        .send()
+        .await
+        .unwrap();
     let (vendor_id, vendor_secret) = {
         let k = created.access_key().unwrap();
-        (k.access_key_id().to_owned(), k.secret_access_key().to_owned())
+        (
+            k.access_key_id().to_owned(),
+            k.secret_access_key().to_owned(),
+        )
     };
     moto.enforce_iam().await;
     let s3: Arc<dyn ResourceProvider> = Arc::new(S3Provider::with_clients(
