@@ -42,12 +42,13 @@ export function Table<T>(props: {
             <tr key={props.rowKey(row, i)} {...(props.rowAttrs ? props.rowAttrs(row) : {})}>
               {columns.map((c) => (
                 <td key={c.label} data-label={c.label} class={c.num ? 'num' : undefined}>
-                  {c.cell(row)}
+                  {/* One box per cell: at phone width the cell is a flex row of its label and this. */}
+                  <div class="cell">{c.cell(row)}</div>
                 </td>
               ))}
               {props.actions && (
                 <td class="actions" data-label="Actions">
-                  {props.actions(row)}
+                  <div class="cell">{props.actions(row)}</div>
                 </td>
               )}
             </tr>

@@ -14,9 +14,9 @@ const COLUMNS: Column<GasBalance>[] = [
   {
     label: 'Chain',
     cell: (g) => (
-      <>
+      <span>
         {g.chain ?? 'chain'} (<Field field="chain_id" value={g.chain_id} />)
-      </>
+      </span>
     ),
   },
   { label: 'Wallet', cell: (g) => <Hex field="address" value={g.address} /> },

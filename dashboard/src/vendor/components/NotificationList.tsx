@@ -2,7 +2,7 @@
 // retry button on the ones that can be retried.
 import type { ComponentChildren } from 'preact';
 import type { NotificationRow } from '../../api/types';
-import { Facts } from '../../components/Table';
+import { type Column, Facts, Table } from '../../components/Table';
 import { Field } from '../../components/ui';
 import { Time } from '../../components/values';
 import { NOTIFICATION_STATUS_TEXT, label } from '../../lib/labels';
@@ -50,5 +50,28 @@ export function NotificationList(props: { rows: NotificationRow[]; action?: (n: 
         </li>
       ))}
     </ul>
+  );
+}
+
+const TABLE_COLUMNS: Column<NotificationRow>[] = [
+  { label: 'Event', cell: (n) => <Field field="event_type" value={n.event_type} /> },
+  { label: 'Channel', cell: (n) => <Field field="channel" value={n.channel}>{CHANNEL_TEXT[n.channel] ?? n.channel}</Field> },
+  { label: 'Status', cell: (n) => <Field field="status" value={n.status}>{label(NOTIFICATION_STATUS_TEXT, n.status)}</Field> },
+  { label: 'Attempts', num: true, cell: (n) => <Field field="attempt_count" value={n.attempt_count} /> },
+  { label: 'Created', cell: (n) => <Time field="created_at" value={n.created_at} /> },
+  { label: 'Last error', cell: (n) => (n.last_error ? <Field field="last_error" value={n.last_error} /> : <span class="muted">—</span>) },
+];
+
+/** The same, one line each (a purchase's page); the outbox view has the payloads and retries. */
+export function NotificationTable(props: { rows: NotificationRow[] }) {
+  return (
+    <Table
+      rows={props.rows}
+      columns={TABLE_COLUMNS}
+      caption="Notifications"
+      empty="No notification yet."
+      rowKey={(n) => String(n.id)}
+      rowAttrs={(n) => ({ 'data-notification-id': String(n.id), 'data-status': n.status })}
+    />
   );
 }

@@ -15,6 +15,9 @@ import { RpcTable } from '../components/RpcTable';
 import { WatcherPasses } from '../components/WatcherPasses';
 import { useAdmin, useLoad } from '../hooks';
 
+/** Purchases by status in their lifecycle's order. */
+const STATUS_ORDER = ['provisioning', 'active', 'low', 'critical', 'suspended', 'failed', 'deleted'];
+
 function Stat(props: { label: string; field: string; value: number; href?: string }) {
   return (
     <div class="stat">
@@ -69,7 +72,9 @@ function OverviewBody(props: { data: AdminOverview & OverviewMoney }) {
       </Section>
       <Section title="Purchases by status">
         <ul class="status-counts" data-field="purchases_by_status">
-          {Object.entries(o.purchases_by_status).map(([status, n]) => (
+          {Object.entries(o.purchases_by_status)
+            .sort(([a], [b]) => STATUS_ORDER.indexOf(a) - STATUS_ORDER.indexOf(b))
+            .map(([status, n]) => (
             <li key={status}>
               <a href={`#/purchases?status=${encodeURIComponent(status)}`}>
                 <StatusBadge status={status} />

@@ -8,7 +8,7 @@ import { Money, StatusBadge } from '../../components/ui';
 import { AuditTable } from '../components/AuditTable';
 import { DepositTable } from '../components/DepositTable';
 import { LedgerPages } from '../components/LedgerTable';
-import { NotificationList } from '../components/NotificationList';
+import { NotificationTable } from '../components/NotificationList';
 import { PurchaseActions } from '../components/PurchaseActions';
 import { PurchaseDetails } from '../components/PurchaseDetails';
 import { SweepTable } from '../components/SweepTable';
@@ -98,7 +98,7 @@ export function PurchasePage(props: { id: string }) {
         <SweepTable rows={p.sweeps} />
       </Section>
       <Section title="Notifications">
-        <NotificationList rows={p.notifications} />
+        <NotificationTable rows={p.notifications} />
       </Section>
       <Section title="Audit log">
         <AuditTable rows={p.audit} empty="No admin action on this purchase yet." />

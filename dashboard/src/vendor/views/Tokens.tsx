@@ -7,6 +7,7 @@ import { Pager } from '../../components/Pager';
 import { ActionMessage, Loading, type Message, Section } from '../../components/Section';
 import { type Column, Table } from '../../components/Table';
 import { CopyButton, Field } from '../../components/ui';
+import { ConfirmButton } from '../../components/Confirm';
 import { Time } from '../../components/values';
 import { useActionKey, useAdmin, useList } from '../hooks';
 import { useCan } from '../session';
@@ -100,9 +101,14 @@ export function Tokens() {
                 t.revoked_at ? (
                   <span class="badge badge-muted">Revoked</span>
                 ) : !canManage ? null : (
-                  <button type="button" class="btn btn-small btn-danger" data-action="revoke-token" onClick={() => void revoke(t.id)}>
-                    Revoke
-                  </button>
+                  <ConfirmButton
+                    action="revoke-token"
+                    label="Revoke"
+                    danger
+                    confirmLabel="Revoke"
+                    question={`Revoke “${t.label}”? Meter-usage calls with it fail from now on.`}
+                    onConfirm={() => revoke(t.id)}
+                  />
                 )
               }
             />
