@@ -35,6 +35,7 @@ mod replicas;
 mod rpc_failover;
 mod s3;
 mod shutdown;
+mod sweep_batches;
 mod sweeps;
 mod tokens;
 mod watcher;
