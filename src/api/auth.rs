@@ -103,9 +103,12 @@ impl FromRequestParts<AppState> for VendorAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = presented_key(parts).ok_or_else(missing_key)?;
         let purchase_id = path_purchase(parts, state).await?;
+        let started = std::time::Instant::now();
         let ok = key.starts_with(KeyKind::BillingToken.prefix())
             && tokens::is_valid(&state.pool, &key).await?
             && purchases::exists(&state.pool, purchase_id).await?;
+        metrics::histogram!("vendor_meter_stage_seconds", "stage" => "auth")
+            .record(started.elapsed().as_secs_f64());
         if ok {
             Ok(Self { purchase_id })
         } else {

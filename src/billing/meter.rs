@@ -12,9 +12,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, SecondsFormat, Utc};
+use metrics::histogram;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -123,6 +125,8 @@ pub struct Metered {
 }
 
 struct Job {
+    /// When it was queued (the group-commit wait is measured from here).
+    queued: Instant,
     record: UsageRecord,
     key: Option<String>,
     hash: Vec<u8>,
@@ -171,6 +175,7 @@ impl Meter {
         let (reply, answer) = oneshot::channel();
         let hash = record.request_hash();
         let job = Job {
+            queued: Instant::now(),
             record,
             key,
             hash,
@@ -198,7 +203,25 @@ async fn worker(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
+/// Time of one step of a batch transaction (`vendor_meter_stage_seconds{stage}`): where a debit
+/// waits (README "Performance").
+fn stage(name: &'static str, since: &mut Instant) {
+    let now = Instant::now();
+    histogram!("vendor_meter_stage_seconds", "stage" => name)
+        .record(now.duration_since(*since).as_secs_f64());
+    *since = now;
+}
+
 async fn run_batch(pool: &PgPool, batch: Vec<Job>) {
+    let started = Instant::now();
+    for job in &batch {
+        // Queued until this batch started: the group-commit window (the batch before it running).
+        histogram!("vendor_meter_stage_seconds", "stage" => "queue")
+            .record(started.duration_since(job.queued).as_secs_f64());
+    }
+    metrics::counter!("vendor_meter_batches_total").increment(1);
+    metrics::counter!("vendor_meter_batched_records_total")
+        .increment(u64::try_from(batch.len()).unwrap_or(u64::MAX));
     match process(pool, &batch).await {
         Ok(results) => {
             for (job, result) in batch.into_iter().zip(results) {
@@ -244,9 +267,12 @@ async fn process(
     pool: &PgPool,
     batch: &[Job],
 ) -> Result<Vec<Result<Metered, BillingError>>, BillingError> {
+    let mut at = Instant::now();
     let mut tx = pool.begin().await?;
+    stage("begin", &mut at);
     let ids: Vec<PurchaseId> = batch.iter().map(|j| j.record.purchase_id).collect();
     let mut locked = ledger::lock_many(&mut tx, &ids).await?;
+    stage("lock", &mut at);
 
     // Keys already answered (committed before we took the locks, so the lookup is race-free).
     let (key_ids, keys): (Vec<Uuid>, Vec<String>) = batch
@@ -271,6 +297,8 @@ async fn process(
             answered.insert((r.purchase_id, r.key), (r.request_hash, r.response));
         }
     }
+
+    stage("keys", &mut at);
 
     let now = Utc::now();
     let mut plans = Vec::with_capacity(batch.len());
@@ -324,6 +352,7 @@ async fn process(
     }
 
     let posted = ledger::post_locked(&mut tx, &mut locked, &entries).await?;
+    stage("ledger", &mut at);
     let mut results: Vec<Option<Result<Metered, BillingError>>> = Vec::with_capacity(batch.len());
     let mut save = SaveColumns::default();
     for (i, plan) in plans.into_iter().enumerate() {
@@ -389,7 +418,9 @@ async fn process(
         .execute(&mut *tx)
         .await?;
     }
+    stage("save", &mut at);
     tx.commit().await?;
+    stage("commit", &mut at);
 
     // Duplicates inside the batch answer like a retry of their first occurrence.
     let mut out = Vec::with_capacity(batch.len());

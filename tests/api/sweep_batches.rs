@@ -224,10 +224,7 @@ async fn a_deposit_failing_in_a_batch_fails_alone_and_the_others_are_swept(pool:
         .await
         .unwrap();
     assert_eq!(status, "confirmed");
-    assert_eq!(
-        p.anvil.token_balance(p.anvil.usdc, moved).await,
-        U256::ZERO
-    );
+    assert_eq!(p.anvil.token_balance(p.anvil.usdc, moved).await, U256::ZERO);
     assert_eq!(treasury(&p).await, U256::from(swept + 700_000));
     assert_eq!(p.outbox("webhook", "sweep.failed").await, 1);
 }
@@ -244,7 +241,11 @@ async fn a_crash_between_sign_and_broadcast_never_sweeps_a_batch_twice(pool: PgP
     let b = batches(&p).await;
     assert_eq!((b.len(), b[0].status.as_str()), (1, "signed"), "{b:?}");
     let gas = p.wallets.gas.address();
-    assert_eq!(p.anvil.nonce(gas).await, 0, "nothing broadcast before the commit");
+    assert_eq!(
+        p.anvil.nonce(gas).await,
+        0,
+        "nothing broadcast before the commit"
+    );
     let signed: i64 = p
         .scalar_i64("select count(*) from sweep where status = 'signed' and batch_id is not null")
         .await;
@@ -319,7 +320,11 @@ async fn deposits_more(p: &Pay, n: u64) -> Vec<(Address, u64)> {
 async fn a_stuck_batch_is_replaced_at_the_same_nonce_and_settles_on_the_mined_hash(pool: PgPool) {
     let p = setup_with(
         pool,
-        &[("SWEEP_BATCH_SIZE", "20"), ("REPLACE_AFTER_BLOCKS", "3"), FAST],
+        &[
+            ("SWEEP_BATCH_SIZE", "20"),
+            ("REPLACE_AFTER_BLOCKS", "3"),
+            FAST,
+        ],
         0,
         false,
     )
@@ -335,7 +340,10 @@ async fn a_stuck_batch_is_replaced_at_the_same_nonce_and_settles_on_the_mined_ha
         .await;
     p.anvil.mine(3).await;
     p.anvil
-        .rpc("evm_setBlockGasLimit", json!([format!("{:#x}", 30_000_000)]))
+        .rpc(
+            "evm_setBlockGasLimit",
+            json!([format!("{:#x}", 30_000_000)]),
+        )
         .await;
     pass(&p).await;
     let replaced = batches(&p).await;
@@ -388,7 +396,9 @@ async fn sweep_batch_gas_benchmark(pool: PgPool) {
             &vars,
         )
         .await;
-        let first: i64 = p.scalar_i64("select coalesce(max(sweep_id), 0) from sweep").await;
+        let first: i64 = p
+            .scalar_i64("select coalesce(max(sweep_id), 0) from sweep")
+            .await;
         deposits_more(&p, size).await;
         for _ in 0..12 {
             sweeper::run_once(&app.state.pool, &app.state.chains)
@@ -396,7 +406,9 @@ async fn sweep_batch_gas_benchmark(pool: PgPool) {
                 .unwrap();
             p.anvil.mine(2).await;
             let open: i64 = p
-                .scalar_i64("select count(*) from sweep where status not in ('confirmed', 'failed')")
+                .scalar_i64(
+                    "select count(*) from sweep where status not in ('confirmed', 'failed')",
+                )
                 .await;
             if open == 0 {
                 break;

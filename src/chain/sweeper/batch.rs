@@ -552,7 +552,10 @@ async fn broadcast_batch(
             .await
             .map_err(|e| chain.rpc_error(e))?;
         if used > batch.nonce {
-            if replace::mined_among(chain, &batch.hashes()).await?.is_some() {
+            if replace::mined_among(chain, &batch.hashes())
+                .await?
+                .is_some()
+            {
                 mark_broadcast(cx, batch, head).await?;
                 return Ok(true);
             }
@@ -813,7 +816,12 @@ async fn batch_setback(
     let Some(attempts) = attempts else {
         return Ok(());
     };
-    tracing::warn!(batch_id, error, attempts, "sweep batch step failed; retrying later");
+    tracing::warn!(
+        batch_id,
+        error,
+        attempts,
+        "sweep batch step failed; retrying later"
+    );
     if attempts == MAX_ATTEMPTS {
         let alert = notify::events::Alert {
             subject: format!("Sweep batch {batch_id} on {} is stuck", chain.name()),
