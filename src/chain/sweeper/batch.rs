@@ -12,6 +12,7 @@
 //! batch and backed off like a failing single sweep.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use super::*;
 use crate::chain::erc20::IMulticall3;
@@ -126,13 +127,10 @@ async fn sign_one_batch(cx: &Ctx<'_>, chain: &ChainClient) -> Result<usize, Chai
                     sweep.sweep_id
                 ))
             })?;
-            if !domains.contains_key(&sweep.token) {
-                let domain = erc20::eip712_domain(chain, token).await?;
-                domains.insert(sweep.token, domain);
-            }
-            let domain = domains.get(&sweep.token).ok_or_else(|| {
-                ChainError::Invalid(format!("sweep {}: no EIP-712 domain", sweep.sweep_id))
-            })?;
+            let domain = match domains.entry(sweep.token) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(new) => new.insert(erc20::eip712_domain(chain, token).await?),
+            };
             authorize(&depositor, &sweep, domain)
         }
         .await;
