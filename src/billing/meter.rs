@@ -10,7 +10,7 @@
 //! before that commit, so every acknowledged debit is durable, exact and recorded with its key. A
 //! worker holds one pooled connection for its transaction and never asks for a second one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -23,6 +23,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::keys;
 use super::ledger::{self, EntryKind, NewEntry};
 use super::{BillingError, PurchaseStatus};
 use crate::domain::ids::PurchaseId;
@@ -127,6 +128,9 @@ pub struct Metered {
 struct Job {
     /// When it was queued (the group-commit wait is measured from here).
     queued: Instant,
+    /// The billing token presented, checked in the batch transaction.
+    token: String,
+    token_hash: Vec<u8>,
     record: UsageRecord,
     key: Option<String>,
     hash: Vec<u8>,
@@ -164,18 +168,23 @@ impl Meter {
         &queues[shard]
     }
 
-    /// Records `record` (debit `billed_amount`), idempotent under `key`. Returns once the debit is
-    /// committed, or the first answer again for a retried key.
+    /// Records `record` (debit `billed_amount`), idempotent under `key`, for the holder of the
+    /// billing token `token`. Returns once the debit is committed, or the first answer again for a
+    /// retried key; [`BillingError::Unauthorized`] when the token is not live or the purchase does
+    /// not exist (checked in the batch's transaction, one query per batch).
     pub async fn record(
         &self,
         record: UsageRecord,
         key: Option<String>,
+        token: String,
     ) -> Result<Metered, BillingError> {
         record.validate()?;
         let (reply, answer) = oneshot::channel();
         let hash = record.request_hash();
         let job = Job {
             queued: Instant::now(),
+            token_hash: super::keys::hash(&token),
+            token,
             record,
             key,
             hash,
@@ -270,17 +279,45 @@ async fn process(
     let mut at = Instant::now();
     let mut tx = pool.begin().await?;
     stage("begin", &mut at);
-    let ids: Vec<PurchaseId> = batch.iter().map(|j| j.record.purchase_id).collect();
+    // Live billing tokens among those presented (usually one): a revoked or unknown token is
+    // answered like an unknown purchase, before any key or balance is looked at.
+    let mut hashes: Vec<Vec<u8>> = batch.iter().map(|j| j.token_hash.clone()).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let live: HashSet<Vec<u8>> = sqlx::query_scalar!(
+        "select token_hash from billing_token where token_hash = any($1) and revoked_at is null",
+        &hashes
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let authorized: Vec<bool> = batch
+        .iter()
+        .map(|j| {
+            live.get(&j.token_hash)
+                .is_some_and(|stored| keys::matches(&j.token, stored))
+        })
+        .collect();
+    stage("auth", &mut at);
+    let ids: Vec<PurchaseId> = batch
+        .iter()
+        .zip(&authorized)
+        .filter(|(_, ok)| **ok)
+        .map(|(j, _)| j.record.purchase_id)
+        .collect();
     let mut locked = ledger::lock_many(&mut tx, &ids).await?;
     stage("lock", &mut at);
 
     // Keys already answered (committed before we took the locks, so the lookup is race-free).
-    let (key_ids, keys): (Vec<Uuid>, Vec<String>) = batch
+    let (key_ids, idempotency_keys): (Vec<Uuid>, Vec<String>) = batch
         .iter()
-        .filter_map(|j| j.key.clone().map(|k| (j.record.purchase_id.0, k)))
+        .zip(&authorized)
+        .filter(|(_, ok)| **ok)
+        .filter_map(|(j, _)| j.key.clone().map(|k| (j.record.purchase_id.0, k)))
         .unzip();
     let mut answered: HashMap<(Uuid, String), (Vec<u8>, serde_json::Value)> = HashMap::new();
-    if !keys.is_empty() {
+    if !idempotency_keys.is_empty() {
         let rows = sqlx::query!(
             "select i.purchase_id, i.key, i.request_hash, i.response
              from meter_idempotency i
@@ -288,7 +325,7 @@ async fn process(
                on i.purchase_id = k.purchase_id and i.key = k.key
              where i.created_at > now() - make_interval(days => $3)",
             &key_ids,
-            &keys,
+            &idempotency_keys,
             IDEMPOTENCY_DAYS
         )
         .fetch_all(&mut *tx)
@@ -307,8 +344,9 @@ async fn process(
     let mut first_with_key: HashMap<(Uuid, String), usize> = HashMap::new();
     for (i, job) in batch.iter().enumerate() {
         let r = &job.record;
-        let Some(purchase) = locked.get(r.purchase_id) else {
-            plans.push(Plan::Done(Err(BillingError::PurchaseNotFound)));
+        // A dead token and an unknown purchase: the same answer.
+        let (true, Some(purchase)) = (authorized[i], locked.get(r.purchase_id)) else {
+            plans.push(Plan::Done(Err(BillingError::Unauthorized)));
             continue;
         };
         let deleted = purchase.status == PurchaseStatus::Deleted;
