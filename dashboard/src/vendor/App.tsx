@@ -490,6 +490,11 @@ function RpcTable(props: { chains: Record<string, ChainHealth> }) {
                 >
                   {r.state === 'up' ? 'Up' : r.state === 'down' ? 'Down' : 'Not called yet'}
                 </span>
+                {r.reason === 'chain_id_mismatch' && (
+                  <span class="badge badge-bad" data-field="rpc_reason" data-value={r.reason}>
+                    Wrong chain{r.chain_id != null ? ` (id ${r.chain_id})` : ''}: not used
+                  </span>
+                )}
               </td>
               <td class="num" data-label="Calls">
                 {r.requests}
