@@ -14,6 +14,8 @@ use crate::config::Config;
 mod billing;
 /// `dev …`: the main job on a local chain and a local AWS, without any account.
 mod dev;
+/// `operators create|list|revoke`.
+mod operators;
 /// `refunds list|approve|reject`.
 mod refunds;
 use crate::startup::Application;
@@ -66,6 +68,11 @@ pub enum Command {
     Refunds {
         #[command(subcommand)]
         command: refunds::RefundsCommand,
+    },
+    /// Operators of the console: named accounts with a role (owner, operator, viewer) and a token.
+    Operators {
+        #[command(subcommand)]
+        command: operators::OperatorsCommand,
     },
     /// Vendor-wide billing tokens (meter-usage on any purchase, for AI servers).
     Tokens {
@@ -155,6 +162,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gas => gas().await,
         Command::Refunds { command } => refunds::run(command).await,
         Command::Billing { command } => billing::run(command).await,
+        Command::Operators { command } => operators::run(command).await,
         Command::Tokens { command } => tokens(command).await,
         Command::Dev { command } => dev::run(command).await,
         Command::Openapi => {

@@ -55,7 +55,12 @@ pub fn router(state: AppState) -> Router {
             .map_err(|e| tracing::error!(error = %e, "cannot serialise the OpenAPI document"))
             .ok(),
     );
-    api.layer(axum::Extension(served))
+    // Every route under /v1/admin/ signs its caller in and checks their role (one rule for all).
+    api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        admin::gate,
+    ))
+    .layer(axum::Extension(served))
         .layer(axum::Extension(dashboard::DashboardDir::new(
             server.dashboard_dir.clone(),
         )))

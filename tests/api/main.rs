@@ -28,6 +28,7 @@ mod newcomer;
 mod notify;
 mod officex;
 mod officex_drive;
+mod operators;
 mod outage;
 mod purchases;
 mod refunds;

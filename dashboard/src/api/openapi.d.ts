@@ -60,7 +60,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The audit log of every admin action, newest first */
+        /** The audit log of every admin action, newest first; each row names its operator (filter with `operator_name` or `operator_id`) */
         get: operations["admin_audit_log"];
         put?: never;
         post?: never;
@@ -104,6 +104,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who is signed in: the operator's name and role (`admin-token` for ADMIN_TOKEN, the bootstrap owner) */
+        get: operations["admin_me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/notifications": {
         parameters: {
             query?: never;
@@ -132,6 +149,41 @@ export interface paths {
         put?: never;
         /** Deliver a failed (or pending) notification again at once, with a fresh retry schedule */
         post: operations["admin_retry_notification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/operators": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every operator, newest first, revoked ones too (never the token); owners only */
+        get: operations["admin_list_operators"];
+        put?: never;
+        /** Create an operator (as `vendor-server operators create`); the token is shown once; owners only */
+        post: operations["admin_create_operator"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/operators/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke an operator's token at once (as `vendor-server operators revoke`): their next request is 401; revoking twice is fine; owners only */
+        post: operations["admin_revoke_operator"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1155,6 +1207,13 @@ export interface components {
             /** Format: int64 */
             id: number;
             idempotency_key?: string | null;
+            /**
+             * Format: int64
+             * @description The operator account that acted (`null` for `ADMIN_TOKEN`, the CLI and customers).
+             */
+            operator_id?: number | null;
+            /** @description Who acted: the operator's name, `admin-token` (ADMIN_TOKEN), `cli` or `customer`. */
+            operator_name: string;
             reason?: string | null;
             target_id: string;
             target_type: string;
@@ -1852,6 +1911,45 @@ export interface components {
             data: Record<string, never>[];
             object: string;
         };
+        /**
+         * @description A new operator: the token is in `token` this once (a replay with the same idempotency key
+         *     answers `null` there: the token is never stored).
+         */
+        OperatorCreated: components["schemas"]["OperatorRow"] & {
+            token?: string | null;
+        };
+        /** @description `POST /v1/admin/operators` body. */
+        OperatorRequest: {
+            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
+            idempotency_key?: string | null;
+            /**
+             * @description The operator's name as the audit log shows it (1 to 64 characters: letters, digits, spaces
+             *     and `. _ - @ +`; unique, never reused; not `admin-token`, `cli` or `customer`).
+             * @example alice
+             */
+            name: string;
+            role: components["schemas"]["OperatorRole"];
+        };
+        /**
+         * @description What an operator may do; ordered (`Viewer < Operator < Owner`).
+         * @enum {string}
+         */
+        OperatorRole: "viewer" | "operator" | "owner";
+        /** @description An operator as listed (never the token). */
+        OperatorRow: {
+            /** Format: date-time */
+            created_at: string;
+            /** @description The token's first characters, to recognise it. */
+            display_prefix: string;
+            /** Format: int64 */
+            id: number;
+            name: string;
+            /** Format: date-time */
+            revoked_at?: string | null;
+            role: components["schemas"]["OperatorRole"];
+            /** @description `active` or `revoked`. */
+            status: string;
+        };
         /** @description One page of a list. */
         Page_AuditRecord: {
             items: {
@@ -1865,6 +1963,13 @@ export interface components {
                 /** Format: int64 */
                 id: number;
                 idempotency_key?: string | null;
+                /**
+                 * Format: int64
+                 * @description The operator account that acted (`null` for `ADMIN_TOKEN`, the CLI and customers).
+                 */
+                operator_id?: number | null;
+                /** @description Who acted: the operator's name, `admin-token` (ADMIN_TOKEN), `cli` or `customer`. */
+                operator_name: string;
                 reason?: string | null;
                 target_id: string;
                 target_type: string;
@@ -2019,6 +2124,25 @@ export interface components {
                 status: string;
                 /** Format: date-time */
                 updated_at: string;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
+        Page_OperatorRow: {
+            items: {
+                /** Format: date-time */
+                created_at: string;
+                /** @description The token's first characters, to recognise it. */
+                display_prefix: string;
+                /** Format: int64 */
+                id: number;
+                name: string;
+                /** Format: date-time */
+                revoked_at?: string | null;
+                role: components["schemas"]["OperatorRole"];
+                /** @description `active` or `revoked`. */
+                status: string;
             }[];
             /** @description Pass as `cursor` for the next page; `null` on the last page. */
             next_cursor?: string | null;
@@ -2470,6 +2594,17 @@ export interface components {
             /** @description Today's estimated spend (UTC day so far). */
             today_estimated_usd: components["schemas"]["UsdAmount"];
         };
+        /** @description Who is signed in: an operator account (`id`), or the bootstrap owner (`ADMIN_TOKEN`, no id). */
+        SignedInOperator: {
+            /**
+             * Format: int64
+             * @description The operator's id; `null` for `ADMIN_TOKEN` (the bootstrap owner).
+             */
+            id?: number | null;
+            /** @description The operator's name (`admin-token` for `ADMIN_TOKEN`), as the audit log shows it. */
+            name: string;
+            role: components["schemas"]["OperatorRole"];
+        };
         /** @description What a status action did. */
         StatusActionOut: {
             balance_usd: components["schemas"]["UsdAmount"];
@@ -2883,8 +3018,12 @@ export interface operations {
                 cursor?: string;
                 /** @description 1 to 500 (default 50). */
                 limit?: number;
+                /** @description Who acted: an operator's id. */
+                operator_id?: number;
+                /** @description Who acted: an operator's name, `admin-token` (ADMIN_TOKEN), `cli` or `customer`. */
+                operator_name?: string;
                 target_id?: string;
-                /** @description `purchase`, `sweep`, `notification` or `token`. */
+                /** @description `purchase`, `sweep`, `notification`, `token`, `operator`, `refund`. */
                 target_type?: string;
             };
             header?: never;
@@ -2911,7 +3050,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2920,7 +3059,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2990,7 +3138,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -2999,7 +3147,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3064,7 +3221,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3073,7 +3230,99 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The signed-in operator */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignedInOperator"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3145,7 +3394,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3154,7 +3403,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3232,7 +3490,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3241,7 +3499,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such notification (`notification_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such notification (`notification_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3260,6 +3527,313 @@ export interface operations {
                 };
             };
             /** @description The target's state does not allow it (delivered and skipped rows are final) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_list_operators: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every operator (`next_cursor` is always null) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_OperatorRow"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Needs the `owner` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_create_operator: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperatorRequest"];
+            };
+        };
+        responses: {
+            /** @description Created: the token is in `token` this once (a replay answers `null` there) */
+            201: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorCreated"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `invalid_name`, `invalid_role`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Needs the `owner` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An operator of that name exists or existed (`operator_name_taken`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_revoke_operator: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The operator's numeric id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["IdempotencyIn"];
+            };
+        };
+        responses: {
+            /** @description The operator, revoked */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorRow"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Needs the `owner` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such operator (`operator_not_found`), or the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The idempotency key was used with another request (`idempotency_key_reused`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3324,7 +3898,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3333,7 +3907,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3411,7 +3994,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3420,7 +4003,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3488,7 +4080,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3497,7 +4089,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3574,7 +4175,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3583,7 +4184,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3678,7 +4288,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3687,7 +4297,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3778,7 +4397,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3787,7 +4406,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3865,7 +4493,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3874,7 +4502,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3970,7 +4607,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3979,7 +4616,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4065,7 +4711,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4074,7 +4720,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description A malformed purchase id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A malformed purchase id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4152,7 +4807,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4161,7 +4816,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4251,7 +4915,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4260,7 +4924,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4338,7 +5011,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4347,7 +5020,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4442,7 +5124,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4451,7 +5133,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4546,7 +5237,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4555,7 +5246,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4651,7 +5351,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4660,7 +5360,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4750,7 +5459,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4759,7 +5468,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4837,7 +5555,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4846,7 +5564,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such sweep (`sweep_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4942,7 +5669,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4951,7 +5678,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such sweep (`sweep_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5047,7 +5783,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5056,7 +5792,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such sweep (`sweep_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5139,7 +5884,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5148,7 +5893,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5222,7 +5976,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5231,7 +5985,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `owner` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5327,7 +6090,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5336,7 +6099,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such token (`token_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `owner` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such token (`token_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
