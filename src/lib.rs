@@ -18,6 +18,8 @@ pub mod checkout;
 pub mod cli;
 /// Typed configuration from the environment.
 pub mod config;
+/// Credentials on the customer page: listed by hint, shown from the receipt, rotated.
+pub mod credentials;
 /// Connection pool and migrations.
 pub mod db;
 /// Newtypes: prefixed ids, exact money.

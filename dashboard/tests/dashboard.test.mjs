@@ -496,8 +496,10 @@ describe('vendor console', () => {
     await checkView(page, 'vendor-tokens');
     const row = page.locator(`tr[data-token-label="${label}"]`);
     await row.waitFor();
+    // Revoking is confirmed in the page first.
     await row.locator('[data-action="revoke-token"]').click();
-    await row.locator('[data-action="revoke-token"]').waitFor({ state: 'detached' });
+    await row.locator('[data-action="confirm"]').click();
+    await row.locator('.badge', { hasText: 'Revoked' }).waitFor();
     assert.equal((await meter(token)).status, 401);
   });
 

@@ -135,6 +135,11 @@ impl Idempotency {
             request_hash: hasher.finalize().to_vec(),
         }
     }
+
+    /// The fingerprint of the request the key was first used with.
+    pub fn request_hash(&self) -> &[u8] {
+        &self.request_hash
+    }
 }
 
 /// An action's result, and whether it is the replay of an earlier request with the same key.

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod appstore;
 pub mod auth;
 pub mod checkout;
+pub mod credentials;
 pub mod dashboard;
 pub mod error;
 pub mod extract;

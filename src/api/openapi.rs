@@ -228,6 +228,7 @@ pub fn documented() -> (Router<AppState>, Router<AppState>, utoipa::openapi::Ope
         .merge(super::checkout::router())
         .merge(super::purchases::router())
         .merge(super::refunds::router())
+        .merge(super::credentials::router())
         .merge(super::s3_usage::router())
         .merge(super::metering::router())
         .merge(super::admin::router())

@@ -16,6 +16,7 @@ use crate::billing::statement::{self, LedgerItem};
 use crate::billing::{PurchaseStatus, purchases};
 use crate::checkout::deposits::{self, Incoming};
 use crate::config::Config;
+use crate::credentials::CredentialOut;
 use crate::domain::ids::{CheckoutSessionId, CheckoutWalletId, PurchaseId};
 use crate::domain::money::UsdMicros;
 use crate::domain::page::{self, Page, PageError};
@@ -139,6 +140,9 @@ pub struct PurchaseResponse {
     /// Payments that reached the purchase after it was deleted, not refunded yet: refundable with
     /// `POST /v1/purchase/{id}/refunds`.
     pub unclaimed_usd: UsdMicros,
+    /// The purchase's credentials by hint (never a secret): its customer key and its resource's
+    /// (gateway key, S3 access key). Replace one with `POST …/credentials/rotate`.
+    pub credentials: Vec<CredentialOut>,
 }
 
 #[utoipa::path(
@@ -219,11 +223,13 @@ async fn get_purchase(
         }
         None => None,
     };
+    let credentials = crate::credentials::list(&state.pool, purchase.id).await?;
     Ok(AppJson(PurchaseResponse {
         purchase,
         checkout_wallet,
         pending_deposits,
         unclaimed_usd,
+        credentials,
     }))
 }
 

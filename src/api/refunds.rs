@@ -97,7 +97,7 @@ pub struct CheckoutRefundIn {
     pub idempotency_key: Option<String>,
 }
 
-fn json_body(body: &Bytes) -> Result<serde_json::Value, ApiError> {
+pub(super) fn json_body(body: &Bytes) -> Result<serde_json::Value, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         let code = if e.is_syntax() || e.is_eof() {
             "malformed_json"

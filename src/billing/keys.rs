@@ -32,6 +32,8 @@ pub struct NewKey {
     pub hash: Vec<u8>,
     /// First characters, safe to show in lists (`vsc_3kF9a…`).
     pub display_prefix: String,
+    /// The last 4 characters, the credential's hint on the customer page.
+    pub hint: String,
 }
 
 const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -59,10 +61,18 @@ pub fn generate(kind: KeyKind) -> NewKey {
     key.extend(digits.iter().rev().map(|d| char::from(*d)));
     let display_prefix = key.chars().take(12).collect();
     NewKey {
+        hint: hint(&key),
         hash: hash(&key),
         secret: SecretString::from(key),
         display_prefix,
     }
+}
+
+/// The last 4 characters of a credential: enough for its owner to tell which one it is, nothing
+/// for anyone else.
+pub fn hint(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    chars[chars.len().saturating_sub(4)..].iter().collect()
 }
 
 /// The stored form of a key.

@@ -37,8 +37,8 @@ pub async fn create(
     sqlx::query!(
         "insert into purchase (purchase_id, offer_id, status, title, customer_email, customer_user_id,
              customer_org_id, customer_org_host, officex_purchase_id, tracer,
-             customer_key_hash, customer_key_prefix)
-         values ($1, $2, 'provisioning', $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             customer_key_hash, customer_key_prefix, customer_key_hint)
+         values ($1, $2, 'provisioning', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         id.0,
         new.offer_id,
         new.title,
@@ -50,6 +50,7 @@ pub async fn create(
         new.tracer,
         customer.hash,
         customer.display_prefix,
+        customer.hint,
     )
     .execute(&mut *conn)
     .await?;

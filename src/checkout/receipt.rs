@@ -4,6 +4,7 @@
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
@@ -63,8 +64,19 @@ impl ReceiptCipher {
 
     /// `nonce || ciphertext` of the JSON, authenticated with `aad`.
     pub fn seal(&self, receipt: &Receipt, aad: &str) -> Result<Vec<u8>, CheckoutError> {
+        self.seal_json(receipt, aad)
+    }
+
+    /// Opens a sealed receipt; `None` if it does not authenticate (other key, other session).
+    pub fn open(&self, sealed: &[u8], aad: &str) -> Option<Receipt> {
+        self.open_json(sealed, aad)
+    }
+
+    /// `nonce || ciphertext` of any value's JSON (a credential kept for a replay), authenticated
+    /// with `aad`.
+    pub fn seal_json<T: Serialize>(&self, value: &T, aad: &str) -> Result<Vec<u8>, CheckoutError> {
         let plain =
-            serde_json::to_vec(receipt).map_err(|e| CheckoutError::Internal(e.to_string()))?;
+            serde_json::to_vec(value).map_err(|e| CheckoutError::Internal(e.to_string()))?;
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
         let sealed = self
             .cipher
@@ -75,14 +87,14 @@ impl ReceiptCipher {
                     aad: aad.as_bytes(),
                 },
             )
-            .map_err(|_| CheckoutError::Internal("receipt encryption failed".into()))?;
+            .map_err(|_| CheckoutError::Internal("sealing failed".into()))?;
         let mut out = nonce.to_vec();
         out.extend(sealed);
         Ok(out)
     }
 
-    /// Opens a sealed receipt; `None` if it does not authenticate (other key, other session).
-    pub fn open(&self, sealed: &[u8], aad: &str) -> Option<Receipt> {
+    /// Opens what [`Self::seal_json`] sealed; `None` if it does not authenticate or parse.
+    pub fn open_json<T: DeserializeOwned>(&self, sealed: &[u8], aad: &str) -> Option<T> {
         if sealed.len() < 12 {
             return None;
         }
@@ -102,15 +114,24 @@ impl ReceiptCipher {
     }
 }
 
-/// Erases sealed receipts older than 24 hours (the copy without secrets stays).
+/// Erases sealed receipts older than 24 hours (the copy without secrets stays), and the sealed
+/// answers of credential rotations kept as long.
 pub async fn erase_expired(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query!(
+    let receipts = sqlx::query!(
         "update checkout set receipt_sealed = null, receipt_sealed_until = null
          where receipt_sealed is not null and receipt_sealed_until < now()"
     )
     .execute(pool)
     .await?
-    .rows_affected())
+    .rows_affected();
+    let rotations = sqlx::query!(
+        "update credential_rotation set answer_sealed = null, answer_sealed_until = null
+         where answer_sealed is not null and answer_sealed_until < now()"
+    )
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(receipts + rotations)
 }
 
 #[cfg(test)]

@@ -54,6 +54,20 @@ pub struct Delivered {
     pub state: serde_json::Value,
 }
 
+/// A resource's new credential (the customer's "rotate"): the secret is shown once and never
+/// stored; the one it replaces no longer works.
+#[derive(Debug, Clone)]
+pub struct NewCredential {
+    /// The gateway key, or the S3 secret access key.
+    pub secret: SecretString,
+    /// S3: the new access key's id.
+    pub access_key_id: Option<String>,
+    /// The last 4 characters, listed on the customer page.
+    pub hint: String,
+    /// The resource state to keep from now on (it names the new credential), when it changed.
+    pub state: Option<serde_json::Value>,
+}
+
 /// What a customer needs to use a resource, never a secret (the customer page shows it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ResourceInfo {
@@ -109,6 +123,20 @@ pub trait ResourceProvider: Send + Sync {
     ) -> Result<(), ProviderError> {
         let _ = (purchase_id, state);
         Ok(())
+    }
+    /// Issues a new credential for the resource and stops the current one at once. Safe to run again
+    /// after a crash halfway (a credential issued then, never delivered, is removed). Resources
+    /// without a credential of their own refuse.
+    async fn rotate_credential(
+        &self,
+        purchase_id: PurchaseId,
+        state: &serde_json::Value,
+    ) -> Result<NewCredential, ProviderError> {
+        let _ = (purchase_id, state);
+        Err(ProviderError::Permanent(format!(
+            "{} resources have no credential to replace",
+            self.kind()
+        )))
     }
     /// Removes the resource and its data. Safe to run again after a crash halfway.
     async fn delete(

@@ -19,7 +19,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Delivered, ProviderError, ProvisionRequest, ResourceInfo, ResourceProvider};
+use super::{
+    Delivered, NewCredential, ProviderError, ProvisionRequest, ResourceInfo, ResourceProvider,
+};
 use crate::aws::log_prefix;
 use crate::config::{AwsConfig, Config};
 use crate::domain::ids::PurchaseId;
@@ -70,6 +72,9 @@ pub struct S3State {
     pub iam_user: String,
     pub access_key_id: String,
     pub policy_name: String,
+    /// When the access key was issued (unset for keys issued before this was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_created_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The names of one purchase's resources.
@@ -365,6 +370,7 @@ impl S3Provider {
             iam_user: names.iam_user.clone(),
             access_key_id: auth.access_key,
             policy_name: names.policy_name.clone(),
+            access_key_created_at: Some(chrono::Utc::now()),
         };
         Ok(Delivered {
             description: format!("S3 bucket {bucket} in {region}"),
@@ -381,24 +387,26 @@ impl S3Provider {
     /// Deletes every access key of `user`; a missing user is fine.
     async fn delete_access_keys(&self, user: &str) -> Result<(), ProviderError> {
         for key_id in self.access_key_ids(user).await? {
-            match self
-                .iam
-                .delete_access_key()
-                .user_name(user)
-                .access_key_id(&key_id)
-                .send()
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if e.code() == Some("NoSuchEntity") => {}
-                Err(e) => return Err(classify("DeleteAccessKey", e)),
-            }
+            self.delete_access_key(user, &key_id).await?;
         }
         Ok(())
     }
 
     /// The user's access key ids (none when the user does not exist).
     async fn access_key_ids(&self, user: &str) -> Result<Vec<String>, ProviderError> {
+        Ok(self
+            .access_keys(user)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    /// The user's access keys with their status (none when the user does not exist).
+    async fn access_keys(
+        &self,
+        user: &str,
+    ) -> Result<Vec<(String, Option<StatusType>)>, ProviderError> {
         let listed = match self.iam.list_access_keys().user_name(user).send().await {
             Ok(listed) => listed,
             Err(e) if e.code() == Some("NoSuchEntity") => return Ok(Vec::new()),
@@ -407,8 +415,78 @@ impl S3Provider {
         Ok(listed
             .access_key_metadata()
             .iter()
-            .filter_map(|k| k.access_key_id().map(str::to_owned))
+            .filter_map(|k| {
+                k.access_key_id()
+                    .map(|id| (id.to_owned(), k.status().cloned()))
+            })
             .collect())
+    }
+
+    /// Deletes one access key of `user`; one already gone is fine.
+    async fn delete_access_key(&self, user: &str, key_id: &str) -> Result<(), ProviderError> {
+        match self
+            .iam
+            .delete_access_key()
+            .user_name(user)
+            .access_key_id(key_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("NoSuchEntity") => Ok(()),
+            Err(e) => Err(classify("DeleteAccessKey", e)),
+        }
+    }
+
+    /// A new access key for the purchase's user in place of `state.access_key_id`, which is
+    /// deleted. Keys left by an interrupted rotation (never delivered) go first, as IAM allows two
+    /// keys per user; a suspended purchase's new key is inactive like the old one.
+    async fn replace_access_key(&self, state: &S3State) -> Result<NewCredential, ProviderError> {
+        let user = &state.iam_user;
+        let keys = self.access_keys(user).await?;
+        let Some((_, status)) = keys.iter().find(|(id, _)| *id == state.access_key_id) else {
+            return Err(ProviderError::Permanent(format!(
+                "IAM user {user} no longer has the purchase's access key (the resource was deleted)"
+            )));
+        };
+        let inactive = *status == Some(StatusType::Inactive);
+        for (id, _) in keys.iter().filter(|(id, _)| *id != state.access_key_id) {
+            self.delete_access_key(user, id).await?;
+        }
+        let created = self
+            .iam
+            .create_access_key()
+            .user_name(user)
+            .send()
+            .await
+            .map_err(|e| classify("CreateAccessKey", e))?;
+        let key = created.access_key().ok_or_else(|| {
+            ProviderError::Retryable("CreateAccessKey returned no key".to_owned())
+        })?;
+        if inactive {
+            self.iam
+                .update_access_key()
+                .user_name(user)
+                .access_key_id(key.access_key_id())
+                .status(StatusType::Inactive)
+                .send()
+                .await
+                .map_err(|e| classify("UpdateAccessKey", e))?;
+        }
+        self.delete_access_key(user, &state.access_key_id).await?;
+        let next = S3State {
+            access_key_id: key.access_key_id().to_owned(),
+            access_key_created_at: Some(chrono::Utc::now()),
+            ..state.clone()
+        };
+        Ok(NewCredential {
+            secret: SecretString::from(key.secret_access_key().to_owned()),
+            access_key_id: Some(next.access_key_id.clone()),
+            hint: crate::billing::keys::hint(&next.access_key_id),
+            state: Some(serde_json::to_value(&next).map_err(|e| {
+                ProviderError::Permanent(format!("cannot encode the resource state: {e}"))
+            })?),
+        })
     }
 
     /// Sets every access key of the user to `status`.
@@ -755,6 +833,24 @@ impl ResourceProvider for S3Provider {
         self.set_keys_status(&state, StatusType::Active).await?;
         tracing::info!(%purchase_id, user = %state.iam_user, "S3 access key reactivated");
         Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(purchase_id = %purchase_id), err)]
+    async fn rotate_credential(
+        &self,
+        purchase_id: PurchaseId,
+        state: &serde_json::Value,
+    ) -> Result<NewCredential, ProviderError> {
+        let state = parse_state(state)?;
+        let new = tokio::time::timeout(PROVISION_DEADLINE, self.replace_access_key(&state))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ProviderError::Retryable(
+                    "AWS did not answer within the deadline".to_owned(),
+                ))
+            })?;
+        tracing::info!(%purchase_id, user = %state.iam_user, "S3 access key replaced");
+        Ok(new)
     }
 
     #[tracing::instrument(skip_all, fields(purchase_id = %purchase_id), err)]

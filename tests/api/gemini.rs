@@ -364,8 +364,8 @@ pub(crate) async fn gateway_app(pool: PgPool) -> (TestApp, StandIn) {
 pub(crate) struct Bought {
     pub(crate) id: PurchaseId,
     pub(crate) key: String,
-    customer_key: String,
-    state: Value,
+    pub(crate) customer_key: String,
+    pub(crate) state: Value,
 }
 
 pub(crate) async fn buy(app: &TestApp, deposit: i64) -> Bought {
@@ -459,12 +459,12 @@ pub(crate) fn prompt(text: &str) -> Value {
 
 /// How a Gemini client sends its key.
 #[derive(Clone, Copy)]
-enum KeyIn {
+pub(crate) enum KeyIn {
     Header,
     Query,
 }
 
-async fn call(
+pub(crate) async fn call(
     app: &TestApp,
     key: &str,
     key_in: KeyIn,

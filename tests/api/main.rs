@@ -12,6 +12,7 @@ mod cli;
 mod connections;
 mod contract;
 mod cost_import;
+mod credentials;
 mod deposits;
 mod errors;
 mod fixtures;

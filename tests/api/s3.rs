@@ -288,6 +288,7 @@ async fn gift_card_credentials_reach_their_bucket_and_nothing_else() {
             iam_user: names.iam_user.clone(),
             access_key_id: auth.access_key.clone(),
             policy_name: names.policy_name.clone(),
+            access_key_created_at: state.access_key_created_at,
         }
     );
     assert!(!delivered.description.contains(&auth.secret_key));

@@ -6,7 +6,7 @@ import type { LedgerItem } from './types';
 /** Every list: `{items, next_cursor}` (cursor pagination; `next_cursor` is null on the last page). */
 export interface Page<T> {
   items: T[];
-  next_cursor: string | null;
+  next_cursor?: string | null;
 }
 
 /** `GET /v1/purchase/{id}/ledger` entries (the generated `LedgerItem`; kept for the customer page's import). */
@@ -14,3 +14,113 @@ export type LedgerEntry = LedgerItem;
 
 /** A JSON object the console renders field by field (sections it shows generically). */
 export type Row = Record<string, unknown>;
+
+// Routes other helpers are adding (#25 operators and money over time, chains recovery, credential
+// rotation), typed here until the OpenAPI snapshot has them; then replaced by the generated types.
+
+export type OperatorRole = 'viewer' | 'operator' | 'owner';
+
+/** `GET /v1/admin/me`: who is signed in (`id` null for ADMIN_TOKEN, the bootstrap owner). */
+export interface SignedInOperator {
+  id?: number | null;
+  name: string;
+  role: OperatorRole;
+}
+
+/** A row of `GET /v1/admin/operators`. */
+export interface OperatorRow {
+  id: number;
+  name: string;
+  role: OperatorRole;
+  display_prefix: string;
+  status: string;
+  created_at: string;
+  revoked_at?: string | null;
+}
+
+/** `POST /v1/admin/operators` answers the token once (null in a replay). */
+export type OperatorCreated = OperatorRow & { token?: string | null };
+
+/** One UTC day of `GET /v1/admin/stats/daily`. */
+export interface DailyItem {
+  day: string;
+  credited_usd: string;
+  billed_usd: string;
+  billed_by_offer: Record<string, string>;
+  active_purchases: number;
+}
+
+export interface Daily {
+  items: DailyItem[];
+}
+
+/** Money swept to the treasury, per chain and token (the overview's `swept`). */
+export interface SweptTotal {
+  chain_id: number;
+  chain?: string | null;
+  token: string;
+  /** A decimal in token units. */
+  amount: string;
+}
+
+/** The overview's newer fields (SPEC §9 "Operators"). */
+export interface OverviewMoney {
+  liability_usd?: string;
+  swept?: SweptTotal[];
+  /** Days of gas left per chain id at the last 7 days' rate (null: nothing spent lately). */
+  gas_runway_days?: Record<string, number | string | null> | null;
+}
+
+/** `POST /v1/admin/chains/{chain_id}/rescan`. */
+export interface RescanOut {
+  chain_id: number;
+  from_block: number;
+  to_block: number;
+  logs: number;
+  matched: number;
+  new_deposits: number;
+  credited: number;
+  elapsed_ms: number;
+}
+
+export interface ReconcileMismatch {
+  chain_id: number;
+  chain: string;
+  token: string;
+  token_address: string;
+  deposit_address: string;
+  on_chain_units: string;
+  recorded_units: string;
+  difference_units: string;
+  block: number;
+}
+
+export interface ChainReconcile {
+  chain_id: number;
+  chain: string;
+  block?: number | null;
+  addresses: number;
+  skipped: number;
+  mismatches: number;
+  error?: string | null;
+}
+
+/** `GET /v1/admin/reconcile`. */
+export interface ReconcileReport {
+  checked_at: string;
+  chains: ChainReconcile[];
+  mismatches: ReconcileMismatch[];
+  clean: boolean;
+}
+
+export type CredentialKind = 'gateway_key' | 's3_access_key' | 'customer_key';
+
+/** `POST /v1/admin/purchases/{id}/credentials/rotate`: the new secret, shown once. */
+export interface RotatedCredential {
+  kind: CredentialKind;
+  secret: string;
+  hint: string;
+  created_at: number | string;
+  access_key_id?: string | null;
+  secret_access_key?: string | null;
+}

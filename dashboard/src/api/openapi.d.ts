@@ -261,6 +261,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/purchases/{id}/credentials/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new credential for the customer (gateway key, S3 access key or customer key), shown once; the old one stops at once
+         * @description The console's rotation on the customer's behalf: the same as the customer's `POST /v1/purchase/{id}/credentials/rotate`, audited with the operator as actor. A retry with the same idempotency key within 24 hours returns the same credential.
+         */
+        post: operations["admin_rotate_credential"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/purchases/{id}/delete": {
         parameters: {
             query?: never;
@@ -837,6 +857,46 @@ export interface paths {
         get: operations["get_purchase"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/purchase/{id}/credentials/gateway_key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The Gemini gateway key from the receipt, while the receipt is kept (24 hours)
+         * @description For the customer page (officex.app shows a Gemini buyer only the page's link). After 24 hours, or once the key was replaced, it is not shown again: create a new one with `POST …/credentials/rotate`.
+         */
+        get: operations["receipt_gateway_key"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/purchase/{id}/credentials/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A new credential in place of the current one, shown once; the old one stops at once
+         * @description `gateway_key`: a new Gemini gateway key. `s3_access_key`: a new IAM access key for the bucket (`access_key_id`, `secret_access_key`); the old access key is deleted. `customer_key`: a new customer key and the customer page's new link; the old key no longer opens the purchase (except to retry this very request). A suspended purchase's new credential is suspended too. A retry with the same Idempotency-Key within 24 hours returns the same credential and replaces nothing; the rotation is written to the audit log.
+         */
+        post: operations["rotate_credential"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1493,6 +1553,22 @@ export interface components {
             unknown_tags: unknown;
             /** Format: int64 */
             untagged_rows: number;
+        };
+        /**
+         * @description The credentials a purchase can have.
+         * @enum {string}
+         */
+        CredentialKind: "gateway_key" | "s3_access_key" | "customer_key";
+        /** @description One credential as listed: which one, never its secret. */
+        CredentialOut: {
+            /**
+             * Format: int64
+             * @description When it was issued, epoch milliseconds.
+             */
+            created_at: number;
+            /** @description Its last 4 characters (`null` for a credential issued before hints were kept). */
+            hint?: string | null;
+            kind: components["schemas"]["CredentialKind"];
         };
         CryptoCheckout: {
             /** @description Every chain and token the address accepts. */
@@ -2393,6 +2469,11 @@ export interface components {
         };
         PurchaseResponse: {
             checkout_wallet?: null | components["schemas"]["CheckoutWallet"];
+            /**
+             * @description The purchase's credentials by hint (never a secret): its customer key and its resource's
+             *     (gateway key, S3 access key). Replace one with `POST …/credentials/rotate`.
+             */
+            credentials: components["schemas"]["CredentialOut"][];
             /** @description Payments to the deposit address not in the balance yet, with their confirmations. */
             pending_deposits: components["schemas"]["Incoming"][];
             purchase: components["schemas"]["Purchase"];
@@ -2582,6 +2663,56 @@ export interface components {
             kind: string;
             /** @description S3: the bucket's region. */
             region?: string | null;
+        };
+        /** @description The gateway key as the customer page shows it (masked until revealed). */
+        RevealedKey: {
+            /**
+             * Format: int64
+             * @description When it was issued, epoch milliseconds.
+             */
+            created_at: number;
+            /** @description Its last 4 characters. */
+            hint: string;
+            kind: components["schemas"]["CredentialKind"];
+            /** @description The key itself (`vsg_…`). */
+            secret: string;
+            /**
+             * Format: int64
+             * @description Until when it is shown here (the receipt's 24 hours), epoch milliseconds.
+             */
+            shown_until: number;
+        };
+        /** @description `POST …/credentials/rotate` body. */
+        RotateCredentialRequest: {
+            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
+            idempotency_key?: string | null;
+            /**
+             * @description Which credential: `gateway_key` (Gemini purchases), `s3_access_key` (S3 purchases) or
+             *     `customer_key` (any purchase).
+             */
+            kind: components["schemas"]["CredentialKind"];
+        };
+        /**
+         * @description A new credential, shown once (a retry with the same idempotency key within 24 hours shows it
+         *     again).
+         */
+        RotatedCredential: {
+            /** @description S3: the new access key id. */
+            access_key_id?: string | null;
+            /**
+             * Format: int64
+             * @description Epoch milliseconds.
+             */
+            created_at: number;
+            /** @description Customer key: the customer page's new link (the key in its fragment). */
+            customer_url?: string | null;
+            /** @description Its last 4 characters (the S3 access key id's), as listed from now on. */
+            hint: string;
+            kind: components["schemas"]["CredentialKind"];
+            /** @description The new secret: the gateway key, the S3 secret access key or the customer key. */
+            secret: string;
+            /** @description S3: the new secret access key (the same as `secret`). */
+            secret_access_key?: string | null;
         };
         /** @description A purchase's S3 usage view. */
         S3UsageView: {
@@ -4239,6 +4370,110 @@ export interface operations {
                 };
             };
             /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_rotate_credential: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RotateCredentialRequest"];
+            };
+        };
+        responses: {
+            /** @description The new credential */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotatedCredential"];
+                };
+            };
+            /** @description Malformed body, kind or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `missing_field`, `invalid_kind`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The resource is not ready or has no such credential any more (`invalid_state`), the purchase is deleted (`purchase_deleted`), or the idempotency key was used with another request (`idempotency_key_reused`) or its answer is no longer kept (`idempotency_key_expired`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The resource's provider, the database or DATA_ENCRYPTION_KEY is unavailable; nothing was changed (`provider_unavailable`, `service_unavailable`, `not_configured`) */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -7477,6 +7712,178 @@ export interface operations {
                 };
             };
             /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    receipt_gateway_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RevealedKey"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not shown: no gateway key, the receipt is no longer kept, or the key was replaced (`credential_not_shown`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable or DATA_ENCRYPTION_KEY is not set (`service_unavailable`, `not_configured`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    rotate_credential: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required (or the body's `idempotency_key`); 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description `CustomerPurchaseID_<uuid>` */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RotateCredentialRequest"];
+            };
+        };
+        responses: {
+            /** @description The new credential (or the first answer for this idempotency key, with header `Idempotent-Replayed: true`) */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RotatedCredential"];
+                };
+            };
+            /** @description Malformed body, kind or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `missing_field`, `invalid_kind`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No key, not this purchase's customer key, or an unknown purchase (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The resource is not ready or has no such credential any more (`invalid_state`), the purchase is deleted (`purchase_deleted`), or the idempotency key was used with another request (`idempotency_key_reused`) or its answer is no longer kept (`idempotency_key_expired`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The resource's provider, the database or DATA_ENCRYPTION_KEY is unavailable; nothing was changed (`provider_unavailable`, `service_unavailable`, `not_configured`) */
             503: {
                 headers: {
                     [name: string]: unknown;

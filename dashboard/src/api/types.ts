@@ -36,3 +36,7 @@ export type SweepRow = Schemas['SweepRow'];
 export type NotificationRow = Schemas['NotificationRow'];
 export type CostImportRow = Schemas['CostImportRow'];
 export type AuditRecord = Schemas['AuditRecord'];
+/** A refund as `GET /v1/admin/refunds` lists it (and every refund action answers). */
+export type AdminRefund = Schemas['Refund'];
+export type DepositRow = Schemas['DepositRow'];
+export type EndpointReport = Schemas['EndpointReport'];

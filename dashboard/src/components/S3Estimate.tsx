@@ -3,7 +3,7 @@
 // Used by the customer page (customer key) and the console's purchase page (operator token).
 import { useEffect, useState } from 'preact/hooks';
 import { errorText } from '../lib/api';
-import { Alert, Field, Money } from '../lib/ui';
+import { Alert, Field, Money } from './ui';
 
 /** `GET /v1/purchase/{id}/s3-usage` and `GET /v1/admin/purchases/{id}/s3-usage`. */
 export interface S3UsageView {

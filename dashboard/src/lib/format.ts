@@ -39,7 +39,38 @@ export function daysAgo(n: number, from = new Date()): Date {
   return d;
 }
 
-export function humanize(key: string): string {
-  const text = key.replace(/_usd$/, ' (USD)').replace(/_/g, ' ');
-  return text.charAt(0).toUpperCase() + text.slice(1);
+/**
+ * How long ago (or ahead) a time is, in words: "just now", "3 min ago", "5 h ago", "yesterday",
+ * "4 days ago", "in 10 min"; older than 30 days: the date itself.
+ */
+export function formatRelative(value: unknown, now: number = Date.now()): string {
+  const date = toDate(value);
+  if (!date) return value === null || value === undefined || value === '' ? '—' : String(value);
+  const diff = Math.round((now - date.getTime()) / 1000);
+  const future = diff < 0;
+  const s = Math.abs(diff);
+  const say = (n: number, unit: string) => (future ? `in ${n} ${unit}` : `${n} ${unit} ago`);
+  if (s < 45) return future ? 'in a moment' : 'just now';
+  if (s < 60 * 60) return say(Math.max(1, Math.round(s / 60)), 'min');
+  if (s < 24 * 3600) return say(Math.round(s / 3600), 'h');
+  const days = Math.round(s / 86_400);
+  if (days === 1) return future ? 'tomorrow' : 'yesterday';
+  if (days <= 30) return say(days, 'days');
+  return date.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
+/** The exact time for a tooltip: local date and time to the second, and the UTC instant. */
+export function formatExactTime(value: unknown): string {
+  const date = toDate(value);
+  if (!date) return '';
+  const local = date.toLocaleString(undefined, {
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+    timeZoneName: 'short',
+  });
+  return `${local} (${date.toISOString().replace('.000Z', 'Z')})`;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { daysLeft, formatAmount, formatUsd, microsToDecimal, sumDecimals, toMicros } from './money';
+import { daysLeft, formatAmount, formatUsd, formatUsdCents, microsToDecimal, sumDecimals, toMicros } from './money';
 
 describe('money', () => {
   it('parses decimal strings and numbers exactly', () => {
@@ -31,6 +31,19 @@ describe('money', () => {
     expect(formatUsd('0')).toBe('$0.00');
     expect(formatAmount('2.500000')).toBe('2.5');
     expect(formatAmount('1000.000000')).toBe('1000');
+  });
+
+  it('formats to the cent for display, half away from zero', () => {
+    expect(formatUsdCents('12.345678')).toBe('$12.35');
+    expect(formatUsdCents('12.344999')).toBe('$12.34');
+    expect(formatUsdCents('12.345')).toBe('$12.35');
+    expect(formatUsdCents('1234567.5')).toBe('$1,234,567.50');
+    expect(formatUsdCents('-0.5')).toBe('−$0.50');
+    expect(formatUsdCents('-0.004')).toBe('$0.00');
+    expect(formatUsdCents('0.000001')).toBe('$0.00');
+    expect(formatUsdCents('999.995')).toBe('$1,000.00');
+    expect(formatUsdCents(null)).toBe('—');
+    expect(formatUsdCents(2_500_000n)).toBe('$2.50');
   });
 
   it('tells how many days a balance lasts', () => {

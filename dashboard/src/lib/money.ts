@@ -58,6 +58,21 @@ export function formatUsd(value: string | number | bigint | null | undefined): s
   return `${negative ? '−' : ''}$${whole}.${frac}`;
 }
 
+/**
+ * For people, to the cent: "$12.35" for 12.345678 (half away from zero), thousands separated,
+ * "−$0.50" below zero. The exact amount goes in `title` and `data-value` beside it.
+ */
+export function formatUsdCents(value: string | number | bigint | null | undefined): string {
+  if (value === null || value === undefined) return '—';
+  const micros = typeof value === 'bigint' ? value : toMicros(value);
+  const negative = micros < 0n;
+  const abs = negative ? -micros : micros;
+  const cents = (abs + 5_000n) / 10_000n;
+  const whole = (cents / 100n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  const frac = (cents % 100n).toString().padStart(2, '0');
+  return `${negative && cents > 0n ? '−' : ''}$${whole}.${frac}`;
+}
+
 /** A plain decimal amount without trailing zeros ("2.5", "1000"), for usage quantities. */
 export function formatAmount(value: string | number | bigint): string {
   const micros = typeof value === 'bigint' ? value : toMicros(value);

@@ -294,6 +294,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(purchases::resume))
         .routes(routes!(purchases::delete_purchase))
         .routes(routes!(purchases::reprovision))
+        .routes(routes!(purchases::rotate_credential))
         .routes(routes!(ops::list_sweeps))
         .routes(routes!(ops::retry_sweep))
         .routes(routes!(ops::bump_sweep))

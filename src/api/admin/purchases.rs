@@ -473,3 +473,41 @@ pub(super) async fn reprovision(
     }
     Ok(answer(StatusCode::OK, done))
 }
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/purchases/{id}/credentials/rotate",
+    tag = "admin",
+    operation_id = "admin_rotate_credential",
+    summary = "A new credential for the customer (gateway key, S3 access key or customer key), shown once; the old one stops at once",
+    description = "The console's rotation on the customer's behalf: the same as the customer's `POST /v1/purchase/{id}/credentials/rotate`, audited with the operator as actor. A retry with the same idempotency key within 24 hours returns the same credential.",
+    params(
+        ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body = crate::api::credentials::RotateIn,
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "The new credential", body = crate::credentials::RotatedOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body, kind or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `missing_field`, `invalid_kind`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The resource is not ready or has no such credential any more (`invalid_state`), the purchase is deleted (`purchase_deleted`), or the idempotency key was used with another request (`idempotency_key_reused`) or its answer is no longer kept (`idempotency_key_expired`)", body = ErrorBody),
+        (status = 503, description = "The resource's provider, the database or DATA_ENCRYPTION_KEY is unavailable; nothing was changed (`provider_unavailable`, `service_unavailable`, `not_configured`)", body = ErrorBody),
+    )
+)]
+pub(super) async fn rotate_credential(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    AppPath(id): AppPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let id = purchase_id(&id)?;
+    let route = format!("POST /v1/admin/purchases/{id}/credentials/rotate");
+    let (value, actor) = mutation(auth, &headers, &route, &body)?;
+    let kind = crate::api::credentials::kind_of(&value)?;
+    let cx = crate::api::credentials::ctx(&state);
+    let done = crate::credentials::rotate(&cx, id, kind, &actor, None).await?;
+    Ok(crate::api::credentials::secret_answer(done))
+}

@@ -238,7 +238,8 @@ pub async fn settle(
     posted
 }
 
-/// A new gateway key: the secret (shown once), its hash and display prefix.
+/// A new gateway key: the secret (shown once), its hash and display prefix (its hint is
+/// [`keys::hint`] of the secret).
 pub(super) fn generate_key() -> (SecretString, Vec<u8>, String) {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);

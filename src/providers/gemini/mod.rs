@@ -20,7 +20,9 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{Delivered, ProviderError, ProvisionRequest, ResourceInfo, ResourceProvider};
+use super::{
+    Delivered, NewCredential, ProviderError, ProvisionRequest, ResourceInfo, ResourceProvider,
+};
 use crate::billing::ledger::{self, EntryKind, NewEntry, Posted};
 use crate::billing::{BillingError, PurchaseStatus, keys};
 use crate::config::GeminiConfig;

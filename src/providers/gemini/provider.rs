@@ -52,6 +52,45 @@ impl GeminiProvider {
     }
 }
 
+/// A gateway key just issued.
+struct Issued {
+    secret: SecretString,
+    key_id: Uuid,
+    prefix: String,
+    hint: String,
+}
+
+/// Inserts a new key for the purchase with `status`, in the caller's transaction (which has
+/// revoked the previous one: one usable key per purchase).
+async fn issue_key(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    purchase_id: PurchaseId,
+    status: &str,
+) -> Result<Issued, ProviderError> {
+    let (secret, hash, prefix) = generate_key();
+    let hint = keys::hint(secret.expose_secret());
+    let key_id = Uuid::new_v4();
+    sqlx::query!(
+        "insert into gateway_key (gateway_key_id, purchase_id, key_hash, key_prefix, key_hint, status)
+         values ($1, $2, $3, $4, $5, $6)",
+        key_id,
+        purchase_id.0,
+        hash,
+        prefix,
+        hint,
+        status
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(Issued {
+        secret,
+        key_id,
+        prefix,
+        hint,
+    })
+}
+
 pub(super) fn db_error(e: sqlx::Error) -> ProviderError {
     ProviderError::Retryable(format!("database: {e}"))
 }
@@ -76,8 +115,6 @@ impl ResourceProvider for GeminiProvider {
     async fn provision(&self, request: &ProvisionRequest) -> Result<Delivered, ProviderError> {
         let settings = GatewaySettings::from_offer_settings(&request.offer.settings)
             .map_err(|e| ProviderError::Permanent(e.to_string()))?;
-        let (secret, hash, prefix) = generate_key();
-        let key_id = Uuid::new_v4();
         let mut tx = self.pool.begin().await.map_err(db_error)?;
         sqlx::query!(
             "update gateway_key set status = 'revoked', revoked_at = now()
@@ -87,18 +124,9 @@ impl ResourceProvider for GeminiProvider {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        sqlx::query!(
-            "insert into gateway_key (gateway_key_id, purchase_id, key_hash, key_prefix)
-             values ($1, $2, $3, $4)",
-            key_id,
-            request.purchase_id.0,
-            hash,
-            prefix
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        let issued = issue_key(&mut tx, request.purchase_id, "active").await?;
         tx.commit().await.map_err(db_error)?;
+        let (secret, key_id, prefix) = (issued.secret, issued.key_id, issued.prefix);
         let models: Vec<&str> = settings.models.keys().map(String::as_str).collect();
         Ok(Delivered {
             description: format!(
@@ -113,6 +141,48 @@ impl ResourceProvider for GeminiProvider {
                 "key_prefix": prefix,
                 "base_url": self.base_url,
             }),
+        })
+    }
+
+    /// A new gateway key in place of the live one, which is revoked in the same transaction (refused
+    /// from the next call on). A suspended purchase's new key is suspended too.
+    #[tracing::instrument(skip_all, fields(purchase_id = %purchase_id), err)]
+    async fn rotate_credential(
+        &self,
+        purchase_id: PurchaseId,
+        state: &serde_json::Value,
+    ) -> Result<NewCredential, ProviderError> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let old = sqlx::query!(
+            "select gateway_key_id, status from gateway_key
+             where purchase_id = $1 and status <> 'revoked' for update",
+            purchase_id.0
+        )
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| {
+            ProviderError::Permanent("this purchase has no gateway key to replace".to_owned())
+        })?;
+        sqlx::query!(
+            "update gateway_key set status = 'revoked', revoked_at = now() where gateway_key_id = $1",
+            old.gateway_key_id
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let issued = issue_key(&mut tx, purchase_id, &old.status).await?;
+        tx.commit().await.map_err(db_error)?;
+        let mut state = state.clone();
+        if let Some(map) = state.as_object_mut() {
+            map.insert("gateway_key_id".into(), json!(issued.key_id));
+            map.insert("key_prefix".into(), json!(issued.prefix));
+        }
+        Ok(NewCredential {
+            secret: issued.secret,
+            access_key_id: None,
+            hint: issued.hint,
+            state: Some(state),
         })
     }
 

@@ -2,12 +2,13 @@
 // payments) back to an address, see each refund's status and its transaction, cancel one still
 // waiting for the vendor. POST/GET /v1/purchase/{id}/refunds (customer key, Idempotency-Key).
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { api, errorText, newIdempotencyKey } from '../lib/api';
-import { formatTime, shortHex } from '../lib/format';
-import { formatUsd, toMicros } from '../lib/money';
-import { Alert, Field, Money } from '../lib/ui';
-import type { Credentials } from './credentials';
-import type { PurchaseView } from './types';
+import { api, errorText, newIdempotencyKey } from '../../lib/api';
+import { shortHex } from '../../lib/format';
+import { Time } from '../../components/values';
+import { formatUsdCents, toMicros } from '../../lib/money';
+import { Alert, Field, Money } from '../../components/ui';
+import type { Credentials } from '../credentials';
+import type { PurchaseView } from '../types';
 
 /** A refund as the API answers it (OpenAPI `Refund`). */
 export interface Refund {
@@ -89,7 +90,7 @@ export function Refunds(props: { creds: Credentials; data: PurchaseView; reloadK
           to_address: to,
         },
       });
-      setMessage({ tone: 'ok', text: `Refund of ${formatUsd(refund.amount_usd)} requested: ${STATUS_TEXT[refund.status] ?? refund.status}.` });
+      setMessage({ tone: 'ok', text: `Refund of ${formatUsdCents(refund.amount_usd)} requested: ${STATUS_TEXT[refund.status] ?? refund.status}.` });
       setKey(newIdempotencyKey());
       form.reset();
       await Promise.all([load(), props.onChange()]);
@@ -174,9 +175,7 @@ export function Refunds(props: { creds: Credentials; data: PurchaseView; reloadK
             {items.map((r) => (
               <tr key={r.refund_id} data-refund-id={r.refund_id}>
                 <td>
-                  <Field field="created_at" value={r.created_at}>
-                    {formatTime(r.created_at)}
-                  </Field>
+                  <Time field="created_at" value={r.created_at} />
                 </td>
                 <td>
                   <Money field="amount_usd" value={r.amount_usd} />{' '}

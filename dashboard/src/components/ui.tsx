@@ -2,8 +2,7 @@
 // and data-value="<the API's exact value>" where the display is formatted (SPEC §9, Dashboard).
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
-import { formatUsd } from './money';
-import { formatTime, humanize, shortHex } from './format';
+import { formatUsd, formatUsdCents } from '../lib/money';
 
 export function Money(props: { field: string; value: string | null | undefined; class?: string }) {
   const { field, value } = props;
@@ -15,8 +14,8 @@ export function Money(props: { field: string; value: string | null | undefined; 
     );
   }
   return (
-    <span class={props.class} data-field={field} data-value={value}>
-      {formatUsd(value)}
+    <span class={props.class} data-field={field} data-value={value} title={`${formatUsd(value)} exactly`}>
+      {formatUsdCents(value)}
     </span>
   );
 }
@@ -78,89 +77,6 @@ export function Alert(props: { tone?: 'error' | 'info' | 'ok' | 'warn'; children
     <div class={`alert alert-${tone}`} role={tone === 'error' ? 'alert' : 'status'}>
       {props.title && <strong class="alert-title">{props.title}</strong>}
       <div>{props.children}</div>
-    </div>
-  );
-}
-
-/** A cell for any API value: USD amounts (…_usd, amount, balance) formatted, times as local times. */
-export function Value(props: { field: string; value: unknown }) {
-  const { field, value } = props;
-  if (value === null || value === undefined) return <span data-field={field} data-value="">—</span>;
-  if (typeof value === 'string' && /(_usd|^amount|_amount|balance)$/.test(field) && /^-?\d+(\.\d+)?$/.test(value)) {
-    return <Money field={field} value={value} />;
-  }
-  if (/(_at|^at|time|date)$/.test(field) && (typeof value === 'number' || typeof value === 'string')) {
-    return <Field field={field} value={value}>{formatTime(value)}</Field>;
-  }
-  if (typeof value === 'string' && /^0x[0-9a-fA-F]{40,}$/.test(value)) {
-    return <Field field={field} value={value}><code title={value}>{shortHex(value)}</code></Field>;
-  }
-  if (typeof value === 'object') {
-    // Payloads and details: folded, so tables stay readable.
-    const text = JSON.stringify(value, null, 2);
-    if (text.length <= 40) {
-      return (
-        <Field field={field} value={JSON.stringify(value)}>
-          <code class="json">{JSON.stringify(value)}</code>
-        </Field>
-      );
-    }
-    return (
-      <details class="json-cell" data-field={field} data-value={JSON.stringify(value)}>
-        <summary>Show</summary>
-        <pre tabIndex={0}>
-          <code>{text}</code>
-        </pre>
-      </details>
-    );
-  }
-  return <Field field={field} value={value} />;
-}
-
-/** A table of API rows; columns default to the keys of the rows. */
-export function DataTable(props: {
-  rows: Record<string, unknown>[];
-  columns?: string[];
-  caption: string;
-  rowAttrs?: (row: Record<string, unknown>) => Record<string, string>;
-  actions?: (row: Record<string, unknown>) => ComponentChildren;
-  empty?: string;
-}) {
-  const { rows } = props;
-  if (rows.length === 0) return <p class="muted">{props.empty ?? 'Nothing here yet.'}</p>;
-  const columns =
-    props.columns ??
-    Array.from(
-      rows.reduce((set, r) => {
-        Object.keys(r).forEach((k) => set.add(k));
-        return set;
-      }, new Set<string>()),
-    );
-  return (
-    <div class="table-wrap" tabIndex={0} role="region" aria-label={props.caption}>
-      <table>
-        <caption class="sr-only">{props.caption}</caption>
-        <thead>
-          <tr>
-            {columns.map((c) => (
-              <th scope="col" key={c}>{humanize(c)}</th>
-            ))}
-            {props.actions && <th scope="col">Actions</th>}
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((row, i) => (
-            <tr key={String(row.id ?? i)} {...(props.rowAttrs ? props.rowAttrs(row) : {})}>
-              {columns.map((c) => (
-                <td key={c} data-label={humanize(c)}>
-                  <Value field={c} value={row[c]} />
-                </td>
-              ))}
-              {props.actions && <td class="actions">{props.actions(row)}</td>}
-            </tr>
-          ))}
-        </tbody>
-      </table>
     </div>
   );
 }

@@ -1,7 +1,7 @@
 // The deposit watcher per chain, shown on the console's RPC card: when its last full pass read the
 // chain (any replica), how far every block was read, and the block ranges it could not read yet.
-import type { WatcherStatus } from '../api/types';
-import { formatTime } from '../lib/format';
+import type { WatcherStatus } from '../../api/types';
+import { Time } from '../../components/values';
 
 export function WatcherPasses(props: { chains: Record<string, WatcherStatus> | undefined }) {
   const rows = Object.entries(props.chains ?? {});
@@ -28,7 +28,7 @@ export function WatcherPasses(props: { chains: Record<string, WatcherStatus> | u
             <tr key={chain} data-chain={chain}>
               <td data-label="Chain">{chain}</td>
               <td data-label="Last good pass" data-field="watcher_last_pass">
-                {w.last_pass_at ? formatTime(w.last_pass_at) : <span class="badge badge-bad">No pass yet</span>}
+                {w.last_pass_at ? <Time field="last_pass_at" value={w.last_pass_at} /> : <span class="badge badge-bad">No pass yet</span>}
               </td>
               <td class="num" data-label="Read up to block">
                 {w.scanned_to ?? '—'}

@@ -1,0 +1,32 @@
+// The customer page's calls, with the customer key from the page's link (Bearer). Typed by the
+// generated OpenAPI types.
+import { api } from '../lib/api';
+import type { LedgerEntry, Page } from './handwritten';
+import type { BillingBucket, HistoricalBillingRequest, VerifyTopupResponse } from './types';
+import type { Credentials } from '../customer/credentials';
+import type { PurchaseView } from '../customer/types';
+import type { S3UsageView } from '../components/S3Estimate';
+
+const base = (c: Credentials) => `/v1/purchase/${encodeURIComponent(c.purchaseId)}`;
+
+export function purchase(c: Credentials): Promise<PurchaseView> {
+  return api<PurchaseView>(base(c), { token: c.key });
+}
+
+export function historicalBilling(c: Credentials, body: HistoricalBillingRequest, signal?: AbortSignal): Promise<BillingBucket[]> {
+  return api<BillingBucket[]>(`${base(c)}/historical-billing`, { token: c.key, body, signal });
+}
+
+export function ledger(c: Credentials, cursor: string | null, limit = 20): Promise<Page<LedgerEntry>> {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (cursor) q.set('cursor', cursor);
+  return api<Page<LedgerEntry>>(`${base(c)}/ledger?${q}`, { token: c.key });
+}
+
+export function verifyTopup(c: Credentials): Promise<VerifyTopupResponse> {
+  return api<VerifyTopupResponse>(`${base(c)}/verify-topup`, { token: c.key, body: {} });
+}
+
+export function s3Usage(c: Credentials): Promise<S3UsageView> {
+  return api<S3UsageView>(`${base(c)}/s3-usage`, { token: c.key });
+}

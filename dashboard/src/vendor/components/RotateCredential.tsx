@@ -1,0 +1,88 @@
+// Rotate a credential on the customer's behalf (`POST /v1/admin/purchases/{id}/credentials/rotate`):
+// the old one stops at once, so it is confirmed first; the new secret is shown here once.
+import { useState } from 'preact/hooks';
+import type { CredentialKind, RotatedCredential } from '../../api/handwritten';
+import { errorText } from '../../lib/api';
+import { rotatableKinds } from '../../lib/gates';
+import { ConfirmButton } from '../../components/Confirm';
+import { type Message, Section } from '../../components/Section';
+import { CopyButton } from '../../components/ui';
+import { useActionKey, useAdmin } from '../hooks';
+
+export const CREDENTIAL_TEXT: Record<CredentialKind, string> = {
+  gateway_key: 'Gateway key',
+  s3_access_key: 'S3 access key',
+  customer_key: 'Customer key (the page link)',
+};
+
+function Secret(props: { label: string; field: string; value: string }) {
+  return (
+    <p class="address-row">
+      <span class="muted">{props.label}</span>
+      <code class="address" data-field={props.field} data-value={props.value}>
+        {props.value}
+      </code>
+      <CopyButton text={props.value} label={props.label} />
+    </p>
+  );
+}
+
+export function RotateCredential(props: { id: string; provider: string | null | undefined; onDone: (m: Message) => void }) {
+  const admin = useAdmin();
+  const kinds = rotatableKinds(props.provider);
+  const [kind, setKind] = useState<CredentialKind>(kinds[0] ?? 'customer_key');
+  const [busy, setBusy] = useState(false);
+  const [done, setDone] = useState<RotatedCredential | null>(null);
+  const [key, nextKey] = useActionKey();
+  const rotate = async () => {
+    setBusy(true);
+    try {
+      const out = await admin.rotateCredential(props.id, kind, key);
+      nextKey();
+      setDone(out);
+      props.onDone({ tone: 'ok', text: `${CREDENTIAL_TEXT[kind]} replaced: the old one no longer works.` });
+    } catch (e) {
+      props.onDone({ tone: 'error', text: errorText(e) });
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Section title="Credentials">
+      <p class="small muted">
+        Give the customer a new credential when theirs leaked or was lost. The old one stops working at once; the new one
+        is shown here once, to pass on to the customer.
+      </p>
+      <label class="form-field">
+        <span>Credential</span>
+        <select name="kind" value={kind} onChange={(e) => setKind(e.currentTarget.value as CredentialKind)}>
+          {kinds.map((k) => (
+            <option key={k} value={k}>
+              {CREDENTIAL_TEXT[k]}
+            </option>
+          ))}
+        </select>
+      </label>
+      <div class="actions-row">
+        <ConfirmButton
+          action="rotate-credential"
+          label="Replace it"
+          danger
+          disabled={busy}
+          confirmLabel="Replace"
+          question={`Replace the ${CREDENTIAL_TEXT[kind].toLowerCase()}? The customer's current one stops working now.`}
+          onConfirm={rotate}
+        />
+      </div>
+      {done && (
+        <div class="secret-once" role="status" data-kind={done.kind}>
+          <p>
+            <strong>Copy it now: it is not shown again.</strong>
+          </p>
+          {done.access_key_id && <Secret label="Access key id" field="access_key_id" value={done.access_key_id} />}
+          <Secret label={done.secret_access_key ? 'Secret access key' : 'New secret'} field="secret" value={done.secret_access_key ?? done.secret} />
+        </div>
+      )}
+    </Section>
+  );
+}
