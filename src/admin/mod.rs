@@ -9,6 +9,7 @@ pub mod operators;
 pub mod overview;
 pub mod purchases;
 pub mod refunds;
+pub mod stats;
 pub mod sweeps;
 pub mod tokens;
 

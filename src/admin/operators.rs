@@ -236,10 +236,7 @@ fn valid_name(name: &str) -> Result<String, AdminError> {
             "name must be 1 to 64 characters: letters, digits, spaces and . _ - @ +",
         ));
     }
-    if RESERVED_NAMES
-        .iter()
-        .any(|r| r.eq_ignore_ascii_case(name))
-    {
+    if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name)) {
         return Err(AdminError::invalid(
             "invalid_name",
             format!("{name:?} is reserved for the audit log's other actors"),
@@ -316,7 +313,11 @@ pub async fn create(
 
 /// Revokes an operator's token at once (as `operators revoke`); revoking twice is fine. Audited,
 /// idempotent by key.
-pub async fn revoke(pool: &PgPool, id: i64, actor: &Actor) -> Result<Done<OperatorRow>, AdminError> {
+pub async fn revoke(
+    pool: &PgPool,
+    id: i64,
+    actor: &Actor,
+) -> Result<Done<OperatorRow>, AdminError> {
     let mut tx = pool.begin().await?;
     if let Some(replay) = super::claim_key(&mut tx, actor).await? {
         return Ok(replay);
@@ -353,8 +354,16 @@ mod tests {
             (Method::GET, "/v1/admin/overview", Role::Viewer),
             (Method::GET, "/v1/admin/me", Role::Viewer),
             (Method::GET, "/v1/admin/tokens", Role::Viewer),
-            (Method::POST, "/v1/admin/purchases/{id}/adjustments", Role::Operator),
-            (Method::DELETE, "/v1/admin/something-new/{id}", Role::Operator),
+            (
+                Method::POST,
+                "/v1/admin/purchases/{id}/adjustments",
+                Role::Operator,
+            ),
+            (
+                Method::DELETE,
+                "/v1/admin/something-new/{id}",
+                Role::Operator,
+            ),
             (Method::PUT, "/v1/admin/something-new", Role::Operator),
             (Method::POST, "/v1/admin/tokens", Role::Owner),
             (Method::DELETE, "/v1/admin/tokens/{id}", Role::Owner),
@@ -373,7 +382,16 @@ mod tests {
     #[test]
     fn names_are_bounded_and_never_an_actor_s() {
         assert_eq!(valid_name("  Alice B.  ").unwrap(), "Alice B.");
-        for bad in ["", "  ", "cli", "Admin-Token", "customer", "a\nb", "x/y", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "  ",
+            "cli",
+            "Admin-Token",
+            "customer",
+            "a\nb",
+            "x/y",
+            &"a".repeat(65),
+        ] {
             assert!(valid_name(bad).is_err(), "{bad:?}");
         }
     }

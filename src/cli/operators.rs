@@ -35,12 +35,16 @@ pub async fn run(command: OperatorsCommand) -> anyhow::Result<()> {
     let actor = Actor::cli();
     match command {
         OperatorsCommand::Create { name, role } => {
-            let role: Role = role.parse().map_err(|e: AdminError| anyhow::anyhow!("{e}"))?;
+            let role: Role = role
+                .parse()
+                .map_err(|e: AdminError| anyhow::anyhow!("{e}"))?;
             let created = operators::create(&pool, &name, role, &actor)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot create the operator: {e}"))?
                 .value;
-            let token = created.token.context("the new operator's token is missing")?;
+            let token = created
+                .token
+                .context("the new operator's token is missing")?;
             println!("{token}");
             eprintln!(
                 "created operator {} ({}, role {}, token {}…); the token is shown only now: give it to them to sign in to the console",

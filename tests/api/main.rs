@@ -37,6 +37,7 @@ mod replicas;
 mod rpc_failover;
 mod s3;
 mod shutdown;
+mod stats;
 mod sweeps;
 mod tokens;
 mod watcher;

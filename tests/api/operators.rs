@@ -37,7 +37,10 @@ async fn call(
     let response = request.send().await.unwrap();
     let status = response.status();
     let bytes = response.bytes().await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// Creates an operator through the API as `ADMIN_TOKEN`; (id, token).
@@ -162,9 +165,15 @@ async fn audit_rows_name_their_operator_and_filter_by_them(pool: PgPool) {
 
     let (status, me) = call(&app, &alice, Method::GET, "/v1/admin/me", None).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(me, json!({"id": alice_id, "name": "alice", "role": "operator"}));
+    assert_eq!(
+        me,
+        json!({"id": alice_id, "name": "alice", "role": "operator"})
+    );
     let (_, me) = call(&app, ADMIN, Method::GET, "/v1/admin/me", None).await;
-    assert_eq!(me, json!({"id": null, "name": "admin-token", "role": "owner"}));
+    assert_eq!(
+        me,
+        json!({"id": null, "name": "admin-token", "role": "owner"})
+    );
 
     let base = format!("/v1/admin/purchases/{}", p.id);
     let (status, body) = call(
@@ -176,8 +185,14 @@ async fn audit_rows_name_their_operator_and_filter_by_them(pool: PgPool) {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) =
-        call(&app, ADMIN, Method::POST, &format!("{base}/suspend"), Some(&json!({}))).await;
+    let (status, body) = call(
+        &app,
+        ADMIN,
+        Method::POST,
+        &format!("{base}/suspend"),
+        Some(&json!({})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // The command line (audited as `cli`).
     vendor_server::admin::operators::create(
@@ -193,8 +208,14 @@ async fn audit_rows_name_their_operator_and_filter_by_them(pool: PgPool) {
         let app = &app;
         let query = query.to_owned();
         async move {
-            let (status, page) =
-                call(app, ADMIN, Method::GET, &format!("/v1/admin/audit{query}"), None).await;
+            let (status, page) = call(
+                app,
+                ADMIN,
+                Method::GET,
+                &format!("/v1/admin/audit{query}"),
+                None,
+            )
+            .await;
             assert_eq!(status, StatusCode::OK, "{page}");
             page["items"].as_array().unwrap().clone()
         }
@@ -264,7 +285,10 @@ async fn a_revoked_operator_is_refused_on_the_very_next_request(pool: PgPool) {
             )
         })
         .collect();
-    assert_eq!(listed, vec![(id, "vic", "revoked"), (owner_id, "olga", "active")]);
+    assert_eq!(
+        listed,
+        vec![(id, "vic", "revoked"), (owner_id, "olga", "active")]
+    );
     assert!(!list.to_string().contains(&viewer));
 
     let taken = call(
@@ -321,7 +345,10 @@ async fn operators_from_the_cli(pool: PgPool) {
     let off = call(&app, "anything", Method::GET, "/v1/admin/me", None).await;
     assert_error(&off, StatusCode::NOT_FOUND, "not_found");
 
-    let out = cli(&pool, &["operators", "create", "--name", "Carol", "--role", "owner"]);
+    let out = cli(
+        &pool,
+        &["operators", "create", "--name", "Carol", "--role", "owner"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("shown only now"), "{stderr}");
@@ -335,7 +362,10 @@ async fn operators_from_the_cli(pool: PgPool) {
     let nobody = call(&app, "", Method::GET, "/v1/admin/me", None).await;
     assert_error(&nobody, StatusCode::UNAUTHORIZED, "unauthorized");
 
-    let bad = cli(&pool, &["operators", "create", "--name", "Dan", "--role", "boss"]);
+    let bad = cli(
+        &pool,
+        &["operators", "create", "--name", "Dan", "--role", "boss"],
+    );
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("owner, operator or viewer"));
 
@@ -345,7 +375,10 @@ async fn operators_from_the_cli(pool: PgPool) {
         listed.contains("Carol\towner") && listed.contains("active"),
         "{listed}"
     );
-    assert!(listed.contains(&token[..12]) && !listed.contains(&token), "{listed}");
+    assert!(
+        listed.contains(&token[..12]) && !listed.contains(&token),
+        "{listed}"
+    );
     let id = listed.split('\t').next().unwrap().trim().to_owned();
 
     let revoke = cli(&pool, &["operators", "revoke", &id]);

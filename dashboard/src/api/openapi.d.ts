@@ -471,6 +471,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/stats/daily": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Money over time: per UTC day, deposits credited, usage billed (in total and per offer) and purchases with a positive balance; oldest first, one item per day (zeros included) */
+        get: operations["admin_stats_daily"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/sweeps": {
         parameters: {
             query?: never;
@@ -1213,9 +1230,18 @@ export interface components {
         /** @description The console's first screen. */
         AdminOverview: {
             gas: components["schemas"]["GasWallet"][];
+            /**
+             * @description Each chain's `gas[].gas_runway_days`, keyed by chain id (`"31337"`): days of gas left at
+             *     the last 7 days' rate; `null` when nothing was spent or the balance is unreadable.
+             */
+            gas_runway_days: {
+                [key: string]: number | null;
+            };
             /** Format: date-time */
             generated_at: string;
             last_cost_import?: null | components["schemas"]["CostImportRow"];
+            /** @description What the vendor owes: the sum of every positive purchase balance. */
+            liability_usd: components["schemas"]["UsdAmount"];
             money: components["schemas"]["MoneyWindows"];
             /** Format: int64 */
             notifications_failed: number;
@@ -1241,6 +1267,8 @@ export interface components {
              * @description Unfinished sweeps (planned, signed, broadcast).
              */
             sweeps_waiting: number;
+            /** @description Money swept per chain and token (confirmed sweeps, all time). */
+            swept: components["schemas"]["Swept"][];
             /** @description Each chain's deposit watcher: its last full pass and the block ranges it could not read yet. */
             watcher?: {
                 [key: string]: components["schemas"]["WatcherStatus"];
@@ -1598,6 +1626,36 @@ export interface components {
             token_symbol: string;
             vendor_disclaimer: string;
         };
+        /** @description One UTC day. */
+        DailyStat: {
+            /**
+             * Format: int64
+             * @description Purchases whose balance was positive at the end of the day (from the ledger's running
+             *     balance), the purchases the vendor serves and owes.
+             */
+            active_purchases: number;
+            /** @description `billed_usd` per offer id; offers with nothing billed that day are absent. */
+            billed_by_offer: {
+                [key: string]: components["schemas"]["UsdAmount"];
+            };
+            /**
+             * @description Usage billed that day (meter-usage, the Gemini gateway, S3 estimates and the cost import, net
+             *     of the import's credits back).
+             */
+            billed_usd: components["schemas"]["UsdAmount"];
+            /** @description Deposits credited that day, net of deposits a reorg took back (`reversal`). */
+            credited_usd: components["schemas"]["UsdAmount"];
+            /**
+             * Format: date
+             * @description The UTC day (`2026-12-07`).
+             */
+            day: string;
+        };
+        /** @description `GET /v1/admin/stats/daily`. */
+        DailyStats: {
+            /** @description One item per day, oldest first, today (UTC, so far) last; days without activity included. */
+            items: components["schemas"]["DailyStat"][];
+        };
         /** @description `POST /v1/admin/purchases/{id}/delete` body: `confirm` must repeat the purchase id. */
         DeleteRequest: {
             /** @description The purchase id typed again. */
@@ -1706,6 +1764,17 @@ export interface components {
             /** Format: int64 */
             chain_id: number;
             error?: string | null;
+            /**
+             * Format: double
+             * @description How many days the balance lasts at the last 7 days' rate (balance ÷ (spent ÷ 7), rounded
+             *     down to a tenth); `null` when nothing was spent or the balance is unreadable.
+             */
+            gas_runway_days?: number | null;
+            /**
+             * @description What the gas wallet spent over the last 7 days on the sweeps confirmed then (their
+             *     transaction fees, or their gas top-ups and the top-ups' fees); `null` when nothing.
+             */
+            gas_spent_7d_wei?: string | null;
             /** @description The sweeper found it too low for the next sweep (sweeps wait; a `gas.low` alert went out). */
             low: boolean;
             /** Format: date-time */
@@ -2125,6 +2194,17 @@ export interface components {
                 /** Format: int64 */
                 chain_id: number;
                 error?: string | null;
+                /**
+                 * Format: double
+                 * @description How many days the balance lasts at the last 7 days' rate (balance ÷ (spent ÷ 7), rounded
+                 *     down to a tenth); `null` when nothing was spent or the balance is unreadable.
+                 */
+                gas_runway_days?: number | null;
+                /**
+                 * @description What the gas wallet spent over the last 7 days on the sweeps confirmed then (their
+                 *     transaction fees, or their gas top-ups and the top-ups' fees); `null` when nothing.
+                 */
+                gas_spent_7d_wei?: string | null;
                 /** @description The sweeper found it too low for the next sweep (sweeps wait; a `gas.low` alert went out). */
                 low: boolean;
                 /** Format: date-time */
@@ -2835,6 +2915,23 @@ export interface components {
             tx_hash?: string | null;
             /** Format: date-time */
             updated_at: string;
+        };
+        /**
+         * @description Money swept from deposit addresses to the treasury on one chain, in one token (confirmed
+         *     sweeps, all time; chains and tokens no longer configured are left out: their decimals are
+         *     unknown).
+         */
+        Swept: {
+            /** @description In whole tokens, exact (`"4.75"`). */
+            amount: string;
+            /** @description In the token's smallest units. */
+            amount_units: string;
+            /** @description The chain's name in the chains file. */
+            chain: string;
+            /** Format: int64 */
+            chain_id: number;
+            /** @description The token's symbol (`usdc`). */
+            token: string;
         };
         /**
          * @description A new token: the secret is in `token` this once (a replay with the same idempotency key
@@ -4428,6 +4525,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
             404: {
                 headers: {
@@ -5633,6 +5739,92 @@ export interface operations {
             };
             /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_stats_daily: {
+        parameters: {
+            query?: {
+                /** @description How many UTC days, today included (1 to 366; default 30; the console asks 30 or 90). */
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One item per day, oldest first, today last */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DailyStats"];
+                };
+            };
+            /** @description Bad query (`invalid_query`, `invalid_days`, `invalid_text`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };

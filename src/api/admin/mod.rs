@@ -23,6 +23,7 @@ pub mod ops;
 pub mod purchases;
 pub mod refunds;
 pub mod s3_usage;
+pub mod stats;
 
 use std::net::IpAddr;
 
@@ -86,11 +87,7 @@ async fn sign_in(parts: &Parts, state: &AppState) -> Result<SignedIn, ApiError> 
     if let Some(presented) = auth::presented_key(parts) {
         if let Some(token) = admin_token {
             use subtle::ConstantTimeEq;
-            if bool::from(
-                presented
-                    .as_bytes()
-                    .ct_eq(token.expose_secret().as_bytes()),
-            ) {
+            if bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
                 return Ok(SignedIn::bootstrap());
             }
         }
@@ -281,8 +278,12 @@ pub(super) fn body_as<T: serde::de::DeserializeOwned>(
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(ops::overview))
+        .routes(routes!(stats::daily))
         .routes(routes!(operators::me))
-        .routes(routes!(operators::list_operators, operators::create_operator))
+        .routes(routes!(
+            operators::list_operators,
+            operators::create_operator
+        ))
         .routes(routes!(operators::revoke_operator))
         .routes(routes!(ops::gas))
         .routes(routes!(purchases::list_purchases))
