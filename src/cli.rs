@@ -12,6 +12,8 @@ use crate::config::Config;
 
 /// `billing import` / `billing runs`.
 mod billing;
+/// `deposits rescan`, `reconcile`.
+mod chains;
 /// `dev …`: the main job on a local chain and a local AWS, without any account.
 mod dev;
 /// `operators create|list|revoke`.
@@ -42,6 +44,9 @@ pub enum Command {
     Healthcheck {
         /// e.g. http://localhost:3001/health
         url: String,
+        /// Give up (unhealthy) after this many seconds without an answer.
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
     },
     /// Daily cost import of AWS costs (CUR 2.0 / Cost Explorer): run it by hand, list runs.
     Billing {
@@ -64,6 +69,14 @@ pub enum Command {
     },
     /// Gas wallet balance per chain.
     Gas,
+    /// Deposits: rescan a block range for payments the watcher missed (audited, as in the console).
+    Deposits {
+        #[command(subcommand)]
+        command: chains::DepositsCommand,
+    },
+    /// Compare every deposit address's on-chain balance with its recorded deposits less sweeps; each
+    /// difference raises one `reconcile.mismatch` alert. Exits 1 when something differs.
+    Reconcile,
     /// Refunds: list them, approve or reject one (audited, as in the console).
     Refunds {
         #[command(subcommand)]
@@ -156,10 +169,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Healthcheck { url } => healthcheck(&url).await,
+        Command::Healthcheck { url, timeout_secs } => healthcheck(&url, timeout_secs).await,
         Command::Address { index } => address(index),
         Command::Sweeps { pending, action } => sweeps(pending, action).await,
         Command::Gas => gas().await,
+        Command::Deposits { command } => chains::deposits(command).await,
+        Command::Reconcile => chains::reconcile().await,
         Command::Refunds { command } => refunds::run(command).await,
         Command::Billing { command } => billing::run(command).await,
         Command::Operators { command } => operators::run(command).await,
@@ -336,9 +351,9 @@ fn load_config() -> anyhow::Result<Config> {
     Config::from_env().context("invalid configuration")
 }
 
-async fn healthcheck(url: &str) -> anyhow::Result<()> {
+async fn healthcheck(url: &str, timeout_secs: u64) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(timeout_secs))
         .build()?;
     let response = client
         .get(url)

@@ -18,6 +18,7 @@
 //!
 //! The SQL and business rules live in [`crate::admin`]; these handlers only parse and answer.
 
+pub mod chains;
 pub mod operators;
 pub mod ops;
 pub mod purchases;
@@ -154,6 +155,7 @@ impl From<AdminError> for ApiError {
                     "token" => "token_not_found",
                     "refund" => "refund_not_found",
                     "operator" => "operator_not_found",
+                    "chain" => "chain_not_found",
                     _ => "not_found",
                 };
                 let mut message = format!("{what} not found");
@@ -165,6 +167,14 @@ impl From<AdminError> for ApiError {
             AdminError::Conflict { code, message } => Self::conflict(code, message),
             e @ AdminError::IdempotencyConflict(_) => {
                 Self::conflict("idempotency_key_reused", e.to_string())
+            }
+            AdminError::ChainUnavailable(detail) => {
+                tracing::warn!(error = %detail, "admin action: chain unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "chain_unavailable",
+                    "The chain's RPC node cannot be reached right now; retry shortly.",
+                )
             }
             AdminError::Billing(e) => e.into(),
             AdminError::Db(e) => e.into(),
@@ -311,6 +321,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refunds::reject_refund))
         .routes(routes!(refunds::mark_refund_paid))
         .routes(routes!(refunds::retry_refund))
+        .routes(routes!(chains::rescan))
+        .routes(routes!(chains::reconcile))
 }
 
 /// A mutating call's optional body when it has nothing but the idempotency key.

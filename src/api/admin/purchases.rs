@@ -490,8 +490,8 @@ pub(super) async fn reprovision(
     responses(
         (status = 200, description = "The new credential", body = crate::credentials::RotatedOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body, kind or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `missing_field`, `invalid_kind`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The resource is not ready or has no such credential any more (`invalid_state`), the purchase is deleted (`purchase_deleted`), or the idempotency key was used with another request (`idempotency_key_reused`) or its answer is no longer kept (`idempotency_key_expired`)", body = ErrorBody),
         (status = 503, description = "The resource's provider, the database or DATA_ENCRYPTION_KEY is unavailable; nothing was changed (`provider_unavailable`, `service_unavailable`, `not_configured`)", body = ErrorBody),
     )
