@@ -38,6 +38,7 @@ mod rpc_failover;
 mod s3;
 mod shutdown;
 mod stats;
+mod sweep_batches;
 mod sweeps;
 mod tokens;
 mod watcher;
