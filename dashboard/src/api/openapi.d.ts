@@ -3528,7 +3528,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3537,7 +3537,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No configured chain with this id (`chain_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No configured chain with this id (`chain_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4775,7 +4784,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4793,7 +4802,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5508,7 +5517,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5517,7 +5526,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
