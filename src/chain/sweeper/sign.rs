@@ -465,7 +465,8 @@ pub(super) async fn gas_available(
 }
 
 /// The most the transactions `from` has signed and not yet seen mined (nonce at or above `mined`,
-/// the node's latest nonce) can still cost it.
+/// the node's latest nonce) can still cost it: its sweeps and gas top-ups, and its refund payouts
+/// (the payout wallet may be the gas wallet), each at gas limit × max fee + value.
 pub async fn in_flight_cost(
     pool: &PgPool,
     chain_id: i64,
@@ -473,8 +474,14 @@ pub async fn in_flight_cost(
     mined: u64,
 ) -> Result<U256, ChainError> {
     let total = sqlx::query_scalar!(
-        r#"select coalesce(sum(max_cost_wei), 0) as "total!" from sweep
-           where chain_id = $1 and from_address = $2 and status in ('signed', 'broadcast') and nonce >= $3"#,
+        r#"select coalesce(sum(cost), 0) as "total!" from (
+               select max_cost_wei as cost from sweep
+               where chain_id = $1 and from_address = $2 and status in ('signed', 'broadcast')
+                 and nonce >= $3
+               union all
+               select gas_limit::numeric * max_fee_per_gas as cost from refund
+               where chain_id = $1 and from_address = $2 and status = 'paying' and nonce >= $3
+           ) as in_flight"#,
         chain_id,
         addr_key(from),
         i64::try_from(mined).unwrap_or(i64::MAX)
