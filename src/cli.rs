@@ -40,6 +40,9 @@ pub enum Command {
     Healthcheck {
         /// e.g. http://localhost:3001/health
         url: String,
+        /// Give up (unhealthy) after this many seconds without an answer.
+        #[arg(long, default_value_t = 5)]
+        timeout_secs: u64,
     },
     /// Daily cost import of AWS costs (CUR 2.0 / Cost Explorer): run it by hand, list runs.
     Billing {
@@ -149,7 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Healthcheck { url } => healthcheck(&url).await,
+        Command::Healthcheck { url, timeout_secs } => healthcheck(&url, timeout_secs).await,
         Command::Address { index } => address(index),
         Command::Sweeps { pending, action } => sweeps(pending, action).await,
         Command::Gas => gas().await,
@@ -328,9 +331,9 @@ fn load_config() -> anyhow::Result<Config> {
     Config::from_env().context("invalid configuration")
 }
 
-async fn healthcheck(url: &str) -> anyhow::Result<()> {
+async fn healthcheck(url: &str, timeout_secs: u64) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(timeout_secs))
         .build()?;
     let response = client
         .get(url)

@@ -84,9 +84,11 @@ fn missing_offers_file_is_a_clear_error() {
 async fn healthcheck_subcommand_reports_status(pool: PgPool) {
     let app = spawn_app(pool).await;
     let url = app.url("/health");
-    let out = tokio::task::spawn_blocking(move || run(&["healthcheck", &url], &[]))
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        run(&["healthcheck", &url, "--timeout-secs", "60"], &[])
+    })
+    .await
+    .unwrap();
     assert!(
         out.status.success(),
         "{}",
