@@ -279,7 +279,7 @@ async fn mark_stuck(
     });
     for (channel, prefix) in [(Channel::Webhook, "webhook"), (Channel::Alert, "alert")] {
         let dedupe = format!("{prefix}:tx.stuck:refund:{}:{nonce}", row.refund_id);
-        notify::enqueue(&mut *tx, channel, "tx.stuck", None, &data, Some(&dedupe)).await?;
+        notify::enqueue(&mut tx, channel, "tx.stuck", None, &data, Some(&dedupe)).await?;
     }
     tx.commit().await?;
     tracing::error!(refund_id = %id, nonce, %hash, why, "refund payout stuck; operator alerted");
