@@ -9,7 +9,8 @@ BROWSER_TEST_OUT="$out" scripts/browser-test.sh
 mkdir -p docs/screenshots
 copied=0
 # Debian's pngquant (when present) makes them about three times smaller.
-for name in customer-usage-desktop customer-usage-phone vendor-overview-desktop vendor-purchases-desktop; do
+for name in customer-usage-desktop customer-usage-phone vendor-overview-cockpit-desktop vendor-overview-cockpit-phone \
+  vendor-purchases-desktop vendor-refunds-desktop; do
   if [ -f "$out/screenshots/$name.png" ]; then
     if command -v pngquant >/dev/null 2>&1; then
       pngquant --force --quality=60-85 --output "docs/screenshots/$name.png" "$out/screenshots/$name.png"

@@ -12,6 +12,8 @@ use crate::config::Config;
 
 /// `billing import` / `billing runs`.
 mod billing;
+/// `deposits rescan`, `reconcile`.
+mod chains;
 /// `dev …`: the main job on a local chain and a local AWS, without any account.
 mod dev;
 /// `refunds list|approve|reject`.
@@ -65,6 +67,14 @@ pub enum Command {
     },
     /// Gas wallet balance per chain.
     Gas,
+    /// Deposits: rescan a block range for payments the watcher missed (audited, as in the console).
+    Deposits {
+        #[command(subcommand)]
+        command: chains::DepositsCommand,
+    },
+    /// Compare every deposit address's on-chain balance with its recorded deposits less sweeps; each
+    /// difference raises one `reconcile.mismatch` alert. Exits 1 when something differs.
+    Reconcile,
     /// Refunds: list them, approve or reject one (audited, as in the console).
     Refunds {
         #[command(subcommand)]
@@ -156,6 +166,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Address { index } => address(index),
         Command::Sweeps { pending, action } => sweeps(pending, action).await,
         Command::Gas => gas().await,
+        Command::Deposits { command } => chains::deposits(command).await,
+        Command::Reconcile => chains::reconcile().await,
         Command::Refunds { command } => refunds::run(command).await,
         Command::Billing { command } => billing::run(command).await,
         Command::Tokens { command } => tokens(command).await,

@@ -178,6 +178,22 @@ describe('console for operators', () => {
     assert.match((await shown.textContent()) ?? '', /Approved a refund/);
   });
 
+  test('replace a customer’s key on their behalf: confirmed, shown once, the old one refused', async (t) => {
+    if (skip(t)) return;
+    const other = devCheckout('aws-s3-storage-giftcard', '1');
+    await open(page, `purchases/${other.purchaseId}`, '[data-action="rotate-credential"]');
+    await page.selectOption('select[name="kind"]', 'customer_key');
+    await page.click('[data-action="rotate-credential"]');
+    await page.click('[data-confirm-for="rotate-credential"] [data-action="confirm"]');
+    const secret = page.locator('.secret-once[data-kind="customer_key"] [data-field="secret"]');
+    await secret.waitFor();
+    const key = await secret.getAttribute('data-value');
+    assert.ok(key && key !== other.key);
+    assert.equal((await call(`/v1/purchase/${other.purchaseId}`, { token: other.key })).status, 401, 'the old key stops at once');
+    assert.equal((await call(`/v1/purchase/${other.purchaseId}`, { token: key })).status, 200);
+    await page.locator('[data-field="action"][data-value="purchase.credentials_rotate"]').first().waitFor();
+  });
+
   test('every view renders: axe, 390 px, first render time', async (t) => {
     if (skip(t)) return;
     for (const [view, ready, name] of [

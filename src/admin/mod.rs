@@ -3,6 +3,7 @@
 //! Every action is idempotent by key ([`Idempotency`]) and written to the audit log
 //! ([`audit`]) in the action's own transaction.
 
+pub mod chains;
 pub mod cost_imports;
 pub mod notifications;
 pub mod overview;
@@ -35,6 +36,9 @@ pub enum AdminError {
     Invalid { code: &'static str, message: String },
     #[error("the idempotency key {0:?} was already used with a different request")]
     IdempotencyConflict(String),
+    /// A chain's RPC could not be reached (retryable; nothing changed).
+    #[error("{0}")]
+    ChainUnavailable(String),
     #[error(transparent)]
     Billing(#[from] BillingError),
     #[error(transparent)]

@@ -1,6 +1,11 @@
 //! RPC endpoints: the transport of each endpoint (health tracked per call, URLs scrubbed from errors
 //! because they carry API keys), their states for `/health` and `/metrics`, and the watch that probes
 //! down endpoints and alerts once when every endpoint of a chain is down.
+//!
+//! Chain ids (SPEC §9): each endpoint's own `eth_chainId` is checked by its transport before the
+//! endpoint serves its first call, and again whenever it comes back after being down. An endpoint on
+//! another chain is marked down with reason `chain_id_mismatch` and never used: its calls fail at once
+//! (the fallback goes on to the next endpoint) and only the probes of [`watch_endpoints`] ask it again.
 
 use super::*;
 
@@ -114,6 +119,12 @@ pub struct EndpointReport {
     pub endpoint: String,
     pub index: usize,
     pub state: EndpointState,
+    /// Why the endpoint is down when it is not a failed call: `chain_id_mismatch` (it answers another
+    /// chain's id; it is never used until it answers the configured one).
+    #[schema(example = "chain_id_mismatch")]
+    pub reason: Option<String>,
+    /// The chain id the endpoint answered when it was last checked (`null` before the check).
+    pub chain_id: Option<u64>,
     pub requests: u64,
     pub errors: u64,
     /// RFC 3339.
@@ -133,7 +144,22 @@ pub struct EndpointHealth {
     requests: AtomicU64,
     errors: AtomicU64,
     last_error: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, String)>>,
+    /// The endpoint's own chain id check: [`CHAIN_UNCHECKED`], [`CHAIN_MATCHED`] or
+    /// [`CHAIN_MISMATCHED`].
+    chain_check: std::sync::atomic::AtomicU8,
+    /// The id it answered at its last check (0: none yet).
+    answered_chain_id: AtomicU64,
 }
+
+/// Not checked since the endpoint was created or last went down.
+const CHAIN_UNCHECKED: u8 = 0;
+/// It answered the configured chain id.
+const CHAIN_MATCHED: u8 = 1;
+/// It answered another chain id: down, never used.
+const CHAIN_MISMATCHED: u8 = 2;
+
+/// The reason shown for an endpoint on another chain.
+pub const CHAIN_ID_MISMATCH: &str = "chain_id_mismatch";
 
 impl EndpointHealth {
     pub(super) fn new(chain: &str, index: usize, label: String) -> Self {
@@ -145,6 +171,55 @@ impl EndpointHealth {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             last_error: std::sync::Mutex::new(None),
+            chain_check: std::sync::atomic::AtomicU8::new(CHAIN_UNCHECKED),
+            answered_chain_id: AtomicU64::new(0),
+        }
+    }
+
+    /// The endpoint answered the configured chain id (since it last came back).
+    pub fn chain_id_matched(&self) -> bool {
+        self.chain_check.load(Ordering::Acquire) == CHAIN_MATCHED
+    }
+
+    /// The other chain id the endpoint answered, when it is down for `chain_id_mismatch`.
+    pub fn chain_id_mismatch(&self) -> Option<u64> {
+        (self.chain_check.load(Ordering::Acquire) == CHAIN_MISMATCHED)
+            .then(|| self.answered_chain_id.load(Ordering::Acquire))
+    }
+
+    /// Why the endpoint is down beyond a failed call (`chain_id_mismatch`).
+    pub fn reason(&self) -> Option<&'static str> {
+        self.chain_id_mismatch().map(|_| CHAIN_ID_MISMATCH)
+    }
+
+    /// The chain id it answered at its last check.
+    pub fn answered_chain_id(&self) -> Option<u64> {
+        Some(self.answered_chain_id.load(Ordering::Acquire)).filter(|id| *id != 0)
+    }
+
+    fn chain_id_ok(&self, id: u64) {
+        self.answered_chain_id.store(id, Ordering::Release);
+        let before = self.chain_check.swap(CHAIN_MATCHED, Ordering::AcqRel);
+        if before == CHAIN_MISMATCHED {
+            tracing::info!(chain = %self.chain, endpoint = %self.label, chain_id = id, "RPC endpoint answers the configured chain id again");
+        } else if before == CHAIN_UNCHECKED {
+            tracing::debug!(chain = %self.chain, endpoint = %self.label, chain_id = id, "RPC endpoint chain id verified");
+        }
+    }
+
+    /// The endpoint answered another chain's id: down with reason `chain_id_mismatch`.
+    fn chain_id_wrong(&self, id: u64, message: String) {
+        self.answered_chain_id.store(id, Ordering::Release);
+        let before = self.chain_check.swap(CHAIN_MISMATCHED, Ordering::AcqRel);
+        if before != CHAIN_MISMATCHED {
+            tracing::error!(chain = %self.chain, endpoint = %self.label, answered = id, "{message}");
+        }
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("vendor_rpc_errors_total", &self.labels()).increment(1);
+        metrics::gauge!("vendor_rpc_endpoint_up", &self.labels()).set(0.0);
+        self.state.store(2, Ordering::Release);
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some((chrono::Utc::now(), message));
         }
     }
 
@@ -197,6 +272,13 @@ impl EndpointHealth {
         if before != 2 {
             tracing::warn!(chain = %self.chain, endpoint = %self.label, error = %error, "RPC endpoint is down");
         }
+        // When it comes back it may be another node: its chain id is checked again first.
+        let _ = self.chain_check.compare_exchange(
+            CHAIN_MATCHED,
+            CHAIN_UNCHECKED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         if let Ok(mut last) = self.last_error.lock() {
             *last = Some((chrono::Utc::now(), error));
         }
@@ -212,6 +294,49 @@ pub(super) struct EndpointService<S> {
     pub(super) total: Arc<AtomicU64>,
     pub(super) timeout: Duration,
     pub(super) scrub: Arc<Scrubber>,
+    /// The configured chain id the endpoint must answer.
+    pub(super) chain_id: u64,
+    /// A probe (no fallback): asks an endpoint on another chain again instead of failing at once.
+    pub(super) probe: bool,
+}
+
+/// The error of a call refused because the endpoint is on another chain.
+fn mismatch_error(label: &str, answered: u64, expected: u64) -> String {
+    format!(
+        "RPC endpoint {label} answers eth_chainId {answered}, not the configured {expected}: it is on another chain and is not used ({CHAIN_ID_MISMATCH})"
+    )
+}
+
+/// Asks the endpoint's own `eth_chainId`.
+async fn endpoint_chain_id<S>(inner: &mut S) -> Result<u64, TransportError>
+where
+    S: tower::Service<
+            RequestPacket,
+            Response = ResponsePacket,
+            Error = TransportError,
+            Future = TransportFut<'static>,
+        >,
+{
+    use alloy::rpc::json_rpc::{Id, Request, ResponsePayload};
+    let request = Request::new("eth_chainId", Id::Number(0), ())
+        .serialize()
+        .map_err(TransportError::ser_err)?;
+    match inner.call(RequestPacket::Single(request)).await? {
+        ResponsePacket::Single(response) => match response.payload {
+            ResponsePayload::Success(raw) => {
+                serde_json::from_str::<alloy::primitives::U64>(raw.get())
+                    .map(|id| id.to::<u64>())
+                    .map_err(|e| TransportErrorKind::custom_str(&format!("eth_chainId: {e}")))
+            }
+            ResponsePayload::Failure(e) => Err(TransportErrorKind::custom_str(&format!(
+                "eth_chainId failed: {}",
+                e.message
+            ))),
+        },
+        ResponsePacket::Batch(_) => Err(TransportErrorKind::custom_str(
+            "eth_chainId answered with a batch",
+        )),
+    }
 }
 
 impl<S> tower::Service<RequestPacket> for EndpointService<S>
@@ -235,33 +360,82 @@ where
     }
 
     fn call(&mut self, request: RequestPacket) -> Self::Future {
-        self.total.fetch_add(1, Ordering::Relaxed);
-        self.health.record_request();
-        let call = self.inner.call(request);
+        let mut inner = self.inner.clone();
         let health = self.health.clone();
         let scrub = self.scrub.clone();
+        let total = self.total.clone();
         let timeout = self.timeout;
+        let expected = self.chain_id;
+        let probe = self.probe;
         Box::pin(async move {
-            match tokio::time::timeout(timeout, call).await {
+            let fail = |health: &EndpointHealth, e: TransportError| {
+                let e = match e {
+                    TransportError::Transport(kind) => {
+                        TransportErrorKind::custom_str(&scrub.clean(&kind.to_string()))
+                    }
+                    other => other,
+                };
+                health.record_error(scrub.clean(&e.to_string()));
+                e
+            };
+            let timed_out = || {
+                TransportErrorKind::custom_str(&format!(
+                    "the RPC call timed out after {} s",
+                    timeout.as_secs()
+                ))
+            };
+            // An endpoint on another chain is never used; a probe asks it again.
+            if let Some(answered) = health.chain_id_mismatch()
+                && !probe
+            {
+                return Err(TransportErrorKind::custom_str(&mismatch_error(
+                    &health.label,
+                    answered,
+                    expected,
+                )));
+            }
+            if !health.chain_id_matched() {
+                total.fetch_add(1, Ordering::Relaxed);
+                health.record_request();
+                match tokio::time::timeout(timeout, endpoint_chain_id(&mut inner)).await {
+                    Ok(Ok(id)) if id == expected => health.chain_id_ok(id),
+                    Ok(Ok(id)) => {
+                        let message = mismatch_error(&health.label, id, expected);
+                        health.chain_id_wrong(id, message.clone());
+                        return Err(TransportErrorKind::custom_str(&message));
+                    }
+                    Ok(Err(e)) => return Err(fail(&health, e)),
+                    Err(_) => {
+                        let e = timed_out();
+                        health.record_error(e.to_string());
+                        return Err(e);
+                    }
+                }
+                // The check was the call itself.
+                if let RequestPacket::Single(single) = &request
+                    && single.method() == "eth_chainId"
+                {
+                    let id = single.id().clone();
+                    let answer =
+                        serde_json::value::to_raw_value(&alloy::primitives::U64::from(expected))
+                            .map_err(TransportError::ser_err)?;
+                    health.record_ok();
+                    return Ok(ResponsePacket::Single(alloy::rpc::json_rpc::Response {
+                        id,
+                        payload: alloy::rpc::json_rpc::ResponsePayload::Success(answer),
+                    }));
+                }
+            }
+            total.fetch_add(1, Ordering::Relaxed);
+            health.record_request();
+            match tokio::time::timeout(timeout, inner.call(request)).await {
                 Ok(Ok(response)) => {
                     health.record_ok();
                     Ok(response)
                 }
-                Ok(Err(e)) => {
-                    let e = match e {
-                        TransportError::Transport(kind) => {
-                            TransportErrorKind::custom_str(&scrub.clean(&kind.to_string()))
-                        }
-                        other => other,
-                    };
-                    health.record_error(scrub.clean(&e.to_string()));
-                    Err(e)
-                }
+                Ok(Err(e)) => Err(fail(&health, e)),
                 Err(_) => {
-                    let e = TransportErrorKind::custom_str(&format!(
-                        "the RPC call timed out after {} s",
-                        timeout.as_secs()
-                    ));
+                    let e = timed_out();
                     health.record_error(e.to_string());
                     Err(e)
                 }

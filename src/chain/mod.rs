@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod erc20;
+pub mod reconcile;
 pub mod replace;
 pub mod sweeper;
 pub mod wallet;
@@ -137,6 +138,8 @@ impl ChainClient {
                 total: requests.clone(),
                 timeout,
                 scrub: scrub.clone(),
+                chain_id: config.chain_id,
+                probe: false,
             });
             endpoints.push(health);
         }
@@ -145,7 +148,11 @@ impl ChainClient {
         })?;
         let probes = transports
             .iter()
-            .map(|t| ClientBuilder::default().transport(t.clone(), is_local))
+            .map(|t| {
+                let mut probe = t.clone();
+                probe.probe = true;
+                ClientBuilder::default().transport(probe, is_local)
+            })
             .collect();
         let fallback = FallbackLayer::default()
             .with_active_transport_count(count)
@@ -200,16 +207,27 @@ impl ChainClient {
             .all(|e| e.state() == EndpointState::Down)
     }
 
-    /// Asks each endpoint marked down for its chain id directly (no fallback), so a recovered
-    /// endpoint shows up even while another one serves the traffic.
+    /// Asks each endpoint marked down (or on another chain) for its chain id directly (no
+    /// fallback), so a recovered endpoint shows up even while another one serves the traffic. The
+    /// endpoint's transport judges the answer: the configured id brings it back, another id keeps it
+    /// down with reason `chain_id_mismatch`.
     pub async fn probe_down_endpoints(&self) {
-        let probes = self
+        let down: Vec<usize> = self
             .endpoints
             .iter()
-            .zip(&self.probes)
-            .filter(|(health, _)| health.state() == EndpointState::Down)
-            .map(|(_, probe)| probe.request_noparams::<alloy::primitives::U64>("eth_chainId"));
-        // At once: a hanging endpoint costs one timeout, not one per endpoint.
+            .filter(|health| health.state() == EndpointState::Down)
+            .map(|health| health.index)
+            .collect();
+        self.probe_endpoints(&down).await;
+    }
+
+    /// Asks the given endpoints' own `eth_chainId` at once (a hanging endpoint costs one timeout,
+    /// not one per endpoint).
+    async fn probe_endpoints(&self, indexes: &[usize]) {
+        let probes = indexes
+            .iter()
+            .filter_map(|i| self.probes.get(*i))
+            .map(|probe| probe.request_noparams::<alloy::primitives::U64>("eth_chainId"));
         let _ = futures::future::join_all(probes).await;
     }
 
@@ -423,19 +441,37 @@ impl Chains {
         })
     }
 
-    /// Start-up check (SPEC §9): every chain's RPC must answer the configured chain id. A mismatch
-    /// refuses the start, naming both ids; a node that does not answer within a few seconds leaves its
-    /// chain off until it answers with the right id (checked on first use).
+    /// Start-up check (SPEC §9): every endpoint of every chain is asked its own chain id. An endpoint
+    /// answering another id is marked down (`chain_id_mismatch`) and never used; when no endpoint of
+    /// a chain answers the configured id and one answers another, the start is refused, naming both
+    /// ids. A chain none of whose endpoints answers within a few seconds stays off until one answers
+    /// the right id (checked on first use).
     pub async fn verify_chain_ids(&self) -> Result<(), ChainError> {
         for chain in &self.clients {
-            match tokio::time::timeout(Duration::from_secs(10), chain.rpc_chain_id()).await {
-                Ok(Ok(actual)) if actual == chain.config.chain_id => {
-                    chain.verified.store(true, Ordering::Release);
+            let all: Vec<usize> = (0..chain.endpoints.len()).collect();
+            let checked =
+                tokio::time::timeout(Duration::from_secs(10), chain.probe_endpoints(&all)).await;
+            if chain.endpoints.iter().any(|e| e.chain_id_matched()) {
+                chain.verified.store(true, Ordering::Release);
+                for e in chain
+                    .endpoints
+                    .iter()
+                    .filter(|e| e.chain_id_mismatch().is_some())
+                {
+                    tracing::warn!(
+                        chain = chain.name(),
+                        endpoint = %e.label,
+                        "an RPC endpoint of the chain is on another chain; it is not used (fix or remove it)"
+                    );
                 }
-                Ok(Ok(actual)) => return Err(ChainError::Invalid(chain.wrong_id(actual))),
-                Ok(Err(e)) => tracing::warn!(
+                continue;
+            }
+            if let Some(answered) = chain.endpoints.iter().find_map(|e| e.chain_id_mismatch()) {
+                return Err(ChainError::Invalid(chain.wrong_id(answered)));
+            }
+            match checked {
+                Ok(()) => tracing::warn!(
                     chain = chain.name(),
-                    error = %e,
                     "the chain's RPC does not answer; the chain stays off until it answers eth_chainId {}",
                     chain.config.chain_id
                 ),
@@ -463,6 +499,8 @@ impl Chains {
                             endpoint: e.label.clone(),
                             index: e.index,
                             state: e.state(),
+                            reason: e.reason().map(str::to_owned),
+                            chain_id: e.answered_chain_id(),
                             requests: e.requests(),
                             errors: e.errors(),
                             last_error_at: last_error.as_ref().map(|(at, _)| at.to_rfc3339()),

@@ -110,8 +110,12 @@ pub struct WatchList {
 pub enum Scope {
     /// Every watched address; reconciles the reorg window and advances the cursor.
     All,
-    /// One checkout's address (validate, finalize, topup): records what it finds, nothing else.
+    /// One checkout's address (validate, finalize, topup), from the block its checkout began at (its
+    /// chain's head at initiate) up to the head: records what it finds, nothing else.
     Checkout(Uuid),
+    /// Every watched address over the blocks `[from, to]` (a rescan): records what it finds, nothing
+    /// else (the cursor, gaps and recorded deposits stay as they are).
+    Range { from: u64, to: u64 },
 }
 
 /// What a scan did.
@@ -122,6 +126,8 @@ pub struct ScanReport {
     /// Addresses in the hot set (or the checkout's one).
     pub addresses: usize,
     pub logs: usize,
+    /// Transfers to watched addresses (new or already recorded).
+    pub matched: usize,
     pub new_deposits: usize,
     pub newly_confirmed: usize,
     pub dropped: usize,
@@ -423,8 +429,8 @@ async fn watched_addresses(pool: &PgPool, late: Duration) -> Result<Vec<Address>
 enum Source<'a> {
     /// A full pass: the hot set, and the late-payment window probed by lookup.
     Hot { hot: &'a HotSet, late: Duration },
-    /// One checkout's address.
-    One(&'a Watched),
+    /// One checkout's address, and the block its checkout began at on this chain (if recorded).
+    One(&'a Watched, Option<u64>),
 }
 
 /// Scans one chain for `scope`'s addresses. Reads the head before the address list, so a checkout
@@ -437,7 +443,7 @@ pub async fn scan(
 ) -> Result<ScanReport, ChainError> {
     let head = chain.head().await?;
     match scope {
-        Scope::All => {
+        Scope::All | Scope::Range { .. } => {
             let hot = load_hot(pool).await?;
             let source = Source::Hot {
                 hot: &hot,
@@ -446,23 +452,98 @@ pub async fn scan(
             scan_at(pool, chain, scope, head, source, None).await
         }
         Scope::Checkout(session) => {
-            let watched: Watched = sqlx::query!(
-                "select deposit_address, checkout_session_id from checkout where checkout_session_id = $1",
-                session
+            let rows = sqlx::query!(
+                r#"select deposit_address, checkout_session_id,
+                          (start_blocks ->> $2)::bigint as start_block
+                   from checkout where checkout_session_id = $1"#,
+                session,
+                chain.id().to_string()
             )
             .fetch_all(pool)
-            .await?
-            .into_iter()
-            .filter_map(|r| {
-                r.deposit_address
-                    .parse::<Address>()
-                    .ok()
-                    .map(|a| (a, r.checkout_session_id))
-            })
-            .collect();
-            scan_at(pool, chain, scope, head, Source::One(&watched), None).await
+            .await?;
+            let start = rows
+                .iter()
+                .filter_map(|r| r.start_block)
+                .filter_map(|b| u64::try_from(b).ok())
+                .min();
+            let watched: Watched = rows
+                .into_iter()
+                .filter_map(|r| {
+                    r.deposit_address
+                        .parse::<Address>()
+                        .ok()
+                        .map(|a| (a, r.checkout_session_id))
+                })
+                .collect();
+            scan_at(pool, chain, scope, head, Source::One(&watched, start), None).await
         }
     }
+}
+
+/// What a rescan found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Rescanned {
+    pub from: u64,
+    /// The last block read (the requested end, or the head when it was above it).
+    pub to: u64,
+    pub logs: usize,
+    /// Transfers to watched addresses in the range (recorded before or now).
+    pub matched: usize,
+    pub new_deposits: usize,
+    /// Deposits seen confirmed and not yet credited (to credit if their checkout is finalized).
+    pub confirmed: Vec<i64>,
+}
+
+/// Re-reads the Transfer logs of every watched address over `[from, to]` (`to` defaults to the
+/// head) and records what the watcher missed, idempotently: a transfer already recorded is matched by
+/// its position and never recorded or credited twice. The range is read in windows of one JSON-RPC
+/// batch of the chain's `log_chunk_blocks` ranges (each split again when the provider refuses it as
+/// too large); each window is committed before the next is read, so an interrupted rescan can be
+/// resumed from the last block `progress` was told about.
+pub async fn rescan(
+    pool: &PgPool,
+    chain: &ChainClient,
+    from: u64,
+    to: Option<u64>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Rescanned, ChainError> {
+    let head = chain.head().await?;
+    let to = to.unwrap_or(head).min(head);
+    if from > to {
+        return Err(ChainError::Invalid(format!(
+            "from_block {from} is above the last block to read ({to}; the head is {head})"
+        )));
+    }
+    let tokens = chain.config.tokens.len().max(1);
+    let per_window = (chain.batch_limit() / tokens).max(1) as u64;
+    let window = chain
+        .config
+        .log_chunk_blocks
+        .max(1)
+        .saturating_mul(per_window);
+    let empty = HotSet::default();
+    let source = Source::Hot {
+        hot: &empty,
+        late: chain.late_payment_watch,
+    };
+    let mut out = Rescanned {
+        from,
+        to,
+        ..Default::default()
+    };
+    for (start, end) in chunks(from, to, window) {
+        let scope = Scope::Range {
+            from: start,
+            to: end,
+        };
+        let report = scan_at(pool, chain, scope, head, source, None).await?;
+        out.logs += report.logs;
+        out.matched += report.matched;
+        out.new_deposits += report.new_deposits;
+        out.confirmed.extend(report.confirmed);
+        progress(end, to);
+    }
+    Ok(out)
 }
 
 /// Block ranges `[from, to]` in chunks of at most `chunk` blocks.
@@ -508,7 +589,14 @@ async fn scan_at(
             None => head.saturating_sub(chain.config.reorg_window_blocks + INITIAL_LOOKBACK_BLOCKS),
         },
     };
-    let from = (cursor + 1).min(head.saturating_sub(chain.config.reorg_window_blocks));
+    let window = (cursor + 1).min(head.saturating_sub(chain.config.reorg_window_blocks));
+    // A checkout's own scan reads from the block its checkout began at: a log the node omitted while
+    // the watcher read those blocks is still found (SPEC §9).
+    let (from, to) = match (scope, source) {
+        (Scope::Range { from, to }, _) => (from, to.min(head)),
+        (_, Source::One(_, Some(start))) => (window.min(start), head),
+        _ => (window, head),
+    };
     let tokens: Vec<Address> = chain.config.tokens.iter().map(|t| t.address).collect();
 
     let mut report = ScanReport {
@@ -517,23 +605,27 @@ async fn scan_at(
         ..Default::default()
     };
     // The ranges to read: the window up to the head, and the gaps earlier full passes left.
-    let mut ranges = chunks(from, head, chain.config.log_chunk_blocks);
+    let mut ranges = chunks(from, to, chain.config.log_chunk_blocks);
     // (A checkout's own scan reads them too: validate does not answer from the database while a
-    // chain has one.)
-    let gaps: Vec<(u64, u64)> = sqlx::query!(
-        "select from_block, to_block from watch_gap where chain_id = $1 order by from_block",
-        chain_id
-    )
-    .fetch_all(pool)
-    .await?
-    .into_iter()
-    .filter_map(|g| {
-        Some((
-            u64::try_from(g.from_block).ok()?,
-            u64::try_from(g.to_block).ok()?,
-        ))
-    })
-    .collect();
+    // chain has one. A rescan reads only its range.)
+    let gaps: Vec<(u64, u64)> = if let Scope::Range { .. } = scope {
+        Vec::new()
+    } else {
+        sqlx::query!(
+            "select from_block, to_block from watch_gap where chain_id = $1 order by from_block",
+            chain_id
+        )
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .filter_map(|g| {
+            Some((
+                u64::try_from(g.from_block).ok()?,
+                u64::try_from(g.to_block).ok()?,
+            ))
+        })
+        .collect()
+    };
     for (start, end) in &gaps {
         let end = (*end).min(from.saturating_sub(1));
         if *start <= end {
@@ -544,7 +636,7 @@ async fn scan_at(
     // Which addresses the logs are read for, and whether a recorded deposit's address was covered.
     let (logs, failed, filtered): (Vec<Log>, Vec<Failed>, Option<HashSet<Address>>) =
         match (source, chain.config.watch) {
-            (Source::One(watched), _) => {
+            (Source::One(watched, _), _) => {
                 report.addresses = watched.len();
                 let addresses: Vec<Address> = watched.keys().copied().collect();
                 let (logs, failed) = if addresses.is_empty() {
@@ -570,10 +662,12 @@ async fn scan_at(
                 (logs, failed, Some(addresses.into_iter().collect()))
             }
         };
-    if let Scope::Checkout(_) = scope
-        && let Some((_, _, error)) = failed.first()
+    if let Scope::Checkout(_) | Scope::Range { .. } = scope
+        && let Some((start, end, error)) = failed.first()
     {
-        return Err(chain.rpc_error(error));
+        return Err(chain.rpc_error(format!(
+            "blocks {start} to {end} could not be read: {error}"
+        )));
     }
     report.logs = logs.len();
     report.failed_ranges = failed.len();
@@ -598,7 +692,7 @@ async fn scan_at(
 
     // Recipients matched: in memory against the hot set; the others probed (late-payment window).
     let watched: Watched = match source {
-        Source::One(watched) => watched.clone(),
+        Source::One(watched, _) => watched.clone(),
         Source::Hot { hot, late } => {
             let mut recipients: Vec<Address> = found.iter().map(|f| f.to).collect();
             recipients.sort_unstable();
@@ -627,6 +721,7 @@ async fn scan_at(
         let Some(token) = chain.token_by_address(found.token) else {
             continue;
         };
+        report.matched += 1;
         let micros = chain.usd_value(token, found.value).ok_or_else(|| {
             ChainError::Invalid(format!("deposit {} is too large to value", found.tx_hash))
         })?;

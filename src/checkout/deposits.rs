@@ -32,7 +32,7 @@ pub async fn run_once(cx: &Checkouts) -> anyhow::Result<Outcome> {
     work += if pass.full {
         credit::credit_ready(cx, None).await?.len()
     } else {
-        credit_confirmed(cx, &pass.confirmed).await?
+        credit_confirmed(&cx.pool, &cx.chains, &pass.confirmed).await?
     };
     watcher::update_pending_markers(&cx.pool).await?;
     if pass.full {
@@ -48,8 +48,38 @@ pub async fn run_once(cx: &Checkouts) -> anyhow::Result<Outcome> {
     })
 }
 
+/// What a rescan did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rescan {
+    pub found: watcher::Rescanned,
+    /// Deposits credited to finalized purchases by this rescan.
+    pub credited: usize,
+}
+
+/// Re-reads one chain's Transfer logs over `[from, to]` for every watched address
+/// ([`watcher::rescan`]) and credits what it found confirmed to finalized checkouts: a deposit the
+/// watcher missed is recorded and credited once, one already recorded is left as it is.
+pub async fn rescan(
+    pool: &PgPool,
+    chains: &Chains,
+    chain_id: u64,
+    from: u64,
+    to: Option<u64>,
+    progress: impl FnMut(u64, u64),
+) -> Result<Rescan, CheckoutError> {
+    let chain = chains
+        .by_id(chain_id)
+        .ok_or_else(|| CheckoutError::Invalid(format!("chain {chain_id} is not configured")))?;
+    let found = watcher::rescan(pool, chain, from, to, progress).await?;
+    let credited = credit_confirmed(pool, chains, &found.confirmed)
+        .await
+        .map_err(|e| CheckoutError::Internal(format!("{e:#}")))?;
+    watcher::update_pending_markers(pool).await?;
+    Ok(Rescan { found, credited })
+}
+
 /// Credits the given confirmed deposits of finalized checkouts (each in its own transaction).
-async fn credit_confirmed(cx: &Checkouts, ids: &[i64]) -> anyhow::Result<usize> {
+async fn credit_confirmed(pool: &PgPool, chains: &Chains, ids: &[i64]) -> anyhow::Result<usize> {
     if ids.is_empty() {
         return Ok(0);
     }
@@ -61,14 +91,14 @@ async fn credit_confirmed(cx: &Checkouts, ids: &[i64]) -> anyhow::Result<usize> 
            order by d.deposit_id"#,
         ids
     )
-    .fetch_all(&cx.pool)
+    .fetch_all(pool)
     .await?;
     let mut credited = 0;
     for row in rows {
         let purchase = PurchaseId(row.purchase_id);
-        let mut tx = cx.pool.begin().await?;
+        let mut tx = pool.begin().await?;
         let done = credit::credit_deposit(&mut tx, row.deposit_id, purchase, true).await?;
-        ledger::charge_sweep_fees(&mut tx, purchase, |c| cx.chains.sweep_fee(c)).await?;
+        ledger::charge_sweep_fees(&mut tx, purchase, |c| chains.sweep_fee(c)).await?;
         tx.commit().await?;
         if let Some(c) = done {
             tracing::info!(purchase_id = %c.purchase_id, amount = %c.amount, reference = c.reference, "deposit credited");

@@ -95,6 +95,8 @@ pub struct Checkout {
     pub watch_until: DateTime<Utc>,
     /// The offer as it was at initiate (`None` for checkouts older than this column).
     pub offer_terms: Option<serde_json::Value>,
+    /// Each chain's head at initiate, `{"<chain_id>": block}`: the checkout's own scans start there.
+    pub start_blocks: Option<serde_json::Value>,
 }
 
 macro_rules! checkout_select {
@@ -104,7 +106,7 @@ macro_rules! checkout_select {
                       token_symbol, deposit_index, deposit_address, tracer, customer_email, customer_user_id,
                       customer_org_id, customer_org_host, purchase_id, officex_purchase_id, receipt_public,
                       case when receipt_sealed_until > now() then receipt_sealed end as receipt_sealed,
-                      expires_at, watch_until, offer_terms
+                      expires_at, watch_until, offer_terms, start_blocks
                from checkout "# + $where,
             $($arg),*
         )
@@ -135,6 +137,7 @@ macro_rules! checkout_from_row {
             expires_at: r.expires_at,
             watch_until: r.watch_until,
             offer_terms: r.offer_terms,
+            start_blocks: r.start_blocks,
         }
     }};
 }
@@ -215,6 +218,7 @@ pub async fn initiate(
         .map_err(|e| CheckoutError::Internal(e.to_string()))?;
     let watch = chrono::Duration::from_std(cx.config.checkout.late_payment_watch)
         .map_err(|e| CheckoutError::Internal(e.to_string()))?;
+    let start_blocks = start_blocks(cx).await?;
     let now = Utc::now();
     let mut tx = cx.pool.begin().await?;
     let index: i64 = sqlx::query_scalar!(r#"select nextval('deposit_index_seq') as "index!""#)
@@ -240,6 +244,7 @@ pub async fn initiate(
         expires_at: now + expiry,
         watch_until: now + expiry.max(watch),
         offer_terms: terms,
+        start_blocks: Some(start_blocks),
     };
     insert_checkouts(&mut tx, std::slice::from_ref(&row)).await?;
     tx.commit().await?;
@@ -248,6 +253,42 @@ pub async fn initiate(
         .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
     tracing::info!(session = %session, index, "checkout initiated");
     Ok((checkout, offer, flow))
+}
+
+/// How long initiate waits for a chain's head.
+const HEAD_AT_INITIATE: std::time::Duration = std::time::Duration::from_millis(1500);
+
+/// Every chain's head now, `{"<chain_id>": block}`, read at once on all chains. A chain whose node does
+/// not answer within [`HEAD_AT_INITIATE`] gives its watcher's cursor instead (a block at or below
+/// the head, so the checkout's scans cover at least as much); without either it is left out, and the
+/// checkout's scans of that chain start where the watcher's do.
+async fn start_blocks(cx: &Checkouts) -> Result<serde_json::Value, CheckoutError> {
+    let heads = futures::future::join_all(
+        cx.chains
+            .iter()
+            .map(|c| tokio::time::timeout(HEAD_AT_INITIATE, c.head())),
+    )
+    .await;
+    let mut out = serde_json::Map::new();
+    for (chain, head) in cx.chains.iter().zip(heads) {
+        let block = match head {
+            Ok(Ok(head)) => Some(head),
+            _ => {
+                let chain_id = i64::try_from(chain.id()).unwrap_or(i64::MAX);
+                sqlx::query_scalar!(
+                    "select scanned_to from chain_cursor where chain_id = $1",
+                    chain_id
+                )
+                .fetch_optional(&cx.pool)
+                .await?
+                .and_then(|b| u64::try_from(b).ok())
+            }
+        };
+        if let Some(block) = block {
+            out.insert(chain.id().to_string(), block.into());
+        }
+    }
+    Ok(serde_json::Value::Object(out))
 }
 
 /// A checkout as initiate stores it.
@@ -272,6 +313,8 @@ pub struct NewCheckout {
     pub watch_until: DateTime<Utc>,
     /// The offer as it is now (the checkout finishes on these terms).
     pub offer_terms: serde_json::Value,
+    /// Each chain's head now, `{"<chain_id>": block}` (see [`Checkout::start_blocks`]).
+    pub start_blocks: Option<serde_json::Value>,
 }
 
 /// Stores checkouts in one statement (initiate stores one). Nothing else is needed for their
@@ -290,10 +333,10 @@ pub async fn insert_checkouts(
     sqlx::query!(
         "insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
              token_symbol, deposit_index, deposit_address, tracer, customer_email, customer_user_id,
-             customer_org_id, customer_org_host, expires_at, watch_until, offer_terms)
+             customer_org_id, customer_org_host, expires_at, watch_until, offer_terms, start_blocks)
          select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[],
              $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[],
-             $14::timestamptz[], $15::timestamptz[], $16::jsonb[])",
+             $14::timestamptz[], $15::timestamptz[], $16::jsonb[], $17::jsonb[])",
         &sessions,
         &wallets,
         &column!(flow_id),
@@ -310,6 +353,7 @@ pub async fn insert_checkouts(
         &column!(expires_at),
         &column!(watch_until),
         &column!(offer_terms),
+        &column!(start_blocks) as &[Option<serde_json::Value>],
     )
     .execute(conn)
     .await?;

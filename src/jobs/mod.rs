@@ -16,6 +16,8 @@ use crate::state::AppState;
 pub mod cost_import;
 /// Business gauges for `/metrics`.
 pub mod gauges;
+/// The daily reconciliation of deposit addresses with the chain.
+pub mod reconcile;
 /// The loop that runs one job's passes (knows nothing of the jobs themselves).
 pub mod runner;
 /// The hourly S3 usage estimate.
@@ -30,7 +32,7 @@ pub use crate::domain::Outcome;
 pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
     type Pass = fn(AppState) -> futures::future::BoxFuture<'static, anyhow::Result<Outcome>>;
     // (name, sleep when idle, sleep after an error, one pass)
-    let jobs: [(&'static str, Duration, Duration, Pass); 8] = [
+    let jobs: [(&'static str, Duration, Duration, Pass); 9] = [
         (
             "deposit_watcher",
             state.config.checkout.watch_interval,
@@ -62,6 +64,9 @@ pub fn spawn_all(state: &AppState, shutdown: CancellationToken) -> JoinSet<()> {
             Box::pin(
                 async move { crate::notify::worker::run_once(&s.pool, &s.config, &s.http).await },
             )
+        }),
+        ("reconcile", reconcile::INTERVAL, reconcile::INTERVAL, |s| {
+            Box::pin(async move { reconcile::run_once(&s.pool, &s.chains).await })
         }),
         ("gauges", gauges::INTERVAL, gauges::INTERVAL, |s| {
             Box::pin(async move { gauges::run_once(&s).await })

@@ -89,6 +89,11 @@ fn artifact(name: &str, field: &str) -> String {
 impl Anvil {
     /// Starts anvil (chain id 31337), deploys the tokens and places Multicall3.
     pub async fn start() -> Self {
+        Self::start_with_chain_id(31337).await
+    }
+
+    /// Starts anvil with its own chain id (another chain), tokens and Multicall3 as [`Self::start`].
+    pub async fn start_with_chain_id(chain_id: u64) -> Self {
         let binary = anvil_binary();
         let mut last_error = String::new();
         for _ in 0..5 {
@@ -104,7 +109,7 @@ impl Anvil {
                     "--port",
                     &port.to_string(),
                     "--chain-id",
-                    "31337",
+                    &chain_id.to_string(),
                     "--silent",
                 ])
                 .stdout(Stdio::null())
@@ -430,6 +435,11 @@ pub struct ProxyRules {
     /// `eth_getLogs` requests forwarded, and how many carried an address (`topics[2]`) filter.
     pub get_logs: AtomicUsize,
     pub get_logs_with_addresses: AtomicUsize,
+    /// Requests forwarded other than `eth_chainId` (what the endpoint was used for).
+    pub used: AtomicUsize,
+    /// Logs of this transaction are left out of every `eth_getLogs` answer (a load-balanced node
+    /// that lost them) while set.
+    pub hidden_tx: std::sync::Mutex<Option<String>>,
 }
 
 /// A JSON-RPC proxy in front of a real anvil that can misbehave like production nodes do.
@@ -510,6 +520,13 @@ impl RpcProxy {
                 Value::Array(items) => items.clone(),
                 single => vec![single.clone()],
             };
+            rules.used.fetch_add(
+                requests
+                    .iter()
+                    .filter(|r| r["method"] != "eth_chainId")
+                    .count(),
+                Ordering::SeqCst,
+            );
             for r in requests.iter().filter(|r| r["method"] == "eth_getLogs") {
                 rules.get_logs.fetch_add(1, Ordering::SeqCst);
                 if r["params"][0]["topics"]
@@ -568,6 +585,29 @@ impl RpcProxy {
             match &mut answer {
                 Value::Array(items) => items.iter_mut().for_each(limit),
                 single => limit(single),
+            }
+            let hidden = rules.hidden_tx.lock().unwrap().clone();
+            if let Some(hidden) = hidden {
+                let log_ids: Vec<Value> = requests
+                    .iter()
+                    .filter(|r| r["method"] == "eth_getLogs")
+                    .map(|r| r["id"].clone())
+                    .collect();
+                let hide = |r: &mut Value| {
+                    if log_ids.contains(&r["id"])
+                        && let Some(logs) = r.get_mut("result").and_then(Value::as_array_mut)
+                    {
+                        logs.retain(|l| {
+                            !l["transactionHash"]
+                                .as_str()
+                                .is_some_and(|h| h.eq_ignore_ascii_case(&hidden))
+                        });
+                    }
+                };
+                match &mut answer {
+                    Value::Array(items) => items.iter_mut().for_each(hide),
+                    single => hide(single),
+                }
             }
             if mode == PROXY_OMIT_LOGS {
                 let log_ids: Vec<Value> = match &request {

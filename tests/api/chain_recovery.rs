@@ -1,6 +1,7 @@
 //! Chains that recover by themselves (SPEC §9), on anvil: stuck sweeps are replaced at the same
 //! nonce (and at the cap the operator bumps or cancels them), gas in flight is counted, a reorged
-//! credit is reversed, a retried sweep re-plans its amount.
+//! credit is reversed, a retried sweep re-plans its amount, a log a node omitted is found (the
+//! checkout's own scan, reconcile, rescan), an endpoint on another chain is never used.
 
 use std::time::Instant;
 
@@ -9,8 +10,12 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use vendor_server::chain::{replace, sweeper};
+use vendor_server::checkout::deposits;
 
+use crate::chain::{Anvil, PROXY_FORWARD, RpcProxy, TestProvider, Wallets, spawn_pay_app};
 use crate::checkout::{GEMINI_USDC, GEMINI_USDT, Pay, setup_with};
+use crate::fixtures::database_url;
+use crate::helpers::ROOT;
 
 const TOKEN: &str = "admin-token-0123456789abcdef";
 
@@ -604,5 +609,296 @@ async fn two_transfer_tokens_on_one_address_never_share_a_deposit_nonce(pool: Pg
     assert_eq!(
         p.anvil.token_balance(p.anvil.usdc, address).await,
         U256::ZERO
+    );
+}
+
+/// anvil behind a proxy (which can hide a transaction's logs), and an app on the proxy.
+async fn behind_proxy(pool: PgPool, extra: &[(&str, &str)]) -> (Pay, RpcProxy) {
+    let anvil = Anvil::start().await;
+    let wallets = Wallets::random();
+    anvil
+        .set_eth(
+            wallets.gas.address(),
+            U256::from(10u64).pow(U256::from(19u64)),
+        )
+        .await;
+    let proxy = RpcProxy::start(&anvil.url, PROXY_FORWARD).await;
+    let mut vars: Vec<(&str, &str)> = vec![("RPC_ENDPOINT", &proxy.url)];
+    vars.extend_from_slice(extra);
+    let gemini = TestProvider::new("gemini", 0);
+    let s3 = TestProvider::new("s3", 0);
+    let app = spawn_pay_app(pool, &anvil, &wallets, &[gemini.clone(), s3.clone()], &vars).await;
+    (
+        Pay {
+            anvil,
+            wallets,
+            app,
+            gemini,
+            s3,
+        },
+        proxy,
+    )
+}
+
+/// The node leaves `tx`'s logs out of every `eth_getLogs` for 130 blocks (more than the watcher's
+/// 128-block reorg window) while the watcher keeps passing, then serves them again.
+async fn hide_for_130_blocks(p: &Pay, proxy: &RpcProxy, tx: &str) {
+    *proxy.rules.hidden_tx.lock().unwrap() = Some(tx.to_owned());
+    for _ in 0..13 {
+        p.anvil.mine(10).await;
+        p.watch().await;
+    }
+    *proxy.rules.hidden_tx.lock().unwrap() = None;
+    p.watch().await;
+}
+
+async fn deposits_to(p: &Pay, address: Address) -> i64 {
+    sqlx::query_scalar("select count(*) from deposit where deposit_address = $1")
+        .bind(format!("{address:#x}"))
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap()
+}
+
+/// A payment whose log the node omits for 130 blocks is past every watcher pass's window, but the
+/// checkout's own scan reads from the block its checkout began at: finalize finds it.
+#[sqlx::test]
+async fn a_log_hidden_past_the_reorg_window_is_found_by_the_checkouts_own_scan(pool: PgPool) {
+    let (p, proxy) = behind_proxy(pool, &[]).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.watch().await;
+    let tx = p.anvil.mint(p.anvil.usdc, address, 3_000_000).await;
+    hide_for_130_blocks(&p, &proxy, &tx).await;
+    assert_eq!(deposits_to(&p, address).await, 0, "the watcher missed it");
+    let f = p.finalize(GEMINI_USDC, &session, "PurchaseID_hidden").await;
+    assert_eq!(f["success"], true, "{f}");
+    assert_eq!(p.balance().await, 3_000_000);
+}
+
+async fn admin_get(p: &Pay, path: &str) -> (StatusCode, Value) {
+    let response = p
+        .app
+        .client
+        .get(p.app.url(path))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The binary against the test's database and chain (through `rpc`), run off the test's runtime (it
+/// serves the proxy the binary talks to).
+async fn cli(p: &Pay, rpc: &str, args: &[&str]) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!("vendor-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut vars = crate::chain::chain_vars(&p.anvil, &p.wallets);
+    vars.retain(|(k, _)| k != "RPC_ENDPOINT");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_vendor-server"));
+    command
+        .args(args)
+        .current_dir(&dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(vars)
+        .env("RPC_ENDPOINT", rpc)
+        .env("DATABASE_URL", database_url(&p.app.state.pool))
+        .env("OFFERS_FILE", format!("{ROOT}/config/offers.toml"));
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The node omits a top-up's log for 130 blocks: the watcher never credits it. Reconcile sees the
+/// deposit address hold more than its records (one `reconcile.mismatch` alert however often it
+/// runs); a rescan (admin API, then again on the command line) records and credits it exactly once;
+/// reconcile is clean after.
+#[sqlx::test]
+async fn reconcile_flags_a_deposit_the_watcher_never_saw_and_a_rescan_credits_it_once(
+    pool: PgPool,
+) {
+    let (p, proxy) = behind_proxy(pool, &[("ADMIN_TOKEN", TOKEN)]).await;
+    let address = paid(&p, GEMINI_USDC, 2_000_000).await;
+    p.watch().await;
+    let (status, clean) = admin_get(&p, "/v1/admin/reconcile").await;
+    assert_eq!(status, StatusCode::OK, "{clean}");
+    assert_eq!(clean["clean"], true, "{clean}");
+
+    let from = p.anvil.head().await;
+    let tx = p.anvil.mint(p.anvil.usdc, address, 3_000_000).await;
+    hide_for_130_blocks(&p, &proxy, &tx).await;
+    assert_eq!(p.balance().await, 2_000_000, "not credited");
+
+    let (status, report) = admin_get(&p, "/v1/admin/reconcile").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["clean"], false, "{report}");
+    let m = &report["mismatches"][0];
+    assert_eq!(m["deposit_address"], format!("{address:#x}"), "{report}");
+    assert_eq!(m["token"], "usdc");
+    assert_eq!(m["on_chain_units"], "5000000");
+    assert_eq!(m["recorded_units"], "2000000");
+    assert_eq!(m["difference_units"], "3000000");
+    assert_eq!(report["mismatches"].as_array().unwrap().len(), 1);
+    admin_get(&p, "/v1/admin/reconcile").await;
+    assert_eq!(p.outbox("alert", "reconcile.mismatch").await, 1, "once");
+
+    let rescan = "/v1/admin/chains/31337/rescan".to_owned();
+    let body = json!({"from_block": from});
+    let post = |key: &'static str| {
+        p.app
+            .client
+            .post(p.app.url(&rescan))
+            .bearer_auth(TOKEN)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+    };
+    let response = post("rescan-1").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let first: Value = response.json().await.unwrap();
+    assert_eq!(first["new_deposits"], 1, "{first}");
+    assert_eq!(first["credited"], 1, "{first}");
+    assert_eq!(first["from_block"], from);
+    let replay = post("rescan-1").await.unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(replay.json::<Value>().await.unwrap(), first);
+    assert_eq!(p.balance().await, 5_000_000, "credited");
+
+    // Again, on the command line: found, already recorded, not credited again.
+    let out = cli(
+        &p,
+        &proxy.url,
+        &[
+            "deposits",
+            "rescan",
+            "--chain",
+            "31337",
+            "--from-block",
+            &from.to_string(),
+        ],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 to watched addresses, 0 new deposit(s) recorded, 0 credited"),
+        "{stdout}"
+    );
+    assert_eq!(p.balance().await, 5_000_000, "credited once");
+    assert_eq!(
+        p.scalar_i64("select count(*) from ledger_entry where kind = 'deposit'")
+            .await,
+        2
+    );
+    let actors: Vec<String> = sqlx::query_scalar(
+        "select actor from admin_audit where action = 'chain.rescan' order by audit_id",
+    )
+    .fetch_all(&p.app.state.pool)
+    .await
+    .unwrap();
+    assert_eq!(actors, ["admin", "cli"]);
+
+    let (_, after) = admin_get(&p, "/v1/admin/reconcile").await;
+    assert_eq!(after["clean"], true, "{after}");
+    let out = cli(&p, &proxy.url, &["reconcile"]).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("clean"), "{stdout}");
+    assert_eq!(p.outbox("alert", "reconcile.mismatch").await, 1);
+}
+
+/// A node of another chain listed first among the chain's endpoints: its chain id is checked before
+/// it is used, it is marked down (`chain_id_mismatch`, in `/health`) and never used; deposits are
+/// detected through the right endpoint. An endpoint that comes back on another chain is checked
+/// again and stays unused.
+#[sqlx::test]
+async fn an_endpoint_on_another_chain_is_marked_down_and_never_used(pool: PgPool) {
+    let anvil = Anvil::start().await;
+    let other = Anvil::start_with_chain_id(84532).await;
+    let wallets = Wallets::random();
+    anvil
+        .set_eth(
+            wallets.gas.address(),
+            U256::from(10u64).pow(U256::from(19u64)),
+        )
+        .await;
+    let wrong = RpcProxy::start(&other.url, PROXY_FORWARD).await;
+    let right = RpcProxy::start(&anvil.url, PROXY_FORWARD).await;
+    let endpoints = format!("{},{}", wrong.url, right.url);
+    let gemini = TestProvider::new("gemini", 0);
+    let s3 = TestProvider::new("s3", 0);
+    let app = spawn_pay_app(
+        pool,
+        &anvil,
+        &wallets,
+        &[gemini.clone(), s3.clone()],
+        &[("RPC_ENDPOINT", &endpoints)],
+    )
+    .await;
+    let p = Pay {
+        anvil,
+        wallets,
+        app,
+        gemini,
+        s3,
+    };
+    let (_, health) = p.app.get("/health").await;
+    let eps = &health["chains"]["anvil"]["endpoints"];
+    assert_eq!(eps[0]["state"], "down", "{health}");
+    assert_eq!(eps[0]["reason"], "chain_id_mismatch", "{health}");
+    assert_eq!(eps[0]["chain_id"], 84532, "{health}");
+    assert!(eps[1]["reason"].is_null(), "{health}");
+    assert_eq!(health["chains"]["anvil"]["status"], "ok", "{health}");
+
+    let address = paid(&p, GEMINI_USDC, 3_000_000).await;
+    p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
+    p.anvil.mine(2).await;
+    p.watch().await;
+    p.watch().await;
+    assert_eq!(
+        p.balance().await,
+        4_000_000,
+        "detected through the right endpoint"
+    );
+    p.sweep_all().await;
+    assert_eq!(
+        wrong.rules.used.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "never used"
+    );
+    let (_, health) = p.app.get("/health").await;
+    let eps = &health["chains"]["anvil"]["endpoints"];
+    assert_eq!(eps[0]["reason"], "chain_id_mismatch", "{health}");
+    assert_eq!(eps[1]["state"], "up", "{health}");
+
+    // The right endpoint goes away and comes back in front of the other chain: checked again,
+    // marked down, not used; the chain has no usable endpoint.
+    let port = right.kill().await;
+    let _ = deposits::run_once(&p.app.state.checkouts()).await;
+    let back = RpcProxy::start_at(&other.url, PROXY_FORWARD, port).await;
+    for _ in 0..2 {
+        let _ = deposits::run_once(&p.app.state.checkouts()).await;
+    }
+    let (_, health) = p.app.get("/health").await;
+    let eps = &health["chains"]["anvil"]["endpoints"];
+    assert_eq!(eps[1]["reason"], "chain_id_mismatch", "{health}");
+    assert_eq!(health["chains"]["anvil"]["status"], "down", "{health}");
+    assert_eq!(
+        back.rules.used.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "never used"
+    );
+    assert_eq!(
+        wrong.rules.used.load(std::sync::atomic::Ordering::SeqCst),
+        0
     );
 }

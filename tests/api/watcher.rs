@@ -250,6 +250,7 @@ async fn open_checkouts(p: &Pay, n: usize) -> Vec<(CheckoutSessionId, Address)> 
                     expires_at: model.expires_at,
                     watch_until: model.watch_until,
                     offer_terms: terms.clone(),
+                    start_blocks: None,
                 }
             })
             .collect();

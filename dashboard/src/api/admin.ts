@@ -1,7 +1,6 @@
 // The admin API (`/v1/admin/…`) as typed calls, one per route the console uses. `call` adds the
 // operator's bearer token (and signs out on 401); every write sends an `Idempotency-Key`.
 import type {
-  CredentialKind,
   Daily,
   OperatorCreated,
   OperatorRole,
@@ -9,7 +8,6 @@ import type {
   Page,
   ReconcileReport,
   RescanOut,
-  RotatedCredential,
   SignedInOperator,
 } from './handwritten';
 import type {
@@ -21,9 +19,11 @@ import type {
   AuditRecord,
   CostImportRow,
   CreatedToken,
+  CredentialKind,
   GasBalance,
   LedgerItem,
   NotificationRow,
+  RotatedCredential,
   StatusActionOut,
   SweepRow,
   TokenRow,

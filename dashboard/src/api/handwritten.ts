@@ -112,15 +112,3 @@ export interface ReconcileReport {
   mismatches: ReconcileMismatch[];
   clean: boolean;
 }
-
-export type CredentialKind = 'gateway_key' | 's3_access_key' | 'customer_key';
-
-/** `POST /v1/admin/purchases/{id}/credentials/rotate`: the new secret, shown once. */
-export interface RotatedCredential {
-  kind: CredentialKind;
-  secret: string;
-  hint: string;
-  created_at: number | string;
-  access_key_id?: string | null;
-  secret_access_key?: string | null;
-}

@@ -70,6 +70,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/chains/{chain_id}/rescan": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-read a block range's Transfer logs for every watched address and record and credit what the watcher missed (as `vendor-server deposits rescan`)
+         * @description Idempotent: a deposit already recorded is matched by its position and never recorded or credited twice, so a range may be rescanned any number of times. At most 200,000 blocks per request (`range_too_large`): split the range, or use the command line on the server (no limit).
+         */
+        post: operations["admin_rescan_chain"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/cost-imports": {
         parameters: {
             query?: never;
@@ -325,6 +345,26 @@ export interface paths {
         put?: never;
         /** Suspend a purchase (held until an operator resumes it); the lifecycle job suspends its resource */
         post: operations["admin_suspend"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/reconcile": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Compare every deposit address's on-chain token balance with its recorded deposits less sweeps (as `vendor-server reconcile` and the daily job)
+         * @description Each difference raises one `reconcile.mismatch` alert (not repeated while it stays the same). A chain whose RPC fails carries an `error` instead of failing the call.
+         */
+        get: operations["admin_reconcile"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1277,6 +1317,24 @@ export interface components {
              */
             status: string;
         };
+        /** @description One chain's reconciliation. */
+        ChainReconcile: {
+            /** @description Deposit addresses compared (per token). */
+            addresses: number;
+            /**
+             * Format: int64
+             * @description The block both sides were taken at (`null` when the chain could not be read).
+             */
+            block?: number | null;
+            chain: string;
+            /** Format: int64 */
+            chain_id: number;
+            /** @description Why the chain could not be reconciled (its RPC failed); retried by the next run. */
+            error?: string | null;
+            mismatches: number;
+            /** @description Addresses skipped because a sweep of theirs is in flight. */
+            skipped: number;
+        };
         /** @description A chat request as OpenAI's SDK sends it, forwarded as is (a stream also asks its usage). */
         ChatRequest: {
             /**
@@ -1618,6 +1676,11 @@ export interface components {
         };
         /** @description One RPC endpoint: its label (never its URL), state and counters. */
         EndpointReport: {
+            /**
+             * Format: int64
+             * @description The chain id the endpoint answered when it was last checked (`null` before the check).
+             */
+            chain_id?: number | null;
             /** @description `host[:port]`. */
             endpoint: string;
             /** Format: int64 */
@@ -1627,6 +1690,12 @@ export interface components {
             last_error?: string | null;
             /** @description RFC 3339. */
             last_error_at?: string | null;
+            /**
+             * @description Why the endpoint is down when it is not a failed call: `chain_id_mismatch` (it answers another
+             *     chain's id; it is never used until it answers the configured one).
+             * @example chain_id_mismatch
+             */
+            reason?: string | null;
             /** Format: int64 */
             requests: number;
             state: components["schemas"]["EndpointState"];
@@ -1853,6 +1922,30 @@ export interface components {
             message: string;
             record: components["schemas"]["RecordOut"];
             status: components["schemas"]["PurchaseStatus"];
+        };
+        /** @description One address whose on-chain balance is not what the database records. */
+        Mismatch: {
+            /** Format: int64 */
+            block: number;
+            chain: string;
+            /** Format: int64 */
+            chain_id: number;
+            deposit_address: string;
+            /**
+             * @description `on_chain_units - recorded_units`: positive when the chain holds more than recorded (a missed
+             *     deposit: rescan).
+             */
+            difference_units: string;
+            /** @description `balanceOf` at `block`, in the token's smallest unit. */
+            on_chain_units: string;
+            /**
+             * @description Deposits less confirmed sweeps recorded up to `block`, in the token's smallest unit (negative
+             *     when more was swept than recorded as deposited).
+             */
+            recorded_units: string;
+            /** @description The token's symbol (`usdc`). */
+            token: string;
+            token_address: string;
         };
         /** @description `{models: [Model]}` as Google answers, filtered to the offer's models. */
         ModelList: {
@@ -2444,6 +2537,16 @@ export interface components {
             /** @description Our purchase id (`CustomerPurchaseID_…`). */
             vendor_purchase_id: string;
         };
+        /** @description What a reconciliation found (`vendor-server reconcile`, `GET /v1/admin/reconcile`, the daily job). */
+        ReconcileReport: {
+            chains: components["schemas"]["ChainReconcile"][];
+            /** Format: date-time */
+            checked_at: string;
+            /** @description No chain failed and nothing differs. */
+            clean: boolean;
+            /** @description Every difference found (at most 1,000 listed; each chain's `mismatches` counts them all). */
+            mismatches: components["schemas"]["Mismatch"][];
+        };
         /** @description The record as answered (the reference's `record`). */
         RecordOut: {
             billed_amount: components["schemas"]["UsdAmount"];
@@ -2560,6 +2663,58 @@ export interface components {
             /** @description `failed` (or `none`) until the next attempt delivers (`ready`). */
             resource_status: string;
             status: components["schemas"]["PurchaseStatus"];
+        };
+        /** @description What a rescan did. */
+        RescanOut: {
+            /** Format: int64 */
+            chain_id: number;
+            /**
+             * Format: int64
+             * @description Deposits credited to finalized purchases by this rescan (each at most once, ever).
+             */
+            credited: number;
+            /**
+             * Format: int64
+             * @description How long it took.
+             */
+            elapsed_ms: number;
+            /** Format: int64 */
+            from_block: number;
+            /**
+             * Format: int64
+             * @description Transfer logs read.
+             */
+            logs: number;
+            /**
+             * Format: int64
+             * @description Transfers to watched addresses in the range, recorded before or now.
+             */
+            matched: number;
+            /**
+             * Format: int64
+             * @description Deposits the watcher had missed, recorded now.
+             */
+            new_deposits: number;
+            /**
+             * Format: int64
+             * @description The last block read (the requested `to_block`, or the head when it was above it or unset).
+             */
+            to_block: number;
+        };
+        /** @description `POST /v1/admin/chains/{chain_id}/rescan` body. */
+        RescanRequest: {
+            /**
+             * Format: int64
+             * @description The first block to read.
+             */
+            from_block: number;
+            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
+            idempotency_key?: string | null;
+            /**
+             * Format: int64
+             * @description The last block to read (default: the chain's head; a block above the head reads to the head).
+             */
+            to_block?: number | null;
         };
         /** @description What a customer needs to use a resource, never a secret (the customer page shows it). */
         ResourceInfo: {
@@ -3113,6 +3268,110 @@ export interface operations {
                 };
             };
             /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_rescan_chain: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The chain's id (e.g. 8453) */
+                chain_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RescanRequest"];
+            };
+        };
+        responses: {
+            /** @description Rescanned: what was read, found, recorded and credited */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RescanOut"];
+                };
+            };
+            /** @description Bad body, range or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_range`, `range_too_large`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No configured chain with this id (`chain_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The chain's RPC node cannot be reached (`chain_unavailable`; blocks read before the failure stay recorded: rescan again) or the database is unreachable (`service_unavailable`); retry */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -4459,6 +4718,80 @@ export interface operations {
             };
             /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_reconcile: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The comparison, per chain, and every difference */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReconcileReport"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -40,3 +40,6 @@ export type AuditRecord = Schemas['AuditRecord'];
 export type AdminRefund = Schemas['Refund'];
 export type DepositRow = Schemas['DepositRow'];
 export type EndpointReport = Schemas['EndpointReport'];
+export type CredentialKind = Schemas['CredentialKind'];
+/** `POST /v1/admin/purchases/{id}/credentials/rotate`: the new secret, shown once. */
+export type RotatedCredential = Schemas['RotatedCredential'];

@@ -1,6 +1,6 @@
 // Which action buttons a row shows, from its state and the signed-in role (lib/roles.ts). The
 // views render exactly these, so these functions are what the role-gate tests check.
-import type { CredentialKind } from '../api/handwritten';
+import type { CredentialKind } from '../api/types';
 import { can } from './roles';
 
 type RoleLike = string | null | undefined;

@@ -38,7 +38,7 @@ export function SignIn(props: { onSignedIn: (token: string) => void }) {
     const form = e.currentTarget as HTMLFormElement;
     const token = String(new FormData(form).get('token') ?? '').trim();
     if (!token) {
-      setError('Enter the admin token.');
+      setError('Enter your operator token or the admin token.');
       return;
     }
     setBusy(true);
@@ -53,7 +53,7 @@ export function SignIn(props: { onSignedIn: (token: string) => void }) {
       props.onSignedIn(token);
     } catch (err) {
       if (err instanceof ApiError && err.status === 404) setDisabled(true);
-      else if (err instanceof ApiError && err.status === 401) setError('That token is not the server’s ADMIN_TOKEN.');
+      else if (err instanceof ApiError && err.status === 401) setError('That token is not the server’s ADMIN_TOKEN. It is not a live operator token either (revoked, or mistyped).');
       else setError(errorText(err));
     } finally {
       setBusy(false);
@@ -66,11 +66,12 @@ export function SignIn(props: { onSignedIn: (token: string) => void }) {
       <form class="card" onSubmit={submit} aria-labelledby="signin-h">
         <h2 id="signin-h">Sign in</h2>
         <p class="muted small">
-          Use the server’s <code>ADMIN_TOKEN</code>. It stays in this browser tab only (sessionStorage) and is sent as a
-          bearer token to <code>/v1/admin/…</code>.
+          Use your operator token (<code>vendor-server operators create</code> prints it once) or the server’s{' '}
+          <code>ADMIN_TOKEN</code>. It stays in this browser tab only (sessionStorage) and is sent as a bearer token to{' '}
+          <code>/v1/admin/…</code>.
         </p>
         <label class="form-field">
-          <span>Admin token</span>
+          <span>Operator or admin token</span>
           <input type="password" name="token" autoComplete="current-password" required aria-describedby="signin-error" />
         </label>
         <div class="actions-row">

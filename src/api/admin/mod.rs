@@ -13,6 +13,7 @@
 //!
 //! The SQL and business rules live in [`crate::admin`]; these handlers only parse and answer.
 
+pub mod chains;
 pub mod ops;
 pub mod purchases;
 pub mod refunds;
@@ -79,6 +80,7 @@ impl From<AdminError> for ApiError {
                     "notification" => "notification_not_found",
                     "token" => "token_not_found",
                     "refund" => "refund_not_found",
+                    "chain" => "chain_not_found",
                     _ => "not_found",
                 };
                 let mut message = format!("{what} not found");
@@ -89,6 +91,14 @@ impl From<AdminError> for ApiError {
             AdminError::Invalid { code, message } => Self::bad_request(code, message),
             e @ AdminError::IdempotencyConflict(_) => {
                 Self::conflict("idempotency_key_reused", e.to_string())
+            }
+            AdminError::ChainUnavailable(detail) => {
+                tracing::warn!(error = %detail, "admin action: chain unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "chain_unavailable",
+                    "The chain's RPC node cannot be reached right now; retry shortly.",
+                )
             }
             AdminError::Billing(e) => e.into(),
             AdminError::Db(e) => e.into(),
@@ -229,6 +239,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refunds::retry_refund))
         .routes(routes!(refunds::bump_refund_payout))
         .routes(routes!(refunds::cancel_refund_payout))
+        .routes(routes!(chains::rescan))
+        .routes(routes!(chains::reconcile))
 }
 
 /// A mutating call's optional body when it has nothing but the idempotency key.

@@ -1,10 +1,9 @@
 // Money over time on the overview: money in vs usage billed per day over 30 or 90 days (the
 // chart, with usage per offer on hover), the window's totals and active purchases, and every day
 // as a table with the exact amounts.
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ApiError } from '../../lib/api';
 import { windowTotals } from '../../lib/daily';
-import { DailyChart } from '../../lib/DailyChart';
 import { formatUsdCents } from '../../lib/money';
 import type { DailyItem } from '../../api/handwritten';
 import { Loading, Section } from '../../components/Section';
@@ -19,8 +18,24 @@ const COLUMNS: Column<DailyItem>[] = [
   { label: 'Active purchases', num: true, cell: (d) => <Field field="active_purchases" value={d.active_purchases} /> },
 ];
 
+type ChartComponent = typeof import('../../lib/DailyChart').DailyChart;
+
+/** uPlot loads with the chart only (a chunk of its own), not with every console page. */
+function useDailyChart(): ChartComponent | null {
+  const [chart, setChart] = useState<ChartComponent | null>(null);
+  useEffect(() => {
+    let live = true;
+    void import('../../lib/DailyChart').then((m) => live && setChart(() => m.DailyChart));
+    return () => {
+      live = false;
+    };
+  }, []);
+  return chart;
+}
+
 export function MoneyOverTime() {
   const admin = useAdmin();
+  const DailyChart = useDailyChart();
   const [days, setDays] = useState(30);
   // A server without the route (before #25) answers 404: say so instead of an error.
   const daily = useLoad(`daily:${days}`, () =>
@@ -76,10 +91,14 @@ export function MoneyOverTime() {
               </div>
             </div>
           </div>
-          <DailyChart
-            items={items}
-            summary={`Chart of money in and usage billed per day over ${items.length} days: ${formatUsdCents(totals.credited)} in, ${formatUsdCents(totals.billed)} billed.`}
-          />
+          {DailyChart ? (
+            <DailyChart
+              items={items}
+              summary={`Chart of money in and usage billed per day over ${items.length} days: ${formatUsdCents(totals.credited)} in, ${formatUsdCents(totals.billed)} billed.`}
+            />
+          ) : (
+            <p class="muted">Drawing the chart…</p>
+          )}
           <details class="daily-table">
             <summary>Every day as a table</summary>
             <Table

@@ -1,7 +1,7 @@
 // Rotate a credential on the customer's behalf (`POST /v1/admin/purchases/{id}/credentials/rotate`):
 // the old one stops at once, so it is confirmed first; the new secret is shown here once.
 import { useState } from 'preact/hooks';
-import type { CredentialKind, RotatedCredential } from '../../api/handwritten';
+import type { CredentialKind, RotatedCredential } from '../../api/types';
 import { errorText } from '../../lib/api';
 import { rotatableKinds } from '../../lib/gates';
 import { ConfirmButton } from '../../components/Confirm';
@@ -81,6 +81,7 @@ export function RotateCredential(props: { id: string; provider: string | null | 
           </p>
           {done.access_key_id && <Secret label="Access key id" field="access_key_id" value={done.access_key_id} />}
           <Secret label={done.secret_access_key ? 'Secret access key' : 'New secret'} field="secret" value={done.secret_access_key ?? done.secret} />
+          {done.customer_url && <Secret label="The customer’s new page link" field="customer_url" value={done.customer_url} />}
         </div>
       )}
     </Section>
