@@ -284,6 +284,15 @@ pub async fn request_tx_action(
     )
     .execute(&mut *tx)
     .await?;
+    // A batched sweep's transaction is its batch's: the request applies to the whole batch.
+    sqlx::query!(
+        "update sweep_batch set operator_action = $2, next_attempt_at = now()
+         where batch_id = (select batch_id from sweep where sweep_id = $1) and status in ('signed', 'broadcast')",
+        sweep_id,
+        action.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
     let out = SweepActionOut {
         id: sweep_id,
         action: action.as_str().into(),

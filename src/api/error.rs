@@ -213,6 +213,7 @@ impl From<crate::billing::BillingError> for ApiError {
         use crate::billing::BillingError as B;
         match e {
             B::PurchaseNotFound => Self::not_found("purchase_not_found", "Purchase not found"),
+            B::Unauthorized => super::auth::unauthorized(),
             B::PurchaseDeleted => Self::conflict(
                 "purchase_deleted",
                 "This purchase was deleted; its balance no longer moves.",

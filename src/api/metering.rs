@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::VendorAuth;
+use super::auth::VendorKey;
 use super::checkout::usd_input;
 use super::error::{ApiError, ErrorBody};
 use super::extract::AppJson;
@@ -258,14 +258,14 @@ pub(super) fn key_of(
 )]
 async fn meter_usage(
     State(state): State<AppState>,
-    auth: VendorAuth,
+    auth: VendorKey,
     headers: HeaderMap,
     AppJson(body): AppJson<UsageRecordIn>,
 ) -> Result<Response, ApiError> {
     let key = key_of(&headers, body.idempotency_key.as_deref())?;
     let record = parse(auth.purchase_id, body)?;
     let started = std::time::Instant::now();
-    let metered = state.meter.record(record, key).await;
+    let metered = state.meter.record(record, key, auth.token).await;
     crate::jobs::gauges::meter_usage_seconds(started.elapsed().as_secs_f64());
     let metered = metered?;
     let mut response = AppJson(metered.body).into_response();

@@ -10,17 +10,20 @@
 //! before that commit, so every acknowledged debit is durable, exact and recorded with its key. A
 //! worker holds one pooled connection for its transaction and never asks for a second one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, SecondsFormat, Utc};
+use metrics::histogram;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+use super::keys;
 use super::ledger::{self, EntryKind, NewEntry};
 use super::{BillingError, PurchaseStatus};
 use crate::domain::ids::PurchaseId;
@@ -123,6 +126,11 @@ pub struct Metered {
 }
 
 struct Job {
+    /// When it was queued (the group-commit wait is measured from here).
+    queued: Instant,
+    /// The billing token presented, checked in the batch transaction.
+    token: String,
+    token_hash: Vec<u8>,
     record: UsageRecord,
     key: Option<String>,
     hash: Vec<u8>,
@@ -160,17 +168,23 @@ impl Meter {
         &queues[shard]
     }
 
-    /// Records `record` (debit `billed_amount`), idempotent under `key`. Returns once the debit is
-    /// committed, or the first answer again for a retried key.
+    /// Records `record` (debit `billed_amount`), idempotent under `key`, for the holder of the
+    /// billing token `token`. Returns once the debit is committed, or the first answer again for a
+    /// retried key; [`BillingError::Unauthorized`] when the token is not live or the purchase does
+    /// not exist (checked in the batch's transaction, one query per batch).
     pub async fn record(
         &self,
         record: UsageRecord,
         key: Option<String>,
+        token: String,
     ) -> Result<Metered, BillingError> {
         record.validate()?;
         let (reply, answer) = oneshot::channel();
         let hash = record.request_hash();
         let job = Job {
+            queued: Instant::now(),
+            token_hash: super::keys::hash(&token),
+            token,
             record,
             key,
             hash,
@@ -198,7 +212,25 @@ async fn worker(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
+/// Time of one step of a batch transaction (`vendor_meter_stage_seconds{stage}`): where a debit
+/// waits (README "Performance").
+fn stage(name: &'static str, since: &mut Instant) {
+    let now = Instant::now();
+    histogram!("vendor_meter_stage_seconds", "stage" => name)
+        .record(now.duration_since(*since).as_secs_f64());
+    *since = now;
+}
+
 async fn run_batch(pool: &PgPool, batch: Vec<Job>) {
+    let started = Instant::now();
+    for job in &batch {
+        // Queued until this batch started: the group-commit window (the batch before it running).
+        histogram!("vendor_meter_stage_seconds", "stage" => "queue")
+            .record(started.duration_since(job.queued).as_secs_f64());
+    }
+    metrics::counter!("vendor_meter_batches_total").increment(1);
+    metrics::counter!("vendor_meter_batched_records_total")
+        .increment(u64::try_from(batch.len()).unwrap_or(u64::MAX));
     match process(pool, &batch).await {
         Ok(results) => {
             for (job, result) in batch.into_iter().zip(results) {
@@ -244,17 +276,48 @@ async fn process(
     pool: &PgPool,
     batch: &[Job],
 ) -> Result<Vec<Result<Metered, BillingError>>, BillingError> {
+    let mut at = Instant::now();
     let mut tx = pool.begin().await?;
-    let ids: Vec<PurchaseId> = batch.iter().map(|j| j.record.purchase_id).collect();
+    stage("begin", &mut at);
+    // Live billing tokens among those presented (usually one): a revoked or unknown token is
+    // answered like an unknown purchase, before any key or balance is looked at.
+    let mut hashes: Vec<Vec<u8>> = batch.iter().map(|j| j.token_hash.clone()).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let live: HashSet<Vec<u8>> = sqlx::query_scalar!(
+        "select token_hash from billing_token where token_hash = any($1) and revoked_at is null",
+        &hashes
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let authorized: Vec<bool> = batch
+        .iter()
+        .map(|j| {
+            live.get(&j.token_hash)
+                .is_some_and(|stored| keys::matches(&j.token, stored))
+        })
+        .collect();
+    stage("auth", &mut at);
+    let ids: Vec<PurchaseId> = batch
+        .iter()
+        .zip(&authorized)
+        .filter(|(_, ok)| **ok)
+        .map(|(j, _)| j.record.purchase_id)
+        .collect();
     let mut locked = ledger::lock_many(&mut tx, &ids).await?;
+    stage("lock", &mut at);
 
     // Keys already answered (committed before we took the locks, so the lookup is race-free).
-    let (key_ids, keys): (Vec<Uuid>, Vec<String>) = batch
+    let (key_ids, idempotency_keys): (Vec<Uuid>, Vec<String>) = batch
         .iter()
-        .filter_map(|j| j.key.clone().map(|k| (j.record.purchase_id.0, k)))
+        .zip(&authorized)
+        .filter(|(_, ok)| **ok)
+        .filter_map(|(j, _)| j.key.clone().map(|k| (j.record.purchase_id.0, k)))
         .unzip();
     let mut answered: HashMap<(Uuid, String), (Vec<u8>, serde_json::Value)> = HashMap::new();
-    if !keys.is_empty() {
+    if !idempotency_keys.is_empty() {
         let rows = sqlx::query!(
             "select i.purchase_id, i.key, i.request_hash, i.response
              from meter_idempotency i
@@ -262,7 +325,7 @@ async fn process(
                on i.purchase_id = k.purchase_id and i.key = k.key
              where i.created_at > now() - make_interval(days => $3)",
             &key_ids,
-            &keys,
+            &idempotency_keys,
             IDEMPOTENCY_DAYS
         )
         .fetch_all(&mut *tx)
@@ -272,6 +335,8 @@ async fn process(
         }
     }
 
+    stage("keys", &mut at);
+
     let now = Utc::now();
     let mut plans = Vec::with_capacity(batch.len());
     let mut entries: Vec<(PurchaseId, NewEntry)> = Vec::new();
@@ -279,8 +344,9 @@ async fn process(
     let mut first_with_key: HashMap<(Uuid, String), usize> = HashMap::new();
     for (i, job) in batch.iter().enumerate() {
         let r = &job.record;
-        let Some(purchase) = locked.get(r.purchase_id) else {
-            plans.push(Plan::Done(Err(BillingError::PurchaseNotFound)));
+        // A dead token and an unknown purchase: the same answer.
+        let (true, Some(purchase)) = (authorized[i], locked.get(r.purchase_id)) else {
+            plans.push(Plan::Done(Err(BillingError::Unauthorized)));
             continue;
         };
         let deleted = purchase.status == PurchaseStatus::Deleted;
@@ -324,6 +390,7 @@ async fn process(
     }
 
     let posted = ledger::post_locked(&mut tx, &mut locked, &entries).await?;
+    stage("ledger", &mut at);
     let mut results: Vec<Option<Result<Metered, BillingError>>> = Vec::with_capacity(batch.len());
     let mut save = SaveColumns::default();
     for (i, plan) in plans.into_iter().enumerate() {
@@ -389,7 +456,9 @@ async fn process(
         .execute(&mut *tx)
         .await?;
     }
+    stage("save", &mut at);
     tx.commit().await?;
+    stage("commit", &mut at);
 
     // Duplicates inside the batch answer like a retry of their first occurrence.
     let mut out = Vec::with_capacity(batch.len());

@@ -21,6 +21,9 @@ use crate::domain::money::UsdMicros;
 pub enum BillingError {
     #[error("purchase not found")]
     PurchaseNotFound,
+    /// Not a live billing token, or a purchase that does not exist: the same 401 either way.
+    #[error("unauthorized")]
+    Unauthorized,
     /// The purchase was deleted: nothing moves its balance any more.
     #[error("this purchase was deleted")]
     PurchaseDeleted,
@@ -52,6 +55,7 @@ impl BillingError {
     pub fn share(&self) -> Self {
         match self {
             Self::PurchaseNotFound => Self::PurchaseNotFound,
+            Self::Unauthorized => Self::Unauthorized,
             Self::PurchaseDeleted => Self::PurchaseDeleted,
             Self::Overflow => Self::Overflow,
             Self::ReferenceConflict(r) => Self::ReferenceConflict(r.clone()),

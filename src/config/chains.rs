@@ -60,6 +60,14 @@ pub struct ChainConfig {
     /// How deposits count as final: `confirmations` deep, or only at or below the node's `finalized` block.
     #[serde(default)]
     pub finality: Finality,
+    /// Most EIP-3009 sweeps relayed in one Multicall3 `aggregate3` transaction (`SWEEP_BATCH_SIZE`;
+    /// 1, the default, sends one transaction per sweep).
+    #[serde(default = "default_sweep_batch_size")]
+    pub sweep_batch_size: usize,
+    /// Largest gas limit of one batched sweep transaction (`SWEEP_BATCH_GAS_CAP`); a batch that
+    /// would need more is made smaller.
+    #[serde(default = "default_sweep_batch_gas_cap")]
+    pub sweep_batch_gas_cap: u64,
 }
 
 /// How the deposit watcher reads a chain (see [`ChainConfig::watch`]).
@@ -130,6 +138,17 @@ pub(super) fn default_replace_after_blocks() -> u64 {
 pub(super) fn default_max_fee_gwei() -> u64 {
     200
 }
+
+pub(super) fn default_sweep_batch_size() -> usize {
+    1
+}
+
+pub(super) fn default_sweep_batch_gas_cap() -> u64 {
+    5_000_000
+}
+
+/// The largest `sweep_batch_size` accepted (one transaction's calldata stays well under nodes' limits).
+pub const MAX_SWEEP_BATCH_SIZE: usize = 200;
 
 impl fmt::Debug for ChainConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -290,6 +309,20 @@ pub(super) fn validate_chains(chains: &mut [ChainConfig]) -> Result<(), ConfigEr
                     "chain {}: an endpoint without an http(s) scheme",
                     chain.name
                 ),
+            ));
+        }
+        if chain.sweep_batch_size == 0 || chain.sweep_batch_size > MAX_SWEEP_BATCH_SIZE {
+            return Err(ConfigError::invalid(
+                "SWEEP_BATCH_SIZE / CHAINS_FILE",
+                "sweep_batch_size of 1..=200 sweeps per transaction",
+                format!("chain {}: {}", chain.name, chain.sweep_batch_size),
+            ));
+        }
+        if chain.sweep_batch_gas_cap < 100_000 {
+            return Err(ConfigError::invalid(
+                "SWEEP_BATCH_GAS_CAP / CHAINS_FILE",
+                "sweep_batch_gas_cap of at least 100000 gas",
+                format!("chain {}: {}", chain.name, chain.sweep_batch_gas_cap),
             ));
         }
         if chain.rpc_timeout_secs == 0 || chain.rpc_timeout_secs > 120 {

@@ -304,6 +304,16 @@ impl Config {
                     "confirmations or finalized",
                     Finality::default(),
                 )?,
+                sweep_batch_size: v.parse_or(
+                    "SWEEP_BATCH_SIZE",
+                    "a number of sweeps",
+                    default_sweep_batch_size(),
+                )?,
+                sweep_batch_gas_cap: v.parse_or(
+                    "SWEEP_BATCH_GAS_CAP",
+                    "a gas amount",
+                    default_sweep_batch_gas_cap(),
+                )?,
             });
         }
         if let Some(path) = v.get("CHAINS_FILE") {

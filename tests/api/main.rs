@@ -36,6 +36,7 @@ mod replicas;
 mod rpc_failover;
 mod s3;
 mod shutdown;
+mod sweep_batches;
 mod sweeps;
 mod tokens;
 mod watcher;

@@ -444,13 +444,14 @@ async fn a_bad_record_never_reaches_a_batch(pool: PgPool) {
     let mut tasks = Vec::new();
     for i in 0..40 {
         let meter = meter.clone();
+        let token = a.vendor_key.clone();
         let record = if i % 10 == 5 {
             bad[i / 10].clone()
         } else {
             good.clone()
         };
         tasks.push(tokio::spawn(async move {
-            (i % 10 == 5, meter.record(record, None).await)
+            (i % 10 == 5, meter.record(record, None, token).await)
         }));
     }
     for task in tasks {
@@ -486,4 +487,61 @@ async fn metering_a_deleted_purchase_is_409_and_moves_nothing(pool: PgPool) {
     assert_eq!(usage_rows(&pool, &a).await, 1);
     let retry = meter(&app, &a, Some("before"), &body).await;
     assert_eq!((retry.0, retry.2), (StatusCode::OK, true), "{}", retry.1);
+}
+
+/// The billing token is checked in the meter's batch transaction (one query per batch, not two per
+/// request): in one batch, records under a revoked or unknown token and records for an unknown
+/// purchase are refused alike and move nothing, while the live token's records of the same batch
+/// are posted.
+#[sqlx::test]
+async fn dead_tokens_and_unknown_purchases_in_a_batch_are_refused_alike_and_move_nothing(
+    pool: PgPool,
+) {
+    use vendor_server::billing::BillingError;
+    use vendor_server::billing::meter::UsageRecord;
+    use vendor_server::billing::tokens;
+    use vendor_server::domain::ids::PurchaseId;
+    use vendor_server::domain::money::UsdMicros;
+    let app = spawn_app(pool.clone()).await;
+    let a = buy(&pool, OFFER, 10_000_000, None).await;
+    let (revoked, secret) = tokens::create(&pool, "old").await.unwrap();
+    let revoked_key = vendor_server::billing::keys::reveal(&secret).to_owned();
+    tokens::revoke(&pool, revoked.id).await.unwrap();
+    let record = |purchase: PurchaseId| UsageRecord {
+        purchase_id: purchase,
+        timestamp: None,
+        usage_amount: UsdMicros(1_000_000),
+        usage_unit: "tokens".into(),
+        billed_amount: UsdMicros(1_000),
+        description: None,
+        metadata: json!({}),
+    };
+    let meter = app.state.meter.clone();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let meter = meter.clone();
+        let (purchase, token, ok) = match i % 4 {
+            0 => (a.id, revoked_key.clone(), false),
+            1 => (a.id, "vst_not-a-token".to_owned(), false),
+            2 => (PurchaseId::new(), a.vendor_key.clone(), false),
+            _ => (a.id, a.vendor_key.clone(), true),
+        };
+        let record = record(purchase);
+        tasks.push(tokio::spawn(async move {
+            (ok, meter.record(record, Some(format!("k{i}")), token).await)
+        }));
+    }
+    for task in tasks {
+        match task.await.unwrap() {
+            (true, Ok(_)) | (false, Err(BillingError::Unauthorized)) => {}
+            (ok, other) => panic!("ok={ok}: {:?}", other.map(|m| m.body)),
+        }
+    }
+    assert_eq!(usage_rows(&pool, &a).await, 10);
+    assert_eq!(balance(&pool, a.id).await, 10_000_000 - 10 * 1_000);
+    let keys: i64 = sqlx::query_scalar("select count(*) from meter_idempotency")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, 10, "no answer kept for a refused record");
 }

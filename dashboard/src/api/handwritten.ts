@@ -54,21 +54,28 @@ export interface Daily {
   items: DailyItem[];
 }
 
-/** Money swept to the treasury, per chain and token (the overview's `swept`). */
+/** Money swept to the treasury, per chain and token (the overview's `swept`; confirmed sweeps). */
 export interface SweptTotal {
   chain_id: number;
-  chain?: string | null;
+  /** The token's symbol (`usdc`). */
   token: string;
-  /** A decimal in token units. */
-  amount: string;
+  /** In whole tokens, exact (`"4.75"`); null when the token's decimals are unknown. */
+  amount?: string | null;
+  /** In the token's smallest units. */
+  amount_units: string;
 }
 
 /** The overview's newer fields (SPEC §9 "Operators"). */
 export interface OverviewMoney {
   liability_usd?: string;
   swept?: SweptTotal[];
-  /** Days of gas left per chain id at the last 7 days' rate (null: nothing spent lately). */
-  gas_runway_days?: Record<string, number | string | null> | null;
+}
+
+/** The gas row's newer fields: what it spent over 7 days and how many days it lasts at that rate. */
+export interface GasRunway {
+  gas_spent_7d_wei?: string | null;
+  /** Rounded down to a tenth; null when nothing was spent (or the balance is unreadable). */
+  gas_runway_days?: number | null;
 }
 
 /** `POST /v1/admin/chains/{chain_id}/rescan`. */

@@ -14,6 +14,9 @@
 //! an estimated gas top-up from the gas wallet (step `topup`), then `transfer` signed by the deposit key
 //! (step `sweep`); the ETH left over is reported as dust. When the gas wallet cannot pay, sweeps wait
 //! and one `gas.low` alert is raised per episode. Customer credit never depends on a sweep.
+//!
+//! On a chain with `sweep_batch_size` > 1, planned EIP-3009 sweeps are relayed together through
+//! Multicall3 instead, with the same discipline on the batch's own row ([`batch`]).
 
 use alloy::consensus::TxEip1559;
 use alloy::primitives::{Address, B256, Bytes, TxKind, U256};
@@ -31,6 +34,7 @@ use super::{ChainClient, ChainError, Chains, addr_key, from_numeric, to_numeric}
 use crate::domain::Outcome;
 use crate::notify::{self, Channel};
 
+mod batch;
 mod ops;
 mod settle;
 mod sign;
@@ -92,12 +96,21 @@ async fn pass(cx: &Ctx<'_>, chain: &ChainClient) -> Result<usize, ChainError> {
     let head = chain.head().await?;
     let safe = chain.safe_block(head);
     let mut work = plan_claimed(cx, chain, safe).await?;
+    // Batches in flight first (whatever the configuration is now), then new ones from the planned
+    // EIP-3009 sweeps; their members never go through the single-sweep steps below.
+    work += batch::advance_batches(cx, chain, head, safe).await?;
+    let batching = batch::batching(chain);
+    if batching {
+        work += batch::sign_batches(cx, chain).await?;
+    }
     let chain_id = i64::try_from(chain.id()).unwrap_or(i64::MAX);
     let due = sqlx::query_scalar!(
         "select sweep_id from sweep where chain_id = $1 and status in ('planned', 'signed', 'broadcast')
-             and next_attempt_at <= now()
+             and next_attempt_at <= now() and batch_id is null
+             and not ($2 and status = 'planned' and method = 'eip3009' and not replan)
          order by sweep_id",
-        chain_id
+        chain_id,
+        batching
     )
     .fetch_all(cx.pool)
     .await?;

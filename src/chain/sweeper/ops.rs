@@ -81,7 +81,7 @@ pub async fn retry_in(conn: &mut sqlx::PgConnection, sweep_id: i64) -> Result<()
              from_address = null, nonce = null, tx_hash = null, raw_tx = null, broadcast_at = null,
              attempts = 0, next_attempt_at = now(), last_error = null, replan = true, broadcast_block = null,
              max_cost_wei = null, replaced_tx_hashes = '{}', cancel_tx_hashes = '{}', cancelled = false,
-             replacements = 0, stuck_at = null, operator_action = null
+             replacements = 0, stuck_at = null, operator_action = null, batch_id = null
          where sweep_id = $1 and status = 'failed'",
         sweep_id
     )

@@ -66,6 +66,48 @@ pub(super) async fn estimate(
     Ok(gas + gas * GAS_MARGIN_PCT / 100)
 }
 
+/// A fresh EIP-3009 authorization moving the sweep's amount from its deposit address to the
+/// treasury, signed (EIP-712) by the deposit key: its random nonce and the
+/// `transferWithAuthorization` calldata anyone may relay.
+pub(super) fn authorize(
+    depositor: &PrivateKeySigner,
+    sweep: &SweepRow,
+    domain: &alloy::sol_types::Eip712Domain,
+) -> Result<(B256, Bytes), ChainError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let mut nonce = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
+    let nonce = B256::from(nonce);
+    let message = TransferWithAuthorization {
+        from: sweep.deposit,
+        to: sweep.treasury,
+        value: sweep.amount,
+        validAfter: U256::ZERO,
+        validBefore: U256::from(now + AUTHORIZATION_VALID_SECS),
+        nonce,
+    };
+    let signature = depositor
+        .sign_typed_data_sync(&message, domain)
+        .map_err(|e| ChainError::Wallet(format!("authorization signing failed: {e}")))?;
+    let input: Bytes = IERC20::transferWithAuthorizationCall {
+        from: message.from,
+        to: message.to,
+        value: message.value,
+        validAfter: message.validAfter,
+        validBefore: message.validBefore,
+        nonce,
+        v: if signature.v() { 28 } else { 27 },
+        r: signature.r().into(),
+        s: signature.s().into(),
+    }
+    .abi_encode()
+    .into();
+    Ok((nonce, input))
+}
+
 /// Signs the current step and stores it (nonce allocated under the signer's row lock).
 pub(super) async fn sign(
     cx: &Ctx<'_>,
@@ -93,37 +135,7 @@ pub(super) async fn sign(
                 ))
             })?;
             let domain = erc20::eip712_domain(chain, token).await?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default();
-            let mut nonce = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut nonce);
-            let nonce = B256::from(nonce);
-            let message = TransferWithAuthorization {
-                from: sweep.deposit,
-                to: sweep.treasury,
-                value: sweep.amount,
-                validAfter: U256::ZERO,
-                validBefore: U256::from(now + AUTHORIZATION_VALID_SECS),
-                nonce,
-            };
-            let signature = depositor
-                .sign_typed_data_sync(&message, &domain)
-                .map_err(|e| ChainError::Wallet(format!("authorization signing failed: {e}")))?;
-            let input: Bytes = IERC20::transferWithAuthorizationCall {
-                from: message.from,
-                to: message.to,
-                value: message.value,
-                validAfter: message.validAfter,
-                validBefore: message.validBefore,
-                nonce,
-                v: if signature.v() { 28 } else { 27 },
-                r: signature.r().into(),
-                s: signature.s().into(),
-            }
-            .abi_encode()
-            .into();
+            let (nonce, input) = authorize(&depositor, sweep, &domain)?;
             let gas_limit = estimate(chain, gas.address(), sweep.token, &input, U256::ZERO).await?;
             let cost = U256::from(gas_limit) * U256::from(max_fee);
             if !gas_available(cx, chain, gas.address(), cost).await? {
@@ -473,15 +485,17 @@ pub async fn in_flight_cost(
     from: Address,
     mined: u64,
 ) -> Result<U256, ChainError> {
+    // Batched sweeps carry no cost of their own: their batch's transaction does.
     let total = sqlx::query_scalar!(
-        r#"select coalesce(sum(cost), 0) as "total!" from (
-               select max_cost_wei as cost from sweep
-               where chain_id = $1 and from_address = $2 and status in ('signed', 'broadcast')
-                 and nonce >= $3
-               union all
-               select gas_limit::numeric * max_fee_per_gas as cost from refund
-               where chain_id = $1 and from_address = $2 and status = 'paying' and nonce >= $3
-           ) as in_flight"#,
+        r#"select coalesce((select sum(max_cost_wei) from sweep
+                            where chain_id = $1 and from_address = $2 and status in ('signed', 'broadcast')
+                              and nonce >= $3 and batch_id is null), 0)
+                + coalesce((select sum(max_cost_wei) from sweep_batch
+                            where chain_id = $1 and from_address = $2 and status in ('signed', 'broadcast')
+                              and nonce >= $3), 0)
+                + coalesce((select sum(gas_limit::numeric * max_fee_per_gas) from refund
+                            where chain_id = $1 and from_address = $2 and status = 'paying'
+                              and nonce >= $3), 0) as "total!"#,
         chain_id,
         addr_key(from),
         i64::try_from(mined).unwrap_or(i64::MAX)

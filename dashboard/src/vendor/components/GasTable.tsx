@@ -1,5 +1,7 @@
 // The gas wallet of each chain: its balance, whether it is low, and what that means for sweeps.
+import type { GasRunway } from '../../api/handwritten';
 import type { GasBalance } from '../../api/types';
+import { runwayText } from './Holdings';
 import { type Column, Table } from '../../components/Table';
 import { Field } from '../../components/ui';
 import { Hex, Time } from '../../components/values';
@@ -10,7 +12,9 @@ function gasWei(g: GasBalance): string {
   return g.balance_wei ?? '';
 }
 
-const COLUMNS: Column<GasBalance>[] = [
+type Row = GasBalance & GasRunway;
+
+const COLUMNS: Column<Row>[] = [
   {
     label: 'Chain',
     cell: (g) => (
@@ -39,6 +43,14 @@ const COLUMNS: Column<GasBalance>[] = [
             <span class="muted">Low since</span> <Time field="low_since" value={g.low_since} />
           </div>
         )}
+        {'gas_runway_days' in g && (
+          <div class="small">
+            <span class="muted">Lasts:</span>{' '}
+            <Field field="gas_runway_days" value={g.gas_runway_days ?? ''}>
+              {runwayText(g.gas_runway_days)}
+            </Field>
+          </div>
+        )}
         <div class="small">
           <span class="muted">Sweeps waiting for gas:</span> <Field field="sweeps_waiting" value={g.sweeps_waiting} />
         </div>
@@ -65,7 +77,7 @@ const COLUMNS: Column<GasBalance>[] = [
   },
 ];
 
-export function GasTable(props: { rows: GasBalance[] }) {
+export function GasTable(props: { rows: Row[] }) {
   if (props.rows.length === 0) return <p class="muted">No chain is configured.</p>;
   return (
     <Table

@@ -1,29 +1,23 @@
 // What the vendor holds and owes: the liability (customers' positive balances), money swept to
-// the treasury per chain and token, and how many days each gas wallet lasts at the last 7 days'
-// rate (SPEC §9 "Operators"). Missing on servers before #25: then only the gas balances show.
-import type { OverviewMoney } from '../../api/handwritten';
+// the treasury per chain and token, and each gas wallet in its chain's coin with how many days it
+// lasts at the last 7 days' rate (SPEC §9 "Operators"). On servers before #25 only the gas shows.
+import type { GasRunway, OverviewMoney } from '../../api/handwritten';
 import type { GasBalance } from '../../api/types';
-import { formatNative } from '../../lib/units';
+import { formatNative, formatToken } from '../../lib/units';
 import { Field, Money } from '../../components/ui';
 
-/** The runway of a chain: the overview's map is keyed by chain id (or name). */
-export function runwayOf(m: OverviewMoney, g: GasBalance): number | string | null | undefined {
-  const map = m.gas_runway_days;
-  if (!map) return undefined;
-  return map[String(g.chain_id)] ?? map[g.chain];
-}
-
-export function runwayText(days: number | string | null | undefined): string {
+/** The runway in words: "About 12 days", "Less than a day", or why there is none. */
+export function runwayText(days: number | null | undefined): string {
   if (days === undefined) return '—';
   if (days === null) return 'No gas spent in the last 7 days';
-  const n = Number(days);
-  if (!Number.isFinite(n)) return String(days);
-  if (n < 1) return 'Less than a day';
-  return `About ${Math.floor(n)} day${Math.floor(n) === 1 ? '' : 's'}`;
+  if (days < 1) return 'Less than a day left';
+  const whole = Math.floor(days);
+  return `About ${whole} day${whole === 1 ? '' : 's'} left`;
 }
 
-export function Holdings(props: { money: OverviewMoney; gas: GasBalance[] }) {
+export function Holdings(props: { money: OverviewMoney; gas: (GasBalance & GasRunway)[] }) {
   const m = props.money;
+  const chainName = (id: number) => props.gas.find((g) => g.chain_id === id)?.chain ?? `chain ${id}`;
   return (
     <div class="stats">
       {m.liability_usd !== undefined && (
@@ -37,11 +31,11 @@ export function Holdings(props: { money: OverviewMoney; gas: GasBalance[] }) {
       {(m.swept ?? []).map((s) => (
         <div class="stat" key={`${s.chain_id}:${s.token}`} data-chain-id={String(s.chain_id)} data-token={s.token}>
           <div class="stat-label">
-            Swept, {s.token.toUpperCase()} on {s.chain ?? `chain ${s.chain_id}`}
+            Swept, {s.token.toUpperCase()} on {chainName(s.chain_id)}
           </div>
           <div class="stat-value">
-            <Field field="swept" value={s.amount}>
-              {s.amount} {s.token.toUpperCase()}
+            <Field field="swept" value={s.amount_units}>
+              {s.amount ? `${s.amount} ${s.token.toUpperCase()}` : formatToken(s.amount_units, s.token)}
             </Field>
           </div>
         </div>
@@ -54,9 +48,10 @@ export function Holdings(props: { money: OverviewMoney; gas: GasBalance[] }) {
               {g.balance_wei ? formatNative(g.balance_wei, g.chain_id) : '—'}
             </span>
           </div>
-          {m.gas_runway_days !== undefined && (
-            <div class="small muted" data-field="gas_runway_days" data-chain-id={String(g.chain_id)} data-value={String(runwayOf(m, g) ?? '')}>
-              {runwayText(runwayOf(m, g))}
+          {'gas_runway_days' in g && (
+            <div class="small muted" data-field="gas_runway_days" data-chain-id={String(g.chain_id)} data-value={g.gas_runway_days === null || g.gas_runway_days === undefined ? '' : String(g.gas_runway_days)}>
+              {runwayText(g.gas_runway_days)}
+              {g.gas_spent_7d_wei && <> ({formatNative(g.gas_spent_7d_wei, g.chain_id)} spent in 7 days)</>}
             </div>
           )}
         </div>
