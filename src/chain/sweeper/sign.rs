@@ -495,7 +495,7 @@ pub async fn in_flight_cost(
                               and nonce >= $3), 0)
                 + coalesce((select sum(gas_limit::numeric * max_fee_per_gas) from refund
                             where chain_id = $1 and from_address = $2 and status = 'paying'
-                              and nonce >= $3), 0) as "total!"#,
+                              and nonce >= $3), 0) as "total!""#,
         chain_id,
         addr_key(from),
         i64::try_from(mined).unwrap_or(i64::MAX)
