@@ -16,63 +16,24 @@ if ! command -v wrk >/dev/null; then
   log "wrk is not installed: apt-get install -y wrk (Debian/Ubuntu) or brew install wrk (macOS)"
   exit 1
 fi
-admin_url="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# Start-up (binary, database, server, cleanup) is shared with the other HTTP benchmarks.
+source scripts/bench-lib.sh
 port="${BENCH_PORT:-3099}"
 duration="${BENCH_DURATION:-10s}"
 connections="${BENCH_CONNECTIONS:-64}"
-db="vs_bench_$$"
-db_url="${admin_url%/*}/$db"
 
-if [ -n "${VENDOR_SERVER_BIN:-}" ]; then
-  bin="$VENDOR_SERVER_BIN"
-else
-  log "cargo build --release (10+ minutes on a busy 2-core machine the first time)"
-  SQLX_OFFLINE=true cargo build --release --quiet
+bench_binary
+if [ -z "${VENDOR_SERVER_BIN:-}" ]; then
   SQLX_OFFLINE=true cargo build --release --quiet --example bare_axum
-  bin="${CARGO_TARGET_DIR:-target}/release/vendor-server"
 fi
 # The baseline: a bare axum route (examples/bare_axum.rs), next to the binary when built.
-bare="$(dirname "$bin")/examples/bare_axum"
-bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
-
-server_pid=""
+bare="$(dirname "$bench_bin")/examples/bare_axum"
 bare_pid=""
-workdir="$(mktemp -d)"
-cleanup() {
-  trap - INT TERM EXIT
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  if [ -n "$bare_pid" ]; then
-    kill "$bare_pid" 2>/dev/null || true
-    wait "$bare_pid" 2>/dev/null || true
-  fi
-  psql "$admin_url" -qtAc "drop database if exists $db" >/dev/null 2>&1 || true
-  rm -rf "$workdir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_on_exit '[ -z "$bare_pid" ] || { kill "$bare_pid" 2>/dev/null; wait "$bare_pid" 2>/dev/null; }'
 
-psql "$admin_url" -qtAc "create database $db" >/dev/null
-log "server on 127.0.0.1:$port, database $db"
-# Run from an empty directory so no .env is picked up; the Gemini key only makes its offer sold.
-(
-  cd "$workdir"
-  exec env -i PATH="$PATH" HOME="$HOME" \
-    DATABASE_URL="$db_url" HOST=127.0.0.1 PORT="$port" PUBLIC_BASE_URL="http://127.0.0.1:$port" \
-    OFFERS_FILE="$OLDPWD/config/offers.toml" JOBS_ENABLED=false GEMINI_API_KEY=bench-unused \
-    RUST_LOG=warn "$bin"
-) >"$workdir/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/health/live" >/dev/null 2>&1 && break
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    cat "$workdir/server.log" >&2
-    exit 1
-  fi
-  sleep 0.2
-done
+bench_database "vs_bench_$$"
+log "server on 127.0.0.1:$port, database $bench_db"
+bench_serve "$port"
 curl -fsS "http://127.0.0.1:$port/v1/offer/gemini-api-gateway" >/dev/null
 
 printf '%-34s %12s %10s %10s\n' "route" "req/s" "p99" "errors"

@@ -16,6 +16,8 @@ mod billing;
 mod chains;
 /// `dev …`: the main job on a local chain and a local AWS, without any account.
 mod dev;
+/// `operators create|list|revoke`.
+mod operators;
 /// `refunds list|approve|reject`.
 mod refunds;
 use crate::startup::Application;
@@ -79,6 +81,11 @@ pub enum Command {
     Refunds {
         #[command(subcommand)]
         command: refunds::RefundsCommand,
+    },
+    /// Operators of the console: named accounts with a role (owner, operator, viewer) and a token.
+    Operators {
+        #[command(subcommand)]
+        command: operators::OperatorsCommand,
     },
     /// Vendor-wide billing tokens (meter-usage on any purchase, for AI servers).
     Tokens {
@@ -170,6 +177,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconcile => chains::reconcile().await,
         Command::Refunds { command } => refunds::run(command).await,
         Command::Billing { command } => billing::run(command).await,
+        Command::Operators { command } => operators::run(command).await,
         Command::Tokens { command } => tokens(command).await,
         Command::Dev { command } => dev::run(command).await,
         Command::Openapi => {

@@ -6,9 +6,11 @@
 pub mod chains;
 pub mod cost_imports;
 pub mod notifications;
+pub mod operators;
 pub mod overview;
 pub mod purchases;
 pub mod refunds;
+pub mod stats;
 pub mod sweeps;
 pub mod tokens;
 
@@ -34,6 +36,9 @@ pub enum AdminError {
     /// A bad input, with its stable code.
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
+    /// The action conflicts with what exists (409), with its stable code.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     #[error("the idempotency key {0:?} was already used with a different request")]
     IdempotencyConflict(String),
     /// A chain's RPC could not be reached (retryable; nothing changed).
@@ -64,6 +69,9 @@ pub struct Actor {
     /// The client's address (`TRUSTED_PROXIES` honoured).
     pub client_ip: Option<IpAddr>,
     pub idempotency: Option<Idempotency>,
+    /// The signed-in operator (admin API); `None` elsewhere, where the audit log names the source
+    /// (`cli`, `customer`; `admin-token` for an admin call without one).
+    pub operator: Option<operators::SignedIn>,
 }
 
 impl Actor {
@@ -89,6 +97,15 @@ pub enum Source {
 }
 
 impl Source {
+    /// The audit log's `operator_name` when no operator account acted.
+    fn operator_name(self) -> &'static str {
+        match self {
+            Self::Admin => operators::BOOTSTRAP_NAME,
+            Self::Cli => "cli",
+            Self::Customer => "customer",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Admin => "admin",
@@ -238,10 +255,14 @@ pub(crate) async fn audit(
     actor: &Actor,
     entry: AuditEntry,
 ) -> Result<i64, AdminError> {
+    let (operator_id, operator_name) = match &actor.operator {
+        Some(op) => (op.id, op.name.clone()),
+        None => (None, actor.source.operator_name().to_owned()),
+    };
     let id = sqlx::query_scalar!(
         "insert into admin_audit (action, target_type, target_id, reason, details, client_ip, idempotency_key,
-             actor)
-         values ($1, $2, $3, $4, $5, $6, $7, $8) returning audit_id",
+             actor, operator_id, operator_name)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning audit_id",
         entry.action,
         entry.target_type,
         entry.target_id,
@@ -250,6 +271,8 @@ pub(crate) async fn audit(
         actor.client_ip.map(|ip| ip.to_string()),
         actor.idempotency.as_ref().map(|i| i.key.clone()),
         actor.source.as_str(),
+        operator_id,
+        operator_name,
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -269,6 +292,10 @@ pub struct AuditRecord {
     pub idempotency_key: Option<String>,
     /// `admin` (the admin API), `cli` (the command line) or `customer` (on their own purchase).
     pub actor: String,
+    /// The operator account that acted (`null` for `ADMIN_TOKEN`, the CLI and customers).
+    pub operator_id: Option<i64>,
+    /// Who acted: the operator's name, `admin-token` (ADMIN_TOKEN), `cli` or `customer`.
+    pub operator_name: String,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
@@ -279,6 +306,9 @@ pub struct AuditFilter {
     pub action: Option<String>,
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    /// The operator's name (`admin-token`, `cli`, `customer` for the other actors).
+    pub operator_name: Option<String>,
+    pub operator_id: Option<i64>,
 }
 
 /// The audit log, newest first.
@@ -291,17 +321,21 @@ pub async fn audit_log(
     let rows = sqlx::query_as!(
         AuditRecord,
         "select audit_id as id, action, target_type, target_id, reason, details, client_ip, idempotency_key,
-                actor, created_at
+                actor, operator_id, operator_name, created_at
          from admin_audit
          where ($1::bigint is null or audit_id < $1)
            and ($2::text is null or action = $2)
            and ($3::text is null or target_type = $3)
            and ($4::text is null or target_id = $4)
-         order by audit_id desc limit $5",
+           and ($5::text is null or operator_name = $5)
+           and ($6::bigint is null or operator_id = $6)
+         order by audit_id desc limit $7",
         before,
         filter.action,
         filter.target_type,
         filter.target_id,
+        filter.operator_name,
+        filter.operator_id,
         limit + 1
     )
     .fetch_all(pool)

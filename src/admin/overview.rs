@@ -21,7 +21,7 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(5);
 const RECENT_SWEEPS: i64 = 20;
 
 /// The gas wallet on one chain.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct GasWallet {
     pub chain: String,
     pub chain_id: u64,
@@ -40,7 +40,25 @@ pub struct GasWallet {
     pub sweeps_covered: Option<String>,
     /// Unfinished sweeps on this chain.
     pub sweeps_waiting: i64,
+    /// What the gas wallet spent over the last 7 days on the sweeps confirmed then (their
+    /// transaction fees, or their gas top-ups and the top-ups' fees); `null` when nothing.
+    pub gas_spent_7d_wei: Option<String>,
+    /// How many days the balance lasts at the last 7 days' rate (balance ÷ (spent ÷ 7), rounded
+    /// down to a tenth); `null` when nothing was spent or the balance is unreadable.
+    pub gas_runway_days: Option<f64>,
     pub error: Option<String>,
+}
+
+/// Days of gas left: `balance / (spent / 7)`, rounded down to a tenth (`None` without spending).
+fn runway_days(balance: U256, spent_7d: U256) -> Option<f64> {
+    if spent_7d.is_zero() {
+        return None;
+    }
+    let tenths = balance.saturating_mul(U256::from(70u64)) / spent_7d;
+    let tenths = u64::try_from(tenths).unwrap_or(u64::MAX);
+    // Exact below 2^53 tenths of a day; a runway that long is "forever" anyway.
+    #[allow(clippy::cast_precision_loss)]
+    Some(tenths as f64 / 10.0)
 }
 
 /// The gas wallet's balance, low flag and coverage on every configured chain (`[]` without a gas
@@ -77,7 +95,11 @@ pub async fn gas(pool: &PgPool, chains: &Chains) -> Result<Vec<GasWallet>, Admin
                              where chain_id = $1 and status = 'confirmed' and fee_wei is not null and gas_used > 0
                              order by confirmed_at desc limit $3) recent) as cost,
                       (select count(*) from sweep where chain_id = $1
-                         and status not in ('confirmed', 'failed')) as "waiting!""#,
+                         and status not in ('confirmed', 'failed')) as "waiting!",
+                      (select sum(case when method = 'eip3009' then fee_wei
+                                       else coalesce(topup_wei, 0) + 21000 * fee_wei / gas_used end)::numeric(78, 0)::text
+                       from sweep where chain_id = $1 and status = 'confirmed' and fee_wei is not null and gas_used > 0
+                         and confirmed_at >= now() - interval '7 days') as spent_7d"#,
             id,
             address,
             RECENT_SWEEPS
@@ -88,6 +110,10 @@ pub async fn gas(pool: &PgPool, chains: &Chains) -> Result<Vec<GasWallet>, Admin
             .cost
             .and_then(|c| c.parse::<U256>().ok())
             .filter(|c| !c.is_zero());
+        let spent_7d = row
+            .spent_7d
+            .and_then(|s| s.parse::<U256>().ok())
+            .filter(|s| !s.is_zero());
         out.push(GasWallet {
             chain: chain.name().to_owned(),
             chain_id: chain.id(),
@@ -99,6 +125,8 @@ pub async fn gas(pool: &PgPool, chains: &Chains) -> Result<Vec<GasWallet>, Admin
             sweep_cost_wei: cost.map(|c| c.to_string()),
             sweeps_covered: balance.zip(cost).map(|(b, c)| (b / c).to_string()),
             sweeps_waiting: row.waiting,
+            gas_spent_7d_wei: spent_7d.map(|s| s.to_string()),
+            gas_runway_days: balance.zip(spent_7d).and_then(|(b, s)| runway_days(b, s)),
             error,
         });
     }
@@ -124,11 +152,34 @@ pub struct MoneyWindows {
     pub last_30_days: Money,
 }
 
+/// Money swept from deposit addresses to the treasury on one chain, in one token (confirmed
+/// sweeps, all time; chains and tokens no longer configured are left out: their decimals are
+/// unknown).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Swept {
+    pub chain_id: u64,
+    /// The chain's name in the chains file.
+    pub chain: String,
+    /// The token's symbol (`usdc`).
+    pub token: String,
+    /// In whole tokens, exact (`"4.75"`).
+    pub amount: String,
+    /// In the token's smallest units.
+    pub amount_units: String,
+}
+
 /// The console's first screen.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[schema(as = AdminOverview)]
 pub struct Overview {
     pub money: MoneyWindows,
+    /// What the vendor owes: the sum of every positive purchase balance.
+    pub liability_usd: UsdMicros,
+    /// Money swept per chain and token (confirmed sweeps, all time).
+    pub swept: Vec<Swept>,
+    /// Each chain's `gas[].gas_runway_days`, keyed by chain id (`"31337"`): days of gas left at
+    /// the last 7 days' rate; `null` when nothing was spent or the balance is unreadable.
+    pub gas_runway_days: BTreeMap<String, Option<f64>>,
     /// Every status with its count (0 included).
     pub purchases_by_status: BTreeMap<String, i64>,
     pub purchases_total: i64,
@@ -214,11 +265,48 @@ pub async fn overview(pool: &PgPool, chains: &Chains) -> Result<Overview, AdminE
     .fetch_one(pool)
     .await?;
     let last_cost_import = cost_imports(pool, None, 1).await?.items.pop();
+    let liability = sqlx::query_scalar!(
+        r#"select coalesce(sum(balance_micros) filter (where balance_micros > 0), 0)::bigint as "owed!"
+           from purchase"#
+    )
+    .fetch_one(pool)
+    .await?;
+    let swept = sqlx::query!(
+        r#"select chain_id, token_address, token_symbol, sum(amount_units)::text as "units!"
+           from sweep where status = 'confirmed'
+           group by chain_id, token_address, token_symbol
+           order by chain_id, token_symbol, token_address"#
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .filter_map(|r| {
+        let chain_id = u64::try_from(r.chain_id).ok()?;
+        let chain = chains.by_id(chain_id)?;
+        let token = chain.token_by_address(r.token_address.parse().ok()?)?;
+        let units = r.units.parse::<U256>().ok()?;
+        Some(Swept {
+            chain_id,
+            chain: chain.name().to_owned(),
+            token: r.token_symbol,
+            amount: crate::chain::format_units(units, token.decimals),
+            amount_units: r.units,
+        })
+    })
+    .collect();
+    let gas = gas(pool, chains).await?;
+    let gas_runway_days = gas
+        .iter()
+        .map(|g| (g.chain_id.to_string(), g.gas_runway_days))
+        .collect();
     Ok(Overview {
         money,
+        liability_usd: UsdMicros(liability),
+        swept,
+        gas_runway_days,
         purchases_by_status,
         purchases_total,
-        gas: gas(pool, chains).await?,
+        gas,
         rpc: chains.health(),
         watcher: watcher::status(pool, chains).await.map_err(|e| match e {
             crate::chain::ChainError::Db(e) => AdminError::Db(e),

@@ -181,6 +181,7 @@ async fn rotate_credential(
         source: Source::Customer,
         client_ip,
         idempotency: Some(idempotency),
+        operator: None,
     };
     let done = credentials::rotate(&cx, id, kind, &actor, Some(&key)).await?;
     Ok(secret_answer(done))

@@ -56,41 +56,46 @@ pub fn router(state: AppState) -> Router {
             .map_err(|e| tracing::error!(error = %e, "cannot serialise the OpenAPI document"))
             .ok(),
     );
-    api.layer(axum::Extension(served))
-        .layer(axum::Extension(dashboard::DashboardDir::new(
-            server.dashboard_dir.clone(),
-        )))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::map_response(json_error_bodies))
-        .layer(axum::middleware::from_fn(stalled_body_is_408))
-        .layer(axum::middleware::from_fn(extract::reject_nul_in_uri))
-        .route_layer(axum::middleware::from_fn(metrics::track))
-        .layer(DefaultBodyLimit::max(body_limit))
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
-        // The Gemini gateway answers in Google's error shape and streams for minutes: it brings its
-        // own body limit and panic handler, outside the JSON-error and timeout layers above.
-        .merge(gemini::finish(gemini))
-        // Every route's body: a pause longer than BODY_READ_TIMEOUT_SECS ends it with an error.
-        .layer(axum::middleware::from_fn_with_state(
-            body_read_timeout,
-            cut_stalled_bodies,
-        ))
-        .layer(cors())
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(make_span)
-                .on_request(())
-                .on_response(on_response)
-                .on_failure(()),
-        )
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .with_state(state)
+    // Every route under /v1/admin/ signs its caller in and checks their role (one rule for all).
+    api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        admin::gate,
+    ))
+    .layer(axum::Extension(served))
+    .layer(axum::Extension(dashboard::DashboardDir::new(
+        server.dashboard_dir.clone(),
+    )))
+    .fallback(not_found)
+    .method_not_allowed_fallback(method_not_allowed)
+    .layer(axum::middleware::map_response(json_error_bodies))
+    .layer(axum::middleware::from_fn(stalled_body_is_408))
+    .layer(axum::middleware::from_fn(extract::reject_nul_in_uri))
+    .route_layer(axum::middleware::from_fn(metrics::track))
+    .layer(DefaultBodyLimit::max(body_limit))
+    .layer(CatchPanicLayer::custom(panic_response))
+    .layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        timeout,
+    ))
+    // The Gemini gateway answers in Google's error shape and streams for minutes: it brings its
+    // own body limit and panic handler, outside the JSON-error and timeout layers above.
+    .merge(gemini::finish(gemini))
+    // Every route's body: a pause longer than BODY_READ_TIMEOUT_SECS ends it with an error.
+    .layer(axum::middleware::from_fn_with_state(
+        body_read_timeout,
+        cut_stalled_bodies,
+    ))
+    .layer(cors())
+    .layer(PropagateRequestIdLayer::x_request_id())
+    .layer(
+        TraceLayer::new_for_http()
+            .make_span_with(make_span)
+            .on_request(())
+            .on_response(on_response)
+            .on_failure(()),
+    )
+    .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+    .with_state(state)
 }
 
 /// Keeps `guard` alive until `response`'s body is sent (or dropped with a client that left).

@@ -33,7 +33,7 @@
 use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::header;
+use axum::http::{Method, header};
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -62,7 +62,7 @@ purchases and metering, and a Gemini gateway. Every error outside the gateway is
         (name = "metering", description = "Usage metered by the vendor's servers"),
         (name = "refunds", description = "Unused balance and unclaimed payments back to the customer"),
         (name = "gemini", description = "Google's Gemini REST API, metered per purchase"),
-        (name = "admin", description = "The vendor's console API (`ADMIN_TOKEN`; every route answers 404 when it is not set): purchases, adjustments, status actions, sweeps, notifications, cost imports, billing tokens and the audit log. Every action is audited and idempotent per `Idempotency-Key`."),
+        (name = "admin", description = "The vendor's console API (an operator's token or `ADMIN_TOKEN`, the bootstrap owner; every route answers 404 when neither exists): purchases, adjustments, status actions, sweeps, notifications, cost imports, billing tokens, operators, daily stats and the audit log. Roles: viewers read (GET), operators also act (every other method), owners also manage operators and billing tokens; a lower role is 403 `forbidden_role`. Every action is audited with its operator and idempotent per `Idempotency-Key`."),
         (name = "dashboard", description = "Pages for people"),
     )
 )]
@@ -108,11 +108,17 @@ impl utoipa::Modify for SecuritySchemes {
             ),
             (
                 "admin_token",
-                bearer("ADMIN_TOKEN (only required when it is set)"),
+                bearer(
+                    "An operator's token (`vso_…`, from `vendor-server operators create`) or \
+                     ADMIN_TOKEN (the bootstrap owner); the route's role applies",
+                ),
             ),
             (
                 "admin_token_query",
-                query("auth", "ADMIN_TOKEN, when it cannot go in a header"),
+                query(
+                    "auth",
+                    "An operator's token or ADMIN_TOKEN, when it cannot go in a header",
+                ),
             ),
             (
                 "gemini_key",
@@ -157,17 +163,20 @@ fn layer_responses(doc: &mut utoipa::openapi::OpenApi) {
         if super::gemini::is_gateway_path(path) {
             continue;
         }
-        for operation in [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.delete,
-            &mut item.patch,
+        let admin = path.starts_with("/v1/admin/");
+        for (method, operation) in [
+            (Method::GET, &mut item.get),
+            (Method::POST, &mut item.post),
+            (Method::PUT, &mut item.put),
+            (Method::DELETE, &mut item.delete),
+            (Method::PATCH, &mut item.patch),
         ]
         .into_iter()
-        .flatten()
+        .filter_map(|(m, o)| Some((m, o.as_mut()?)))
         {
             let has_body = operation.request_body.is_some();
+            // The admin gate's role check (`api::admin::gate`), documented from the same rule.
+            let role = admin.then(|| crate::admin::operators::required_role(&method, path));
             let responses = &mut operation.responses.responses;
             let mut add = |status: &str, description: &str| {
                 responses
@@ -194,6 +203,15 @@ fn layer_responses(doc: &mut utoipa::openapi::OpenApi) {
                 "500",
                 "Internal error (`internal_error`); logged with its cause, never shown",
             );
+            if let Some(role) = role {
+                add(
+                    "403",
+                    &format!(
+                        "Needs the `{}` role; the signed-in operator's is lower (`forbidden_role`)",
+                        role.as_str()
+                    ),
+                );
+            }
         }
     }
 }

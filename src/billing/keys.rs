@@ -11,6 +11,8 @@ pub enum KeyKind {
     Customer,
     /// A vendor-wide billing token (meter-usage on any purchase), created from the CLI.
     BillingToken,
+    /// An operator of the console (`vendor-server operators create`), with a role.
+    Operator,
 }
 
 impl KeyKind {
@@ -19,6 +21,7 @@ impl KeyKind {
         match self {
             Self::Customer => "vsc_",
             Self::BillingToken => "vst_",
+            Self::Operator => "vso_",
         }
     }
 }

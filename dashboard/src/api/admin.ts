@@ -6,8 +6,6 @@ import type {
   OperatorRole,
   OperatorRow,
   Page,
-  ReconcileReport,
-  RescanOut,
   SignedInOperator,
 } from './handwritten';
 import type {
@@ -23,6 +21,8 @@ import type {
   GasBalance,
   LedgerItem,
   NotificationRow,
+  ReconcileReport,
+  RescanOut,
   RotatedCredential,
   StatusActionOut,
   SweepRow,

@@ -15,8 +15,8 @@ export type LedgerEntry = LedgerItem;
 /** A JSON object the console renders field by field (sections it shows generically). */
 export type Row = Record<string, unknown>;
 
-// Routes other helpers are adding (#25 operators and money over time, chains recovery, credential
-// rotation), typed here until the OpenAPI snapshot has them; then replaced by the generated types.
+// Routes of #25 (operators, money over time) not in the OpenAPI snapshot yet, typed here until it
+// has them; then replaced by the generated types.
 
 export type OperatorRole = 'viewer' | 'operator' | 'owner';
 
@@ -76,46 +76,4 @@ export interface GasRunway {
   gas_spent_7d_wei?: string | null;
   /** Rounded down to a tenth; null when nothing was spent (or the balance is unreadable). */
   gas_runway_days?: number | null;
-}
-
-/** `POST /v1/admin/chains/{chain_id}/rescan`. */
-export interface RescanOut {
-  chain_id: number;
-  from_block: number;
-  to_block: number;
-  logs: number;
-  matched: number;
-  new_deposits: number;
-  credited: number;
-  elapsed_ms: number;
-}
-
-export interface ReconcileMismatch {
-  chain_id: number;
-  chain: string;
-  token: string;
-  token_address: string;
-  deposit_address: string;
-  on_chain_units: string;
-  recorded_units: string;
-  difference_units: string;
-  block: number;
-}
-
-export interface ChainReconcile {
-  chain_id: number;
-  chain: string;
-  block?: number | null;
-  addresses: number;
-  skipped: number;
-  mismatches: number;
-  error?: string | null;
-}
-
-/** `GET /v1/admin/reconcile`. */
-export interface ReconcileReport {
-  checked_at: string;
-  chains: ChainReconcile[];
-  mismatches: ReconcileMismatch[];
-  clean: boolean;
 }

@@ -60,7 +60,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The audit log of every admin action, newest first */
+        /** The audit log of every admin action, newest first; each row names its operator (filter with `operator_name` or `operator_id`) */
         get: operations["admin_audit_log"];
         put?: never;
         post?: never;
@@ -124,6 +124,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who is signed in: the operator's name and role (`admin-token` for ADMIN_TOKEN, the bootstrap owner) */
+        get: operations["admin_me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/admin/notifications": {
         parameters: {
             query?: never;
@@ -152,6 +169,41 @@ export interface paths {
         put?: never;
         /** Deliver a failed (or pending) notification again at once, with a fresh retry schedule */
         post: operations["admin_retry_notification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/operators": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every operator, newest first, revoked ones too (never the token); owners only */
+        get: operations["admin_list_operators"];
+        put?: never;
+        /** Create an operator (as `vendor-server operators create`); the token is shown once; owners only */
+        post: operations["admin_create_operator"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/operators/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke an operator's token at once (as `vendor-server operators revoke`): their next request is 401; revoking twice is fine; owners only */
+        post: operations["admin_revoke_operator"];
         delete?: never;
         options?: never;
         head?: never;
@@ -487,6 +539,23 @@ export interface paths {
         put?: never;
         /** Approve a failed refund again: a new payout transaction is signed */
         post: operations["admin_retry_refund"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/stats/daily": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Money over time: per UTC day, deposits credited, usage billed (in total and per offer) and purchases with a positive balance; oldest first, one item per day (zeros included) */
+        get: operations["admin_stats_daily"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1235,9 +1304,18 @@ export interface components {
         /** @description The console's first screen. */
         AdminOverview: {
             gas: components["schemas"]["GasWallet"][];
+            /**
+             * @description Each chain's `gas[].gas_runway_days`, keyed by chain id (`"31337"`): days of gas left at
+             *     the last 7 days' rate; `null` when nothing was spent or the balance is unreadable.
+             */
+            gas_runway_days: {
+                [key: string]: number | null;
+            };
             /** Format: date-time */
             generated_at: string;
             last_cost_import?: null | components["schemas"]["CostImportRow"];
+            /** @description What the vendor owes: the sum of every positive purchase balance. */
+            liability_usd: components["schemas"]["UsdAmount"];
             money: components["schemas"]["MoneyWindows"];
             /** Format: int64 */
             notifications_failed: number;
@@ -1263,6 +1341,8 @@ export interface components {
              * @description Unfinished sweeps (planned, signed, broadcast).
              */
             sweeps_waiting: number;
+            /** @description Money swept per chain and token (confirmed sweeps, all time). */
+            swept: components["schemas"]["Swept"][];
             /** @description Each chain's deposit watcher: its last full pass and the block ranges it could not read yet. */
             watcher?: {
                 [key: string]: components["schemas"]["WatcherStatus"];
@@ -1289,6 +1369,13 @@ export interface components {
             /** Format: int64 */
             id: number;
             idempotency_key?: string | null;
+            /**
+             * Format: int64
+             * @description The operator account that acted (`null` for `ADMIN_TOKEN`, the CLI and customers).
+             */
+            operator_id?: number | null;
+            /** @description Who acted: the operator's name, `admin-token` (ADMIN_TOKEN), `cli` or `customer`. */
+            operator_name: string;
             reason?: string | null;
             target_id: string;
             target_type: string;
@@ -1631,6 +1718,36 @@ export interface components {
             token_symbol: string;
             vendor_disclaimer: string;
         };
+        /** @description One UTC day. */
+        DailyStat: {
+            /**
+             * Format: int64
+             * @description Purchases whose balance was positive at the end of the day (from the ledger's running
+             *     balance), the purchases the vendor serves and owes.
+             */
+            active_purchases: number;
+            /** @description `billed_usd` per offer id; offers with nothing billed that day are absent. */
+            billed_by_offer: {
+                [key: string]: components["schemas"]["UsdAmount"];
+            };
+            /**
+             * @description Usage billed that day (meter-usage, the Gemini gateway, S3 estimates and the cost import, net
+             *     of the import's credits back).
+             */
+            billed_usd: components["schemas"]["UsdAmount"];
+            /** @description Deposits credited that day, net of deposits a reorg took back (`reversal`). */
+            credited_usd: components["schemas"]["UsdAmount"];
+            /**
+             * Format: date
+             * @description The UTC day (`2026-12-07`).
+             */
+            day: string;
+        };
+        /** @description `GET /v1/admin/stats/daily`. */
+        DailyStats: {
+            /** @description One item per day, oldest first, today (UTC, so far) last; days without activity included. */
+            items: components["schemas"]["DailyStat"][];
+        };
         /** @description `POST /v1/admin/purchases/{id}/delete` body: `confirm` must repeat the purchase id. */
         DeleteRequest: {
             /** @description The purchase id typed again. */
@@ -1750,6 +1867,17 @@ export interface components {
             /** Format: int64 */
             chain_id: number;
             error?: string | null;
+            /**
+             * Format: double
+             * @description How many days the balance lasts at the last 7 days' rate (balance ÷ (spent ÷ 7), rounded
+             *     down to a tenth); `null` when nothing was spent or the balance is unreadable.
+             */
+            gas_runway_days?: number | null;
+            /**
+             * @description What the gas wallet spent over the last 7 days on the sweeps confirmed then (their
+             *     transaction fees, or their gas top-ups and the top-ups' fees); `null` when nothing.
+             */
+            gas_spent_7d_wei?: string | null;
             /** @description The sweeper found it too low for the next sweep (sweeps wait; a `gas.low` alert went out). */
             low: boolean;
             /** Format: date-time */
@@ -2055,6 +2183,45 @@ export interface components {
             data: Record<string, never>[];
             object: string;
         };
+        /**
+         * @description A new operator: the token is in `token` this once (a replay with the same idempotency key
+         *     answers `null` there: the token is never stored).
+         */
+        OperatorCreated: components["schemas"]["OperatorRow"] & {
+            token?: string | null;
+        };
+        /** @description `POST /v1/admin/operators` body. */
+        OperatorRequest: {
+            /** @description The same as the Idempotency-Key header (they must agree when both are sent). */
+            idempotency_key?: string | null;
+            /**
+             * @description The operator's name as the audit log shows it (1 to 64 characters: letters, digits, spaces
+             *     and `. _ - @ +`; unique, never reused; not `admin-token`, `cli` or `customer`).
+             * @example alice
+             */
+            name: string;
+            role: components["schemas"]["OperatorRole"];
+        };
+        /**
+         * @description What an operator may do; ordered (`Viewer < Operator < Owner`).
+         * @enum {string}
+         */
+        OperatorRole: "viewer" | "operator" | "owner";
+        /** @description An operator as listed (never the token). */
+        OperatorRow: {
+            /** Format: date-time */
+            created_at: string;
+            /** @description The token's first characters, to recognise it. */
+            display_prefix: string;
+            /** Format: int64 */
+            id: number;
+            name: string;
+            /** Format: date-time */
+            revoked_at?: string | null;
+            role: components["schemas"]["OperatorRole"];
+            /** @description `active` or `revoked`. */
+            status: string;
+        };
         /** @description One page of a list. */
         Page_AuditRecord: {
             items: {
@@ -2068,6 +2235,13 @@ export interface components {
                 /** Format: int64 */
                 id: number;
                 idempotency_key?: string | null;
+                /**
+                 * Format: int64
+                 * @description The operator account that acted (`null` for `ADMIN_TOKEN`, the CLI and customers).
+                 */
+                operator_id?: number | null;
+                /** @description Who acted: the operator's name, `admin-token` (ADMIN_TOKEN), `cli` or `customer`. */
+                operator_name: string;
                 reason?: string | null;
                 target_id: string;
                 target_type: string;
@@ -2147,6 +2321,17 @@ export interface components {
                 /** Format: int64 */
                 chain_id: number;
                 error?: string | null;
+                /**
+                 * Format: double
+                 * @description How many days the balance lasts at the last 7 days' rate (balance ÷ (spent ÷ 7), rounded
+                 *     down to a tenth); `null` when nothing was spent or the balance is unreadable.
+                 */
+                gas_runway_days?: number | null;
+                /**
+                 * @description What the gas wallet spent over the last 7 days on the sweeps confirmed then (their
+                 *     transaction fees, or their gas top-ups and the top-ups' fees); `null` when nothing.
+                 */
+                gas_spent_7d_wei?: string | null;
                 /** @description The sweeper found it too low for the next sweep (sweeps wait; a `gas.low` alert went out). */
                 low: boolean;
                 /** Format: date-time */
@@ -2222,6 +2407,25 @@ export interface components {
                 status: string;
                 /** Format: date-time */
                 updated_at: string;
+            }[];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            next_cursor?: string | null;
+        };
+        /** @description One page of a list. */
+        Page_OperatorRow: {
+            items: {
+                /** Format: date-time */
+                created_at: string;
+                /** @description The token's first characters, to recognise it. */
+                display_prefix: string;
+                /** Format: int64 */
+                id: number;
+                name: string;
+                /** Format: date-time */
+                revoked_at?: string | null;
+                role: components["schemas"]["OperatorRole"];
+                /** @description `active` or `revoked`. */
+                status: string;
             }[];
             /** @description Pass as `cursor` for the next page; `null` on the last page. */
             next_cursor?: string | null;
@@ -2790,6 +2994,17 @@ export interface components {
             /** @description Today's estimated spend (UTC day so far). */
             today_estimated_usd: components["schemas"]["UsdAmount"];
         };
+        /** @description Who is signed in: an operator account (`id`), or the bootstrap owner (`ADMIN_TOKEN`, no id). */
+        SignedInOperator: {
+            /**
+             * Format: int64
+             * @description The operator's id; `null` for `ADMIN_TOKEN` (the bootstrap owner).
+             */
+            id?: number | null;
+            /** @description The operator's name (`admin-token` for `ADMIN_TOKEN`), as the audit log shows it. */
+            name: string;
+            role: components["schemas"]["OperatorRole"];
+        };
         /** @description What a status action did. */
         StatusActionOut: {
             balance_usd: components["schemas"]["UsdAmount"];
@@ -2889,6 +3104,23 @@ export interface components {
             tx_hash?: string | null;
             /** Format: date-time */
             updated_at: string;
+        };
+        /**
+         * @description Money swept from deposit addresses to the treasury on one chain, in one token (confirmed
+         *     sweeps, all time; chains and tokens no longer configured are left out: their decimals are
+         *     unknown).
+         */
+        Swept: {
+            /** @description In whole tokens, exact (`"4.75"`). */
+            amount: string;
+            /** @description In the token's smallest units. */
+            amount_units: string;
+            /** @description The chain's name in the chains file. */
+            chain: string;
+            /** Format: int64 */
+            chain_id: number;
+            /** @description The token's symbol (`usdc`). */
+            token: string;
         };
         /**
          * @description A new token: the secret is in `token` this once (a replay with the same idempotency key
@@ -3203,8 +3435,12 @@ export interface operations {
                 cursor?: string;
                 /** @description 1 to 500 (default 50). */
                 limit?: number;
+                /** @description Who acted: an operator's id. */
+                operator_id?: number;
+                /** @description Who acted: an operator's name, `admin-token` (ADMIN_TOKEN), `cli` or `customer`. */
+                operator_name?: string;
                 target_id?: string;
-                /** @description `purchase`, `sweep`, `notification` or `token`. */
+                /** @description `purchase`, `sweep`, `notification`, `token`, `operator`, `refund`. */
                 target_type?: string;
             };
             header?: never;
@@ -3231,7 +3467,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3240,7 +3476,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3317,7 +3562,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3326,7 +3571,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No configured chain with this id (`chain_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No configured chain with this id (`chain_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3414,7 +3668,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3423,7 +3677,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3488,7 +3751,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3497,7 +3760,99 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The signed-in operator */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignedInOperator"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3569,7 +3924,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3578,7 +3933,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3656,7 +4020,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3665,7 +4029,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such notification (`notification_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such notification (`notification_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3684,6 +4057,313 @@ export interface operations {
                 };
             };
             /** @description The target's state does not allow it (delivered and skipped rows are final) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_list_operators: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every operator (`next_cursor` is always null) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_OperatorRow"];
+                };
+            };
+            /** @description A NUL character (`%00`) in the path or query (`invalid_text`), or a path segment that is not UTF-8 (`invalid_path`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Needs the `owner` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_create_operator: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperatorRequest"];
+            };
+        };
+        responses: {
+            /** @description Created: the token is in `token` this once (a replay answers `null` there) */
+            201: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorCreated"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `invalid_name`, `invalid_role`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Needs the `owner` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An operator of that name exists or existed (`operator_name_taken`), or the idempotency key was used with another request (`idempotency_key_reused`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_revoke_operator: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters */
+                "Idempotency-Key": string;
+            };
+            path: {
+                /** @description The operator's numeric id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description Optional */
+        requestBody?: {
+            content: {
+                "application/json": null | components["schemas"]["IdempotencyIn"];
+            };
+        };
+        responses: {
+            /** @description The operator, revoked */
+            200: {
+                headers: {
+                    /** @description `true` when this replays the first answer for the idempotency key */
+                    "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OperatorRow"];
+                };
+            };
+            /** @description Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Needs the `owner` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such operator (`operator_not_found`), or the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The idempotency key was used with another request (`idempotency_key_reused`) */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -3748,7 +4428,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3757,7 +4437,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3835,7 +4524,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3844,7 +4533,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3912,7 +4610,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -3921,7 +4619,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3998,7 +4705,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4007,7 +4714,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4102,7 +4818,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4111,7 +4827,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4206,7 +4931,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4215,7 +4940,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4306,7 +5040,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4315,7 +5049,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4393,7 +5136,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4402,7 +5145,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4498,7 +5250,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4507,7 +5259,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4593,7 +5354,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4602,7 +5363,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description A malformed purchase id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A malformed purchase id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4680,7 +5450,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4689,7 +5459,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4772,7 +5551,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4781,7 +5560,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4853,7 +5641,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4862,7 +5650,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4940,7 +5737,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -4949,7 +5746,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5254,7 +6060,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5263,7 +6069,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5358,7 +6173,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5367,7 +6182,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5463,7 +6287,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5472,7 +6296,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such refund (`refund_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5501,6 +6334,92 @@ export interface operations {
             };
             /** @description The body is larger than BODY_LIMIT_BYTES (`payload_too_large`) */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Internal error (`internal_error`); logged with its cause, never shown */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The database is unreachable; retry (`service_unavailable`) */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    admin_stats_daily: {
+        parameters: {
+            query?: {
+                /** @description How many UTC days, today included (1 to 366; default 30; the console asks 30 or 90). */
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One item per day, oldest first, today last */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DailyStats"];
+                };
+            };
+            /** @description Bad query (`invalid_query`, `invalid_days`, `invalid_text`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description The request did not complete within REQUEST_TIMEOUT_SECS, or its body stalled (`request_timeout`) */
+            408: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5562,7 +6481,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5571,7 +6490,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5649,7 +6577,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5658,7 +6586,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such sweep (`sweep_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5754,7 +6691,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5763,7 +6700,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such sweep (`sweep_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5859,7 +6805,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5868,7 +6814,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such sweep (`sweep_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -5951,7 +6906,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -5960,7 +6915,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `viewer` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6034,7 +6998,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6043,7 +7007,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`) */
+            /** @description Needs the `owner` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -6139,7 +7112,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
+            /** @description No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`) */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -6148,7 +7121,16 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description No such token (`token_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
+            /** @description Needs the `owner` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such token (`token_not_found`), or the admin API does not exist (`not_found`) */
             404: {
                 headers: {
                     [name: string]: unknown;

@@ -43,3 +43,7 @@ export type EndpointReport = Schemas['EndpointReport'];
 export type CredentialKind = Schemas['CredentialKind'];
 /** `POST /v1/admin/purchases/{id}/credentials/rotate`: the new secret, shown once. */
 export type RotatedCredential = Schemas['RotatedCredential'];
+/** `POST /v1/admin/chains/{chain_id}/rescan` and `GET /v1/admin/reconcile`. */
+export type RescanOut = Schemas['RescanOut'];
+export type ReconcileReport = Schemas['ReconcileReport'];
+export type ReconcileMismatch = Schemas['Mismatch'];

@@ -44,8 +44,8 @@ pub struct RescanIn {
     responses(
         (status = 200, description = "Rescanned: what was read, found, recorded and credited", body = RescanOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Bad body, range or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_range`, `range_too_large`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No configured chain with this id (`chain_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No configured chain with this id (`chain_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The chain's RPC node cannot be reached (`chain_unavailable`; blocks read before the failure stay recorded: rescan again) or the database is unreachable (`service_unavailable`); retry", body = ErrorBody),
     )
@@ -91,8 +91,8 @@ pub(super) async fn rescan(
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The comparison, per chain, and every difference", body = ReconcileReport),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]

@@ -1,7 +1,12 @@
 //! The admin API under `/v1/admin/…`: everything the vendor console shows or does, for scripts too.
 //!
-//! - Auth: `Authorization: Bearer <ADMIN_TOKEN>` (or `?auth=`), compared in constant time; a wrong
-//!   or missing token is 401. Without `ADMIN_TOKEN` configured every route answers 404.
+//! - Auth ([`gate`], on every route under `/v1/admin/`): `Authorization: Bearer <token>` (or
+//!   `?auth=`), an operator's token (`vso_…`, `vendor-server operators create`) or `ADMIN_TOKEN`
+//!   (the bootstrap owner, compared in constant time); a wrong, revoked or missing token is 401.
+//!   Without `ADMIN_TOKEN` and without any live operator every route answers 404.
+//! - Roles ([`crate::admin::operators::required_role`]): viewers read (GET), operators also act
+//!   (every other method), owners also manage operators and billing tokens; too low a role is 403
+//!   `forbidden_role`.
 //! - Lists answer `{items, next_cursor}`; pass `next_cursor` back as `cursor` (`limit` 1–500,
 //!   default 50).
 //! - Every mutating call requires an idempotency key, as the `Idempotency-Key` header or the body's
@@ -9,20 +14,22 @@
 //!   replays the first answer (header `Idempotent-Replayed: true`); with another request it is 409
 //!   `idempotency_key_reused`. Keys are kept 30 days.
 //! - Every action is written to the audit log (`GET /v1/admin/audit`) in its own transaction, with
-//!   the client's address.
+//!   the operator's id and name and the client's address.
 //!
 //! The SQL and business rules live in [`crate::admin`]; these handlers only parse and answer.
 
 pub mod chains;
+pub mod operators;
 pub mod ops;
 pub mod purchases;
 pub mod refunds;
 pub mod s3_usage;
+pub mod stats;
 
 use std::net::IpAddr;
 
 use axum::body::Bytes;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -34,40 +41,107 @@ use utoipa_axum::routes;
 use super::auth;
 use super::error::ApiError;
 use super::extract::{AppJson, ClientIp};
+use crate::admin::operators::{self as accounts, SignedIn};
 use crate::admin::{Actor, AdminError, Done, Idempotency};
 use crate::domain::ids::PurchaseId;
 use crate::domain::page::{self, PageError};
 use crate::state::AppState;
 
-/// A request carrying the admin token, with the client's address for the audit log.
-#[derive(Debug, Clone, Copy)]
+/// An admin request's signed-in operator (checked by [`gate`]), with the client's address for the
+/// audit log.
+#[derive(Debug, Clone)]
 pub struct AdminAuth {
     pub client_ip: Option<IpAddr>,
+    pub operator: SignedIn,
 }
 
 impl FromRequestParts<AppState> for AdminAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        // Off without a token: the routes do not exist.
-        let Some(token) = &state.config.server.admin_token else {
-            return Err(ApiError::not_found("not_found", "No such route"));
-        };
-        let ok = auth::presented_key(parts).is_some_and(|presented| {
-            use subtle::ConstantTimeEq;
-            presented
-                .as_bytes()
-                .ct_eq(token.expose_secret().as_bytes())
-                .into()
-        });
-        if !ok {
-            return Err(ApiError::unauthorized(
-                "The admin API needs the admin token (Authorization: Bearer <ADMIN_TOKEN>).",
-            ));
-        }
+        // `gate` runs on every route under /v1/admin/ and leaves the operator here; a handler
+        // reached without it (a route outside that prefix) is refused, never let through.
+        let operator = parts
+            .extensions
+            .get::<SignedIn>()
+            .cloned()
+            .ok_or_else(unauthorized)?;
         let ClientIp(client_ip) = ClientIp::from_request_parts(parts, state).await?;
-        Ok(Self { client_ip })
+        Ok(Self {
+            client_ip,
+            operator,
+        })
     }
+}
+
+fn unauthorized() -> ApiError {
+    ApiError::unauthorized(
+        "The admin API needs an operator token or ADMIN_TOKEN (Authorization: Bearer <token>).",
+    )
+}
+
+/// Who presents the request's token: `ADMIN_TOKEN` (the bootstrap owner, compared in constant
+/// time) or a live operator (read from the table on every request: a revoke holds at once).
+/// Without `ADMIN_TOKEN` and without any live operator the admin API does not exist (404).
+async fn sign_in(parts: &Parts, state: &AppState) -> Result<SignedIn, ApiError> {
+    let admin_token = state.config.server.admin_token.as_ref();
+    if let Some(presented) = auth::presented_key(parts) {
+        if let Some(token) = admin_token {
+            use subtle::ConstantTimeEq;
+            if bool::from(presented.as_bytes().ct_eq(token.expose_secret().as_bytes())) {
+                return Ok(SignedIn::bootstrap());
+            }
+        }
+        if let Some(operator) = accounts::authenticate(&state.pool, &presented).await? {
+            return Ok(operator);
+        }
+    }
+    if admin_token.is_none() && !accounts::any_live(&state.pool).await? {
+        return Err(ApiError::not_found("not_found", "No such route"));
+    }
+    Err(unauthorized())
+}
+
+/// The admin API's one door, a route layer on every route: for a route under `/v1/admin/`, signs
+/// the caller in ([`sign_in`]) and checks their role against the route's
+/// ([`accounts::required_role`]: by method, plus the owner-only routes), so every admin route,
+/// including ones added later, gets the same rule. Too low a role is 403 `forbidden_role`.
+pub async fn gate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(path) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .filter(|p| p.starts_with("/v1/admin/"))
+    else {
+        return next.run(request).await;
+    };
+    let (mut parts, body) = request.into_parts();
+    let operator = match sign_in(&parts, &state).await {
+        Ok(operator) => operator,
+        Err(e) => return e.into_response(),
+    };
+    let needed = accounts::required_role(&parts.method, &path);
+    if operator.role < needed {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_role",
+            format!(
+                "{} {path} needs the {} role; {} is {}.",
+                parts.method,
+                needed.as_str(),
+                operator.name,
+                operator.role.as_str()
+            ),
+        )
+        .into_response();
+    }
+    parts.extensions.insert(operator);
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }
 
 impl From<AdminError> for ApiError {
@@ -80,6 +154,7 @@ impl From<AdminError> for ApiError {
                     "notification" => "notification_not_found",
                     "token" => "token_not_found",
                     "refund" => "refund_not_found",
+                    "operator" => "operator_not_found",
                     "chain" => "chain_not_found",
                     _ => "not_found",
                 };
@@ -89,6 +164,7 @@ impl From<AdminError> for ApiError {
             }
             AdminError::InvalidState(m) => Self::conflict("invalid_state", m),
             AdminError::Invalid { code, message } => Self::bad_request(code, message),
+            AdminError::Conflict { code, message } => Self::conflict(code, message),
             e @ AdminError::IdempotencyConflict(_) => {
                 Self::conflict("idempotency_key_reused", e.to_string())
             }
@@ -195,6 +271,7 @@ pub(super) fn mutation(
         Actor {
             client_ip: auth.client_ip,
             idempotency,
+            operator: Some(auth.operator),
             ..Actor::default()
         },
     ))
@@ -211,6 +288,13 @@ pub(super) fn body_as<T: serde::de::DeserializeOwned>(
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(ops::overview))
+        .routes(routes!(stats::daily))
+        .routes(routes!(operators::me))
+        .routes(routes!(
+            operators::list_operators,
+            operators::create_operator
+        ))
+        .routes(routes!(operators::revoke_operator))
         .routes(routes!(ops::gas))
         .routes(routes!(purchases::list_purchases))
         .routes(routes!(purchases::get_purchase))

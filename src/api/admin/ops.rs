@@ -30,8 +30,8 @@ use crate::state::AppState;
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The overview", body = Overview),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -53,8 +53,8 @@ pub(super) async fn overview(
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "One row per chain (`next_cursor` is always null; `[]` without a gas wallet)", body = Page<GasWallet>),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -149,8 +149,8 @@ enum NotificationChannel {
     responses(
         (status = 200, description = "One page of sweeps", body = Page<SweepRow>),
         (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_text`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -185,8 +185,8 @@ fn numeric_id(raw: &str, what: &'static str) -> Result<i64, AdminError> {
     responses(
         (status = 200, description = "Planned again; the sweeper picks it up on its next pass", body = SweepRetryOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such sweep (`sweep_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The target's state does not allow it (only failed sweeps are retried) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -224,8 +224,8 @@ pub(super) async fn retry_sweep(
     responses(
         (status = 200, description = "Requested; the sweeper signs and sends the replacement on its next pass", body = SweepActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such sweep (`sweep_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "Only a signed or broadcast transaction can be bumped (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -255,8 +255,8 @@ pub(super) async fn bump_sweep(
     responses(
         (status = 200, description = "Requested; the sweeper signs and sends the cancellation on its next pass", body = SweepActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such sweep (`sweep_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such sweep (`sweep_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "Only a signed or broadcast transaction can be cancelled (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -303,8 +303,8 @@ async fn sweep_tx_action(
     responses(
         (status = 200, description = "One page of outbox rows", body = Page<NotificationRow>),
         (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_channel`, `invalid_text`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -336,8 +336,8 @@ pub(super) async fn list_notifications(
     responses(
         (status = 200, description = "Pending again, due now", body = NotificationRetryOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such notification (`notification_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such notification (`notification_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The target's state does not allow it (delivered and skipped rows are final) (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -373,8 +373,8 @@ pub(super) async fn retry_notification(
     responses(
         (status = 200, description = "One page of runs", body = Page<CostImportRow>),
         (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -398,8 +398,8 @@ pub(super) async fn list_cost_imports(
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "Every token (`next_cursor` is always null)", body = Page<TokenRow>),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -436,8 +436,8 @@ pub struct TokenIn {
     responses(
         (status = 201, description = "Created: the secret is in `token` this once (a replay answers `null` there)", body = TokenCreated, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `invalid_label`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -470,8 +470,8 @@ pub(super) async fn create_token(
     responses(
         (status = 200, description = "The token, revoked", body = TokenRow, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such token (`token_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such token (`token_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -500,9 +500,13 @@ pub(super) async fn revoke_token(
 pub struct AuditQuery {
     /// e.g. `purchase.adjust`, `sweep.retry`, `token.create`.
     pub action: Option<String>,
-    /// `purchase`, `sweep`, `notification` or `token`.
+    /// `purchase`, `sweep`, `notification`, `token`, `operator`, `refund`.
     pub target_type: Option<String>,
     pub target_id: Option<String>,
+    /// Who acted: an operator's name, `admin-token` (ADMIN_TOKEN), `cli` or `customer`.
+    pub operator_name: Option<String>,
+    /// Who acted: an operator's id.
+    pub operator_id: Option<i64>,
     /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// 1 to 500 (default 50).
@@ -515,7 +519,7 @@ pub struct AuditQuery {
     path = "/v1/admin/audit",
     tag = "admin",
     operation_id = "admin_audit_log",
-    summary = "The audit log of every admin action, newest first",
+    summary = "The audit log of every admin action, newest first; each row names its operator (filter with `operator_name` or `operator_id`)",
     params(
         AuditQuery
     ),
@@ -523,8 +527,8 @@ pub struct AuditQuery {
     responses(
         (status = 200, description = "One page of audit records", body = Page<AuditRecord>),
         (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -538,6 +542,8 @@ pub(super) async fn audit_log(
         action: query.action.filter(|s| !s.is_empty()),
         target_type: query.target_type.filter(|s| !s.is_empty()),
         target_id: query.target_id.filter(|s| !s.is_empty()),
+        operator_name: query.operator_name.filter(|s| !s.is_empty()),
+        operator_id: query.operator_id,
     };
     Ok(AppJson(
         crate::admin::audit_log(&state.pool, &filter, before, limit).await?,

@@ -75,8 +75,8 @@ enum SortOrder {
     responses(
         (status = 200, description = "One page of purchases", body = Page<PurchaseRow>),
         (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_sort`, `invalid_order`, `invalid_text`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -139,8 +139,8 @@ pub(super) async fn list_purchases(
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "The purchase with its resource, OfficeX record, checkout, ledger head, deposits, sweeps, notifications and audit", body = PurchaseDetail),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -180,8 +180,8 @@ pub struct PageQuery {
     responses(
         (status = 200, description = "One page of ledger entries", body = Page<LedgerItem>),
         (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_text`, `invalid_path`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -247,8 +247,8 @@ fn signed_usd_input() -> utoipa::openapi::schema::Schema {
     responses(
         (status = 200, description = "The ledger entry and the balance after it", body = AdjustmentOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `missing_field`, `invalid_amount`, `amount_too_large`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`), or its ledger reference already exists (`reference_conflict`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -352,8 +352,8 @@ pub(super) async fn status_action(
     responses(
         (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -383,8 +383,8 @@ pub(super) async fn suspend(
     responses(
         (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -414,8 +414,8 @@ pub(super) async fn resume(
     responses(
         (status = 200, description = "The status before and after", body = StatusActionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `confirmation_required`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The purchase's status does not allow it (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -445,8 +445,8 @@ pub(super) async fn delete_purchase(
     responses(
         (status = 200, description = "Scheduled: the attempt starts now; the purchase becomes active when it delivers", body = ReprovisionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "Its provisioning did not fail, or is running now (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -490,8 +490,8 @@ pub(super) async fn reprovision(
     responses(
         (status = 200, description = "The new credential", body = crate::credentials::RotatedOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body, kind or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `missing_field`, `invalid_kind`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such purchase, or a malformed id (`purchase_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The resource is not ready or has no such credential any more (`invalid_state`), the purchase is deleted (`purchase_deleted`), or the idempotency key was used with another request (`idempotency_key_reused`) or its answer is no longer kept (`idempotency_key_expired`)", body = ErrorBody),
         (status = 503, description = "The resource's provider, the database or DATA_ENCRYPTION_KEY is unavailable; nothing was changed (`provider_unavailable`, `service_unavailable`, `not_configured`)", body = ErrorBody),
     )

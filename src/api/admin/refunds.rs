@@ -79,8 +79,8 @@ fn refund_id(raw: &str) -> Result<RefundId, ApiError> {
     responses(
         (status = 200, description = "One page of refunds", body = Page<RefundOut>),
         (status = 400, description = "Bad query (`invalid_query`, `invalid_cursor`, `invalid_limit`, `invalid_status`, `invalid_text`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "ADMIN_TOKEN is not configured: the admin API does not exist (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "Neither ADMIN_TOKEN nor any operator is configured: the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -111,8 +111,8 @@ pub(super) async fn list_refunds(
     responses(
         (status = 200, description = "Approved", body = RefundOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such refund (`refund_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The refund is not requested (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -167,8 +167,8 @@ pub(super) async fn approve_refund(
     responses(
         (status = 200, description = "Rejected", body = RefundOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body, no reason, or a bad idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `missing_field`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such refund (`refund_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The refund is being paid or is finished (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
@@ -209,8 +209,8 @@ pub(super) async fn reject_refund(
     responses(
         (status = 200, description = "Paid", body = RefundOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `missing_field`, `invalid_tx_hash`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such refund (`refund_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "The transaction does not pay the refund (`payment_not_found`), the refund is not approved or failed, or the transfer pays another refund (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The chain's node or the database is unreachable; retry (`chain_unavailable`, `service_unavailable`)", body = ErrorBody),
     )
@@ -256,8 +256,8 @@ pub(super) async fn mark_refund_paid(
     responses(
         (status = 200, description = "Approved again", body = RefundOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`)", body = ErrorBody),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such refund (`refund_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 409, description = "Only failed refunds are retried (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )

@@ -22,8 +22,8 @@ pub const DAYS: i64 = 31;
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "Estimates and imported costs per day, newest first", body = S3UsageView),
-        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
-        (status = 404, description = "A malformed purchase id (`purchase_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "A malformed purchase id (`purchase_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]

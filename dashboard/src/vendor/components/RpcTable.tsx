@@ -5,7 +5,7 @@ import { type Column, Table } from '../../components/Table';
 import { Time } from '../../components/values';
 
 /** `reason`/`chain_id`: an endpoint answering another chain id is marked down and never used. */
-type Row = EndpointReport & { chain: string; chainStatus: string; reason?: string | null; chain_id?: number | null };
+type Row = EndpointReport & { chain: string; chainStatus: string };
 
 const COLUMNS: Column<Row>[] = [
   {

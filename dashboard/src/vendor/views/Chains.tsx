@@ -3,8 +3,7 @@
 import { useState } from 'preact/hooks';
 import { errorText } from '../../lib/api';
 import { formatToken } from '../../lib/units';
-import type { ReconcileMismatch, ReconcileReport, RescanOut } from '../../api/handwritten';
-import type { GasBalance } from '../../api/types';
+import type { GasBalance, ReconcileMismatch, ReconcileReport, RescanOut } from '../../api/types';
 import { ActionMessage, Loading, type Message, Section } from '../../components/Section';
 import { type Column, Table } from '../../components/Table';
 import { Field } from '../../components/ui';
