@@ -5860,6 +5860,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`) */
             404: {
                 headers: {
@@ -5958,6 +5967,15 @@ export interface operations {
             };
             /** @description No admin token, or not ADMIN_TOKEN (`unauthorized`) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Needs the `operator` role; the signed-in operator's is lower (`forbidden_role`) */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
