@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{Actor, AdminError, AuditEntry, Done};
 use crate::domain::ids::RefundId;
 use crate::domain::page::Page;
-use crate::refunds::{self, Ctx, Payment, RefundError, RefundOut};
+use crate::refunds::{self, Ctx, Payment, PayoutAction, RefundError, RefundOut};
 
 impl From<RefundError> for AdminError {
     fn from(e: RefundError) -> Self {
@@ -114,5 +114,25 @@ pub async fn retry(
     }
     let out = refunds::retry(&mut tx, cx, id).await?;
     let audit = entry("refund.retry", &out, None);
+    super::finish(tx, actor, out, audit).await
+}
+
+/// Asks the payout job to bump or cancel a refund's payout transaction (next pass).
+pub async fn payout_action(
+    cx: &Ctx<'_>,
+    id: RefundId,
+    action: PayoutAction,
+    actor: &Actor,
+) -> Result<Done<RefundOut>, AdminError> {
+    let mut tx = cx.pool.begin().await?;
+    if let Some(replay) = super::claim_key(&mut tx, actor).await? {
+        return Ok(replay);
+    }
+    let out = refunds::request_payout_action(&mut tx, cx, id, action).await?;
+    let name = match action {
+        PayoutAction::Bump => "refund.bump",
+        PayoutAction::Cancel => "refund.cancel_payout",
+    };
+    let audit = entry(name, &out, None);
     super::finish(tx, actor, out, audit).await
 }

@@ -21,6 +21,7 @@
 //! webhooks and customer emails.
 
 pub mod payout;
+mod stuck;
 
 use std::str::FromStr;
 
@@ -983,9 +984,56 @@ pub async fn retry(
     sqlx::query!(
         "update refund set status = 'approved', from_address = null, nonce = null, tx_hash = null, raw_tx = null,
              gas_limit = null, max_fee_per_gas = null, max_priority_fee_per_gas = null, broadcast_at = null,
-             broadcast_block = null, attempts = 0, next_attempt_at = now(), last_error = null
+             broadcast_block = null, attempts = 0, next_attempt_at = now(), last_error = null,
+             replaced_tx_hashes = '{}', cancel_tx_hashes = '{}', cancelled = false, replacements = 0,
+             stuck_at = null, operator_action = null
          where refund_id = $1",
         row.refund_id
+    )
+    .execute(&mut *conn)
+    .await?;
+    let row = load(conn, id.0).await?;
+    Ok(row.out(cx.chains, cx.pays()))
+}
+
+/// What an operator asks of a payout not mined yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayoutAction {
+    /// Re-sign it at the same nonce with both fees raised 25 %, past the chain's cap if need be.
+    Bump,
+    /// Replace it with a 0-value transfer of the payout wallet to itself at that nonce: once that
+    /// is mined the refund fails (nothing paid) and may be retried or rejected.
+    Cancel,
+}
+
+impl PayoutAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bump => "bump",
+            Self::Cancel => "cancel",
+        }
+    }
+}
+
+/// An operator asks the payout job to bump or cancel a refund's payout (carried out on its next
+/// pass, under its claim). Only a payout signed and not settled can be.
+pub async fn request_payout_action(
+    conn: &mut PgConnection,
+    cx: &Ctx<'_>,
+    id: RefundId,
+    action: PayoutAction,
+) -> Result<RefundOut, RefundError> {
+    let row = lock(conn, id.0).await?;
+    if row.status() != RefundStatus::Paying || row.raw_tx.is_none() {
+        return Err(RefundError::InvalidState(format!(
+            "the refund is {}; only a payout being paid (signed, not mined) can be bumped or cancelled",
+            row.status
+        )));
+    }
+    sqlx::query!(
+        "update refund set operator_action = $2, next_attempt_at = now() where refund_id = $1",
+        row.refund_id,
+        action.as_str()
     )
     .execute(&mut *conn)
     .await?;

@@ -36,8 +36,11 @@ use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::stuck::{self, Attempts};
 use super::{Ctx, Payment, RefundError, RefundStatus, Row, lock, record_failed, record_paid};
 use crate::chain::erc20::{self, IERC20, TRANSFER_TOPIC};
+use crate::chain::replace;
+use crate::chain::sweeper;
 use crate::chain::wallet::{DEV_ADDRESSES, DEV_CHAIN_IDS};
 use crate::chain::{ChainClient, ChainError, Chains, addr_key, to_numeric};
 use crate::config::RefundConfig;
@@ -192,8 +195,8 @@ async fn advance(
     }
     match (row.status(), row.broadcast_at.is_some()) {
         (RefundStatus::Approved, _) => sign(cx, chain, signer, &row).await,
-        (RefundStatus::Paying, false) => broadcast(cx, chain, &row, head).await,
-        (RefundStatus::Paying, true) => settle(cx, chain, &row, safe).await,
+        (RefundStatus::Paying, false) => broadcast(cx, chain, signer, &row, head).await,
+        (RefundStatus::Paying, true) => settle(cx, chain, signer, &row, head, safe).await,
         _ => Ok(false),
     }
 }
@@ -329,22 +332,31 @@ async fn sign(
         .estimate_eip1559_fees()
         .await
         .map_err(|e| chain.rpc_error(e))?;
-    let (max_fee, priority) = (
-        fees.max_fee_per_gas,
-        fees.max_priority_fee_per_gas.min(fees.max_fee_per_gas),
-    );
+    let (max_fee, priority) =
+        replace::capped(chain, (fees.max_fee_per_gas, fees.max_priority_fee_per_gas));
     let gas = chain
         .provider
         .get_balance(from)
         .await
         .map_err(|e| chain.rpc_error(e))?;
+    // Less what its transactions in flight may still cost (its other payouts, and the sweeps when
+    // the payout wallet is the gas wallet).
+    let mined = chain
+        .provider
+        .get_transaction_count(from)
+        .latest()
+        .await
+        .map_err(|e| chain.rpc_error(e))?;
+    let chain_id = i64::try_from(chain.id()).unwrap_or(i64::MAX);
+    let in_flight = sweeper::in_flight_cost(cx.pool, chain_id, from, mined).await?;
+    let spendable = gas.saturating_sub(in_flight);
     let cost = U256::from(gas_limit) * U256::from(max_fee);
-    if gas < cost {
+    if spendable < cost {
         return wait_for_funds(
             cx,
             row,
             format!(
-                "The payout wallet {from} holds {gas} wei on chain {}; the payout of refund {} needs up to {cost} wei of gas.",
+                "The payout wallet {from} holds {gas} wei on chain {} ({in_flight} of it held by its transactions in flight); the payout of refund {} needs up to {cost} wei of gas.",
                 chain.id(),
                 RefundId(row.refund_id)
             ),
@@ -357,7 +369,6 @@ async fn sign(
         .pending()
         .await
         .map_err(|e| chain.rpc_error(e))?;
-    let chain_id = i64::try_from(chain.id()).unwrap_or(i64::MAX);
     let mut tx = cx.pool.begin().await?;
     sqlx::query!(
         "insert into gas_wallet (chain_id, address, next_nonce) values ($1, $2, $3) on conflict do nothing",
@@ -427,10 +438,12 @@ async fn sign(
     Ok(true)
 }
 
-/// Sends the stored bytes: reconciles by hash, then by nonce, then sends.
+/// Sends the stored bytes: reconciles by hash, then by nonce, then sends. Bytes the node refuses
+/// (e.g. priced out by the base fee) are replaced once due ([`stuck::replace_if_stuck`]).
 async fn broadcast(
     cx: &Ctx<'_>,
     chain: &ChainClient,
+    signer: &PrivateKeySigner,
     row: &Row,
     head: u64,
 ) -> Result<bool, RefundError> {
@@ -460,18 +473,21 @@ async fn broadcast(
             .await
             .map_err(|e| chain.rpc_error(e))?;
         if used > nonce {
-            let mut tx = cx.pool.begin().await?;
-            record_failed(
-                &mut tx,
-                cx,
-                row.refund_id,
-                &format!("nonce {nonce} of {from} was used by another transaction; {hash:#x} can never be mined"),
-            )
-            .await?;
-            tx.commit().await?;
-            return Ok(true);
-        }
-        if let Err(e) = chain.provider.send_raw_transaction(raw).await {
+            // Used by one of this payout's own transactions (settled next), or by another one.
+            let attempts = Attempts::load(cx, row).await?;
+            if stuck::mined_hash(chain, &attempts, hash).await?.is_none() {
+                let mut tx = cx.pool.begin().await?;
+                record_failed(
+                    &mut tx,
+                    cx,
+                    row.refund_id,
+                    &format!("nonce {nonce} of {from} was used by another transaction; {hash:#x} can never be mined"),
+                )
+                .await?;
+                tx.commit().await?;
+                return Ok(true);
+            }
+        } else if let Err(e) = chain.provider.send_raw_transaction(raw).await {
             let message = chain.rpc_error(e).to_string();
             // The node may already have it (a send whose answer was lost).
             let again = chain
@@ -480,6 +496,9 @@ async fn broadcast(
                 .await
                 .map_err(|e| chain.rpc_error(e))?;
             if again.is_none() {
+                if stuck::replace_if_stuck(cx, chain, signer, row, head).await? {
+                    return Ok(true);
+                }
                 return Err(RefundError::Chain(ChainError::Rpc {
                     chain: chain.name().to_owned(),
                     detail: message,
@@ -500,41 +519,41 @@ async fn broadcast(
     Ok(true)
 }
 
-/// Waits for the receipt at `head - confirmations`: paid, or failed when it reverted.
+/// Waits for whichever transaction at the payout's nonce is mined, at `head - confirmations`:
+/// paid, or failed when it reverted or was the operator's cancellation. Not mined: sent again when
+/// the node dropped it, replaced once due when it holds it.
 async fn settle(
     cx: &Ctx<'_>,
     chain: &ChainClient,
+    signer: &PrivateKeySigner,
     row: &Row,
+    head: u64,
     safe: u64,
 ) -> Result<bool, RefundError> {
-    let Some(hash) = row.tx_hash.as_deref().and_then(|h| h.parse::<B256>().ok()) else {
+    let Some(current) = row.tx_hash.as_deref().and_then(|h| h.parse::<B256>().ok()) else {
         return Err(RefundError::InvalidState(format!(
             "refund {} is broadcast without a hash",
             RefundId(row.refund_id)
         )));
     };
-    let receipt = chain
-        .provider
-        .get_transaction_receipt(hash)
-        .await
-        .map_err(|e| chain.rpc_error(e))?;
-    let Some(receipt) = receipt else {
-        // Pending, or dropped by the node (e.g. after a reorg): send the same bytes again.
+    let attempts = Attempts::load(cx, row).await?;
+    let Some((hash, receipt)) = stuck::mined_hash(chain, &attempts, current).await? else {
         let known = chain
             .provider
-            .get_transaction_by_hash(hash)
+            .get_transaction_by_hash(current)
             .await
             .map_err(|e| chain.rpc_error(e))?;
         if known.is_none() {
+            // Dropped by the node (e.g. after a reorg): send the same bytes again.
             sqlx::query!(
-                "update refund set broadcast_at = null, broadcast_block = null where refund_id = $1 and status = 'paying'",
+                "update refund set broadcast_at = null where refund_id = $1 and status = 'paying'",
                 row.refund_id
             )
             .execute(cx.pool)
             .await?;
             return Ok(true);
         }
-        return Ok(false);
+        return stuck::replace_if_stuck(cx, chain, signer, row, head).await;
     };
     let Some(block) = receipt.block_number else {
         return Ok(false);
@@ -543,9 +562,20 @@ async fn settle(
         return Ok(false);
     }
     let mut tx = cx.pool.begin().await?;
-    let current = super::lock_both(&mut tx, row.refund_id).await?;
-    if current.status() != RefundStatus::Paying {
+    let locked = super::lock_both(&mut tx, row.refund_id).await?;
+    if locked.status() != RefundStatus::Paying {
         return Ok(false);
+    }
+    if attempts.is_cancel(hash, current) {
+        record_failed(
+            &mut tx,
+            cx,
+            row.refund_id,
+            &format!("the operator cancelled the payout: {hash:#x} (a 0-value transfer at its nonce) was mined; nothing was paid"),
+        )
+        .await?;
+        tx.commit().await?;
+        return Ok(true);
     }
     let (token, to) = addresses(row)?;
     let paid = receipt.status().then(|| {
@@ -562,7 +592,7 @@ async fn settle(
                 log_index,
                 block,
             };
-            record_paid(&mut tx, cx, &current, &payment, "payout").await?;
+            record_paid(&mut tx, cx, &locked, &payment, "payout").await?;
         }
         None => {
             record_failed(

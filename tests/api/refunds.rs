@@ -732,3 +732,221 @@ async fn the_cli_lists_approves_and_rejects_refunds_and_audits_them_as_cli(pool:
         ]
     );
 }
+
+#[derive(Debug, sqlx::FromRow)]
+struct PayoutRow {
+    status: String,
+    nonce: Option<i64>,
+    tx_hash: Option<String>,
+    raw_tx: Option<Vec<u8>>,
+    replaced_tx_hashes: Vec<String>,
+    replacements: i32,
+    broadcast_at: Option<chrono::DateTime<chrono::Utc>>,
+    last_error: Option<String>,
+}
+
+async fn payout_row(p: &Pay, refund: &str) -> PayoutRow {
+    let id = refund.strip_prefix("RefundID_").unwrap();
+    sqlx::query_as(
+        "select status, nonce, tx_hash, raw_tx, replaced_tx_hashes, replacements, broadcast_at, last_error
+         from refund where refund_id = $1::uuid",
+    )
+    .bind(id)
+    .fetch_one(&p.app.state.pool)
+    .await
+    .unwrap()
+}
+
+/// Mines `blocks` blocks, each at `base_fee` wei per gas.
+async fn mine_at(p: &Pay, blocks: u64, base_fee: u128) {
+    for _ in 0..blocks {
+        p.anvil
+            .rpc(
+                "anvil_setNextBlockBaseFeePerGas",
+                json!([format!("{base_fee:#x}")]),
+            )
+            .await;
+        p.anvil.rpc("evm_mine", json!([])).await;
+    }
+}
+
+/// Every backoff is over (time passes).
+async fn refunds_due_now(p: &Pay) {
+    sqlx::query("update refund set next_attempt_at = now()")
+        .execute(&p.app.state.pool)
+        .await
+        .unwrap();
+}
+
+/// The base fee rises above a signed payout's max fee: the node refuses its bytes. After
+/// `replace_after_blocks` the payout job re-signs it at the same nonce with higher fees (the sweeps'
+/// machinery); the replacement is mined and the refund paid exactly once. Meanwhile the signed payout
+/// counts as gas in flight for its wallet.
+#[sqlx::test]
+async fn a_payout_priced_out_by_the_base_fee_is_replaced_at_the_same_nonce_and_paid_once(
+    pool: PgPool,
+) {
+    use vendor_server::chain::{replace, sweeper};
+    let (p, wallet) = refund_setup(pool, true, &[("REPLACE_AFTER_BLOCKS", "3")]).await;
+    let (purchase, key, _, _) = bought(&p, 10_000_000).await;
+    let to = PrivateKeySigner::random().address();
+    let (_, refund) = ask(&p, &purchase, &key, json!("2"), to).await;
+    let id = refund["refund_id"].as_str().unwrap().to_owned();
+    assert_eq!(admin(&p, &id, "approve", json!({})).await.0, StatusCode::OK);
+    let approved_at = Instant::now();
+    pass(&p).await;
+    let signed = payout_row(&p, &id).await;
+    assert_eq!(signed.status, "paying", "{signed:?}");
+    let original = signed.tx_hash.clone().unwrap();
+    let tx = replace::decode(signed.raw_tx.as_deref().unwrap()).unwrap();
+    let in_flight = sweeper::in_flight_cost(&p.app.state.pool, 31337, wallet.address(), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        in_flight,
+        U256::from(tx.gas_limit) * U256::from(tx.max_fee_per_gas),
+        "a signed payout is gas in flight for its wallet"
+    );
+
+    let high = tx.max_fee_per_gas * 2;
+    mine_at(&p, 1, high).await;
+    pass(&p).await;
+    let refused = payout_row(&p, &id).await;
+    assert_eq!(refused.status, "paying");
+    assert!(
+        refused.broadcast_at.is_none() && refused.last_error.is_some(),
+        "{refused:?}"
+    );
+    assert_eq!(refused.replacements, 0, "not due yet");
+    assert_eq!(p.anvil.nonce(wallet.address()).await, 0);
+
+    mine_at(&p, 3, high).await;
+    refunds_due_now(&p).await;
+    pass(&p).await;
+    let replaced = payout_row(&p, &id).await;
+    assert_eq!(replaced.replacements, 1, "{replaced:?}");
+    assert!(replaced.broadcast_at.is_some());
+    assert_eq!(replaced.nonce, signed.nonce, "same nonce");
+    assert_eq!(replaced.replaced_tx_hashes, vec![original.clone()]);
+    let new = replace::decode(replaced.raw_tx.as_deref().unwrap()).unwrap();
+    assert!(new.max_fee_per_gas >= tx.max_fee_per_gas * 125 / 100);
+    assert!(new.max_fee_per_gas > high, "at least the node's estimate");
+    let replacement = replaced.tx_hash.clone().unwrap();
+
+    for _ in 0..8 {
+        p.anvil.mine(1).await;
+        refunds_due_now(&p).await;
+        pass(&p).await;
+        if refund_status(&p, &id).await == "paid" {
+            break;
+        }
+    }
+    println!(
+        "refund payout on anvil with one replacement (replace_after_blocks = 3): approve -> paid in {:?}",
+        approved_at.elapsed()
+    );
+    let paid = payout_row(&p, &id).await;
+    assert_eq!(paid.status, "paid", "{paid:?}");
+    assert_eq!(paid.tx_hash.as_deref(), Some(replacement.as_str()));
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, to).await,
+        U256::from(2_000_000u64),
+        "paid exactly once"
+    );
+    assert_eq!(
+        p.anvil.nonce(wallet.address()).await,
+        1,
+        "one transaction at that nonce"
+    );
+    assert_eq!(p.outbox("webhook", "refund.paid").await, 1);
+    assert_eq!(p.outbox("webhook", "tx.stuck").await, 0);
+    assert_eq!(
+        sweeper::in_flight_cost(&p.app.state.pool, 31337, wallet.address(), 1)
+            .await
+            .unwrap(),
+        U256::ZERO
+    );
+}
+
+/// A payout the node holds but cannot mine (it does not fit the block gas limit) reaches the
+/// chain's max_fee_gwei: one `tx.stuck` alert. The operator cancels it: a 0-value transfer of the
+/// payout wallet to itself at its nonce is mined instead, the refund fails with nothing paid, and a
+/// retry pays it once on the next nonce.
+#[sqlx::test]
+async fn a_payout_stuck_at_the_fee_cap_alerts_once_and_a_cancel_then_retry_pays_once(pool: PgPool) {
+    use vendor_server::chain::replace;
+    let (p, wallet) = refund_setup(
+        pool,
+        true,
+        &[("REPLACE_AFTER_BLOCKS", "3"), ("MAX_FEE_GWEI", "1")],
+    )
+    .await;
+    let (purchase, key, _, _) = bought(&p, 10_000_000).await;
+    let to = PrivateKeySigner::random().address();
+    let (_, refund) = ask(&p, &purchase, &key, json!("3"), to).await;
+    let id = refund["refund_id"].as_str().unwrap().to_owned();
+    assert_eq!(admin(&p, &id, "approve", json!({})).await.0, StatusCode::OK);
+    p.anvil.rpc("evm_setAutomine", json!([false])).await;
+    pass(&p).await;
+    pass(&p).await;
+    let sent = payout_row(&p, &id).await;
+    assert!(sent.broadcast_at.is_some(), "{sent:?}");
+    let signed = replace::decode(sent.raw_tx.as_deref().unwrap()).unwrap();
+    assert!(
+        signed.max_fee_per_gas <= 1_000_000_000,
+        "signed within the cap"
+    );
+    p.anvil
+        .rpc("evm_setBlockGasLimit", json!([format!("{:#x}", 30_000)]))
+        .await;
+    for _ in 0..3 {
+        p.anvil.mine(3).await;
+        refunds_due_now(&p).await;
+        pass(&p).await;
+    }
+    let stuck: bool = sqlx::query_scalar("select stuck_at is not null from refund")
+        .fetch_one(&p.app.state.pool)
+        .await
+        .unwrap();
+    assert!(stuck, "{:?}", payout_row(&p, &id).await);
+    assert_eq!(p.outbox("webhook", "tx.stuck").await, 1);
+    assert_eq!(p.outbox("alert", "tx.stuck").await, 1);
+
+    let (status, body) = admin(&p, &id, "cancel-payout", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    pass(&p).await;
+    let cancelling = payout_row(&p, &id).await;
+    let cancel = replace::decode(cancelling.raw_tx.as_deref().unwrap()).unwrap();
+    assert_eq!(cancel.to.to(), Some(&wallet.address()));
+    assert_eq!(cancel.value, U256::ZERO);
+    assert_eq!(cancelling.nonce, sent.nonce, "same nonce");
+    // 21,000 gas fits where the token transfer did not: the cancellation is mined.
+    p.anvil.mine(3).await;
+    refunds_due_now(&p).await;
+    pass(&p).await;
+    let failed = payout_row(&p, &id).await;
+    assert_eq!(failed.status, "failed", "{failed:?}");
+    assert!(failed.last_error.unwrap().contains("cancelled"));
+    assert_eq!(p.anvil.token_balance(p.anvil.usdc, to).await, U256::ZERO);
+    assert_eq!(p.anvil.nonce(wallet.address()).await, 1);
+
+    p.anvil
+        .rpc(
+            "evm_setBlockGasLimit",
+            json!([format!("{:#x}", 30_000_000)]),
+        )
+        .await;
+    p.anvil.rpc("evm_setAutomine", json!([true])).await;
+    assert_eq!(admin(&p, &id, "retry", json!({})).await.0, StatusCode::OK);
+    pay_out(&p, &id).await;
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, to).await,
+        U256::from(3_000_000u64),
+        "paid once"
+    );
+    assert_eq!(p.anvil.nonce(wallet.address()).await, 2);
+    let audited: i64 = p
+        .scalar_i64("select count(*) from admin_audit where action = 'refund.cancel_payout'")
+        .await;
+    assert_eq!(audited, 1);
+}

@@ -321,6 +321,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refunds::reject_refund))
         .routes(routes!(refunds::mark_refund_paid))
         .routes(routes!(refunds::retry_refund))
+        .routes(routes!(refunds::bump_refund_payout))
+        .routes(routes!(refunds::cancel_refund_payout))
         .routes(routes!(chains::rescan))
         .routes(routes!(chains::reconcile))
 }

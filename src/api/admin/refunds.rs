@@ -15,7 +15,7 @@ use crate::api::extract::{AppJson, AppPath, AppQuery};
 use crate::api::refunds::ctx;
 use crate::domain::ids::RefundId;
 use crate::domain::page::Page;
-use crate::refunds::RefundOut;
+use crate::refunds::{PayoutAction, RefundOut};
 use crate::state::AppState;
 
 /// `GET /v1/admin/refunds` query.
@@ -279,4 +279,85 @@ pub(super) async fn retry_refund(
     keyed(&actor)?;
     let done = refunds::retry(&ctx(&state), id, &actor).await?;
     Ok(answer(StatusCode::OK, done))
+}
+
+async fn payout_action(
+    state: AppState,
+    auth: AdminAuth,
+    id: String,
+    headers: HeaderMap,
+    body: Bytes,
+    action: PayoutAction,
+) -> Result<Response, ApiError> {
+    let id = refund_id(&id)?;
+    let path = match action {
+        PayoutAction::Bump => "bump",
+        PayoutAction::Cancel => "cancel-payout",
+    };
+    let route = format!("POST /v1/admin/refunds/{id}/{path}");
+    let (_, actor) = mutation(auth, &headers, &route, &body)?;
+    let done = refunds::payout_action(&ctx(&state), id, action, &actor).await?;
+    Ok(answer(StatusCode::OK, done))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/refunds/{id}/bump",
+    tag = "admin",
+    operation_id = "admin_bump_refund_payout",
+    summary = "Re-sign a refund's unmined payout at the same nonce with both fees raised 25 % (past the chain's max_fee_gwei if need be)",
+    params(
+        ("id" = String, Path, description = "`RefundID_<uuid>`"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(content = Option<IdempotencyIn>, description = "Optional"),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "Requested; the payout job signs and sends the replacement on its next pass", body = RefundOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Only a payout being paid (signed, not mined) can be bumped (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
+pub(super) async fn bump_refund_payout(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    AppPath(id): AppPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    payout_action(state, auth, id, headers, body, PayoutAction::Bump).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/refunds/{id}/cancel-payout",
+    tag = "admin",
+    operation_id = "admin_cancel_refund_payout",
+    summary = "Replace a refund's unmined payout with a 0-value transfer of the payout wallet to itself at the same nonce; once mined the refund fails, nothing paid (retry or reject it)",
+    params(
+        ("id" = String, Path, description = "`RefundID_<uuid>`"),
+        ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
+    ),
+    request_body(content = Option<IdempotencyIn>, description = "Optional"),
+    security(("admin_token" = []), ("admin_token_query" = [])),
+    responses(
+        (status = 200, description = "Requested; the payout job signs and sends the cancellation on its next pass", body = RefundOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
+        (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `invalid_idempotency_key`, `idempotency_key_mismatch`, `idempotency_key_required`)", body = ErrorBody),
+        (status = 401, description = "No admin token, or not ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
+        (status = 404, description = "No such refund (`refund_not_found`), or ADMIN_TOKEN is not configured (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Only a payout being paid (signed, not mined) can be cancelled (`invalid_state`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
+    )
+)]
+pub(super) async fn cancel_refund_payout(
+    State(state): State<AppState>,
+    auth: AdminAuth,
+    AppPath(id): AppPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    payout_action(state, auth, id, headers, body, PayoutAction::Cancel).await
 }

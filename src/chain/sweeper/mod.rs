@@ -42,6 +42,7 @@ mod stuck;
 
 pub use ops::*;
 use settle::*;
+pub use sign::in_flight_cost;
 use sign::*;
 use stuck::*;
 

@@ -477,7 +477,8 @@ pub(super) async fn gas_available(
 }
 
 /// The most the transactions `from` has signed and not yet seen mined (nonce at or above `mined`,
-/// the node's latest nonce) can still cost it.
+/// the node's latest nonce) can still cost it: its sweeps and gas top-ups, and its refund payouts
+/// (the payout wallet may be the gas wallet), each at gas limit × max fee + value.
 pub async fn in_flight_cost(
     pool: &PgPool,
     chain_id: i64,
@@ -491,6 +492,9 @@ pub async fn in_flight_cost(
                               and nonce >= $3 and batch_id is null), 0)
                 + coalesce((select sum(max_cost_wei) from sweep_batch
                             where chain_id = $1 and from_address = $2 and status in ('signed', 'broadcast')
+                              and nonce >= $3), 0)
+                + coalesce((select sum(gas_limit::numeric * max_fee_per_gas) from refund
+                            where chain_id = $1 and from_address = $2 and status = 'paying'
                               and nonce >= $3), 0) as "total!""#,
         chain_id,
         addr_key(from),
