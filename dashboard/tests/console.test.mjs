@@ -171,10 +171,18 @@ describe('console for operators', () => {
     assert.ok(entry, JSON.stringify(audit.body));
     const name = await page.locator('[data-field="operator_name"]').getAttribute('data-value');
     // Before operators (#25) every admin action was the one ADMIN_TOKEN's, not named.
-    if (operatorsOn) assert.equal(entry.actor, name, 'the audit row names the signed-in operator');
+    if (operatorsOn) assert.equal(entry.operator_name, name, 'the audit row names the signed-in operator');
     await open(page, 'audit', `tr[data-audit-id="${entry.id}"]`);
     const shown = page.locator(`tr[data-audit-id="${entry.id}"]`);
-    assert.equal(await shown.getAttribute('data-actor'), entry.actor);
+    assert.equal(await shown.getAttribute('data-operator-name'), entry.operator_name);
+    assert.equal(await shown.locator('[data-field="operator_name"]').getAttribute('data-value'), name);
+    // The log filters by operator.
+    await page.fill('input[name="operator_name"]', name);
+    await page.click('[data-action="filter-audit"]');
+    await page.waitForFunction(
+      (n) => [...document.querySelectorAll('tr[data-operator-name]')].every((r) => r.getAttribute('data-operator-name') === n),
+      name,
+    );
     assert.match((await shown.textContent()) ?? '', /Approved a refund/);
   });
 

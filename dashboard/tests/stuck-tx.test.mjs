@@ -66,6 +66,6 @@ test('a stuck sweep is listed as needing attention and bumped by the operator', 
   const audit = await call(`/v1/admin/audit?target_type=sweep&target_id=${id}`, { token });
   const entry = audit.body.items.find((e) => e.action === 'sweep.bump');
   assert.ok(entry, JSON.stringify(audit.body));
-  if (me.status === 200) assert.equal(entry.actor, me.body.name);
+  if (me.status === 200) assert.equal(entry.operator_name, me.body.name);
   await page.context().close();
 });

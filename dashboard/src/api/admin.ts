@@ -115,7 +115,7 @@ export function adminApi(call: Call) {
     reprovision: (id: string, key: string) => post<unknown>(`/v1/admin/purchases/${enc(id)}/reprovision`, key),
     rotateCredential: (id: string, kind: CredentialKind, key: string) =>
       post<RotatedCredential>(`/v1/admin/purchases/${enc(id)}/credentials/rotate`, key, { kind, idempotency_key: key }),
-    audit: (filter: { action?: string; target_type?: string; target_id?: string; actor?: string }, cursor: string, limit = 50) =>
+    audit: (filter: { action?: string; target_type?: string; target_id?: string; operator_name?: string }, cursor: string, limit = 50) =>
       call<Page<AuditRecord>>(`/v1/admin/audit${query({ ...filter, cursor, limit })}`),
   };
 }

@@ -7,7 +7,22 @@ import { AUDIT_ACTION_TEXT, label } from '../../lib/labels';
 
 const COLUMNS: Column<AuditRecord>[] = [
   { label: 'When', cell: (a) => <Time field="created_at" value={a.created_at} /> },
-  { label: 'By', cell: (a) => <Field field="actor" value={a.actor} /> },
+  {
+    label: 'By',
+    cell: (a) => (
+      <>
+        <Field field="operator_name" value={a.operator_name}>
+          {a.operator_name === 'admin-token' ? 'the admin token' : a.operator_name}
+        </Field>
+        {a.actor !== 'admin' && (
+          <span class="muted small">
+            {' '}
+            (<Field field="actor" value={a.actor}>{a.actor === 'cli' ? 'command line' : a.actor}</Field>)
+          </span>
+        )}
+      </>
+    ),
+  },
   { label: 'Action', cell: (a) => <Field field="action" value={a.action}>{label(AUDIT_ACTION_TEXT, a.action)}</Field> },
   {
     label: 'Target',
@@ -36,7 +51,7 @@ export function AuditTable(props: { rows: AuditRecord[]; empty?: string }) {
       caption="Admin actions, newest first"
       empty={props.empty ?? 'No admin action yet.'}
       rowKey={(a) => String(a.id)}
-      rowAttrs={(a) => ({ 'data-audit-id': String(a.id), 'data-actor': a.actor })}
+      rowAttrs={(a) => ({ 'data-audit-id': String(a.id), 'data-operator-name': a.operator_name })}
     />
   );
 }

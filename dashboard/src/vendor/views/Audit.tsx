@@ -9,12 +9,12 @@ import { routeParam } from '../route';
 
 export function Audit() {
   const admin = useAdmin();
-  const [filter, setFilter] = useState(() => ({ actor: routeParam(window.location.hash, 'actor'), action: '' }));
+  const [filter, setFilter] = useState(() => ({ operator_name: routeParam(window.location.hash, 'operator_name'), action: '' }));
   const list = useList(`audit?${JSON.stringify(filter)}`, (cursor) => admin.audit(filter, cursor));
   const submit = (e: Event) => {
     e.preventDefault();
     const f = new FormData(e.currentTarget as HTMLFormElement);
-    setFilter({ actor: String(f.get('actor') ?? '').trim(), action: String(f.get('action') ?? '') });
+    setFilter({ operator_name: String(f.get('operator_name') ?? '').trim(), action: String(f.get('action') ?? '') });
   };
   return (
     <>
@@ -22,7 +22,7 @@ export function Audit() {
       <form class="card form-grid" role="search" aria-label="Filter the audit log" onSubmit={submit}>
         <label class="form-field">
           <span>By (operator name)</span>
-          <input type="search" name="actor" defaultValue={filter.actor} placeholder="e.g. alice" autoComplete="off" />
+          <input type="search" name="operator_name" defaultValue={filter.operator_name} placeholder="e.g. alice" autoComplete="off" />
         </label>
         <label class="form-field">
           <span>Action</span>
