@@ -1,8 +1,8 @@
 // The customer page's calls, with the customer key from the page's link (Bearer). Typed by the
 // generated OpenAPI types.
 import { api } from '../lib/api';
-import type { LedgerEntry, Page } from './handwritten';
-import type { BillingBucket, HistoricalBillingRequest, VerifyTopupResponse } from './types';
+import type { Page } from './handwritten';
+import type { BillingBucket, HistoricalBillingRequest, LedgerItem, VerifyTopupResponse } from './types';
 import type { Credentials } from '../customer/credentials';
 import type { PurchaseView } from '../customer/types';
 import type { S3UsageView } from '../components/S3Estimate';
@@ -17,10 +17,10 @@ export function historicalBilling(c: Credentials, body: HistoricalBillingRequest
   return api<BillingBucket[]>(`${base(c)}/historical-billing`, { token: c.key, body, signal });
 }
 
-export function ledger(c: Credentials, cursor: string | null, limit = 20): Promise<Page<LedgerEntry>> {
+export function ledger(c: Credentials, cursor: string | null, limit = 20): Promise<Page<LedgerItem>> {
   const q = new URLSearchParams({ limit: String(limit) });
   if (cursor) q.set('cursor', cursor);
-  return api<Page<LedgerEntry>>(`${base(c)}/ledger?${q}`, { token: c.key });
+  return api<Page<LedgerItem>>(`${base(c)}/ledger?${q}`, { token: c.key });
 }
 
 export function verifyTopup(c: Credentials): Promise<VerifyTopupResponse> {
