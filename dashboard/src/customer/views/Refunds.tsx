@@ -1,6 +1,7 @@
 // The customer's refunds: ask for unused balance (or, once the purchase is deleted, unclaimed
-// payments) back to an address, see each refund's status and its transaction, cancel one still
-// waiting for the vendor. POST/GET /v1/purchase/{id}/refunds (customer key, Idempotency-Key).
+// payments) back to an address, see each refund's status and its transaction (refreshed every 5 s
+// while one is on its way), cancel one still waiting for the vendor. POST/GET
+// /v1/purchase/{id}/refunds (customer key, Idempotency-Key).
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, errorText, newIdempotencyKey } from '../../lib/api';
 import { shortHex } from '../../lib/format';
@@ -8,25 +9,11 @@ import { Time } from '../../components/values';
 import { formatUsdCents, toMicros } from '../../lib/money';
 import { Alert, Field, Money } from '../../components/ui';
 import type { Credentials } from '../credentials';
-import type { PurchaseView } from '../types';
+import type { PurchaseResponse, Refund } from '../../api/types';
 
-/** A refund as the API answers it (OpenAPI `Refund`). */
-export interface Refund {
-  refund_id: string;
-  status: string;
-  source: string;
-  amount_usd: string;
-  token_amount: string;
-  token_symbol: string;
-  chain_id: number;
-  to_address: string;
-  closes_purchase: boolean;
-  reason?: string | null;
-  tx_hash?: string | null;
-  explorer_url?: string | null;
-  created_at: string;
-  paid_at?: string | null;
-}
+/** Statuses the vendor or the chain still moves on, and how often the list is reread meanwhile. */
+const MOVING = ['requested', 'approved', 'paying'];
+const REFRESH_MOVING_MS = 5_000;
 
 const STATUS_TEXT: Record<string, string> = {
   requested: 'Waiting for the vendor',
@@ -38,7 +25,7 @@ const STATUS_TEXT: Record<string, string> = {
   failed: 'Payment failed; the vendor retries',
 };
 
-export function Refunds(props: { creds: Credentials; data: PurchaseView; reloadKey: number; onChange: () => Promise<void> }) {
+export function Refunds(props: { creds: Credentials; data: PurchaseResponse; reloadKey: number; onChange: () => Promise<void> }) {
   const { creds, data } = props;
   const base = `/v1/purchase/${encodeURIComponent(creds.purchaseId)}/refunds`;
   const [items, setItems] = useState<Refund[] | null>(null);
@@ -61,8 +48,16 @@ export function Refunds(props: { creds: Credentials; data: PurchaseView; reloadK
   useEffect(() => {
     void load();
   }, [load, props.reloadKey]);
+  const moving = (items ?? []).some((r) => MOVING.includes(r.status));
+  useEffect(() => {
+    if (!moving) return;
+    const timer = window.setInterval(() => {
+      if (document.visibilityState === 'visible') void load();
+    }, REFRESH_MOVING_MS);
+    return () => window.clearInterval(timer);
+  }, [load, moving]);
 
-  const unclaimed = (data as { unclaimed_usd?: string }).unclaimed_usd ?? '0';
+  const unclaimed = data.unclaimed_usd;
   const deleted = data.purchase.status === 'deleted';
   const available = deleted ? unclaimed : data.purchase.balance_usd;
 
