@@ -33,7 +33,7 @@ async function rotateOnPage(page, kind) {
   const card = page.locator('[data-section="credentials"]');
   await card.locator(`[data-action="rotate-credential"][data-kind="${kind}"]`).click();
   const question = card.locator(`[data-confirm-for="rotate-credential"][data-kind="${kind}"]`);
-  assert.match((await question.textContent()) ?? '', /stops working at once/);
+  assert.match((await question.textContent()) ?? '', /stops? working at once/);
   await question.locator('[data-action="confirm"]').click();
   const once = card.locator(`.secret-once[data-kind="${kind}"]`);
   await once.waitFor();
@@ -118,7 +118,7 @@ describe('credentials on the customer page', () => {
     await page.locator(`li[data-kind="customer_key"] [data-field="hint"][data-value="${newKey.slice(-4)}"]`).waitFor();
     await page.reload();
     await page.locator('[data-field="balance_usd"]').waitFor();
-    assert.equal(await page.locator('[data-field="id"]').textContent(), s3.purchaseId);
+    assert.equal(await page.locator('h1 + p [data-field="id"]').textContent(), s3.purchaseId);
     // The new link opens the page in a new tab.
     const other = await newPage();
     await other.goto(url);

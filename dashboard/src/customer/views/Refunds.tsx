@@ -152,69 +152,71 @@ export function Refunds(props: { creds: Credentials; data: PurchaseResponse; rel
       <div aria-live="polite">{message && <Alert tone={message.tone}>{message.text}</Alert>}</div>
       {error && <Alert tone="error">{error}</Alert>}
       {items && items.length > 0 && (
-        <table data-table="refunds">
-          <caption class="sr-only">Your refunds, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">Requested</th>
-              <th scope="col">Amount</th>
-              <th scope="col">To</th>
-              <th scope="col">Status</th>
-              <th scope="col">Transaction</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {items.map((r) => (
-              <tr key={r.refund_id} data-refund-id={r.refund_id}>
-                <td>
-                  <Time field="created_at" value={r.created_at} />
-                </td>
-                <td>
-                  <Money field="amount_usd" value={r.amount_usd} />{' '}
-                  <span class="muted small">
-                    ({r.token_amount} {r.token_symbol})
-                  </span>
-                </td>
-                <td>
-                  <Field field="to_address" value={r.to_address}>
-                    <code>{shortHex(r.to_address)}</code>
-                  </Field>
-                </td>
-                <td>
-                  <Field field="status" value={r.status}>
-                    {STATUS_TEXT[r.status] ?? r.status}
-                  </Field>
-                  {r.reason && <span class="muted small"> — {r.reason}</span>}
-                </td>
-                <td>
-                  {r.tx_hash ? (
-                    r.explorer_url ? (
-                      <a href={r.explorer_url} data-field="tx_hash" data-value={r.tx_hash} rel="noopener noreferrer" target="_blank">
-                        {shortHex(r.tx_hash)}
-                      </a>
-                    ) : (
-                      <Field field="tx_hash" value={r.tx_hash}>
-                        <code>{shortHex(r.tx_hash)}</code>
-                      </Field>
-                    )
-                  ) : (
-                    <span class="muted">—</span>
-                  )}
-                </td>
-                <td>
-                  {r.status === 'requested' && (
-                    <button type="button" class="btn btn-small" data-action="cancel-refund" disabled={busy} onClick={() => void cancel(r.refund_id)}>
-                      Cancel
-                    </button>
-                  )}
-                </td>
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Your refunds">
+          <table data-table="refunds">
+            <caption class="sr-only">Your refunds, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Requested</th>
+                <th scope="col">Amount</th>
+                <th scope="col">To</th>
+                <th scope="col">Status</th>
+                <th scope="col">Transaction</th>
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
+                </th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {items.map((r) => (
+                <tr key={r.refund_id} data-refund-id={r.refund_id}>
+                  <td data-label="Requested">
+                    <Time field="created_at" value={r.created_at} />
+                  </td>
+                  <td data-label="Amount">
+                    <Money field="amount_usd" value={r.amount_usd} />{' '}
+                    <span class="muted small">
+                      ({r.token_amount} {r.token_symbol})
+                    </span>
+                  </td>
+                  <td data-label="To">
+                    <Field field="to_address" value={r.to_address}>
+                      <code>{shortHex(r.to_address)}</code>
+                    </Field>
+                  </td>
+                  <td data-label="Status">
+                    <Field field="status" value={r.status}>
+                      {STATUS_TEXT[r.status] ?? r.status}
+                    </Field>
+                    {r.reason && <span class="muted small"> — {r.reason}</span>}
+                  </td>
+                  <td data-label="Transaction">
+                    {r.tx_hash ? (
+                      r.explorer_url ? (
+                        <a href={r.explorer_url} data-field="tx_hash" data-value={r.tx_hash} rel="noopener noreferrer" target="_blank">
+                          {shortHex(r.tx_hash)}
+                        </a>
+                      ) : (
+                        <Field field="tx_hash" value={r.tx_hash}>
+                          <code>{shortHex(r.tx_hash)}</code>
+                        </Field>
+                      )
+                    ) : (
+                      <span class="muted">—</span>
+                    )}
+                  </td>
+                  <td data-label="Actions">
+                    {r.status === 'requested' && (
+                      <button type="button" class="btn btn-small" data-action="cancel-refund" disabled={busy} onClick={() => void cancel(r.refund_id)}>
+                        Cancel
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </section>
   );
