@@ -328,10 +328,8 @@ impl Finalize<'_> {
         )
         .execute(&mut *tx)
         .await?;
-        crate::billing::ledger::charge_sweep_fees(tx, purchase_id, |c| {
-            self.cx.chains.sweep_fee(c)
-        })
-        .await?;
+        crate::billing::ledger::charge_sweep_fees(tx, purchase_id, |c| self.cx.chains.sweep_fee(c))
+            .await?;
         Ok(total)
     }
 

@@ -67,7 +67,9 @@ impl Ran {
             .iter()
             .filter(|s| s.starts_with("select") || s.starts_with("with"))
             .filter(|s| {
-                s.contains("from checkout") || s.contains("join checkout") || s.contains(", checkout ")
+                s.contains("from checkout")
+                    || s.contains("join checkout")
+                    || s.contains(", checkout ")
             })
             .collect()
     }
@@ -121,8 +123,15 @@ impl Tally {
     }
 
     fn check(self) {
-        let wrong: Vec<_> = self.0.iter().filter(|(_, got, want, ..)| got != want).collect();
-        assert!(wrong.is_empty(), "reads of the checkout or offers: {wrong:#?}");
+        let wrong: Vec<_> = self
+            .0
+            .iter()
+            .filter(|(_, got, want, ..)| got != want)
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "reads of the checkout or offers: {wrong:#?}"
+        );
     }
 }
 
@@ -184,10 +193,11 @@ async fn finalize_validate_topup_and_refund_read_the_checkout_once(pool: PgPool)
     p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
     p.anvil.mine(2).await;
     let ((status, topped), ran): ((StatusCode, Value), Ran) = statements
-        .during(
-            p.app
-                .post_auth(&format!("/v1/purchase/{purchase}/verify-topup"), key, &json!({})),
-        )
+        .during(p.app.post_auth(
+            &format!("/v1/purchase/{purchase}/verify-topup"),
+            key,
+            &json!({}),
+        ))
         .await;
     assert_eq!(status, StatusCode::OK, "{topped}");
     assert_eq!(topped["topup_amount"], 2.0, "{topped}");
