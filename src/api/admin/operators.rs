@@ -118,7 +118,7 @@ pub(super) async fn create_operator(
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such operator (`operator_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
-        (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 409, description = "The operator is the last owner and ADMIN_TOKEN is not configured: nobody could manage operators any more; create another owner first (`last_owner`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
@@ -138,6 +138,7 @@ pub(super) async fn revoke_operator(
         &format!("POST /v1/admin/operators/{id}/revoke"),
         &body,
     )?;
-    let done = operators::revoke(&state.pool, id, &actor).await?;
+    let bootstrap_owner = state.config.server.admin_token.is_some();
+    let done = operators::revoke(&state.pool, id, bootstrap_owner, &actor).await?;
     Ok(answer(StatusCode::OK, done))
 }
