@@ -83,7 +83,7 @@ pub async fn approve(
         return Ok(replay);
     }
     let mut out = refunds::approve(&mut tx, cx, id, head).await?;
-    with_payouts(&mut *tx, cx, std::slice::from_mut(&mut out)).await?;
+    with_payouts(&mut tx, cx, std::slice::from_mut(&mut out)).await?;
     let audit = entry("refund.approve", &out, None);
     super::finish(tx, actor, out, audit).await
 }
@@ -101,7 +101,7 @@ pub async fn reject(
         return Ok(replay);
     }
     let mut out = refunds::reject(&mut tx, cx, id, &reason).await?;
-    with_payouts(&mut *tx, cx, std::slice::from_mut(&mut out)).await?;
+    with_payouts(&mut tx, cx, std::slice::from_mut(&mut out)).await?;
     let audit = entry("refund.reject", &out, Some(reason));
     super::finish(tx, actor, out, audit).await
 }
@@ -118,7 +118,7 @@ pub async fn mark_paid(
         return Ok(replay);
     }
     let mut out = refunds::mark_paid(&mut tx, cx, id, payment).await?;
-    with_payouts(&mut *tx, cx, std::slice::from_mut(&mut out)).await?;
+    with_payouts(&mut tx, cx, std::slice::from_mut(&mut out)).await?;
     let audit = entry("refund.mark_paid", &out, None);
     super::finish(tx, actor, out, audit).await
 }
@@ -134,7 +134,7 @@ pub async fn retry(
         return Ok(replay);
     }
     let mut out = refunds::retry(&mut tx, cx, id).await?;
-    with_payouts(&mut *tx, cx, std::slice::from_mut(&mut out)).await?;
+    with_payouts(&mut tx, cx, std::slice::from_mut(&mut out)).await?;
     let audit = entry("refund.retry", &out, None);
     super::finish(tx, actor, out, audit).await
 }
@@ -151,7 +151,7 @@ pub async fn payout_action(
         return Ok(replay);
     }
     let mut out = refunds::request_payout_action(&mut tx, cx, id, action).await?;
-    with_payouts(&mut *tx, cx, std::slice::from_mut(&mut out)).await?;
+    with_payouts(&mut tx, cx, std::slice::from_mut(&mut out)).await?;
     let name = match action {
         PayoutAction::Bump => "refund.bump",
         PayoutAction::Cancel => "refund.cancel_payout",
