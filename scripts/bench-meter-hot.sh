@@ -2,10 +2,11 @@
 # meter-usage on ONE hot purchase next to pgbench's naive hot-row debit, same client count, same
 # PostgreSQL, same run (issue 26 item 3). Prints req/s, p50/p99, errors, the ratio, and where a debit
 # waits: the mean of each step of the meter's group commit (`vendor_meter_stage_seconds{stage}`
-# from /metrics over the measured run): auth (billing token and purchase looked up), queue (waiting
-# for the batch before it: the group-commit window), begin (a pooled connection + BEGIN), lock
-# (purchase row FOR UPDATE), keys (idempotency lookup), ledger (entries and balance), save
-# (idempotency answers), commit.
+# from /metrics over the measured run): queue (waiting for the batch before it: the group-commit
+# window), begin (a pooled connection + BEGIN), lock (one statement: billing tokens checked,
+# purchase rows FOR UPDATE, idempotency keys already answered), ledger (entries appended and
+# balances moved, one statement), save (idempotency answers, one statement), commit. (Before
+# issue 26's round-trip folding, auth and keys were their own steps: still printed when present.)
 #
 # Not a test: figures depend on the machine (record them in README "Performance" with `uptime`).
 # Needs wrk (`apt-get install -y wrk`), pgbench and PostgreSQL (DATABASE_URL, default
@@ -86,7 +87,7 @@ meter_round() {
     b="$(metric vendor_meter_stage_seconds "$st" <<<"$before")"
     a="$(metric vendor_meter_stage_seconds "$st" <<<"$after")"
     line+="$(awk -v b="$b" -v a="$a" -v st="$st" 'BEGIN { split(b, x, " "); split(a, y, " ");
-      n = y[2] - x[2]; printf " %s %.2f", st, (n > 0 ? 1000 * (y[1] - x[1]) / n : 0) }')"
+      n = y[2] - x[2]; if (n > 0) printf " %s %.2f", st, 1000 * (y[1] - x[1]) / n }')"
   done
   b="$(metric vendor_meter_batches_total "" <<<"$before")"; a="$(metric vendor_meter_batches_total "" <<<"$after")"
   local rb ra

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Browser tests of the dashboard in a real Chromium (Debian's package, driven by playwright-core; no
 # browser download), against a real server with its own PostgreSQL database, anvil and moto: started
-# by scripts/dev-server.sh with a separate state folder and free ports, stopped at the end.
+# by scripts/dev-server.sh with a separate state folder and free ports, stopped at the end. The server
+# sells the Gemini gateway in front of a local stand-in for Google's API (scripts/soak-gemini-upstream.mjs)
+# and pays approved refunds from a payout wallet (anvil's dev account 7, funded with the test tokens);
+# its chain names an explorer (never loaded) so the pages link transactions.
 # Screenshots of every view (desktop and phone width) and the logs go to $CARGO_TARGET_DIR/browser-test/.
 #
 # Usage: scripts/browser-test.sh [node --test args, e.g. --test-name-pattern=customer]
@@ -44,7 +47,7 @@ case "$bin" in /*) ;; *) bin="$repo/$bin" ;; esac
 export VENDOR_SERVER_BIN="$bin"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-port="$(free_port)"; anvil_port="$(free_port)"; moto_port="$(free_port)"
+port="$(free_port)"; anvil_port="$(free_port)"; moto_port="$(free_port)"; gemini_port="$(free_port)"
 admin_url="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 db="vs_browser_$$"
 database_url="${admin_url%/*}/$db"
@@ -54,7 +57,9 @@ mkdir -p "$out/state" "$out/screenshots"
 state="$out/state"
 
 server_pid=""
+gemini_pid=""
 cleanup() {
+  if [ -n "$gemini_pid" ]; then kill -TERM "$gemini_pid" 2>/dev/null || true; fi
   if [ -n "$server_pid" ]; then
     kill -TERM "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
@@ -64,9 +69,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "starting the server with PostgreSQL ($db), anvil (:$anvil_port) and moto (:$moto_port) on :$port"
+# Google's Gemini API stand-in: the gateway forwards the customers' calls there (with this key).
+node scripts/soak-gemini-upstream.mjs "$gemini_port" >"$out/gemini-upstream.log" 2>&1 &
+gemini_pid=$!
+# The payout wallet: anvil's dev account 7 (a public development key, refused by the server on any
+# chain but a local one; never printed). Its address gets test USDC and USDT once the chain is up.
+payout_key=0x4bbbf85ce3377467afe5d46f804f221813b2bb87f24d81f60f1fcdbf7cbf4356
+payout_address=0x14dC79964da2C08b23698B3D3cc7Ca32193d9955
+
+log "starting the server with PostgreSQL ($db), anvil (:$anvil_port), moto (:$moto_port) and the Gemini stand-in (:$gemini_port) on :$port"
 env -u RUST_LOG -u LOG_LEVEL DEV_STATE_DIR="$state" PORT="$port" DEV_ANVIL_PORT="$anvil_port" \
   DEV_MOTO_PORT="$moto_port" DATABASE_URL="$database_url" DASHBOARD_DIR="$repo/dashboard/dist" \
+  GEMINI_API_KEY=browser-test-upstream-key GEMINI_UPSTREAM_URL="http://127.0.0.1:$gemini_port" \
+  VENDOR_PAYOUT_PRIVATE_KEY="$payout_key" \
+  CHAIN_EXPLORER_URL=https://explorer.example \
   scripts/dev-server.sh >"$out/dev-server.log" 2>&1 &
 server_pid=$!
 for i in $(seq 1 600); do
@@ -79,6 +95,17 @@ for i in $(seq 1 600); do
 done
 
 setting() { { grep -E "^$1=" "$state/.env" || true; } | tail -n 1 | cut -d= -f2- | tr -d '"'; }
+
+# Fund the payout wallet: anyone may mint the test tokens (mint(address,uint256) = 0x40c10f19); anvil
+# signs for its unlocked dev accounts and mines each transaction at once.
+word() { printf '%064s' "${1#0x}" | tr ' ' 0; }
+for token in "$(setting USDC_ADDRESS)" "$(setting USDT_ADDRESS)"; do
+  data="0x40c10f19$(word "$payout_address")$(word "$(printf '%x' $((1000000 * 1000000)))")"
+  curl -sf -H 'content-type: application/json' "$(setting RPC_ENDPOINT)" \
+    -d "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_sendTransaction\",\"params\":[{\"from\":\"$payout_address\",\"to\":\"$token\",\"data\":\"$data\"}]}" \
+    | grep -q '"result"' || { log "could not fund the payout wallet with $token"; exit 1; }
+done
+export GEMINI_STAND_IN="http://127.0.0.1:$gemini_port"
 export BASE_URL="http://127.0.0.1:$port"
 export STATE_DIR="$state"
 export ADMIN_TOKEN="$(setting ADMIN_TOKEN)"

@@ -1,5 +1,6 @@
-// A local stand-in for Google's Gemini API used by scripts/soak.sh: answers generateContent in Google's
-// wire format with a usageMetadata block, so the gateway meters real-looking usage.
+// A local stand-in for Google's Gemini API used by scripts/soak.sh, scripts/bench-gateway.sh and
+// scripts/browser-test.sh: answers generateContent in Google's wire format with a usageMetadata
+// block, so the gateway meters real-looking usage.
 //   node scripts/soak-gemini-upstream.mjs PORT
 import { createServer } from "node:http";
 

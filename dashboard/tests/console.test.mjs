@@ -6,7 +6,7 @@
 // without horizontal scroll (checkView). Each view's first render with data is timed (`# render`).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_TOKEN, BASE_URL, call, checkView, cli, closeBrowser, devCheckout, newPage } from './helpers.mjs';
+import { ADMIN_TOKEN, BASE_URL, call, checkView, cli, closeBrowser, devCheckout, newPage, signIn } from './helpers.mjs';
 
 const ACTIONS = [
   'adjust',
@@ -45,15 +45,6 @@ function createOperator(name, role) {
     console.log(`# no operators CLI in this build: ${String(e.message).split('\n')[0]}`);
     return null;
   }
-}
-
-async function signIn(page, token, view = '') {
-  await page.goto(`${BASE_URL}/v1/dashboard/vendor`);
-  await page.evaluate(() => sessionStorage.clear());
-  await page.goto(`${BASE_URL}/v1/dashboard/vendor#/${view}`);
-  await page.fill('input[name="token"]', token);
-  await page.click('[data-action="sign-in"]');
-  await page.locator('[data-field="operator_name"]').waitFor();
 }
 
 /** Opens a view and waits for its data (not "Loading"); logs the time to that first render. */

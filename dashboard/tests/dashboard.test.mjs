@@ -7,8 +7,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   ADMIN_TOKEN,
   BASE_URL,
@@ -16,9 +14,13 @@ import {
   checkView,
   cli,
   closeBrowser,
+  customerUrl,
   devCheckout,
+  eventually,
+  geminiOn,
   newPage,
-  STATE_DIR,
+  rpc,
+  setting,
   sumMicros,
   valueOf,
   waitForValue,
@@ -35,32 +37,10 @@ before(() => {
 });
 after(closeBrowser);
 
-const customerUrl = (p, key = p.key) =>
-  `${BASE_URL}/v1/dashboard/customer#vendor_purchase_id=${encodeURIComponent(p.purchaseId)}&customer_billing_api_key=${encodeURIComponent(key)}`;
-
 async function apiPurchase(p = purchase) {
   const r = await call(`/v1/purchase/${p.purchaseId}`, { token: p.key });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   return r.body;
-}
-
-/** A setting of the test server's .env (as scripts/dev-server.sh wrote it). */
-function setting(name) {
-  const env = readFileSync(join(STATE_DIR, '.env'), 'utf8');
-  const line = env.split('\n').filter((l) => l.startsWith(`${name}=`)).pop();
-  return line ? line.slice(name.length + 1).replace(/^"|"$/g, '') : '';
-}
-
-/** A JSON-RPC call to the test stack's anvil. */
-async function rpc(method, params = []) {
-  const res = await fetch(setting('RPC_ENDPOINT'), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
-  });
-  const body = await res.json();
-  if (body.error) throw new Error(`${method}: ${JSON.stringify(body.error)}`);
-  return body.result;
 }
 
 const word = (hex) => hex.replace(/^0x/, '').toLowerCase().padStart(64, '0');
@@ -86,17 +66,6 @@ async function payWithoutConfirmations(to, amount) {
   };
   await send(`0x40c10f19${word(from)}${word(units)}`); // mint(from, units)
   return send(`0xa9059cbb${word(to)}${word(units)}`); // transfer(to, units)
-}
-
-async function eventually(fn, what, timeout = 30_000) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last.ok) return last.value;
-    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last.value)}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
 }
 
 describe('served pages', () => {
@@ -248,7 +217,7 @@ describe('customer page', () => {
   });
 
   test('a Gemini purchase shows the gateway base URL and snippets for it', async (t) => {
-    if (!setting('GEMINI_API_KEY')) {
+    if (!geminiOn()) {
       t.skip('the test stack has no Gemini key (GEMINI_API_KEY), so it sells no Gemini gateway');
       return;
     }

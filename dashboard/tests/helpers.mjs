@@ -48,6 +48,46 @@ export function devCheckout(offer = 'aws-s3-storage-giftcard', amount = '5') {
   };
 }
 
+/** The customer page's link for purchase P (with KEY, the link's customer key by default). */
+export const customerUrl = (p, key = p.key) =>
+  `${BASE_URL}/v1/dashboard/customer#vendor_purchase_id=${encodeURIComponent(p.purchaseId)}&customer_billing_api_key=${encodeURIComponent(key)}`;
+
+/** A setting of the test server's .env (as scripts/dev-server.sh wrote it). */
+export function setting(name) {
+  const env = readFileSync(join(STATE_DIR, '.env'), 'utf8');
+  const line = env.split('\n').filter((l) => l.startsWith(`${name}=`)).pop();
+  return line ? line.slice(name.length + 1).replace(/^"|"$/g, '') : '';
+}
+
+/** Whether the test server sells the Gemini gateway (scripts/browser-test.sh gives it a stand-in). */
+export function geminiOn() {
+  return Boolean(process.env.GEMINI_STAND_IN || setting('GEMINI_API_KEY'));
+}
+
+/** A JSON-RPC call to the test stack's anvil. */
+export async function rpc(method, params = []) {
+  const res = await fetch(setting('RPC_ENDPOINT'), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }),
+  });
+  const body = await res.json();
+  if (body.error) throw new Error(`${method}: ${JSON.stringify(body.error)}`);
+  return body.result;
+}
+
+/** FN until it answers {ok: true, value}; that value. Fails after TIMEOUT ms with the last value. */
+export async function eventually(fn, what, timeout = 30_000) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last.ok) return last.value;
+    if (Date.now() > deadline) assert.fail(`${what}: still ${JSON.stringify(last.value)}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
 /** A JSON call to the server; answers {status, body}. */
 export async function call(path, { method, body, token, headers = {} } = {}) {
   const res = await fetch(`${BASE_URL}${path}`, {
@@ -180,6 +220,16 @@ export async function checkView(page, name) {
   await screenshot(page, name);
   if (before) await page.setViewportSize(before);
   assertNoProblems(page);
+}
+
+/** Signs in to the vendor console with TOKEN (a fresh session) at VIEW (`#/VIEW`). */
+export async function signIn(page, token, view = '') {
+  await page.goto(`${BASE_URL}/v1/dashboard/vendor`);
+  await page.evaluate(() => sessionStorage.clear());
+  await page.goto(`${BASE_URL}/v1/dashboard/vendor#/${view}`);
+  await page.fill('input[name="token"]', token);
+  await page.click('[data-action="sign-in"]');
+  await page.locator('[data-field="operator_name"]').waitFor();
 }
 
 /** The data-value of the first element with data-field=FIELD under ROOT (a selector). */

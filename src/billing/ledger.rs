@@ -155,6 +155,96 @@ impl Locked {
     }
 }
 
+/// A purchase row as the lock queries read it ([`lock_many`], the meter's batch query): build it
+/// with [`purchase_row!`] from a record whose columns have these names.
+pub(crate) struct PurchaseRow {
+    pub purchase_id: Uuid,
+    pub offer_id: String,
+    pub title: String,
+    pub customer_email: Option<String>,
+    pub status: String,
+    pub balance_micros: i64,
+    pub low_trigger_micros: Option<i64>,
+    pub critical_trigger_micros: Option<i64>,
+    pub termination_trigger_micros: Option<i64>,
+    pub status_version: i64,
+    pub held: bool,
+    pub limit_held: bool,
+    pub offer_low: Option<i64>,
+    pub offer_critical: Option<i64>,
+    pub offer_termination: Option<i64>,
+}
+
+/// A [`PurchaseRow`] from a query record carrying its columns (same names).
+macro_rules! purchase_row {
+    ($r:expr) => {
+        $crate::billing::ledger::PurchaseRow {
+            purchase_id: $r.purchase_id,
+            offer_id: $r.offer_id,
+            title: $r.title,
+            customer_email: $r.customer_email,
+            status: $r.status,
+            balance_micros: $r.balance_micros,
+            low_trigger_micros: $r.low_trigger_micros,
+            critical_trigger_micros: $r.critical_trigger_micros,
+            termination_trigger_micros: $r.termination_trigger_micros,
+            status_version: $r.status_version,
+            held: $r.held,
+            limit_held: $r.limit_held,
+            offer_low: $r.offer_low,
+            offer_critical: $r.offer_critical,
+            offer_termination: $r.offer_termination,
+        }
+    };
+}
+pub(crate) use purchase_row;
+
+impl Locked {
+    /// The purchases of rows read under `FOR UPDATE`.
+    pub(crate) fn from_rows(
+        rows: impl IntoIterator<Item = PurchaseRow>,
+    ) -> Result<Self, BillingError> {
+        let mut out = HashMap::new();
+        for row in rows {
+            let triggers = match (
+                row.low_trigger_micros,
+                row.critical_trigger_micros,
+                row.termination_trigger_micros,
+            ) {
+                (Some(low), Some(critical), Some(termination)) => Some(Triggers {
+                    low: UsdMicros(low),
+                    critical: UsdMicros(critical),
+                    termination: UsdMicros(termination),
+                }),
+                _ => None,
+            };
+            let id = PurchaseId(row.purchase_id);
+            out.insert(
+                id,
+                LockedPurchase {
+                    id,
+                    offer_id: row.offer_id,
+                    title: row.title,
+                    customer_email: row.customer_email,
+                    status: PurchaseStatus::parse(&row.status)
+                        .ok_or(BillingError::PurchaseNotFound)?,
+                    balance: UsdMicros(row.balance_micros),
+                    triggers,
+                    status_version: row.status_version,
+                    held: row.held,
+                    limit_held: row.limit_held,
+                    offer_triggers: (
+                        row.offer_low.map(UsdMicros),
+                        row.offer_critical.map(UsdMicros),
+                        row.offer_termination.map(UsdMicros),
+                    ),
+                },
+            );
+        }
+        Ok(Self(out))
+    }
+}
+
 /// Locks the purchase rows of `ids` (`FOR UPDATE`, ascending id order) inside the caller's
 /// transaction. Unknown ids are simply absent from the result.
 pub async fn lock_many(
@@ -178,43 +268,7 @@ pub async fn lock_many(
     )
     .fetch_all(&mut *conn)
     .await?;
-    let mut out = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let triggers = match (
-            row.low_trigger_micros,
-            row.critical_trigger_micros,
-            row.termination_trigger_micros,
-        ) {
-            (Some(low), Some(critical), Some(termination)) => Some(Triggers {
-                low: UsdMicros(low),
-                critical: UsdMicros(critical),
-                termination: UsdMicros(termination),
-            }),
-            _ => None,
-        };
-        let id = PurchaseId(row.purchase_id);
-        out.insert(
-            id,
-            LockedPurchase {
-                id,
-                offer_id: row.offer_id,
-                title: row.title,
-                customer_email: row.customer_email,
-                status: PurchaseStatus::parse(&row.status).ok_or(BillingError::PurchaseNotFound)?,
-                balance: UsdMicros(row.balance_micros),
-                triggers,
-                status_version: row.status_version,
-                held: row.held,
-                limit_held: row.limit_held,
-                offer_triggers: (
-                    row.offer_low.map(UsdMicros),
-                    row.offer_critical.map(UsdMicros),
-                    row.offer_termination.map(UsdMicros),
-                ),
-            },
-        );
-    }
-    Ok(Locked(out))
+    Locked::from_rows(rows.into_iter().map(|r| purchase_row!(r)))
 }
 
 /// Locks one purchase row; unknown → `PurchaseNotFound`.
@@ -252,7 +306,8 @@ struct Row {
 
 /// Posts several entries (of one or many purchases) whose purchases `locked` holds, in order, as
 /// if each were posted alone: same balances, statuses, crossings and notifications, but a handful of
-/// statements for the whole batch. Per-entry failures (unknown purchase, overflow, reference
+/// statements for the whole batch (a lookup of references, one statement for the rows and balances,
+/// the notifications of each crossing). Per-entry failures (unknown purchase, overflow, reference
 /// conflict) leave the other entries unaffected; a database error fails the transaction.
 pub async fn post_locked(
     conn: &mut PgConnection,
@@ -375,18 +430,9 @@ pub async fn post_locked(
     }
 
     if !rows.is_empty() {
-        let n = i64::try_from(rows.len()).map_err(|_| BillingError::Overflow)?;
-        let ids: Vec<i64> = sqlx::query_scalar!(
-            r#"select nextval(pg_get_serial_sequence('ledger_entry', 'entry_id')) as "id!"
-               from generate_series(1, $1::bigint)"#,
-            n
-        )
-        .fetch_all(&mut *conn)
-        .await?;
         let mut c = Columns::default();
-        for (row, entry_id) in rows.iter().zip(&ids) {
+        for row in &rows {
             let e = &entries[row.entry].1;
-            c.entry_id.push(*entry_id);
             c.purchase_id.push(row.purchase.0);
             c.kind.push(e.kind.as_str().to_owned());
             c.amount.push(e.amount.0);
@@ -397,34 +443,7 @@ pub async fn post_locked(
             c.metadata.push(e.metadata.clone());
             c.occurred_at.push(e.occurred_at);
             c.reference.push(e.reference.clone());
-            if let Some(Some(Ok(posted))) = results.get_mut(row.entry) {
-                posted.entry_id = *entry_id;
-            }
         }
-        sqlx::query!(
-            "insert into ledger_entry (entry_id, purchase_id, kind, amount_micros, balance_after_micros, usage_amount,
-                 usage_unit, description, metadata, occurred_at, reference)
-             select entry_id, purchase_id, kind, amount_micros, balance_after_micros, usage_amount, usage_unit,
-                    description, metadata, coalesce(occurred_at, now()), reference
-             from unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::numeric[],
-                         $7::text[], $8::text[], $9::jsonb[], $10::timestamptz[], $11::text[])
-                  as u(entry_id, purchase_id, kind, amount_micros, balance_after_micros, usage_amount, usage_unit,
-                       description, metadata, occurred_at, reference)",
-            &c.entry_id,
-            &c.purchase_id,
-            &c.kind,
-            &c.amount,
-            &c.balance_after,
-            &c.usage_amount as &[Option<BigDecimal>],
-            &c.usage_unit as &[Option<String>],
-            &c.description as &[Option<String>],
-            &c.metadata,
-            &c.occurred_at as &[Option<DateTime<Utc>>],
-            &c.reference as &[Option<String>],
-        )
-        .execute(&mut *conn)
-        .await?;
-
         let mut u = PurchaseColumns::default();
         for id in &touched {
             if let Some(p) = locked.0.get(id) {
@@ -438,17 +457,46 @@ pub async fn post_locked(
                 u.credited.push(credited.contains(id));
             }
         }
-        sqlx::query!(
-            "update purchase p set balance_micros = u.balance, status = u.status,
-                 low_trigger_micros = u.low, critical_trigger_micros = u.critical,
-                 termination_trigger_micros = u.termination,
-                 status_changed_at = case when p.status_version <> u.version then now() else p.status_changed_at end,
-                 status_version = u.version,
-                 last_credit_at = case when u.credited then now() else p.last_credit_at end
-             from unnest($1::uuid[], $2::bigint[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[],
-                         $7::bigint[], $8::bool[])
-                  as u(id, balance, status, version, low, critical, termination, credited)
-             where p.purchase_id = u.id",
+        // One statement (one round trip): entry ids taken in the entries' order, the rows appended,
+        // the balances and statuses updated; the ids come back in the same order.
+        let ids: Vec<i64> = sqlx::query_scalar!(
+            r#"with u as materialized (
+                   select nextval(pg_get_serial_sequence('ledger_entry', 'entry_id')) as entry_id, s.*
+                   from (select * from unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::numeric[],
+                                              $6::text[], $7::text[], $8::jsonb[], $9::timestamptz[], $10::text[])
+                                 with ordinality
+                                 as s(purchase_id, kind, amount_micros, balance_after_micros, usage_amount,
+                                      usage_unit, description, metadata, occurred_at, reference, ord)
+                         order by ord) s
+               ), appended as (
+                   insert into ledger_entry (entry_id, purchase_id, kind, amount_micros, balance_after_micros,
+                       usage_amount, usage_unit, description, metadata, occurred_at, reference)
+                   select entry_id, purchase_id, kind, amount_micros, balance_after_micros, usage_amount, usage_unit,
+                          description, metadata, coalesce(occurred_at, now()), reference
+                   from u
+               ), balances as (
+                   update purchase p set balance_micros = v.balance, status = v.status,
+                       low_trigger_micros = v.low, critical_trigger_micros = v.critical,
+                       termination_trigger_micros = v.termination,
+                       status_changed_at = case when p.status_version <> v.version then now() else p.status_changed_at end,
+                       status_version = v.version,
+                       last_credit_at = case when v.credited then now() else p.last_credit_at end
+                   from unnest($11::uuid[], $12::bigint[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[],
+                               $17::bigint[], $18::bool[])
+                        as v(id, balance, status, version, low, critical, termination, credited)
+                   where p.purchase_id = v.id
+               )
+               select entry_id as "entry_id!" from u order by ord"#,
+            &c.purchase_id,
+            &c.kind,
+            &c.amount,
+            &c.balance_after,
+            &c.usage_amount as &[Option<BigDecimal>],
+            &c.usage_unit as &[Option<String>],
+            &c.description as &[Option<String>],
+            &c.metadata,
+            &c.occurred_at as &[Option<DateTime<Utc>>],
+            &c.reference as &[Option<String>],
             &u.id,
             &u.balance,
             &u.status,
@@ -458,8 +506,16 @@ pub async fn post_locked(
             &u.termination as &[Option<i64>],
             &u.credited,
         )
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
+        if ids.len() != rows.len() {
+            return Err(BillingError::Internal("ledger ids missing".into()));
+        }
+        for (row, entry_id) in rows.iter().zip(&ids) {
+            if let Some(Some(Ok(posted))) = results.get_mut(row.entry) {
+                posted.entry_id = *entry_id;
+            }
+        }
     }
 
     // Replays of a reference first posted by this same batch report that entry's id.
@@ -488,7 +544,6 @@ pub async fn post_locked(
 
 #[derive(Default)]
 struct Columns {
-    entry_id: Vec<i64>,
     purchase_id: Vec<Uuid>,
     kind: Vec<String>,
     amount: Vec<i64>,

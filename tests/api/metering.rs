@@ -545,3 +545,189 @@ async fn dead_tokens_and_unknown_purchases_in_a_batch_are_refused_alike_and_move
         .unwrap();
     assert_eq!(keys, 10, "no answer kept for a refused record");
 }
+
+fn usage(
+    purchase: vendor_server::domain::ids::PurchaseId,
+    billed: i64,
+) -> vendor_server::billing::meter::UsageRecord {
+    vendor_server::billing::meter::UsageRecord {
+        purchase_id: purchase,
+        timestamp: None,
+        usage_amount: vendor_server::domain::money::UsdMicros(1_000_000),
+        usage_unit: "tokens".into(),
+        billed_amount: vendor_server::domain::money::UsdMicros(billed),
+        description: None,
+        metadata: json!({}),
+    }
+}
+
+/// Waits until a connection of this test's database waits for a lock (the meter's batch on a held
+/// purchase row).
+async fn wait_for_a_lock_wait(pool: &PgPool) {
+    for _ in 0..1_000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the meter never waited for the purchase lock");
+}
+
+/// The meter reads the keys already answered in the statement that locks the purchases, so on a
+/// snapshot taken before the lock is granted: a key committed by another server while the batch
+/// waited for the lock is not seen there. Its save finds the key, the batch is rolled back and run
+/// again, and the record is replayed, never debited twice.
+#[sqlx::test]
+async fn a_key_committed_by_another_server_while_the_batch_waits_is_replayed(pool: PgPool) {
+    use vendor_server::billing::ledger::{self, EntryKind, NewEntry};
+    use vendor_server::domain::money::UsdMicros;
+    let app = spawn_app(pool.clone()).await;
+    let a = buy(&pool, OFFER, 10_000_000, None).await;
+    let record = usage(a.id, 1_000);
+    // The other server holds the purchase, debits the record and keeps its answer under "k".
+    let mut other = pool.begin().await.unwrap();
+    let posted = ledger::post(
+        &mut other,
+        a.id,
+        &NewEntry::new(EntryKind::Usage, UsdMicros(-1_000)),
+    )
+    .await
+    .unwrap();
+    let first = json!({"record": {"id": posted.entry_id}, "answered_by": "the other server"});
+    sqlx::query(
+        "insert into meter_idempotency (purchase_id, key, request_hash, response) values ($1, 'k', $2, $3)",
+    )
+    .bind(a.id.0)
+    .bind(record.request_hash())
+    .bind(&first)
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let meter = app.state.meter.clone();
+    let token = a.vendor_key.clone();
+    let call = tokio::spawn(async move { meter.record(record, Some("k".into()), token).await });
+    wait_for_a_lock_wait(&pool).await;
+    other.commit().await.unwrap();
+    let answer = call.await.unwrap().unwrap();
+    assert!(answer.replayed, "{}", answer.body);
+    assert_eq!(answer.body, first);
+    assert_eq!(usage_rows(&pool, &a).await, 1);
+    assert_eq!(balance(&pool, a.id).await, 10_000_000 - 1_000);
+}
+
+/// One batch (the worker waits on a held purchase while the records queue, then takes them all
+/// in one transaction): two purchases, a key sent twice with the same body (one debit, the second
+/// replayed), the same key with another body (409), the same key on the other purchase (its own
+/// debit) and a crossing (announced once).
+#[sqlx::test]
+async fn one_batch_mixing_purchases_duplicate_keys_and_a_crossing(pool: PgPool) {
+    use vendor_server::billing::BillingError;
+    use vendor_server::billing::meter::WORKERS;
+    let app = spawn_app(pool.clone()).await;
+    // 10 USD each: low at 2, critical at 1. Two purchases of the same worker.
+    let a = buy(&pool, OFFER, 10_000_000, None).await;
+    let shard = |p: &Bought| p.id.0.as_u128() % WORKERS as u128;
+    let mut b = buy(&pool, OFFER, 10_000_000, None).await;
+    while shard(&b) != shard(&a) {
+        b = buy(&pool, OFFER, 10_000_000, None).await;
+    }
+    let meter = app.state.meter.clone();
+    let call = |id, key: &str, billed| {
+        let (meter, token, key) = (meter.clone(), a.vendor_key.clone(), key.to_owned());
+        tokio::spawn(async move { meter.record(usage(id, billed), Some(key), token).await })
+    };
+    let mut hold = pool.begin().await.unwrap();
+    sqlx::query("select 1 from purchase where purchase_id = $1 for update")
+        .bind(a.id.0)
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let blocked = call(a.id, "k0", 1_000_000);
+    wait_for_a_lock_wait(&pool).await;
+    let mut queued = Vec::new();
+    for (id, key, billed) in [
+        (a.id, "k1", 6_000_000),
+        (a.id, "k2", 1_500_000),
+        (a.id, "k2", 1_500_000),
+        (a.id, "k2", 1_600_000),
+        (b.id, "k1", 1_000_000),
+        (a.id, "k3", 100_000),
+        (b.id, "kb", 1_000_000),
+    ] {
+        queued.push(call(id, key, billed));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    hold.commit().await.unwrap();
+    let first = blocked.await.unwrap().unwrap();
+    assert_eq!(first.body["balance_usd"], "9.000000");
+    let mut answers = Vec::new();
+    for task in queued {
+        answers.push(task.await.unwrap());
+    }
+    let ok = |i: usize| answers[i].as_ref().unwrap();
+    let expected = [
+        (0, "3.000000", "active"),
+        (1, "1.500000", "low"),
+        (4, "9.000000", "active"),
+        (5, "1.400000", "low"),
+        (6, "8.000000", "active"),
+    ];
+    for (i, balance_usd, status) in expected {
+        assert!(!ok(i).replayed, "{i}");
+        assert_eq!(
+            ok(i).body["balance_usd"],
+            balance_usd,
+            "{i}: {}",
+            ok(i).body
+        );
+        assert_eq!(ok(i).body["status"], status, "{i}");
+    }
+    assert!(ok(2).replayed);
+    assert_eq!(ok(2).body, ok(1).body);
+    assert!(matches!(
+        answers[3],
+        Err(BillingError::IdempotencyConflict(_))
+    ));
+
+    // One transaction: the five debits after the first share their commit's time.
+    let (rows, times): (i64, i64) = sqlx::query_as(
+        "select count(*), count(distinct created_at) from ledger_entry
+         where kind = 'usage' and entry_id > $1",
+    )
+    .bind(first.body["record"]["id"].as_i64().unwrap())
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((rows, times), (5, 1));
+    assert_eq!(usage_rows(&pool, &a).await, 4);
+    assert_eq!(usage_rows(&pool, &b).await, 2);
+    assert_eq!(balance(&pool, a.id).await, 1_400_000);
+    assert_eq!(balance(&pool, b.id).await, 8_000_000);
+    let statuses = |p: Vec<Value>| -> Vec<String> {
+        p.iter()
+            .map(|d| d["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let a_changes = outbox_rows(&pool, a.id, "webhook", "purchase.status_changed").await;
+    assert_eq!(statuses(a_changes), ["active", "low"]);
+    let b_changes = outbox_rows(&pool, b.id, "webhook", "purchase.status_changed").await;
+    assert_eq!(statuses(b_changes), ["active"]);
+    assert_eq!(
+        outbox_rows(&pool, a.id, "officex", "purchase.status_changed")
+            .await
+            .len(),
+        2
+    );
+    let keys: i64 = sqlx::query_scalar("select count(*) from meter_idempotency")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, 6);
+}

@@ -1,13 +1,6 @@
 // The admin API (`/v1/admin/…`) as typed calls, one per route the console uses. `call` adds the
 // operator's bearer token (and signs out on 401); every write sends an `Idempotency-Key`.
-import type {
-  Daily,
-  OperatorCreated,
-  OperatorRole,
-  OperatorRow,
-  Page,
-  SignedInOperator,
-} from './handwritten';
+import type { Page } from './handwritten';
 import type {
   AdjustmentOut,
   AdminOverview,
@@ -18,12 +11,17 @@ import type {
   CostImportRow,
   CreatedToken,
   CredentialKind,
+  DailyStats,
   GasBalance,
   LedgerItem,
   NotificationRow,
+  OperatorCreated,
+  OperatorRole,
+  OperatorRow,
   ReconcileReport,
   RescanOut,
   RotatedCredential,
+  SignedInOperator,
   StatusActionOut,
   SweepRow,
   TokenRow,
@@ -100,7 +98,7 @@ export function adminApi(call: Call) {
       call<unknown>(`/v1/admin/tokens/${enc(String(id))}`, { method: 'DELETE', idempotencyKey: key }),
     gas: () => call<Page<GasBalance> | GasBalance[]>('/v1/admin/gas'),
     me: () => call<SignedInOperator>('/v1/admin/me'),
-    daily: (days: number) => call<Daily>(`/v1/admin/stats/daily${query({ days })}`),
+    daily: (days: number) => call<DailyStats>(`/v1/admin/stats/daily${query({ days })}`),
     operators: () => call<Page<OperatorRow>>('/v1/admin/operators'),
     createOperator: (name: string, role: OperatorRole, key: string) =>
       post<OperatorCreated>('/v1/admin/operators', key, { name, role, idempotency_key: key }),

@@ -14,6 +14,16 @@ export type Interval = NonNullable<HistoricalBillingRequest['interval']>;
 export type VerifyTopupResponse = Schemas['VerifyTopupResponse'];
 export type PurchaseStatus = Purchase['status'];
 export type LedgerItem = Schemas['LedgerItem'];
+/** `GET /v1/purchase/{id}`'s `purchase.resource`: how to use what was bought, never a secret. */
+export type ResourceInfo = Schemas['ResourceInfo'];
+/** A payment to the deposit address that is not in the balance yet. */
+export type Incoming = Schemas['Incoming'];
+/** A credential as `GET /v1/purchase/{id}` lists it: kind, hint, created, never the secret. */
+export type CredentialOut = Schemas['CredentialOut'];
+/** `GET /v1/purchase/{id}/credentials/gateway_key`: the receipt's gateway key while it is kept. */
+export type RevealedKey = Schemas['RevealedKey'];
+/** A refund on the wire (the customer's and the console's). */
+export type Refund = Schemas['Refund'];
 
 // The admin API (`/v1/admin/…`, the vendor console).
 export type AdminOverview = Schemas['AdminOverview'];
@@ -37,7 +47,7 @@ export type NotificationRow = Schemas['NotificationRow'];
 export type CostImportRow = Schemas['CostImportRow'];
 export type AuditRecord = Schemas['AuditRecord'];
 /** A refund as `GET /v1/admin/refunds` lists it (and every refund action answers). */
-export type AdminRefund = Schemas['Refund'];
+export type AdminRefund = Refund;
 export type DepositRow = Schemas['DepositRow'];
 export type EndpointReport = Schemas['EndpointReport'];
 export type CredentialKind = Schemas['CredentialKind'];
@@ -47,3 +57,13 @@ export type RotatedCredential = Schemas['RotatedCredential'];
 export type RescanOut = Schemas['RescanOut'];
 export type ReconcileReport = Schemas['ReconcileReport'];
 export type ReconcileMismatch = Schemas['Mismatch'];
+/** `GET /v1/admin/me`: who is signed in (`id` null for ADMIN_TOKEN, the bootstrap owner). */
+export type SignedInOperator = Schemas['SignedInOperator'];
+export type OperatorRole = Schemas['OperatorRole'];
+/** A row of `GET /v1/admin/operators`. */
+export type OperatorRow = Schemas['OperatorRow'];
+/** `POST /v1/admin/operators` answers the token once (null in a replay). */
+export type OperatorCreated = Schemas['OperatorCreated'];
+/** `GET /v1/admin/stats/daily` and one UTC day of it. */
+export type DailyStats = Schemas['DailyStats'];
+export type DailyItem = Schemas['DailyStat'];

@@ -6,6 +6,8 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 export function ConfirmButton(props: {
   /** data-action of the button; the confirm button is data-action="confirm". */
   action: string;
+  /** data-kind of the button and of its question, when one view has several (one per kind). */
+  kind?: string;
   label: ComponentChildren;
   question: ComponentChildren;
   confirmLabel?: string;
@@ -27,6 +29,7 @@ export function ConfirmButton(props: {
         type="button"
         class={`btn${size}${props.danger ? ' btn-danger' : ''}`}
         data-action={props.action}
+        data-kind={props.kind}
         disabled={props.disabled}
         title={props.title}
         onClick={() => setOpen(true)}
@@ -36,7 +39,7 @@ export function ConfirmButton(props: {
     );
   }
   return (
-    <div class="confirm" role="group" aria-label="Confirm" ref={box} data-confirm-for={props.action}>
+    <div class="confirm" role="group" aria-label="Confirm" ref={box} data-confirm-for={props.action} data-kind={props.kind}>
       <p class="small">{props.question}</p>
       <div class="actions-row">
         <button

@@ -1,12 +1,17 @@
 // The customer's page: the link's credentials (kept in this tab, out of the address bar), then the
-// purchase page (views/PurchasePage.tsx) or what is wrong with the link.
-import { useMemo } from 'preact/hooks';
-import { takeCredentials } from './credentials';
+// purchase page (views/PurchasePage.tsx) or what is wrong with the link. A new customer key made on
+// the page replaces the link's at once (kept in this tab too), so the page keeps working.
+import { useCallback, useState } from 'preact/hooks';
+import { type Credentials, keepCredentials, takeCredentials } from './credentials';
 import { Problem } from './views/Problem';
 import { PurchasePage } from './views/PurchasePage';
 
 export function App() {
-  const state = useMemo(takeCredentials, []);
+  const [state, setState] = useState(takeCredentials);
+  const switchTo = useCallback((creds: Credentials) => {
+    keepCredentials(creds);
+    setState({ kind: 'ok', creds });
+  }, []);
   if (state.kind === 'missing') {
     return (
       <Problem title="This link is incomplete">
@@ -24,5 +29,5 @@ export function App() {
       </Problem>
     );
   }
-  return <PurchasePage creds={state.creds} />;
+  return <PurchasePage creds={state.creds} onNewKey={switchTo} />;
 }

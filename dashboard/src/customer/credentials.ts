@@ -25,11 +25,7 @@ export function takeCredentials(): CredentialState {
       window.history.replaceState(null, '', window.location.pathname + window.location.search);
       if (purchaseId && key) {
         const creds = { purchaseId, key };
-        try {
-          sessionStorage.setItem(STORAGE_KEY, JSON.stringify(creds));
-        } catch {
-          // Storage refused (private mode quotas): the page still works until it is closed.
-        }
+        keepCredentials(creds);
         return { kind: 'ok', creds };
       }
       if (purchaseId) return { kind: 'no-key', purchaseId };
@@ -45,6 +41,15 @@ export function takeCredentials(): CredentialState {
     // Unreadable storage: treat as no credentials.
   }
   return { kind: 'missing' };
+}
+
+/** Keeps CREDS for this tab (a reload finds them): the link's, or a new customer key's. */
+export function keepCredentials(creds: Credentials): void {
+  try {
+    sessionStorage.setItem(STORAGE_KEY, JSON.stringify(creds));
+  } catch {
+    // Storage refused (private mode quotas): the page still works until it is closed.
+  }
 }
 
 export function forgetCredentials(): void {

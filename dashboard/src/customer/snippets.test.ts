@@ -17,6 +17,14 @@ describe('geminiSnippets', () => {
     }
   });
 
+  test('a shown key replaces the placeholder everywhere', () => {
+    const s = geminiSnippets('https://vendor.example', 'vsg_abc123');
+    for (const snippet of [s.curl, s.python, s.js, s.openai]) {
+      expect(snippet).toContain('vsg_abc123');
+      expect(snippet).not.toContain('YOUR_KEY');
+    }
+  });
+
   test("the README's \"Use it from your code\" shows the same snippets", () => {
     const section = readme.split('## Use it from your code')[1]?.split('\n## ')[0] ?? '';
     expect(section).not.toBe('');

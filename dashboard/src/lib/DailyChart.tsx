@@ -4,7 +4,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import type { DailyItem } from '../api/handwritten';
+import type { DailyItem } from '../api/types';
 import { formatUsd, toNumber } from './money';
 import { dayStart, describeDay } from './daily';
 

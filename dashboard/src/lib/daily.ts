@@ -1,6 +1,6 @@
 // Money over time, pure: per-day figures for the overview's chart and its hover panel, and the
 // totals of a window, summed exactly (BigInt micro-dollars).
-import type { DailyItem } from '../api/handwritten';
+import type { DailyItem } from '../api/types';
 import { formatUsdCents, sumDecimals } from './money';
 
 export function dayStart(day: string): number {

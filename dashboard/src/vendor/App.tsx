@@ -4,7 +4,7 @@
 import { useCallback, useEffect, useMemo, useState } from 'preact/hooks';
 import { ApiError, api } from '../lib/api';
 import { type Call, adminApi } from '../api/admin';
-import type { SignedInOperator } from '../api/handwritten';
+import type { SignedInOperator } from '../api/types';
 import { ROLE_TEXT, can } from '../lib/roles';
 import { AdminContext, useAdmin, useLoad } from './hooks';
 import { SessionContext } from './session';

@@ -1,7 +1,7 @@
 // Who is signed in to the console and what their role lets them do (lib/roles.ts).
 import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
-import type { SignedInOperator } from '../api/handwritten';
+import type { SignedInOperator } from '../api/types';
 import { type Action, can } from '../lib/roles';
 
 export const SessionContext = createContext<SignedInOperator | null>(null);

@@ -1,8 +1,7 @@
 // Payments to the deposit address that are not in the balance yet, with their confirmations.
 import { shortHex } from '../../lib/format';
-import type { AcceptedToken } from '../../api/types';
+import type { AcceptedToken, Incoming } from '../../api/types';
 import { Money } from '../../components/ui';
-import type { Incoming } from '../types';
 
 export function PendingDeposits(props: { deposits: Incoming[]; accepts: AcceptedToken[] }) {
   const { deposits } = props;

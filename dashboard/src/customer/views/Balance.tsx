@@ -5,9 +5,9 @@ import { daysLeft, formatUsdCents, sumDecimals, toMicros } from '../../lib/money
 import * as customer from '../../api/customer';
 import { Money } from '../../components/ui';
 import type { Credentials } from '../credentials';
-import type { PurchaseView } from '../types';
+import type { PurchaseResponse } from '../../api/types';
 
-export function BalanceCard(props: { data: PurchaseView; creds: Credentials; reloadKey: number }) {
+export function BalanceCard(props: { data: PurchaseResponse; creds: Credentials; reloadKey: number }) {
   const p = props.data.purchase;
   const [spent7, setSpent7] = useState<string | null>(null);
   useEffect(() => {

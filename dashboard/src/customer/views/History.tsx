@@ -5,7 +5,8 @@ import { shortHex } from '../../lib/format';
 import { Time } from '../../components/values';
 import { toMicros } from '../../lib/money';
 import * as customer from '../../api/customer';
-import type { LedgerEntry, Page } from '../../api/handwritten';
+import type { Page } from '../../api/handwritten';
+import type { LedgerItem } from '../../api/types';
 import { Alert, Money } from '../../components/ui';
 import { Pager, useCursors } from '../../components/Pager';
 import type { Credentials } from '../credentials';
@@ -22,7 +23,7 @@ const KIND_TEXT: Record<string, string> = {
 
 export function LedgerCard(props: { creds: Credentials; reloadKey: number }) {
   const cursors = useCursors();
-  const [page, setPage] = useState<Page<LedgerEntry> | null>(null);
+  const [page, setPage] = useState<Page<LedgerItem> | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [missing, setMissing] = useState(false);
   const cursor = cursors.cursor;

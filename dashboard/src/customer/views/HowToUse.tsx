@@ -1,10 +1,12 @@
-// How to use what was bought: decided by the resource's kind (S3 bucket settings, Gemini gateway
-// base URL and snippets); never a secret.
-import type { PurchaseView, ResourceInfo } from '../types';
+// How to use what was bought: decided by the resource's kind (S3 bucket settings; Gemini gateway
+// base URL, the receipt's key while it is shown, and snippets, with the key while it is revealed).
+import type { PurchaseResponse, ResourceInfo } from '../../api/types';
 import { geminiSnippets } from '../snippets';
 import { FactRow, Snippet } from '../components/Snippet';
+import { GatewayKeyRow } from '../components/GatewayKey';
+import type { GatewayKey } from '../gatewayKey';
 
-export function HowToUse(props: { data: PurchaseView }) {
+export function HowToUse(props: { data: PurchaseResponse; gateway: GatewayKey }) {
   const p = props.data.purchase;
   const r: ResourceInfo | null = p.resource ?? null;
   const kind = r?.kind ?? '';
@@ -30,17 +32,21 @@ export function HowToUse(props: { data: PurchaseView }) {
   }
   if (kind === 'gemini') {
     const base = r.gateway_base_url ?? window.location.origin;
-    const s = geminiSnippets(base);
+    const g = props.gateway;
+    const shown = g.revealed && g.state.kind === 'shown' ? g.state.secret : undefined;
+    const s = geminiSnippets(base, shown);
     return (
       <section class="card" aria-labelledby="use-h" data-section="how-to-use" data-state="ready" data-kind={kind}>
         {head}
         <p>
-          Use any Gemini client with this base URL and your gateway key (from your receipt; it is not shown here).
-          Replace <code>YOUR_KEY</code> with it. Google's REST API is under <code>/v1beta</code> and <code>/v1</code>,
-          Gemini's OpenAI-compatible API under <code>/v1beta/openai/</code>.
+          Use any Gemini client with this base URL and your gateway key.{' '}
+          {shown ? 'The examples below include your key: keep them private.' : <>Replace <code>YOUR_KEY</code> with it (or show the key: the examples then include it).</>}{' '}
+          Google's REST API is under <code>/v1beta</code> and <code>/v1</code>, Gemini's OpenAI-compatible API under{' '}
+          <code>/v1beta/openai/</code>.
         </p>
         <dl class="facts">
           <FactRow label="Base URL" field="gateway_base_url" value={r.gateway_base_url} copyLabel="the gateway base URL" />
+          <GatewayKeyRow gateway={g} />
         </dl>
         <Snippet id="snip-curl" label="curl" code={s.curl} />
         <Snippet id="snip-py" label="Python (google-genai)" code={s.python} />
@@ -57,7 +63,8 @@ export function HowToUse(props: { data: PurchaseView }) {
         {head}
         <p>
           Your storage is an S3 bucket of its own. The access key is in the gift card of your receipt (open it in
-          OfficeX); it is never shown on this page. Any S3 client works with these settings.
+          OfficeX); lost it? Make a new one under <a href="#credentials-h">Keys and links</a>. Any S3 client works with
+          these settings.
         </p>
         <dl class="facts">
           <FactRow label="Bucket" field="bucket" value={r.bucket} copyLabel="the bucket name" />

@@ -1,7 +1,7 @@
 // The purchase page: loads the purchase (refreshed every 20 s, every 5 s while payments are on
 // their way) and lays out its cards: status, balance, top up, usage, S3 estimates, history,
-// refunds, how to use it, support.
-import { useCallback, useEffect, useState } from 'preact/hooks';
+// refunds, how to use it, keys and links, support.
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, errorText } from '../../lib/api';
 import { formatTime } from '../../lib/format';
 import { formatUsdCents } from '../../lib/money';
@@ -9,7 +9,7 @@ import * as customer from '../../api/customer';
 import { Alert, STATUS_TEXT, StatusBadge } from '../../components/ui';
 import { S3EstimateCard } from '../../components/S3Estimate';
 import { type Credentials, forgetCredentials } from '../credentials';
-import type { PurchaseView } from '../types';
+import type { CredentialKind, PurchaseResponse } from '../../api/types';
 import { ProvisioningFailed } from '../ProvisioningFailed';
 import { Problem, Support } from './Problem';
 import { BalanceCard } from './Balance';
@@ -18,26 +18,36 @@ import { UsageCard } from './Usage';
 import { LedgerCard } from './History';
 import { Refunds } from './Refunds';
 import { HowToUse } from './HowToUse';
+import { CredentialsCard } from './Credentials';
+import { useGatewayKey } from '../gatewayKey';
 
 const REFRESH_MS = 20_000;
 /** While payments are on their way: often enough to watch their confirmations count up. */
 const REFRESH_PENDING_MS = 5_000;
 
-export function PurchasePage(props: { creds: Credentials }) {
+export function PurchasePage(props: { creds: Credentials; onNewKey: (creds: Credentials) => void }) {
   const { creds } = props;
-  const [data, setData] = useState<PurchaseView | null>(null);
+  const [data, setData] = useState<PurchaseResponse | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [refreshedAt, setRefreshedAt] = useState<Date | null>(null);
   const [reloadKey, setReloadKey] = useState(0);
+  // The key of the moment: an answer to a call made with a key replaced meanwhile is dropped (its
+  // 401 must not end the page the new key keeps open).
+  const currentCreds = useRef(creds);
+  currentCreds.current = creds;
+  const p0 = data?.purchase;
+  const gateway = useGatewayKey(creds, p0?.resource?.kind === 'gemini' && p0.status !== 'deleted');
 
   const load = useCallback(async () => {
     try {
       const body = await customer.purchase(creds);
+      if (currentCreds.current !== creds) return;
       setData(body);
       setError(null);
       setRefreshedAt(new Date());
       document.title = `${body.purchase.title} — ${formatUsdCents(body.purchase.balance_usd)}`;
     } catch (e) {
+      if (currentCreds.current !== creds) return;
       setError(e instanceof ApiError ? e : new ApiError(0, 'unknown', errorText(e)));
     }
   }, [creds]);
@@ -60,6 +70,16 @@ export function PurchasePage(props: { creds: Credentials }) {
     await load();
     setReloadKey((k) => k + 1);
   }, [load]);
+
+  const rotated = async (kind: CredentialKind, secret: string) => {
+    if (kind === 'customer_key') {
+      // The page reloads everything with the new key (load depends on creds).
+      props.onNewKey({ purchaseId: creds.purchaseId, key: secret });
+      return;
+    }
+    if (kind === 'gateway_key') gateway.replaced();
+    await load();
+  };
 
   if (error && (error.status === 401 || error.status === 404)) {
     forgetCredentials();
@@ -134,7 +154,8 @@ export function PurchasePage(props: { creds: Credentials }) {
         )}
         <LedgerCard creds={creds} reloadKey={reloadKey} />
         <Refunds creds={creds} data={data} reloadKey={reloadKey} onChange={refreshAll} />
-        <HowToUse data={data} />
+        <HowToUse data={data} gateway={gateway} />
+        <CredentialsCard data={data} creds={creds} onRotated={rotated} />
         <Support purchaseId={p.id} vendor={p.vendor_name} />
       </main>
     </>

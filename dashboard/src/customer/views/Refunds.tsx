@@ -1,6 +1,7 @@
 // The customer's refunds: ask for unused balance (or, once the purchase is deleted, unclaimed
-// payments) back to an address, see each refund's status and its transaction, cancel one still
-// waiting for the vendor. POST/GET /v1/purchase/{id}/refunds (customer key, Idempotency-Key).
+// payments) back to an address, see each refund's status and its transaction (refreshed every 5 s
+// while one is on its way), cancel one still waiting for the vendor. POST/GET
+// /v1/purchase/{id}/refunds (customer key, Idempotency-Key).
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { api, errorText, newIdempotencyKey } from '../../lib/api';
 import { shortHex } from '../../lib/format';
@@ -8,25 +9,11 @@ import { Time } from '../../components/values';
 import { formatUsdCents, toMicros } from '../../lib/money';
 import { Alert, Field, Money } from '../../components/ui';
 import type { Credentials } from '../credentials';
-import type { PurchaseView } from '../types';
+import type { PurchaseResponse, Refund } from '../../api/types';
 
-/** A refund as the API answers it (OpenAPI `Refund`). */
-export interface Refund {
-  refund_id: string;
-  status: string;
-  source: string;
-  amount_usd: string;
-  token_amount: string;
-  token_symbol: string;
-  chain_id: number;
-  to_address: string;
-  closes_purchase: boolean;
-  reason?: string | null;
-  tx_hash?: string | null;
-  explorer_url?: string | null;
-  created_at: string;
-  paid_at?: string | null;
-}
+/** Statuses the vendor or the chain still moves on, and how often the list is reread meanwhile. */
+const MOVING = ['requested', 'approved', 'paying'];
+const REFRESH_MOVING_MS = 5_000;
 
 const STATUS_TEXT: Record<string, string> = {
   requested: 'Waiting for the vendor',
@@ -38,7 +25,7 @@ const STATUS_TEXT: Record<string, string> = {
   failed: 'Payment failed; the vendor retries',
 };
 
-export function Refunds(props: { creds: Credentials; data: PurchaseView; reloadKey: number; onChange: () => Promise<void> }) {
+export function Refunds(props: { creds: Credentials; data: PurchaseResponse; reloadKey: number; onChange: () => Promise<void> }) {
   const { creds, data } = props;
   const base = `/v1/purchase/${encodeURIComponent(creds.purchaseId)}/refunds`;
   const [items, setItems] = useState<Refund[] | null>(null);
@@ -61,8 +48,16 @@ export function Refunds(props: { creds: Credentials; data: PurchaseView; reloadK
   useEffect(() => {
     void load();
   }, [load, props.reloadKey]);
+  const moving = (items ?? []).some((r) => MOVING.includes(r.status));
+  useEffect(() => {
+    if (!moving) return;
+    const timer = window.setInterval(() => {
+      if (document.visibilityState === 'visible') void load();
+    }, REFRESH_MOVING_MS);
+    return () => window.clearInterval(timer);
+  }, [load, moving]);
 
-  const unclaimed = (data as { unclaimed_usd?: string }).unclaimed_usd ?? '0';
+  const unclaimed = data.unclaimed_usd;
   const deleted = data.purchase.status === 'deleted';
   const available = deleted ? unclaimed : data.purchase.balance_usd;
 
@@ -157,69 +152,71 @@ export function Refunds(props: { creds: Credentials; data: PurchaseView; reloadK
       <div aria-live="polite">{message && <Alert tone={message.tone}>{message.text}</Alert>}</div>
       {error && <Alert tone="error">{error}</Alert>}
       {items && items.length > 0 && (
-        <table data-table="refunds">
-          <caption class="sr-only">Your refunds, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">Requested</th>
-              <th scope="col">Amount</th>
-              <th scope="col">To</th>
-              <th scope="col">Status</th>
-              <th scope="col">Transaction</th>
-              <th scope="col">
-                <span class="sr-only">Actions</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {items.map((r) => (
-              <tr key={r.refund_id} data-refund-id={r.refund_id}>
-                <td>
-                  <Time field="created_at" value={r.created_at} />
-                </td>
-                <td>
-                  <Money field="amount_usd" value={r.amount_usd} />{' '}
-                  <span class="muted small">
-                    ({r.token_amount} {r.token_symbol})
-                  </span>
-                </td>
-                <td>
-                  <Field field="to_address" value={r.to_address}>
-                    <code>{shortHex(r.to_address)}</code>
-                  </Field>
-                </td>
-                <td>
-                  <Field field="status" value={r.status}>
-                    {STATUS_TEXT[r.status] ?? r.status}
-                  </Field>
-                  {r.reason && <span class="muted small"> — {r.reason}</span>}
-                </td>
-                <td>
-                  {r.tx_hash ? (
-                    r.explorer_url ? (
-                      <a href={r.explorer_url} data-field="tx_hash" data-value={r.tx_hash} rel="noopener noreferrer" target="_blank">
-                        {shortHex(r.tx_hash)}
-                      </a>
-                    ) : (
-                      <Field field="tx_hash" value={r.tx_hash}>
-                        <code>{shortHex(r.tx_hash)}</code>
-                      </Field>
-                    )
-                  ) : (
-                    <span class="muted">—</span>
-                  )}
-                </td>
-                <td>
-                  {r.status === 'requested' && (
-                    <button type="button" class="btn btn-small" data-action="cancel-refund" disabled={busy} onClick={() => void cancel(r.refund_id)}>
-                      Cancel
-                    </button>
-                  )}
-                </td>
+        <div class="table-wrap" tabIndex={0} role="region" aria-label="Your refunds">
+          <table data-table="refunds">
+            <caption class="sr-only">Your refunds, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Requested</th>
+                <th scope="col">Amount</th>
+                <th scope="col">To</th>
+                <th scope="col">Status</th>
+                <th scope="col">Transaction</th>
+                <th scope="col">
+                  <span class="sr-only">Actions</span>
+                </th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {items.map((r) => (
+                <tr key={r.refund_id} data-refund-id={r.refund_id}>
+                  <td data-label="Requested">
+                    <Time field="created_at" value={r.created_at} />
+                  </td>
+                  <td data-label="Amount">
+                    <Money field="amount_usd" value={r.amount_usd} />{' '}
+                    <span class="muted small">
+                      ({r.token_amount} {r.token_symbol})
+                    </span>
+                  </td>
+                  <td data-label="To">
+                    <Field field="to_address" value={r.to_address}>
+                      <code>{shortHex(r.to_address)}</code>
+                    </Field>
+                  </td>
+                  <td data-label="Status">
+                    <Field field="status" value={r.status}>
+                      {STATUS_TEXT[r.status] ?? r.status}
+                    </Field>
+                    {r.reason && <span class="muted small"> — {r.reason}</span>}
+                  </td>
+                  <td data-label="Transaction">
+                    {r.tx_hash ? (
+                      r.explorer_url ? (
+                        <a href={r.explorer_url} data-field="tx_hash" data-value={r.tx_hash} rel="noopener noreferrer" target="_blank">
+                          {shortHex(r.tx_hash)}
+                        </a>
+                      ) : (
+                        <Field field="tx_hash" value={r.tx_hash}>
+                          <code>{shortHex(r.tx_hash)}</code>
+                        </Field>
+                      )
+                    ) : (
+                      <span class="muted">—</span>
+                    )}
+                  </td>
+                  <td data-label="Actions">
+                    {r.status === 'requested' && (
+                      <button type="button" class="btn btn-small" data-action="cancel-refund" disabled={busy} onClick={() => void cancel(r.refund_id)}>
+                        Cancel
+                      </button>
+                    )}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </section>
   );

@@ -6,17 +6,16 @@ import { shortHex } from '../../lib/format';
 import { formatUsdCents, toMicros } from '../../lib/money';
 import { QrCode, eip681 } from '../../lib/qr';
 import * as customer from '../../api/customer';
-import type { AcceptedToken } from '../../api/types';
+import type { AcceptedToken, PurchaseResponse } from '../../api/types';
 import { Alert, CopyButton, Field } from '../../components/ui';
 import type { Credentials } from '../credentials';
-import type { PurchaseView } from '../types';
 import { PendingDeposits } from '../components/PendingDeposits';
 
 function tokenKey(t: AcceptedToken): string {
   return `${t.chain_id}:${t.token_address}`;
 }
 
-export function TopUpCard(props: { data: PurchaseView; creds: Credentials; onCredited: () => Promise<void> }) {
+export function TopUpCard(props: { data: PurchaseResponse; creds: Credentials; onCredited: () => Promise<void> }) {
   const wallet = props.data.checkout_wallet;
   const accepts = wallet?.accepts ?? [];
   const [selected, setSelected] = useState<string>(accepts[0] ? tokenKey(accepts[0]) : '');

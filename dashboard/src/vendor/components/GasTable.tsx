@@ -1,5 +1,4 @@
 // The gas wallet of each chain: its balance, whether it is low, and what that means for sweeps.
-import type { GasRunway } from '../../api/handwritten';
 import type { GasBalance } from '../../api/types';
 import { runwayText } from './Holdings';
 import { type Column, Table } from '../../components/Table';
@@ -12,7 +11,7 @@ function gasWei(g: GasBalance): string {
   return g.balance_wei ?? '';
 }
 
-type Row = GasBalance & GasRunway;
+type Row = GasBalance;
 
 const COLUMNS: Column<Row>[] = [
   {

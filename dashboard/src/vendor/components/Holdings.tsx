@@ -1,8 +1,7 @@
 // What the vendor holds and owes: the liability (customers' positive balances), money swept to
 // the treasury per chain and token, and each gas wallet in its chain's coin with how many days it
 // lasts at the last 7 days' rate (SPEC §9 "Operators"). On servers before #25 only the gas shows.
-import type { GasRunway, OverviewMoney } from '../../api/handwritten';
-import type { GasBalance } from '../../api/types';
+import type { AdminOverview, GasBalance } from '../../api/types';
 import { formatNative, formatToken } from '../../lib/units';
 import { Field, Money } from '../../components/ui';
 
@@ -15,7 +14,7 @@ export function runwayText(days: number | null | undefined): string {
   return `About ${whole} day${whole === 1 ? '' : 's'} left`;
 }
 
-export function Holdings(props: { money: OverviewMoney; gas: (GasBalance & GasRunway)[] }) {
+export function Holdings(props: { money: Pick<AdminOverview, 'liability_usd' | 'swept'>; gas: GasBalance[] }) {
   const m = props.money;
   const chainName = (id: number) => props.gas.find((g) => g.chain_id === id)?.chain ?? `chain ${id}`;
   return (

@@ -5,7 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiError } from '../../lib/api';
 import { windowTotals } from '../../lib/daily';
 import { formatUsdCents } from '../../lib/money';
-import type { DailyItem } from '../../api/handwritten';
+import type { DailyItem } from '../../api/types';
 import { Loading, Section } from '../../components/Section';
 import { type Column, Table } from '../../components/Table';
 import { Field, Money } from '../../components/ui';

@@ -6,26 +6,8 @@ import { errorText } from '../../lib/api';
 import { rotatableKinds } from '../../lib/gates';
 import { ConfirmButton } from '../../components/Confirm';
 import { type Message, Section } from '../../components/Section';
-import { CopyButton } from '../../components/ui';
+import { CREDENTIAL_TEXT, SecretOnce } from '../../components/SecretOnce';
 import { useActionKey, useAdmin } from '../hooks';
-
-export const CREDENTIAL_TEXT: Record<CredentialKind, string> = {
-  gateway_key: 'Gateway key',
-  s3_access_key: 'S3 access key',
-  customer_key: 'Customer key (the page link)',
-};
-
-function Secret(props: { label: string; field: string; value: string }) {
-  return (
-    <p class="address-row">
-      <span class="muted">{props.label}</span>
-      <code class="address" data-field={props.field} data-value={props.value}>
-        {props.value}
-      </code>
-      <CopyButton text={props.value} label={props.label} />
-    </p>
-  );
-}
 
 export function RotateCredential(props: { id: string; provider: string | null | undefined; onDone: (m: Message) => void }) {
   const admin = useAdmin();
@@ -74,16 +56,7 @@ export function RotateCredential(props: { id: string; provider: string | null | 
           onConfirm={rotate}
         />
       </div>
-      {done && (
-        <div class="secret-once" role="status" data-kind={done.kind}>
-          <p>
-            <strong>Copy it now: it is not shown again.</strong>
-          </p>
-          {done.access_key_id && <Secret label="Access key id" field="access_key_id" value={done.access_key_id} />}
-          <Secret label={done.secret_access_key ? 'Secret access key' : 'New secret'} field="secret" value={done.secret_access_key ?? done.secret} />
-          {done.customer_url && <Secret label="The customer’s new page link" field="customer_url" value={done.customer_url} />}
-        </div>
-      )}
+      {done && <SecretOnce done={done} linkLabel="The customer’s new page link" />}
     </Section>
   );
 }

@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { errorText, newIdempotencyKey } from '../../lib/api';
 import { ROLE_TEXT, type Role } from '../../lib/roles';
-import type { OperatorCreated, OperatorRow } from '../../api/handwritten';
+import type { OperatorCreated, OperatorRow } from '../../api/types';
 import { ConfirmButton } from '../../components/Confirm';
 import { ActionMessage, Loading, type Message, Section } from '../../components/Section';
 import { type Column, Table } from '../../components/Table';

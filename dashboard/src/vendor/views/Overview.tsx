@@ -1,6 +1,5 @@
 // The overview, the vendor's cockpit: what needs attention, money over time, what is held and
 // owed, then the counts, gas wallets, RPC endpoints and purchases by status.
-import type { OverviewMoney } from '../../api/handwritten';
 import type { AdminOverview } from '../../api/types';
 import { Facts } from '../../components/Table';
 import { Loading, Section } from '../../components/Section';
@@ -31,7 +30,7 @@ function Stat(props: { label: string; field: string; value: number; href?: strin
 
 export function Overview() {
   const admin = useAdmin();
-  const { data, error } = useLoad<AdminOverview & OverviewMoney>('overview', admin.overview);
+  const { data, error } = useLoad<AdminOverview>('overview', admin.overview);
   return (
     <>
       <h1>Overview</h1>
@@ -40,7 +39,7 @@ export function Overview() {
   );
 }
 
-function OverviewBody(props: { data: AdminOverview & OverviewMoney }) {
+function OverviewBody(props: { data: AdminOverview }) {
   const o = props.data;
   const imp = o.last_cost_import;
   return (
