@@ -1,12 +1,11 @@
 //! Operators of the console (owners only) and who is signed in (`GET /v1/admin/me`, any role).
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::{AdminAuth, IdempotencyIn, answer, body_as, mutation};
+use super::{AdminAuth, IdempotencyIn, Mutation, numeric_id};
 use crate::admin::operators::{self, OperatorCreated, OperatorRow, Role, SignedIn};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{AppJson, AppPath};
@@ -89,16 +88,20 @@ pub struct OperatorIn {
 )]
 pub(super) async fn create_operator(
     State(state): State<AppState>,
-    auth: AdminAuth,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    let (value, actor) = mutation(auth, &headers, "POST /v1/admin/operators", &body)?;
-    let input: OperatorIn = body_as(value)?;
-    let role: Role = input.role.as_deref().unwrap_or_default().parse()?;
-    let name = input.name.unwrap_or_default();
-    let done = operators::create(&state.pool, &name, role, &actor).await?;
-    Ok(answer(StatusCode::CREATED, done))
+    let route = "POST /v1/admin/operators";
+    request
+        .run(
+            route,
+            StatusCode::CREATED,
+            async |input: OperatorIn, actor| {
+                let role: Role = input.role.as_deref().unwrap_or_default().parse()?;
+                let name = input.name.unwrap_or_default();
+                operators::create(&state.pool, &name, role, &actor).await
+            },
+        )
+        .await
 }
 
 #[utoipa::path(
@@ -124,21 +127,15 @@ pub(super) async fn create_operator(
 )]
 pub(super) async fn revoke_operator(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::not_found("operator_not_found", "Operator not found"))?;
-    let (_, actor) = mutation(
-        auth,
-        &headers,
-        &format!("POST /v1/admin/operators/{id}/revoke"),
-        &body,
-    )?;
+    let id: i64 = numeric_id(&id, "operator")?;
+    let route = format!("POST /v1/admin/operators/{id}/revoke");
     let bootstrap_owner = state.config.server.admin_token.is_some();
-    let done = operators::revoke(&state.pool, id, bootstrap_owner, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    request
+        .run(&route, StatusCode::OK, async |_: IdempotencyIn, actor| {
+            operators::revoke(&state.pool, id, bootstrap_owner, &actor).await
+        })
+        .await
 }
