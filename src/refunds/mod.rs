@@ -23,6 +23,8 @@
 pub mod payout;
 mod stuck;
 
+pub use stuck::{PayoutTx, payouts};
+
 use std::str::FromStr;
 
 use alloy::primitives::{Address, U256};
@@ -160,6 +162,10 @@ pub struct RefundOut {
     pub approved_at: Option<DateTime<Utc>>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub paid_at: Option<DateTime<Utc>>,
+    /// Console answers only (never the customer's): the payout transaction this server signed,
+    /// with its replacements and stuck state; absent until one is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payout: Option<PayoutTx>,
 }
 
 /// One refund row as stored.
@@ -257,6 +263,7 @@ impl Row {
             updated_at: self.updated_at,
             approved_at: self.approved_at,
             paid_at: self.paid_at,
+            payout: None,
         }
     }
 }
