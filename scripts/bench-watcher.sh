@@ -13,20 +13,13 @@ cd "$(dirname "$0")/.."
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10 10000 100000 1000000)
 payments="${PAYMENTS:-5}"
-export TOOLS_DIR="${TOOLS_DIR:-$HOME/.cache/vendor-server-tools}"
 log() { echo "[bench-watcher] $*" >&2; }
-scripts/install-tools.sh >/dev/null 2>&1 || true
-scripts/ensure-postgres.sh
-root="$(pwd)"
-if [ -n "${VENDOR_SERVER_BIN:-}" ]; then
-  bin="$VENDOR_SERVER_BIN"
-else
-  log "building the release binary"
-  SQLX_OFFLINE=true cargo build --release --quiet --bin vendor-server
-  bin="$root/${CARGO_TARGET_DIR:-target}/release/vendor-server"
-fi
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-admin="${BENCH_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# Start-up (tools, binary, database, chain, server, cleanup) is shared (scripts/bench-lib.sh).
+source scripts/bench-lib.sh
+bench_tools
+bench_binary
+# The last server log is kept.
+bench_on_exit 'cp "$bench_workdir/server.log" "${TMPDIR:-/tmp}/vendor-bench-watcher-server.log" 2>/dev/null'
 now_ms() { date +%s%3N; }
 metric() { # metric NAME_WITH_LABELS: the summed value of matching lines of /metrics
   curl -s -H "authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:$port/metrics" \
@@ -39,68 +32,24 @@ metric_f() {
 
 results=()
 for n in "${sizes[@]}"; do
-  port="$(free_port)"; anvil_port="$(free_port)"
-  db="vs_bench_watcher_$$_$n"
-  url="${admin%/*}/$db"
-  work="$(mktemp -d)"
-  pids=()
-  cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    psql "$admin" -q -c "drop database if exists \"$db\" with (force)" 2>/dev/null || true
-    cp "$work/server.log" "${TMPDIR:-/tmp}/vendor-bench-watcher-server.log" 2>/dev/null || true
-    rm -rf "$work"
-  }
-  trap cleanup EXIT
-  psql "$admin" -q -c "create database \"$db\""
-  "$TOOLS_DIR/bin/anvil" --host 127.0.0.1 --port "$anvil_port" --chain-id 31337 --silent >"$work/anvil.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 100); do
-    curl -s -o /dev/null -H 'content-type: application/json' -d '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "http://127.0.0.1:$anvil_port" && break
-    sleep 0.1
-  done
-  (
-    cd "$work"
-    "$bin" dev env --port "$port" --database-url "$url" --rpc "http://127.0.0.1:$anvil_port" --aws-endpoint "" >.env
-  )
-  set -a; . "$work/.env"; set +a
-  export OFFERS_FILE="$root/config/offers.toml" LOG_FORMAT=json RUST_LOG=warn \
-    GEMINI_API_KEY=bench-upstream-key GEMINI_UPSTREAM_URL="http://127.0.0.1:9" \
+  port="$(bench_free_port)"
+  bench_database "vs_bench_watcher_$$_$n"
+  url="$bench_db_url"
+  bench_anvil
+  bench_stack "$port" GEMINI_API_KEY=bench-upstream-key GEMINI_UPSTREAM_URL="http://127.0.0.1:9" \
     CHECKOUT_RATE_LIMIT_PER_MINUTE=1000000 WATCHER_INTERVAL_SECS=1 DEFAULT_BLOCK_CONFIRMATIONS=1
-  unset RUST_BACKTRACE RUST_LIB_BACKTRACE
-  (cd "$work" && "$bin" dev chain --rpc "http://127.0.0.1:$anvil_port" >/dev/null && "$bin" migrate >/dev/null)
   # A first start stores the offers; the watched set (N - 1 open checkouts, pseudo-random addresses)
   # is stored before the server starts again.
-  (cd "$work" && exec "$bin" serve >"$work/server0.log" 2>&1) &
-  first=$!
-  for _ in $(seq 1 300); do
-    curl -sf -o /dev/null "http://127.0.0.1:$port/health" && break
-    kill -0 "$first" 2>/dev/null || { cat "$work/server0.log" >&2; exit 1; }
-    sleep 0.2
-  done
-  kill "$first"; wait "$first" 2>/dev/null || true
+  bench_start server0.log
+  bench_stop
   log "N=$n: storing $((n - 1)) open checkouts"
-  psql "$url" -q -v n="$((n - 1))" <<'SQL'
-insert into checkout (checkout_session_id, checkout_wallet_id, checkout_flow_id, offer_id, chain_name,
-                      token_symbol, deposit_index, deposit_address, expires_at, watch_until)
-select gen_random_uuid(), gen_random_uuid(), 'gemini-api-gateway:local:usdc', 'gemini-api-gateway', 'local', 'usdc',
-       1000000 + i, '0x' || substr(md5(i::text) || md5((i + 7)::text), 1, 40),
-       now() + interval '24 hours', now() + interval '30 days'
-from generate_series(1, :n) i;
-analyze checkout;
-SQL
-  (cd "$work" && exec "$bin" serve >"$work/server.log" 2>&1) &
-  server=$!
-  pids+=("$server")
-  for _ in $(seq 1 300); do
-    curl -sf -o /dev/null "http://127.0.0.1:$port/health" && break
-    kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
-    sleep 0.2
-  done
+  bench_checkouts "$((n - 1))"
+  bench_start
+  server="$bench_server_pid"
   # One purchase (the N-th watched address), bought through the real flow.
-  address="$(cd "$work" && "$bin" dev checkout --offer gemini-api-gateway --amount 5 --url "http://127.0.0.1:$port" \
+  address="$(bench_run dev checkout --offer gemini-api-gateway --amount 5 --url "http://127.0.0.1:$port" \
     | sed -n 's/^2\. checkout .*: pay to \(0x[0-9a-fA-F]*\).*/\1/p')"
-  [ -n "$address" ] || { log "the checkout failed"; cat "$work/server.log" >&2; exit 1; }
+  [ -n "$address" ] || { log "the checkout failed"; cat "$bench_workdir/server.log" >&2; exit 1; }
   # Wait for the hot set to hold every address.
   for _ in $(seq 1 600); do
     [ "$(metric 'vendor_watched_addresses{')" -ge "$n" ] && break
@@ -120,7 +69,7 @@ SQL
   latencies=()
   for i in $(seq 1 "$payments"); do
     before="$(psql "$url" -Atc "select count(*) from ledger_entry where kind = 'deposit'")"
-    (cd "$work" && "$bin" dev pay --to "$address" --amount 1 >/dev/null)
+    bench_run dev pay --to "$address" --amount 1 >/dev/null
     t0="$(now_ms)"
     while [ "$(psql "$url" -Atc "select count(*) from ledger_entry where kind = 'deposit'")" -le "$before" ]; do
       [ $(( $(now_ms) - t0 )) -lt 60000 ] || { log "not credited within 60 s"; exit 1; }
@@ -136,8 +85,7 @@ SQL
   line="| $n | $watched | $lat | $trips | $pass_ms ms | $rss MB (peak $hwm MB) |"
   log "$line"
   results+=("$line")
-  cleanup
-  trap - EXIT
+  bench_down
 done
 echo "| watched addresses | in the hot set | credit latency ($payments payments) | RPC round trips per pass (≤) | pass time (mean) | server RSS |"
 echo "|---|---|---|---|---|---|"

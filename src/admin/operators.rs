@@ -313,14 +313,34 @@ pub async fn create(
 
 /// Revokes an operator's token at once (as `operators revoke`); revoking twice is fine. Audited,
 /// idempotent by key.
+///
+/// The last owner is never revoked (409 `last_owner`): nobody could manage operators and billing
+/// tokens from the console any more. `bootstrap_owner` says whether `ADMIN_TOKEN` is configured:
+/// it is an owner that stays, so with it no owner account is the last one. The live owners are
+/// locked first, so two owners revoking each other at once leave one.
 pub async fn revoke(
     pool: &PgPool,
     id: i64,
+    bootstrap_owner: bool,
     actor: &Actor,
 ) -> Result<Done<OperatorRow>, AdminError> {
     let mut tx = pool.begin().await?;
     if let Some(replay) = super::claim_key(&mut tx, actor).await? {
         return Ok(replay);
+    }
+    let owners = sqlx::query_scalar!(
+        "select operator_id from operators where role = 'owner' and revoked_at is null
+         order by operator_id for update",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if !bootstrap_owner && owners == [id] {
+        return Err(AdminError::Conflict {
+            code: "last_owner",
+            message: format!(
+                "operator {id} is the last owner: revoking it would leave nobody who can manage operators and billing tokens. Create another owner first (`vendor-server operators create --name NAME --role owner`), or configure ADMIN_TOKEN"
+            ),
+        });
     }
     let raw = sqlx::query_as!(
         Raw,

@@ -40,8 +40,9 @@ pub struct GasWallet {
     pub sweeps_covered: Option<String>,
     /// Unfinished sweeps on this chain.
     pub sweeps_waiting: i64,
-    /// What the gas wallet spent over the last 7 days on the sweeps confirmed then (their
-    /// transaction fees, or their gas top-ups and the top-ups' fees); `null` when nothing.
+    /// What the gas wallet spent over the last 7 days: its single relays' fees, its sweep batches'
+    /// transactions, its gas top-ups (value and fee) and, when it is also the payout wallet, its
+    /// refund payouts' transactions; `null` when nothing.
     pub gas_spent_7d_wei: Option<String>,
     /// How many days the balance lasts at the last 7 days' rate (balance ÷ (spent ÷ 7), rounded
     /// down to a tenth); `null` when nothing was spent or the balance is unreadable.
@@ -87,19 +88,35 @@ pub async fn gas(pool: &PgPool, chains: &Chains) -> Result<Vec<GasWallet>, Admin
         let Ok(id) = i64::try_from(chain.id()) else {
             continue;
         };
+        // Spent over the last 7 days by the gas wallet: its single relays' fees (a batched relay's
+        // share is in its batch's), its batches' whole transactions (members failed or not), its
+        // gas top-ups' value and fee when mined (whatever became of their sweep; top-ups from
+        // before their fee was recorded: value plus 21,000 gas at their sweep's price, when the
+        // sweep confirmed) and its refund payouts' mined transactions (the payout wallet may be
+        // the gas wallet).
         let row = sqlx::query!(
             r#"select (select low_since from gas_wallet where chain_id = $1 and address = $2) as low_since,
                       (select avg(case when method = 'eip3009' then fee_wei
-                                       else coalesce(topup_wei, 0) + 21000 * fee_wei / gas_used end)::numeric(78, 0)::text
-                       from (select method, fee_wei, topup_wei, gas_used from sweep
+                                       else coalesce(topup_wei, 0) + coalesce(topup_fee_wei, 21000 * fee_wei / gas_used) end)::numeric(78, 0)::text
+                       from (select method, fee_wei, topup_wei, topup_fee_wei, gas_used from sweep
                              where chain_id = $1 and status = 'confirmed' and fee_wei is not null and gas_used > 0
                              order by confirmed_at desc limit $3) recent) as cost,
                       (select count(*) from sweep where chain_id = $1
                          and status not in ('confirmed', 'failed')) as "waiting!",
-                      (select sum(case when method = 'eip3009' then fee_wei
-                                       else coalesce(topup_wei, 0) + 21000 * fee_wei / gas_used end)::numeric(78, 0)::text
-                       from sweep where chain_id = $1 and status = 'confirmed' and fee_wei is not null and gas_used > 0
-                         and confirmed_at >= now() - interval '7 days') as spent_7d"#,
+                      (coalesce((select sum(fee_wei) from sweep
+                                 where chain_id = $1 and method = 'eip3009' and batch_id is null and status = 'confirmed'
+                                   and confirmed_at >= now() - interval '7 days'), 0)
+                       + coalesce((select sum(topup_wei + topup_fee_wei) from sweep
+                                   where chain_id = $1 and topup_confirmed_at >= now() - interval '7 days'), 0)
+                       + coalesce((select sum(topup_wei + 21000 * fee_wei / gas_used) from sweep
+                                   where chain_id = $1 and method = 'transfer' and topup_tx_hash is not null
+                                     and topup_confirmed_at is null and status = 'confirmed' and gas_used > 0
+                                     and confirmed_at >= now() - interval '7 days'), 0)
+                       + coalesce((select sum(fee_wei) from sweep_batch
+                                   where chain_id = $1 and from_address = $2 and confirmed_at >= now() - interval '7 days'), 0)
+                       + coalesce((select sum(payout_fee_wei) from refund
+                                   where chain_id = $1 and from_address = $2 and payout_mined_at >= now() - interval '7 days'), 0)
+                      )::numeric(78, 0)::text as "spent_7d!""#,
             id,
             address,
             RECENT_SWEEPS
@@ -110,10 +127,7 @@ pub async fn gas(pool: &PgPool, chains: &Chains) -> Result<Vec<GasWallet>, Admin
             .cost
             .and_then(|c| c.parse::<U256>().ok())
             .filter(|c| !c.is_zero());
-        let spent_7d = row
-            .spent_7d
-            .and_then(|s| s.parse::<U256>().ok())
-            .filter(|s| !s.is_zero());
+        let spent_7d = row.spent_7d.parse::<U256>().ok().filter(|s| !s.is_zero());
         out.push(GasWallet {
             chain: chain.name().to_owned(),
             chain_id: chain.id(),

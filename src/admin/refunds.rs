@@ -2,6 +2,7 @@
 //! idempotent by key (the rules live in [`crate::refunds`]).
 
 use serde_json::json;
+use sqlx::PgConnection;
 
 use super::{Actor, AdminError, AuditEntry, Done};
 use crate::domain::ids::RefundId;
@@ -24,14 +25,31 @@ impl From<RefundError> for AdminError {
     }
 }
 
-/// Refunds, newest first (`status`: one status, or `open`).
+/// Adds each refund's payout transaction (the console's view: replacements, stuck state, whether
+/// it can be bumped or cancelled).
+async fn with_payouts(
+    conn: &mut PgConnection,
+    cx: &Ctx<'_>,
+    outs: &mut [RefundOut],
+) -> Result<(), AdminError> {
+    let ids: Vec<uuid::Uuid> = outs.iter().map(|o| o.refund_id.0).collect();
+    let mut payouts = refunds::payouts(conn, cx.chains, &ids).await?;
+    for out in outs {
+        out.payout = payouts.remove(&out.refund_id.0);
+    }
+    Ok(())
+}
+
+/// Refunds, newest first (`status`: one status, or `open`), with their payout transactions.
 pub async fn list(
     cx: &Ctx<'_>,
     status: Option<&str>,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Page<RefundOut>, AdminError> {
-    Ok(refunds::list(cx, status, before, limit).await?)
+    let mut page = refunds::list(cx, status, before, limit).await?;
+    with_payouts(&mut *cx.pool.acquire().await?, cx, &mut page.items).await?;
+    Ok(page)
 }
 
 fn entry(action: &'static str, out: &RefundOut, reason: Option<String>) -> AuditEntry {
@@ -64,7 +82,8 @@ pub async fn approve(
     if let Some(replay) = super::claim_key(&mut tx, actor).await? {
         return Ok(replay);
     }
-    let out = refunds::approve(&mut tx, cx, id, head).await?;
+    let mut out = refunds::approve(&mut tx, cx, id, head).await?;
+    with_payouts(&mut tx, cx, std::slice::from_mut(&mut out)).await?;
     let audit = entry("refund.approve", &out, None);
     super::finish(tx, actor, out, audit).await
 }
@@ -81,7 +100,8 @@ pub async fn reject(
     if let Some(replay) = super::claim_key(&mut tx, actor).await? {
         return Ok(replay);
     }
-    let out = refunds::reject(&mut tx, cx, id, &reason).await?;
+    let mut out = refunds::reject(&mut tx, cx, id, &reason).await?;
+    with_payouts(&mut tx, cx, std::slice::from_mut(&mut out)).await?;
     let audit = entry("refund.reject", &out, Some(reason));
     super::finish(tx, actor, out, audit).await
 }
@@ -97,7 +117,8 @@ pub async fn mark_paid(
     if let Some(replay) = super::claim_key(&mut tx, actor).await? {
         return Ok(replay);
     }
-    let out = refunds::mark_paid(&mut tx, cx, id, payment).await?;
+    let mut out = refunds::mark_paid(&mut tx, cx, id, payment).await?;
+    with_payouts(&mut tx, cx, std::slice::from_mut(&mut out)).await?;
     let audit = entry("refund.mark_paid", &out, None);
     super::finish(tx, actor, out, audit).await
 }
@@ -112,7 +133,8 @@ pub async fn retry(
     if let Some(replay) = super::claim_key(&mut tx, actor).await? {
         return Ok(replay);
     }
-    let out = refunds::retry(&mut tx, cx, id).await?;
+    let mut out = refunds::retry(&mut tx, cx, id).await?;
+    with_payouts(&mut tx, cx, std::slice::from_mut(&mut out)).await?;
     let audit = entry("refund.retry", &out, None);
     super::finish(tx, actor, out, audit).await
 }
@@ -128,7 +150,8 @@ pub async fn payout_action(
     if let Some(replay) = super::claim_key(&mut tx, actor).await? {
         return Ok(replay);
     }
-    let out = refunds::request_payout_action(&mut tx, cx, id, action).await?;
+    let mut out = refunds::request_payout_action(&mut tx, cx, id, action).await?;
+    with_payouts(&mut tx, cx, std::slice::from_mut(&mut out)).await?;
     let name = match action {
         PayoutAction::Bump => "refund.bump",
         PayoutAction::Cancel => "refund.cancel_payout",

@@ -58,6 +58,17 @@ pub struct SweepRow {
     pub operator_action: Option<String>,
     /// Whether its transaction can be bumped or cancelled (signed or broadcast, not yet mined).
     pub replaceable: bool,
+    /// The batch it was relayed in (batched EIP-3009 sweeps: many relays in one Multicall3
+    /// transaction of the gas wallet); `null` for a sweep sent on its own. A bump or cancel of a
+    /// batched sweep applies to the whole batch.
+    pub batch_id: Option<i64>,
+    /// The batch's current transaction (the same for every sweep of the batch).
+    pub batch_tx_hash: Option<String>,
+    /// How many sweeps the batch relays.
+    pub batch_size: Option<i32>,
+    /// The batch's own status: `signed`, `broadcast`, `confirmed` or `failed` (a confirmed batch
+    /// may hold failed sweeps: each is settled by its own authorization).
+    pub batch_status: Option<String>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     #[schema(value_type = String, format = DateTime)]
@@ -83,6 +94,10 @@ macro_rules! sweep_rows {
                 replacements: r.replacements,
                 stuck_at: r.stuck_at,
                 operator_action: r.operator_action,
+                batch_id: r.batch_id,
+                batch_tx_hash: r.batch_tx_hash,
+                batch_size: r.batch_size,
+                batch_status: r.batch_status,
                 id: r.sweep_id,
                 chain_id: r.chain_id,
                 token_symbol: r.token_symbol.to_uppercase(),
@@ -103,6 +118,22 @@ macro_rules! sweep_rows {
                 confirmed_at: r.confirmed_at,
             })
             .collect::<Vec<_>>()
+    };
+}
+
+/// `select … from sweep s left join sweep_batch b` with `$tail` (where, order, limit): the columns
+/// [`sweep_rows!`] reads.
+macro_rules! select_sweeps {
+    ($tail:literal, $($arg:expr),*) => {
+        sqlx::query!(
+            r#"select s.sweep_id, s.chain_id, s.token_symbol, s.deposit_address, s.amount_units::text as "amount_units!",
+                      s.method, s.step, s.status, s.tx_hash, s.topup_tx_hash, s.fee_wei::text, s.dust_wei::text,
+                      s.attempts, s.next_attempt_at, s.last_error, s.created_at, s.updated_at, s.confirmed_at, s.nonce,
+                      s.replacements, s.stuck_at, s.operator_action, s.batch_id,
+                      b.tx_hash as "batch_tx_hash?", b.size as "batch_size?", b.status as "batch_status?"
+               from sweep s left join sweep_batch b on b.batch_id = s.batch_id "# + $tail,
+            $($arg),*
+        )
     };
 }
 
@@ -129,13 +160,9 @@ pub async fn sweeps(
             ));
         }
     };
-    let rows = sqlx::query!(
-        r#"select sweep_id, chain_id, token_symbol, deposit_address, amount_units::text as "amount_units!", method,
-                  step, status, tx_hash, topup_tx_hash, fee_wei::text, dust_wei::text, attempts, next_attempt_at,
-                  last_error, created_at, updated_at, confirmed_at, nonce, replacements, stuck_at, operator_action
-           from sweep
-           where ($1::bigint is null or sweep_id < $1) and ($2::text[] is null or status = any($2))
-           order by sweep_id desc limit $3"#,
+    let rows = select_sweeps!(
+        "where ($1::bigint is null or s.sweep_id < $1) and ($2::text[] is null or s.status = any($2))
+         order by s.sweep_id desc limit $3",
         before,
         statuses.as_deref(),
         limit + 1
@@ -153,12 +180,8 @@ pub(crate) async fn sweeps_of_address(
     limit: i64,
     chains: &[ChainConfig],
 ) -> Result<Vec<SweepRow>, AdminError> {
-    let rows = sqlx::query!(
-        r#"select sweep_id, chain_id, token_symbol, deposit_address, amount_units::text as "amount_units!", method,
-                  step, status, tx_hash, topup_tx_hash, fee_wei::text, dust_wei::text, attempts, next_attempt_at,
-                  last_error, created_at, updated_at, confirmed_at, nonce, replacements, stuck_at, operator_action
-           from sweep where deposit_address = $1
-           order by sweep_id desc limit $2"#,
+    let rows = select_sweeps!(
+        "where s.deposit_address = $1 order by s.sweep_id desc limit $2",
         deposit_address,
         limit
     )

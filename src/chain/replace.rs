@@ -65,6 +65,12 @@ pub fn max_fee_cap(chain: &ChainClient) -> u128 {
     u128::from(chain.config.max_fee_gwei).saturating_mul(GWEI)
 }
 
+/// Whether a transaction at `max_fee_per_gas` is at the chain's cap: the smallest raise a node
+/// accepts for a replacement would pass `max_fee_gwei`, so only an operator's bump replaces it.
+pub fn at_fee_cap(chain: &ChainClient, max_fee_per_gas: u128) -> bool {
+    raised(max_fee_per_gas, MIN_RAISE_PCT) > max_fee_cap(chain)
+}
+
 /// Fees for a new transaction: the node's estimate, never above the chain's cap.
 pub fn capped(chain: &ChainClient, (max_fee, priority): (u128, u128)) -> (u128, u128) {
     let max_fee = max_fee.min(max_fee_cap(chain));

@@ -80,12 +80,16 @@ pub async fn run(command: OperatorsCommand) -> anyhow::Result<()> {
             }
         }
         OperatorsCommand::Revoke { id } => {
-            let o = operators::revoke(&pool, id, &actor)
+            let bootstrap_owner = config.server.admin_token.is_some();
+            let o = operators::revoke(&pool, id, bootstrap_owner, &actor)
                 .await
                 .map_err(|e| match e {
                     AdminError::NotFound(_) => anyhow::anyhow!(
                         "no operator with id {id} (see `vendor-server operators list`)"
                     ),
+                    AdminError::Conflict { message, .. } => {
+                        anyhow::anyhow!("cannot revoke the operator: {message}")
+                    }
                     other => anyhow::anyhow!("cannot revoke the operator: {other}"),
                 })?
                 .value;

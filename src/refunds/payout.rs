@@ -566,6 +566,16 @@ async fn settle(
     if locked.status() != RefundStatus::Paying {
         return Ok(false);
     }
+    // Mined, whatever it did: its gas left the payout wallet (the console's gas runway counts it).
+    let fee = U256::from(receipt.gas_used) * U256::from(receipt.effective_gas_price);
+    sqlx::query!(
+        "update refund set payout_fee_wei = coalesce(payout_fee_wei, 0) + $2, payout_mined_at = now()
+         where refund_id = $1",
+        row.refund_id,
+        to_numeric(fee)
+    )
+    .execute(&mut *tx)
+    .await?;
     if attempts.is_cancel(hash, current) {
         record_failed(
             &mut tx,

@@ -7,16 +7,110 @@
 //!
 //! The row keeps every hash signed at its nonce; whichever is mined is the one that counts.
 
+use std::collections::HashMap;
+
 use alloy::primitives::{Address, B256};
 use alloy::providers::Provider;
 use alloy::signers::local::PrivateKeySigner;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::{Ctx, RefundError, Row};
 use crate::chain::replace::{self, Mode, Replacement};
-use crate::chain::{ChainClient, ChainError, addr_key, to_numeric};
+use crate::chain::{ChainClient, ChainError, Chains, addr_key, to_numeric};
 use crate::domain::ids::RefundId;
 use crate::notify::{self, Channel};
+
+/// The payout transaction this server signed for a refund, as the console shows it: where it
+/// stands among its replacements, whether it is stuck at the fee cap, and whether the operator may
+/// bump or cancel it (`/v1/admin/refunds/{id}/bump|cancel-payout`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(as = RefundPayout)]
+pub struct PayoutTx {
+    /// The payout wallet.
+    pub from_address: String,
+    pub nonce: i64,
+    /// The current transaction at that nonce (the last replacement, or the cancellation).
+    pub tx_hash: Option<String>,
+    /// The current transaction's max fee per gas, in wei.
+    pub max_fee_per_gas_wei: Option<String>,
+    /// The chain's `max_fee_gwei`, in wei: the server's own replacements stay under it.
+    pub fee_cap_wei: Option<String>,
+    /// The current max fee cannot be raised again under the cap: only an operator's bump (past the
+    /// cap) or cancel replaces it.
+    pub at_fee_cap: bool,
+    /// Times it was re-signed at the same nonce with higher fees (or cancelled).
+    pub replacements: i32,
+    /// Earlier hashes at that nonce (replaced by higher fees): whichever is mined counts.
+    pub replaced_tx_hashes: Vec<String>,
+    /// The operator's cancellations at that nonce (0-value transfers of the wallet to itself).
+    pub cancel_tx_hashes: Vec<String>,
+    /// The current transaction is the operator's cancellation.
+    pub cancelled: bool,
+    /// When it became stuck: its fees reached the cap (or what the wallet can pay) and it is still
+    /// not mined; one `tx.stuck` alert went out.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub stuck_at: Option<DateTime<Utc>>,
+    /// `bump` or `cancel` requested by an operator, carried out on the payout job's next pass.
+    pub operator_action: Option<String>,
+    /// Whether it can be bumped or cancelled now (signed, not yet mined).
+    pub replaceable: bool,
+    /// What its mined transactions cost the payout wallet in gas, in wei (`null` until one is mined).
+    pub fee_wei: Option<String>,
+}
+
+/// The payout transactions of the refunds `ids` that have one (signed by this server), by refund.
+pub async fn payouts(
+    conn: &mut PgConnection,
+    chains: &Chains,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, PayoutTx>, RefundError> {
+    let rows = sqlx::query!(
+        r#"select refund_id, chain_id, status, from_address as "from_address!", nonce as "nonce!", tx_hash,
+                  raw_tx is not null as "signed!", max_fee_per_gas::text, replacements, replaced_tx_hashes,
+                  cancel_tx_hashes, cancelled, stuck_at, operator_action, payout_fee_wei::text
+           from refund
+           where refund_id = any($1) and from_address is not null and nonce is not null
+             and paid_by is distinct from 'scan' and paid_by is distinct from 'mark_paid'"#,
+        ids
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let chain = u64::try_from(r.chain_id)
+                .ok()
+                .and_then(|id| chains.by_id(id));
+            let max_fee = r
+                .max_fee_per_gas
+                .as_deref()
+                .and_then(|f| f.parse::<u128>().ok());
+            let payout = PayoutTx {
+                from_address: r.from_address,
+                nonce: r.nonce,
+                tx_hash: r.tx_hash,
+                fee_cap_wei: chain.map(|c| replace::max_fee_cap(c).to_string()),
+                at_fee_cap: chain
+                    .zip(max_fee)
+                    .is_some_and(|(c, f)| replace::at_fee_cap(c, f)),
+                max_fee_per_gas_wei: r.max_fee_per_gas,
+                replacements: r.replacements,
+                replaced_tx_hashes: r.replaced_tx_hashes,
+                cancel_tx_hashes: r.cancel_tx_hashes,
+                cancelled: r.cancelled,
+                stuck_at: r.stuck_at,
+                operator_action: r.operator_action,
+                replaceable: r.status == "paying" && r.signed,
+                fee_wei: r.payout_fee_wei,
+            };
+            (r.refund_id, payout)
+        })
+        .collect())
+}
 
 /// A payout's transactions at its nonce, beyond what [`Row`] holds.
 #[derive(Debug, Clone)]

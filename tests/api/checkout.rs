@@ -65,6 +65,22 @@ pub async fn setup(pool: PgPool) -> Pay {
 }
 
 impl Pay {
+    /// A USDC checkout paid with `units` and finalized (a fresh OfficeX id); the finalize answer.
+    pub async fn bought_usdc(&self, units: u64) -> Value {
+        let (session, address) = self.initiate(GEMINI_USDC).await;
+        self.anvil.mint(self.anvil.usdc, address, units).await;
+        self.anvil.mine(2).await;
+        let f = self
+            .finalize(
+                GEMINI_USDC,
+                &session,
+                &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
+            )
+            .await;
+        assert_eq!(f["success"], true, "{f}");
+        f
+    }
+
     pub async fn initiate(&self, flow: &str) -> (String, Address) {
         let (status, body) = self
             .app

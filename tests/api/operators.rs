@@ -320,7 +320,131 @@ async fn a_revoked_operator_is_refused_on_the_very_next_request(pool: PgPool) {
     assert_error(&reserved, StatusCode::BAD_REQUEST, "invalid_name");
 }
 
+/// The last owner cannot be revoked (409 `last_owner`): nobody could manage operators and billing
+/// tokens any more. `ADMIN_TOKEN`, when set, is an owner that stays, so an owner account is then
+/// never the last one. Two owners revoking each other at once leave one.
+#[sqlx::test]
+async fn the_last_owner_cannot_be_revoked(pool: PgPool) {
+    use vendor_server::admin::{Actor, operators};
+    let app = spawn_app(pool.clone()).await;
+    let olga = operators::create(&pool, "olga", operators::Role::Owner, &Actor::cli())
+        .await
+        .unwrap()
+        .value;
+    let olga_token = olga.token.unwrap();
+    let revoke_olga = format!("/v1/admin/operators/{}/revoke", olga.row.id);
+    let refused = call(&app, &olga_token, Method::POST, &revoke_olga, None).await;
+    assert_error(&refused, StatusCode::CONFLICT, "last_owner");
+    assert!(
+        refused.1["error"]
+            .as_str()
+            .unwrap()
+            .contains("another owner"),
+        "{}",
+        refused.1
+    );
+    // A viewer or an operator is never "the last owner".
+    let (status, vic) = call(
+        &app,
+        &olga_token,
+        Method::POST,
+        "/v1/admin/operators",
+        Some(&json!({"name": "vic", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{vic}");
+    let (status, _) = call(
+        &app,
+        &olga_token,
+        Method::POST,
+        &format!("/v1/admin/operators/{}/revoke", vic["id"]),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // With a second owner, olga may go; then oscar is the last.
+    let (status, oscar) = call(
+        &app,
+        &olga_token,
+        Method::POST,
+        "/v1/admin/operators",
+        Some(&json!({"name": "oscar", "role": "owner"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{oscar}");
+    let oscar_token = oscar["token"].as_str().unwrap().to_owned();
+    let (status, row) = call(&app, &olga_token, Method::POST, &revoke_olga, None).await;
+    assert_eq!(status, StatusCode::OK, "{row}");
+    assert_eq!(row["status"], "revoked");
+    // Revoking an owner already revoked stays fine.
+    let (status, _) = call(&app, &oscar_token, Method::POST, &revoke_olga, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let revoke_oscar = format!("/v1/admin/operators/{}/revoke", oscar["id"]);
+    let refused = call(&app, &oscar_token, Method::POST, &revoke_oscar, None).await;
+    assert_error(&refused, StatusCode::CONFLICT, "last_owner");
+    let (status, me) = call(&app, &oscar_token, Method::GET, "/v1/admin/me", None).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+
+    // Two owners revoking each other at the same moment: one of them stays.
+    let (status, pia) = call(
+        &app,
+        &oscar_token,
+        Method::POST,
+        "/v1/admin/operators",
+        Some(&json!({"name": "pia", "role": "owner"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{pia}");
+    let pia_token = pia["token"].as_str().unwrap().to_owned();
+    let revoke_pia = format!("/v1/admin/operators/{}/revoke", pia["id"]);
+    let (a, b) = tokio::join!(
+        call(&app, &oscar_token, Method::POST, &revoke_pia, None),
+        call(&app, &pia_token, Method::POST, &revoke_oscar, None),
+    );
+    let mut codes = [a.0, b.0];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{} {}",
+        a.1,
+        b.1
+    );
+    let live: i64 = sqlx::query_scalar(
+        "select count(*) from operators where role = 'owner' and revoked_at is null",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(live, 1);
+
+    // With ADMIN_TOKEN set, the bootstrap owner stays: the last owner account may go.
+    let with_token = admin_app(pool.clone()).await;
+    let (_, last) = call(&with_token, ADMIN, Method::GET, "/v1/admin/operators", None).await;
+    let last_id = last["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["role"] == "owner" && o["status"] == "active")
+        .unwrap()["id"]
+        .clone();
+    let (status, row) = call(
+        &with_token,
+        ADMIN,
+        Method::POST,
+        &format!("/v1/admin/operators/{last_id}/revoke"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{row}");
+    assert_eq!(row["status"], "revoked");
+}
+
 fn cli(pool: &PgPool, args: &[&str]) -> Output {
+    cli_with(pool, args, &[])
+}
+
+fn cli_with(pool: &PgPool, args: &[&str], vars: &[(&str, &str)]) -> Output {
     let dir = std::env::temp_dir().join(format!("vendor-cli-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_vendor-server"))
@@ -329,6 +453,7 @@ fn cli(pool: &PgPool, args: &[&str]) -> Output {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", database_url(pool))
+        .envs(vars.iter().copied())
         .output()
         .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -381,7 +506,20 @@ async fn operators_from_the_cli(pool: PgPool) {
     );
     let id = listed.split('\t').next().unwrap().trim().to_owned();
 
-    let revoke = cli(&pool, &["operators", "revoke", &id]);
+    // Carol is the last owner: refused, saying why and what to do.
+    let refused = cli(&pool, &["operators", "revoke", &id]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("last owner") && stderr.contains("operators create"),
+        "{stderr}"
+    );
+    // With ADMIN_TOKEN configured (the bootstrap owner stays), it goes.
+    let revoke = cli_with(
+        &pool,
+        &["operators", "revoke", &id],
+        &[("ADMIN_TOKEN", ADMIN)],
+    );
     assert!(
         revoke.status.success(),
         "{}",

@@ -911,9 +911,56 @@ async fn a_payout_stuck_at_the_fee_cap_alerts_once_and_a_cancel_then_retry_pays_
     assert!(stuck, "{:?}", payout_row(&p, &id).await);
     assert_eq!(p.outbox("webhook", "tx.stuck").await, 1);
     assert_eq!(p.outbox("alert", "tx.stuck").await, 1);
+    // The console sees the stuck payout: its nonce, current transaction, replacements, since when
+    // it is stuck, its fee against the chain's cap, and that it can be bumped or cancelled.
+    let now = payout_row(&p, &id).await;
+    let (status, listed) = p
+        .app
+        .get_auth("/v1/admin/refunds?status=paying", TOKEN)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let payout = &listed["items"][0]["payout"];
+    assert_eq!(
+        payout["from_address"],
+        format!("{:#x}", wallet.address()).as_str(),
+        "{payout}"
+    );
+    assert_eq!(payout["nonce"], sent.nonce.unwrap(), "{payout}");
+    assert_eq!(
+        payout["tx_hash"],
+        now.tx_hash.as_deref().unwrap(),
+        "{payout}"
+    );
+    assert_eq!(payout["replacements"], now.replacements, "{payout}");
+    assert_eq!(
+        payout["replaced_tx_hashes"],
+        json!(now.replaced_tx_hashes),
+        "{payout}"
+    );
+    assert!(payout["stuck_at"].is_string(), "{payout}");
+    assert_eq!(payout["fee_cap_wei"], "1000000000", "{payout}");
+    assert_eq!(payout["at_fee_cap"], true, "{payout}");
+    let current = replace::decode(now.raw_tx.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        payout["max_fee_per_gas_wei"],
+        current.max_fee_per_gas.to_string().as_str(),
+        "{payout}"
+    );
+    assert_eq!(payout["replaceable"], true, "{payout}");
+    assert!(payout["operator_action"].is_null(), "{payout}");
+    assert!(payout["fee_wei"].is_null(), "not mined: {payout}");
+    // Customers never see it.
+    let (_, mine) = p
+        .app
+        .get_auth(&format!("/v1/purchase/{purchase}/refunds"), &key)
+        .await;
+    assert!(mine.to_string().contains(&id), "{mine}");
+    assert!(!mine.to_string().contains("\"payout\""), "{mine}");
+    let before_cancel = p.anvil.eth_balance(wallet.address()).await;
 
     let (status, body) = admin(&p, &id, "cancel-payout", json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["payout"]["operator_action"], "cancel", "{body}");
     pass(&p).await;
     let cancelling = payout_row(&p, &id).await;
     let cancel = replace::decode(cancelling.raw_tx.as_deref().unwrap()).unwrap();
@@ -929,6 +976,16 @@ async fn a_payout_stuck_at_the_fee_cap_alerts_once_and_a_cancel_then_retry_pays_
     assert!(failed.last_error.unwrap().contains("cancelled"));
     assert_eq!(p.anvil.token_balance(p.anvil.usdc, to).await, U256::ZERO);
     assert_eq!(p.anvil.nonce(wallet.address()).await, 1);
+    // The cancellation was mined: what it cost the wallet is recorded on the refund.
+    let spent = before_cancel - p.anvil.eth_balance(wallet.address()).await;
+    let (_, listed) = p
+        .app
+        .get_auth("/v1/admin/refunds?status=failed", TOKEN)
+        .await;
+    let payout = &listed["items"][0]["payout"];
+    assert_eq!(payout["cancelled"], true, "{payout}");
+    assert_eq!(payout["replaceable"], false, "{payout}");
+    assert_eq!(payout["fee_wei"], spent.to_string().as_str(), "{payout}");
 
     p.anvil
         .rpc(
@@ -949,4 +1006,41 @@ async fn a_payout_stuck_at_the_fee_cap_alerts_once_and_a_cancel_then_retry_pays_
         .scalar_i64("select count(*) from admin_audit where action = 'refund.cancel_payout'")
         .await;
     assert_eq!(audited, 1);
+}
+
+/// The payout latency README "Refunds" states: on anvil, with the server's own jobs running (the
+/// payout job idles 5 s between empty passes) and a block a second, from the operator's approval to
+/// `paid` (2 confirmations on the test chain). Prints the figure.
+#[sqlx::test]
+async fn refund_payout_latency_on_anvil_with_the_jobs_running(pool: PgPool) {
+    let (p, _) = refund_setup(pool, true, &[("JOBS_ENABLED", "true")]).await;
+    let (purchase, key, _, _) = bought(&p, 10_000_000).await;
+    let to = PrivateKeySigner::random().address();
+    let (status, refund) = ask(&p, &purchase, &key, json!("3"), to).await;
+    assert_eq!(status, StatusCode::CREATED, "{refund}");
+    let id = refund["refund_id"].as_str().unwrap().to_owned();
+    let approved_at = Instant::now();
+    let (status, approved) = admin(&p, &id, "approve", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    let mut mined_at = Instant::now();
+    while refund_status(&p, &id).await != "paid" {
+        assert!(
+            approved_at.elapsed() < std::time::Duration::from_secs(60),
+            "not paid after 60 s: {}",
+            refund_status(&p, &id).await
+        );
+        if mined_at.elapsed() >= std::time::Duration::from_secs(1) {
+            p.anvil.mine(1).await;
+            mined_at = Instant::now();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    println!(
+        "refund payout latency on anvil (jobs running, a block a second, 2 confirmations): approve -> paid in {:?}",
+        approved_at.elapsed()
+    );
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, to).await,
+        U256::from(3_000_000u64)
+    );
 }

@@ -164,7 +164,7 @@ async fn daily_stats_sum_credits_usage_per_offer_and_active_purchases(pool: PgPo
 /// runway at the last 7 days' rate (a sweep 8 days ago does not count).
 #[sqlx::test]
 async fn the_overview_shows_swept_money_and_the_gas_runway(pool: PgPool) {
-    use crate::checkout::{GEMINI_USDC, setup_with};
+    use crate::checkout::setup_with;
     use alloy::primitives::U256;
     let p = setup_with(pool.clone(), &[("ADMIN_TOKEN", ADMIN)], 0, true).await;
     // Nothing spent yet: no runway.
@@ -174,17 +174,7 @@ async fn the_overview_shows_swept_money_and_the_gas_runway(pool: PgPool) {
     assert_eq!(o["gas_runway_days"], json!({"31337": null}));
     assert_eq!(o["swept"], json!([]));
 
-    let (session, address) = p.initiate(GEMINI_USDC).await;
-    p.anvil.mint(p.anvil.usdc, address, 3_250_000).await;
-    p.anvil.mine(2).await;
-    let f = p
-        .finalize(
-            GEMINI_USDC,
-            &session,
-            &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
-        )
-        .await;
-    assert_eq!(f["success"], true, "{f}");
+    p.bought_usdc(3_250_000).await;
     p.anvil
         .set_eth(
             p.wallets.gas.address(),
@@ -240,4 +230,218 @@ async fn the_overview_shows_swept_money_and_the_gas_runway(pool: PgPool) {
         want > 7.0,
         "1 ETH lasts more than a week of one sweep: {want}"
     );
+}
+
+/// The gas runway counts everything the gas wallet paid for over the last 7 days, exactly: single
+/// relays, sweep batches (the whole transaction, whatever became of its members), gas top-ups (value
+/// and fee, when sent, even if their sweep later failed) and refund payouts when the payout wallet is
+/// the gas wallet (a real payout on anvil: its fee is the wallet's ETH that left). Not another
+/// wallet's payouts, nor anything older than 7 days.
+#[sqlx::test]
+async fn the_gas_runway_counts_batches_top_ups_and_refund_payouts(pool: PgPool) {
+    use crate::checkout::setup_with;
+    use alloy::primitives::U256;
+    use alloy::signers::local::PrivateKeySigner;
+    let gas = PrivateKeySigner::random();
+    let key = format!("0x{}", hex::encode(gas.to_bytes()));
+    let p = setup_with(
+        pool.clone(),
+        &[
+            ("ADMIN_TOKEN", ADMIN),
+            ("VENDOR_GAS_TANK_PRIVATE_KEY", &key),
+            ("VENDOR_PAYOUT_PRIVATE_KEY", &key),
+        ],
+        0,
+        true,
+    )
+    .await;
+    let gas_addr = format!("{:#x}", gas.address());
+    p.anvil
+        .set_eth(gas.address(), U256::from(10u64).pow(U256::from(18u64)))
+        .await;
+    p.anvil.mint(p.anvil.usdc, gas.address(), 10_000_000).await;
+    let f = p.bought_usdc(5_000_000).await;
+    let purchase = f["receipt"]["vendor_purchase_id"].as_str().unwrap();
+    let customer = f["receipt"]["customer_billing_api_key"].as_str().unwrap();
+
+    // A real refund payout from the gas wallet.
+    let to = PrivateKeySigner::random().address();
+    let asked = p
+        .app
+        .client
+        .post(p.app.url(&format!("/v1/purchase/{purchase}/refunds")))
+        .bearer_auth(customer)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .json(&json!({"amount_usd": "1", "chain_id": 31337, "token": "usdc", "to_address": format!("{to:#x}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), StatusCode::CREATED);
+    let refund: Value = asked.json().await.unwrap();
+    let refund_id = refund["refund_id"].as_str().unwrap();
+    let approved = p
+        .app
+        .client
+        .post(p.app.url(&format!("/v1/admin/refunds/{refund_id}/approve")))
+        .bearer_auth(ADMIN)
+        .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), StatusCode::OK);
+    let before = p.anvil.eth_balance(gas.address()).await;
+    let mut paid = false;
+    for _ in 0..12 {
+        vendor_server::refunds::payout::run_once(
+            &p.app.state.pool,
+            &p.app.state.chains,
+            &p.app.state.config.refunds,
+        )
+        .await
+        .unwrap();
+        let status: String = sqlx::query_scalar("select status from refund")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if status == "paid" {
+            paid = true;
+            break;
+        }
+        p.anvil.mine(1).await;
+    }
+    assert!(paid, "the refund was not paid");
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, to).await,
+        U256::from(1_000_000u64)
+    );
+    let payout_fee = before - p.anvil.eth_balance(gas.address()).await;
+    assert!(payout_fee > U256::ZERO);
+
+    let (deposit, index, token, treasury): (String, i64, String, String) =
+        sqlx::query_as("select deposit_address, deposit_index, $1, $2 from checkout limit 1")
+            .bind(format!("{:#x}", p.anvil.usdc))
+            .bind(format!("{:#x}", p.wallets.treasury))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let sweep = |method: &str,
+                 status: &str,
+                 batch: Option<i64>,
+                 fee: Option<&str>,
+                 days_ago: i64| {
+        sqlx::query(
+            "insert into sweep (chain_id, token_address, token_symbol, deposit_address, deposit_index,
+                 treasury_address, amount_units, method, status, batch_id, gas_used, fee_wei, confirmed_at)
+             values (31337, $1, 'usdc', $2, $3, $4, 1000000, $5, $6, $7, 50000, $8::numeric,
+                     case when $6 = 'confirmed' then now() - make_interval(days => $9) end)",
+        )
+        .bind(token.clone())
+        .bind(deposit.clone())
+        .bind(index)
+        .bind(treasury.clone())
+        .bind(method.to_owned())
+        .bind(status.to_owned())
+        .bind(batch)
+        .bind(fee.map(str::to_owned))
+        .bind(i32::try_from(days_ago).unwrap())
+    };
+    let batch = |nonce: i64, fee: &str, days_ago: i32| {
+        sqlx::query_scalar::<_, i64>(
+            "insert into sweep_batch (chain_id, status, from_address, nonce, tx_hash, max_cost_wei, size,
+                 block_number, gas_used, fee_wei, confirmed_at)
+             values (31337, 'confirmed', $1, $2, '0x' || md5($2::text), 1, 2, 1, 100000, $3::numeric,
+                     now() - make_interval(days => $4))
+             returning batch_id",
+        )
+        .bind(gas_addr.clone())
+        .bind(nonce)
+        .bind(fee.to_owned())
+        .bind(days_ago)
+    };
+    // A batch of two relays sent today: 0.0009 ETH for its transaction; one relay went through (its
+    // share recorded on the sweep), the other failed.
+    let today = batch(1000, "900000000000000", 0)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sweep(
+        "eip3009",
+        "confirmed",
+        Some(today),
+        Some("450000000000000"),
+        0,
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    sweep("eip3009", "failed", Some(today), None, 0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // A batch 8 days ago, and its relay: outside the 7 days.
+    let old = batch(999, "5000000000000000", 8)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sweep(
+        "eip3009",
+        "confirmed",
+        Some(old),
+        Some("2500000000000000"),
+        8,
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // A single relay today.
+    sweep("eip3009", "confirmed", None, Some("70000000000000"), 0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // A gas top-up sent today (0.00003 ETH plus its 0.000021 ETH fee) whose sweep then failed.
+    sqlx::query(
+        "insert into sweep (chain_id, token_address, token_symbol, deposit_address, deposit_index,
+             treasury_address, amount_units, method, step, status, topup_tx_hash, topup_wei, topup_fee_wei,
+             topup_confirmed_at)
+         values (31337, $1, 'usdc', $2, $3, $4, 1000000, 'transfer', 'sweep', 'failed', '0x01',
+                 30000000000000, 21000000000000, now())",
+    )
+    .bind(&token)
+    .bind(&deposit)
+    .bind(index)
+    .bind(&treasury)
+    .execute(&pool)
+    .await
+    .unwrap();
+    // Another wallet's payout: not the gas wallet's spending.
+    sqlx::query(
+        "insert into refund (refund_id, purchase_id, source, amount_micros, chain_id, token_address,
+             token_symbol, token_decimals, token_amount, to_address, status, from_address, nonce,
+             payout_fee_wei, payout_mined_at)
+         select gen_random_uuid(), purchase_id, source, amount_micros, chain_id, token_address, token_symbol,
+                token_decimals, token_amount, to_address, 'failed', '0x00000000000000000000000000000000000000aa',
+                1, 1000000000000000, now()
+         from refund limit 1",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+
+    let spent = payout_fee
+        + U256::from(900_000_000_000_000u64)
+        + U256::from(70_000_000_000_000u64)
+        + U256::from(30_000_000_000_000u64 + 21_000_000_000_000u64);
+    let o = get(&p.app, "/v1/admin/overview").await;
+    let g = &o["gas"][0];
+    assert_eq!(g["address"], gas_addr.as_str(), "{g}");
+    let balance: U256 = g["balance_wei"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        balance,
+        U256::from(10u64).pow(U256::from(18u64)) - payout_fee
+    );
+    assert_eq!(g["gas_spent_7d_wei"], spent.to_string().as_str(), "{g}");
+    let tenths = balance * U256::from(70u64) / spent;
+    let want = f64::from(u32::try_from(tenths).unwrap()) / 10.0;
+    assert_eq!(g["gas_runway_days"].as_f64().unwrap(), want, "{g}");
+    assert_eq!(o["gas_runway_days"], json!({"31337": want}));
 }

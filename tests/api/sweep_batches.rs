@@ -13,6 +13,8 @@ use vendor_server::chain::sweeper;
 
 use crate::checkout::{GEMINI_USDC, Pay, setup_with};
 
+const ADMIN: &str = "admin-token-for-batch-tests-0123456789";
+
 /// Many checkouts in a row from one test client.
 const FAST: (&str, &str) = ("CHECKOUT_RATE_LIMIT_PER_MINUTE", "100000");
 
@@ -145,7 +147,13 @@ fn relay_of(raw: &[u8], address: Address) -> Vec<u8> {
 /// deposit's authorization relayed first by a third party (used: confirmed), the others swept.
 #[sqlx::test]
 async fn a_deposit_failing_in_a_batch_fails_alone_and_the_others_are_swept(pool: PgPool) {
-    let p = setup_with(pool, &[("SWEEP_BATCH_SIZE", "20"), FAST], 0, false).await;
+    let p = setup_with(
+        pool,
+        &[("SWEEP_BATCH_SIZE", "20"), FAST, ("ADMIN_TOKEN", ADMIN)],
+        0,
+        false,
+    )
+    .await;
     let paid = deposits(&p, 5).await;
     pass(&p).await;
     let b = batches(&p).await;
@@ -211,6 +219,17 @@ async fn a_deposit_failing_in_a_batch_fails_alone_and_the_others_are_swept(pool:
         .map(|(_, v)| v)
         .sum();
     assert_eq!(treasury(&p).await, U256::from(swept));
+    // The console shows each sweep's batch and the batch's transaction, the failed one's too.
+    let (status, listed) = p.app.get_auth("/v1/admin/sweeps", ADMIN).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{listed}");
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 5, "{listed}");
+    for item in items {
+        assert_eq!(item["batch_id"], b[0].batch_id, "{item}");
+        assert_eq!(item["batch_tx_hash"], b[0].tx_hash.as_str(), "{item}");
+        assert_eq!(item["batch_size"], 5, "{item}");
+        assert_eq!(item["batch_status"], "confirmed", "{item}");
+    }
 
     // The operator retries after new funds arrived: swept as any retried sweep.
     let failed = rows.iter().find(|r| r.1 == moved_key).unwrap().0;

@@ -54,7 +54,7 @@ export interface PurchaseFilters {
 }
 
 export type StatusAction = 'suspend' | 'resume' | 'delete';
-export type RefundAction = 'approve' | 'reject' | 'mark-paid' | 'retry';
+export type RefundAction = 'approve' | 'reject' | 'mark-paid' | 'retry' | 'bump' | 'cancel-payout';
 export type SweepAction = 'retry' | 'bump' | 'cancel';
 
 /** Every admin call the console makes, typed by the generated OpenAPI types. */

@@ -1874,8 +1874,9 @@ export interface components {
              */
             gas_runway_days?: number | null;
             /**
-             * @description What the gas wallet spent over the last 7 days on the sweeps confirmed then (their
-             *     transaction fees, or their gas top-ups and the top-ups' fees); `null` when nothing.
+             * @description What the gas wallet spent over the last 7 days: its single relays' fees, its sweep batches'
+             *     transactions, its gas top-ups (value and fee) and, when it is also the payout wallet, its
+             *     refund payouts' transactions; `null` when nothing.
              */
             gas_spent_7d_wei?: string | null;
             /** @description The sweeper found it too low for the next sweep (sweeps wait; a `gas.low` alert went out). */
@@ -2328,8 +2329,9 @@ export interface components {
                  */
                 gas_runway_days?: number | null;
                 /**
-                 * @description What the gas wallet spent over the last 7 days on the sweeps confirmed then (their
-                 *     transaction fees, or their gas top-ups and the top-ups' fees); `null` when nothing.
+                 * @description What the gas wallet spent over the last 7 days: its single relays' fees, its sweep batches'
+                 *     transactions, its gas top-ups (value and fee) and, when it is also the payout wallet, its
+                 *     refund payouts' transactions; `null` when nothing.
                  */
                 gas_spent_7d_wei?: string | null;
                 /** @description The sweeper found it too low for the next sweep (sweeps wait; a `gas.low` alert went out). */
@@ -2471,6 +2473,7 @@ export interface components {
                 paid_at?: string | null;
                 /** @description While approved and not being paid by this server: an EIP-681 link paying it from any wallet. */
                 payment_uri?: string | null;
+                payout?: null | components["schemas"]["RefundPayout"];
                 purchase_id?: null | components["schemas"]["PurchaseId"];
                 /** @description Why it was rejected. */
                 reason?: string | null;
@@ -2503,6 +2506,25 @@ export interface components {
                 amount_units: string;
                 /** Format: int32 */
                 attempts: number;
+                /**
+                 * Format: int64
+                 * @description The batch it was relayed in (batched EIP-3009 sweeps: many relays in one Multicall3
+                 *     transaction of the gas wallet); `null` for a sweep sent on its own. A bump or cancel of a
+                 *     batched sweep applies to the whole batch.
+                 */
+                batch_id?: number | null;
+                /**
+                 * Format: int32
+                 * @description How many sweeps the batch relays.
+                 */
+                batch_size?: number | null;
+                /**
+                 * @description The batch's own status: `signed`, `broadcast`, `confirmed` or `failed` (a confirmed batch
+                 *     may hold failed sweeps: each is settled by its own authorization).
+                 */
+                batch_status?: string | null;
+                /** @description The batch's current transaction (the same for every sweep of the batch). */
+                batch_tx_hash?: string | null;
                 /** @description The chain's configured name (`null` for a chain no longer configured). */
                 chain?: string | null;
                 /** Format: int64 */
@@ -2782,6 +2804,7 @@ export interface components {
             paid_at?: string | null;
             /** @description While approved and not being paid by this server: an EIP-681 link paying it from any wallet. */
             payment_uri?: string | null;
+            payout?: null | components["schemas"]["RefundPayout"];
             purchase_id?: null | components["schemas"]["PurchaseId"];
             /** @description Why it was rejected. */
             reason?: string | null;
@@ -2813,6 +2836,51 @@ export interface components {
              * @description The transaction that paid the refund: it must hold a Transfer of the refund's token, of at
              *     least its amount, to its address.
              */
+            tx_hash?: string | null;
+        };
+        /**
+         * @description The payout transaction this server signed for a refund, as the console shows it: where it
+         *     stands among its replacements, whether it is stuck at the fee cap, and whether the operator may
+         *     bump or cancel it (`/v1/admin/refunds/{id}/bump|cancel-payout`).
+         */
+        RefundPayout: {
+            /**
+             * @description The current max fee cannot be raised again under the cap: only an operator's bump (past the
+             *     cap) or cancel replaces it.
+             */
+            at_fee_cap: boolean;
+            /** @description The operator's cancellations at that nonce (0-value transfers of the wallet to itself). */
+            cancel_tx_hashes: string[];
+            /** @description The current transaction is the operator's cancellation. */
+            cancelled: boolean;
+            /** @description The chain's `max_fee_gwei`, in wei: the server's own replacements stay under it. */
+            fee_cap_wei?: string | null;
+            /** @description What its mined transactions cost the payout wallet in gas, in wei (`null` until one is mined). */
+            fee_wei?: string | null;
+            /** @description The payout wallet. */
+            from_address: string;
+            /** @description The current transaction's max fee per gas, in wei. */
+            max_fee_per_gas_wei?: string | null;
+            /** Format: int64 */
+            nonce: number;
+            /** @description `bump` or `cancel` requested by an operator, carried out on the payout job's next pass. */
+            operator_action?: string | null;
+            /** @description Whether it can be bumped or cancelled now (signed, not yet mined). */
+            replaceable: boolean;
+            /** @description Earlier hashes at that nonce (replaced by higher fees): whichever is mined counts. */
+            replaced_tx_hashes: string[];
+            /**
+             * Format: int32
+             * @description Times it was re-signed at the same nonce with higher fees (or cancelled).
+             */
+            replacements: number;
+            /**
+             * Format: date-time
+             * @description When it became stuck: its fees reached the cap (or what the wallet can pay) and it is still
+             *     not mined; one `tx.stuck` alert went out.
+             */
+            stuck_at?: string | null;
+            /** @description The current transaction at that nonce (the last replacement, or the cancellation). */
             tx_hash?: string | null;
         };
         /** @description `POST /v1/admin/refunds/{id}/reject` body. */
@@ -3054,6 +3122,25 @@ export interface components {
             amount_units: string;
             /** Format: int32 */
             attempts: number;
+            /**
+             * Format: int64
+             * @description The batch it was relayed in (batched EIP-3009 sweeps: many relays in one Multicall3
+             *     transaction of the gas wallet); `null` for a sweep sent on its own. A bump or cancel of a
+             *     batched sweep applies to the whole batch.
+             */
+            batch_id?: number | null;
+            /**
+             * Format: int32
+             * @description How many sweeps the batch relays.
+             */
+            batch_size?: number | null;
+            /**
+             * @description The batch's own status: `signed`, `broadcast`, `confirmed` or `failed` (a confirmed batch
+             *     may hold failed sweeps: each is settled by its own authorization).
+             */
+            batch_status?: string | null;
+            /** @description The batch's current transaction (the same for every sweep of the batch). */
+            batch_tx_hash?: string | null;
             /** @description The chain's configured name (`null` for a chain no longer configured). */
             chain?: string | null;
             /** Format: int64 */
@@ -4363,7 +4450,7 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
-            /** @description The idempotency key was used with another request (`idempotency_key_reused`) */
+            /** @description The operator is the last owner and ADMIN_TOKEN is not configured: nobody could manage operators any more; create another owner first (`last_owner`), or the idempotency key was used with another request (`idempotency_key_reused`) */
             409: {
                 headers: {
                     [name: string]: unknown;

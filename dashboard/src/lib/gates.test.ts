@@ -9,6 +9,11 @@ describe('role gates of the action buttons', () => {
     expect(refundButtons('paid', 'owner')).toEqual([]);
     for (const s of ['requested', 'approved', 'failed']) expect(refundButtons(s, 'viewer')).toEqual([]);
     expect(refundButtons('requested', undefined)).toEqual([]);
+    // A payout signed and not mined: bump or cancel it (operators and owners).
+    expect(refundButtons('paying', 'operator', { replaceable: true })).toEqual(['bump', 'cancel-payout']);
+    expect(refundButtons('paying', 'operator', { replaceable: false })).toEqual([]);
+    expect(refundButtons('paying', 'operator', null)).toEqual([]);
+    expect(refundButtons('paying', 'viewer', { replaceable: true })).toEqual([]);
   });
 
   it('sweeps: retry a failed one, bump or cancel a replaceable one; nothing for viewers', () => {

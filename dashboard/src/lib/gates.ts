@@ -5,15 +5,18 @@ import { can } from './roles';
 
 type RoleLike = string | null | undefined;
 
-export type RefundButton = 'approve' | 'reject' | 'retry' | 'mark-paid';
+export type RefundButton = 'approve' | 'reject' | 'retry' | 'mark-paid' | 'bump' | 'cancel-payout';
 
-export function refundButtons(status: string, role: RoleLike): RefundButton[] {
+/** A refund's buttons; a payout transaction signed and not mined (`payout.replaceable`) can be
+ * bumped or cancelled (`/v1/admin/refunds/{id}/bump|cancel-payout`). */
+export function refundButtons(status: string, role: RoleLike, payout?: { replaceable?: boolean } | null): RefundButton[] {
   if (!can(role, 'refunds')) return [];
   const out: RefundButton[] = [];
   if (status === 'requested') out.push('approve');
   if (['requested', 'approved', 'failed'].includes(status)) out.push('reject');
   if (status === 'failed') out.push('retry');
   if (['approved', 'failed'].includes(status)) out.push('mark-paid');
+  if (status === 'paying' && payout?.replaceable === true && can(role, 'replace-tx')) out.push('bump', 'cancel-payout');
   return out;
 }
 

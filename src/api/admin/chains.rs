@@ -1,13 +1,11 @@
 //! Admin routes on chains: rescan a block range for missed deposits, reconcile deposit addresses.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::{AdminAuth, answer, body_as, mutation};
-use crate::admin::AdminError;
+use super::{AdminAuth, Mutation, numeric_id};
 use crate::admin::chains::{self, API_MAX_RESCAN_BLOCKS, RescanOut};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{AppJson, AppPath};
@@ -52,33 +50,26 @@ pub struct RescanIn {
 )]
 pub(super) async fn rescan(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(chain_id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    let chain_id: u64 = chain_id
-        .parse()
-        .map_err(|_| ApiError::from(AdminError::NotFound("chain")))?;
-    let (value, actor) = mutation(
-        auth,
-        &headers,
-        &format!("POST /v1/admin/chains/{chain_id}/rescan"),
-        &body,
-    )?;
-    let input: RescanIn = body_as(value)?;
-    let done = chains::rescan(
-        &state.pool,
-        &state.chains,
-        chain_id,
-        input.from_block,
-        input.to_block,
-        Some(API_MAX_RESCAN_BLOCKS),
-        &actor,
-        |_, _| {},
-    )
-    .await?;
-    Ok(answer(StatusCode::OK, done))
+    let chain_id: u64 = numeric_id(&chain_id, "chain")?;
+    let route = format!("POST /v1/admin/chains/{chain_id}/rescan");
+    request
+        .run(&route, StatusCode::OK, async |input: RescanIn, actor| {
+            chains::rescan(
+                &state.pool,
+                &state.chains,
+                chain_id,
+                input.from_block,
+                input.to_block,
+                Some(API_MAX_RESCAN_BLOCKS),
+                &actor,
+                |_, _| {},
+            )
+            .await
+        })
+        .await
 }
 
 #[utoipa::path(

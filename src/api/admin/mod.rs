@@ -29,11 +29,12 @@ pub mod stats;
 use std::net::IpAddr;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, MatchedPath};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -201,6 +202,14 @@ pub(super) fn id_page(
     ))
 }
 
+/// A numeric id from the path (`what`: the thing's name); a malformed one cannot exist.
+pub(super) fn numeric_id<T: std::str::FromStr>(
+    raw: &str,
+    what: &'static str,
+) -> Result<T, AdminError> {
+    raw.parse().map_err(|_| AdminError::NotFound(what))
+}
+
 /// A purchase id from the path; a malformed one cannot exist.
 pub(super) fn purchase_id(raw: &str) -> Result<PurchaseId, ApiError> {
     raw.parse()
@@ -208,7 +217,7 @@ pub(super) fn purchase_id(raw: &str) -> Result<PurchaseId, ApiError> {
 }
 
 /// The JSON answer of an action, marked when it replays an earlier request with the same key.
-pub(super) fn answer<T: Serialize>(status: StatusCode, done: Done<T>) -> Response {
+fn answer<T: Serialize>(status: StatusCode, done: Done<T>) -> Response {
     let mut response = (status, AppJson(done.value)).into_response();
     if done.replayed {
         response
@@ -218,9 +227,67 @@ pub(super) fn answer<T: Serialize>(status: StatusCode, done: Done<T>) -> Respons
     response
 }
 
+/// A mutating admin request (extracted last: it takes the body): the signed-in operator, the
+/// headers (for the idempotency key) and the body. [`Mutation::run`] is every admin action's one
+/// shape: parse, act, answer.
+pub struct Mutation {
+    auth: AdminAuth,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl FromRequest<AppState> for Mutation {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Response> {
+        let (mut parts, body) = request.into_parts();
+        let auth = AdminAuth::from_request_parts(&mut parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let body = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            auth,
+            headers,
+            body,
+        })
+    }
+}
+
+impl Mutation {
+    /// The body as `I` and the idempotent actor for `route` ([`mutation`]), handed to `act`: what
+    /// it did. `I` is [`IdempotencyIn`] for a route whose body holds nothing else.
+    pub(super) async fn done<I: DeserializeOwned, T, E>(
+        self,
+        route: &str,
+        act: impl AsyncFnOnce(I, Actor) -> Result<Done<T>, E>,
+    ) -> Result<Done<T>, ApiError>
+    where
+        ApiError: From<E>,
+    {
+        let (value, actor) = mutation(self.auth, &self.headers, route, &self.body)?;
+        Ok(act(body_as(value)?, actor).await?)
+    }
+
+    /// [`Self::done`], answered with `status` ([`answer`]).
+    pub(super) async fn run<I: DeserializeOwned, T: Serialize, E>(
+        self,
+        route: &str,
+        status: StatusCode,
+        act: impl AsyncFnOnce(I, Actor) -> Result<Done<T>, E>,
+    ) -> Result<Response, ApiError>
+    where
+        ApiError: From<E>,
+    {
+        Ok(answer(status, self.done(route, act).await?))
+    }
+}
+
 /// A mutating call's body (`{}` when empty) and its actor (client address, idempotency key from
 /// the header or the body, fingerprinted with `route` and the body; required).
-pub(super) fn mutation(
+fn mutation(
     auth: AdminAuth,
     headers: &HeaderMap,
     route: &str,
@@ -277,9 +344,7 @@ pub(super) fn mutation(
     ))
 }
 
-pub(super) fn body_as<T: serde::de::DeserializeOwned>(
-    value: serde_json::Value,
-) -> Result<T, ApiError> {
+fn body_as<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     T::deserialize(value)
         .map_err(|e| ApiError::bad_request("invalid_body", format!("invalid request body: {e}")))
 }

@@ -1,12 +1,11 @@
 //! Operators of the console (owners only) and who is signed in (`GET /v1/admin/me`, any role).
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::{AdminAuth, IdempotencyIn, answer, body_as, mutation};
+use super::{AdminAuth, IdempotencyIn, Mutation, numeric_id};
 use crate::admin::operators::{self, OperatorCreated, OperatorRow, Role, SignedIn};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{AppJson, AppPath};
@@ -89,16 +88,20 @@ pub struct OperatorIn {
 )]
 pub(super) async fn create_operator(
     State(state): State<AppState>,
-    auth: AdminAuth,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    let (value, actor) = mutation(auth, &headers, "POST /v1/admin/operators", &body)?;
-    let input: OperatorIn = body_as(value)?;
-    let role: Role = input.role.as_deref().unwrap_or_default().parse()?;
-    let name = input.name.unwrap_or_default();
-    let done = operators::create(&state.pool, &name, role, &actor).await?;
-    Ok(answer(StatusCode::CREATED, done))
+    let route = "POST /v1/admin/operators";
+    request
+        .run(
+            route,
+            StatusCode::CREATED,
+            async |input: OperatorIn, actor| {
+                let role: Role = input.role.as_deref().unwrap_or_default().parse()?;
+                let name = input.name.unwrap_or_default();
+                operators::create(&state.pool, &name, role, &actor).await
+            },
+        )
+        .await
 }
 
 #[utoipa::path(
@@ -118,26 +121,21 @@ pub(super) async fn create_operator(
         (status = 400, description = "Malformed body or idempotency key (`malformed_json`, `invalid_body`, `invalid_text`, `invalid_path`, `idempotency_key_required`, `invalid_idempotency_key`, `idempotency_key_mismatch`)", body = ErrorBody),
         (status = 401, description = "No token, or not a live operator token nor ADMIN_TOKEN (`unauthorized`)", body = ErrorBody),
         (status = 404, description = "No such operator (`operator_not_found`), or the admin API does not exist (`not_found`)", body = ErrorBody),
-        (status = 409, description = "The idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
+        (status = 409, description = "The operator is the last owner and ADMIN_TOKEN is not configured: nobody could manage operators any more; create another owner first (`last_owner`), or the idempotency key was used with another request (`idempotency_key_reused`)", body = ErrorBody),
         (status = 503, description = "The database is unreachable; retry (`service_unavailable`)", body = ErrorBody),
     )
 )]
 pub(super) async fn revoke_operator(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::not_found("operator_not_found", "Operator not found"))?;
-    let (_, actor) = mutation(
-        auth,
-        &headers,
-        &format!("POST /v1/admin/operators/{id}/revoke"),
-        &body,
-    )?;
-    let done = operators::revoke(&state.pool, id, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    let id: i64 = numeric_id(&id, "operator")?;
+    let route = format!("POST /v1/admin/operators/{id}/revoke");
+    let bootstrap_owner = state.config.server.admin_token.is_some();
+    request
+        .run(&route, StatusCode::OK, async |_: IdempotencyIn, actor| {
+            operators::revoke(&state.pool, id, bootstrap_owner, &actor).await
+        })
+        .await
 }

@@ -1,20 +1,19 @@
 //! Admin routes beside purchases: overview, gas, sweeps, notifications, cost imports, billing tokens
 //! and the audit log.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::purchases::PageQuery;
-use super::{AdminAuth, IdempotencyIn, answer, body_as, id_page, mutation};
+use super::{AdminAuth, IdempotencyIn, Mutation, id_page, numeric_id};
 use crate::admin::cost_imports::{self, CostImportRow};
 use crate::admin::notifications::{self, NotificationRetryOut, NotificationRow};
 use crate::admin::overview::{self, GasWallet, Overview};
 use crate::admin::sweeps::{self, SweepActionOut, SweepRetryOut, SweepRow, TxAction};
 use crate::admin::tokens::{self, TokenCreated, TokenRow};
-use crate::admin::{AdminError, AuditFilter, AuditRecord};
+use crate::admin::{AuditFilter, AuditRecord};
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{AppJson, AppPath, AppQuery};
 use crate::domain::page::Page;
@@ -166,10 +165,6 @@ pub(super) async fn list_sweeps(
     ))
 }
 
-fn numeric_id(raw: &str, what: &'static str) -> Result<i64, AdminError> {
-    raw.parse().map_err(|_| AdminError::NotFound(what))
-}
-
 #[utoipa::path(
     post,
     path = "/v1/admin/sweeps/{id}/retry",
@@ -193,20 +188,16 @@ fn numeric_id(raw: &str, what: &'static str) -> Result<i64, AdminError> {
 )]
 pub(super) async fn retry_sweep(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
     let id = numeric_id(&id, "sweep")?;
-    let (_, actor) = mutation(
-        auth,
-        &headers,
-        &format!("POST /v1/admin/sweeps/{id}/retry"),
-        &body,
-    )?;
-    let done = sweeps::retry_sweep(&state.pool, id, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    let route = format!("POST /v1/admin/sweeps/{id}/retry");
+    request
+        .run(&route, StatusCode::OK, async |_: IdempotencyIn, actor| {
+            sweeps::retry_sweep(&state.pool, id, &actor).await
+        })
+        .await
 }
 
 #[utoipa::path(
@@ -232,12 +223,10 @@ pub(super) async fn retry_sweep(
 )]
 pub(super) async fn bump_sweep(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    sweep_tx_action(state, auth, id, headers, body, TxAction::Bump).await
+    sweep_tx_action(state, id, request, TxAction::Bump).await
 }
 
 #[utoipa::path(
@@ -263,31 +252,25 @@ pub(super) async fn bump_sweep(
 )]
 pub(super) async fn cancel_sweep(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    sweep_tx_action(state, auth, id, headers, body, TxAction::Cancel).await
+    sweep_tx_action(state, id, request, TxAction::Cancel).await
 }
 
 async fn sweep_tx_action(
     state: AppState,
-    auth: AdminAuth,
     id: String,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
     action: TxAction,
 ) -> Result<Response, ApiError> {
     let id = numeric_id(&id, "sweep")?;
-    let (_, actor) = mutation(
-        auth,
-        &headers,
-        &format!("POST /v1/admin/sweeps/{id}/{}", action.as_str()),
-        &body,
-    )?;
-    let done = sweeps::request_tx_action(&state.pool, id, action, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    let route = format!("POST /v1/admin/sweeps/{id}/{}", action.as_str());
+    request
+        .run(&route, StatusCode::OK, async |_: IdempotencyIn, actor| {
+            sweeps::request_tx_action(&state.pool, id, action, &actor).await
+        })
+        .await
 }
 
 #[utoipa::path(
@@ -344,20 +327,16 @@ pub(super) async fn list_notifications(
 )]
 pub(super) async fn retry_notification(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
     let id = numeric_id(&id, "notification")?;
-    let (_, actor) = mutation(
-        auth,
-        &headers,
-        &format!("POST /v1/admin/notifications/{id}/retry"),
-        &body,
-    )?;
-    let done = notifications::retry_notification(&state.pool, id, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    let route = format!("POST /v1/admin/notifications/{id}/retry");
+    request
+        .run(&route, StatusCode::OK, async |_: IdempotencyIn, actor| {
+            notifications::retry_notification(&state.pool, id, &actor).await
+        })
+        .await
 }
 
 #[utoipa::path(
@@ -444,15 +423,15 @@ pub struct TokenIn {
 )]
 pub(super) async fn create_token(
     State(state): State<AppState>,
-    auth: AdminAuth,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    let (value, actor) = mutation(auth, &headers, "POST /v1/admin/tokens", &body)?;
-    let input: TokenIn = body_as(value)?;
-    let label = input.label.unwrap_or_default();
-    let done = tokens::create_token(&state.pool, &label, &actor).await?;
-    Ok(answer(StatusCode::CREATED, done))
+    let route = "POST /v1/admin/tokens";
+    request
+        .run(route, StatusCode::CREATED, async |input: TokenIn, actor| {
+            let label = input.label.unwrap_or_default();
+            tokens::create_token(&state.pool, &label, &actor).await
+        })
+        .await
 }
 
 #[utoipa::path(
@@ -478,20 +457,16 @@ pub(super) async fn create_token(
 )]
 pub(super) async fn revoke_token(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
     let id = numeric_id(&id, "token")?;
-    let (_, actor) = mutation(
-        auth,
-        &headers,
-        &format!("DELETE /v1/admin/tokens/{id}"),
-        &body,
-    )?;
-    let done = tokens::revoke_token(&state.pool, id, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    let route = format!("DELETE /v1/admin/tokens/{id}");
+    request
+        .run(&route, StatusCode::OK, async |_: IdempotencyIn, actor| {
+            tokens::revoke_token(&state.pool, id, &actor).await
+        })
+        .await
 }
 
 /// `GET /v1/admin/audit` query.

@@ -1,12 +1,12 @@
 //! Admin routes on purchases: the list, one purchase, its ledger, adjustments, suspend, resume, delete.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
-use super::{AdminAuth, answer, body_as, id_page, mutation, page_error, purchase_id};
+use super::{AdminAuth, IdempotencyIn, Mutation, body_as, id_page, page_error, purchase_id};
 use crate::admin::purchases::{
     self as admin_purchases, Adjustment, AdjustmentOut, PurchaseDetail, PurchaseQuery, PurchaseRow,
     ReprovisionOut, SortBy, StatusAction, StatusActionOut,
@@ -255,22 +255,21 @@ fn signed_usd_input() -> utoipa::openapi::schema::Schema {
 )]
 pub(super) async fn adjust(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
     let id = purchase_id(&id)?;
-    let (value, actor) = mutation(
-        auth,
-        &headers,
-        &format!("POST /v1/admin/purchases/{id}/adjustments"),
-        &body,
-    )?;
-    let input: AdjustmentIn = body_as(value)?;
-    let adjustment = Adjustment::new(input.amount_usd, input.reason.as_deref())?;
-    let done = admin_purchases::adjust(&state.pool, id, &adjustment, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    let route = format!("POST /v1/admin/purchases/{id}/adjustments");
+    request
+        .run(
+            &route,
+            StatusCode::OK,
+            async |input: AdjustmentIn, actor| {
+                let adjustment = Adjustment::new(input.amount_usd, input.reason.as_deref())?;
+                admin_purchases::adjust(&state.pool, id, &adjustment, &actor).await
+            },
+        )
+        .await
 }
 
 /// `POST /v1/admin/purchases/{id}/suspend|resume` body (optional).
@@ -300,12 +299,10 @@ pub struct DeleteIn {
     pub idempotency_key: Option<String>,
 }
 
-pub(super) async fn status_action(
+async fn status_action(
     state: &AppState,
-    auth: AdminAuth,
     raw_id: &str,
-    headers: &HeaderMap,
-    body: &Bytes,
+    request: Mutation,
     action: StatusAction,
 ) -> Result<Response, ApiError> {
     let id = purchase_id(raw_id)?;
@@ -314,27 +311,27 @@ pub(super) async fn status_action(
         StatusAction::Resume => "resume",
         StatusAction::Delete => "delete",
     };
-    let (value, actor) = mutation(
-        auth,
-        headers,
-        &format!("POST /v1/admin/purchases/{id}/{verb}"),
-        body,
-    )?;
-    let reason = if action == StatusAction::Delete {
-        let input: DeleteIn = body_as(value)?;
-        if input.confirm.as_deref().map(str::trim) != Some(id.to_string().as_str()) {
-            return Err(ApiError::bad_request(
-                "confirmation_required",
-                format!("deleting needs {{\"confirm\": \"{id}\"}}: the purchase id typed again"),
-            ));
-        }
-        input.reason
-    } else {
-        body_as::<StatusActionIn>(value)?.reason
-    };
-    let reason = crate::admin::reason(reason.as_deref(), false)?;
-    let done = admin_purchases::set_status(&state.pool, id, action, reason, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    let route = format!("POST /v1/admin/purchases/{id}/{verb}");
+    request
+        .run(&route, StatusCode::OK, async |value: Value, actor| -> Result<_, ApiError> {
+            let reason = if action == StatusAction::Delete {
+                let input: DeleteIn = body_as(value)?;
+                if input.confirm.as_deref().map(str::trim) != Some(id.to_string().as_str()) {
+                    return Err(ApiError::bad_request(
+                        "confirmation_required",
+                        format!(
+                            "deleting needs {{\"confirm\": \"{id}\"}}: the purchase id typed again"
+                        ),
+                    ));
+                }
+                input.reason
+            } else {
+                body_as::<StatusActionIn>(value)?.reason
+            };
+            let reason = crate::admin::reason(reason.as_deref(), false)?;
+            Ok(admin_purchases::set_status(&state.pool, id, action, reason, &actor).await?)
+        })
+        .await
 }
 
 #[utoipa::path(
@@ -360,12 +357,10 @@ pub(super) async fn status_action(
 )]
 pub(super) async fn suspend(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    status_action(&state, auth, &id, &headers, &body, StatusAction::Suspend).await
+    status_action(&state, &id, request, StatusAction::Suspend).await
 }
 
 #[utoipa::path(
@@ -391,12 +386,10 @@ pub(super) async fn suspend(
 )]
 pub(super) async fn resume(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    status_action(&state, auth, &id, &headers, &body, StatusAction::Resume).await
+    status_action(&state, &id, request, StatusAction::Resume).await
 }
 
 #[utoipa::path(
@@ -422,12 +415,10 @@ pub(super) async fn resume(
 )]
 pub(super) async fn delete_purchase(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    status_action(&state, auth, &id, &headers, &body, StatusAction::Delete).await
+    status_action(&state, &id, request, StatusAction::Delete).await
 }
 
 #[utoipa::path(
@@ -440,7 +431,7 @@ pub(super) async fn delete_purchase(
         ("id" = String, Path, description = "`CustomerPurchaseID_<uuid>`"),
         ("Idempotency-Key" = String, Header, description = "Required (or the body's `idempotency_key`): replays the first answer for the same request; 1 to 255 visible ASCII characters", pattern = "^[!-~]{1,255}$"),
     ),
-    request_body(content = Option<super::IdempotencyIn>, description = "Optional"),
+    request_body(content = Option<IdempotencyIn>, description = "Optional"),
     security(("admin_token" = []), ("admin_token_query" = [])),
     responses(
         (status = 200, description = "Scheduled: the attempt starts now; the purchase becomes active when it delivers", body = ReprovisionOut, headers(("Idempotent-Replayed" = String, description = "`true` when this replays the first answer for the idempotency key"))),
@@ -453,25 +444,26 @@ pub(super) async fn delete_purchase(
 )]
 pub(super) async fn reprovision(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
     let id = purchase_id(&id)?;
     let route = format!("POST /v1/admin/purchases/{id}/reprovision");
-    let (_, actor) = mutation(auth, &headers, &route, &body)?;
-    let done = admin_purchases::reprovision(&state.pool, id, &actor).await?;
-    if !done.replayed {
-        // The attempt starts now rather than at the retry job's next pass.
-        let checkouts = state.checkouts();
-        tokio::spawn(async move {
-            if let Err(e) = crate::checkout::provision::run_once(&checkouts).await {
-                tracing::warn!(error = %e, "provisioning retry pass failed; the job retries");
+    request
+        .run(&route, StatusCode::OK, async |_: IdempotencyIn, actor| {
+            let done = admin_purchases::reprovision(&state.pool, id, &actor).await?;
+            if !done.replayed {
+                // The attempt starts now rather than at the retry job's next pass.
+                let checkouts = state.checkouts();
+                tokio::spawn(async move {
+                    if let Err(e) = crate::checkout::provision::run_once(&checkouts).await {
+                        tracing::warn!(error = %e, "provisioning retry pass failed; the job retries");
+                    }
+                });
             }
-        });
-    }
-    Ok(answer(StatusCode::OK, done))
+            Ok::<_, crate::admin::AdminError>(done)
+        })
+        .await
 }
 
 #[utoipa::path(
@@ -498,16 +490,18 @@ pub(super) async fn reprovision(
 )]
 pub(super) async fn rotate_credential(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
     let id = purchase_id(&id)?;
     let route = format!("POST /v1/admin/purchases/{id}/credentials/rotate");
-    let (value, actor) = mutation(auth, &headers, &route, &body)?;
-    let kind = crate::api::credentials::kind_of(&value)?;
-    let cx = crate::api::credentials::ctx(&state);
-    let done = crate::credentials::rotate(&cx, id, kind, &actor, None).await?;
+    let done = request
+        .done(&route, async |value: Value, actor| -> Result<_, ApiError> {
+            let kind = crate::api::credentials::kind_of(&value)?;
+            let cx = crate::api::credentials::ctx(&state);
+            Ok(crate::credentials::rotate(&cx, id, kind, &actor, None).await?)
+        })
+        .await?;
+    // Not `answer`: a secret is never cached.
     Ok(crate::api::credentials::secret_answer(done))
 }

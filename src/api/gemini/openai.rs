@@ -6,6 +6,7 @@
 //! surface: upstream streams always ask for their usage chunk, which reaches the client only if
 //! it asked for it.
 
+use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -124,58 +125,29 @@ struct OpenAiModelList {
     )
 )]
 async fn chat_completions(State(state): State<AppState>, request: Request) -> Response {
-    let mut slot = None;
-    chat_inner(&state, request, &mut slot)
-        .await
-        // The purchase's slot is taken until the answer is sent.
-        .map(|response| crate::api::hold_until_sent(response, slot))
-        .unwrap_or_else(|e| OpenAiError::from(e).into_response())
+    metered(&state, request, chat).await
 }
 
-async fn chat_inner(
-    state: &AppState,
-    request: Request,
-    slot: &mut Option<CallSlot>,
-) -> Result<Response, GatewayError> {
-    let (parts, body) = request.into_parts();
-    let caller = caller(state, &parts.headers).await?;
-    let bytes = read_limited(&caller, &parts.headers, body, slot).await?;
-    let request: Value = parse(&bytes)?;
-    let model = model_of(&request)?;
-    let prices = caller.prices(&model)?;
+/// A chat request's call: a stream also asks its usage chunk upstream.
+fn chat(request: Value, bytes: Bytes, _model: &str) -> Result<Call, GatewayError> {
     let stream = request.get("stream").and_then(Value::as_bool) == Some(true);
     let estimate = gemini::estimate_chat(&request, bytes.len() as u64);
-    let (body, dialect) = if stream {
+    let (body, client_wants_usage) = if stream {
         let (body, asked) = gemini::with_stream_usage(request);
         let body = serde_json::to_vec(&body)
             .map_err(|e| GatewayError::InvalidArgument(format!("Invalid JSON payload: {e}")))?;
-        (
-            body.into(),
-            Dialect::OpenAi {
-                client_wants_usage: asked,
-            },
-        )
+        (body.into(), asked)
     } else {
-        (
-            bytes,
-            Dialect::OpenAi {
-                client_wants_usage: true,
-            },
-        )
+        (bytes, true)
     };
-    let forward = Forward {
-        model,
-        prices,
-        path: format!("{BASE}/chat/completions"),
-        query: Vec::new(),
+    Ok(Call {
+        path: "chat/completions",
         body,
-        auth: UpstreamAuth::Bearer,
         estimate,
-        dialect,
+        client_wants_usage,
         stream,
         count_tokens: None,
-    };
-    forward_metered(state, caller, forward).await
+    })
 }
 
 /// `POST /v1beta/openai/embeddings`.
@@ -203,24 +175,12 @@ async fn chat_inner(
     )
 )]
 async fn embeddings(State(state): State<AppState>, request: Request) -> Response {
-    let mut slot = None;
-    embeddings_inner(&state, request, &mut slot)
-        .await
-        .map(|response| crate::api::hold_until_sent(response, slot))
-        .unwrap_or_else(|e| OpenAiError::from(e).into_response())
+    metered(&state, request, embedding).await
 }
 
-async fn embeddings_inner(
-    state: &AppState,
-    request: Request,
-    slot: &mut Option<CallSlot>,
-) -> Result<Response, GatewayError> {
-    let (parts, body) = request.into_parts();
-    let caller = caller(state, &parts.headers).await?;
-    let bytes = read_limited(&caller, &parts.headers, body, slot).await?;
-    let request: Value = parse(&bytes)?;
-    let model = model_of(&request)?;
-    let prices = caller.prices(&model)?;
+/// An embeddings request's call: without usage in the answer, its string inputs are counted by a
+/// free countTokens call.
+fn embedding(request: Value, bytes: Bytes, model: &str) -> Result<Call, GatewayError> {
     // The same input as Google's countTokens contents (strings only; token arrays are charged
     // the hold when the answer has no usage).
     let texts: Vec<Value> = match request.get("input") {
@@ -238,20 +198,70 @@ async fn embeddings_inner(
             serde_json::json!({ "contents": contents }),
         )
     });
-    let estimate = gemini::Estimate::input_only(bytes.len() as u64);
+    Ok(Call {
+        path: "embeddings",
+        estimate: gemini::Estimate::input_only(bytes.len() as u64),
+        body: bytes,
+        client_wants_usage: true,
+        stream: false,
+        count_tokens,
+    })
+}
+
+/// What a metered call forwards beyond its model and prices (see [`Forward`]).
+struct Call {
+    /// Under [`BASE`].
+    path: &'static str,
+    body: Bytes,
+    estimate: gemini::Estimate,
+    client_wants_usage: bool,
+    stream: bool,
+    count_tokens: Option<(String, Value)>,
+}
+
+/// A metered call (chat completions, embeddings): the caller's key, its body (within the limits,
+/// taking the purchase's slot), the model's prices, then `call` shapes what is forwarded and
+/// charged ([`forward_metered`]). The slot is held until the answer is sent; errors in OpenAI's
+/// shape.
+async fn metered(
+    state: &AppState,
+    request: Request,
+    call: fn(Value, Bytes, &str) -> Result<Call, GatewayError>,
+) -> Response {
+    let mut slot = None;
+    metered_inner(state, request, &mut slot, call)
+        .await
+        // The purchase's slot is taken until the answer is sent.
+        .map(|response| crate::api::hold_until_sent(response, slot))
+        .unwrap_or_else(|e| OpenAiError::from(e).into_response())
+}
+
+async fn metered_inner(
+    state: &AppState,
+    request: Request,
+    slot: &mut Option<CallSlot>,
+    call: fn(Value, Bytes, &str) -> Result<Call, GatewayError>,
+) -> Result<Response, GatewayError> {
+    let (parts, body) = request.into_parts();
+    let caller = caller(state, &parts.headers).await?;
+    let bytes = read_limited(&caller, &parts.headers, body, slot).await?;
+    let request: Value = parse(&bytes)?;
+    let model = model_of(&request)?;
+    let prices = caller.prices(&model)?;
+    let call = call(request, bytes, &model)?;
     let forward = Forward {
         model,
         prices,
-        path: format!("{BASE}/embeddings"),
+        path: format!("{BASE}/{}", call.path),
         query: Vec::new(),
-        body: bytes,
+        body: call.body,
         auth: UpstreamAuth::Bearer,
-        estimate,
+        estimate: call.estimate,
         dialect: Dialect::OpenAi {
-            client_wants_usage: true,
+            client_wants_usage: call.client_wants_usage,
         },
-        stream: false,
-        count_tokens,
+        stream: call.stream,
+        count_tokens: call.count_tokens,
     };
     forward_metered(state, caller, forward).await
 }

@@ -91,6 +91,13 @@ pub enum MeteringError {
     Db(#[from] sqlx::Error),
 }
 
+impl MeteringError {
+    /// An S3 call's failure (`call`: what and where) with the SDK's whole cause chain.
+    fn s3(call: std::fmt::Arguments<'_>, e: impl std::error::Error) -> Self {
+        Self::S3(format!("{call}: {}", DisplayErrorContext(e)))
+    }
+}
+
 /// What one pass did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct MeteringReport {
@@ -235,23 +242,15 @@ impl Metering {
             .await?
             .into_iter()
             .collect();
-            let mut token = None;
-            loop {
-                let listed = self
-                    .s3
-                    .list_objects_v2()
-                    .bucket(log_bucket)
-                    .prefix(&prefix)
-                    .set_start_after(start_after.clone())
-                    .set_continuation_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        MeteringError::S3(format!(
-                            "ListObjectsV2 {log_bucket}/{prefix}: {}",
-                            DisplayErrorContext(&e)
-                        ))
-                    })?;
+            let mut pages = self
+                .list(log_bucket, &prefix)
+                .set_start_after(start_after)
+                .into_paginator()
+                .send();
+            while let Some(listed) = pages.next().await {
+                let listed = listed.map_err(|e| {
+                    MeteringError::s3(format_args!("ListObjectsV2 {log_bucket}/{prefix}"), e)
+                })?;
                 for object in listed.contents() {
                     let Some(key) = object.key() else { continue };
                     if read.contains(key) {
@@ -260,47 +259,37 @@ impl Metering {
                     self.read_object(pool, log_bucket, bucket, key, report)
                         .await?;
                 }
-                match listed.next_continuation_token() {
-                    Some(next) if listed.is_truncated() == Some(true) => {
-                        token = Some(next.to_owned());
-                    }
-                    _ => break,
-                }
             }
         }
         Ok(())
     }
 
+    /// ListObjectsV2 of the log bucket under `prefix`.
+    fn list(
+        &self,
+        log_bucket: &str,
+        prefix: &str,
+    ) -> aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder {
+        self.s3.list_objects_v2().bucket(log_bucket).prefix(prefix)
+    }
+
     /// `access-logs/<bucket>/` prefixes present in the log bucket.
     async fn bucket_prefixes(&self, log_bucket: &str) -> Result<Vec<String>, MeteringError> {
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let listed = self
-                .s3
-                .list_objects_v2()
-                .bucket(log_bucket)
-                .prefix(LOG_PREFIX_ROOT)
-                .delimiter("/")
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    MeteringError::S3(format!(
-                        "ListObjectsV2 {log_bucket}: {}",
-                        DisplayErrorContext(&e)
-                    ))
-                })?;
+        let mut pages = self
+            .list(log_bucket, LOG_PREFIX_ROOT)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(listed) = pages.next().await {
+            let listed = listed
+                .map_err(|e| MeteringError::s3(format_args!("ListObjectsV2 {log_bucket}"), e))?;
             out.extend(
                 listed
                     .common_prefixes()
                     .iter()
                     .filter_map(|p| p.prefix().map(str::to_owned)),
             );
-            match listed.next_continuation_token() {
-                Some(next) if listed.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => break,
-            }
         }
         Ok(out)
     }
@@ -326,10 +315,10 @@ impl Metering {
             // Removed meanwhile (a purge): nothing to count.
             Err(e) if e.code() == Some("NoSuchKey") => return Ok(()),
             Err(e) => {
-                return Err(MeteringError::S3(format!(
-                    "GetObject {log_bucket}/{key}: {}",
-                    DisplayErrorContext(&e)
-                )));
+                return Err(MeteringError::s3(
+                    format_args!("GetObject {log_bucket}/{key}"),
+                    e,
+                ));
             }
         };
         let reader = tokio::io::BufReader::new(object.body.into_async_read());
@@ -376,21 +365,13 @@ impl Metering {
             .flat_map(|b| STORAGE_TYPES.iter().map(move |t| (b, *t)))
             .enumerate()
             .map(|(i, (b, storage_type))| {
+                let dimension =
+                    |name: &str, value: &str| Dimension::builder().name(name).value(value).build();
                 let metric = Metric::builder()
                     .namespace("AWS/S3")
                     .metric_name("BucketSizeBytes")
-                    .dimensions(
-                        Dimension::builder()
-                            .name("BucketName")
-                            .value(&b.bucket)
-                            .build(),
-                    )
-                    .dimensions(
-                        Dimension::builder()
-                            .name("StorageType")
-                            .value(storage_type)
-                            .build(),
-                    )
+                    .dimensions(dimension("BucketName", &b.bucket))
+                    .dimensions(dimension("StorageType", storage_type))
                     .build();
                 let query = MetricDataQuery::builder()
                     .id(format!("q{i}"))
@@ -416,27 +397,22 @@ impl Metering {
                 .iter()
                 .filter_map(|(id, q)| q.id().map(|qid| (qid.to_owned(), *id)))
                 .collect();
-            let mut token = None;
-            loop {
-                let answer = self
-                    .cloudwatch
-                    .get_metric_data()
-                    .set_metric_data_queries(Some(chunk.iter().map(|(_, q)| q.clone()).collect()))
-                    .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                        start.timestamp(),
-                    ))
-                    .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
-                        end.timestamp(),
-                    ))
-                    .set_next_token(token.take())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        MeteringError::CloudWatch(format!(
-                            "GetMetricData: {}",
-                            DisplayErrorContext(&e)
-                        ))
-                    })?;
+            let mut pages = self
+                .cloudwatch
+                .get_metric_data()
+                .set_metric_data_queries(Some(chunk.iter().map(|(_, q)| q.clone()).collect()))
+                .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                    start.timestamp(),
+                ))
+                .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+                    end.timestamp(),
+                ))
+                .into_paginator()
+                .send();
+            while let Some(answer) = pages.next().await {
+                let answer = answer.map_err(|e| {
+                    MeteringError::CloudWatch(format!("GetMetricData: {}", DisplayErrorContext(&e)))
+                })?;
                 for result in answer.metric_data_results() {
                     let Some(owner) = result.id().and_then(|id| owners.get(id)) else {
                         continue;
@@ -456,10 +432,6 @@ impl Metering {
                         let sum = sizes.entry((*owner, day)).or_default();
                         *sum = sum.saturating_add(bytes);
                     }
-                }
-                match answer.next_token() {
-                    Some(next) => token = Some(next.to_owned()),
-                    None => break,
                 }
             }
         }
@@ -504,19 +476,9 @@ impl Metering {
         for row in rows {
             let prefix = log_prefix(&row.bucket);
             loop {
-                let listed = self
-                    .s3
-                    .list_objects_v2()
-                    .bucket(log_bucket)
-                    .prefix(&prefix)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        MeteringError::S3(format!(
-                            "ListObjectsV2 {log_bucket}/{prefix}: {}",
-                            DisplayErrorContext(&e)
-                        ))
-                    })?;
+                let listed = self.list(log_bucket, &prefix).send().await.map_err(|e| {
+                    MeteringError::s3(format_args!("ListObjectsV2 {log_bucket}/{prefix}"), e)
+                })?;
                 let keys: Vec<_> = listed
                     .contents()
                     .iter()
@@ -544,10 +506,7 @@ impl Metering {
                     .send()
                     .await
                     .map_err(|e| {
-                        MeteringError::S3(format!(
-                            "DeleteObjects {log_bucket}/{prefix}: {}",
-                            DisplayErrorContext(&e)
-                        ))
+                        MeteringError::s3(format_args!("DeleteObjects {log_bucket}/{prefix}"), e)
                     })?;
                 if let Some(failed) = deleted.errors().first() {
                     return Err(MeteringError::S3(format!(

@@ -203,10 +203,12 @@ pub(super) async fn settle(
             "update sweep set step = 'sweep', status = 'planned', topup_tx_hash = $2, from_address = null,
                  nonce = null, tx_hash = null, raw_tx = null, broadcast_at = null, next_attempt_at = now(),
                  broadcast_block = null, max_cost_wei = null, replaced_tx_hashes = '{}', cancel_tx_hashes = '{}',
-                 replacements = 0, stuck_at = null, operator_action = null
+                 replacements = 0, stuck_at = null, operator_action = null, topup_fee_wei = $3,
+                 topup_confirmed_at = now()
              where sweep_id = $1 and status = 'broadcast'",
             sweep.sweep_id,
-            hash_text
+            hash_text,
+            to_numeric(fee)
         )
         .execute(cx.pool)
         .await?;

@@ -1,5 +1,6 @@
 // What an operator can do with one refund (lib/gates.ts `refundButtons`): approve (confirmed
-// first), reject with a reason, retry a failed payout, and — when the server has no payout key —
+// first), reject with a reason, retry a failed payout, bump or cancel a payout transaction not yet
+// mined (stuck at the fee cap, typically), and — when the server has no payout key —
 // pay it from the vendor's own wallet with the EIP-681 link and QR code, then mark it paid with the
 // transaction (checked on chain).
 import { renderSVG } from 'uqr';
@@ -23,7 +24,7 @@ export function RefundActions(props: {
   act: (r: AdminRefund, action: RefundAction, body?: Record<string, unknown>) => void;
 }) {
   const { r, busy, act } = props;
-  const buttons = refundButtons(r.status, props.role);
+  const buttons = refundButtons(r.status, props.role, r.payout);
   if (buttons.length === 0) return null;
   const field = (e: Event, name: string) => String(new FormData(e.currentTarget as HTMLFormElement).get(name) ?? '').trim();
   return (
@@ -61,6 +62,29 @@ export function RefundActions(props: {
         <button type="button" class="btn btn-small" data-action="retry-refund" disabled={busy} onClick={() => act(r, 'retry')}>
           Retry
         </button>
+      )}
+      {buttons.includes('bump') && (
+        <button
+          type="button"
+          class={r.payout?.stuck_at ? 'btn btn-small btn-primary' : 'btn btn-small'}
+          data-action="bump-payout"
+          disabled={busy}
+          title="Re-sign the payout at the same nonce with both fees raised 25 % (past the chain's cap if need be)"
+          onClick={() => act(r, 'bump')}
+        >
+          Bump fee
+        </button>
+      )}
+      {buttons.includes('cancel-payout') && (
+        <ConfirmButton
+          action="cancel-payout"
+          label="Cancel payout"
+          danger
+          disabled={busy}
+          confirmLabel="Cancel the payout"
+          question="A 0-value transfer of the payout wallet to itself replaces it at the same nonce; once mined the refund fails with nothing paid, and can be retried."
+          onConfirm={() => act(r, 'cancel-payout')}
+        />
       )}
       {buttons.includes('mark-paid') && r.payment_uri && (
         <div class="pay-by-hand">

@@ -1,5 +1,6 @@
-// Sweeps (the console's Sweeps view and a purchase's page): token, amount, step, transaction and,
-// per row, what an operator can do (retry a failed one, bump or cancel a stuck transaction).
+// Sweeps (the console's Sweeps view and a purchase's page): token, amount, step, transaction (and
+// the batch a batched sweep was relayed in) and, per row, what an operator can do (retry a failed
+// one, bump or cancel a stuck transaction; for a batched sweep, its whole batch).
 import type { ComponentChildren } from 'preact';
 import type { SweepRow } from '../../api/types';
 import { type Column, Table } from '../../components/Table';
@@ -50,7 +51,37 @@ const COLUMNS: Column<SweepRow>[] = [
       </>
     ),
   },
-  { label: 'Transaction', cell: (s) => <TxLink hash={s.tx_hash} url={s.explorer_url} /> },
+  {
+    label: 'Transaction',
+    cell: (s) => (
+      <>
+        <TxLink hash={s.tx_hash} url={s.explorer_url} />
+        {s.batch_id != null && (
+          <div class="muted small">
+            in batch <Field field="batch_id" value={s.batch_id}>#{s.batch_id}</Field>
+            {s.batch_size != null && (
+              <>
+                {' '}
+                of <Field field="batch_size" value={s.batch_size} /> sweeps
+              </>
+            )}
+            {s.batch_status && (
+              <>
+                {' '}
+                · <Field field="batch_status" value={s.batch_status}>{SWEEP_STATUS_TEXT[s.batch_status] ?? s.batch_status}</Field>
+              </>
+            )}
+            {s.batch_tx_hash && (
+              <>
+                {' '}
+                · <TxLink field="batch_tx_hash" hash={s.batch_tx_hash} url={s.batch_tx_hash === s.tx_hash ? s.explorer_url : null} />
+              </>
+            )}
+          </div>
+        )}
+      </>
+    ),
+  },
   { label: 'Attempts', num: true, cell: (s) => <Field field="attempts" value={s.attempts} /> },
   { label: 'Stuck since', cell: (s) => <Time field="stuck_at" value={s.stuck_at} /> },
   { label: 'Last error', cell: (s) => (s.last_error ? <Field field="last_error" value={s.last_error} /> : <span class="muted">—</span>) },

@@ -11,6 +11,7 @@ import { type Column, Table } from '../../components/Table';
 import { Field, Money } from '../../components/ui';
 import { Time, TxLink } from '../../components/values';
 import { RefundActions } from '../components/RefundActions';
+import { RefundPayout } from '../components/RefundPayout';
 import { useAdmin, useList } from '../hooks';
 import { routeParam } from '../route';
 import { useSession } from '../session';
@@ -24,6 +25,11 @@ export const REFUND_STATUS_TEXT: Record<string, string> = {
   rejected: 'Rejected',
   canceled: 'Canceled by the customer',
   failed: 'Payout failed',
+};
+
+const PAYOUT_ACTION_TEXT: Partial<Record<RefundAction, string>> = {
+  bump: 'Bump requested: the payout job re-signs it with higher fees within seconds.',
+  'cancel-payout': 'Cancel requested: the payout job replaces it with a 0-value transfer within seconds.',
 };
 
 const SOURCE_TEXT: Record<string, string> = {
@@ -97,6 +103,7 @@ const COLUMNS: Column<Refund>[] = [
             <TxLink hash={r.tx_hash} url={r.explorer_url} />
           </div>
         )}
+        <RefundPayout r={r} />
       </>
     ),
   },
@@ -115,7 +122,11 @@ export function Refunds() {
     setMessage(null);
     try {
       const done = await admin.refundAction(r.refund_id, action, body, newIdempotencyKey());
-      setMessage({ tone: 'ok', text: `Refund ${shortHex(r.refund_id, 8)}: ${REFUND_STATUS_TEXT[done.status] ?? done.status}.` });
+      const requested = PAYOUT_ACTION_TEXT[action];
+      setMessage({
+        tone: 'ok',
+        text: requested ?? `Refund ${shortHex(r.refund_id, 8)}: ${REFUND_STATUS_TEXT[done.status] ?? done.status}.`,
+      });
       list.reload();
     } catch (e) {
       setMessage({ tone: 'error', text: errorText(e) });
