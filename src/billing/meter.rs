@@ -319,11 +319,17 @@ async fn process(
     let mut answered: HashMap<(Uuid, String), (Vec<u8>, serde_json::Value)> = HashMap::new();
     if !idempotency_keys.is_empty() {
         let rows = sqlx::query!(
-            "select i.purchase_id, i.key, i.request_hash, i.response
-             from meter_idempotency i
-             join unnest($1::uuid[], $2::text[]) as k(purchase_id, key)
-               on i.purchase_id = k.purchase_id and i.key = k.key
-             where i.created_at > now() - make_interval(days => $3)",
+            // One primary-key probe per key, whatever the statistics say (`limit 1` keeps the
+            // subquery from being pulled up into a join): a plan chosen while the table was small
+            // otherwise scans every live key, and the lookup grows with the table (issue 26).
+            r#"select k.purchase_id as "purchase_id!", k.key as "key!", i.request_hash, i.response
+               from unnest($1::uuid[], $2::text[]) as k(purchase_id, key)
+               cross join lateral (
+                   select m.request_hash, m.response, m.created_at from meter_idempotency m
+                   where m.purchase_id = k.purchase_id and m.key = k.key
+                   limit 1
+               ) i
+               where i.created_at > now() - make_interval(days => $3)"#,
             &key_ids,
             &idempotency_keys,
             IDEMPOTENCY_DAYS
