@@ -435,6 +435,10 @@ async fn validate(
     let tracer = text("tracer", body.tracer, 200)?;
     let session = checkout::parse_session(&session_text)?;
     let v = checkout::validate(&state.checkouts(), &flow_id, session).await?;
+    let unclaimed_usd = match &v.checkout {
+        Some(c) => crate::refunds::unclaimed_of_checkout(&state.pool, c).await?,
+        None => UsdMicros::ZERO,
+    };
     Ok(AppJson(ValidateOut {
         success: v.success,
         vendor_disclaimer: v.message.clone(),
@@ -447,7 +451,7 @@ async fn validate(
         pending_balance_usd: v.totals.pending.to_string(),
         minimum_usd: v.minimum.to_string(),
         expired: v.expired,
-        unclaimed_usd: crate::refunds::unclaimed_of_checkout(&state.pool, session).await?,
+        unclaimed_usd,
     }))
 }
 
@@ -813,10 +817,9 @@ async fn verify_topup(
     let found = checkout::find_by_purchase(&state.pool, purchase_id)
         .await?
         .ok_or_else(unauthorized)?;
-    let session = found.session;
     let report = checkout::topup(&state.checkouts(), found).await?;
     let mut message = topup_message(&report);
-    let unclaimed = crate::refunds::unclaimed_of_checkout(&state.pool, session).await?;
+    let unclaimed = crate::refunds::unclaimed_of_checkout(&state.pool, &report.checkout).await?;
     if unclaimed.0 > 0 {
         message.push_str(&format!(
             " {unclaimed} USD paid to this deleted purchase is unclaimed: request it back with POST /v1/purchase/{purchase_id}/refunds."

@@ -111,8 +111,13 @@ pub enum Scope {
     /// Every watched address; reconciles the reorg window and advances the cursor.
     All,
     /// One checkout's address (validate, finalize, topup), from the block its checkout began at (its
-    /// chain's head at initiate) up to the head: records what it finds, nothing else.
-    Checkout(Uuid),
+    /// chain's head at initiate; `None`: where the watcher's window starts) up to the head: records
+    /// what it finds, nothing else. The caller has the checkout loaded and passes what the scan needs.
+    Checkout {
+        session: Uuid,
+        address: Address,
+        start_block: Option<u64>,
+    },
     /// Every watched address over the blocks `[from, to]` (a rescan): records what it finds, nothing
     /// else (the cursor, gaps and recorded deposits stay as they are).
     Range { from: u64, to: u64 },
@@ -451,31 +456,21 @@ pub async fn scan(
             };
             scan_at(pool, chain, scope, head, source, None).await
         }
-        Scope::Checkout(session) => {
-            let rows = sqlx::query!(
-                r#"select deposit_address, checkout_session_id,
-                          (start_blocks ->> $2)::bigint as start_block
-                   from checkout where checkout_session_id = $1"#,
-                session,
-                chain.id().to_string()
+        Scope::Checkout {
+            session,
+            address,
+            start_block,
+        } => {
+            let watched: Watched = HashMap::from([(address, session)]);
+            scan_at(
+                pool,
+                chain,
+                scope,
+                head,
+                Source::One(&watched, start_block),
+                None,
             )
-            .fetch_all(pool)
-            .await?;
-            let start = rows
-                .iter()
-                .filter_map(|r| r.start_block)
-                .filter_map(|b| u64::try_from(b).ok())
-                .min();
-            let watched: Watched = rows
-                .into_iter()
-                .filter_map(|r| {
-                    r.deposit_address
-                        .parse::<Address>()
-                        .ok()
-                        .map(|a| (a, r.checkout_session_id))
-                })
-                .collect();
-            scan_at(pool, chain, scope, head, Source::One(&watched, start), None).await
+            .await
         }
     }
 }
@@ -662,7 +657,7 @@ async fn scan_at(
                 (logs, failed, Some(addresses.into_iter().collect()))
             }
         };
-    if let Scope::Checkout(_) | Scope::Range { .. } = scope
+    if let Scope::Checkout { .. } | Scope::Range { .. } = scope
         && let Some((start, end, error)) = failed.first()
     {
         return Err(chain.rpc_error(format!(
@@ -1181,13 +1176,13 @@ pub async fn mark_reorged(
 }
 
 /// Whether every configured chain's last full watcher pass read its address list less than `fresh`
-/// ago and after the checkout began (with a margin), and left no block range unread: then the
-/// database already holds what a scan of the checkout's address would find, and validate needs no
-/// RPC call.
+/// ago and after the checkout began (`created_at`, with a margin), and left no block range unread:
+/// then the database already holds what a scan of the checkout's address would find, and validate
+/// needs no RPC call.
 pub async fn fresh_for(
     pool: &PgPool,
     chains: &super::Chains,
-    session: Uuid,
+    created_at: DateTime<Utc>,
     fresh: Duration,
 ) -> Result<bool, ChainError> {
     let ids: Vec<i64> = chains
@@ -1198,12 +1193,12 @@ pub async fn fresh_for(
         return Ok(false);
     }
     let fresh_chains = sqlx::query_scalar!(
-        r#"select count(*) as "n!" from chain_cursor cc, checkout c
-           where c.checkout_session_id = $1 and cc.chain_id = any($2)
+        r#"select count(*) as "n!" from chain_cursor cc
+           where cc.chain_id = any($2)
              and cc.scanned_at > now() - make_interval(secs => $3)
-             and cc.scanned_at > c.created_at + make_interval(secs => $4)
+             and cc.scanned_at > $1::timestamptz + make_interval(secs => $4)
              and not exists (select 1 from watch_gap g where g.chain_id = cc.chain_id)"#,
-        session,
+        created_at,
         &ids,
         fresh.as_secs_f64(),
         COVERED_AFTER_SECS

@@ -2,10 +2,11 @@
 //! `deposit:<chain_id>:<tx>:<log_index>`), whoever asks and however often.
 
 use serde_json::json;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 
 use super::{CheckoutError, Checkouts};
 use crate::billing::ledger::{self, EntryKind, NewEntry};
+use crate::chain::Chains;
 use crate::domain::ids::{CheckoutSessionId, PurchaseId};
 use crate::domain::money::UsdMicros;
 use crate::notify::{self, Channel};
@@ -172,11 +173,25 @@ pub async fn credit_deposit(
     }))
 }
 
-/// Credits every confirmed, uncredited deposit of finalized checkouts (all, or one session).
-pub async fn credit_ready(
-    cx: &Checkouts,
-    session: Option<CheckoutSessionId>,
-) -> Result<Vec<Credited>, CheckoutError> {
+/// Credits one confirmed deposit to a purchase in its own transaction, with the sweep fees due.
+pub(super) async fn credit_one(
+    pool: &PgPool,
+    chains: &Chains,
+    deposit_id: i64,
+    purchase_id: PurchaseId,
+) -> Result<Option<Credited>, CheckoutError> {
+    let mut tx = pool.begin().await?;
+    let credited = credit_deposit(&mut tx, deposit_id, purchase_id, true).await?;
+    ledger::charge_sweep_fees(&mut tx, purchase_id, |c| chains.sweep_fee(c)).await?;
+    tx.commit().await?;
+    if let Some(c) = &credited {
+        tracing::info!(purchase_id = %c.purchase_id, amount = %c.amount, reference = c.reference, "deposit credited");
+    }
+    Ok(credited)
+}
+
+/// Credits every confirmed, uncredited deposit of finalized checkouts.
+pub async fn credit_ready(cx: &Checkouts) -> Result<Vec<Credited>, CheckoutError> {
     let mut out = Vec::new();
     let mut after = 0i64;
     loop {
@@ -185,10 +200,8 @@ pub async fn credit_ready(
                from deposit d join checkout c using (checkout_session_id)
                where d.status = 'confirmed' and d.unclaimed_at is null and c.purchase_id is not null
                  and d.deposit_id > $1
-                 and ($2::uuid is null or c.checkout_session_id = $2)
-               order by d.deposit_id limit $3"#,
+               order by d.deposit_id limit $2"#,
             after,
-            session.map(|s| s.0),
             BATCH_SIZE
         )
         .fetch_all(&cx.pool)
@@ -196,22 +209,34 @@ pub async fn credit_ready(
         let count = rows.len();
         for row in rows {
             after = row.deposit_id;
-            let mut tx = cx.pool.begin().await?;
-            let credited =
-                credit_deposit(&mut tx, row.deposit_id, PurchaseId(row.purchase_id), true).await?;
-            ledger::charge_sweep_fees(&mut tx, PurchaseId(row.purchase_id), |c| {
-                cx.chains.sweep_fee(c)
-            })
-            .await?;
-            tx.commit().await?;
-            if let Some(c) = credited {
-                tracing::info!(purchase_id = %c.purchase_id, amount = %c.amount, reference = c.reference, "deposit credited");
-                out.push(c);
-            }
+            let purchase = PurchaseId(row.purchase_id);
+            out.extend(credit_one(&cx.pool, &cx.chains, row.deposit_id, purchase).await?);
         }
         if count < usize::try_from(BATCH_SIZE).unwrap_or(usize::MAX) {
             break;
         }
+    }
+    Ok(out)
+}
+
+/// Credits every confirmed, uncredited deposit of one finalized checkout to its purchase (the
+/// caller has the checkout loaded).
+pub async fn credit_checkout(
+    cx: &Checkouts,
+    session: CheckoutSessionId,
+    purchase_id: PurchaseId,
+) -> Result<Vec<Credited>, CheckoutError> {
+    let ids = sqlx::query_scalar!(
+        "select deposit_id from deposit
+         where checkout_session_id = $1 and status = 'confirmed' and unclaimed_at is null
+         order by deposit_id",
+        session.0
+    )
+    .fetch_all(&cx.pool)
+    .await?;
+    let mut out = Vec::new();
+    for id in ids {
+        out.extend(credit_one(&cx.pool, &cx.chains, id, purchase_id).await?);
     }
     Ok(out)
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use super::{CheckoutError, Checkouts, credit, receipt};
-use crate::billing::ledger;
 use crate::chain::{Chains, watcher};
 use crate::domain::Outcome;
 use crate::domain::ids::{CheckoutSessionId, PurchaseId};
@@ -30,7 +29,7 @@ pub async fn run_once(cx: &Checkouts) -> anyhow::Result<Outcome> {
         watcher::scan_chains(&cx.pool, &cx.chains, cx.config.checkout.late_payment_watch).await?;
     let mut work = pass.work;
     work += if pass.full {
-        credit::credit_ready(cx, None).await?.len()
+        credit::credit_ready(cx).await?.len()
     } else {
         credit_confirmed(&cx.pool, &cx.chains, &pass.confirmed).await?
     };
@@ -96,12 +95,10 @@ async fn credit_confirmed(pool: &PgPool, chains: &Chains, ids: &[i64]) -> anyhow
     let mut credited = 0;
     for row in rows {
         let purchase = PurchaseId(row.purchase_id);
-        let mut tx = pool.begin().await?;
-        let done = credit::credit_deposit(&mut tx, row.deposit_id, purchase, true).await?;
-        ledger::charge_sweep_fees(&mut tx, purchase, |c| chains.sweep_fee(c)).await?;
-        tx.commit().await?;
-        if let Some(c) = done {
-            tracing::info!(purchase_id = %c.purchase_id, amount = %c.amount, reference = c.reference, "deposit credited");
+        if credit::credit_one(pool, chains, row.deposit_id, purchase)
+            .await?
+            .is_some()
+        {
             credited += 1;
         }
     }

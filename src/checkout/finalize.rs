@@ -9,11 +9,12 @@
 
 use std::time::{Duration, Instant};
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
+use sqlx::PgConnection;
 
-use super::receipt::{Receipt, ReceiptCipher, SEALED_FOR_HOURS};
-use super::{Checkout, CheckoutError, Checkouts, credit, provision, totals};
+use super::receipt::{self, Receipt, ReceiptCipher};
+use super::{Checkout, CheckoutError, Checkouts, Loaded, credit, provision, totals};
 use crate::billing::purchases::{self, NewPurchase};
 use crate::billing::{BillingError, Triggers};
 use crate::catalog::Offer;
@@ -87,24 +88,23 @@ pub(super) async fn check_flow(
     }
 }
 
-/// Scans the checkout's address on every chain, giving up (as an RPC failure) after half the time
-/// left before the deadline: the deposits already recorded still count.
-async fn scan_bounded(
-    cx: &Checkouts,
-    checkout: &Checkout,
+/// One finalize call: what it was told and the world it read once (the checkout with its stored
+/// offer terms), passed down its steps: [`Self::check_paid`], then in one transaction
+/// [`Self::claim`], [`Self::create_purchase`], [`Self::credit`], [`Self::store_receipt`]; then
+/// [`Self::provision`]. A finalized checkout goes to [`Self::replay`] instead.
+struct Finalize<'a> {
+    cx: &'a Checkouts,
+    input: &'a FinalizeInput,
+    loaded: Loaded,
+    cipher: ReceiptCipher,
     deadline: Instant,
-) -> Result<Vec<crate::chain::ChainError>, CheckoutError> {
-    let limit = deadline.saturating_duration_since(Instant::now()) / 2;
-    match tokio::time::timeout(limit, super::scan_checkout(cx, checkout.session)).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(?limit, "chain scan cut short to answer in time");
-            Ok(vec![crate::chain::ChainError::Rpc {
-                chain: checkout.chain_name.clone(),
-                detail: "the scan did not finish in time".into(),
-            }])
-        }
-    }
+}
+
+/// What the finalize transaction made: the purchase, its customer key and its full receipt.
+struct Created {
+    purchase_id: PurchaseId,
+    customer_key: SecretString,
+    receipt: Receipt,
 }
 
 #[tracing::instrument(skip_all, fields(session = ?input.session), err(level = "info"))]
@@ -115,7 +115,8 @@ pub async fn finalize(cx: &Checkouts, input: &FinalizeInput) -> Result<Finalized
             "checkout_session_id is required".into(),
         ));
     };
-    let Some(checkout) = super::find(&cx.pool, session).await? else {
+    // The terms the checkout was started with, whatever happened to the offer or chain since.
+    let Some(loaded) = Loaded::by_session(&cx.pool, session).await? else {
         cx.catalog
             .resolve_flow(&cx.pool, &cx.config.chains, &input.flow_id)
             .await?
@@ -124,28 +125,44 @@ pub async fn finalize(cx: &Checkouts, input: &FinalizeInput) -> Result<Finalized
             message: format!("Wallet not found for checkout_session_id={session}"),
         });
     };
-    // The terms the checkout was started with, whatever happened to the offer or chain since.
-    let offer = super::offer_of(&cx.pool, &checkout).await?;
-    check_flow(cx, &input.flow_id, &checkout, &offer).await?;
+    check_flow(cx, &input.flow_id, &loaded.checkout, &loaded.offer).await?;
     let cipher =
         ReceiptCipher::new(cx.config.data_encryption_key.as_ref().ok_or_else(|| {
             CheckoutError::NotConfigured("DATA_ENCRYPTION_KEY is not set".into())
         })?)?;
-    if checkout.purchase_id.is_some() {
-        return replay(
-            cx,
-            &cipher,
-            &checkout,
-            &offer,
-            &input.officex_purchase_id,
-            deadline,
-        )
-        .await;
+    let mut run = Finalize {
+        cx,
+        input,
+        loaded,
+        cipher,
+        deadline,
+    };
+    if run.loaded.checkout.purchase_id.is_some() {
+        return run.replay().await;
+    }
+    if let Some(refused) = run.check_paid().await? {
+        return Ok(refused);
+    }
+    match run.commit().await? {
+        Some(created) => Ok(run.provision(created).await),
+        // A concurrent finalize of this checkout won.
+        None => run.replay().await,
+    }
+}
+
+impl Finalize<'_> {
+    fn session(&self) -> CheckoutSessionId {
+        self.loaded.checkout.session
     }
 
-    let failures = scan_bounded(cx, &checkout, deadline).await?;
-    let found = totals(&cx.pool, session).await?;
-    if found.counted() < offer.min_deposit {
+    /// Scans the checkout's address and refuses (nothing charged) below the offer's minimum.
+    async fn check_paid(&self) -> Result<Option<Finalized>, CheckoutError> {
+        let failures = self.scan_bounded().await?;
+        let found = totals(&self.cx.pool, self.session()).await?;
+        let minimum = self.loaded.offer.min_deposit;
+        if found.counted() >= minimum {
+            return Ok(None);
+        }
         if let Some(failure) = failures.into_iter().next() {
             return Err(failure.into());
         }
@@ -157,78 +174,138 @@ pub async fn finalize(cx: &Checkouts, input: &FinalizeInput) -> Result<Finalized
         } else {
             String::new()
         };
-        return Ok(Finalized::Refused {
+        Ok(Some(Finalized::Refused {
             message: format!(
-                "Insufficient funds. Found: {} USD confirmed, Required: {} USD.{pending} Nothing was charged: send the difference to {} and finalize again; everything received stays credited to this checkout.",
+                "Insufficient funds. Found: {} USD confirmed, Required: {minimum} USD.{pending} Nothing was charged: send the difference to {} and finalize again; everything received stays credited to this checkout.",
                 found.counted(),
-                offer.min_deposit,
-                super::explorer_link(cx, &checkout)
+                super::explorer_link(self.cx, &self.loaded.checkout)
             ),
-        });
+        }))
     }
 
-    // One transaction: the purchase, its credits, its notifications and its receipt.
-    let mut tx = cx.pool.begin().await?;
-    let locked = super::checkout_select!("where checkout_session_id = $1 for update", session.0)
+    /// Scans the checkout's address on every chain, giving up (as an RPC failure) after half the
+    /// time left before the deadline: the deposits already recorded still count.
+    async fn scan_bounded(&self) -> Result<Vec<crate::chain::ChainError>, CheckoutError> {
+        let limit = self.deadline.saturating_duration_since(Instant::now()) / 2;
+        let checkout = &self.loaded.checkout;
+        match tokio::time::timeout(limit, super::scan_checkout(self.cx, checkout)).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(?limit, "chain scan cut short to answer in time");
+                Ok(vec![crate::chain::ChainError::Rpc {
+                    chain: checkout.chain_name.clone(),
+                    detail: "the scan did not finish in time".into(),
+                }])
+            }
+        }
+    }
+
+    /// One transaction: the purchase, its credits, its notifications and its receipt. `None` when
+    /// a concurrent finalize of this checkout committed first.
+    async fn commit(&mut self) -> Result<Option<Created>, CheckoutError> {
+        let mut tx = self.cx.pool.begin().await?;
+        if !self.claim(&mut tx).await? {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let (purchase_id, customer_key) = self.create_purchase(&mut tx).await?;
+        let credited = self.credit(&mut tx, purchase_id).await?;
+        // Lease: this request provisions now; the retry job takes over if it does not finish.
+        sqlx::query!(
+            "update purchase set resource_status = 'provisioning',
+                 next_provision_at = now() + make_interval(secs => $2)
+             where purchase_id = $1",
+            purchase_id.0,
+            provision::LEASE_SECS
+        )
+        .execute(&mut *tx)
+        .await?;
+        let receipt = self
+            .store_receipt(&mut tx, purchase_id, &customer_key)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(%purchase_id, %credited, "checkout finalized");
+        Ok(Some(Created {
+            purchase_id,
+            customer_key,
+            receipt,
+        }))
+    }
+
+    /// Locks the checkout row against a concurrent finalize; `false` (with the loaded value
+    /// updated) when that one already finalized it.
+    async fn claim(&mut self, tx: &mut PgConnection) -> Result<bool, CheckoutError> {
+        let locked = sqlx::query!(
+            "select purchase_id, officex_purchase_id from checkout
+             where checkout_session_id = $1 for update",
+            self.session().0
+        )
         .fetch_one(&mut *tx)
         .await?;
-    let checkout = super::checkout_from_row!(locked);
-    if checkout.purchase_id.is_some() {
-        tx.rollback().await?;
-        return replay(
-            cx,
-            &cipher,
-            &checkout,
-            &offer,
-            &input.officex_purchase_id,
-            deadline,
+        let checkout = &mut self.loaded.checkout;
+        checkout.purchase_id = locked.purchase_id.map(PurchaseId);
+        checkout.officex_purchase_id = locked.officex_purchase_id;
+        Ok(checkout.purchase_id.is_none())
+    }
+
+    /// The purchase, for the buyer named at initiate or now; a reused `officex_purchase_id` is a 409.
+    async fn create_purchase(
+        &self,
+        tx: &mut PgConnection,
+    ) -> Result<(PurchaseId, SecretString), CheckoutError> {
+        let (input, checkout, offer) = (self.input, &self.loaded.checkout, &self.loaded.offer);
+        let created = purchases::create(
+            tx,
+            &NewPurchase {
+                offer_id: offer.offer_id.clone(),
+                title: offer.title.clone(),
+                customer_email: checkout.customer_email.clone(),
+                customer_user_id: input.user_id.clone().or(checkout.customer_user_id.clone()),
+                customer_org_id: input.org_id.clone().or(checkout.customer_org_id.clone()),
+                customer_org_host: input
+                    .org_host
+                    .clone()
+                    .or(checkout.customer_org_host.clone()),
+                officex_purchase_id: Some(input.officex_purchase_id.clone()),
+                tracer: input.tracer.clone().or(checkout.tracer.clone()),
+            },
         )
-        .await;
+        .await
+        .map_err(|e| match e {
+            BillingError::Db(sqlx::Error::Database(db))
+                if db.constraint() == Some("purchase_officex_purchase_id_key") =>
+            {
+                in_use()
+            }
+            other => other.into(),
+        })?;
+        Ok((created.id, created.customer_key))
     }
-    let created = purchases::create(
-        &mut tx,
-        &NewPurchase {
-            offer_id: offer.offer_id.clone(),
-            title: offer.title.clone(),
-            customer_email: checkout.customer_email.clone(),
-            customer_user_id: input.user_id.clone().or(checkout.customer_user_id.clone()),
-            customer_org_id: input.org_id.clone().or(checkout.customer_org_id.clone()),
-            customer_org_host: input
-                .org_host
-                .clone()
-                .or(checkout.customer_org_host.clone()),
-            officex_purchase_id: Some(input.officex_purchase_id.clone()),
-            tracer: input.tracer.clone().or(checkout.tracer.clone()),
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        BillingError::Db(sqlx::Error::Database(db))
-            if db.constraint() == Some("purchase_officex_purchase_id_key") =>
-        {
-            in_use()
+
+    /// Credits the checkout's confirmed deposits, sets the thresholds and charges the sweep fees;
+    /// returns the total credited.
+    async fn credit(
+        &self,
+        tx: &mut PgConnection,
+        purchase_id: PurchaseId,
+    ) -> Result<UsdMicros, CheckoutError> {
+        let deposits = sqlx::query_scalar!(
+            "select deposit_id from deposit where checkout_session_id = $1 and status = 'confirmed' order by deposit_id",
+            self.session().0
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut total = UsdMicros::ZERO;
+        for id in deposits {
+            if let Some(c) = credit::credit_deposit(tx, id, purchase_id, false).await? {
+                total = UsdMicros(total.0 + c.amount.0);
+            }
         }
-        other => other.into(),
-    })?;
-    let purchase_id = created.id;
-    let deposits = sqlx::query_scalar!(
-        "select deposit_id from deposit where checkout_session_id = $1 and status = 'confirmed' order by deposit_id",
-        session.0
-    )
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut credited = Vec::new();
-    for id in deposits {
-        if let Some(c) = credit::credit_deposit(&mut tx, id, purchase_id, false).await? {
-            credited.push(c);
-        }
-    }
-    // Thresholds from everything credited at finalize (1 + 99 paid in one checkout is a $100
-    // purchase), on the offer's terms as they were at initiate; a purchase finalized with nothing
-    // paid (an offer without minimum) takes them from the offer's minimum, and is suspended like
-    // any other when its balance is at or below them (SPEC §9).
-    let total = UsdMicros(credited.iter().map(|c| c.amount.0).sum());
-    {
+        // Thresholds from everything credited at finalize (1 + 99 paid in one checkout is a $100
+        // purchase), on the offer's terms as they were at initiate; a purchase finalized with
+        // nothing paid (an offer without minimum) takes them from the offer's minimum, and is
+        // suspended like any other when its balance is at or below them (SPEC §9).
+        let offer = &self.loaded.offer;
         let basis = if total.0 > 0 {
             total
         } else {
@@ -251,92 +328,160 @@ pub async fn finalize(cx: &Checkouts, input: &FinalizeInput) -> Result<Finalized
         )
         .execute(&mut *tx)
         .await?;
+        crate::billing::ledger::charge_sweep_fees(tx, purchase_id, |c| self.cx.chains.sweep_fee(c))
+            .await?;
+        Ok(total)
     }
-    crate::billing::ledger::charge_sweep_fees(&mut tx, purchase_id, |c| cx.chains.sweep_fee(c))
-        .await?;
-    let balance = sqlx::query_scalar!(
-        "select balance_micros from purchase where purchase_id = $1",
-        purchase_id.0
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    // Lease: this request provisions now; the retry job takes over if it does not finish.
-    sqlx::query!(
-        "update purchase set resource_status = 'provisioning',
-             next_provision_at = now() + make_interval(secs => $2)
-         where purchase_id = $1",
-        purchase_id.0,
-        provision::LEASE_SECS
-    )
-    .execute(&mut *tx)
-    .await?;
-    let checkout = Checkout {
-        purchase_id: Some(purchase_id),
-        officex_purchase_id: Some(input.officex_purchase_id.clone()),
-        ..checkout
-    };
-    let key = created.customer_key.expose_secret();
-    let full = build_receipt(cx, &offer, &checkout, purchase_id, Some(key), None, false);
-    let public = build_receipt(cx, &offer, &checkout, purchase_id, None, None, false);
-    let sealed = cipher.seal(&full, &session.to_string())?;
-    sqlx::query!(
-        "update checkout set purchase_id = $2, officex_purchase_id = $3, finalized_at = now(),
-             receipt_public = $4, receipt_sealed = $5,
-             receipt_sealed_until = now() + make_interval(hours => $6)
-         where checkout_session_id = $1",
-        session.0,
-        purchase_id.0,
-        input.officex_purchase_id,
-        serde_json::to_value(&public).map_err(|e| CheckoutError::Internal(e.to_string()))?,
-        sealed,
-        i32::try_from(SEALED_FOR_HOURS).unwrap_or(24),
-    )
-    .execute(&mut *tx)
-    .await?;
-    // The `purchase.created` webhook is queued by `purchases::create` itself.
-    notify::enqueue(
-        &mut tx,
-        Channel::Officex,
-        "purchase.created",
-        Some(purchase_id),
-        &json!({}),
-        Some(&format!("officex:purchase.created:{purchase_id}")),
-    )
-    .await?;
-    tx.commit().await?;
-    tracing::info!(%purchase_id, balance = %UsdMicros(balance), "checkout finalized");
 
-    // Provision, waiting a bounded time (never past the answer deadline); the task keeps going (and
-    // records its result) if we stop waiting, a replay of this finalize then returns the secrets, and
-    // the retry job covers a crash.
-    let task_state = cx.clone();
-    let task = tokio::spawn(async move { provision::attempt(&task_state, purchase_id).await });
-    let wait = cx
-        .config
-        .checkout
-        .provision_wait
-        .min(deadline.saturating_duration_since(Instant::now()));
-    match tokio::time::timeout(wait, task).await {
-        Ok(Ok(Err(e))) => tracing::error!(error = %e, "recording provisioning failed"),
-        Ok(Err(e)) => tracing::error!(error = %e, "provisioning task failed"),
-        Ok(Ok(Ok(_))) => {}
-        Err(_) => tracing::info!(
-            ?wait,
-            "provisioning continues after finalize answers AWAITING"
-        ),
+    /// Marks the checkout finalized, stores its receipts (the full one sealed, with the customer
+    /// key) and queues the OfficeX record; returns the full receipt.
+    async fn store_receipt(
+        &mut self,
+        tx: &mut PgConnection,
+        purchase_id: PurchaseId,
+        customer_key: &SecretString,
+    ) -> Result<Receipt, CheckoutError> {
+        let officex_purchase_id = &self.input.officex_purchase_id;
+        sqlx::query!(
+            "update checkout set purchase_id = $2, officex_purchase_id = $3, finalized_at = now()
+             where checkout_session_id = $1",
+            self.session().0,
+            purchase_id.0,
+            officex_purchase_id,
+        )
+        .execute(&mut *tx)
+        .await?;
+        let checkout = &mut self.loaded.checkout;
+        checkout.purchase_id = Some(purchase_id);
+        checkout.officex_purchase_id = Some(officex_purchase_id.clone());
+        let (cx, offer, checkout) = (self.cx, &self.loaded.offer, &self.loaded.checkout);
+        let key = customer_key.expose_secret();
+        let full = build_receipt(cx, offer, checkout, purchase_id, Some(key), None, false);
+        let public = build_receipt(cx, offer, checkout, purchase_id, None, None, false);
+        receipt::store(tx, &self.cipher, checkout.session, &full, &public).await?;
+        // The `purchase.created` webhook is queued by `purchases::create` itself.
+        notify::enqueue(
+            tx,
+            Channel::Officex,
+            "purchase.created",
+            Some(purchase_id),
+            &json!({}),
+            Some(&format!("officex:purchase.created:{purchase_id}")),
+        )
+        .await?;
+        Ok(full)
     }
-    let checkout = super::find(&cx.pool, session)
-        .await?
-        .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
-    let receipt = checkout
-        .receipt_sealed
-        .as_deref()
-        .and_then(|s| cipher.open(s, &session.to_string()))
-        .unwrap_or(full);
-    Ok(Finalized::Done {
-        message: done_message(&receipt),
-        receipt: Box::new(receipt),
-    })
+
+    /// Provisions with the loaded value, waiting a bounded time (never past the answer deadline);
+    /// the task keeps going (and records its result) if we stop waiting, a replay of this finalize
+    /// then returns the secrets, and the retry job covers a crash.
+    async fn provision(self, created: Created) -> Finalized {
+        let Created {
+            purchase_id,
+            customer_key,
+            receipt,
+        } = created;
+        let cx = self.cx.clone();
+        let loaded = self.loaded;
+        let email = loaded.checkout.customer_email.clone();
+        let task = tokio::spawn(async move {
+            let p = provision::Provisioning {
+                purchase_id,
+                offer: loaded.offer.clone(),
+                customer_email: email,
+                loaded: Some(&loaded),
+                customer_key: Some(&customer_key),
+            };
+            provision::run(&cx, &p).await
+        });
+        let wait = self
+            .cx
+            .config
+            .checkout
+            .provision_wait
+            .min(self.deadline.saturating_duration_since(Instant::now()));
+        let receipt = match tokio::time::timeout(wait, task).await {
+            Ok(Ok(Ok((_, Some(delivered))))) => delivered,
+            Ok(Ok(Ok((_, None)))) => receipt,
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = %e, "recording provisioning failed");
+                receipt
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "provisioning task failed");
+                receipt
+            }
+            Err(_) => {
+                tracing::info!(
+                    ?wait,
+                    "provisioning continues after finalize answers AWAITING"
+                );
+                receipt
+            }
+        };
+        Finalized::Done {
+            message: done_message(&receipt),
+            receipt: Box::new(receipt),
+        }
+    }
+
+    /// A finalized checkout again, for the same `officex_purchase_id` (another one is 409
+    /// `officex_purchase_id_in_use`): the sealed receipt within 24 hours (with the resource's
+    /// secrets once provisioning delivered them), else the receipt without secrets. The status is
+    /// current.
+    async fn replay(&self) -> Result<Finalized, CheckoutError> {
+        let checkout = &self.loaded.checkout;
+        let purchase_id = checkout
+            .purchase_id
+            .ok_or_else(|| CheckoutError::Internal("replay of an unfinalized checkout".into()))?;
+        // One checkout, one OfficeX purchase (SPEC §9): another id is a conflict, never a receipt.
+        if checkout.officex_purchase_id.as_deref() != Some(self.input.officex_purchase_id.as_str())
+        {
+            return Err(in_use());
+        }
+        // A replay racing the first call waits for the same provisioning, within its own deadline;
+        // the receipt and the resource's status are read together (provisioning changes both).
+        let until = self
+            .deadline
+            .min(Instant::now() + self.cx.config.checkout.provision_wait);
+        let now = loop {
+            let now = sqlx::query!(
+                r#"select p.resource_status,
+                          case when c.receipt_sealed_until > now() then c.receipt_sealed end as receipt_sealed
+                   from checkout c join purchase p using (purchase_id)
+                   where c.checkout_session_id = $1"#,
+                checkout.session.0
+            )
+            .fetch_one(&self.cx.pool)
+            .await?;
+            if now.resource_status != "provisioning" || Instant::now() >= until {
+                break now;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let ready = now.resource_status == "ready";
+        let sealed = now
+            .receipt_sealed
+            .as_deref()
+            .and_then(|s| self.cipher.open(s, &checkout.session.to_string()));
+        let mut receipt = match sealed {
+            Some(r) => r,
+            None => build_receipt(
+                self.cx,
+                &self.loaded.offer,
+                checkout,
+                purchase_id,
+                None,
+                None,
+                ready,
+            ),
+        };
+        receipt.status = if ready { "RUNNING" } else { "AWAITING" }.into();
+        Ok(Finalized::Done {
+            message: done_message(&receipt),
+            receipt: Box::new(receipt),
+        })
+    }
 }
 
 /// `officex_purchase_id` names another purchase than this checkout's.
@@ -353,61 +498,6 @@ fn done_message(receipt: &Receipt) -> String {
     } else {
         "Payment confirmed; your purchase is being set up and will be ready shortly.".into()
     }
-}
-
-/// A finalized checkout again, for the same `officex_purchase_id` (another one is 409
-/// `officex_purchase_id_in_use`): the sealed receipt within 24 hours (with the resource's secrets once
-/// provisioning delivered them), else the receipt without secrets. The status is current.
-async fn replay(
-    cx: &Checkouts,
-    cipher: &ReceiptCipher,
-    checkout: &Checkout,
-    offer: &Offer,
-    officex_purchase_id: &str,
-    deadline: Instant,
-) -> Result<Finalized, CheckoutError> {
-    let purchase_id = checkout
-        .purchase_id
-        .ok_or_else(|| CheckoutError::Internal("replay of an unfinalized checkout".into()))?;
-    // One checkout, one OfficeX purchase (SPEC §9): another id is a conflict, never a receipt.
-    if checkout.officex_purchase_id.as_deref() != Some(officex_purchase_id) {
-        return Err(in_use());
-    }
-    // A replay racing the first call waits for the same provisioning, within its own deadline.
-    let until = deadline.min(Instant::now() + cx.config.checkout.provision_wait);
-    while resource_status(cx, purchase_id).await? == "provisioning" && Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let checkout = &super::find(&cx.pool, checkout.session)
-        .await?
-        .ok_or_else(|| CheckoutError::Internal("checkout vanished".into()))?;
-    let sealed = checkout
-        .receipt_sealed
-        .as_deref()
-        .and_then(|s| cipher.open(s, &checkout.session.to_string()));
-    let ready = resource_ready(cx, purchase_id).await?;
-    let mut receipt = match sealed {
-        Some(r) => r,
-        None => build_receipt(cx, offer, checkout, purchase_id, None, None, ready),
-    };
-    receipt.status = if ready { "RUNNING" } else { "AWAITING" }.into();
-    Ok(Finalized::Done {
-        message: done_message(&receipt),
-        receipt: Box::new(receipt),
-    })
-}
-
-async fn resource_status(cx: &Checkouts, purchase_id: PurchaseId) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar!(
-        "select resource_status from purchase where purchase_id = $1",
-        purchase_id.0
-    )
-    .fetch_one(&cx.pool)
-    .await
-}
-
-async fn resource_ready(cx: &Checkouts, purchase_id: PurchaseId) -> Result<bool, sqlx::Error> {
-    Ok(resource_status(cx, purchase_id).await? == "ready")
 }
 
 /// The receipt for a finalized checkout. With `customer_key`, the customer links carry it in the URL

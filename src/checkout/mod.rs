@@ -97,6 +97,54 @@ pub struct Checkout {
     pub offer_terms: Option<serde_json::Value>,
     /// Each chain's head at initiate, `{"<chain_id>": block}`: the checkout's own scans start there.
     pub start_blocks: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Checkout {
+    /// The block this checkout's own scans of a chain start at (its head at initiate).
+    pub fn start_block(&self, chain_id: u64) -> Option<u64> {
+        self.start_blocks
+            .as_ref()?
+            .get(chain_id.to_string())?
+            .as_u64()
+    }
+}
+
+/// A stored checkout with the offer terms it was started on, read once and passed down: finalize's
+/// steps, provisioning, validate, topup and the unclaimed-money answers all work from this value.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub checkout: Checkout,
+    pub offer: Offer,
+}
+
+impl Loaded {
+    /// One checkout by session, with its terms.
+    pub async fn by_session(
+        pool: &PgPool,
+        session: CheckoutSessionId,
+    ) -> Result<Option<Self>, CheckoutError> {
+        match find(pool, session).await? {
+            Some(checkout) => Ok(Some(Self::with_terms(pool, checkout).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The checkout a purchase was finalized from, with its terms.
+    pub async fn by_purchase(
+        pool: &PgPool,
+        purchase_id: PurchaseId,
+    ) -> Result<Option<Self>, CheckoutError> {
+        match find_by_purchase(pool, purchase_id).await? {
+            Some(checkout) => Ok(Some(Self::with_terms(pool, checkout).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn with_terms(pool: &PgPool, checkout: Checkout) -> Result<Self, CheckoutError> {
+        let offer = offer_of(pool, &checkout).await?;
+        Ok(Self { checkout, offer })
+    }
 }
 
 macro_rules! checkout_select {
@@ -106,7 +154,7 @@ macro_rules! checkout_select {
                       token_symbol, deposit_index, deposit_address, tracer, customer_email, customer_user_id,
                       customer_org_id, customer_org_host, purchase_id, officex_purchase_id, receipt_public,
                       case when receipt_sealed_until > now() then receipt_sealed end as receipt_sealed,
-                      expires_at, watch_until, offer_terms, start_blocks
+                      expires_at, watch_until, offer_terms, start_blocks, created_at
                from checkout "# + $where,
             $($arg),*
         )
@@ -138,10 +186,10 @@ macro_rules! checkout_from_row {
             watch_until: r.watch_until,
             offer_terms: r.offer_terms,
             start_blocks: r.start_blocks,
+            created_at: r.created_at,
         }
     }};
 }
-pub(crate) use {checkout_from_row, checkout_select};
 
 /// One checkout by session.
 pub async fn find(
@@ -400,14 +448,23 @@ pub async fn totals(
     Ok(totals)
 }
 
-/// Scans every chain for one checkout's address; returns the RPC failures (nothing else changed).
+/// Scans every chain for one checkout's address, each from the checkout's start block on it;
+/// returns the RPC failures (nothing else changed).
 pub async fn scan_checkout(
     cx: &Checkouts,
-    session: CheckoutSessionId,
+    checkout: &Checkout,
 ) -> Result<Vec<ChainError>, CheckoutError> {
     let mut failures = Vec::new();
+    let Ok(address) = checkout.deposit_address.parse() else {
+        return Ok(failures);
+    };
     for chain in cx.chains.iter() {
-        match watcher::scan(&cx.pool, chain, Scope::Checkout(session.0)).await {
+        let scope = Scope::Checkout {
+            session: checkout.session.0,
+            address,
+            start_block: checkout.start_block(chain.id()),
+        };
+        match watcher::scan(&cx.pool, chain, scope).await {
             Ok(_) => {}
             Err(e @ ChainError::Rpc { .. }) => failures.push(e),
             Err(e) => return Err(e.into()),
@@ -424,6 +481,8 @@ pub struct Validation {
     pub totals: DepositTotals,
     pub minimum: UsdMicros,
     pub expired: bool,
+    /// The checkout validated (`None` for an unknown session).
+    pub checkout: Option<Checkout>,
 }
 
 /// Reads the checkout's confirmed deposits (scanning its address first).
@@ -433,7 +492,7 @@ pub async fn validate(
     flow_id: &str,
     session: CheckoutSessionId,
 ) -> Result<Validation, CheckoutError> {
-    let Some(checkout) = find(&cx.pool, session).await? else {
+    let Some(Loaded { checkout, offer }) = Loaded::by_session(&cx.pool, session).await? else {
         let (offer, _flow) = cx
             .catalog
             .resolve_flow(&cx.pool, &cx.config.chains, flow_id)
@@ -445,24 +504,24 @@ pub async fn validate(
             totals: DepositTotals::default(),
             minimum: offer.min_deposit,
             expired: false,
+            checkout: None,
         });
     };
     // The terms the checkout was started with, like finalize: a checkout paid before its offer or
     // chain was retired still validates.
-    let offer = offer_of(&cx.pool, &checkout).await?;
     finalize::check_flow(cx, flow_id, &checkout, &offer).await?;
     // A recent watcher pass already covered this address: answer from the database, no RPC.
     let fresh = watcher::fresh_for(
         &cx.pool,
         &cx.chains,
-        session.0,
+        checkout.created_at,
         cx.config.checkout.validate_fresh,
     )
     .await?;
     let failures = if fresh {
         Vec::new()
     } else {
-        scan_checkout(cx, session).await?
+        scan_checkout(cx, &checkout).await?
     };
     let totals = totals(&cx.pool, session).await?;
     let expired = checkout.purchase_id.is_none() && checkout.expires_at < Utc::now();
@@ -518,6 +577,7 @@ pub async fn validate(
         totals,
         minimum: offer.min_deposit,
         expired,
+        checkout: Some(checkout),
     })
 }
 
@@ -551,8 +611,8 @@ impl TopupReport {
 #[tracing::instrument(skip_all, fields(session = %checkout.session), err(level = "info"))]
 pub async fn topup(cx: &Checkouts, checkout: Checkout) -> Result<TopupReport, CheckoutError> {
     let purchase_id = checkout.purchase_id.ok_or(CheckoutError::Unauthorized)?;
-    let failures = scan_checkout(cx, checkout.session).await?;
-    let credited = credit::credit_ready(cx, Some(checkout.session)).await?;
+    let failures = scan_checkout(cx, &checkout).await?;
+    let credited = credit::credit_checkout(cx, checkout.session, purchase_id).await?;
     if credited.is_empty()
         && let Some(failure) = failures.into_iter().next()
     {

@@ -3,12 +3,13 @@
 //! finalize, the retry job and other replicas never provision it twice at once. Provider failures never
 //! touch the balance: the credit was committed before provisioning started.
 
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::receipt::{Receipt, ReceiptCipher};
-use super::{CheckoutError, Checkouts, finalize};
+use super::{CheckoutError, Checkouts, Loaded, finalize};
 use crate::billing::{PurchaseStatus, ledger, purchases};
-use crate::catalog;
+use crate::catalog::{self, Offer};
 use crate::domain::Outcome;
 use crate::domain::ids::PurchaseId;
 use crate::notify::{self, Channel};
@@ -38,7 +39,8 @@ pub enum Attempt {
     },
 }
 
-/// Runs one provisioning attempt for a purchase whose lease the caller holds, and records it.
+/// Runs one provisioning attempt for a purchase whose lease the caller holds, and records it (the
+/// retry job, a reprovision): the purchase's checkout and terms are loaded once for it.
 #[tracing::instrument(skip_all, fields(purchase_id = %purchase_id))]
 pub async fn attempt(cx: &Checkouts, purchase_id: PurchaseId) -> Result<Attempt, CheckoutError> {
     let row = sqlx::query!(
@@ -53,60 +55,82 @@ pub async fn attempt(cx: &Checkouts, purchase_id: PurchaseId) -> Result<Attempt,
     if row.resource_status == "ready" {
         return Ok(Attempt::Ready);
     }
-    let result = match offer_for(cx, purchase_id, &row.offer_id).await? {
-        None => Err(ProviderError::Permanent(format!(
-            "offer {} is gone",
-            row.offer_id
-        ))),
-        Some(offer) => match cx.providers.get(&offer.provider) {
-            Err(e) => Err(e),
-            Ok(provider) => {
-                let request = ProvisionRequest {
-                    purchase_id,
-                    offer,
-                    customer_email: row.customer_email,
-                    // The gift card's billing link: the customer page for this purchase. No key:
-                    // the retry job never has it, and a gift card may be passed on.
-                    customer_url: cx.config.public_url(&format!(
-                        "/v1/dashboard/customer#vendor_purchase_id={purchase_id}"
-                    )),
-                };
-                provider.provision(&request).await
-            }
+    // The purchase's offer on the terms its checkout was started with (a retired offer still
+    // delivers what was paid for); purchases without a checkout use the offer row.
+    let loaded = Loaded::by_purchase(&cx.pool, purchase_id).await?;
+    let offer = match &loaded {
+        Some(l) => Some(l.offer.clone()),
+        None => catalog::find_offer_any(&cx.pool, &row.offer_id).await?,
+    };
+    let Some(offer) = offer else {
+        let gone = ProviderError::Permanent(format!("offer {} is gone", row.offer_id));
+        return record_failure(cx, purchase_id, &gone).await;
+    };
+    let (attempt, _) = run(
+        cx,
+        &Provisioning {
+            purchase_id,
+            offer,
+            customer_email: row.customer_email,
+            loaded: loaded.as_ref(),
+            customer_key: None,
         },
+    )
+    .await?;
+    Ok(attempt)
+}
+
+/// What one attempt works from, loaded by its caller.
+pub(super) struct Provisioning<'a> {
+    pub purchase_id: PurchaseId,
+    pub offer: Offer,
+    pub customer_email: Option<String>,
+    /// The purchase's checkout, whose receipt delivers the secrets (none for purchases made
+    /// otherwise).
+    pub loaded: Option<&'a Loaded>,
+    /// The customer key for the receipt when the caller holds it (finalize); else it is taken from
+    /// the receipt sealed before.
+    pub customer_key: Option<&'a SecretString>,
+}
+
+/// Provisions and records the outcome; with it, the full receipt sealed for the checkout when the
+/// resource is ready.
+pub(super) async fn run(
+    cx: &Checkouts,
+    p: &Provisioning<'_>,
+) -> Result<(Attempt, Option<Receipt>), CheckoutError> {
+    let purchase_id = p.purchase_id;
+    let result = match cx.providers.get(&p.offer.provider) {
+        Err(e) => Err(e),
+        Ok(provider) => {
+            let request = ProvisionRequest {
+                purchase_id,
+                offer: p.offer.clone(),
+                customer_email: p.customer_email.clone(),
+                // The gift card's billing link: the customer page for this purchase. No key:
+                // the retry job never has it, and a gift card may be passed on.
+                customer_url: cx.config.public_url(&format!(
+                    "/v1/dashboard/customer#vendor_purchase_id={purchase_id}"
+                )),
+            };
+            provider.provision(&request).await
+        }
     };
     match result {
         Ok(delivered) => {
-            record_ready(cx, purchase_id, &delivered).await?;
-            Ok(Attempt::Ready)
+            let receipt = record_ready(cx, p, &delivered).await?;
+            Ok((Attempt::Ready, receipt))
         }
-        Err(e) => record_failure(cx, purchase_id, &e).await,
-    }
-}
-
-/// The purchase's offer on the terms its checkout was started with (a retired offer still delivers
-/// what was paid for); purchases without a checkout use the offer row.
-async fn offer_for(
-    cx: &Checkouts,
-    purchase_id: PurchaseId,
-    offer_id: &str,
-) -> Result<Option<catalog::Offer>, CheckoutError> {
-    match super::find_by_purchase(&cx.pool, purchase_id).await? {
-        Some(checkout) => super::offer_of(&cx.pool, &checkout).await.map(Some),
-        None => Ok(catalog::find_offer_any(&cx.pool, offer_id).await?),
+        Err(e) => Ok((record_failure(cx, purchase_id, &e).await?, None)),
     }
 }
 
 async fn record_ready(
     cx: &Checkouts,
-    purchase_id: PurchaseId,
+    p: &Provisioning<'_>,
     delivered: &Delivered,
-) -> Result<(), CheckoutError> {
-    let checkout = super::find_by_purchase(&cx.pool, purchase_id).await?;
-    let offer = match &checkout {
-        Some(c) => Some(super::offer_of(&cx.pool, c).await?),
-        None => None,
-    };
+) -> Result<Option<Receipt>, CheckoutError> {
+    let purchase_id = p.purchase_id;
     let mut tx = cx.pool.begin().await?;
     let updated = sqlx::query!(
         "update purchase set resource_state = $2, resource_status = 'ready', next_provision_at = null,
@@ -120,53 +144,41 @@ async fn record_ready(
     if updated.rows_affected() == 0 {
         tx.rollback().await?;
         tracing::warn!("purchase was already provisioned; keeping the first resource");
-        return Ok(());
+        return Ok(None);
     }
     // The ledger announces the crossing (webhook, email, OfficeX) itself, once.
     ledger::activate(&mut tx, purchase_id).await?;
     // Deliver the secrets through the sealed receipt (replayed to the same officex_purchase_id for 24 h).
-    if let (Some(checkout), Some(offer), Some(key)) =
-        (checkout, offer, cx.config.data_encryption_key.as_ref())
+    let mut receipt = None;
+    if let (Some(Loaded { checkout, offer }), Some(key)) =
+        (p.loaded, cx.config.data_encryption_key.as_ref())
     {
         let cipher = ReceiptCipher::new(key)?;
         let aad = checkout.session.to_string();
-        let previous: Option<Receipt> = checkout
-            .receipt_sealed
-            .as_deref()
-            .and_then(|sealed| cipher.open(sealed, &aad));
-        {
-            let customer_key = previous
-                .as_ref()
-                .and_then(|r| r.customer_billing_api_key.clone());
-            let full = finalize::build_receipt(
-                cx,
-                &offer,
-                &checkout,
-                purchase_id,
-                customer_key.as_deref(),
-                Some(delivered),
-                true,
-            );
-            let public =
-                finalize::build_receipt(cx, &offer, &checkout, purchase_id, None, None, true);
-            let sealed = cipher.seal(&full, &aad)?;
-            sqlx::query!(
-                "update checkout set receipt_sealed = $2, receipt_public = $3,
-                     receipt_sealed_until = now() + make_interval(hours => $4)
-                 where checkout_session_id = $1",
-                checkout.session.0,
-                sealed,
-                serde_json::to_value(&public)
-                    .map_err(|e| CheckoutError::Internal(e.to_string()))?,
-                i32::try_from(super::receipt::SEALED_FOR_HOURS).unwrap_or(24),
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
+        let customer_key = match p.customer_key {
+            Some(key) => Some(key.expose_secret().to_owned()),
+            None => checkout
+                .receipt_sealed
+                .as_deref()
+                .and_then(|sealed| cipher.open(sealed, &aad))
+                .and_then(|r| r.customer_billing_api_key),
+        };
+        let full = finalize::build_receipt(
+            cx,
+            offer,
+            checkout,
+            purchase_id,
+            customer_key.as_deref(),
+            Some(delivered),
+            true,
+        );
+        let public = finalize::build_receipt(cx, offer, checkout, purchase_id, None, None, true);
+        super::receipt::store(&mut tx, &cipher, checkout.session, &full, &public).await?;
+        receipt = Some(full);
     }
     tx.commit().await?;
     tracing::info!("resource provisioned");
-    Ok(())
+    Ok(receipt)
 }
 
 async fn record_failure(

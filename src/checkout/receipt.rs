@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
 use super::CheckoutError;
+use crate::domain::ids::CheckoutSessionId;
 
 /// How long a receipt with secrets is kept for replay.
 pub const SEALED_FOR_HOURS: i64 = 24;
@@ -112,6 +113,30 @@ impl ReceiptCipher {
             .ok()?;
         serde_json::from_slice(&plain).ok()
     }
+}
+
+/// Stores a checkout's receipts in the caller's transaction: `public` as it is, `full` sealed for
+/// [`SEALED_FOR_HOURS`].
+pub async fn store(
+    conn: &mut sqlx::PgConnection,
+    cipher: &ReceiptCipher,
+    session: CheckoutSessionId,
+    full: &Receipt,
+    public: &Receipt,
+) -> Result<(), CheckoutError> {
+    let sealed = cipher.seal(full, &session.to_string())?;
+    sqlx::query!(
+        "update checkout set receipt_sealed = $2, receipt_public = $3,
+             receipt_sealed_until = now() + make_interval(hours => $4)
+         where checkout_session_id = $1",
+        session.0,
+        sealed,
+        serde_json::to_value(public).map_err(|e| CheckoutError::Internal(e.to_string()))?,
+        i32::try_from(SEALED_FOR_HOURS).unwrap_or(24),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Erases sealed receipts older than 24 hours (the copy without secrets stays), and the sealed

@@ -37,6 +37,7 @@ use uuid::Uuid;
 use crate::billing::ledger::{self, EntryKind, NewEntry};
 use crate::billing::{BillingError, PurchaseStatus};
 use crate::chain::{ChainError, Chains, addr_key, format_units, from_numeric, to_numeric};
+use crate::checkout::Checkout;
 use crate::config::{RefundConfig, TokenConfig};
 use crate::domain::ids::{CheckoutSessionId, PurchaseId, RefundId};
 use crate::domain::money::UsdMicros;
@@ -442,34 +443,32 @@ pub async fn unclaimed_of_purchase(
 
 /// The money at a checkout's address that no purchase uses and no refund covers yet: the confirmed
 /// deposits of a checkout never finalized, or those that reached its purchase after it was deleted.
+/// From the checkout the caller loaded (validate, verify-topup): it is not read again.
 pub async fn unclaimed_of_checkout(
     pool: &PgPool,
-    session: CheckoutSessionId,
+    checkout: &Checkout,
 ) -> Result<UsdMicros, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let row = sqlx::query!(
-        r#"select c.purchase_id, p.status as "status?" from checkout c left join purchase p using (purchase_id)
-           where c.checkout_session_id = $1"#,
-        session.0
+    let Some(purchase_id) = checkout.purchase_id else {
+        let total = sqlx::query_scalar!(
+            r#"select coalesce(sum(amount_micros), 0)::bigint as "total!" from deposit
+               where checkout_session_id = $1 and status = 'confirmed' and refund_id is null"#,
+            checkout.session.0
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        return Ok(UsdMicros(total));
+    };
+    let status = sqlx::query_scalar!(
+        "select status from purchase where purchase_id = $1",
+        purchase_id.0
     )
     .fetch_optional(&mut *conn)
     .await?;
-    match row {
-        None => Ok(UsdMicros::ZERO),
-        Some(r) if r.purchase_id.is_none() => {
-            let total = sqlx::query_scalar!(
-                r#"select coalesce(sum(amount_micros), 0)::bigint as "total!" from deposit
-                   where checkout_session_id = $1 and status = 'confirmed' and refund_id is null"#,
-                session.0
-            )
-            .fetch_one(&mut *conn)
-            .await?;
-            Ok(UsdMicros(total))
-        }
-        Some(r) => match (r.purchase_id, r.status.as_deref()) {
-            (Some(p), Some("deleted")) => unclaimed_of_purchase(&mut conn, PurchaseId(p)).await,
-            _ => Ok(UsdMicros::ZERO),
-        },
+    if status.as_deref() == Some("deleted") {
+        unclaimed_of_purchase(&mut conn, purchase_id).await
+    } else {
+        Ok(UsdMicros::ZERO)
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use vendor_server::billing::ledger::{self, EntryKind, NewEntry};
 use vendor_server::billing::purchases::{self, NewPurchase};
-use vendor_server::domain::ids::PurchaseId;
+use vendor_server::domain::ids::{PurchaseId, RefundId};
 use vendor_server::domain::money::UsdMicros;
 
 use crate::fixtures::{balance, buy, credit};
@@ -1155,6 +1155,7 @@ async fn every_mutating_admin_route_requires_an_idempotency_key(pool: PgPool) {
     let app = admin_app(pool.clone()).await;
     let p = buy(&pool, "gemini-api-gateway", 10_000_000, None).await;
     let base = format!("/v1/admin/purchases/{}", p.id);
+    let refund = format!("/v1/admin/refunds/{}", RefundId(uuid::Uuid::new_v4()));
     for (method, path, body) in [
         (
             Method::POST,
@@ -1181,6 +1182,20 @@ async fn every_mutating_admin_route_requires_an_idempotency_key(pool: PgPool) {
             json!({"label": "x"}),
         ),
         (Method::DELETE, "/v1/admin/tokens/1".into(), json!({})),
+        (Method::POST, format!("{refund}/approve"), json!({})),
+        (
+            Method::POST,
+            format!("{refund}/reject"),
+            json!({"reason": "no"}),
+        ),
+        (
+            Method::POST,
+            format!("{refund}/mark-paid"),
+            json!({"tx_hash": format!("0x{}", "ab".repeat(32))}),
+        ),
+        (Method::POST, format!("{refund}/retry"), json!({})),
+        (Method::POST, format!("{refund}/bump"), json!({})),
+        (Method::POST, format!("{refund}/cancel-payout"), json!({})),
     ] {
         let response = app
             .client

@@ -15,6 +15,7 @@ mod cost_import;
 mod credentials;
 mod deposits;
 mod errors;
+mod finalize_reads;
 mod fixtures;
 mod gemini;
 mod gemini_clients;

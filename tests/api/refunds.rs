@@ -1007,3 +1007,40 @@ async fn a_payout_stuck_at_the_fee_cap_alerts_once_and_a_cancel_then_retry_pays_
         .await;
     assert_eq!(audited, 1);
 }
+
+/// The payout latency README "Refunds" states: on anvil, with the server's own jobs running (the
+/// payout job idles 5 s between empty passes) and a block a second, from the operator's approval to
+/// `paid` (2 confirmations on the test chain). Prints the figure.
+#[sqlx::test]
+async fn refund_payout_latency_on_anvil_with_the_jobs_running(pool: PgPool) {
+    let (p, _) = refund_setup(pool, true, &[("JOBS_ENABLED", "true")]).await;
+    let (purchase, key, _, _) = bought(&p, 10_000_000).await;
+    let to = PrivateKeySigner::random().address();
+    let (status, refund) = ask(&p, &purchase, &key, json!("3"), to).await;
+    assert_eq!(status, StatusCode::CREATED, "{refund}");
+    let id = refund["refund_id"].as_str().unwrap().to_owned();
+    let approved_at = Instant::now();
+    let (status, approved) = admin(&p, &id, "approve", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{approved}");
+    let mut mined_at = Instant::now();
+    while refund_status(&p, &id).await != "paid" {
+        assert!(
+            approved_at.elapsed() < std::time::Duration::from_secs(60),
+            "not paid after 60 s: {}",
+            refund_status(&p, &id).await
+        );
+        if mined_at.elapsed() >= std::time::Duration::from_secs(1) {
+            p.anvil.mine(1).await;
+            mined_at = Instant::now();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    println!(
+        "refund payout latency on anvil (jobs running, a block a second, 2 confirmations): approve -> paid in {:?}",
+        approved_at.elapsed()
+    );
+    assert_eq!(
+        p.anvil.token_balance(p.anvil.usdc, to).await,
+        U256::from(3_000_000u64)
+    );
+}
