@@ -2,11 +2,10 @@
 # meter-usage on ONE hot purchase next to pgbench's naive hot-row debit, same client count, same
 # PostgreSQL, same run (issue 26 item 3). Prints req/s, p50/p99, errors, the ratio, and where a debit
 # waits: the mean of each step of the meter's group commit (`vendor_meter_stage_seconds{stage}`
-# from /metrics over the measured run): queue (waiting for the batch before it: the group-commit
-# window), begin (a pooled connection + BEGIN), lock (one statement: billing tokens checked,
-# purchase rows FOR UPDATE, idempotency keys already answered), ledger (entries appended and
-# balances moved, one statement), save (idempotency answers, one statement), commit. (Before
-# issue 26's round-trip folding, auth and keys were their own steps: still printed when present.)
+# from /metrics over the measured run): auth (billing tokens checked, one query per batch), queue
+# (waiting for the batch before it: the group-commit window), begin (a pooled connection + BEGIN),
+# lock (purchase rows FOR UPDATE), keys (idempotency lookup), ledger (entry ids, rows and balances:
+# one statement), save (idempotency answers), commit. Steps that did not run are not printed.
 #
 # Not a test: figures depend on the machine (record them in README "Performance" with `uptime`).
 # Needs wrk (`apt-get install -y wrk`), pgbench and PostgreSQL (DATABASE_URL, default

@@ -155,96 +155,6 @@ impl Locked {
     }
 }
 
-/// A purchase row as the lock queries read it ([`lock_many`], the meter's batch query): build it
-/// with [`purchase_row!`] from a record whose columns have these names.
-pub(crate) struct PurchaseRow {
-    pub purchase_id: Uuid,
-    pub offer_id: String,
-    pub title: String,
-    pub customer_email: Option<String>,
-    pub status: String,
-    pub balance_micros: i64,
-    pub low_trigger_micros: Option<i64>,
-    pub critical_trigger_micros: Option<i64>,
-    pub termination_trigger_micros: Option<i64>,
-    pub status_version: i64,
-    pub held: bool,
-    pub limit_held: bool,
-    pub offer_low: Option<i64>,
-    pub offer_critical: Option<i64>,
-    pub offer_termination: Option<i64>,
-}
-
-/// A [`PurchaseRow`] from a query record carrying its columns (same names).
-macro_rules! purchase_row {
-    ($r:expr) => {
-        $crate::billing::ledger::PurchaseRow {
-            purchase_id: $r.purchase_id,
-            offer_id: $r.offer_id,
-            title: $r.title,
-            customer_email: $r.customer_email,
-            status: $r.status,
-            balance_micros: $r.balance_micros,
-            low_trigger_micros: $r.low_trigger_micros,
-            critical_trigger_micros: $r.critical_trigger_micros,
-            termination_trigger_micros: $r.termination_trigger_micros,
-            status_version: $r.status_version,
-            held: $r.held,
-            limit_held: $r.limit_held,
-            offer_low: $r.offer_low,
-            offer_critical: $r.offer_critical,
-            offer_termination: $r.offer_termination,
-        }
-    };
-}
-pub(crate) use purchase_row;
-
-impl Locked {
-    /// The purchases of rows read under `FOR UPDATE`.
-    pub(crate) fn from_rows(
-        rows: impl IntoIterator<Item = PurchaseRow>,
-    ) -> Result<Self, BillingError> {
-        let mut out = HashMap::new();
-        for row in rows {
-            let triggers = match (
-                row.low_trigger_micros,
-                row.critical_trigger_micros,
-                row.termination_trigger_micros,
-            ) {
-                (Some(low), Some(critical), Some(termination)) => Some(Triggers {
-                    low: UsdMicros(low),
-                    critical: UsdMicros(critical),
-                    termination: UsdMicros(termination),
-                }),
-                _ => None,
-            };
-            let id = PurchaseId(row.purchase_id);
-            out.insert(
-                id,
-                LockedPurchase {
-                    id,
-                    offer_id: row.offer_id,
-                    title: row.title,
-                    customer_email: row.customer_email,
-                    status: PurchaseStatus::parse(&row.status)
-                        .ok_or(BillingError::PurchaseNotFound)?,
-                    balance: UsdMicros(row.balance_micros),
-                    triggers,
-                    status_version: row.status_version,
-                    held: row.held,
-                    limit_held: row.limit_held,
-                    offer_triggers: (
-                        row.offer_low.map(UsdMicros),
-                        row.offer_critical.map(UsdMicros),
-                        row.offer_termination.map(UsdMicros),
-                    ),
-                },
-            );
-        }
-        Ok(Self(out))
-    }
-}
-
 /// Locks the purchase rows of `ids` (`FOR UPDATE`, ascending id order) inside the caller's
 /// transaction. Unknown ids are simply absent from the result.
 pub async fn lock_many(
@@ -268,7 +178,43 @@ pub async fn lock_many(
     )
     .fetch_all(&mut *conn)
     .await?;
-    Locked::from_rows(rows.into_iter().map(|r| purchase_row!(r)))
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let triggers = match (
+            row.low_trigger_micros,
+            row.critical_trigger_micros,
+            row.termination_trigger_micros,
+        ) {
+            (Some(low), Some(critical), Some(termination)) => Some(Triggers {
+                low: UsdMicros(low),
+                critical: UsdMicros(critical),
+                termination: UsdMicros(termination),
+            }),
+            _ => None,
+        };
+        let id = PurchaseId(row.purchase_id);
+        out.insert(
+            id,
+            LockedPurchase {
+                id,
+                offer_id: row.offer_id,
+                title: row.title,
+                customer_email: row.customer_email,
+                status: PurchaseStatus::parse(&row.status).ok_or(BillingError::PurchaseNotFound)?,
+                balance: UsdMicros(row.balance_micros),
+                triggers,
+                status_version: row.status_version,
+                held: row.held,
+                limit_held: row.limit_held,
+                offer_triggers: (
+                    row.offer_low.map(UsdMicros),
+                    row.offer_critical.map(UsdMicros),
+                    row.offer_termination.map(UsdMicros),
+                ),
+            },
+        );
+    }
+    Ok(Locked(out))
 }
 
 /// Locks one purchase row; unknown → `PurchaseNotFound`.

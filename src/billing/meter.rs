@@ -4,13 +4,11 @@
 //! Debits arriving together are coalesced (group commit): records are sharded by purchase over a few
 //! workers (all debits of one purchase go to the same worker, so a hot purchase never has two
 //! transactions waiting on each other's row lock); each worker takes every record queued for it (up
-//! to [`MAX_BATCH`]) and runs them in one transaction of five round trips: BEGIN; one statement
-//! that checks the billing tokens, locks the purchases concerned in id order and reads the keys
-//! already answered; one that posts all entries through [`ledger::post_locked`] (same balances,
-//! crossings and notifications as posting them one by one); one that saves the answers with their
-//! keys; COMMIT. Nobody gets an answer before that commit, so every acknowledged debit is durable,
-//! exact and recorded with its key. A worker holds one pooled connection for its transaction and
-//! never asks for a second one.
+//! to [`MAX_BATCH`]), locks the purchases concerned in id order, checks idempotency keys,
+//! post all entries through [`ledger::post_locked`] (same balances, crossings and notifications as
+//! posting them one by one), save the answers with their keys and commit once. Nobody gets an answer
+//! before that commit, so every acknowledged debit is durable, exact and recorded with its key. A
+//! worker holds one pooled connection for its transaction and never asks for a second one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -273,107 +271,27 @@ enum Plan {
     SameAs,
 }
 
-/// Attempts of a batch whose idempotency lookup raced a commit of another server (see [`attempt`]).
-const KEY_RACE_ATTEMPTS: usize = 3;
-
-/// One transaction for the whole batch (run again, rarely, when its key lookup raced).
+/// One transaction for the whole batch.
 async fn process(
     pool: &PgPool,
     batch: &[Job],
 ) -> Result<Vec<Result<Metered, BillingError>>, BillingError> {
-    for _ in 0..KEY_RACE_ATTEMPTS {
-        if let Some(results) = attempt(pool, batch).await? {
-            return Ok(results);
-        }
-        metrics::counter!("vendor_meter_key_races_total").increment(1);
-    }
-    Err(BillingError::Internal(format!(
-        "idempotency keys raced {KEY_RACE_ATTEMPTS} times in a row"
-    )))
-}
-
-/// The batch in one transaction of five round trips: BEGIN; one statement that checks the billing
-/// tokens, locks the purchases (ascending id order) and reads the keys already answered; one that
-/// appends the ledger rows and moves the balances ([`ledger::post_locked`]); one that saves the
-/// answers; COMMIT. `None` (rolled back, nothing answered) when a key this batch posted turns out
-/// to be answered already: the lookup's snapshot is taken before the lock is granted, so a key
-/// committed by another server while this batch waited for the lock is only seen by the save.
-async fn attempt(
-    pool: &PgPool,
-    batch: &[Job],
-) -> Result<Option<Vec<Result<Metered, BillingError>>>, BillingError> {
     let mut at = Instant::now();
     let mut tx = pool.begin().await?;
     stage("begin", &mut at);
-    let mut purchase_ids = Vec::with_capacity(batch.len());
-    let mut token_hashes = Vec::with_capacity(batch.len());
-    let mut job_keys = Vec::with_capacity(batch.len());
-    for job in batch {
-        purchase_ids.push(job.record.purchase_id.0);
-        token_hashes.push(job.token_hash.clone());
-        job_keys.push(job.key.clone());
-    }
-    // Purchases are locked only for records under a live token (a revoked or unknown token is
-    // answered like an unknown purchase, before any key or balance is looked at).
-    let rows = sqlx::query!(
-        r#"with job as (
-               select * from unnest($1::uuid[], $2::bytea[], $3::text[]) as j(purchase_id, token_hash, key)
-           ), live as materialized (
-               select token_hash from billing_token where token_hash = any($2) and revoked_at is null
-           ), locked as materialized (
-               select p.purchase_id, p.offer_id, p.title, p.customer_email, p.status, p.balance_micros,
-                      p.low_trigger_micros, p.critical_trigger_micros, p.termination_trigger_micros,
-                      p.status_version, p.admin_hold_at is not null as held, p.limit_hold_at is not null as limit_held,
-                      o.low_trigger_micros as offer_low, o.critical_trigger_micros as offer_critical,
-                      o.termination_trigger_micros as offer_termination
-               from purchase p join offer o using (offer_id)
-               where p.purchase_id in (select j.purchase_id from job j join live using (token_hash))
-               order by p.purchase_id
-               for update of p
-           )
-           select l.purchase_id as "purchase_id!", l.offer_id as "offer_id!", l.title as "title!",
-                  l.customer_email as "customer_email?", l.status as "status!", l.balance_micros as "balance_micros!",
-                  l.low_trigger_micros as "low_trigger_micros?", l.critical_trigger_micros as "critical_trigger_micros?",
-                  l.termination_trigger_micros as "termination_trigger_micros?", l.status_version as "status_version!",
-                  l.held as "held!", l.limit_held as "limit_held!", l.offer_low as "offer_low?",
-                  l.offer_critical as "offer_critical?", l.offer_termination as "offer_termination?",
-                  array(select token_hash from live) as "live_tokens!",
-                  a.keys as "answered_keys!", a.hashes as "answered_hashes!", a.responses as "answered_responses!"
-           from locked l
-           cross join lateral (
-               select coalesce(array_agg(i.key), '{}') as keys, coalesce(array_agg(i.request_hash), '{}') as hashes,
-                      coalesce(array_agg(i.response), '{}') as responses
-               from meter_idempotency i
-               where i.purchase_id = l.purchase_id
-                 and i.key = any(array(select j.key from job j where j.purchase_id = l.purchase_id and j.key is not null))
-                 and i.created_at > now() - make_interval(days => $4)
-           ) a"#,
-        &purchase_ids,
-        &token_hashes,
-        &job_keys as &[Option<String>],
-        IDEMPOTENCY_DAYS
+    // Live billing tokens among those presented (usually one): a revoked or unknown token is
+    // answered like an unknown purchase, before any key or balance is looked at.
+    let mut hashes: Vec<Vec<u8>> = batch.iter().map(|j| j.token_hash.clone()).collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    let live: HashSet<Vec<u8>> = sqlx::query_scalar!(
+        "select token_hash from billing_token where token_hash = any($1) and revoked_at is null",
+        &hashes
     )
     .fetch_all(&mut *tx)
-    .await?;
-    // No row: no live token, or none of the purchases exists (every record is a 401 either way).
-    let live: HashSet<Vec<u8>> = rows
-        .first()
-        .map(|r| r.live_tokens.iter().cloned().collect())
-        .unwrap_or_default();
-    let mut answered: HashMap<(Uuid, String), (Vec<u8>, serde_json::Value)> = HashMap::new();
-    let mut purchases = Vec::with_capacity(rows.len());
-    for r in rows {
-        let answers = r
-            .answered_keys
-            .into_iter()
-            .zip(r.answered_hashes)
-            .zip(r.answered_responses);
-        for ((key, hash), response) in answers {
-            answered.insert((r.purchase_id, key), (hash, response));
-        }
-        purchases.push(ledger::purchase_row!(r));
-    }
-    let mut locked = ledger::Locked::from_rows(purchases)?;
+    .await?
+    .into_iter()
+    .collect();
     let authorized: Vec<bool> = batch
         .iter()
         .map(|j| {
@@ -381,7 +299,43 @@ async fn attempt(
                 .is_some_and(|stored| keys::matches(&j.token, stored))
         })
         .collect();
+    stage("auth", &mut at);
+    let ids: Vec<PurchaseId> = batch
+        .iter()
+        .zip(&authorized)
+        .filter(|(_, ok)| **ok)
+        .map(|(j, _)| j.record.purchase_id)
+        .collect();
+    let mut locked = ledger::lock_many(&mut tx, &ids).await?;
     stage("lock", &mut at);
+
+    // Keys already answered (committed before we took the locks, so the lookup is race-free).
+    let (key_ids, idempotency_keys): (Vec<Uuid>, Vec<String>) = batch
+        .iter()
+        .zip(&authorized)
+        .filter(|(_, ok)| **ok)
+        .filter_map(|(j, _)| j.key.clone().map(|k| (j.record.purchase_id.0, k)))
+        .unzip();
+    let mut answered: HashMap<(Uuid, String), (Vec<u8>, serde_json::Value)> = HashMap::new();
+    if !idempotency_keys.is_empty() {
+        let rows = sqlx::query!(
+            "select i.purchase_id, i.key, i.request_hash, i.response
+             from meter_idempotency i
+             join unnest($1::uuid[], $2::text[]) as k(purchase_id, key)
+               on i.purchase_id = k.purchase_id and i.key = k.key
+             where i.created_at > now() - make_interval(days => $3)",
+            &key_ids,
+            &idempotency_keys,
+            IDEMPOTENCY_DAYS
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in rows {
+            answered.insert((r.purchase_id, r.key), (r.request_hash, r.response));
+        }
+    }
+
+    stage("keys", &mut at);
 
     let now = Utc::now();
     let mut plans = Vec::with_capacity(batch.len());
@@ -488,25 +442,19 @@ async fn attempt(
     }
 
     if !save.key.is_empty() {
-        // An expired row (older than the retention) is replaced; a live one means the lookup raced.
-        let saved = sqlx::query!(
+        // An expired row (older than the retention) is replaced; a live one cannot exist here.
+        sqlx::query!(
             "insert into meter_idempotency (purchase_id, key, request_hash, response)
              select * from unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[])
              on conflict (purchase_id, key) do update
-                 set request_hash = excluded.request_hash, response = excluded.response, created_at = now()
-                 where meter_idempotency.created_at <= now() - make_interval(days => $5)",
+                 set request_hash = excluded.request_hash, response = excluded.response, created_at = now()",
             &save.purchase_id,
             &save.key,
             &save.hash,
             &save.response,
-            IDEMPOTENCY_DAYS,
         )
         .execute(&mut *tx)
         .await?;
-        if saved.rows_affected() != u64::try_from(save.key.len()).unwrap_or(u64::MAX) {
-            tx.rollback().await?;
-            return Ok(None);
-        }
     }
     stage("save", &mut at);
     tx.commit().await?;
@@ -536,7 +484,7 @@ async fn attempt(
         };
         out.push(result);
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 fn clone_result(r: &Result<Metered, BillingError>) -> Result<Metered, BillingError> {

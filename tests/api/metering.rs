@@ -580,10 +580,10 @@ async fn wait_for_a_lock_wait(pool: &PgPool) {
     panic!("the meter never waited for the purchase lock");
 }
 
-/// The meter reads the keys already answered in the statement that locks the purchases, so on a
-/// snapshot taken before the lock is granted: a key committed by another server while the batch
-/// waited for the lock is not seen there. Its save finds the key, the batch is rolled back and run
-/// again, and the record is replayed, never debited twice.
+/// A key answered by another server while the batch waited for the purchase lock: the batch reads
+/// the keys already answered after the lock is granted (a lookup folded into the locking statement
+/// would run on a snapshot taken before that commit and debit twice), so the record is replayed,
+/// never debited twice.
 #[sqlx::test]
 async fn a_key_committed_by_another_server_while_the_batch_waits_is_replayed(pool: PgPool) {
     use vendor_server::billing::ledger::{self, EntryKind, NewEntry};
