@@ -223,6 +223,12 @@ impl Finalize<'_> {
         let receipt = self
             .store_receipt(&mut tx, purchase_id, &customer_key)
             .await?;
+        // After the checkout row names the purchase: sweeps of its address confirmed before
+        // finalize are found through it.
+        crate::billing::ledger::charge_sweep_fees(&mut tx, purchase_id, |c| {
+            self.cx.chains.sweep_fee(c)
+        })
+        .await?;
         tx.commit().await?;
         tracing::info!(%purchase_id, %credited, "checkout finalized");
         Ok(Some(Created {
@@ -282,8 +288,7 @@ impl Finalize<'_> {
         Ok((created.id, created.customer_key))
     }
 
-    /// Credits the checkout's confirmed deposits, sets the thresholds and charges the sweep fees;
-    /// returns the total credited.
+    /// Credits the checkout's confirmed deposits and sets the thresholds; returns the total credited.
     async fn credit(
         &self,
         tx: &mut PgConnection,
@@ -328,8 +333,6 @@ impl Finalize<'_> {
         )
         .execute(&mut *tx)
         .await?;
-        crate::billing::ledger::charge_sweep_fees(tx, purchase_id, |c| self.cx.chains.sweep_fee(c))
-            .await?;
         Ok(total)
     }
 

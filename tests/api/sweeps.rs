@@ -724,3 +724,30 @@ async fn a_signed_sweep_that_cannot_be_broadcast_alerts_the_operator_once(pool: 
     assert_eq!(p.outbox("alert", "sweep.stuck").await, 1);
     assert_eq!(p.outbox("webhook", "sweep.failed").await, 0);
 }
+
+#[sqlx::test]
+async fn a_sweep_confirmed_before_finalize_is_charged_its_fee_at_finalize(pool: PgPool) {
+    let p = setup_with(pool, &[("SWEEP_FEE_USD", "0.05")], 0, false).await;
+    let (session, address) = p.initiate(GEMINI_USDC).await;
+    p.anvil.mint(p.anvil.usdc, address, 2_000_000).await;
+    p.anvil.mine(2).await;
+    p.watch().await;
+    p.sweep_all().await;
+    let (status, _, _) = sweep_row(&p).await;
+    assert_eq!(status, "confirmed", "swept before the customer finalized");
+    let f = p
+        .finalize(
+            GEMINI_USDC,
+            &session,
+            &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
+        )
+        .await;
+    assert_eq!(f["success"], true, "{f}");
+    let fees: i64 =
+        sqlx::query_scalar("select count(*) from ledger_entry where kind = 'sweep_fee'")
+            .fetch_one(&p.app.state.pool)
+            .await
+            .unwrap();
+    assert_eq!(fees, 1, "the sweep fee is charged at finalize");
+    assert_eq!(p.balance().await, 1_950_000);
+}

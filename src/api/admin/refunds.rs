@@ -2,13 +2,12 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::{AdminAuth, IdempotencyIn, answer, body_as, id_page, mutation};
+use super::{AdminAuth, IdempotencyIn, Mutation, id_page};
 use crate::admin::refunds;
 use crate::api::error::{ApiError, ErrorBody};
 use crate::api::extract::{AppJson, AppPath, AppQuery};
@@ -108,36 +107,40 @@ pub(super) async fn list_refunds(
 )]
 pub(super) async fn approve_refund(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
     let id = refund_id(&id)?;
-    let (_, actor) = mutation(
-        auth,
-        &headers,
-        &format!("POST /v1/admin/refunds/{id}/approve"),
-        &body,
-    )?;
-    let cx = ctx(&state);
-    // The head now: the vendor's own payment counts from here (best effort; else the first scan).
-    let chain_id = sqlx::query_scalar!("select chain_id from refund where refund_id = $1", id.0)
-        .fetch_optional(&state.pool)
-        .await?
-        .ok_or_else(|| ApiError::not_found("refund_not_found", "Refund not found"))?;
-    let head = match u64::try_from(chain_id)
-        .ok()
-        .and_then(|c| state.chains.by_id(c))
-    {
-        Some(chain) => tokio::time::timeout(Duration::from_secs(3), chain.head())
-            .await
-            .ok()
-            .and_then(Result::ok),
-        None => None,
-    };
-    let done = refunds::approve(&cx, id, head, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    let route = format!("POST /v1/admin/refunds/{id}/approve");
+    request
+        .run(
+            &route,
+            StatusCode::OK,
+            async |_: IdempotencyIn, actor| -> Result<_, ApiError> {
+                let cx = ctx(&state);
+                // The head now: the vendor's own payment counts from here (best effort; else the
+                // first scan).
+                let chain_id =
+                    sqlx::query_scalar!("select chain_id from refund where refund_id = $1", id.0)
+                        .fetch_optional(&state.pool)
+                        .await?
+                        .ok_or_else(|| {
+                            ApiError::not_found("refund_not_found", "Refund not found")
+                        })?;
+                let head = match u64::try_from(chain_id)
+                    .ok()
+                    .and_then(|c| state.chains.by_id(c))
+                {
+                    Some(chain) => tokio::time::timeout(Duration::from_secs(3), chain.head())
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                    None => None,
+                };
+                Ok(refunds::approve(&cx, id, head, &actor).await?)
+            },
+        )
+        .await
 }
 
 #[utoipa::path(
@@ -163,21 +166,16 @@ pub(super) async fn approve_refund(
 )]
 pub(super) async fn reject_refund(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
     let id = refund_id(&id)?;
-    let (value, actor) = mutation(
-        auth,
-        &headers,
-        &format!("POST /v1/admin/refunds/{id}/reject"),
-        &body,
-    )?;
-    let input: RejectIn = body_as(value)?;
-    let done = refunds::reject(&ctx(&state), id, input.reason.as_deref(), &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    let route = format!("POST /v1/admin/refunds/{id}/reject");
+    request
+        .run(&route, StatusCode::OK, async |input: RejectIn, actor| {
+            refunds::reject(&ctx(&state), id, input.reason.as_deref(), &actor).await
+        })
+        .await
 }
 
 #[utoipa::path(
@@ -204,27 +202,26 @@ pub(super) async fn reject_refund(
 )]
 pub(super) async fn mark_refund_paid(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
     let id = refund_id(&id)?;
-    let (value, actor) = mutation(
-        auth,
-        &headers,
-        &format!("POST /v1/admin/refunds/{id}/mark-paid"),
-        &body,
-    )?;
-    let input: MarkPaidIn = body_as(value)?;
-    let tx_hash = input
-        .tx_hash
-        .filter(|h| !h.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_request("missing_field", "tx_hash is required"))?;
-    let cx = ctx(&state);
-    let payment = crate::refunds::find_payment(&cx, id, &tx_hash).await?;
-    let done = refunds::mark_paid(&cx, id, &payment, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    let route = format!("POST /v1/admin/refunds/{id}/mark-paid");
+    request
+        .run(
+            &route,
+            StatusCode::OK,
+            async |input: MarkPaidIn, actor| -> Result<_, ApiError> {
+                let tx_hash = input
+                    .tx_hash
+                    .filter(|h| !h.trim().is_empty())
+                    .ok_or_else(|| ApiError::bad_request("missing_field", "tx_hash is required"))?;
+                let cx = ctx(&state);
+                let payment = crate::refunds::find_payment(&cx, id, &tx_hash).await?;
+                Ok(refunds::mark_paid(&cx, id, &payment, &actor).await?)
+            },
+        )
+        .await
 }
 
 #[utoipa::path(
@@ -250,28 +247,22 @@ pub(super) async fn mark_refund_paid(
 )]
 pub(super) async fn retry_refund(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
     let id = refund_id(&id)?;
-    let (_, actor) = mutation(
-        auth,
-        &headers,
-        &format!("POST /v1/admin/refunds/{id}/retry"),
-        &body,
-    )?;
-    let done = refunds::retry(&ctx(&state), id, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    let route = format!("POST /v1/admin/refunds/{id}/retry");
+    request
+        .run(&route, StatusCode::OK, async |_: IdempotencyIn, actor| {
+            refunds::retry(&ctx(&state), id, &actor).await
+        })
+        .await
 }
 
 async fn payout_action(
     state: AppState,
-    auth: AdminAuth,
     id: String,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
     action: PayoutAction,
 ) -> Result<Response, ApiError> {
     let id = refund_id(&id)?;
@@ -280,9 +271,11 @@ async fn payout_action(
         PayoutAction::Cancel => "cancel-payout",
     };
     let route = format!("POST /v1/admin/refunds/{id}/{path}");
-    let (_, actor) = mutation(auth, &headers, &route, &body)?;
-    let done = refunds::payout_action(&ctx(&state), id, action, &actor).await?;
-    Ok(answer(StatusCode::OK, done))
+    request
+        .run(&route, StatusCode::OK, async |_: IdempotencyIn, actor| {
+            refunds::payout_action(&ctx(&state), id, action, &actor).await
+        })
+        .await
 }
 
 #[utoipa::path(
@@ -308,12 +301,10 @@ async fn payout_action(
 )]
 pub(super) async fn bump_refund_payout(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    payout_action(state, auth, id, headers, body, PayoutAction::Bump).await
+    payout_action(state, id, request, PayoutAction::Bump).await
 }
 
 #[utoipa::path(
@@ -339,10 +330,8 @@ pub(super) async fn bump_refund_payout(
 )]
 pub(super) async fn cancel_refund_payout(
     State(state): State<AppState>,
-    auth: AdminAuth,
     AppPath(id): AppPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Mutation,
 ) -> Result<Response, ApiError> {
-    payout_action(state, auth, id, headers, body, PayoutAction::Cancel).await
+    payout_action(state, id, request, PayoutAction::Cancel).await
 }
