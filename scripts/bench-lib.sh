@@ -13,6 +13,9 @@
 #   bench_cli ARGS...            runs the binary's CLI with the server's environment
 #   bench_on_exit CMD            runs CMD at exit too (after the server stopped and its database was dropped)
 #   bench_stop                   stops the server (bench_serve's or bench_start's)
+#   bench_scrape PORT            prints the server's /metrics
+#   bench_metric NAME [STAGE]    "<sum> <count>" of a histogram's stage (or a counter) from /metrics on stdin
+#   bench_stage_ms STAGE A B     mean ms of one step of the meter's group commit between scrapes A and B
 #
 # The whole stack (the server with its jobs, on a local chain):
 #   bench_tools                  the test tools (anvil; scripts/install-tools.sh) and PostgreSQL
@@ -106,10 +109,15 @@ bench_serve() {
   shift
   local root
   root="$(pwd)"
-  # The Gemini key only makes its offer sold; extra VAR=VALUE pairs win.
+  # The Gemini key only makes its offer sold; every client is 127.0.0.1, so the per-address
+  # connection limit (64 by default: wrk's 64 plus a /metrics scrape were refused) is raised;
+  # extra VAR=VALUE pairs win.
   bench_env=(PATH="$PATH" HOME="$HOME" DATABASE_URL="$bench_db_url" HOST=127.0.0.1 PORT="$port"
     PUBLIC_BASE_URL="http://127.0.0.1:$port" OFFERS_FILE="$root/config/offers.toml" JOBS_ENABLED=false
-    GEMINI_API_KEY=bench-unused RUST_LOG=warn "$@")
+    GEMINI_API_KEY=bench-unused RUST_LOG=warn MAX_CONNECTIONS_PER_IP=1024 "$@")
+  # Dirty pages of an earlier build or run, written back during the measurement, stall commits'
+  # fsync (a p99 of 76 ms against 10 ms in the next round): flush them first.
+  sync
   (cd "$bench_workdir" && exec env -i "${bench_env[@]}" "$bench_bin") >"$bench_workdir/server.log" 2>&1 &
   bench_server_pid=$!
   bench_await "$port" /health/live 150 "$bench_workdir/server.log"
@@ -209,4 +217,27 @@ bench_down() {
   bench_stop
   bench_stop_pids
   bench_drop_database
+}
+
+# bench_scrape PORT: the server's /metrics.
+bench_scrape() { curl -fsS "http://127.0.0.1:$1/metrics"; }
+
+# bench_metric NAME [STAGE] < METRICS: "<sum> <count>" of one stage of a histogram, or a counter's
+# "<value> 1" when STAGE is empty.
+bench_metric() {
+  awk -v name="$1" -v stage="$2" '
+    stage != "" && index($0, name "_sum{stage=\"" stage "\"}") == 1 { s = $2 }
+    stage != "" && index($0, name "_count{stage=\"" stage "\"}") == 1 { c = $2 }
+    stage == "" && $1 == name { s = $2; c = 1 }
+    END { printf "%s %s\n", (s == "" ? 0 : s), (c == "" ? 0 : c) }'
+}
+
+# bench_stage_ms STAGE BEFORE AFTER: mean ms of one step of the meter's group commit
+# (`vendor_meter_stage_seconds{stage}`) between two scrapes; nothing when it did not run.
+bench_stage_ms() {
+  local b a
+  b="$(bench_metric vendor_meter_stage_seconds "$1" <<<"$2")"
+  a="$(bench_metric vendor_meter_stage_seconds "$1" <<<"$3")"
+  awk -v b="$b" -v a="$a" 'BEGIN { split(b, x, " "); split(a, y, " "); n = y[2] - x[2];
+    if (n > 0) printf "%.2f\n", 1000 * (y[1] - x[1]) / n }'
 }

@@ -58,24 +58,16 @@ INSERT INTO bench_ledger (account, amount, balance_after) SELECT 1, -1, balance 
 UPDATE bench_balance SET balance = balance - 1 WHERE id = 1;
 COMMIT;
 SQL
+# The new databases' files are synced now, not by a checkpoint during a measured round.
+psql "$bench_db_url" -qc checkpoint
 
 stages=(auth queue begin lock keys ledger save commit)
-scrape() { curl -fsS "http://127.0.0.1:$port/metrics"; }
-# "<sum> <count>" of one stage (or of a counter when $2 is empty).
-metric() {
-  awk -v name="$1" -v stage="$2" '
-    stage != "" && index($0, name "_sum{stage=\"" stage "\"}") == 1 { s = $2 }
-    stage != "" && index($0, name "_count{stage=\"" stage "\"}") == 1 { c = $2 }
-    stage == "" && $1 == name { s = $2; c = 1 }
-    END { printf "%s %s\n", (s == "" ? 0 : s), (c == "" ? 0 : c) }'
-}
-
 meter_round() {
   local tag="$1" out before after
-  before="$(scrape)"
+  before="$(bench_scrape "$port")"
   out="$(wrk -t2 -c"$clients" -d"${secs}s" --latency -s scripts/bench-meter.lua \
     "http://127.0.0.1:$port" -- "$token" "$bench_workdir/hot.txt" "$tag")"
-  after="$(scrape)"
+  after="$(bench_scrape "$port")"
   meter_rps+=("$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")")
   printf '%-36s %10s req/s   p50 %8s   p99 %8s   %s\n' "meter-usage, one purchase ($tag)" \
     "${meter_rps[-1]}" "$(awk '$1 == "50%" {print $2}' <<<"$out")" "$(awk '$1 == "99%" {print $2}' <<<"$out")" \
@@ -83,14 +75,11 @@ meter_round() {
   local line="    where a debit waits (mean ms):"
   local st b a
   for st in "${stages[@]}"; do
-    b="$(metric vendor_meter_stage_seconds "$st" <<<"$before")"
-    a="$(metric vendor_meter_stage_seconds "$st" <<<"$after")"
-    line+="$(awk -v b="$b" -v a="$a" -v st="$st" 'BEGIN { split(b, x, " "); split(a, y, " ");
-      n = y[2] - x[2]; if (n > 0) printf " %s %.2f", st, 1000 * (y[1] - x[1]) / n }')"
+    line+="$(bench_stage_ms "$st" "$before" "$after" | awk -v st="$st" '$1 != "" { printf " %s %s", st, $1 }')"
   done
-  b="$(metric vendor_meter_batches_total "" <<<"$before")"; a="$(metric vendor_meter_batches_total "" <<<"$after")"
+  b="$(bench_metric vendor_meter_batches_total "" <<<"$before")"; a="$(bench_metric vendor_meter_batches_total "" <<<"$after")"
   local rb ra
-  rb="$(metric vendor_meter_batched_records_total "" <<<"$before")"; ra="$(metric vendor_meter_batched_records_total "" <<<"$after")"
+  rb="$(bench_metric vendor_meter_batched_records_total "" <<<"$before")"; ra="$(bench_metric vendor_meter_batched_records_total "" <<<"$after")"
   line+="$(awk -v b="$b" -v a="$a" -v rb="$rb" -v ra="$ra" 'BEGIN { split(b, x, " "); split(a, y, " ");
     split(rb, r, " "); split(ra, s, " "); n = y[1] - x[1];
     printf "; %d batches of %.1f records", n, (n > 0 ? (s[1] - r[1]) / n : 0) }')"

@@ -61,21 +61,35 @@ from generate_series(1, :n) i;
 SQL
 psql "$bench_db_url" -tAc "select 'CustomerPurchaseID_' || purchase_id from purchase" >"$bench_workdir/purchases.txt"
 token="$(bench_cli tokens create --label bench 2>/dev/null)"
+# A production database is analyzed and checkpointed; a freshly created one is neither, and its first
+# checkpoint (every file the migrations created, synced while the load runs) lands in minute 2.
+psql "$bench_db_url" -q -c 'vacuum analyze' -c 'checkpoint'
+checkpoints_sql="select checkpoints_timed + checkpoints_req from pg_stat_bgwriter"
+[ "$(psql "$bench_db_url" -Atc 'show server_version_num')" -lt 170000 ] ||
+  checkpoints_sql="select num_timed + num_requested from pg_stat_checkpointer"
 log "autovacuum $(psql "$bench_db_url" -Atc 'show autovacuum'); $purchases purchases; $clients clients; $minutes minute(s); load: $(uptime | sed 's/.*load average/load average/')"
 
-printf '%-6s %9s %9s %9s %11s %s\n' minute "req/s" p50 p99 "ledger" "autovacuum/autoanalyze runs (ledger_entry, meter_idempotency, purchase)"
+# commit and queue: the mean ms of those steps of the meter's group commit in that minute (a commit
+# waits for the disk; a record queues behind the batch before it); ckpt: checkpoints started.
+printf '%-6s %9s %9s %9s %7s %7s %5s %11s %s\n' minute "req/s" p50 p99 commit queue ckpt "ledger" \
+  "autovacuum/autoanalyze runs (ledger_entry, meter_idempotency, purchase)"
 p99s=()
 for m in $(seq 1 "$minutes"); do
+  before="$(bench_scrape "$port")"
+  ckpt_before="$(psql "$bench_db_url" -Atc "$checkpoints_sql")"
   out="$(wrk -t2 -c"$clients" -d60s --latency -s scripts/bench-meter.lua \
     "http://127.0.0.1:$port" -- "$token" "$bench_workdir/purchases.txt" "m$m")"
+  after="$(bench_scrape "$port")"
+  ckpt="$(($(psql "$bench_db_url" -Atc "$checkpoints_sql") - ckpt_before))"
   non2xx="$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")"
   p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
   p99s+=("$p99")
   stats="$(psql "$bench_db_url" -tA -F ' ' -c "select (select count(*) from ledger_entry),
       string_agg(relname || ' ' || autovacuum_count || '/' || autoanalyze_count, ', ' order by relname)
       from pg_stat_user_tables where relname in ('ledger_entry', 'meter_idempotency', 'purchase')")"
-  printf '%-6s %9s %9s %9s %11s %s%s\n' "$m" "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")" \
-    "$(awk '$1 == "50%" {print $2}' <<<"$out")" "$p99" "${stats%% *}" "${stats#* }" \
+  printf '%-6s %9s %9s %9s %7s %7s %5s %11s %s%s\n' "$m" "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")" \
+    "$(awk '$1 == "50%" {print $2}' <<<"$out")" "$p99" "$(bench_stage_ms commit "$before" "$after")" \
+    "$(bench_stage_ms queue "$before" "$after")" "$ckpt" "${stats%% *}" "${stats#* }" \
     "${non2xx:+   $non2xx non-2xx}"
 done
 # wrk prints latencies with units (us, ms, s): compare in ms.

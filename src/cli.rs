@@ -182,9 +182,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dev { command } => dev::run(command).await,
         Command::Openapi => {
             let text = crate::api::openapi::pretty().context("serialising the OpenAPI document")?;
-            print!("{text}");
-            Ok(())
+            print_all(&text)
         }
+    }
+}
+
+/// Writes `text` to stdout; a reader that stopped early (`| head`) is not an error.
+fn print_all(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
     }
 }
 

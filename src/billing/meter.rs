@@ -8,18 +8,20 @@
 //! post all entries through [`ledger::post_locked`] (same balances, crossings and notifications as
 //! posting them one by one), save the answers with their keys and commit once. Nobody gets an answer
 //! before that commit, so every acknowledged debit is durable, exact and recorded with its key. A
-//! worker holds one pooled connection for its transaction and never asks for a second one.
+//! worker keeps one pooled connection while records keep coming (see [`Held`]) and never asks for a
+//! second one.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, SecondsFormat, Utc};
 use metrics::histogram;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
@@ -199,8 +201,45 @@ impl Meter {
     }
 }
 
+/// A worker's connection, kept from one batch to the next: taking a pooled connection for each
+/// batch cost a round trip more than the batch's own statements (sqlx pings every connection
+/// returned to the pool). Given back after [`HOLD_IDLE`] without records, after [`HOLD_MAX`] (so
+/// the pool's lifetime recycling still reaches it) and after any failed batch (it may be broken).
+/// One that waited longer than [`CHECK_AFTER`] is pinged first: a connection killed while it
+/// waited (a database restart) is replaced instead of failing the batch.
+struct Held {
+    conn: PoolConnection<Postgres>,
+    since: Instant,
+    used: Instant,
+}
+
+/// A worker gives its connection back after this long without records.
+const HOLD_IDLE: Duration = Duration::from_secs(1);
+/// ... and after this long in any case.
+const HOLD_MAX: Duration = Duration::from_secs(300);
+/// A held connection idle this long is checked before its next batch (batches under load follow
+/// each other within milliseconds and skip the check).
+const CHECK_AFTER: Duration = Duration::from_millis(50);
+
 async fn worker(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
-    while let Some(first) = queue.recv().await {
+    let mut held: Option<Held> = None;
+    loop {
+        if held.as_ref().is_some_and(|h| h.since.elapsed() > HOLD_MAX) {
+            held = None;
+        }
+        let next = if held.is_some() {
+            tokio::time::timeout(HOLD_IDLE, queue.recv()).await
+        } else {
+            Ok(queue.recv().await)
+        };
+        let first = match next {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(_idle) => {
+                held = None;
+                continue;
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
@@ -208,7 +247,7 @@ async fn worker(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        run_batch(&pool, batch).await;
+        run_batch(&pool, &mut held, batch).await;
     }
 }
 
@@ -221,7 +260,7 @@ fn stage(name: &'static str, since: &mut Instant) {
     *since = now;
 }
 
-async fn run_batch(pool: &PgPool, batch: Vec<Job>) {
+async fn run_batch(pool: &PgPool, held: &mut Option<Held>, batch: Vec<Job>) {
     let started = Instant::now();
     for job in &batch {
         // Queued until this batch started: the group-commit window (the batch before it running).
@@ -231,23 +270,27 @@ async fn run_batch(pool: &PgPool, batch: Vec<Job>) {
     metrics::counter!("vendor_meter_batches_total").increment(1);
     metrics::counter!("vendor_meter_batched_records_total")
         .increment(u64::try_from(batch.len()).unwrap_or(u64::MAX));
-    match process(pool, &batch).await {
+    match process(pool, held, &batch).await {
         Ok(results) => {
             for (job, result) in batch.into_iter().zip(results) {
                 let _ = job.reply.send(result);
             }
         }
         Err(e) => {
+            *held = None;
             let shared = e.share();
             if batch.len() > 1 && !matches!(shared, BillingError::Unavailable(_)) {
                 // One bad record must not fail the others: retry each alone.
                 tracing::warn!(error = %e, size = batch.len(), "meter batch failed; retrying records one by one");
                 for job in batch {
-                    let result = match process(pool, std::slice::from_ref(&job)).await {
+                    let result = match process(pool, held, std::slice::from_ref(&job)).await {
                         Ok(mut r) => r
                             .pop()
                             .unwrap_or(Err(BillingError::Internal("empty batch result".into()))),
-                        Err(e) => Err(e.share()),
+                        Err(e) => {
+                            *held = None;
+                            Err(e.share())
+                        }
                     };
                     let _ = job.reply.send(result);
                 }
@@ -274,10 +317,33 @@ enum Plan {
 /// One transaction for the whole batch.
 async fn process(
     pool: &PgPool,
+    held: &mut Option<Held>,
     batch: &[Job],
 ) -> Result<Vec<Result<Metered, BillingError>>, BillingError> {
     let mut at = Instant::now();
-    let mut tx = pool.begin().await?;
+    if let Some(h) = held.as_mut()
+        && h.used.elapsed() > CHECK_AFTER
+        && h.conn.ping().await.is_err()
+    {
+        *held = None;
+    }
+    let conn = match held {
+        Some(h) => {
+            h.used = at;
+            &mut h.conn
+        }
+        None => {
+            let conn = pool.acquire().await?;
+            &mut held
+                .insert(Held {
+                    conn,
+                    since: at,
+                    used: at,
+                })
+                .conn
+        }
+    };
+    let mut tx = conn.begin().await?;
     stage("begin", &mut at);
     // Live billing tokens among those presented (usually one): a revoked or unknown token is
     // answered like an unknown purchase, before any key or balance is looked at.

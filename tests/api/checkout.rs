@@ -67,6 +67,11 @@ pub async fn setup(pool: PgPool) -> Pay {
 impl Pay {
     /// A USDC checkout paid with `units` and finalized (a fresh OfficeX id); the finalize answer.
     pub async fn bought_usdc(&self, units: u64) -> Value {
+        self.bought_usdc_at(units).await.0
+    }
+
+    /// [`Pay::bought_usdc`] with the deposit address paid.
+    pub async fn bought_usdc_at(&self, units: u64) -> (Value, Address) {
         let (session, address) = self.initiate(GEMINI_USDC).await;
         self.anvil.mint(self.anvil.usdc, address, units).await;
         self.anvil.mine(2).await;
@@ -78,7 +83,7 @@ impl Pay {
             )
             .await;
         assert_eq!(f["success"], true, "{f}");
-        f
+        (f, address)
     }
 
     pub async fn initiate(&self, flow: &str) -> (String, Address) {

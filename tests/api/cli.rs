@@ -133,3 +133,29 @@ fn copied_example_env_runs_the_cli() {
         "{stderr}"
     );
 }
+
+/// `vendor-server openapi | head`: a reader that stops early ends the output quietly (exit 0),
+/// not with a panic about a broken pipe.
+#[test]
+fn openapi_into_a_closed_pipe_exits_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vendor-server"))
+        .arg("openapi")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [0_u8; 16];
+    stdout.read_exact(&mut head).unwrap();
+    assert!(String::from_utf8_lossy(&head).starts_with('{'));
+    // The document is far larger than a pipe's buffer: the rest is written to a closed pipe.
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{:?}: {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

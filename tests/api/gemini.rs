@@ -1531,6 +1531,50 @@ async fn the_key_is_checked_before_the_body_and_a_stalled_body_is_cut_off(pool: 
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
 }
 
+/// A body the gateway stops reading (over the limit, or stalled) ends its connection
+/// (`Connection: close`): the rest is never drained. The same on Google's route and on the
+/// OpenAI-compatible ones.
+#[sqlx::test]
+async fn a_body_left_unread_closes_the_connection_on_every_gateway_route(pool: PgPool) {
+    let (_standin, url) = start_standin().await;
+    let app = spawn_app_with(
+        pool,
+        &[
+            ("GEMINI_API_KEY", &VENDOR_KEYS.join(",")),
+            ("GEMINI_UPSTREAM_URL", &url),
+            ("GEMINI_BODY_READ_TIMEOUT_SECS", "1"),
+            ("GEMINI_MAX_BODY_BYTES", "1000000"),
+        ],
+    )
+    .await;
+    let bought = buy(&app, 10_000_000).await;
+    let start = [b'{'; 1000];
+    let quick = Duration::from_secs(3);
+    for path in [
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        "/v1beta/openai/chat/completions",
+        "/v1beta/openai/embeddings",
+    ] {
+        for (length, expected) in [(20_000_000, "413"), (5_000, "408")] {
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\nx-goog-api-key: {}\r\ncontent-length: {length}\r\n\r\n",
+                bought.key
+            );
+            let answer = raw_exchange(&app, &head, &start, quick).await;
+            assert!(
+                answer.starts_with(&format!("HTTP/1.1 {expected} ")),
+                "{path}: {answer}"
+            );
+            assert!(
+                answer
+                    .to_ascii_lowercase()
+                    .contains("\r\nconnection: close\r\n"),
+                "{path} {expected} keeps the connection: {answer}"
+            );
+        }
+    }
+}
+
 /// Sends a whole request on a raw connection, then closes it after `after` without reading.
 async fn hang_up_after(app: &TestApp, path: &str, key: &str, body: &Value, after: Duration) {
     use tokio::io::AsyncWriteExt;

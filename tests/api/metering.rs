@@ -731,3 +731,29 @@ async fn one_batch_mixing_purchases_duplicate_keys_and_a_crossing(pool: PgPool) 
         .unwrap();
     assert_eq!(keys, 6);
 }
+
+/// The meter's worker keeps its connection between batches (one round trip less per batch). A
+/// connection killed while it waited (a database restart, an idle-session timeout) is noticed
+/// before the next batch uses it: that debit is recorded, never a 503, and nothing moves twice.
+#[sqlx::test]
+async fn a_meter_connection_killed_between_batches_costs_no_call(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let a = buy(&pool, OFFER, 10_000_000, None).await;
+    let body = json!({"usage_amount": "1", "usage_unit": "tokens", "billed_amount": "0.001"});
+    let (status, answer, _) = meter(&app, &a, Some("before"), &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // Every other connection of this database, the worker's among them.
+    let killed: i64 = sqlx::query_scalar(
+        "select count(*) from (select pg_terminate_backend(pid) from pg_stat_activity
+                               where datname = current_database() and pid <> pg_backend_pid()) k",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(killed >= 1, "the worker's connection was not found");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, answer, _) = meter(&app, &a, Some("after"), &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(usage_rows(&pool, &a).await, 2);
+    assert_eq!(balance(&pool, a.id).await, 10_000_000 - 2_000);
+}

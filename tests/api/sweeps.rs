@@ -14,18 +14,7 @@ use crate::checkout::{GEMINI_USDC, Pay, setup, setup_with};
 
 /// A finalized USDC checkout of `amount` units; returns its deposit address.
 async fn paid(p: &Pay, amount: u64) -> Address {
-    let (session, address) = p.initiate(GEMINI_USDC).await;
-    p.anvil.mint(p.anvil.usdc, address, amount).await;
-    p.anvil.mine(2).await;
-    let f = p
-        .finalize(
-            GEMINI_USDC,
-            &session,
-            &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
-        )
-        .await;
-    assert_eq!(f["success"], true, "{f}");
-    address
+    p.bought_usdc_at(amount).await.1
 }
 
 async fn sweep_row(p: &Pay) -> (String, Option<String>, Option<Vec<u8>>) {
