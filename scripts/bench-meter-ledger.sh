@@ -5,8 +5,9 @@
 # within 20 % from minute 2 to the end (printed as the verdict).
 #
 # When the server at DATABASE_URL runs with autovacuum off (this development machine does), a
-# private PostgreSQL cluster with the stock settings is started for the run (initdb into a temporary
-# directory, a free port; as the `postgres` user when run as root) and removed afterwards.
+# private PostgreSQL cluster with the stock settings plus docker-compose.prod.yml's
+# (backend_flush_after) is started for the run (initdb into a temporary directory, a free port; as
+# the `postgres` user when run as root) and removed afterwards. A shared server is used as it is.
 # Not a test: figures depend on the machine (record them in README "Performance" with `uptime`).
 # Usage: scripts/bench-meter-ledger.sh [MINUTES]
 # Env: VENDOR_SERVER_BIN (a prebuilt release binary; else cargo build --release), BENCH_PORT (3096),
@@ -26,6 +27,8 @@ if [ "$own" = auto ]; then
   [ "$(psql "$shared_url" -Atc 'show autovacuum')" = on ] || own=1
 fi
 
+# The production compose file's PostgreSQL settings (docker-compose.prod.yml's `command`).
+compose_pg_settings="-c backend_flush_after=256kB"
 pg_dir=""
 stop_own_postgres() {
   [ -n "$pg_dir" ] || return 0
@@ -42,9 +45,9 @@ if [ "$own" = 1 ]; then
   trap stop_own_postgres EXIT
   as_pg "$pg_bin/initdb" -D "$pg_dir/data" -U postgres --auth=trust >/dev/null
   as_pg "$pg_bin/pg_ctl" -D "$pg_dir/data" -l "$pg_dir/log" -w \
-    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200" start >/dev/null
+    -o "-p $pg_port -k $pg_dir -c listen_addresses=127.0.0.1 -c max_connections=200 $compose_pg_settings" start >/dev/null
   export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
-  log "private PostgreSQL on :$pg_port (stock settings, autovacuum on)"
+  log "private PostgreSQL on :$pg_port (stock settings and the production compose's: $compose_pg_settings; autovacuum on)"
 fi
 source scripts/bench-lib.sh
 [ -z "$pg_dir" ] || bench_on_exit stop_own_postgres
