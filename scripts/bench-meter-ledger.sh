@@ -64,8 +64,8 @@ from generate_series(1, :n) i;
 SQL
 psql "$bench_db_url" -tAc "select 'CustomerPurchaseID_' || purchase_id from purchase" >"$bench_workdir/purchases.txt"
 token="$(bench_cli tokens create --label bench 2>/dev/null)"
-# A production database is analyzed and checkpointed; a freshly created one is neither, and its first
-# checkpoint (every file the migrations created, synced while the load runs) lands in minute 2.
+# A production database is analyzed and checkpointed; a freshly created one is neither (its first
+# checkpoint would sync every file the migrations created while the load runs).
 psql "$bench_db_url" -q -c 'vacuum analyze' -c 'checkpoint'
 checkpoints_sql="select checkpoints_timed + checkpoints_req from pg_stat_bgwriter"
 [ "$(psql "$bench_db_url" -Atc 'show server_version_num')" -lt 170000 ] ||
