@@ -64,26 +64,45 @@ pub async fn setup(pool: PgPool) -> Pay {
     setup_with(pool, &[], 0, false).await
 }
 
+/// A paid and finalized checkout ([`Pay::paid_usdc`]).
+pub struct Paid {
+    /// The finalize answer.
+    pub answer: Value,
+    /// The deposit address paid.
+    pub address: Address,
+    pub session: String,
+}
+
 impl Pay {
     /// A USDC checkout paid with `units` and finalized (a fresh OfficeX id); the finalize answer.
     pub async fn bought_usdc(&self, units: u64) -> Value {
-        self.bought_usdc_at(units).await.0
+        self.paid_usdc(units).await.answer
     }
 
-    /// [`Pay::bought_usdc`] with the deposit address paid.
-    pub async fn bought_usdc_at(&self, units: u64) -> (Value, Address) {
+    /// [`Pay::bought_usdc`] with the deposit address paid and the session.
+    pub async fn paid_usdc(&self, units: u64) -> Paid {
         let (session, address) = self.initiate(GEMINI_USDC).await;
         self.anvil.mint(self.anvil.usdc, address, units).await;
         self.anvil.mine(2).await;
+        let answer = self.finalized(GEMINI_USDC, &session).await;
+        Paid {
+            answer,
+            address,
+            session,
+        }
+    }
+
+    /// Finalizes `session` with a fresh OfficeX id; the answer, which must be a success.
+    pub async fn finalized(&self, flow: &str, session: &str) -> Value {
         let f = self
             .finalize(
-                GEMINI_USDC,
-                &session,
+                flow,
+                session,
                 &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
             )
             .await;
         assert_eq!(f["success"], true, "{f}");
-        (f, address)
+        f
     }
 
     pub async fn initiate(&self, flow: &str) -> (String, Address) {

@@ -9,7 +9,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use vendor_server::jobs::gauges;
 
-use crate::checkout::{GEMINI_USDC, setup, setup_with};
+use crate::checkout::{setup, setup_with};
 use crate::fixtures::buy;
 use crate::helpers::{TestApp, spawn_app};
 
@@ -228,17 +228,7 @@ async fn deposits_sweeps_and_the_gas_wallet_on_anvil(pool: PgPool) {
     let p = setup(pool).await;
     let chain = p.app.state.chains.iter().next().unwrap().id().to_string();
     let c = [("chain", chain.as_str())];
-    let (session, address) = p.initiate(GEMINI_USDC).await;
-    p.anvil.mint(p.anvil.usdc, address, 2_500_000).await;
-    p.anvil.mine(2).await;
-    let f = p
-        .finalize(
-            GEMINI_USDC,
-            &session,
-            &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
-        )
-        .await;
-    assert_eq!(f["success"], true, "{f}");
+    p.paid_usdc(2_500_000).await;
 
     // Before the sweep: one unfinished sweep, planned by the sweeper's first pass.
     vendor_server::chain::sweeper::run_once(&p.app.state.pool, &p.app.state.chains)
@@ -316,17 +306,7 @@ async fn an_empty_gas_wallet_shows_as_low_with_no_balance(pool: PgPool) {
     let p = setup_with(pool, &[], 0, true).await;
     let chain = p.app.state.chains.iter().next().unwrap().id().to_string();
     let c = [("chain", chain.as_str())];
-    let (session, address) = p.initiate(GEMINI_USDC).await;
-    p.anvil.mint(p.anvil.usdc, address, 1_000_000).await;
-    p.anvil.mine(2).await;
-    let f = p
-        .finalize(
-            GEMINI_USDC,
-            &session,
-            &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
-        )
-        .await;
-    assert_eq!(f["success"], true, "{f}");
+    p.paid_usdc(1_000_000).await;
     gauges::run_once(&p.app.state).await.unwrap();
     assert_eq!(
         must(&scrape(&p.app).await, "vendor_gas_wallet_low", &c),

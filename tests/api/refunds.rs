@@ -46,23 +46,13 @@ async fn refund_setup(
 /// A finalized USDC checkout paid with `amount` units by `payer` (minted to it, then transferred);
 /// returns (purchase id, customer key, deposit address, session).
 async fn bought(p: &Pay, amount: u64) -> (String, String, Address, String) {
-    let (session, address) = p.initiate(GEMINI_USDC).await;
-    p.anvil.mint(p.anvil.usdc, address, amount).await;
-    p.anvil.mine(2).await;
-    let f = p
-        .finalize(
-            GEMINI_USDC,
-            &session,
-            &format!("PurchaseID_{}", uuid::Uuid::new_v4()),
-        )
-        .await;
-    assert_eq!(f["success"], true, "{f}");
-    let r = &f["receipt"];
+    let paid = p.paid_usdc(amount).await;
+    let r = &paid.answer["receipt"];
     (
         r["vendor_purchase_id"].as_str().unwrap().to_owned(),
         r["customer_billing_api_key"].as_str().unwrap().to_owned(),
-        address,
-        session,
+        paid.address,
+        paid.session,
     )
 }
 
